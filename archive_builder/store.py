@@ -1,0 +1,506 @@
+"""The append-only version store kept in an output directory.
+
+Layout::
+
+    OUT/.store/catalog.sqlite     one row per (household, version number); WAL mode
+    OUT/.store/blobs/ab/cdef...   content-addressed files named by their sha256
+
+Crash safety rests on one ordering: every blob a version refers to is written to a temporary
+file, fsynced and renamed into place *before* the transaction that inserts the version row
+commits. A process killed at any point therefore leaves either no new row, or a row whose blobs
+all exist. Orphan blobs (written, but the row never committed) are harmless and are reused by
+the next run because blobs are named by their content. Rows are protected against UPDATE and
+DELETE by triggers; blobs are never rewritten or deleted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import hashlib
+import json
+import os
+import socket
+import sqlite3
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from .errors import StoreError
+
+STORE_DIR = ".store"
+CATALOG = "catalog.sqlite"
+SCHEMA_VERSION = 1
+_CHUNK = 1 << 20
+
+#: Test hooks, called by name at the critical points of ``record`` (see tests/test_store.py).
+#: Production code never sets them.
+HOOKS: dict[str, Callable[[], None]] = {}
+
+
+def _hook(name: str) -> None:
+    func = HOOKS.get(name)
+    if func is not None:
+        func()
+
+
+@dataclass(frozen=True)
+class Version:
+    """One recorded version of one household's packet."""
+
+    household_id: str
+    number: int
+    created_at: str
+    content_hash: str
+    record_sha: str
+    pdf_sha: str
+    evidence: dict[str, str] = field(hash=False)
+    template_set: str
+    program_version: str
+    pages: int
+    user: str
+    host: str
+    village_code: str = ""
+    built_at: str = ""
+    evidence_sha: str = ""
+
+    @property
+    def short_hash(self) -> str:
+        return self.content_hash[:12]
+
+
+def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
+    # one execute() per statement: executescript() would commit the migration transaction
+    statements = [
+        """
+        CREATE TABLE versions (
+            household_id    TEXT    NOT NULL,
+            number          INTEGER NOT NULL CHECK (number >= 1),
+            created_at      TEXT    NOT NULL,
+            built_at        TEXT    NOT NULL,
+            village_code    TEXT    NOT NULL,
+            content_hash    TEXT    NOT NULL,
+            record_sha      TEXT    NOT NULL,
+            pdf_sha         TEXT    NOT NULL,
+            evidence_sha    TEXT    NOT NULL,
+            evidence_json   TEXT    NOT NULL,
+            template_set    TEXT    NOT NULL,
+            program_version TEXT    NOT NULL,
+            pages           INTEGER NOT NULL,
+            user            TEXT    NOT NULL,
+            host            TEXT    NOT NULL,
+            PRIMARY KEY (household_id, number)
+        )
+        """,
+        "CREATE INDEX versions_by_hash ON versions (content_hash)",
+        """
+        CREATE TRIGGER versions_no_update BEFORE UPDATE ON versions
+            BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END
+        """,
+        """
+        CREATE TRIGGER versions_no_delete BEFORE DELETE ON versions
+            BEGIN SELECT RAISE(ABORT, 'versions are append-only'); END
+        """,
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+#: MIGRATIONS[n] brings a catalog from user_version n to n + 1.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the catalog schema up to ``SCHEMA_VERSION``, one step per transaction."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"版本库的格式版本为 {current}，而本程序只支持到 {SCHEMA_VERSION}。",
+            hint="请使用更新版本的 archive-builder 打开该输出目录。",
+        )
+    while current < SCHEMA_VERSION:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # re-read inside the lock: another process may have migrated meanwhile
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            if current < SCHEMA_VERSION:
+                MIGRATIONS[current](conn)
+                current += 1
+                conn.execute(f"PRAGMA user_version = {current}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+_COLUMNS = (
+    "household_id, number, created_at, built_at, village_code, content_hash, record_sha, "
+    "pdf_sha, evidence_sha, evidence_json, template_set, program_version, pages, user, host"
+)
+
+
+def _row_to_version(row: sqlite3.Row) -> Version:
+    return Version(
+        household_id=row["household_id"],
+        number=row["number"],
+        created_at=row["created_at"],
+        content_hash=row["content_hash"],
+        record_sha=row["record_sha"],
+        pdf_sha=row["pdf_sha"],
+        evidence=json.loads(row["evidence_json"]),
+        template_set=row["template_set"],
+        program_version=row["program_version"],
+        pages=row["pages"],
+        user=row["user"],
+        host=row["host"],
+        village_code=row["village_code"],
+        built_at=row["built_at"],
+        evidence_sha=row["evidence_sha"],
+    )
+
+
+def _fsync_dir(path: Path) -> None:
+    # Directories cannot be opened on Windows; there the rename is durable enough.
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def short_blob(sha: str) -> str:
+    """Return the short form ``ab/cdef0123…`` used in messages."""
+    return f"{sha[:2]}/{sha[2:10]}…"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError, ImportError):  # no login name (some containers)
+        return "?"
+
+
+class VersionStore:
+    """The version store of one output directory; created on the first ``record``."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.root = self.out_dir / STORE_DIR
+        self.catalog_path = self.root / CATALOG
+        self.blob_dir = self.root / "blobs"
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection -------------------------------------------------------------------
+
+    def exists(self) -> bool:
+        return self.catalog_path.is_file()
+
+    def _connect(self, create: bool) -> sqlite3.Connection | None:
+        if self._conn is not None:
+            return self._conn
+        if not create and not self.exists():
+            return None
+        try:
+            self.blob_dir.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.catalog_path, timeout=60, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            migrate(conn)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"无法打开版本库 {self.catalog_path}：{exc}",
+                hint="检查输出目录是否可写；若文件已损坏，请从备份恢复 .store 目录。",
+            ) from exc
+        self._conn = conn
+        return conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> VersionStore:  # noqa: PYI034
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _rows(self, sql: str, params: tuple = ()) -> list[Version]:
+        conn = self._connect(create=False)
+        if conn is None:
+            return []
+        return [_row_to_version(r) for r in conn.execute(sql, params)]
+
+    # -- blobs ------------------------------------------------------------------------
+
+    def blob_path(self, sha: str) -> Path:
+        """Return where the blob with this sha256 lives (whether or not it exists)."""
+        return self.blob_dir / sha[:2] / sha[2:]
+
+    def _put_stream(self, chunks: Iterator[bytes]) -> str:
+        """Store a blob from chunks; return its sha256. Durable before returning."""
+        self.blob_dir.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        fd, tmp_name = tempfile.mkstemp(prefix="tmp-", dir=self.blob_dir)
+        tmp = Path(tmp_name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                for chunk in chunks:
+                    digest.update(chunk)
+                    fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
+            sha = digest.hexdigest()
+            target = self.blob_path(sha)
+            if target.exists():
+                # content-addressed: an existing blob is never rewritten
+                tmp.unlink()
+                return sha
+            target.parent.mkdir(exist_ok=True)
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+            return sha
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store ``data`` as a blob; return its sha256."""
+        return self._put_stream(iter([data]))
+
+    def put_file(self, path: Path) -> str:
+        """Store a copy of the file as a blob; return its sha256."""
+
+        def chunks() -> Iterator[bytes]:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    yield chunk
+
+        return self._put_stream(chunks())
+
+    def blob(self, sha: str) -> bytes:
+        """Return a blob's bytes, checked against its hash."""
+        path = self.blob_path(sha)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise StoreError(
+                f"版本库缺少数据块 {short_blob(sha)}（{path}）。",
+                hint="运行 archive-builder store check 查看受影响的版本。",
+            ) from None
+        if hashlib.sha256(data).hexdigest() != sha:
+            raise StoreError(
+                f"版本库数据块 {short_blob(sha)} 已损坏：哈希不符。",
+                hint="运行 archive-builder store check 查看受影响的版本，并从备份恢复 .store 目录。",
+            )
+        return data
+
+    # -- writing ----------------------------------------------------------------------
+
+    def next_number(self, household_id: str, content_hash: str) -> int:
+        """Return the number this content has or will get (for printing it on the cover)."""
+        latest = self.latest(household_id)
+        if latest is None:
+            return 1
+        if latest.content_hash == content_hash:
+            return latest.number
+        return latest.number + 1
+
+    def record(
+        self,
+        *,
+        household_id: str,
+        village_code: str,
+        content_hash: str,
+        record_json: bytes,
+        packet_pdf: Path,
+        evidence_hashes: dict[str, str],
+        template_set: str,
+        program_version: str,
+        pages: int,
+        built_at: str,
+    ) -> Version | None:
+        """Return the new version, or None when ``content_hash`` equals the latest one's."""
+        latest = self.latest(household_id)
+        if latest is not None and latest.content_hash == content_hash:
+            return None  # cheap path: no blob is written for an unchanged household
+
+        # 1. blobs first, each durable on disk
+        record_sha = self.put_bytes(record_json)
+        pdf_sha = self.put_file(Path(packet_pdf))
+        evidence_json = json.dumps(evidence_hashes, ensure_ascii=False, sort_keys=True)
+        evidence_sha = self.put_bytes(evidence_json.encode("utf-8"))
+        _hook("after_blobs")
+
+        # 2. then the row, numbered inside one write transaction
+        conn = self._connect(create=True)
+        assert conn is not None
+        created_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                f"版本库被占用，无法写入：{exc}",
+                hint="等待其他正在运行的生成任务结束后重试。",
+            ) from exc
+        try:
+            row = conn.execute(
+                "SELECT number, content_hash FROM versions WHERE household_id = ? "
+                "ORDER BY number DESC LIMIT 1",
+                (household_id,),
+            ).fetchone()
+            if row is not None and row["content_hash"] == content_hash:
+                conn.execute("ROLLBACK")
+                return None
+            number = 1 if row is None else row["number"] + 1
+            conn.execute(
+                f"INSERT INTO versions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+                (
+                    household_id,
+                    number,
+                    created_at,
+                    built_at,
+                    village_code,
+                    content_hash,
+                    record_sha,
+                    pdf_sha,
+                    evidence_sha,
+                    evidence_json,
+                    template_set,
+                    program_version,
+                    pages,
+                    _user(),
+                    socket.gethostname(),
+                ),
+            )
+            _hook("before_commit")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return self.get(household_id, number)
+
+    # -- reading ----------------------------------------------------------------------
+
+    def versions(self, household_id: str) -> list[Version]:
+        """Return every version of the household, oldest first."""
+        return self._rows(
+            f"SELECT {_COLUMNS} FROM versions WHERE household_id = ? ORDER BY number",
+            (household_id,),
+        )
+
+    def households(self) -> list[str]:
+        """Return every household id that has at least one version."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return []
+        rows = conn.execute(
+            "SELECT DISTINCT household_id FROM versions ORDER BY household_id"
+        )
+        return [r[0] for r in rows]
+
+    def get(self, household_id: str, number: int) -> Version:
+        """Return version ``number`` of the household; StoreError naming the existing ones."""
+        found = self._rows(
+            f"SELECT {_COLUMNS} FROM versions WHERE household_id = ? AND number = ?",
+            (household_id, number),
+        )
+        if found:
+            return found[0]
+        existing = [v.number for v in self.versions(household_id)]
+        if not existing:
+            raise StoreError(
+                f"版本库中没有户 {household_id} 的任何版本。",
+                hint="检查户编号和输出目录（-o）是否正确；该户需至少生成过一次。",
+            )
+        listed = "、".join(str(n) for n in existing)
+        raise StoreError(
+            f"户 {household_id} 没有版本 {number}；已有版本：{listed}。",
+            hint="请从已有版本中选择。",
+        )
+
+    def latest(self, household_id: str) -> Version | None:
+        """Return the household's newest version, or None."""
+        found = self._rows(
+            f"SELECT {_COLUMNS} FROM versions WHERE household_id = ? "
+            "ORDER BY number DESC LIMIT 1",
+            (household_id,),
+        )
+        return found[0] if found else None
+
+    def find_by_hash(self, content_hash_prefix: str) -> list[Version]:
+        """Return the versions whose content hash starts with the (hex) prefix."""
+        prefix = content_hash_prefix.strip().lower()
+        if not prefix or any(c not in "0123456789abcdef" for c in prefix):
+            return []
+        return self._rows(
+            f"SELECT {_COLUMNS} FROM versions WHERE substr(content_hash, 1, ?) = ? "
+            "ORDER BY household_id, number",
+            (len(prefix), prefix),
+        )
+
+    # -- checking ---------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Return Chinese damage reports (empty when the store is sound)."""
+        conn = self._connect(create=False)
+        if conn is None:
+            raise StoreError(
+                f"输出目录 {self.out_dir} 中没有版本库（{STORE_DIR}）。",
+                hint="检查 -o 指定的输出目录；版本库在第一次生成后才会出现。",
+            )
+        reports: list[str] = []
+        integrity = [r[0] for r in conn.execute("PRAGMA integrity_check")]
+        if integrity != ["ok"]:
+            reports.append(
+                "版本目录数据库（catalog.sqlite）损坏：" + "；".join(integrity[:5])
+            )
+        rows = self._rows(
+            f"SELECT {_COLUMNS} FROM versions ORDER BY household_id, number"
+        )
+        state: dict[str, str] = {}  # sha -> "ok" | "missing" | "corrupt"
+        expected: dict[str, int] = {}
+        for v in rows:
+            expected[v.household_id] = expected.get(v.household_id, 0) + 1
+            if v.number != expected[v.household_id]:
+                reports.append(
+                    f"户 {v.household_id} 的版本号不连续：应为 {expected[v.household_id]}，"
+                    f"实为 {v.number}"
+                )
+                expected[v.household_id] = v.number
+            for what, sha in (
+                ("记录", v.record_sha),
+                ("PDF", v.pdf_sha),
+                ("佐证材料清单", v.evidence_sha),
+            ):
+                if sha not in state:
+                    state[sha] = self._check_blob(sha)
+                if state[sha] == "missing":
+                    reports.append(
+                        f"版本 {v.number}（户 {v.household_id}）的{what}数据块 "
+                        f"{short_blob(sha)} 缺失"
+                    )
+                elif state[sha] == "corrupt":
+                    reports.append(
+                        f"版本 {v.number}（户 {v.household_id}）的{what}数据块 "
+                        f"{short_blob(sha)} 已损坏：哈希不符"
+                    )
+        return reports
+
+    def _check_blob(self, sha: str) -> str:
+        path = self.blob_path(sha)
+        digest = hashlib.sha256()
+        try:
+            with open(path, "rb") as fh:
+                while chunk := fh.read(_CHUNK):
+                    digest.update(chunk)
+        except FileNotFoundError:
+            return "missing"
+        return "ok" if digest.hexdigest() == sha else "corrupt"

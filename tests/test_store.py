@@ -1,0 +1,223 @@
+"""The version store: numbering, append-only rows, crash safety, damage detection."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from archive_builder.errors import StoreError
+from archive_builder.store import SCHEMA_VERSION, VersionStore, short_blob
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _record(store: VersionStore, tmp_path: Path, hid: str, content: str, **extra):
+    pdf = tmp_path / f"{hid}-{content}.pdf"
+    pdf.write_bytes(b"%PDF-1.4 fake " + content.encode())
+    args = {
+        "household_id": hid,
+        "village_code": "411621105201",
+        "content_hash": hashlib.sha256(content.encode()).hexdigest(),
+        "record_json": json.dumps({"household_id": hid, "c": content}).encode(),
+        "packet_pdf": pdf,
+        "evidence_hashes": {"id.jpg": "00" * 32},
+        "template_set": "default",
+        "program_version": "0.1",
+        "pages": 3,
+        "built_at": "2025-01-01T00:00:00+08:00",
+    }
+    args.update(extra)
+    return store.record(**args)
+
+
+def test_store_created_lazily(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    assert store.versions("H1") == []
+    assert store.latest("H1") is None
+    assert not (tmp_path / ".store").exists()
+
+
+def test_new_version_only_when_hash_changes(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    v1 = _record(store, tmp_path, "H1", "a")
+    assert v1 is not None and v1.number == 1
+    assert _record(store, tmp_path, "H1", "a") is None
+    v2 = _record(store, tmp_path, "H1", "b")
+    assert v2 is not None and v2.number == 2
+    assert _record(store, tmp_path, "H2", "a").number == 1
+    assert [v.number for v in store.versions("H1")] == [1, 2]
+    assert store.latest("H1") == v2
+    assert (
+        v2.user and v2.host and v2.pages == 3 and v2.evidence == {"id.jpg": "00" * 32}
+    )
+    assert json.loads(store.blob(v1.record_sha))["c"] == "a"
+    assert store.blob_path(v2.pdf_sha).read_bytes().endswith(b"b")
+    assert store.next_number("H1", v2.content_hash) == 2
+    assert store.next_number("H1", "ff" * 32) == 3
+    assert store.next_number("H9", "ff" * 32) == 1
+
+
+def test_get_missing_lists_existing_numbers(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    _record(store, tmp_path, "H1", "a")
+    _record(store, tmp_path, "H1", "b")
+    with pytest.raises(StoreError) as info:
+        store.get("H1", 7)
+    assert info.value.message == "户 H1 没有版本 7；已有版本：1、2。"
+    with pytest.raises(StoreError) as info:
+        store.get("H9", 1)
+    assert "没有户 H9 的任何版本" in info.value.message
+
+
+def test_find_by_hash(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    v1 = _record(store, tmp_path, "H1", "a")
+    assert store.find_by_hash(v1.content_hash[:16]) == [v1]
+    assert store.find_by_hash(v1.content_hash[:16].upper()) == [v1]
+    assert store.find_by_hash("zz") == []
+    assert store.find_by_hash("%") == []
+
+
+def test_rows_are_append_only(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    _record(store, tmp_path, "H1", "a")
+    conn = sqlite3.connect(tmp_path / ".store" / "catalog.sqlite")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("UPDATE versions SET pages = 9")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM versions")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    _record(store, tmp_path, "H1", "a")
+    store.close()
+    conn = sqlite3.connect(tmp_path / ".store" / "catalog.sqlite")
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="格式版本"):
+        VersionStore(tmp_path).versions("H1")
+
+
+def test_check_detects_corrupt_and_missing_blob(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    v1 = _record(store, tmp_path, "H1", "a")
+    assert store.check() == []
+    path = store.blob_path(v1.pdf_sha)
+    data = bytearray(path.read_bytes())
+    data[3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    assert store.check() == [
+        f"版本 1（户 H1）的PDF数据块 {short_blob(v1.pdf_sha)} 已损坏：哈希不符"
+    ]
+    with pytest.raises(StoreError, match="已损坏"):
+        store.blob(v1.pdf_sha)
+    store.blob_path(v1.record_sha).unlink()
+    assert (
+        f"版本 1（户 H1）的记录数据块 {short_blob(v1.record_sha)} 缺失" in store.check()
+    )
+
+
+def test_check_without_store_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="没有版本库"):
+        VersionStore(tmp_path).check()
+
+
+# -- crash safety -------------------------------------------------------------------------
+
+_CHILD = textwrap.dedent(
+    """
+    import hashlib, json, sys, time
+    from pathlib import Path
+    from archive_builder import store as st
+
+    out, pause, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    if pause != "none":
+        def stop():
+            print("ready", flush=True)
+            time.sleep(60)
+        st.HOOKS[pause] = stop
+    s = st.VersionStore(out)
+    pdf = out / "packet.pdf"
+    for i in range(start, start + 10_000):
+        pdf.write_bytes(b"%PDF fake " + str(i).encode() * 1000)
+        s.record(
+            household_id="H" + str(i % 3), village_code="1", pages=1,
+            content_hash=hashlib.sha256(str(i).encode()).hexdigest(),
+            record_json=json.dumps({"i": i}).encode(), packet_pdf=pdf,
+            evidence_hashes={}, template_set="default", program_version="t",
+            built_at="2025-01-01",
+        )
+        if pause == "none":
+            print(i, flush=True)
+    """
+)
+
+
+def _run_child(out: Path, pause: str, start: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, str(out), pause, str(start)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def _assert_consistent(store: VersionStore) -> None:
+    if not store.exists():  # killed before the catalog was first created
+        return
+    assert store.check() == []
+    for hid in store.households():
+        numbers = [v.number for v in store.versions(hid)]
+        assert numbers == list(range(1, len(numbers) + 1))
+
+
+@pytest.mark.parametrize("pause", ["after_blobs", "before_commit"])
+def test_sigkill_during_record_leaves_no_half_version(
+    tmp_path: Path, pause: str
+) -> None:
+    proc = _run_child(tmp_path, pause, 0)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    store = VersionStore(tmp_path)
+    assert store.versions("H0") == []  # the killed version is not visible
+    _assert_consistent(store)
+    v = _record(store, tmp_path, "H0", "after-crash")
+    assert v is not None and v.number == 1
+    _assert_consistent(store)
+
+
+def test_sigkill_at_random_points(tmp_path: Path) -> None:
+    start = 0
+    for delay in (0.35, 0.5, 0.62, 0.8):
+        proc = _run_child(tmp_path, "none", start)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert proc.stdout is not None
+        recorded = proc.stdout.read().split()
+        proc.stdout.close()
+        assert recorded, "the child was killed before recording anything"
+        start += 10_000
+        _assert_consistent(VersionStore(tmp_path))
+    store = VersionStore(tmp_path)
+    before = len(store.versions("H1"))
+    assert _record(store, tmp_path, "H1", "final").number == before + 1
+    _assert_consistent(store)
