@@ -107,6 +107,33 @@ def test_camera_photo_is_reduced_to_print_resolution(
     assert asset.path.stat().st_size < src.stat().st_size
 
 
+def test_rotated_camera_photo_is_drafted_along_the_right_axes(
+    tmp_path: Path, cache: EvidenceCache
+) -> None:
+    src = tmp_path / "portrait.jpg"
+    img = Image.linear_gradient("L").resize((4000, 3000)).convert("RGB")
+    img.paste(RED, (0, 0, 400, 400))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(src, quality=80, exif=exif.tobytes())
+    asset = only_image(cache.assets(src, display_path="portrait.jpg"))
+    # Upright 3000×4000 fits the 156×225 mm block by its width at 200 dpi.
+    factor = 156 / 25.4 * 200 / 3000
+    assert (asset.width_px, asset.height_px) == (int(3000 * factor), int(4000 * factor))
+    with Image.open(asset.path) as out:
+        assert is_red(mean_colour(out, (out.width - 60, 0, out.width - 10, 50)))
+
+
+def test_truncated_images_setting_is_not_silently_accepted(
+    tmp_path: Path, cache: EvidenceCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = tmp_path / "p.png"
+    Image.new("RGB", (10, 10)).save(src)
+    monkeypatch.setattr(evidence.ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(RuntimeError):
+        cache.assets(src, display_path="p.png")
+
+
 def test_small_image_is_never_upscaled(tmp_path: Path, cache: EvidenceCache) -> None:
     src = tmp_path / "small.png"
     Image.new("RGB", (120, 80), (10, 20, 30)).save(src)

@@ -299,6 +299,10 @@ class EvidenceCache:
 
     def _encoded_frames(self, data: bytes) -> list[tuple[bytes, str, int, int]]:
         """Return (bytes, extension, width, height) per frame; raise ``_Unusable``."""
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            # A programming error elsewhere, raised loudly (outside the placeholder net):
+            # with it, a cut-off photo would print as a half-grey picture.
+            raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
         Image.init()  # load every plugin, so ``formats`` below are all registered
         allowed = PIL_FORMATS + (("HEIF",) if _HEIF_STATE.get("ok") else ())
         formats = [name for name in allowed if name in Image.OPEN]
@@ -354,9 +358,6 @@ class EvidenceCache:
         max_pixels = Image.MAX_IMAGE_PIXELS
         if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
             raise _Unusable(REASON_BOMB, HINT_BOMB)
-        if ImageFile.LOAD_TRUNCATED_IMAGES:
-            # Someone enabled it globally; a half-grey picture must not pass as evidence.
-            raise RuntimeError("ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
         img.load()
         bilevel = img.mode == "1"
         frame = _to_8bit(img)
