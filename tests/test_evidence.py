@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import random
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageOps, ImageStat
+from PIL import Image, ImageCms, ImageOps, ImageStat
 from pypdf import PdfReader, PdfWriter
 from reportlab.lib.pagesizes import A4, landscape
 from reportlab.pdfgen import canvas
@@ -466,3 +467,30 @@ def test_asset_warning_text() -> None:
     assert asset_warning("1", ph.display_path, ph.reason, hint=ph.hint).endswith(
         "pip install pillow-heif）后重新生成，或把照片另存为 JPEG。"
     )
+
+
+def test_embedded_profile_is_not_carried_over(
+    tmp_path: Path, cache: EvidenceCache
+) -> None:
+    src = tmp_path / "srgb.jpg"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.new("RGB", (64, 48), RED).save(src, icc_profile=icc)
+    asset = only_image(cache.assets(src, display_path="srgb.jpg"))
+    with Image.open(asset.path) as out:
+        assert out.info.get("icc_profile") is None
+        assert is_red(mean_colour(out, (8, 8, 56, 40)))
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_damaged_files_never_raise(tmp_path: Path, seed: int) -> None:
+    buf = io.BytesIO()
+    Image.effect_noise((160, 120), 40).convert("RGB").save(buf, "JPEG")
+    data = bytearray(buf.getvalue())
+    rng = random.Random(seed)
+    for _ in range(8):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    src = tmp_path / "damaged.jpg"
+    src.write_bytes(bytes(data))
+    assets = EvidenceCache(tmp_path / "c").assets(src, display_path="damaged.jpg")
+    assert len(assets) == 1
+    assert isinstance(assets[0], (ImageAsset, Placeholder))
