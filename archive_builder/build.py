@@ -1,0 +1,477 @@
+"""The village build: a pipeline of named stages over one :class:`BuildContext`.
+
+load → validate → plan (content hashes) → render packets (worker processes) → collate
+villages → record versions → write the manifest → report. Only this module orchestrates;
+each stage calls one module that knows nothing of the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from . import __version__, hashing, outdir
+from .context import evidence_items
+from .document import SectionPages
+from .errors import ArchiveError, DataDirError
+from .packet import PacketRequest, PacketResult, font_set, render_packet, template_set
+from .problems import Problem, Severity
+
+SCHEMA_VERSION = 1
+STATE_FILE = ".state/households.json"
+VILLAGE_STATE_FILE = ".state/villages.json"
+PACKETS_DIR = "分户档卡"
+
+
+class Reporter(Protocol):
+    """What the build tells the person running it (the CLI draws bars or prints lines)."""
+
+    def stage(self, name: str) -> None: ...
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, text: str = "") -> None: ...
+    def warn(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def stage(self, name: str) -> None:
+        pass
+
+    def start(self, total: int, label: str) -> None:
+        pass
+
+    def advance(self, text: str = "") -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    villages: tuple[str, ...] = ()  # codes or names; empty = all
+    jobs: int | None = None
+    force: bool = False
+    formats: tuple[str, ...] | None = None  # None = template set / archive.toml default
+    strict: bool = False
+    build_date: str | None = None  # documents' date; default archive.toml build.date or today
+
+
+@dataclass
+class HouseholdPlan:
+    household_id: str
+    village_code: str
+    item_no: int
+    head: str
+    members: int
+    household_type: str
+    content_hash: str
+    request: PacketRequest | None  # None = unchanged, reuse the stored result
+    record_json: bytes = b""
+    evidence: dict[str, str] = field(default_factory=dict)
+    result: dict[str, Any] | None = None  # state entry once rendered
+
+
+@dataclass
+class VillagePlan:
+    code: str
+    name: str
+    folder: Path
+    households: list[HouseholdPlan]
+    failed: list[Problem] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuildSummary:
+    rendered: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (household_id, reason)
+    villages_collated: int = 0
+    villages: int = 0
+    households: int = 0
+    seconds: float = 0.0
+    out_dir: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    versions_recorded: int = 0
+
+    def line(self) -> str:
+        """Return the one-line Chinese summary, e.g. 渲染 3 户 · 未变化 228 户 · 用时 1.2 秒."""
+        parts = [f"渲染 {self.rendered} 户", f"未变化 {self.unchanged} 户"]
+        if self.failed:
+            parts.append(f"未生成 {len(self.failed)} 户")
+        parts.append(f"整理 {self.villages_collated} 个村")
+        parts.append(f"用时 {self.seconds:.1f} 秒")
+        return " · ".join(parts)
+
+
+def _today() -> str:
+    return date.today().isoformat()
+
+
+def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
+    wanted = [w.strip() for w in wanted if w.strip()]
+    if not wanted:
+        return list(villages)
+    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
+    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
+    if unknown:
+        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
+        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
+    return chosen
+
+
+def _canonical(household: Any) -> dict[str, Any]:
+    return household.record.model_dump(mode="json")
+
+
+def _settings(config: Any, village: Any) -> dict[str, Any]:
+    return {
+        "archive": config.archive.model_dump(mode="json"),
+        "village": village.config.model_dump(mode="json"),
+    }
+
+
+class Build:
+    """One run of ``archive-builder build``."""
+
+    def __init__(self, data_dir: Path, out_dir: Path, options: BuildOptions, reporter: Reporter | None = None):
+        self.data_dir = data_dir
+        self.out_dir = out_dir
+        self.options = options
+        self.reporter = reporter or SilentReporter()
+        self.summary = BuildSummary()
+
+    # ------------------------------------------------------------------ stages
+    def run(self) -> BuildSummary:
+        started = time.monotonic()
+        self.out = outdir.prepare(self.out_dir, self.data_dir)
+        self.summary.out_dir = self.out
+        with outdir.build_lock(self.out):
+            clean_work_files(self.out)
+            self.load()
+            self.plan()
+            self.render()
+            self.collate()
+            self.record_versions()
+            self.write_manifest()
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    def load(self) -> None:
+        from .records.loader import load_dataset
+        from .validate import validate_dataset
+
+        self.reporter.stage("读取与校验数据")
+        self.dataset = load_dataset(self.data_dir)
+        problems = validate_dataset(self.dataset, strict=self.options.strict)
+        self.summary.problems = problems
+        self.villages = _select(self.dataset.villages, self.options.villages)
+        config = self.dataset.config
+        self.build_date = self.options.build_date or getattr(getattr(config, "build", None), "date", None) or _today()
+        self.build_date = str(self.build_date)
+        self.tset_name = config.templates.set
+        formats = self.options.formats
+        if formats is None:
+            formats = tuple(getattr(config.templates, "formats", None) or ())
+        self.formats = formats
+        self.errors_by_household: dict[tuple[str, str], list[Problem]] = {}
+        for problem in problems:
+            if problem.severity is Severity.error and problem.household_id:
+                self.errors_by_household.setdefault((problem.village or "", problem.household_id), []).append(problem)
+
+    def plan(self) -> None:
+        from .store import VersionStore
+        from .verify import qr_payload
+
+        self.reporter.stage("比对内容哈希")
+        config = self.dataset.config
+        self.state: dict[str, Any] = outdir.read_json(self.out / STATE_FILE, {})
+        self.store = VersionStore(self.out)
+        cache_dir = self.out / ".cache" / "evidence"
+        self.plans: list[VillagePlan] = []
+        for village in self.villages:
+            vconf = village.config
+            tset = template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve())
+            formats = self.formats or tset.formats
+            fonts = font_set({**tset.fonts, **(getattr(config, "fonts", None) or {})}, tset.search_path[-1])
+            template_fp = tset.fingerprint()
+            font_fp = fonts.fingerprint()
+            settings = _settings(config, village)
+            vfolder = self.out / f"{vconf.code}_{vconf.name}"
+            vplan = VillagePlan(code=vconf.code, name=vconf.name, folder=vfolder, households=[])
+            loaded = sorted(village.households, key=lambda h: str(h.household_id))
+            item_no = 0
+            for household in loaded:
+                errors = self.errors_by_household.get((vconf.name, str(household.household_id)), [])
+                if household.record is None or errors:
+                    reason = errors[0].message if errors else "记录无法读取"
+                    self.summary.failed.append((str(household.household_id), f"数据有误：{reason}"))
+                    vplan.failed.extend(errors)
+                    continue
+                item_no += 1
+                record = _canonical(household)
+                items = evidence_items(record, household.folder)
+                evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
+                content_hash = hashing.household_hash(
+                    record, evidence=evidence, settings={**settings, "item_no": item_no},
+                    template_fingerprint=template_fp, font_fingerprint=font_fp,
+                )
+                hid = str(household.household_id)
+                previous = self.state.get(hid)
+                pdf = vfolder / PACKETS_DIR / f"{hid}.pdf"
+                docx = pdf.with_suffix(".docx") if "docx" in formats else None
+                unchanged = (
+                    not self.options.force
+                    and previous is not None
+                    and previous.get("content_hash") == content_hash
+                    and previous.get("formats") == list(formats)
+                    and pdf.is_file()
+                    and (docx is None or docx.is_file())
+                )
+                head = next((m.get("name", "") for m in record.get("members", []) if m.get("relation") == "户主"), "")
+                version = self.store.next_number(hid, content_hash)
+                request = None
+                if not unchanged:
+                    request = PacketRequest(
+                        household_id=hid,
+                        folder=household.folder,
+                        record=record,
+                        archive=settings["archive"],
+                        village=settings["village"],
+                        data_dir=self.data_dir.resolve(),
+                        village_dir=village.path.resolve(),
+                        template_set=self.tset_name,
+                        out_pdf=pdf,
+                        out_docx=docx,
+                        cache_dir=cache_dir,
+                        item_no=item_no,
+                        content_hash=content_hash,
+                        version=version,
+                        build_date=self.build_date,
+                        qr_text=qr_payload(hid, version, content_hash),
+                        fonts=dict(getattr(config, "fonts", None) or {}),
+                    )
+                vplan.households.append(
+                    HouseholdPlan(
+                        household_id=hid, village_code=vconf.code, item_no=item_no, head=head,
+                        members=len(record.get("members", [])), household_type=record.get("household_type", ""),
+                        content_hash=content_hash, request=request,
+                        record_json=hashing.canonical_json(record), evidence=evidence,
+                        result=None if request else {**previous, "formats": list(formats)},
+                    )
+                )
+            vplan.info = {
+                "code": vconf.code, "name": vconf.name, "county": config.archive.county,
+                "township": config.archive.township, "year": config.archive.year,
+                "fonds_no": config.archive.fonds_no, "retention": config.archive.retention,
+                "fonds_name": getattr(config.archive, "fonds_name", None) or f"{config.archive.township}人民政府",
+                "formats": list(formats),
+            }
+            self.plans.append(vplan)
+        self.summary.villages = len(self.plans)
+        self.summary.households = sum(len(v.households) for v in self.plans) + len(self.summary.failed)
+
+    def render(self) -> None:
+        todo = [h for v in self.plans for h in v.households if h.request is not None]
+        self.summary.unchanged = sum(1 for v in self.plans for h in v.households if h.request is None)
+        if not todo:
+            return
+        self.reporter.stage("生成分户档卡")
+        self.reporter.start(len(todo), "档卡")
+        jobs = max(1, min(self.options.jobs or os.cpu_count() or 1, len(todo)))
+        by_id = {h.household_id: h for h in todo}
+        outcomes: Iterable[tuple[str, PacketResult | BaseException]]
+        if jobs == 1:
+            outcomes = ((h.household_id, _safe_render(h.request)) for h in todo)  # type: ignore[arg-type]
+            self._collect(outcomes, by_id)
+        else:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(_safe_render, h.request): h.household_id for h in todo}
+                self._collect(((futures[f], f.result()) for f in as_completed(futures)), by_id)
+
+    def _collect(self, outcomes: Iterable[tuple[str, Any]], by_id: dict[str, HouseholdPlan]) -> None:
+        for hid, outcome in outcomes:
+            plan = by_id[hid]
+            if isinstance(outcome, BaseException):
+                message = getattr(outcome, "message", None) or f"{type(outcome).__name__}: {outcome}"
+                self.summary.failed.append((hid, message))
+                self.reporter.warn(f"户 {hid} 未生成：{message}")
+                plan.result = None
+            else:
+                self.summary.rendered += 1
+                plan.result = {
+                    "content_hash": plan.content_hash,
+                    "pdf": outcome.pdf.relative_to(self.out).as_posix(),
+                    "docx": outcome.docx.relative_to(self.out).as_posix() if outcome.docx else None,
+                    "pages": outcome.pages,
+                    "sections": [[s.key, s.title, s.first, s.last, s.number] for s in outcome.sections],
+                    "separators": list(outcome.separators),
+                    "warnings": list(outcome.warnings),
+                    "formats": list(self.formats or ()),
+                }
+                for text in outcome.warnings:
+                    self.reporter.warn(text)
+                self.state[hid] = plan.result
+            self.reporter.advance(hid)
+        outdir.atomic_write_json(self.out / STATE_FILE, self.state)
+
+    def collate(self) -> None:
+        from .collate import PacketInfo, PrintOptions, VillageInfo, collate_village
+        from .render.spine import write_spine_labels
+
+        print_conf = self.dataset.config.print
+        options = PrintOptions(
+            duplex=bool(print_conf.duplex),
+            sheets_per_box=int(print_conf.sheets_per_box),
+            spine_width_mm=int(getattr(print_conf, "spine_width_mm", 30) or 30),
+        )
+        village_state: dict[str, Any] = outdir.read_json(self.out / VILLAGE_STATE_FILE, {})
+        self.boxes: dict[str, list[Any]] = {}
+        self.reporter.stage("整理村档案盒")
+        for vplan in self.plans:
+            built = [h for h in vplan.households if h.result is not None]
+            # Item numbers stay as planned; failed households leave a gap rather than renumber
+            # everyone after them (the contents page then shows which 件号 is missing).
+            fingerprint = hashing.canonical_json(
+                [[h.household_id, h.item_no, h.content_hash] for h in built]
+                + [vplan.info, options.__dict__, __version__, self.build_date]
+            )
+            fp = hashlib.sha256(fingerprint).hexdigest()
+            previous = village_state.get(vplan.code)
+            files_ok = previous is not None and all((self.out / b["file"]).is_file() for b in previous.get("boxes", []))
+            if previous and previous.get("fingerprint") == fp and files_ok and not self.options.force:
+                self.boxes[vplan.code] = previous["boxes"]
+                continue
+            packets = [
+                PacketInfo(
+                    household_id=h.household_id, head=h.head, members=h.members, household_type=h.household_type,
+                    item_no=h.item_no, pdf=self.out / h.result["pdf"], pages=h.result["pages"],
+                    sections=tuple(SectionPages(*s) for s in h.result["sections"]),
+                    separators=tuple(h.result["separators"]),
+                )
+                for h in built
+            ]
+            if not packets:
+                self.boxes[vplan.code] = []
+                continue
+            info = VillageInfo(**{k: vplan.info[k] for k in (
+                "code", "name", "county", "township", "year", "fonds_no", "fonds_name", "retention")})
+            fonts = self._fonts()
+            results = collate_village(info, packets, vplan.folder, options, fonts=fonts, date=self.build_date)
+            boxes = [
+                {
+                    "file": r.file.relative_to(self.out).as_posix(), "box_no": r.box_no, "pages": r.pages,
+                    "sheets": r.sheets, "first_item": r.first_item, "last_item": r.last_item,
+                    "households": [list(h) for h in r.households],
+                }
+                for r in results
+            ]
+            # Boxes that no longer exist (the village shrank) are removed from the village folder.
+            keep = {b["file"] for b in boxes}
+            for old in (previous or {}).get("boxes", []):
+                if old["file"] not in keep:
+                    (self.out / old["file"]).unlink(missing_ok=True)
+            spine = vplan.folder / f"{vplan.code}_{vplan.name}_竖条.pdf"
+            write_spine_labels([(info, r) for r in results], spine, width_mm=options.spine_width_mm, fonts=fonts)
+            self.boxes[vplan.code] = boxes
+            village_state[vplan.code] = {"fingerprint": fp, "boxes": boxes, "spine": spine.relative_to(self.out).as_posix()}
+            outdir.atomic_write_json(self.out / VILLAGE_STATE_FILE, village_state)
+            self.summary.villages_collated += 1
+            self.reporter.advance(vplan.name)
+        self.village_state = village_state
+
+    def _fonts(self) -> Any:
+        vplan = self.plans[0]
+        tset = template_set(self.tset_name, self.data_dir.resolve(), vplan.folder)
+        return font_set({**tset.fonts, **(getattr(self.dataset.config, "fonts", None) or {})}, tset.search_path[-1])
+
+    def record_versions(self) -> None:
+        self.reporter.stage("登记版本")
+        tset_name = self.tset_name
+        for vplan in self.plans:
+            for h in vplan.households:
+                if h.result is None:
+                    continue
+                latest = self.store.latest(h.household_id)
+                if latest is not None and latest.content_hash == h.content_hash:
+                    continue
+                version = self.store.record(
+                    household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
+                    record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
+                    template_set=tset_name, program_version=__version__, pages=h.result["pages"],
+                    built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                )
+                if version is not None:
+                    self.summary.versions_recorded += 1
+
+    def write_manifest(self) -> None:
+        villages = []
+        for vplan in self.plans:
+            boxes = self.boxes.get(vplan.code, [])
+            where: dict[str, tuple[int, int, int]] = {}
+            for box in boxes:
+                for hid, first, last in box["households"]:
+                    where[hid] = (box["box_no"], first, last)
+            households = []
+            for h in vplan.households:
+                if h.result is None:
+                    continue
+                box_no, first, last = where.get(h.household_id, (None, None, None))
+                households.append({
+                    "household_id": h.household_id, "head": h.head, "item_no": h.item_no, "box": box_no,
+                    "first_page": first, "last_page": last, "packet": h.result["pdf"],
+                    "docx": h.result.get("docx"), "content_hash": h.content_hash,
+                })
+            villages.append({
+                "code": vplan.code, "name": vplan.name,
+                "boxes": [{k: b[k] for k in ("file", "pages", "sheets", "first_item", "last_item")} for b in boxes],
+                "spine_labels": (self.village_state.get(vplan.code) or {}).get("spine"),
+                "households": households,
+            })
+        failed = [{"household_id": hid, "reason": reason} for hid, reason in self.summary.failed]
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "program_version": __version__,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "build_date": self.build_date,
+            "villages": villages,
+            "failed": failed,
+            "problems": [p.to_json() for p in self.summary.problems],
+        }
+        outdir.atomic_write_json(self.out / "manifest.json", manifest)
+
+
+def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
+    """Render in a worker; return the exception instead of raising so one bad household is isolated."""
+    try:
+        return render_packet(request)
+    except ArchiveError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - reported per household, never kills the build
+        from .errors import RenderError
+
+        return RenderError(f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}")
+
+
+def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
+          reporter: Reporter | None = None) -> BuildSummary:
+    """Build every (or the chosen) village's archive; return what happened."""
+    out = out_dir or outdir.default_output(data_dir)
+    return Build(data_dir, out, options or BuildOptions(), reporter).run()
+
+
+def clean_work_files(out_dir: Path) -> None:
+    """Remove leftovers of killed runs (``*.part`` temp files)."""
+    for path in out_dir.rglob(".*.part"):
+        path.unlink(missing_ok=True)
+    shutil.rmtree(out_dir / ".work", ignore_errors=True)
+

@@ -1,0 +1,144 @@
+"""The output directory: safety checks, the build lock and atomic writes.
+
+Every file a build publishes is written to a temporary file in the same folder and moved
+into place with ``os.replace``, so a run killed at any moment leaves either the old file or
+the new one — never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+
+MARKER = ".archive-builder-output"
+LOCK = ".archive-builder.lock"
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, replace)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    atomic_write(path, json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False).encode() + b"\n")
+
+
+def read_json(path: Path, default: Any) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return default
+
+
+def default_output(data_dir: Path) -> Path:
+    """Return the default output folder: beside the data directory, never inside it."""
+    data_dir = data_dir.resolve()
+    return data_dir.parent / f"{data_dir.name}-档案输出"
+
+
+def prepare(out_dir: Path, data_dir: Path) -> Path:
+    """Check that ``out_dir`` can take a build's output; create it; return it resolved."""
+    out = out_dir.resolve()
+    data = data_dir.resolve()
+    if out == data or data in out.parents:
+        raise OutputError(
+            f"输出目录 {out_dir} 位于数据目录 {data_dir} 之内",
+            hint=f"请把输出放在数据目录之外，例如 -o {default_output(data_dir)}",
+        )
+    if out in data.parents:
+        raise OutputError(
+            f"输出目录 {out_dir} 包含了数据目录 {data_dir}",
+            hint="请另选一个单独的输出目录",
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(
+            f"无法写入输出目录 {out_dir}：{exc.strerror or exc}",
+            hint="请检查该目录的权限与磁盘空间，或用 -o 指定其他目录",
+        ) from exc
+    marker = out / MARKER
+    if not marker.exists():
+        atomic_write(marker, "archive-builder 输出目录（请勿把数据放在此处）\n".encode())
+    return out
+
+
+@contextlib.contextmanager
+def build_lock(out_dir: Path, *, wait_seconds: float = 0.0) -> Iterator[None]:
+    """Hold the output directory's lock; another build on the same folder fails clearly.
+
+    The lock is an OS file lock (released by the kernel when a process dies, so a killed
+    build never leaves a stale lock behind).
+    """
+    path = out_dir / LOCK
+    handle = open(path, "a+b")  # noqa: SIM115 - held for the duration of the build
+    deadline = time.monotonic() + wait_seconds
+    try:
+        while True:
+            try:
+                _lock(handle)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK) and not isinstance(
+                    exc, BlockingIOError
+                ):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise OutputError(
+                        f"另一个生成任务正在使用输出目录 {out_dir}",
+                        hint="请等待该任务结束后再运行，或用 -o 指定其他输出目录",
+                    ) from exc
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"{os.getpid()}\n".encode())
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            _unlock(handle)
+        handle.close()
+
+
+if os.name == "nt":  # pragma: no cover - Windows
+    import msvcrt
+
+    def _lock(handle: Any) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def _unlock(handle: Any) -> None:
+        handle.seek(0)
+        msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+
+else:
+    import fcntl
+
+    def _lock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock(handle: Any) -> None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
