@@ -1,0 +1,461 @@
+"""Collation into box PDFs: planning, page order, true contents, duplex, stamps, outline."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from archive_builder.collate import (
+    CONTENTS_ROWS,
+    MM,
+    PacketInfo,
+    PrintOptions,
+    VillageInfo,
+    box_pages,
+    box_sheets,
+    collate_village,
+    plan_boxes,
+)
+from archive_builder.document import SectionPages
+
+pypdf = pytest.importorskip("pypdf")
+from pypdf import PdfReader  # noqa: E402
+
+UMING = "/usr/share/fonts/truetype/arphic/uming.ttc"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+class FakeFonts:
+    """Stands in for render.fonts.FontSet: one CJK TrueType face for every role."""
+
+    name = "ABTestMing"
+
+    def __init__(self) -> None:
+        from reportlab.pdfbase import pdfmetrics
+        from reportlab.pdfbase.ttfonts import TTFont
+
+        if self.name not in pdfmetrics.getRegisteredFontNames():
+            pdfmetrics.registerFont(TTFont(self.name, UMING, subfontIndex=0))
+        face = SimpleNamespace(rl_name=self.name)
+        self.faces = {r: face for r in ("title", "body", "heading", "kai", "table")}
+
+    def runs(self, text: str, role: str) -> list[tuple[str, str]]:
+        return [(self.name, text)] if text else []
+
+    def string_width(self, text: str, role: str, size: float) -> float:
+        from reportlab.pdfbase.pdfmetrics import stringWidth
+
+        return stringWidth(text, self.name, size)
+
+
+def get_fonts():
+    """The real FontSet when it exists, else the fake."""
+    try:
+        from archive_builder.render.fonts import FontSet
+    except ImportError:
+        return FakeFonts()
+    fs = FontSet.discover()
+    fs.register()
+    return fs
+
+
+def marker(hid: str, n: int) -> str:
+    return f"HOUSEHOLD-{hid}-PAGE-{n}"
+
+
+def make_packet(path: Path, hid: str, pages: int, *, separator: int | None = None) -> tuple[tuple[SectionPages, ...], tuple[int, ...]]:
+    """A small reportlab packet with a marker on every page and one bookmark per section."""
+    from reportlab.pdfgen import canvas
+
+    fonts = FakeFonts()
+    c = canvas.Canvas(str(path), pagesize=(210 * MM, 297 * MM), invariant=1, initialFontName=fonts.name)
+    sections = [SectionPages("cover", "封面", 0, 0), SectionPages("members", "家庭成员", 1, 1)]
+    seps: tuple[int, ...] = ()
+    if separator is not None:
+        seps = (separator,)
+        sections.append(SectionPages("measures", "帮扶措施", separator + 1, pages - 1))
+        if separator > 2:
+            sections.insert(2, SectionPages("plan", "帮扶计划", 2, separator - 1))
+    else:
+        sections.append(SectionPages("measures", "帮扶措施", 2, pages - 1))
+    starts = {s.first: s for s in sections}
+    for i in range(pages):
+        if i in starts:
+            s = starts[i]
+            c.bookmarkPage(f"{s.key}")
+            c.addOutlineEntry(s.title, s.key, level=0)
+        c.setFont(fonts.name, 12)
+        c.drawString(30 * MM, 200 * MM, marker(hid, i + 1))
+        c.drawString(30 * MM, 180 * MM, "隔页纸" if i in seps else f"户 {hid} 第 {i + 1} 页")
+        c.showPage()
+    c.save()
+    return tuple(sections), seps
+
+
+def make_packets(tmp: Path, count: int = 12, sizes=(3, 4, 5, 6, 7)) -> list[PacketInfo]:
+    out = []
+    for i in range(count):
+        hid = f"411621{i + 1:010d}"
+        pages = sizes[i % len(sizes)]
+        sep = 2 if pages >= 5 else None
+        pdf = tmp / f"{hid}.pdf"
+        sections, seps = make_packet(pdf, hid, pages, separator=sep)
+        out.append(
+            PacketInfo(
+                household_id=hid,
+                head=f"张{'一二三四五六七八九十'[i % 10]}{i}",
+                members=1 + i % 6,
+                household_type="脱贫户" if i % 3 else "监测对象",
+                item_no=i + 1,
+                pdf=pdf,
+                pages=pages,
+                sections=sections,
+                separators=seps,
+            )
+        )
+    return out
+
+
+VILLAGE = VillageInfo(
+    code="411621101201",
+    name="冯老村",
+    county="扶沟县",
+    township="练寺镇",
+    year=2024,
+    fonds_no="Z012",
+    fonds_name="练寺镇人民政府",
+    retention="永久",
+)
+
+
+def page_texts(reader: PdfReader) -> list[str]:
+    return [p.extract_text() or "" for p in reader.pages]
+
+
+def number_positions(page) -> list[tuple[str, float, float]]:
+    """Digit-only text chunks with their (x, y) in user space."""
+    found: list[tuple[str, float, float]] = []
+
+    def visit(text, cm, tm, font_dict, font_size):
+        t = text.strip()
+        if t.isdigit():
+            x = tm[4] * cm[0] + tm[5] * cm[2] + cm[4]
+            y = tm[4] * cm[1] + tm[5] * cm[3] + cm[5]
+            found.append((t, x, y))
+
+    page.extract_text(visitor_text=visit)
+    return found
+
+
+@pytest.fixture(scope="module")
+def fonts():
+    return get_fonts()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, fonts):
+    tmp = tmp_path_factory.mktemp("collate")
+    packets = make_packets(tmp)
+    out = tmp / "out"
+    opts = PrintOptions(duplex=True, sheets_per_box=14)
+    boxes = collate_village(VILLAGE, packets, out, opts, fonts=fonts, date="2025-03-01")
+    return SimpleNamespace(tmp=tmp, packets=packets, out=out, opts=opts, boxes=boxes)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def fake_info(i: int, pages: int) -> PacketInfo:
+    return PacketInfo(f"h{i:04d}", "户主", 3, "脱贫户", i, Path(f"/nonexistent/{i}.pdf"), pages)
+
+
+@pytest.mark.parametrize("duplex", [True, False])
+@pytest.mark.parametrize("limit", [8, 15, 40, 200])
+def test_plan_never_splits_and_respects_capacity(duplex, limit):
+    sizes = [3, 7, 4, 5, 1, 9, 6, 2, 7, 7, 3, 30, 4]
+    packets = [fake_info(i + 1, n) for i, n in enumerate(sizes)]
+    opts = PrintOptions(duplex=duplex, sheets_per_box=limit)
+    problems: list = []
+    boxes = plan_boxes(packets, opts, problems=problems)
+    flat = [p for box in boxes for p in box]
+    assert [p.item_no for p in flat] == list(range(1, len(sizes) + 1))  # all, in order, once
+    for box in boxes:
+        if len(box) > 1:
+            assert box_sheets(box, opts) <= limit
+        else:
+            assert box_sheets(box, opts) <= limit or len(box) == 1
+    oversized = [p for p in packets if box_sheets([p], opts) > limit]
+    assert len(problems) == len(oversized)
+    for p in oversized:
+        assert [p] in boxes
+    for msg in problems:
+        assert "单独装一盒" in msg.message
+    # greedy: the next household would not have fitted into the previous box
+    for a, b in zip(boxes, boxes[1:]):
+        assert box_sheets([*a, b[0]], opts) > limit
+
+
+def test_plan_sheet_arithmetic():
+    packets = [fake_info(1, 3), fake_info(2, 4)]
+    # duplex: cover 2 + contents 2 + 4 + 4 + 备考表 1 = 13 pages = 7 sheets
+    assert box_pages(packets, PrintOptions(duplex=True)) == 13
+    assert box_sheets(packets, PrintOptions(duplex=True)) == 7
+    # simplex: 1 + 1 + 3 + 4 + 1
+    assert box_sheets(packets, PrintOptions(duplex=False)) == 10
+    many = [fake_info(i + 1, 2) for i in range(CONTENTS_ROWS + 1)]
+    assert box_pages(many, PrintOptions(duplex=False)) == 1 + 2 + 2 * len(many) + 1
+
+
+def test_plan_rejects_duplicate_item_numbers():
+    with pytest.raises(ValueError):
+        plan_boxes([fake_info(1, 3), fake_info(1, 4)], PrintOptions())
+
+
+# --------------------------------------------------------------------------- box PDFs
+
+
+def test_box_files_and_results(built):
+    boxes = built.boxes
+    assert len(boxes) >= 2
+    names = [b.file.name for b in boxes]
+    assert names == sorted(names)
+    assert names[0] == "411621101201_冯老村_第01盒.pdf"
+    assert sorted(p.name for p in built.out.iterdir()) == names  # no temp files left
+    items = [hid for b in boxes for hid, _, _ in b.households]
+    assert items == [p.household_id for p in built.packets]
+    for b in boxes:
+        r = PdfReader(b.file)
+        assert len(r.pages) == b.pages
+        assert b.sheets == (b.pages + 1) // 2 <= built.opts.sheets_per_box
+        assert b.first_item == int(b.households and built.packets[[p.household_id for p in built.packets].index(b.households[0][0])].item_no)
+
+
+def test_page_order_and_true_contents(built):
+    by_id = {p.household_id: p for p in built.packets}
+    for b in built.boxes:
+        r = PdfReader(b.file)
+        texts = page_texts(r)
+        assert "练寺镇人民政府" in texts[0] and "第 " in texts[0]  # box cover first
+        contents_idx = [i for i, t in enumerate(texts) if "卷 内 目 录" in t]
+        assert contents_idx and contents_idx[0] == 2  # duplex: cover + blank verso
+        assert "备" in texts[-1] and "本盒共" in texts[-1]
+        contents = "\n".join(texts[i] for i in contents_idx)
+        last_seen = -1
+        for (hid, first, last), (hid2, n1, n2) in zip(b.households, b.numbers):
+            assert hid == hid2
+            p = by_id[hid]
+            # find the page with the household's first-page marker
+            hits = [i for i, t in enumerate(texts) if marker(hid, 1) in t]
+            assert hits == [first - 1]
+            assert marker(hid, p.pages) in texts[last - 1]
+            assert first - 1 > last_seen  # 件号 order
+            last_seen = last - 1
+            # the number stamped on that page equals the contents' 起止页
+            stamped = [t for t, _, _ in number_positions(r.pages[first - 1])]
+            assert stamped == [str(n1)]
+            stamped_last = [t for t, _, _ in number_positions(r.pages[last - 1])]
+            assert stamped_last == [str(n2)]
+            assert n2 - n1 + 1 == p.pages - len(p.separators)
+            row = re.search(rf"{p.item_no:04d}\s*{hid}.*?(\d+)—(\d+)", contents, re.S)
+            assert row, contents
+            assert (int(row[1]), int(row[2])) == (n1, n2)
+
+
+def test_numbering_is_consecutive_and_separators_unnumbered(built):
+    for b in built.boxes:
+        r = PdfReader(b.file)
+        seen = []
+        for i, page in enumerate(r.pages):
+            nums = number_positions(page)
+            text = page.extract_text() or ""
+            if "HOUSEHOLD-" in text and "隔页纸" not in text:
+                assert len(nums) == 1, (i, text)
+                seen.append(int(nums[0][0]))
+            elif "隔页纸" in text:
+                assert nums == []
+        assert seen == list(range(1, len(seen) + 1))
+        assert b.numbered_pages == len(seen)
+        assert f"本盒共 {len(b.households)} 件 {len(seen)} 页" in page_texts(r)[-1]
+
+
+def test_duplex_rectos_and_blank_versos(built):
+    for b in built.boxes:
+        r = PdfReader(b.file)
+        for hid, first, last in b.households:
+            assert first % 2 == 1  # odd 1-based page = recto
+        texts = page_texts(r)
+        assert texts[1] == "" and "/Contents" not in r.pages[1]  # blank verso after the cover
+        for i, page in enumerate(r.pages):
+            if "/Contents" not in page:
+                assert texts[i] == ""
+                assert number_positions(page) == []
+                assert i % 2 == 1  # blanks are versos
+        # 备考表 on a recto
+        assert len(r.pages) % 2 == 1
+
+
+def test_stamp_positions(built):
+    r = PdfReader(built.boxes[0].file)
+    width = float(r.pages[0].mediabox.width)
+    height = float(r.pages[0].mediabox.height)
+    checked = {True: 0, False: 0}
+    for i, page in enumerate(r.pages):
+        for text, x, y in number_positions(page):
+            if "HOUSEHOLD-" not in (page.extract_text() or ""):
+                continue
+            assert y > height - 20 * MM  # top
+            recto = i % 2 == 0
+            if recto:
+                assert x > width / 2
+                assert x < width - 10 * MM
+            else:
+                assert x < 20 * MM
+            checked[recto] += 1
+    assert checked[True] and checked[False]
+
+
+def test_simplex_numbers_always_top_right(tmp_path, fonts):
+    packets = make_packets(tmp_path, count=4)
+    boxes = collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(duplex=False), fonts=fonts, date="2025-03-01")
+    assert len(boxes) == 1
+    r = PdfReader(boxes[0].file)
+    assert len(r.pages) == boxes[0].pages == boxes[0].sheets == 1 + 1 + sum(p.pages for p in packets) + 1
+    width = float(r.pages[0].mediabox.width)
+    n = 0
+    for page in r.pages:
+        assert "/Contents" in page  # no blank pages in simplex
+        for _, x, _ in number_positions(page):
+            if "HOUSEHOLD-" in (page.extract_text() or ""):
+                assert x > width / 2
+                n += 1
+    assert n == boxes[0].numbered_pages
+
+
+def test_outline(built):
+    by_id = {p.household_id: p for p in built.packets}
+    for b in built.boxes:
+        r = PdfReader(b.file)
+        outline = r.outline
+        top = [o for o in outline if not isinstance(o, list)]
+        titles = [o.title for o in top]
+        assert titles[0] == "封面" and titles[1] == "卷内目录" and titles[-1] == "备考表"
+        assert r.get_destination_page_number(top[-1]) == b.pages - 1
+        households = top[2:-1]
+        assert len(households) == len(b.households)
+        # children lists follow their parent
+        children = [o for o in outline if isinstance(o, list)]
+        assert len(children) == len(households)
+        for item, kids, (hid, first, last) in zip(households, children, b.households):
+            p = by_id[hid]
+            assert item.title == f"{p.item_no:04d} {p.head}（户编号 {hid}）"
+            assert r.get_destination_page_number(item) == first - 1
+            assert [k.title for k in kids] == [s.title for s in p.sections]
+            for k, s in zip(kids, p.sections):
+                target = r.get_destination_page_number(k)
+                assert target == first - 1 + s.first
+                assert marker(hid, s.first + 1) in r.pages[target].extract_text()
+
+
+def test_page_labels(built):
+    b = built.boxes[0]
+    r = PdfReader(b.file)
+    labels = r.page_labels
+    assert labels[0] == "封面"
+    assert labels[2] == "目录-1"
+    hid, first, _ = b.households[0]
+    assert labels[first - 1] == str(b.numbers[0][1]) == "1"
+    assert labels[-1] == "备考表"
+
+
+def all_fonts(reader: PdfReader) -> list:
+    """Every simple/composite font dictionary used by any page (descendants included)."""
+    seen: dict[int, object] = {}
+    for page in reader.pages:
+        res = page.get("/Resources")
+        if res is None:
+            continue
+        for ref in res.get_object().get("/Font", {}).values():
+            font = ref.get_object()
+            seen[id(font)] = font
+            for d in font.get("/DescendantFonts", []):
+                seen[id(d.get_object())] = d.get_object()
+    return list(seen.values())
+
+
+def test_fonts_embedded(built):
+    for b in built.boxes:
+        fonts = all_fonts(PdfReader(b.file))
+        assert fonts
+        for font in fonts:
+            if font.get("/Subtype") == "/Type0":
+                continue
+            desc = font.get("/FontDescriptor")
+            assert desc is not None, font.get("/BaseFont")
+            desc = desc.get_object()
+            assert any(k in desc for k in ("/FontFile", "/FontFile2", "/FontFile3")), font.get("/BaseFont")
+            assert "Helvetica" not in str(font.get("/BaseFont"))
+
+
+def test_subset_tags_unique_after_merge(built):
+    pytest.importorskip("archive_builder.render.fonts", reason="fonts helper not written yet")
+    from archive_builder.render import fonts as fonts_mod
+
+    if not hasattr(fonts_mod, "merge_font_subsets"):
+        pytest.skip("merge_font_subsets not available yet")
+    for b in built.boxes:
+        fonts = all_fonts(PdfReader(b.file))
+        # ISO 32000-1 §9.6.4: different subsets in one file have different tags
+        programs: dict[str, set] = {}
+        for font in fonts:
+            desc = font.get("/FontDescriptor")
+            if desc is None:
+                continue
+            desc = desc.get_object()
+            prog = desc.get("/FontFile2") or desc.get("/FontFile3") or desc.get("/FontFile")
+            if prog is None:
+                continue
+            programs.setdefault(str(font["/BaseFont"]), set()).add(prog.indirect_reference.idnum)
+        for name, ids in programs.items():
+            assert len(ids) == 1, name
+
+
+def test_deterministic_bytes(built, fonts, tmp_path):
+    again = collate_village(VILLAGE, built.packets, tmp_path, built.opts, fonts=fonts, date="2025-03-01")
+    assert [a.file.read_bytes() for a in again] == [b.file.read_bytes() for b in built.boxes]
+    other = collate_village(VILLAGE, built.packets, tmp_path / "d", built.opts, fonts=fonts, date="2025-03-02")
+    assert other[0].file.read_bytes() != built.boxes[0].file.read_bytes()
+    # the file identifier is deterministic and present
+    r = PdfReader(built.boxes[0].file)
+    assert r.trailer["/ID"][0] == PdfReader(again[0].file).trailer["/ID"][0]
+    assert r.metadata.title == "冯老村 档案 第1盒"
+
+
+def test_stale_boxes_removed_and_single_box_name(built, fonts, tmp_path):
+    out = tmp_path / "o"
+    many = collate_village(VILLAGE, built.packets, out, built.opts, fonts=fonts, date="2025-03-01")
+    assert len(many) >= 2
+    (out / "unrelated.pdf").write_bytes(b"x")
+    one = collate_village(VILLAGE, built.packets, out, PrintOptions(sheets_per_box=500), fonts=fonts, date="2025-03-01")
+    assert len(one) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["411621101201_冯老村_第01盒.pdf", "unrelated.pdf"]
+
+
+def test_many_households_contents_spans_pages(tmp_path, fonts):
+    packets = make_packets(tmp_path, count=CONTENTS_ROWS + 3, sizes=(1, 2))
+    boxes = collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(sheets_per_box=500), fonts=fonts, date="2025-03-01")
+    assert len(boxes) == 1
+    r = PdfReader(boxes[0].file)
+    texts = page_texts(r)
+    assert "第 1 页" in texts[2] and "共 2 页" in texts[2] and "第 2 页" in texts[3]
+    first_packet = boxes[0].households[0][1]
+    assert first_packet == 5  # cover, blank, contents ×2, then the first packet
+    last_hid = packets[-1].household_id
+    assert last_hid in texts[3]
+    for hid, first, _ in boxes[0].households:
+        assert marker(hid, 1) in texts[first - 1]
