@@ -32,6 +32,13 @@ __all__ = [
     "generate_household",
     "evidence_paths",
     "make_photo",
+    "oriented_jpeg",
+    "scan_page",
+    "multipage_tiff_bytes",
+    "signature_png",
+    "gray16_png",
+    "cmyk_jpeg",
+    "pdf_document_bytes",
     "dump_household_yaml",
     "write_household",
     "write_village",
@@ -342,7 +349,7 @@ _MEASURES: dict[str, tuple[str, str, str, str, tuple[float, float], bool, int]] 
     "慰问": ("社会帮扶", "节日慰问", "清河县农业农村局", "春节走访慰问，送米、面、油和慰问金", (300, 800), False, 100),
     "消费帮扶": ("社会帮扶", "消费帮扶", "清河县供销合作社", "帮助销售自产小杂粮、红薯粉条", (500, 2000), False, 100),
     "改厕": ("生产生活条件改善", "农村户厕改造", "大李庄乡人民政府", "旱厕改造为三格式无害化卫生厕所", (1000, 1000), False, 1),
-    "道路": ("基础设施建设", "入户道路硬化", "李庄村村民委员会", "硬化入户道路约60米", (3000, 5000), False, 500),
+    "道路": ("基础设施建设", "入户道路硬化", "村民委员会", "硬化入户道路约60米", (3000, 5000), False, 500),
     "搬迁": ("搬迁", "易地扶贫搬迁", "清河县发展和改革委员会", "搬迁至乡集中安置点，人均住房面积25平方米", (0, 0), False, 1),
 }
 
@@ -594,8 +601,9 @@ def generate_household(
     # --- helpers -------------------------------------------------------------
     helpers = []
     start_year = max(ident_year, 2016) if was_poor else (monitor_start.year if monitor_start else 2021)
+    units = _HELPER_UNITS + ((f"{village_name}村民委员会", "村级", ("村党支部书记", "村委委员", "村文书")),)
     for h in range(rng.randint(1, 2)):
-        unit, level, positions = rng.choice(_HELPER_UNITS)
+        unit, level, positions = rng.choice(units)
         male = rng.random() < 0.6
         hname = rng.choice(SURNAMES) + rng.choice(MALE_MID if male else FEMALE_MID)
         start = _rand_date(rng, _dt.date(start_year, 3, 1), _dt.date(start_year, 12, 31))
@@ -611,15 +619,19 @@ def generate_household(
     # --- application and procedure ------------------------------------------
     first = identified if was_poor else (monitor_start or identified)
     app_date = first - _dt.timedelta(days=rng.randint(20, 40))
-    rec["application"] = {"date": app_date, "signed": rng.random() < 0.95}
-    proc = _procedure(rng, app_date, "识别", monitor=not was_poor)
+    proc: list[dict[str, Any]] = []
+    if was_poor or monitor_category:  # an ordinary household (一般农户) never applied
+        rec["application"] = {"date": app_date, "signed": rng.random() < 0.95}
+        proc = _procedure(rng, app_date, "识别", monitor=not was_poor)
     if exit_year:
         ex = _rand_date(rng, _dt.date(exit_year, 9, 1), _dt.date(exit_year, 11, 1))
         proc += _procedure(rng, ex, "退出", monitor=False)
     mon = rec.get("monitor")
     if mon and mon.get("eliminated"):
         proc += _procedure(rng, mon["eliminated_on"] - _dt.timedelta(days=30), "消除", monitor=True)
-    rec["procedure"] = [p for p in proc if p["date"] <= last]
+    proc = [p for p in proc if p["date"] <= last]
+    if proc:
+        rec["procedure"] = proc
 
     # --- plan, measures ------------------------------------------------------
     first_year = first.year
@@ -659,7 +671,8 @@ def generate_household(
         span = years if key in ("分红", "光伏", "低保金", "特困金", "两项补贴", "公益岗", "营养餐",
                                  "雨露计划", "高中助学金", "家医签约") else [rng.choice(years)]
         for y in span[-3:]:
-            measures.append(_measure(rng, key, y, last))
+            measures.append(_measure(rng, key, y, last,
+                                     provider=f"{village_name}村民委员会" if key == "道路" else None))
     measures.sort(key=lambda x: (x["date"], x["category"]))
     rec["measures"] = measures
 
@@ -901,6 +914,166 @@ def _jpeg_bytes(img: Any, quality: int = 85, exif: Any = None) -> bytes:
     if exif is not None:
         kwargs["exif"] = exif
     img.save(buf, "JPEG", **kwargs)
+    return buf.getvalue()
+
+
+def oriented_jpeg(seed: str | int, size: tuple[int, int] = (3000, 4000), orientation: int = 1, *,
+                  quality: int = 90, noise: int = 2) -> bytes:
+    """A camera-like JPEG whose *upright* picture has ``size`` and shows a big arrow pointing
+    up.  For EXIF orientation 6 or 8 the pixels are stored rotated and the Orientation tag
+    (0x0112) says how to turn them back, as phones do."""
+    from PIL import Image
+
+    img = make_photo(seed, size, noise=noise, arrow=True)
+    if orientation == 6:
+        img = img.transpose(Image.Transpose.ROTATE_90)
+    elif orientation == 8:
+        img = img.transpose(Image.Transpose.ROTATE_270)
+    elif orientation == 3:
+        img = img.transpose(Image.Transpose.ROTATE_180)
+    exif = None
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+    return _jpeg_bytes(img, quality=quality, exif=exif)
+
+
+def scan_page(seed: str | int, size: tuple[int, int] = (1240, 1754), *, mode: str = "L",
+              lines: int = 24) -> "Any":
+    """A text-free 'scanned document' page: paper tone, a header bar and grey bars standing
+    for lines of text, a stamp-like circle.  Compresses well (no noise)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(f"scan:{seed}")
+    w, h = size
+    img = Image.new("RGB", size, (246, 244, 238))
+    draw = ImageDraw.Draw(img)
+    m = w // 12
+    draw.rectangle((m, m, w - m, m + h // 30), fill=(60, 60, 60))
+    y = m + h // 15
+    step = (h - y - m) // max(1, lines)
+    for _ in range(lines):
+        x2 = w - m - rng.randint(0, w // 3)
+        draw.rectangle((m, y, x2, y + max(2, step // 3)), fill=(150, 150, 150))
+        y += step
+    r = w // 9
+    cx, cy = w - m - r, h - m - r
+    draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=(200, 30, 30), width=max(2, w // 150))
+    return img.convert(mode) if mode != "RGB" else img
+
+
+def multipage_tiff_bytes(seed: str | int, pages: int = 3, size: tuple[int, int] = (1240, 1754)) -> bytes:
+    """A multi-page greyscale TIFF (deflate-compressed) of scanned pages."""
+    imgs = [scan_page(f"{seed}:{k}", size) for k in range(pages)]
+    buf = io.BytesIO()
+    imgs[0].save(buf, "TIFF", save_all=True, append_images=imgs[1:], compression="tiff_deflate",
+                 dpi=(150, 150))
+    return buf.getvalue()
+
+
+def png_bytes(img: "Any") -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "PNG", optimize=False, compress_level=6)
+    return buf.getvalue()
+
+
+def signature_png(seed: str | int, size: tuple[int, int] = (900, 360)) -> bytes:
+    """A transparent (RGBA) PNG with a scribbled 'signature' and a red fingerprint mark."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(f"sig:{seed}")
+    w, h = size
+    img = Image.new("RGBA", size, (255, 255, 255, 0))
+    draw = ImageDraw.Draw(img)
+    pts = [(w // 10 + k * (w * 8 // 10) // 40, h // 2 + rng.randint(-h // 4, h // 4)) for k in range(41)]
+    draw.line(pts, fill=(20, 20, 90, 255), width=max(3, h // 60), joint="curve")
+    r = h // 6
+    cx, cy = w - w // 6, h // 2
+    draw.ellipse((cx - r, cy - int(r * 1.3), cx + r, cy + int(r * 1.3)), fill=(210, 30, 40, 170))
+    return png_bytes(img)
+
+
+def gray16_png(seed: str | int, size: tuple[int, int] = (800, 1100)) -> bytes:
+    """A 16-bit greyscale PNG (mode I;16) of a scanned page."""
+    from PIL import Image
+
+    base = scan_page(seed, size, mode="L")
+    data = bytearray()
+    for v in base.tobytes():
+        data += (v * 257).to_bytes(2, "little")
+    return png_bytes(Image.frombytes("I;16", size, bytes(data)))
+
+
+def cmyk_jpeg(seed: str | int, size: tuple[int, int] = (1000, 700), *, quality: int = 85) -> bytes:
+    """A CMYK JPEG (as produced by some scanners and print workflows)."""
+    return _jpeg_bytes(scan_page(seed, size, mode="RGB").convert("CMYK"), quality=quality)
+
+
+CJK_FONT_CANDIDATES = (
+    ("/usr/share/fonts/truetype/arphic/uming.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", 0),
+    ("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", 0),
+)
+
+
+def _cjk_font() -> tuple[str, Any] | None:
+    """Register a CJK TrueType font with reportlab; None when no candidate is installed."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    for path, index in CJK_FONT_CANDIDATES:
+        if Path(path).is_file():
+            name = "SynthCJK"
+            try:
+                font = pdfmetrics.getFont(name)
+            except KeyError:
+                font = TTFont(name, path, subfontIndex=index)
+                pdfmetrics.registerFont(font)
+            return name, font
+    return None
+
+
+def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
+                       fallback_title: str = "Synthetic document",
+                       fallback_pages: Sequence[Sequence[str]] | None = None) -> bytes:
+    """A simple multi-page A4 PDF (reportlab, invariant mode: no dates, stable ids).
+
+    Each page is a list of text lines; the title heads the first page and each page gets a
+    footer ``第 n 页 共 m 页``.  Chinese needs a CJK TTF (:data:`CJK_FONT_CANDIDATES`); if
+    none is installed, or a character is missing from it, the Latin fallback text is used.
+    """
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    reg = _cjk_font()
+    text_ok = reg is not None and all(
+        ord(ch) in reg[1].face.charToGlyph for line in [title, *[l for p in pages for l in p]]
+        for ch in line if not ch.isspace())
+    if not text_ok:
+        title = fallback_title
+        pages = fallback_pages or [[f"Page {k + 1}"] for k in range(len(pages))]
+        font = "Helvetica"
+    else:
+        font = reg[0]
+    buf = io.BytesIO()
+    c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+    c.setTitle(title)
+    c.setAuthor("archive-builder synthetic data")
+    w, h = A4
+    for k, lines in enumerate(pages):
+        y = h - 72
+        if k == 0:
+            c.setFont(font, 18)
+            c.drawCentredString(w / 2, y, title)
+            y -= 40
+        c.setFont(font, 11)
+        for line in lines:
+            c.drawString(64, y, line)
+            y -= 20
+        c.setFont(font, 9)
+        c.drawCentredString(w / 2, 40, f"第 {k + 1} 页 共 {len(pages)} 页" if text_ok else f"{k + 1} / {len(pages)}")
+        c.showPage()
+    c.save()
     return buf.getvalue()
 
 
