@@ -721,6 +721,8 @@ class _Painter:
         self.sub_names: dict[tuple[str, int], str] = {}
         self.rl_fonts: dict[str, Any] = {}
         self.numbers: dict[int, str] = {}  # section index → "3" or "3–5"
+        # renderPDF would otherwise select Helvetica (an unembedded font) for the drawing
+        self.body_font = fonts.fonts.faces["body"].rl_name
 
     def emit_text(self, ops: list[str], state: list, x: float, y: float, role: str, size: float,
                   s: str, extra: float) -> None:
@@ -845,7 +847,8 @@ class _Painter:
         w = QrCodeWidget(text, barLevel="M")
         x0, y0, x1, y1 = w.getBounds()
         bw, bh = x1 - x0, y1 - y0
-        d = Drawing(s, s, transform=[s / bw, 0, 0, s / bh, -x0 * s / bw, -y0 * s / bh])
+        d = Drawing(s, s, transform=[s / bw, 0, 0, s / bh, -x0 * s / bw, -y0 * s / bh],
+                    initialFontName=self.body_font, initialFontSize=10)
         d.add(w)
         renderPDF.draw(d, self.c, x, y, showBoundary=False)
 

@@ -1,0 +1,290 @@
+"""The PDF writer (archive_builder.render.pdf): layout, page numbers, fonts, reproducibility."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+
+from archive_builder.document import (
+    Contents,
+    Document,
+    Evidence,
+    Heading,
+    KeyValue,
+    PageBreak,
+    Paragraph,
+    QRCode,
+    Section,
+    Signature,
+    Spacer,
+    Table,
+    Title,
+)
+from archive_builder.render.fonts import FontSet
+from archive_builder.render.pdf import write_pdf
+
+RARE = "堃 喆 𠮷"
+LITERAL = "<b>&amp;{{x}}"
+LONG_TEXT = ("我叫张三，身份证号41162119850312003X，家住冯老村三组，2024-05-01申请纳入监测，"
+             "上年家庭纯收入12,345.67元。") * 12
+
+
+@pytest.fixture(scope="module")
+def fonts() -> FontSet:
+    fs = FontSet.discover()
+    fs.register()
+    return fs
+
+
+def member_rows(n: int) -> tuple[tuple[str, ...], ...]:
+    return tuple((str(i), f"成员{i}", "41162119850312003X", f"{i * 1234.5:,.2f}") for i in range(1, n + 1))
+
+
+def full_document(evidence: tuple[Evidence, ...] = ()) -> Document:
+    sections = [
+        Section("cover", "封面", (
+            Title("扶贫档案", subtitle="一户一档"),
+            KeyValue((("户主", "张三"), ("村", "冯老村"), ("编号", "001"))),
+            QRCode("archive:001", caption="扫码核对版本"),
+        ), layout="cover", in_contents=False),
+        Section("contents", "目录", (Title("目　录"), Contents())),
+        Section("basic", "户基本情况", (
+            Title("户基本情况表"),
+            KeyValue((("户主姓名", "张三" + RARE), ("身份证号", "41162119850312003X"),
+                      ("家庭住址", "河南省驻马店市某某县某某乡冯老村三组" * 3), ("人口", "4")),
+                     wide=("家庭住址",)),
+            Heading("一、基本情况"),
+            Heading("（一）人口", level=2),
+            Paragraph("本户共有人口4人，其中劳动力2人。"),
+            Spacer(5),
+            Paragraph(LITERAL, indent=False, align="left"),
+        ), separator="识别认定"),
+        Section("members", "家庭成员", (
+            Title("家庭成员"),
+            Table(("序号", "姓名", "身份证号", "金额"), member_rows(75), widths=(1, 2, 4, 2),
+                  align=("center", "left", "left", "right"), footer=(("合计", "", "", "12,345.67"),)),
+        )),
+        Section("application", "申请书", (
+            Title("申请书"),
+            Paragraph(LONG_TEXT),
+            Signature(("申请人签名", "村委会意见"), fingerprint=True),
+        ), layout="prose", separator="申请材料"),
+        Section("notes", "户说明", (Title("户说明"), Paragraph("无。"), PageBreak(), Paragraph("续页。"))),
+    ]
+    if evidence:
+        sections.append(Section("evidence", "佐证材料", evidence, layout="evidence", separator="佐证材料"))
+    return Document(title="冯老村 张三 档卡", sections=tuple(sections), subject="档卡",
+                    keywords=("冯老村", "张三"), author="冯老村村委会", date="2024-05-01")
+
+
+def render(doc: Document, fonts: FontSet, **kw):
+    buf = io.BytesIO()
+    result = write_pdf(doc, buf, fonts=fonts, **kw)
+    return buf.getvalue(), result
+
+
+@pytest.fixture(scope="module")
+def rendered(fonts):
+    data, result = render(full_document(), fonts)
+    reader = PdfReader(io.BytesIO(data))
+    texts = [p.extract_text() for p in reader.pages]
+    return data, result, reader, texts
+
+
+def test_every_block_type_renders(rendered) -> None:
+    data, result, reader, texts = rendered
+    assert data.startswith(b"%PDF")
+    assert result.pages == len(reader.pages)
+    # cover, contents, sep, basic, members ×3, sep, application ×2, notes ×2
+    assert result.pages == 12, [r for r in result.sections]
+    assert "扶贫档案" in texts[0] and "扫码核对版本" in texts[0]
+
+
+def test_section_titles_in_order(rendered) -> None:
+    _, result, _, texts = rendered
+    whole = "\n".join(texts[2:])  # after the contents page
+    pos = [whole.index(t) for t in ("户基本情况表", "家庭成员", "申请书", "户说明")]
+    assert pos == sorted(pos)
+    assert [s.key for s in result.sections] == ["cover", "contents", "basic", "members",
+                                               "application", "notes"]
+
+
+def page_number(text: str) -> str:
+    m = re.search(r"— (\d+) —\s*$", text)
+    return m.group(1) if m else ""
+
+
+def test_contents_numbers_are_true_pages(rendered) -> None:
+    _, result, _, texts = rendered
+    contents = texts[1]
+    expected = {"basic": "户基本情况表", "members": "家庭成员", "application": "申请书", "notes": "户说明"}
+    for sp in result.sections:
+        if sp.key not in expected:
+            continue
+        # the page where the section's title is printed carries the number the contents shows
+        page = next(i for i, t in enumerate(texts) if t.lstrip().startswith(expected[sp.key]))
+        assert page == sp.first
+        printed = page_number(texts[page])
+        assert printed == sp.number
+        last = page_number(texts[sp.last])
+        shown = printed if last == printed else f"{printed}–{last}"
+        assert re.search(rf"{re.escape(sp.title)}\s+{shown}\b", contents), (sp, contents)
+
+
+def test_separators_and_cover_unnumbered(rendered) -> None:
+    _, result, _, texts = rendered
+    assert result.separators == (2, 7)
+    assert texts[2].strip() == "识别认定"
+    assert texts[7].strip() == "申请材料"
+    for i in (0, *result.separators):
+        assert page_number(texts[i]) == ""
+    numbers = [int(page_number(t)) for i, t in enumerate(texts) if page_number(t)]
+    assert numbers == list(range(1, len(numbers) + 1))
+    assert len(numbers) == result.pages - 3
+
+
+def test_table_header_repeats(rendered) -> None:
+    _, result, _, texts = rendered
+    members = next(s for s in result.sections if s.key == "members")
+    assert members.last - members.first + 1 == 3
+    for i in range(members.first, members.last + 1):
+        assert "序号 姓名 身份证号 金额" in texts[i]
+    whole = "".join(texts[members.first:members.last + 1])
+    assert "75 成员75" in whole and "合计" in whole
+    assert whole.count("序号 姓名 身份证号 金额") == 3
+
+
+def test_outline_targets(rendered) -> None:
+    _, result, reader, _ = rendered
+    outline = reader.outline
+    assert len(outline) == len(result.sections)
+    for item, sp in zip(outline, result.sections):
+        assert item.title == sp.title
+        assert reader.get_destination_page_number(item) == sp.first
+
+
+def test_metadata(rendered) -> None:
+    _, _, reader, _ = rendered
+    meta = reader.metadata
+    assert meta.title == "冯老村 张三 档卡"
+    assert meta.subject == "档卡"
+    assert meta.author == "冯老村村委会"
+    assert meta.creator == "archive-builder"
+    assert meta["/Keywords"] == "冯老村, 张三"
+    assert str(meta["/CreationDate"]).startswith("D:20240501")
+
+
+def test_fonts_embedded_no_helvetica(rendered) -> None:
+    data, _, reader, _ = rendered
+    assert b"Helvetica" not in data
+    seen = 0
+    for page in reader.pages:
+        fonts = page["/Resources"]["/Font"]
+        for ref in fonts.values():
+            font = ref.get_object()
+            if font["/Subtype"] == "/Type0":
+                font = font["/DescendantFonts"][0].get_object()
+            desc = font["/FontDescriptor"].get_object()
+            assert "/FontFile2" in desc, font
+            seen += 1
+    assert seen
+
+
+def test_rare_and_literal_text_extracts_exactly(rendered) -> None:
+    _, _, _, texts = rendered
+    whole = "\n".join(texts)
+    assert RARE in whole
+    assert "张三" + RARE in whole
+    assert LITERAL in whole
+
+
+def test_byte_identical(fonts, rendered) -> None:
+    again, _ = render(full_document(), fonts)
+    assert again == rendered[0]
+
+
+def test_prose_grid(fonts) -> None:
+    doc = Document(title="t", sections=(Section("p", "申请书", (Paragraph("国" * 2000),), layout="prose"),))
+    data, result = render(doc, fonts)
+    reader = PdfReader(io.BytesIO(data))
+    ys: list[float] = []
+    widths: list[int] = []
+
+    def visit(text, cm, tm, font_dict, font_size):
+        line = text.strip()
+        if line and line.strip("国") == "":
+            ys.append(round(tm[5], 2))
+            widths.append(len(line))
+
+    reader.pages[0].extract_text(visitor_text=visit)
+    assert len(set(ys)) == 22
+    assert set(widths) == {26, 28}  # first line indented two characters
+    assert widths.count(28) == 21
+    pitch = (ys[0] - ys[-1]) / 21
+    assert pitch == pytest.approx(225 / 22 * 72 / 25.4, rel=1e-3)
+
+
+def test_missing_glyph_warning(fonts) -> None:
+    # U+0378 (unassigned) is in no font
+    doc = Document(title="t", sections=(Section("p", "测试", (Paragraph("张\u0378"),)),))
+    _, result = render(doc, fonts)
+    assert any("U+0378" in w for w in result.warnings)
+    # the width tables are shared between renders: the warning must repeat
+    _, result = render(doc, fonts)
+    assert any("U+0378" in w for w in result.warnings)
+
+
+# --- evidence --------------------------------------------------------------------------------
+
+def make_evidence_files(tmp: Path) -> dict[str, Path]:
+    from PIL import Image
+    from reportlab.pdfgen.canvas import Canvas
+
+    photo = tmp / "photo.jpg"
+    Image.new("RGB", (400, 300), (200, 30, 30)).save(photo, quality=80)
+    pdf = tmp / "statement.pdf"
+    c = Canvas(str(pdf), pagesize=(300, 400), invariant=1)
+    c.drawString(20, 350, "PAGE ONE")
+    c.showPage()
+    c.setPageRotation(90)
+    c.drawString(20, 350, "PAGE TWO")
+    c.showPage()
+    c.save()
+    return {"photo": photo, "pdf": pdf, "missing": tmp / "nope.jpg"}
+
+
+def test_evidence_pages(fonts, tmp_path: Path) -> None:
+    from archive_builder.render.evidence import EvidenceCache
+
+    files = make_evidence_files(tmp_path)
+    ev = (
+        Evidence(str(files["photo"]), "佐证/photo.jpg", title="房屋照片", kind="照片", date="2024-05-01"),
+        Evidence(str(files["pdf"]), "佐证/statement.pdf", title="银行流水", kind="流水"),
+        Evidence(str(files["missing"]), "佐证/nope.jpg", title="缺失材料"),
+    )
+    cache = EvidenceCache(tmp_path / "cache")
+    data, result = render(full_document(ev), fonts, evidence=cache)
+    reader = PdfReader(io.BytesIO(data))
+    sec = result.sections[-1]
+    assert sec.key == "evidence"
+    assert sec.last - sec.first + 1 == 4  # photo, two PDF pages, placeholder
+    texts = [reader.pages[i].extract_text() for i in range(sec.first, sec.last + 1)]
+    assert "房屋照片 · 照片 · 2024-05-01 · 佐证/photo.jpg" in texts[0]
+    assert "/XObject" in reader.pages[sec.first]["/Resources"]
+    assert "PAGE ONE" in texts[1] and "银行流水" in texts[1]
+    assert "PAGE TWO" in texts[2]
+    assert "材料缺失/无法读取：佐证/nope.jpg" in texts[3]
+    assert any("佐证/nope.jpg" in w for w in result.warnings)
+    again, _ = render(full_document(ev), fonts, evidence=cache)
+    assert again == data
+
+
+def test_write_to_path(fonts, tmp_path: Path) -> None:
+    out = tmp_path / "x.pdf"
+    doc = Document(title="t", sections=(Section("a", "甲", (Paragraph("一"),)),))
+    result = write_pdf(doc, out, fonts=fonts, evidence=None)
+    assert out.read_bytes().startswith(b"%PDF") and result.pages == 1
