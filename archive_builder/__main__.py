@@ -1,0 +1,8 @@
+"""``python -m archive_builder``: the same as the ``archive-builder`` command."""
+
+from __future__ import annotations
+
+from archive_builder.cli import main
+
+if __name__ == "__main__":
+    main(prog_name="archive-builder")

@@ -1,0 +1,304 @@
+"""``archive.toml`` and ``village.toml``: models, layered defaults, problems with positions.
+
+Layers: model defaults < the file < options actually given on the command line
+(``ArchiveConfig.with_overrides`` drops the ``None`` of options not given). Reading never
+raises for a bad file: syntax errors and wrong values become problems (with line and column
+where TOML gives them) and the defaults stand in, so every other problem is still found.
+"""
+
+from __future__ import annotations
+
+import re
+import copy
+import datetime as dt
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .problems import Problem, error, warning
+
+
+class Section(BaseModel):
+    """Base of every configuration table; unknown keys are reported as warnings."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class ArchiveSection(Section):
+    """``[archive]``: who keeps the archive and for which year."""
+
+    county: str = Field("", title="县(市、区)")
+    township: str = Field("", title="乡(镇)")
+    year: int | None = Field(None, title="归档年度")
+    fonds_no: str = Field("", title="全宗号")
+    retention: Literal["永久", "30年", "10年"] = Field("永久", title="保管期限")
+    #: 当年监测收入标准 (元/人·年); a province sets it per year, so it is data, not code
+    income_threshold: Decimal | None = Field(None, title="监测收入标准")
+
+
+class PrintSection(Section):
+    """``[print]``: paper and binding."""
+
+    paper: str = Field("A4", title="纸张")
+    duplex: bool = Field(True, title="双面打印")
+    sheets_per_box: int = Field(200, gt=0, title="每盒张数")
+
+
+class TemplatesSection(Section):
+    """``[templates]``: which template set to use."""
+
+    set: str = Field("default", title="模板套")
+
+
+class OutputSection(Section):
+    """``[output]``: where documents go when the command line does not say."""
+
+    dir: str | None = Field(None, title="输出目录")
+    word_copy: bool = Field(False, title="同时生成 Word 文档")
+
+
+class BuildSection(Section):
+    """``[build]``: knobs for reproducible and fast builds."""
+
+    #: the date printed in documents and stored as the PDF creation date; pinning it makes
+    #: rebuilding the same data give the same bytes (None = the day of the run)
+    date: dt.date | None = Field(None, title="文档日期")
+    workers: int | None = Field(None, gt=0, title="并行进程数")
+
+
+class ArchiveConfig(Section):
+    """The whole ``archive.toml``."""
+
+    archive: ArchiveSection = Field(default_factory=ArchiveSection, title="档案")
+    print: PrintSection = Field(default_factory=PrintSection, title="打印")
+    templates: TemplatesSection = Field(default_factory=TemplatesSection, title="模板")
+    #: font role (title/body/heading/kai/table) → font file, relative to the data directory
+    fonts: dict[str, str] = Field(default_factory=dict, title="字体")
+    output: OutputSection = Field(default_factory=OutputSection, title="输出")
+    build: BuildSection = Field(default_factory=BuildSection, title="生成")
+
+    def with_overrides(self, **options: Any) -> ArchiveConfig:
+        """Return a copy with ``section__key=value`` options applied; ``None`` values are ignored.
+
+        ``cfg.with_overrides(print__duplex=False, build__date=None)`` changes only duplex.
+        """
+        data = self.model_dump()
+        for key, value in options.items():
+            if value is None:
+                continue
+            section, _, name = key.partition("__")
+            data.setdefault(section, {})[name] = value
+        return ArchiveConfig.model_validate(data)
+
+
+class VillageConfig(Section):
+    """``village.toml``."""
+
+    code: str = Field("", title="村代码")
+    name: str = Field("", title="村名")
+    groups: list[str] = Field(default_factory=list, title="村民组")
+    first_secretary: str | None = Field(None, title="驻村第一书记")
+
+
+_POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_toml(path: Path, display: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
+    """Return (table or None, text, problems) for a TOML file; never raises for bad content."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return None, "", [error(f"无法读取 {display}：{exc.strerror or exc}", "请检查文件权限", file=display)]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None, "", [
+            error(f"{display} 不是 UTF-8 编码", "请用记事本或 WPS 另存为 UTF-8 编码", file=display)
+        ]
+    try:
+        return tomllib.loads(text), text, []
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        match = _POSITION.search(message)
+        line = column = None
+        if match:
+            line, column = int(match.group(1)), int(match.group(2))
+            message = message[: match.start()].strip()
+        return None, text, [
+            error(
+                f"{display} 格式错误（TOML 语法）：{message}",
+                "请检查该行的引号、等号和方括号；文字值要用英文双引号括起来",
+                file=display,
+                line=line,
+                column=column,
+            )
+        ]
+
+
+def key_position(text: str, key: str, section: str | None = None) -> tuple[int | None, int | None]:
+    """Return (line, column) of ``key =`` in TOML ``text``, inside ``[section]`` when given."""
+    in_section = section is None
+    pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
+    for number, line in enumerate(text.splitlines(), start=1):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            name = stripped.strip("[] \t")
+            if section is not None:
+                in_section = name == section
+            if name == key and section is None:
+                return number, line.index("[") + 1
+            continue
+        if in_section and pattern.match(line):
+            return number, len(line) - len(line.lstrip()) + 1
+    return None, None
+
+
+def _validate(
+    model: type[M], data: dict[str, Any], text: str, display: str
+) -> tuple[M | None, list[Problem]]:
+    problems: list[Problem] = []
+    data = copy.deepcopy(data)
+    for _attempt in range(5):  # drop each wrong value so the rest still counts
+        try:
+            result = model.model_validate(data)
+        except ValidationError as exc:
+            for item in exc.errors():
+                problems.append(_value_problem(item, text, display))
+                _drop(data, item["loc"])
+            continue
+        problems.extend(_unknown_keys(result, text, display))
+        return result, problems
+    return None, problems
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> None:
+    for part in loc[:-1]:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(data, dict):
+        data.pop(loc[-1], None)
+
+
+def _value_problem(item: Any, text: str, display: str) -> Problem:
+    loc = [str(part) for part in item["loc"]]
+    section = loc[0] if len(loc) > 1 else None
+    line, column = key_position(text, loc[-1], section) if loc else (None, None)
+    return error(
+        f"{display} 中「{'.'.join(loc)}」的值不对：{_explain(item)}",
+        "请改正该项，或删除该行使用默认值",
+        file=display,
+        line=line,
+        column=column,
+        field=".".join(loc),
+    )
+
+
+def _explain(item: Any) -> str:
+    kind = item["type"]
+    if kind == "literal_error":
+        expected = item.get("ctx", {}).get("expected", "")
+        return f"应为 {expected} 之一"
+    if kind.startswith("int"):
+        return "应为整数"
+    if kind.startswith("bool"):
+        return "应为 true 或 false"
+    if kind.startswith(("decimal", "float")):
+        return "应为数字"
+    if kind.startswith("date"):
+        return "应为日期（如 2025-12-31）"
+    if kind.startswith("string"):
+        return "应为文字（用英文双引号括起来）"
+    if kind in ("greater_than", "greater_than_equal"):
+        return "应为正数"
+    if kind in ("dict_type", "model_type"):
+        return "应为一个表（[名称] 开头的一段）"
+    if kind == "list_type":
+        return "应为列表（如 [\"第一村民组\", \"第二村民组\"]）"
+    return "格式不对"
+
+
+def _unknown_keys(model: BaseModel, text: str, display: str, section: str | None = None) -> list[Problem]:
+    problems = []
+    for key in model.model_extra or {}:
+        line, column = key_position(text, key, section)
+        where = f"[{section}] 中的" if section else ""
+        problems.append(
+            warning(
+                f"{display} {where}未知设置项「{key}」，已忽略",
+                "请检查拼写；可用的设置项见文档",
+                file=display,
+                line=line,
+                column=column,
+                field=f"{section}.{key}" if section else key,
+            )
+        )
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if isinstance(value, Section):
+            problems.extend(_unknown_keys(value, text, display, name))
+    return problems
+
+
+def load_archive_config(path: Path, display: str = "archive.toml") -> tuple[ArchiveConfig, list[Problem]]:
+    """Return the archive configuration (defaults where the file is unusable) and its problems."""
+    data, text, problems = read_toml(path, display)
+    if data is None:
+        return ArchiveConfig(), problems
+    config, more = _validate(ArchiveConfig, data, text, display)
+    problems.extend(more)
+    if config is None:
+        return ArchiveConfig(), problems
+    if config.archive.year is None:
+        problems.append(
+            warning(
+                f"{display} 未设置归档年度 [archive] year",
+                "请在 [archive] 下加一行，如 year = 2025",
+                file=display,
+            )
+        )
+    return config, problems
+
+
+_VILLAGE_CODE = re.compile(r"\d{12}")
+
+
+def load_village_config(
+    path: Path, display: str, folder_name: str
+) -> tuple[VillageConfig, list[Problem]]:
+    """Return the village configuration (name defaults to the folder name) and its problems."""
+    data, text, problems = read_toml(path, display)
+    config: VillageConfig | None = None
+    if data is not None:
+        config, more = _validate(VillageConfig, data, text, display)
+        problems.extend(more)
+    if config is None:
+        return VillageConfig(name=folder_name), problems
+    if not config.name.strip():
+        problems.append(
+            warning(
+                f"{display} 未设置村名 name，暂用文件夹名「{folder_name}」",
+                '请加一行，如 name = "冯老村"',
+                file=display,
+            )
+        )
+        config = config.model_copy(update={"name": folder_name})
+    if not _VILLAGE_CODE.fullmatch(config.code):
+        line, column = key_position(text, "code")
+        shown = f"「{config.code}」" if config.code else "为空"
+        problems.append(
+            error(
+                f"{display} 村代码 code {shown}：应为 12 位统计用区划代码",
+                '请填写该村的 12 位统计用区划代码，如 code = "411621105201"',
+                file=display,
+                line=line,
+                column=column,
+                field="code",
+            )
+        )
+    return config, problems

@@ -1,0 +1,662 @@
+"""Reading a data directory (record-format.md §1–4) into records with source positions.
+
+Nothing here writes into the data directory. A broken file is a problem attached to its
+household, never an exception: the other households still load. Only a data directory that
+cannot be used at all (missing, no ``archive.toml``, unreadable) raises ``DataDirError``.
+
+Positions: YAML is composed node by node (PyYAML ``compose``) so every key keeps its line and
+column; JSON keys are found by a light text search. ``LoadedHousehold.position(path)`` gives
+the line/column of a field path or of its nearest present parent.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..config import ArchiveConfig, VillageConfig, load_archive_config, load_village_config
+from ..errors import DataDirError, HouseholdNotFoundError
+from ..problems import Problem, error, warning
+from .messages import problems_from_validation_error
+from .models import Household, join_path, split_path
+
+HOUSEHOLD_FILES = ("household.yaml", "household.yml", "household.json")
+#: a folder holding this file is build output, never data
+OUTPUT_MARKER = ".archive-builder-output"
+SKIPPED_FOLDERS = frozenset({"templates"})
+
+Position = tuple[int | None, int | None]
+
+
+@dataclass
+class LoadedHousehold:
+    """One household folder as read: the record (None when unusable) and what went wrong."""
+
+    folder: Path
+    file: Path | None
+    household_id: str
+    record: Household | None
+    raw: dict[str, Any] | None
+    positions: dict[str, tuple[int, int]]
+    problems: list[Problem]
+    #: ``file`` relative to the data directory, with forward slashes (for messages)
+    display: str = ""
+    #: when ``record`` is None because of wrong values: the record with those values left out,
+    #: so the validator can still check the rest. Never render from it.
+    partial: Household | None = None
+
+    def position(self, path: str) -> Position:
+        """Return (line, column) of ``path`` or of its nearest parent present in the file."""
+        parts = split_path(path)
+        while parts:
+            found = self.positions.get(join_path(parts))
+            if found:
+                return found
+            parts.pop()
+        return None, None
+
+    def evidence_path(self, file: str) -> Path | None:
+        """Return the resolved path of an evidence file, or None when it leaves the folder."""
+        try:
+            return resolve_evidence(self.folder, file)
+        except EvidencePathError:
+            return None
+
+
+@dataclass
+class Village:
+    """One village folder."""
+
+    path: Path
+    config: VillageConfig
+    households: list[LoadedHousehold] = field(default_factory=list)
+    #: ``village.toml`` relative to the data directory
+    display: str = ""
+
+
+@dataclass
+class Dataset:
+    """A whole data directory."""
+
+    root: Path
+    config: ArchiveConfig
+    villages: list[Village]
+    #: problems not tied to one household (archive.toml, village.toml, folder layout)
+    problems: list[Problem]
+
+    def households(self) -> Iterator[tuple[Village, LoadedHousehold]]:
+        """Yield every (village, household) in folder order."""
+        for village in self.villages:
+            for household in village.households:
+                yield village, household
+
+    def household_ids(self) -> list[str]:
+        """Return every 户编号 of the data directory."""
+        return [h.household_id for _, h in self.households()]
+
+
+# --- evidence paths ------------------------------------------------------------------------
+
+
+class EvidencePathError(ValueError):
+    """An evidence path that leaves the household folder (or is empty)."""
+
+    def __init__(self, code: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.code = code  # empty | absolute | parent | escape
+        self.message = message
+        self.hint = hint
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def resolve_evidence(folder: Path, file: str) -> Path:
+    """Return the absolute path of evidence ``file`` inside ``folder``; raise EvidencePathError."""
+    text = file.strip().replace("\\", "/")  # records written on Windows use backslashes
+    keep = "请把文件复制到本户文件夹中，并写相对于本户文件夹的路径，如 照片/门前.jpg"
+    if not text:
+        raise EvidencePathError("empty", "佐证材料路径为空", "请填写文件路径，或删除该项")
+    if text.startswith("/") or _DRIVE.match(text):
+        raise EvidencePathError(
+            "absolute", f"佐证材料路径「{file}」是绝对路径，不能指向本户文件夹以外", keep
+        )
+    if ".." in text.split("/"):
+        raise EvidencePathError(
+            "parent", f"佐证材料路径「{file}」含有「..」，指向了本户文件夹以外", keep
+        )
+    base = folder.resolve()
+    resolved = (base / text).resolve()
+    if not resolved.is_relative_to(base):
+        raise EvidencePathError(
+            "escape",
+            f"佐证材料「{file}」是一个链接，实际指向本户文件夹以外的 {resolved}",
+            "请把实际文件复制到本户文件夹中，不要使用快捷方式或符号链接",
+        )
+    return resolved
+
+
+# --- reading files -------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that keeps an impossible date (2024-02-30) as text for the validator."""
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)  # type: ignore[arg-type]
+    except ValueError:
+        return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+_YAML_MESSAGES = (
+    ("mapping values are not allowed", "此处不能出现「: 」", "值里含有英文冒号时，请给整个值加引号"),
+    ("could not find expected ':'", "缺少英文冒号「:」", "请检查这一行或上一行是否写成了「键 值」或用了中文冒号"),
+    ("found character '\\t'", "含有制表符（Tab）", "YAML 只能用空格缩进，请把 Tab 换成空格"),
+    ("found unexpected end of stream", "文件意外结束", "请检查引号或括号是否成对"),
+    ("found undefined alias", "使用了未定义的别名（*）", "请删除该别名或先定义对应的锚点（&）"),
+    ("expected <block end>", "缩进不一致", "同一层的键要对齐；请检查这一行的缩进"),
+    ("did not find expected key", "缩进不一致或缺少键", "同一层的键要对齐；请检查这一行的缩进"),
+    ("did not find expected '-' indicator", "列表项缩进不一致", "同一列表的各项「- 」要对齐"),
+    ("found duplicate anchor", "锚点（&）重复", "请给每个锚点起不同的名字"),
+    ("expected a single document", "一个文件中只能有一户的数据", "请删除「---」分隔的多余部分"),
+    ("could not determine a constructor", "使用了不支持的标签（!）", "请删除以「!」开头的标签"),
+    ("found unknown escape character", "字符串中有无效的转义符「\\」", "请改用单引号，或把 \\ 写成 \\\\"),
+)
+
+_JSON_MESSAGES = (
+    ("Expecting ',' delimiter", "缺少逗号", "请在两项之间加英文逗号「,」"),
+    ("Expecting property name", "键名应使用英文双引号（或多了一个逗号）", "请检查键名的引号和末尾多余的逗号"),
+    ("Expecting ':' delimiter", "缺少英文冒号「:」", "请在键名后加英文冒号"),
+    ("Expecting value", "缺少值或有多余的逗号", "请检查该处的值"),
+    ("Unterminated string", "字符串的引号没有闭合", "请补上英文双引号"),
+    ("Extra data", "数据结束后还有多余内容", "请删除多余内容"),
+    ("Invalid control character", "字符串中有换行或控制字符", "字符串中的换行请写成 \\n"),
+    ("Invalid \\escape", "字符串中有无效的转义符「\\」", "请把 \\ 写成 \\\\"),
+)
+
+
+def _translate(message: str, table: tuple[tuple[str, str, str], ...]) -> tuple[str, str]:
+    for needle, text, hint in table:
+        if needle in message:
+            return text, hint
+    return "格式不对", "请检查这一行及上一行的缩进、冒号和引号"
+
+
+@dataclass
+class _Parsed:
+    data: Any = None
+    positions: dict[str, tuple[int, int]] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+    ok: bool = False
+
+
+def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = raw.decode("gb18030")
+    except UnicodeDecodeError:
+        parsed.problems.append(
+            error(f"{display} 不是 UTF-8 编码，无法读取", "请用记事本或 WPS 另存为 UTF-8 编码", file=display)
+        )
+        return None
+    parsed.problems.append(
+        warning(
+            f"{display} 是 GBK 编码，已按 GBK 读取",
+            "建议用记事本或 WPS 另存为 UTF-8 编码，以免在其他电脑上出现乱码",
+            file=display,
+        )
+    )
+    return text
+
+
+def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            parsed.data = None
+        else:
+            _walk_yaml(node, [], parsed, display, set())
+            parsed.data = loader.construct_document(node)
+        parsed.ok = True
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what, hint = _translate(f"{exc.problem} {exc.context}", _YAML_MESSAGES)
+        parsed.problems.append(
+            error(
+                f"{display} YAML 格式错误：{what}（{exc.problem or exc.context}）",
+                hint,
+                file=display,
+                line=mark.line + 1 if mark else None,
+                column=mark.column + 1 if mark else None,
+            )
+        )
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        parsed.problems.append(
+            error(f"{display} YAML 格式错误：{exc}", "请检查文件内容是否完整", file=display)
+        )
+    finally:
+        loader.dispose()
+
+
+def _walk_yaml(node: yaml.Node, path: list[str | int], parsed: _Parsed, display: str, seen: set[int]) -> None:
+    if id(node) in seen:  # an alias: its nodes were walked where the anchor stands
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line, column = key_node.start_mark.line + 1, key_node.start_mark.column + 1
+            if key is None:
+                continue
+            if key in first:
+                parsed.problems.append(
+                    error(
+                        f"键「{key}」重复出现（第 {first[key]} 行和第 {line} 行），只有后一个会被读取",
+                        "请删除或合并重复的项",
+                        file=display,
+                        line=line,
+                        column=column,
+                        field=join_path([*path, key]),
+                    )
+                )
+            first.setdefault(key, line)
+            child = [*path, key]
+            parsed.positions.setdefault(join_path(child), (line, column))
+            _walk_yaml(value_node, child, parsed, display, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = [*path, index]
+            parsed.positions.setdefault(join_path(child), (item.start_mark.line + 1, item.start_mark.column + 1))
+            _walk_yaml(item, child, parsed, display, seen)
+
+
+def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
+    duplicates: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key, value in items:
+            if key in result:
+                duplicates.append(key)
+            result[key] = value
+        return result
+
+    try:
+        parsed.data = json.loads(text, object_pairs_hook=pairs, parse_float=str)
+    except json.JSONDecodeError as exc:
+        what, hint = _translate(exc.msg, _JSON_MESSAGES)
+        parsed.problems.append(
+            error(
+                f"{display} JSON 格式错误：{what}（{exc.msg}）",
+                hint,
+                file=display,
+                line=exc.lineno,
+                column=exc.colno,
+            )
+        )
+        return
+    except (ValueError, RecursionError) as exc:
+        parsed.problems.append(error(f"{display} JSON 格式错误：{exc}", "请检查文件内容是否完整", file=display))
+        return
+    parsed.ok = True
+    _json_positions(text, parsed.data, [], 0, parsed.positions)
+    for key in duplicates:
+        parsed.problems.append(
+            error(f"键「{key}」重复出现，只有后一个会被读取", "请删除或合并重复的项", file=display)
+        )
+
+
+def _json_positions(text: str, value: Any, path: list[str | int], start: int, out: dict[str, tuple[int, int]]) -> int:
+    """Record the position of each key by searching its quoted name after ``start`` (light)."""
+    cursor = start
+    if isinstance(value, dict):
+        for key, child in value.items():
+            found = text.find(json.dumps(key, ensure_ascii=False), cursor)
+            if found < 0:
+                found = text.find(json.dumps(key), cursor)
+            if found < 0:
+                continue
+            line = text.count("\n", 0, found) + 1
+            column = found - (text.rfind("\n", 0, found) + 1) + 1
+            out.setdefault(join_path([*path, key]), (line, column))
+            cursor = _json_positions(text, child, [*path, key], found + 1, out)
+    elif isinstance(value, list):
+        for index, child in enumerate(value):
+            cursor = _json_positions(text, child, [*path, index], cursor, out)
+    return cursor
+
+
+def read_record_file(path: Path, display: str) -> _Parsed:
+    """Return the parsed data, key positions and syntax problems of one record file."""
+    parsed = _Parsed()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        parsed.problems.append(
+            error(f"无法读取 {display}：{exc.strerror or exc}", "请检查文件权限", file=display)
+        )
+        return parsed
+    text = _decode(raw, display, parsed)
+    if text is None:
+        return parsed
+    if path.suffix.lower() == ".json":
+        _parse_json(text, display, parsed)
+    else:
+        _parse_yaml(text, display, parsed)
+    return parsed
+
+
+# --- households ----------------------------------------------------------------------------
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _record_files(folder: Path) -> list[Path]:
+    return [folder / name for name in HOUSEHOLD_FILES if (folder / name).is_file()]
+
+
+def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
+    """Delete the value at ``loc`` (a pydantic error location) from ``data``; True if it did."""
+    parts = [p for p in loc if not (isinstance(p, str) and p.startswith("["))]
+    for part in parts[:-1]:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if parts and isinstance(data, dict) and parts[-1] in data:
+        del data[parts[-1]]
+        return True
+    return False
+
+
+def _build_record(lh: LoadedHousehold, village_name: str) -> None:
+    where = {"file": lh.display, "village": village_name, "household_id": lh.household_id}
+    try:
+        lh.record = Household.model_validate(lh.raw)
+        return
+    except ValidationError as exc:
+        lh.problems.extend(problems_from_validation_error(exc, lh.position, **where))
+        errors = exc.errors()
+    # Leave the wrong values out and try again, so the validator can still check the rest.
+    salvage = copy.deepcopy(lh.raw)
+    for _attempt in range(5):
+        if not any([_drop(salvage, item["loc"]) for item in errors]):
+            return
+        try:
+            lh.partial = Household.model_validate(salvage)
+            return
+        except ValidationError as exc:
+            errors = exc.errors()
+        except RecursionError:
+            return
+
+
+def _guess_id(raw: Any, folder: Path) -> str:
+    if isinstance(raw, dict):
+        value = raw.get("household_id")
+        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+            return str(value).strip()
+    return folder.name
+
+
+def load_household_folder(root: Path, folder: Path, village_name: str) -> LoadedHousehold | None:
+    """Return the household of ``folder`` (None when the folder holds no record file)."""
+    files = _record_files(folder)
+    if not files:
+        return None
+    display = _relative(root, files[0])
+    lh = LoadedHousehold(folder, files[0], folder.name, None, None, {}, [], display)
+    if len(files) > 1:
+        names = "、".join(f.name for f in files)
+        lh.problems.append(
+            error(
+                f"本户文件夹中有多个记录文件：{names}，无法确定用哪一个",
+                "请只保留一个记录文件",
+                file=_relative(root, folder),
+                village=village_name,
+                household_id=folder.name,
+            )
+        )
+        return lh
+    parsed = read_record_file(files[0], display)
+    lh.positions = parsed.positions
+    lh.household_id = _guess_id(parsed.data, folder)
+    for problem in parsed.problems:
+        lh.problems.append(_with(problem, village=village_name, household_id=lh.household_id))
+    if not parsed.ok:
+        return lh
+    if not isinstance(parsed.data, dict):
+        lh.problems.append(
+            error(
+                f"{display} 的内容应为「键: 值」形式的一户数据" + ("，但文件是空的" if parsed.data is None else ""),
+                "请参照数据格式说明填写，第一行一般是 household_id: 户编号",
+                file=display,
+                line=1,
+                column=1,
+                village=village_name,
+                household_id=lh.household_id,
+            )
+        )
+        return lh
+    lh.raw = parsed.data
+    _build_record(lh, village_name)
+    return lh
+
+
+def _with(problem: Problem, **where: Any) -> Problem:
+    from dataclasses import replace
+
+    return replace(problem, **where)
+
+
+# --- the data directory --------------------------------------------------------------------
+
+
+def _open_root(data_dir: Path) -> tuple[Path, ArchiveConfig, list[Problem]]:
+    root = Path(data_dir)
+    if not root.exists():
+        raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
+    if not root.is_dir():
+        raise DataDirError(f"{root} 不是文件夹", hint="请指定包含 archive.toml 的数据目录")
+    toml = root / "archive.toml"
+    try:
+        present = toml.is_file()
+        os.listdir(root)
+    except OSError as exc:
+        raise DataDirError(f"无法读取数据目录 {root}：{exc.strerror or exc}", hint="请检查文件夹权限") from exc
+    if not present:
+        raise DataDirError(
+            f"{root} 中没有 archive.toml，不是数据目录",
+            hint="请指定包含 archive.toml 的文件夹（如 households_sample），或参照数据格式说明新建 archive.toml",
+        )
+    config, problems = load_archive_config(toml, "archive.toml")
+    return root, config, problems
+
+
+def _is_skipped(folder: Path) -> bool:
+    return (
+        folder.name.startswith(".")
+        or folder.name in SKIPPED_FOLDERS
+        or (folder / OUTPUT_MARKER).exists()
+    )
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not _is_skipped(p))
+    except OSError:
+        return []
+
+
+def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
+    villages = []
+    for folder in _subfolders(root):
+        if (folder / "village.toml").is_file():
+            villages.append(folder)
+        elif _record_files(folder) or any(_record_files(sub) for sub in _subfolders(folder)):
+            problems.append(
+                error(
+                    f"文件夹「{folder.name}」中有农户数据，但缺少 village.toml，未读取",
+                    '请在该文件夹中新建 village.toml（写明 code = "12 位村代码" 和 name = "村名"），或把它移出数据目录',
+                    file=_relative(root, folder),
+                )
+            )
+    return villages
+
+
+def _load_village(root: Path, folder: Path, problems: list[Problem]) -> Village:
+    display = _relative(root, folder / "village.toml")
+    config, more = load_village_config(folder / "village.toml", display, folder.name)
+    problems.extend(_with(p, village=config.name) for p in more)
+    village = Village(folder, config, [], display)
+    if _record_files(folder):
+        problems.append(
+            warning(
+                f"村文件夹「{folder.name}」中直接放有记录文件，未读取",
+                "每户应有自己的文件夹：请新建以户编号命名的文件夹，把记录文件和佐证材料移进去",
+                file=_relative(root, _record_files(folder)[0]),
+                village=config.name,
+            )
+        )
+    for sub in _subfolders(folder):
+        household = load_household_folder(root, sub, config.name)
+        if household is not None:
+            village.households.append(household)
+    return village
+
+
+def load_dataset(data_dir: Path) -> Dataset:
+    """Return every village and household of ``data_dir``; raise DataDirError if it is unusable."""
+    root, config, problems = _open_root(data_dir)
+    villages = [_load_village(root, folder, problems) for folder in _village_folders(root, problems)]
+    return Dataset(root, config, villages, problems)
+
+
+# --- one household, fast -------------------------------------------------------------------
+
+_HOUSEHOLD_ID = re.compile(r"""^\s*"?household_id"?\s*:\s*["']?([^"',}\s#]+)""", re.MULTILINE)
+_ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What a cheap text scan of one record file finds (no YAML parsing)."""
+
+    village_folder: Path
+    folder: Path
+    file: Path
+    household_id: str
+    id_numbers: frozenset[str]
+
+
+def scan_index(data_dir: Path) -> list[IndexEntry]:
+    """Return 户编号 and ID numbers of every record file, found by regular expressions only."""
+    root = Path(data_dir)
+    entries = []
+    for village in _village_folders(root, []):
+        for folder in _subfolders(village):
+            for file in _record_files(folder)[:1]:
+                try:
+                    text = file.read_text("utf-8-sig", errors="replace")
+                except OSError:
+                    continue
+                match = _HOUSEHOLD_ID.search(text)
+                ids = frozenset(m.upper() for m in _ID_NUMBER.findall(text))
+                entries.append(IndexEntry(village, folder, file, match.group(1) if match else folder.name, ids))
+    return entries
+
+
+def find_similar_ids(ids: Dataset | list[str], household_id: str, limit: int = 5) -> list[str]:
+    """Return up to ``limit`` 户编号 that look like ``household_id`` (typos, missing digits)."""
+    known = ids.household_ids() if isinstance(ids, Dataset) else list(ids)
+    close = difflib.get_close_matches(household_id, known, n=limit, cutoff=0.6)
+    tail = [k for k in known if household_id and k.endswith(household_id) and k not in close]
+    return (close + tail)[:limit]
+
+
+def load_household(data_dir: Path, household_id: str) -> Dataset:
+    """Return a dataset holding only the household ``household_id`` (for ``packet``).
+
+    The folder named like the 户编号 is tried first; otherwise a cheap text scan finds it.
+    Uniqueness of the 户编号 and of its members' ID numbers across the whole data directory is
+    checked against the same scan; clashes are added to ``Dataset.problems``.
+    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there.
+    """
+    root, config, problems = _open_root(data_dir)
+    index = scan_index(root)
+    candidates = [e for e in index if e.folder.name == household_id]
+    candidates += [e for e in index if e.household_id == household_id and e not in candidates]
+    for entry in candidates:
+        village_problems: list[Problem] = []
+        village = _village_only(root, entry.village_folder, village_problems)
+        household = load_household_folder(root, entry.folder, village.config.name)
+        if household is None or household.household_id != household_id:
+            continue
+        village.households.append(household)
+        problems.extend(village_problems)
+        problems.extend(_clashes(root, household, village.config.name, index))
+        return Dataset(root, config, [village], problems)
+    similar = find_similar_ids([e.household_id for e in index], household_id)
+    hint = f"相近的户编号：{'、'.join(similar)}" if similar else "请用 archive-builder validate 查看数据目录中的所有农户"
+    raise HouseholdNotFoundError(f"数据目录 {root} 中没有户编号为 {household_id} 的农户", hint=hint)
+
+
+def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
+    display = _relative(root, folder / "village.toml")
+    config, more = load_village_config(folder / "village.toml", display, folder.name)
+    problems.extend(_with(p, village=config.name) for p in more)
+    return Village(folder, config, [], display)
+
+
+def _clashes(root: Path, household: LoadedHousehold, village: str, index: list[IndexEntry]) -> list[Problem]:
+    others = [e for e in index if e.folder.resolve() != household.folder.resolve()]
+    where = {"file": household.display, "village": village, "household_id": household.household_id}
+    problems = []
+    for entry in others:
+        if entry.household_id == household.household_id:
+            problems.append(
+                error(
+                    f"户编号 {household.household_id} 重复：{_relative(root, entry.file)} 中也使用了这个户编号",
+                    "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
+                    field="household_id",
+                    **where,
+                )
+            )
+    record = household.record or household.partial
+    for i, member in enumerate(record.members if record else []):
+        for entry in others:
+            if member.id_number in entry.id_numbers:
+                problems.append(
+                    error(
+                        f"公民身份号码 {member.id_number}（{member.name}）重复：户 {entry.household_id}"
+                        f"（{_relative(root, entry.file)}）中也有此人",
+                        "同一人只能属于一户；请核对身份证号码，或从其中一户删除此人",
+                        field=f"members[{i}].id_number",
+                        **where,
+                    )
+                )
+    return problems

@@ -1,0 +1,87 @@
+"""Turn pydantic validation errors on a household record into located Chinese problems."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..problems import Problem, error
+from .models import Household, field_label, join_path
+
+#: pydantic error type → (what it should be, how to fix)
+_EXPECTED: dict[str, tuple[str, str]] = {
+    "string_type": ("应为文字", "请填写文字；如果是一个列表或映射，请改为一段文字"),
+    "int_type": ("应为整数", "请填写整数，如 2024"),
+    "int_parsing": ("应为整数", "请填写整数，如 2024"),
+    "int_from_float": ("应为整数，不能有小数", "请去掉小数部分"),
+    "bool_type": ("应为 是 或 否", "请填写 是/否（或 true/false）"),
+    "bool_parsing": ("应为 是 或 否", "请填写 是/否（或 true/false）"),
+    "date_type": ("应为日期", "请按「年-月-日」填写，如 2024-03-15"),
+    "date_value": ("不是有效日期", "请核对年、月、日，如 2024-02-30 这样的日期不存在"),
+    "money_type": ("应为数字", "请只填写数字，如 1200 或 1200.50，不要带「元」或其他文字"),
+    "list_type": ("应为列表", "请在每一项前加「- 」，每项一行"),
+    "dict_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
+    "model_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
+    "model_attributes_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
+    "literal_error": ("取值不对", "请从允许的取值中选择"),
+    "too_short": ("至少应有 1 项", "请补充该项内容"),
+    "too_long": ("项数太多", "请删去多余的项"),
+    "greater_than": ("应大于 0", "请改为正数"),
+    "greater_than_equal": ("不能为负数", "请改为 0 或正数"),
+    "float_type": ("应为数字", "请只填写数字"),
+    "float_parsing": ("应为数字", "请只填写数字"),
+    "int_too_big": ("数字太大", "请核对该数字"),
+    "recursion_loop": ("引用了自身", "请去掉 YAML 锚点（&）与别名（*）的循环引用"),
+}
+
+Locate = Callable[[str], tuple[int | None, int | None]]
+
+
+def _shown(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "…"
+
+
+def loc_to_path(loc: tuple[Any, ...]) -> str:
+    """Return the field path of a pydantic ``loc`` (dropping pydantic's own markers)."""
+    parts = [part for part in loc if not (isinstance(part, str) and part.startswith("["))]
+    return join_path(parts)
+
+
+def problem_from_error(item: Any, locate: Locate, **where: Any) -> Problem:
+    """Return one problem for one entry of ``ValidationError.errors()``."""
+    path = loc_to_path(item["loc"])
+    label = field_label(Household, path) if path else "记录"
+    kind = item["type"]
+    line, column = locate(path)
+    if kind == "missing":
+        return error(
+            f"缺少必填项「{label}」",
+            f"请补充「{label}」（键名 {path.rsplit('.', 1)[-1]}）",
+            line=line,
+            column=column,
+            field=path,
+            **where,
+        )
+    expected, hint = _EXPECTED.get(kind, ("格式不对", "请按数据格式说明改正"))
+    if kind == "literal_error":
+        allowed = item.get("ctx", {}).get("expected", "").replace("'", "")
+        expected = f"应为 {allowed} 之一"
+    if kind == "too_short" and path == "members":
+        expected, hint = "至少应有 1 人", "请填写家庭成员，其中一人与户主关系为「户主」"
+    shown = _shown(item.get("input"))
+    return error(
+        f"{label}{expected}，实为「{shown}」",
+        hint,
+        line=line,
+        column=column,
+        field=path,
+        **where,
+    )
+
+
+def problems_from_validation_error(exc: ValidationError, locate: Locate, **where: Any) -> list[Problem]:
+    """Return one problem per error of ``exc``, located by ``locate(field_path)``."""
+    return [problem_from_error(item, locate, **where) for item in exc.errors()]

@@ -1,0 +1,511 @@
+"""Validation rules (record-format.md §4–5) → problems, all of them, never just the first.
+
+``validate_dataset`` returns every problem of a loaded data directory; ``check_data_dir`` is
+the one core function behind ``archive-builder validate``; ``format_report`` is its text form.
+Rules warn or err without knowing about ``--strict``: strict mode turns every warning into an
+error at the end (``problems.escalate``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .problems import Problem, Severity, count, error, escalate, warning
+from .records import vocab
+from .records.idnumber import IdNumberError, parse_id
+from .records.loader import Dataset, EvidencePathError, LoadedHousehold, Village, load_dataset, resolve_evidence
+from .records.models import Household, Member, PartialDate, field_label, vocab_of
+
+#: the first year of 建档立卡; an exit year before it cannot be right
+FIRST_EXIT_YEAR = 2014
+MAX_RISKS = 5
+MAX_AMOUNT = Decimal("100000000")  # 1 亿元: more than any household amount, catches typos
+#: dates that may lie in the future (a helper's planned end of duty)
+FUTURE_ALLOWED = frozenset({"end"})
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The counts printed under a validation report."""
+
+    villages: int
+    households: int
+    errors: int
+    warnings: int
+
+    def line(self) -> str:
+        """Return ``村数 3 · 户数 48 · 错误 0 · 警告 2``."""
+        return f"村数 {self.villages} · 户数 {self.households} · 错误 {self.errors} · 警告 {self.warnings}"
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "villages": self.villages,
+            "households": self.households,
+            "errors": self.errors,
+            "warnings": self.warnings,
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    """What ``archive-builder validate`` prints."""
+
+    problems: list[Problem]
+    summary: Summary
+
+    def to_json(self) -> dict[str, Any]:
+        return {"problems": [p.to_json() for p in self.problems], "summary": self.summary.to_json()}
+
+
+def check_data_dir(data_dir: Path, *, strict: bool = False, today: date | None = None) -> Report:
+    """Return the validation report of ``data_dir``; raise DataDirError if it is unusable."""
+    dataset = load_dataset(data_dir)
+    problems = validate_dataset(dataset, strict=strict, today=today)
+    errors, warnings = count(problems)
+    households = sum(len(v.households) for v in dataset.villages)
+    return Report(problems, Summary(len(dataset.villages), households, errors, warnings))
+
+
+def validate_dataset(dataset: Dataset, *, strict: bool = False, today: date | None = None) -> list[Problem]:
+    """Return every problem of ``dataset`` (warnings become errors when ``strict``)."""
+    today = today or date.today()
+    problems = list(dataset.problems)
+    problems.extend(_village_codes(dataset))
+    for village, household in dataset.households():
+        problems.extend(household.problems)
+        record = household.record or household.partial
+        if record is not None:
+            problems.extend(_HouseholdRules(dataset, village, household, record, today).run())
+    problems.extend(_duplicates(dataset))
+    return escalate(problems) if strict else problems
+
+
+# --- dataset-wide rules --------------------------------------------------------------------
+
+
+def _village_codes(dataset: Dataset) -> list[Problem]:
+    seen: dict[str, Village] = {}
+    problems = []
+    for village in dataset.villages:
+        code = village.config.code
+        if code and code in seen:
+            first = seen[code]
+            problems.append(
+                error(
+                    f"村代码 {code} 重复：{first.display}（{first.config.name}）中也使用了这个代码",
+                    "每个村的统计用区划代码不同，请核对后改正",
+                    file=village.display,
+                    village=village.config.name,
+                    field="code",
+                )
+            )
+        seen.setdefault(code, village)
+    return problems
+
+
+def _where(dataset: Dataset, village: Village, household: LoadedHousehold) -> str:
+    return f"{village.config.name} 户 {household.household_id}（{household.display}）"
+
+
+def _duplicates(dataset: Dataset) -> list[Problem]:
+    """Return one error per repeated 户编号 or ID number, naming both households."""
+    problems = []
+    first_household: dict[str, tuple[Village, LoadedHousehold]] = {}
+    first_person: dict[str, tuple[Village, LoadedHousehold, int]] = {}
+    for village, household in dataset.households():
+        hid = household.household_id
+        if hid in first_household:
+            other_village, other = first_household[hid]
+            line, column = household.position("household_id")
+            problems.append(
+                error(
+                    f"户编号 {hid} 重复：{_where(dataset, other_village, other)} 也使用了这个户编号",
+                    "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
+                    file=household.display,
+                    line=line,
+                    column=column,
+                    village=village.config.name,
+                    household_id=hid,
+                    field="household_id",
+                )
+            )
+        else:
+            first_household[hid] = (village, household)
+        record = household.record or household.partial
+        for index, member in enumerate(record.members if record else []):
+            number = member.id_number
+            if len(number) != 18:
+                continue
+            path = f"members[{index}].id_number"
+            if number in first_person:
+                other_village, other, other_index = first_person[number]
+                if other is household:
+                    clash = f"本户第 {other_index + 1} 位成员也使用了这个号码"
+                else:
+                    clash = f"{_where(dataset, other_village, other)} 第 {other_index + 1} 位成员也使用了这个号码"
+                line, column = household.position(path)
+                problems.append(
+                    error(
+                        f"公民身份号码 {number}（{member.name}）重复：{clash}",
+                        "同一人只能登记在一户中；请核对身份证原件，改正号码或从其中一户删除此人",
+                        file=household.display,
+                        line=line,
+                        column=column,
+                        village=village.config.name,
+                        household_id=hid,
+                        field=path,
+                    )
+                )
+            else:
+                first_person[number] = (village, household, index)
+    return problems
+
+
+# --- one household -------------------------------------------------------------------------
+
+
+def _walk(model: BaseModel, path: str = "") -> Iterator[tuple[BaseModel, str, str, Any]]:
+    """Yield (model, field name, field path, value) for every field set in a model tree."""
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        here = f"{path}.{name}" if path else name
+        yield model, name, here, value
+        if isinstance(value, BaseModel):
+            yield from _walk(value, here)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    yield from _walk(item, f"{here}[{index}]")
+
+
+def _extras(model: BaseModel, path: str = "") -> Iterator[tuple[str, str]]:
+    for key in model.model_extra or {}:
+        yield (f"{path}.{key}" if path else str(key)), str(key)
+    for _, _, here, value in _walk(model, path):
+        if isinstance(value, BaseModel):
+            for key in value.model_extra or {}:
+                yield f"{here}.{key}", str(key)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, BaseModel):
+                    for key in item.model_extra or {}:
+                        yield f"{here}[{index}].{key}", str(key)
+
+
+class _HouseholdRules:
+    """The per-household rules of §4 and §5."""
+
+    def __init__(
+        self, dataset: Dataset, village: Village, household: LoadedHousehold, record: Household, today: date
+    ) -> None:
+        self.dataset = dataset
+        self.village = village
+        self.household = household
+        self.record = record
+        self.today = today
+        self.problems: list[Problem] = []
+
+    def add(self, severity: Severity, field: str | None, message: str, hint: str) -> None:
+        line, column = self.household.position(field) if field else (None, None)
+        self.problems.append(
+            Problem(
+                severity,
+                message,
+                hint,
+                file=self.household.display,
+                line=line,
+                column=column,
+                village=self.village.config.name,
+                household_id=self.household.household_id,
+                field=field,
+            )
+        )
+
+    def err(self, field: str | None, message: str, hint: str) -> None:
+        self.add(Severity.error, field, message, hint)
+
+    def warn(self, field: str | None, message: str, hint: str) -> None:
+        self.add(Severity.warning, field, message, hint)
+
+    def run(self) -> list[Problem]:
+        self.unknown_keys()
+        self.labels()
+        self.household_fields()
+        self.members()
+        self.dates()
+        self.money()
+        self.monitor()
+        self.income()
+        self.evidence()
+        return self.problems
+
+    # -- structure and vocabularies --
+
+    def unknown_keys(self) -> None:
+        for path, key in _extras(self.record):
+            self.warn(path, f"未知字段「{key}」，已忽略", "请检查键名拼写；可用的字段见数据格式说明（record-format.md）")
+
+    def labels(self) -> None:
+        for model, name, path, value in _walk(self.record):
+            vocab_name = vocab_of(type(model), name)
+            if vocab_name is None or value is None:
+                continue
+            vocabulary = vocab.get(vocab_name)
+            values = value if isinstance(value, list) else [value]
+            for index, item in enumerate(values):
+                if item in vocabulary:
+                    continue
+                where = f"{path}[{index}]" if isinstance(value, list) else path
+                sample = "、".join(vocabulary.labels[:8]) + ("…" if len(vocabulary.labels) > 8 else "")
+                hint = f"请使用{vocabulary.title}的标准名称，如：{sample}"
+                if str(item).strip().isdigit():
+                    hint = f"请填写中文名称，不要用数字代码；{vocabulary.title}的标准名称如：{sample}"
+                self.warn(where, f"{field_label(Household, where)}「{item}」不在{vocabulary.title}词表中", hint)
+
+    def household_fields(self) -> None:
+        record = self.record
+        if not record.household_id.strip():
+            self.err("household_id", "户编号为空", "请填写户编号")
+        groups = self.village.config.groups
+        if record.group and groups and record.group not in groups:
+            self.warn(
+                "group",
+                f"村民组「{record.group}」不在{self.village.config.name}的村民组名单中",
+                f"请改为 {'、'.join(groups)} 之一，或在 {self.village.display} 的 groups 中补充",
+            )
+        if record.exit_year is not None and not FIRST_EXIT_YEAR <= record.exit_year <= self.today.year:
+            self.err(
+                "exit_year",
+                f"脱贫年度 {record.exit_year} 不合理：应在 {FIRST_EXIT_YEAR} 至 {self.today.year} 年之间",
+                "请核对脱贫年度（四位数年份）",
+            )
+
+    # -- members --
+
+    def members(self) -> None:
+        heads = [i for i, m in enumerate(self.record.members) if m.relation == "户主"]
+        if not heads:
+            self.err("members", "家庭成员中没有户主", "请把其中一人的与户主关系填为「户主」")
+        for index in heads[1:]:
+            first = self.record.members[heads[0]]
+            member = self.record.members[index]
+            self.err(
+                f"members[{index}].relation",
+                f"户主不止一人：{first.name} 和 {member.name} 的与户主关系都是「户主」",
+                "每户只能有一位户主，请改正其中一人的与户主关系",
+            )
+        for index, member in enumerate(self.record.members):
+            self.member(index, member)
+
+    def member(self, index: int, member: Member) -> None:
+        path = f"members[{index}]"
+        raw_number = self._raw_member(index).get("id_number")
+        if isinstance(raw_number, str) and raw_number.strip().endswith("x"):
+            self.warn(
+                f"{path}.id_number",
+                f"公民身份号码 {raw_number.strip()} 末位应为大写 X",
+                "已按大写 X 处理；请在数据中改为大写 X",
+            )
+        derived_sex = None
+        try:
+            info = parse_id(member.id_number)
+        except IdNumberError as exc:
+            self.err(f"{path}.id_number", f"{member.name}的{exc.message}", exc.hint)
+            info = None
+        if info is not None:
+            derived_sex = info.sex
+            if info.birth_date > self.today:
+                self.err(
+                    f"{path}.id_number",
+                    f"{member.name}的公民身份号码 {member.id_number} 中的出生日期 {info.birth_date} 晚于今天",
+                    "请核对身份证原件后更正第 7–14 位",
+                )
+            if member.sex is not None and member.sex != info.sex:
+                self.err(
+                    f"{path}.sex",
+                    f"{member.name}的性别填为「{member.sex}」，但公民身份号码第 17 位表明是{info.sex}性",
+                    "请核对身份证原件，改正性别或公民身份号码",
+                )
+            if member.birth_date is not None and member.birth_date != info.birth_date:
+                self.err(
+                    f"{path}.birth_date",
+                    f"{member.name}的出生日期填为 {member.birth_date}，但公民身份号码中是 {info.birth_date}",
+                    "请核对身份证原件，改正出生日期或公民身份号码（出生日期可不填，由号码推出）",
+                )
+        sex = member.sex or derived_sex
+        implied = vocab.implied_sex(member.relation)
+        if implied and sex and implied != sex:
+            self.err(
+                f"{path}.relation",
+                f"{member.name}的与户主关系为「{member.relation}」，应为{implied}性，但性别为{sex}",
+                "请核对与户主关系（如 之子/之女、之父/之母）或公民身份号码",
+            )
+        if member.work_months is not None and not 0 <= member.work_months <= 12:
+            self.err(
+                f"{path}.work_months",
+                f"{member.name}的务工时间 {member.work_months} 个月不合理：应在 0 至 12 之间",
+                "请填写一年中务工的月数",
+            )
+
+    def _raw_member(self, index: int) -> dict[str, Any]:
+        raw = self.household.raw or {}
+        members = raw.get("members")
+        if isinstance(members, list) and index < len(members) and isinstance(members[index], dict):
+            return members[index]
+        return {}
+
+    # -- dates, money, monitoring, income --
+
+    def dates(self) -> None:
+        for _model, name, path, value in _walk(self.record):
+            if name in FUTURE_ALLOWED:
+                continue
+            if isinstance(value, PartialDate):
+                late = (value.year, value.month, value.day or 1) > (self.today.year, self.today.month, self.today.day)
+            elif isinstance(value, date):
+                late = value > self.today
+            else:
+                continue
+            if late:
+                self.err(
+                    path,
+                    f"{field_label(Household, path)} {value} 晚于今天（{self.today}）",
+                    "请核对日期：还没有发生的事不能记入档案",
+                )
+        for index, step in enumerate(self.record.procedure):
+            if step.date and step.date_to and step.date_to < step.date:
+                self.err(
+                    f"procedure[{index}].date_to",
+                    f"{step.kind}的截止日期 {step.date_to} 早于开始日期 {step.date}",
+                    "请核对两个日期，截止日期应不早于开始日期",
+                )
+        for index, helper in enumerate(self.record.helpers):
+            if helper.start and helper.end and helper.end < helper.start:
+                self.err(
+                    f"helpers[{index}].end",
+                    f"帮扶责任人{helper.name}的帮扶结束时间 {helper.end} 早于开始时间 {helper.start}",
+                    "请核对帮扶起止时间",
+                )
+
+    def _amounts(self) -> Iterator[tuple[str, Decimal]]:
+        for index, measure in enumerate(self.record.measures):
+            if measure.amount is not None:
+                yield f"measures[{index}].amount", measure.amount
+        for index, entry in enumerate(self.record.income):
+            for part in ("wage", "business", "property", "transfer", "costs"):
+                for key, amount in getattr(entry, part).items():
+                    yield f"income[{index}].{part}.{key}", amount
+
+    def money(self) -> None:
+        for path, amount in self._amounts():
+            label = field_label(Household, path)
+            if amount < 0:
+                self.err(path, f"{label}金额 {amount} 为负数", "金额不能为负数；支出请填在 costs（生产经营性支出）中")
+            elif amount > MAX_AMOUNT:
+                self.err(path, f"{label}金额 {amount} 过大", "请核对金额（单位为元），是否多写了数字")
+            elif amount != amount.quantize(Decimal("0.01"), rounding="ROUND_DOWN"):
+                self.err(path, f"{label}金额 {amount} 超过两位小数", "金额最多保留两位小数（到分）")
+        living = self.record.living
+        for name in ("house_area_m2", "farmland_mu"):
+            value = getattr(living, name, None) if living else None
+            if value is not None and value < 0:
+                self.err(f"living.{name}", f"{field_label(Household, 'living.' + name)} {value} 为负数", "请填写 0 或正数")
+
+    def monitor(self) -> None:
+        monitor = self.record.monitor
+        if monitor is None:
+            return
+        if len(monitor.risks) > MAX_RISKS:
+            self.err(
+                "monitor.risks",
+                f"风险类型有 {len(monitor.risks)} 项，最多 {MAX_RISKS} 项",
+                "请只保留最主要的 5 项风险",
+            )
+        if monitor.eliminated and monitor.eliminated_on is None:
+            self.warn("monitor.eliminated", "已标记风险消除，但缺少风险消除时间", "请填写 monitor.eliminated_on")
+        if monitor.eliminated and monitor.eliminate_method is None:
+            self.warn("monitor.eliminated", "已标记风险消除，但缺少消除方式", "请填写 monitor.eliminate_method（帮扶消除 / 自然消除）")
+        if monitor.identified_on and monitor.eliminated_on and monitor.eliminated_on < monitor.identified_on.first_day():
+            self.err(
+                "monitor.eliminated_on",
+                f"风险消除时间 {monitor.eliminated_on} 早于风险识别时间 {monitor.identified_on}",
+                "请核对两个日期",
+            )
+
+    def income(self) -> None:
+        years: dict[int, int] = {}
+        for index, entry in enumerate(self.record.income):
+            path = f"income[{index}]"
+            if entry.year in years:
+                self.err(f"{path}.year", f"收入情况中 {entry.year} 年出现了两次", "每年只能有一条收入记录，请合并")
+            years.setdefault(entry.year, index)
+            if entry.year > self.today.year:
+                self.err(f"{path}.year", f"收入年度 {entry.year} 晚于今年", "请核对年度")
+            if entry.members_counted is not None and entry.members_counted < 1:
+                self.err(
+                    f"{path}.members_counted",
+                    f"{entry.year} 年收入的计算人数为 {entry.members_counted}，至少应为 1",
+                    "请填写计算人均收入的人数，或删除该项（默认为家庭成员人数）",
+                )
+
+    # -- evidence --
+
+    def evidence(self) -> None:
+        folder = self.household.folder
+        for path, ref in self.record.evidence_refs():
+            field = f"{path}.file" if self._is_mapping(path) else path
+            try:
+                target = resolve_evidence(folder, ref.file)
+            except EvidencePathError as exc:
+                self.err(field, exc.message, exc.hint)
+                continue
+            shown = ref.file.strip()
+            if not target.exists():
+                self.warn(
+                    field,
+                    f"佐证材料文件「{shown}」不存在，档案中将以占位页代替",
+                    "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
+                )
+            elif not target.is_file():
+                self.warn(field, f"佐证材料「{shown}」是文件夹，不是文件", "请写出文件夹中具体的文件名")
+            elif not os.access(target, os.R_OK):
+                self.warn(field, f"佐证材料文件「{shown}」无法读取", "请检查文件权限")
+
+    def _is_mapping(self, path: str) -> bool:
+        """True when the evidence entry at ``path`` was written as a mapping (``file: …``)."""
+        return f"{path}.file" in self.household.positions
+
+
+# --- text report ---------------------------------------------------------------------------
+
+
+def format_report(report: Report, *, quiet: bool = False) -> str:
+    """Return problems grouped by village, then household, and the summary line.
+
+    ``quiet`` leaves warnings out (the summary still counts them).
+    """
+    shown = [p for p in report.problems if p.is_error] if quiet else report.problems
+    villages: dict[str, dict[str, list[Problem]]] = {}
+    for problem in shown:
+        households = villages.setdefault(problem.village or "", {})
+        households.setdefault(problem.household_id or "", []).append(problem)
+    lines: list[str] = []
+    for village, households in villages.items():
+        lines.append(f"【{village}】" if village else "【数据目录】")
+        for household, problems in households.items():
+            indent = "  "
+            if household:
+                lines.append(f"  户 {household}")
+                indent = "    "
+            for problem in problems:
+                lines.extend(indent + text for text in problem.format().splitlines())
+    lines.append(report.summary.line())
+    return "\n".join(lines)
