@@ -18,36 +18,37 @@ import datetime as _dt
 import io
 import json
 import random
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import yaml
 
 __all__ = [
-    "ID_WEIGHTS",
-    "ID_CHECK_CHARS",
-    "id_check_char",
-    "make_id_number",
-    "is_valid_id_number",
-    "generate_household",
-    "evidence_paths",
-    "make_photo",
-    "oriented_jpeg",
-    "scan_page",
-    "multipage_tiff_bytes",
-    "signature_png",
-    "gray16_png",
-    "cmyk_jpeg",
-    "pdf_document_bytes",
-    "dump_household_yaml",
-    "write_household",
-    "write_village",
-    "write_archive_toml",
-    "write_dataset",
-    "toml_dumps",
     "DEFAULT_COUNTY",
     "DEFAULT_TOWNSHIP",
+    "ID_CHECK_CHARS",
+    "ID_WEIGHTS",
     "VILLAGE_NAMES",
+    "cmyk_jpeg",
+    "dump_household_yaml",
+    "evidence_paths",
+    "generate_household",
+    "gray16_png",
+    "id_check_char",
+    "is_valid_id_number",
+    "make_id_number",
+    "make_photo",
+    "multipage_tiff_bytes",
+    "oriented_jpeg",
+    "pdf_document_bytes",
+    "scan_page",
+    "signature_png",
+    "toml_dumps",
+    "write_archive_toml",
+    "write_dataset",
+    "write_household",
+    "write_village",
 ]
 
 # ---------------------------------------------------------------------------
@@ -150,8 +151,7 @@ def _money(rng: random.Random, lo: float, hi: float, *, cents: bool = False,
 
 
 def _rand_date(rng: random.Random, start: _dt.date, end: _dt.date) -> _dt.date:
-    if end < start:
-        end = start
+    end = max(end, start)
     return start + _dt.timedelta(days=rng.randint(0, (end - start).days))
 
 
@@ -170,6 +170,7 @@ def _birth(rng: random.Random, year: int) -> _dt.date:
 
 def _pick_given(rng: random.Random, birth_year: int, male: bool, year: int) -> str:
     age = year - birth_year
+    pool: tuple[str, ...]
     if age >= 50:
         pool = MALE_OLD if male else FEMALE_OLD
     elif age >= 25:
@@ -184,10 +185,10 @@ def _pick_given(rng: random.Random, birth_year: int, male: bool, year: int) -> s
 # ---------------------------------------------------------------------------
 
 # Slot codes: H head, S spouse, C child (son or daughter), SON married son, DIL 之儿媳,
-# DAU married daughter, SIL 之女婿, G grandchild, F 之父, M 之母, B 兄弟姐妹.
+# DAU married daughter, SIL 之女婿, G grandchild, F 之父, M 之母.
 _TEMPLATES: dict[int, Sequence[Sequence[str]]] = {
     1: (("H",),),
-    2: (("H", "S"), ("H", "S"), ("H", "C"), ("H", "B")),
+    2: (("H", "S"), ("H", "S"), ("H", "C"), ("H", "M")),
     3: (("H", "S", "C"), ("H", "S", "C"), ("H", "M", "C"), ("H", "C", "C")),
     4: (("H", "S", "C", "C"), ("H", "S", "M", "C"), ("H", "S", "SON", "DIL")),
     5: (("H", "S", "C", "C", "C"), ("H", "S", "SON", "DIL", "G"), ("H", "S", "F", "M", "C"),
@@ -245,10 +246,6 @@ def _build_family(rng: random.Random, size: int, year: int, surname: str) -> lis
             b = _birth(rng, min(head_birth.year - rng.randint(22, 30), year - 60))
             add(slot, b, slot == "F", "之父" if slot == "F" else "之母",
                 surname if slot == "F" else rng.choice(SURNAMES))
-        elif slot == "B":
-            b = _birth(rng, head_birth.year + rng.randint(-6, 6))
-            male = rng.random() < 0.6
-            add(slot, b, male, "兄弟姐妹")
         elif slot in ("SON", "DAU"):
             lo = child_base + 21
             hi = min(child_base + 30, year - 23)
@@ -306,8 +303,6 @@ def _education(rng: random.Random, birth: _dt.date, year: int) -> tuple[str, str
             return "初中", "非在校生"
         return "高中", f"高中{grade}年级"
     if age < 22 and rng.random() < 0.55:
-        if rng.random() < 0.4:
-            return "高中", "高职高专一年级" if age == 18 else "大专及以上"
         return "高中", "大专及以上"
     if birth.year < 1955:
         return rng.choice(("文盲或半文盲", "文盲或半文盲", "小学")), "非在校生"
@@ -555,7 +550,7 @@ def generate_household(
         if monitor_category == "突发严重困难户":
             risks.append(rng.choice(("因灾", "因意外事故", "住房出现安全问题")))
         if not risks or rng.random() < 0.3:
-            risks.append(rng.choice(("因务工就业不稳", "家庭收入大幅缩减", "因产业项目失败", "缺劳动力")))
+            risks.append(rng.choice(("因务工就业不稳", "因产业项目失败", "缺劳动力", "其他")))
         mon: dict[str, Any] = {"category": monitor_category, "risks": risks[:5],
                                "identified_on": monitor_start}
         eliminated = monitor_start.year < year and rng.random() < 0.6
@@ -599,7 +594,7 @@ def generate_household(
     }
 
     # --- helpers -------------------------------------------------------------
-    helpers = []
+    helpers: list[dict[str, Any]] = []
     start_year = max(ident_year, 2016) if was_poor else (monitor_start.year if monitor_start else 2021)
     units = _HELPER_UNITS + ((f"{village_name}村民委员会", "村级", ("村党支部书记", "村委委员", "村文书")),)
     for h in range(rng.randint(1, 2)):
@@ -626,9 +621,9 @@ def generate_household(
     if exit_year:
         ex = _rand_date(rng, _dt.date(exit_year, 9, 1), _dt.date(exit_year, 11, 1))
         proc += _procedure(rng, ex, "退出", monitor=False)
-    mon = rec.get("monitor")
-    if mon and mon.get("eliminated"):
-        proc += _procedure(rng, mon["eliminated_on"] - _dt.timedelta(days=30), "消除", monitor=True)
+    mon_rec = rec.get("monitor")
+    if mon_rec and mon_rec.get("eliminated"):
+        proc += _procedure(rng, mon_rec["eliminated_on"] - _dt.timedelta(days=30), "消除", monitor=True)
     proc = [p for p in proc if p["date"] <= last]
     if proc:
         rec["procedure"] = proc
@@ -656,7 +651,7 @@ def generate_household(
             keys += ["营养餐", "寄宿补助"] if rng.random() < 0.5 else ["营养餐"]
         elif s.startswith("高中"):
             keys.append("高中助学金")
-        elif s.startswith("中职") or s.startswith("高职"):
+        elif s.startswith(("中职", "高职")):
             keys.append("雨露计划")
         elif s == "大专及以上":
             keys.append("雨露计划" if rng.random() < 0.6 else "助学贷款")
@@ -856,7 +851,7 @@ def _smooth_background(rng: random.Random, size: tuple[int, int]):
 
 
 def make_photo(seed: str | int, size: tuple[int, int] = (1200, 1600), *, quality: int = 85,
-               noise: int = 6, arrow: bool = False, mode: str = "RGB") -> "Any":
+               noise: int = 6, arrow: bool = False, mode: str = "RGB") -> Any:
     """Return a synthetic, text-free photo as a PIL image (deterministic for ``seed``).
 
     Smooth colour gradient, a few shapes (house, people, sun) and fine noise so that a
@@ -939,7 +934,7 @@ def oriented_jpeg(seed: str | int, size: tuple[int, int] = (3000, 4000), orienta
 
 
 def scan_page(seed: str | int, size: tuple[int, int] = (1240, 1754), *, mode: str = "L",
-              lines: int = 24) -> "Any":
+              lines: int = 24) -> Any:
     """A text-free 'scanned document' page: paper tone, a header bar and grey bars standing
     for lines of text, a stamp-like circle.  Compresses well (no noise)."""
     from PIL import Image, ImageDraw
@@ -971,7 +966,7 @@ def multipage_tiff_bytes(seed: str | int, pages: int = 3, size: tuple[int, int] 
     return buf.getvalue()
 
 
-def png_bytes(img: "Any") -> bytes:
+def png_bytes(img: Any) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=False, compress_level=6)
     return buf.getvalue()
@@ -1018,8 +1013,8 @@ CJK_FONT_CANDIDATES = (
 
 def _cjk_font() -> tuple[str, Any] | None:
     """Register a CJK TrueType font with reportlab; None when no candidate is installed."""
-    from reportlab.pdfbase import pdfmetrics
-    from reportlab.pdfbase.ttfonts import TTFont
+    from reportlab.pdfbase import pdfmetrics  # type: ignore[import-untyped]
+    from reportlab.pdfbase.ttfonts import TTFont  # type: ignore[import-untyped]
 
     for path, index in CJK_FONT_CANDIDATES:
         if Path(path).is_file():
@@ -1042,8 +1037,8 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
     footer ``第 n 页 共 m 页``.  Chinese needs a CJK TTF (:data:`CJK_FONT_CANDIDATES`); if
     none is installed, or a character is missing from it, the Latin fallback text is used.
     """
-    from reportlab.lib.pagesizes import A4
-    from reportlab.pdfgen import canvas
+    from reportlab.lib.pagesizes import A4  # type: ignore[import-untyped]
+    from reportlab.pdfgen import canvas  # type: ignore[import-untyped]
 
     reg = _cjk_font()
     text_ok = reg is not None and all(
@@ -1054,6 +1049,7 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
         pages = fallback_pages or [[f"Page {k + 1}"] for k in range(len(pages))]
         font = "Helvetica"
     else:
+        assert reg is not None
         font = reg[0]
     buf = io.BytesIO()
     c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)

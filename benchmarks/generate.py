@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from archive_builder.synthetic import VILLAGE_NAMES, write_dataset  # noqa: E402
+from archive_builder.synthetic import VILLAGE_NAMES, write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

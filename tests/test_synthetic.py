@@ -8,7 +8,11 @@ import importlib.util
 import json
 import random
 import re
-import tomllib
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 from decimal import Decimal
 from pathlib import Path
 
@@ -101,9 +105,13 @@ def check_record(rec: dict, folder: Path) -> list[str]:
             problems.append(f"members[{i}] birth_date disagrees with id")
         if m["relation"] in MALE_RELATIONS and not male or m["relation"] in FEMALE_RELATIONS and male:
             problems.append(f"members[{i}] relation {m['relation']} vs sex")
-        if m["relation"] == "配偶" and head and syn.is_valid_id_number(head["id_number"]):
-            if (int(head["id_number"][16]) % 2 == 1) == male:
-                problems.append(f"members[{i}] 配偶 has the same sex as 户主")
+        if (
+            m["relation"] == "配偶"
+            and head
+            and syn.is_valid_id_number(head["id_number"])
+            and (int(head["id_number"][16]) % 2 == 1) == male
+        ):
+            problems.append(f"members[{i}] 配偶 has the same sex as 户主")
     for path, value in _walk(rec):
         d = _date(value)
         if d is not None and not path.endswith("household_id") and d > TODAY_LIMIT:
@@ -116,8 +124,9 @@ def check_record(rec: dict, folder: Path) -> list[str]:
                 problems.append(f"{path} bad money {value}")
     for section in ("procedure",):
         for i, e in enumerate(rec.get(section) or []):
-            if "date_to" in e and _date(e["date_to"]) < _date(e["date"]):
-                problems.append(f"{section}[{i}] date_to < date")
+            start, end = _date(e.get("date")), _date(e.get("date_to"))
+            if start is None or ("date_to" in e and (end is None or end < start)):
+                problems.append(f"{section}[{i}] bad date/date_to")
     for rel in syn.evidence_paths(rec):
         p = Path(rel)
         if p.is_absolute() or ".." in p.parts:
@@ -274,8 +283,8 @@ def test_sample_odd_evidence() -> None:
 def test_sample_reproducible(tmp_path: Path) -> None:
     """tools/make_sample.py recreates the committed text files byte for byte."""
     spec = importlib.util.spec_from_file_location("make_sample", ROOT / "tools" / "make_sample.py")
+    assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
-    assert spec.loader is not None
     spec.loader.exec_module(mod)
     out = tmp_path / "sample"
     mod.build(out)

@@ -14,12 +14,13 @@ import datetime as dt
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from archive_builder import synthetic as syn  # noqa: E402
+from archive_builder import synthetic as syn
 
 SEED = "households_sample-v1"
 YEAR = 2025
@@ -240,7 +241,7 @@ def curate_three_incomes(rec: dict, ctx: Ctx) -> dict:
 def curate_returned(rec: dict, ctx: Ctx) -> dict:
     """返贫 household: camera photo with EXIF orientation 8, 𠮷 in the head's name."""
     rec = rename(rec, 0, "𠮷庆" if rec["members"][0]["sex"] == "男" else "𠮷雅")
-    set_monitor(rec, ctx.rng, identified=D(2023, 2, 16), eliminated=False, risks=["因病", "家庭收入大幅缩减"])
+    set_monitor(rec, ctx.rng, identified=D(2023, 2, 16), eliminated=False, risks=["因病", "因务工就业不稳"])
     cam = ctx.add("照片/IMG_20230301_161544.jpg", syn.oriented_jpeg(f"{ctx.hid}:cam8", (3000, 4000), 8))
     add_evidence(rec, {"file": cam, "type": "照片", "title": "入户核查照片（手机拍摄，EXIF旋转8）",
                        "date": D(2023, 3, 1), "sensitive": False})
