@@ -70,9 +70,10 @@ import struct
 import sys
 import threading
 import unicodedata
-import zlib
+from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 from typing import Any
 
@@ -738,6 +739,7 @@ def _make_ttfont_class() -> type:
             base = _base_tables_from_face(face)
             program = _build_program(base, glyphs, hmetrics)
             widths = {cid: face.charWidths.get(cp, face.defaultWidth) for cid, cp in used.items()}
+            dw = _dw(widths)
             tounicode = {cid: chr(cp) for cid, cp in used.items()}
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
             tag = _subset_tag(_program_identity(base), cid2gid)
@@ -776,8 +778,8 @@ def _make_ttfont_class() -> type:
                     "Supplement": 0,
                 }),
                 "FontDescriptor": desc,
-                "DW": 1000,
-                "W": pdfdoc.PDFArray(_w_array(widths)),
+                "DW": dw,
+                "W": pdfdoc.PDFArray(_w_array(widths, dw)),
             }
             if all(cid == g for cid, g in cid2gid.items()):
                 cidfont["CIDToGIDMap"] = pdfdoc.PDFName("Identity")
@@ -929,49 +931,72 @@ _EMPTY_CMAP = struct.pack(">HHHHI", 0, 1, 3, 1, 12) + struct.pack(
 def _build_program(base: Mapping[str, bytes], glyphs: Mapping[int, bytes],
                    hmetrics: Mapping[int, tuple[int, int]]) -> bytes:
     """A TrueType program with original glyph ids; glyphs not given are empty."""
-    from reportlab.pdfbase.ttfonts import TTFontMaker
-
     n = max(max(glyphs, default=0), max(hmetrics, default=0)) + 1
+    halves = [0] * n
+    present = sorted(g for g, d in glyphs.items() if d)
     glyf_parts = []
-    offsets = []
-    pos = 0
-    for g in range(n):
-        offsets.append(pos)
-        d = glyphs.get(g)
-        if d:
-            glyf_parts.append(d)
-            pos += len(d)
-            if pos & 3:
-                pad = 4 - (pos & 3)
-                glyf_parts.append(b"\0" * pad)
-                pos += pad
-    offsets.append(pos)
-    if pos >> 1 > 0xFFFF:
+    for g in present:
+        d = glyphs[g]
+        pad = -len(d) & 3
+        glyf_parts.append(d + b"\0" * pad if pad else d)
+        halves[g] = (len(d) + pad) >> 1
+    half_offsets = [0, *accumulate(halves)]
+    if half_offsets[-1] > 0xFFFF:
         loc_fmt = 1
-        loca = struct.pack(f">{len(offsets)}L", *offsets)
+        loca = struct.pack(f">{n + 1}L", *map((2).__mul__, half_offsets))
     else:
         loc_fmt = 0
-        loca = struct.pack(f">{len(offsets)}H", *(o >> 1 for o in offsets))
-    hm = []
-    for g in range(n):
-        aw, lsb = hmetrics.get(g, (0, 0))
-        hm.append(int(aw) & 0xFFFF)
-        hm.append(int(lsb) & 0xFFFF)
-    out = TTFontMaker()
-    for tag in ("name", "OS/2", "cvt ", "fpgm", "prep", "post"):
-        if tag in base:
-            out.add(tag, base[tag])
-    out.add("cmap", _EMPTY_CMAP)
-    out.add("hmtx", struct.pack(f">{len(hm)}H", *hm))
+        loca = struct.pack(f">{n + 1}H", *half_offsets)
+    hmtx = bytearray(4 * n)
+    for g, (aw, lsb) in hmetrics.items():
+        struct.pack_into(">HH", hmtx, 4 * g, int(aw) & 0xFFFF, int(lsb) & 0xFFFF)
+    tables = {tag: base[tag] for tag in ("name", "OS/2", "cvt ", "fpgm", "prep", "post") if tag in base}
+    tables["cmap"] = _EMPTY_CMAP
+    tables["hmtx"] = bytes(hmtx)
     hhea = base["hhea"]
-    out.add("hhea", hhea[:34] + struct.pack(">H", n) + hhea[36:])
+    tables["hhea"] = hhea[:34] + struct.pack(">H", n) + hhea[36:]
     maxp = base["maxp"]
-    out.add("maxp", maxp[:4] + struct.pack(">H", n) + maxp[6:])
-    out.add("glyf", b"".join(glyf_parts))
-    out.add("loca", loca)
+    tables["maxp"] = maxp[:4] + struct.pack(">H", n) + maxp[6:]
+    tables["glyf"] = b"".join(glyf_parts)
+    tables["loca"] = loca
     head = base["head"]
-    out.add("head", head[:8] + b"\0\0\0\0" + head[12:50] + struct.pack(">h", loc_fmt) + head[52:])
-    return out.makeStream()
+    tables["head"] = head[:8] + b"\0\0\0\0" + head[12:50] + struct.pack(">h", loc_fmt) + head[52:]
+    return _make_sfnt(tables)
+
+
+def _checksum(data: bytes) -> int:
+    pad = -len(data) & 3
+    if pad:
+        data = data + b"\0" * pad
+    arr = array("I", data)
+    if sys.byteorder == "little":
+        arr.byteswap()
+    return sum(arr) & 0xFFFFFFFF
+
+
+def _make_sfnt(tables: Mapping[str, bytes]) -> bytes:
+    """Assemble an sfnt (TrueType) file; checksums computed at C speed."""
+    tags = sorted(tables)
+    num = len(tags)
+    sr, es = 1, 0
+    while sr * 2 <= num:
+        sr, es = sr * 2, es + 1
+    header = [struct.pack(">IHHHH", 0x00010000, num, sr * 16, es, num * 16 - sr * 16)]
+    body = []
+    offset = 12 + 16 * num
+    head_off = 0
+    for tag in tags:
+        data = tables[tag]
+        if tag == "head":
+            head_off = offset
+        header.append(struct.pack(">4sIII", tag.encode("latin-1"), _checksum(data), offset, len(data)))
+        pad = -len(data) & 3
+        body.append(data + b"\0" * pad if pad else data)
+        offset += len(data) + pad
+    out = bytearray(b"".join(header) + b"".join(body))
+    adj = (0xB1B0AFBA - _checksum(bytes(out))) & 0xFFFFFFFF
+    struct.pack_into(">I", out, head_off + 8, adj)
+    return bytes(out)
 
 
 def _program_identity(base: Mapping[str, bytes]) -> bytes:
@@ -998,14 +1023,30 @@ def _subset_tag(identity: bytes, cid2gid: Mapping[int, int], salt: int = 0) -> s
     return "".join(letters)
 
 
-def _w_array(widths: Mapping[int, float]) -> list[Any]:
-    """``W`` array entries ``c [w1 w2 ...]`` for consecutive CIDs."""
+def _pdf_num(w: float) -> int | float:
+    return int(w) if float(w).is_integer() else round(float(w), 3)
+
+
+def _dw(widths: Mapping[int, float]) -> int | float:
+    """The most common width (becomes ``DW``; only other widths are listed in ``W``)."""
+    if not widths:
+        return 1000
+    counts: dict[float, int] = {}
+    for w in widths.values():
+        w = _pdf_num(w)
+        counts[w] = counts.get(w, 0) + 1
+    return max(sorted(counts), key=counts.__getitem__)
+
+
+def _w_array(widths: Mapping[int, float], dw: float | None = None) -> list[Any]:
+    """``W`` array entries ``c [w1 w2 ...]`` for consecutive CIDs whose width is not ``dw``."""
     out: list[Any] = []
     run: list[Any] = []
     start = prev = None
     for cid in sorted(widths):
-        w = widths[cid]
-        w = int(w) if float(w).is_integer() else round(float(w), 3)
+        w = _pdf_num(widths[cid])
+        if dw is not None and w == dw:
+            continue
         if prev is not None and cid == prev + 1:
             run.append(w)
         else:
@@ -1082,6 +1123,7 @@ class FontSet:
         self._chains: dict[str, list[FontFace]] = {}
         self._missing: dict[str, set[str]] = {r: set() for r in self.faces}
         self._lock = threading.RLock()
+        self._fonts: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ discovery
     @classmethod
@@ -1233,7 +1275,10 @@ class FontSet:
             self._registered = True
 
     def _font(self, face: FontFace) -> Any:
-        return _load_registered(face)
+        font = self._fonts.get(face.rl_name)
+        if font is None:
+            font = self._fonts[face.rl_name] = _load_registered(face)
+        return font
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:
@@ -1435,20 +1480,18 @@ def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], 
     else:
         offs = [o * 2 for o in struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)])]
     glyf = tables["glyf"]
-    glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in range(n) if offs[g + 1] > offs[g]}
+    present = [g for g, (a, b) in enumerate(zip(offs, offs[1:])) if b > a]
+    glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in present}
     nh = struct.unpack(">H", tables["hhea"][34:36])[0]
     hmtx = tables["hmtx"]
     metrics: dict[int, tuple[int, int]] = {}
-    last_aw = 0
-    for g in range(n):
+    last_aw = struct.unpack(">H", hmtx[4 * (nh - 1) : 4 * nh - 2])[0] if nh else 0
+    for g in [0, *present] if 0 not in glyphs else present:
         if g < nh:
-            aw, lsb = struct.unpack(">Hh", hmtx[4 * g : 4 * g + 4])
-            last_aw = aw
+            metrics[g] = struct.unpack(">Hh", hmtx[4 * g : 4 * g + 4])
         else:
             p = 4 * nh + 2 * (g - nh)
-            aw, lsb = last_aw, struct.unpack(">h", hmtx[p : p + 2])[0]
-        if g in glyphs or g == 0:
-            metrics[g] = (aw, lsb)
+            metrics[g] = (last_aw, struct.unpack(">h", hmtx[p : p + 2])[0])
     base = {k: v for k, v in tables.items() if k not in ("glyf", "loca", "hmtx", "cmap")}
     return base, glyphs, metrics
 
@@ -1558,14 +1601,16 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
             for g, m in metrics.items():
                 if metrics_u.setdefault(g, m) != m and g in glyphs:
                     ok = False
-            widths_u.update(_parse_w(cid.get("/W")))
-            for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data()):
-                c, u = int(m.group(1), 16), bytes.fromhex(m.group(2).decode())
+            tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
+                        for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
+            explicit = _parse_w(cid.get("/W"))
+            dw = float(cid.get("/DW", 1000))
+            for c, u in tu_pairs:
                 if tu_u.setdefault(c, u) != u:
                     ok = False
+                widths_u[c] = explicit.get(c, dw)
             c2g = cid.get("/CIDToGIDMap")
-            cmap_used = [int(m.group(1), 16) for m in
-                         _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
+            cmap_used = [c for c, _u in tu_pairs]
             if c2g is None or c2g == "/Identity":
                 pairs = {c: c for c in cmap_used}
             else:
@@ -1601,17 +1646,19 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
         new_fd[NameObject("/FontFile2")] = ff_ref
         fd_ref = writer._add_object(new_fd)
         w_items: list[Any] = []
-        for item in _w_array(widths_u):
+        dw_u = _dw(widths_u)
+        for item in _w_array(widths_u, dw_u):
             if hasattr(item, "sequence"):
                 w_items.append(ArrayObject(
                     [NumberObject(v) if isinstance(v, int) else FloatObject(v) for v in item.sequence]))
             else:
                 w_items.append(NumberObject(item))
         new_cid = DictionaryObject({NameObject(k): v for k, v in cid0.items()
-                                    if k not in ("/W", "/FontDescriptor", "/BaseFont", "/CIDToGIDMap")})
+                                    if k not in ("/W", "/DW", "/FontDescriptor", "/BaseFont", "/CIDToGIDMap")})
         new_cid[NameObject("/BaseFont")] = basefont
         new_cid[NameObject("/FontDescriptor")] = fd_ref
         new_cid[NameObject("/W")] = ArrayObject(w_items)
+        new_cid[NameObject("/DW")] = NumberObject(dw_u) if isinstance(dw_u, int) else FloatObject(dw_u)
         if all(c == g for c, g in c2g_u.items()):
             new_cid[NameObject("/CIDToGIDMap")] = NameObject("/Identity")
         else:
