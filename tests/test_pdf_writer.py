@@ -209,7 +209,7 @@ def test_byte_identical(fonts, rendered) -> None:
 
 def test_prose_grid(fonts) -> None:
     doc = Document(title="t", sections=(Section("p", "申请书", (Paragraph("国" * 2000),), layout="prose"),))
-    data, result = render(doc, fonts)
+    data, _ = render(doc, fonts)
     reader = PdfReader(io.BytesIO(data))
     ys: list[float] = []
     widths: list[int] = []

@@ -40,7 +40,7 @@ _OP = re.escape(OPENING)
 # One breakable unit: whitespace, or [opening]* (run | one char) [closing]*.
 _UNIT = re.compile(
     rf"[ \t\u3000]+|[{_OP}]*(?:[{RUN_START}][{RUN_CHARS}]*|.)[{_CL}]*",
-    re.S,
+    re.DOTALL,
 )
 _SPACE = " \t\u3000"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 import math
-
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date as _date
@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reportlab import rl_config
-from reportlab.lib.rl_accel import fp_str
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 
@@ -51,19 +50,38 @@ from ..document import (
     Table,
     Title,
 )
-from .linebreak import break_lines_widths, is_cjk
+from .linebreak import break_lines_widths
 
 if TYPE_CHECKING:  # pragma: no cover
     from .evidence import EvidenceCache
     from .fonts import FontSet
 
-__all__ = ["write_pdf", "CREATOR"]
+__all__ = ["CREATOR", "write_pdf"]
 
 CREATOR = "archive-builder"
 MM = 72.0 / 25.4
 
 # ASCII85 makes reportlab 3–5× slower and files larger; nothing we write needs 7-bit streams.
 rl_config.useA85 = 0
+
+def _n(x: float) -> str:
+    """A coordinate for the content stream (0.01 pt is far below printer resolution).
+
+    reportlab's ``fp_str`` is pure Python when its C accelerator is absent and took a third
+    of the render time.
+    """
+    return f"{x:.2f}"
+
+
+def _f(x: float) -> str:
+    """A spacing value (Tc / TJ) that is multiplied along a line: more digits."""
+    return f"{x:.4f}"
+
+
+_CJK_CLASS = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff"
+#: justification segments: a single CJK character, or a run of other characters (which does
+#: not stretch inside); a gap between two segments takes an equal share of the extra space
+_SEGMENT = re.compile(f"[{_CJK_CLASS}]|[^{_CJK_CLASS}]+")
 
 # --- geometry and style constants ------------------------------------------------------------
 RULE = 0.5  # pt, table rules
@@ -727,28 +745,30 @@ class _Painter:
     def emit_text(self, ops: list[str], state: list, x: float, y: float, role: str, size: float,
                   s: str, extra: float) -> None:
         """Append operators drawing one line; ``state`` = [current Tf string, current Tc]."""
-        ops.append(f"1 0 0 1 {fp_str(x)} {fp_str(y)} Tm")
-        gaps: list[bool] | None = None
+        ops.append(f"1 0 0 1 {_n(x)} {_n(y)} Tm")
+        gaps: list[int] | None = None  # char indexes preceded by a stretchable gap
         tc = 0.0
         if extra and len(s) > 1:
-            flags = [is_cjk(ch) for ch in s]
-            g = [False] + [flags[i] or flags[i - 1] for i in range(1, len(s))]
-            ng = sum(g)
+            pieces = _SEGMENT.findall(s)  # one CJK char, or a run of anything else
+            ng = len(pieces) - 1
             if ng == len(s) - 1:
                 tc = extra / ng
             elif ng:
-                gaps = g
-                adj = -extra / ng * 1000.0 / size
+                gaps = []
+                at = 0
+                for piece in pieces[:-1]:
+                    at += len(piece)
+                    gaps.append(at)
+                adj = _f(-extra / ng * 1000.0 / size)
         if tc != state[1]:
-            ops.append(f"{fp_str(tc)} Tc")
+            ops.append(f"{_f(tc)} Tc")
             state[1] = tc
         used = self.f.used.get(role)
         if used is None:
             used = self.f.used[role] = set()
         used.update(s)
-        sz = fp_str(size)
+        sz = _f(size)
         doc = self.doc
-        esc = self.escape
         pos = 0
         for name, run in self.f.runs(s, role):
             font = self.rl_fonts.get(name)
@@ -767,18 +787,23 @@ class _Painter:
                     ops.append(tf)
                     state[0] = tf
                 if gaps is None:
-                    ops.append(f"({esc(chunk)}) Tj")
+                    ops.append(f"<{chunk.hex()}> Tj")
                     continue
                 parts = []
                 start = 0
                 n = len(chunk) // bpc
-                for i in range(n):
-                    if gaps[pos + i]:
-                        if i > start:
-                            parts.append(f"({esc(chunk[start * bpc:i * bpc])})")
-                        parts.append(fp_str(adj))
-                        start = i
-                parts.append(f"({esc(chunk[start * bpc:])})")
+                for g in gaps:
+                    i = g - pos
+                    if i <= 0:
+                        if i == 0 and pos:
+                            parts.append(adj)
+                        continue
+                    if i >= n:
+                        break
+                    parts.append(f"<{chunk[start * bpc:i * bpc].hex()}>")
+                    parts.append(adj)
+                    start = i
+                parts.append(f"<{chunk[start * bpc:].hex()}>")
                 ops.append(f"[{' '.join(parts)}] TJ")
                 pos += n
 
@@ -797,14 +822,14 @@ class _Painter:
                 self.emit_text(txt, state, it[1], it[2], it[3], it[4], it[5], it[6])
             elif kind == "rect":
                 _, x, y, w, h, shade = it
-                r = f"{fp_str(x)} {fp_str(y)} {fp_str(w)} {fp_str(h)} re"
+                r = f"{_n(x)} {_n(y)} {_n(w)} {_n(h)} re"
                 gfx.append(f"{SHADE} g {r} B 0 g" if shade else f"{r} S")
             elif kind == "line":
                 _, x1, y1, x2, y2, lw = it
-                gfx.append(f"{fp_str(x1)} {fp_str(y1)} m {fp_str(x2)} {fp_str(y2)} l S")
+                gfx.append(f"{_n(x1)} {_n(y1)} m {_n(x2)} {_n(y2)} l S")
             elif kind == "dash":
                 _, x, y, w, h = it
-                gfx.append(f"[3 2] 0 d {fp_str(x)} {fp_str(y)} {fp_str(w)} {fp_str(h)} re S [] 0 d")
+                gfx.append(f"[3 2] 0 d {_n(x)} {_n(y)} {_n(w)} {_n(h)} re S [] 0 d")
             elif kind == "ref":
                 _, x, w, y, role, size, si, align = it
                 s = self.page_number_text(si)
@@ -858,7 +883,7 @@ def _pdf_date(iso: str) -> Callable[..., str]:
         d = _date.fromisoformat(iso[:10])
     except ValueError:
         d = _date(2000, 1, 1)
-    s = "D:%04d%02d%02d000000+08'00'" % (d.year, d.month, d.day)
+    s = f"D:{d.year:04d}{d.month:02d}{d.day:02d}000000+08'00'"
     return lambda *args: s
 
 
@@ -923,11 +948,11 @@ def write_pdf(
     painter.numbers = painter_numbers
     first_of = {first: si for si, (first, _last) in enumerate(lay.sections)}
     for idx, pg in enumerate(lay.pages):
-        si = first_of.get(idx)
-        if si is not None:
-            key = f"s{si}"
+        starts = first_of.get(idx)
+        if starts is not None:
+            key = f"s{starts}"
             c.bookmarkPage(key, fit="XYZ", top=lay.ph)
-            c.addOutlineEntry(doc.sections[si].title, key, level=0)
+            c.addOutlineEntry(doc.sections[starts].title, key, level=0)
         painter.paint_page(pg)
         c.showPage()
     if lay.pages:
@@ -982,7 +1007,7 @@ def _merge_evidence(data: bytes, merges: list[tuple[int, Any, tuple[float, float
         writer.pages[page_index].merge_transformed_page(spage, t, over=True, expand=False)
     # reproducible output: keep the source's file identifier
     if "/ID" in reader.trailer:
-        writer._ID = reader.trailer["/ID"]  # noqa: SLF001
+        writer._ID = reader.trailer["/ID"]  # type: ignore[assignment]
     outbuf = io.BytesIO()
     writer.write(outbuf)
     return outbuf.getvalue()
