@@ -1,0 +1,341 @@
+"""Tests of archive_builder.render.fonts (needs the Debian CJK fonts listed in the README)."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("reportlab")
+pytest.importorskip("pypdf")
+
+from pypdf import PdfReader, PdfWriter  # noqa: E402
+from reportlab import rl_config  # noqa: E402
+from reportlab.pdfgen.canvas import Canvas  # noqa: E402
+
+from archive_builder.render import fonts as F  # noqa: E402
+from archive_builder.render.fonts import (  # noqa: E402
+    ROLES,
+    FontNotFoundError,
+    FontSet,
+    font_report,
+    merge_font_subsets,
+)
+
+UMING = Path("/usr/share/fonts/truetype/arphic/uming.ttc")
+ZENHEI = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+UKAI = Path("/usr/share/fonts/truetype/arphic/ukai.ttc")
+BABEL = Path("/usr/share/fonts/truetype/babelstone/BabelStoneHan.ttf")
+DEJAVU = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+needs_debian_fonts = pytest.mark.skipif(
+    not (UMING.exists() and ZENHEI.exists() and UKAI.exists()),
+    reason="fonts-arphic-uming / fonts-wqy-zenhei / fonts-arphic-ukai not installed",
+)
+needs_rare = pytest.mark.skipif(not BABEL.exists(), reason="fonts-babelstone-han not installed")
+
+RARE = "\U00020BB7"  # 𠮷
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+    monkeypatch.delenv("ARCHIVE_BUILDER_FONT_DIRS", raising=False)
+    rl_config.useA85 = 0
+
+
+@pytest.fixture(scope="module")
+def fs() -> FontSet:
+    if not UMING.exists():
+        pytest.skip("no Debian CJK fonts")
+    s = FontSet.discover()
+    s.register()
+    return s
+
+
+def render(fs: FontSet, lines: list[str], roles=("body",), pages: int = 1) -> bytes:
+    buf = io.BytesIO()
+    c = Canvas(buf)  # no initialFontName: register() must have replaced Helvetica
+    for _ in range(pages):
+        y = 800.0
+        for k, line in enumerate(lines):
+            role = roles[k % len(roles)]
+            x = 50.0
+            for name, s in fs.runs(line, role):
+                c.setFont(name, 12)
+                c.drawString(x, y, s)
+                x += fs.string_width(s, role, 12)
+            y -= 18
+        c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+def fonts_of(pdf: bytes, tmp_path: Path, name: str = "x.pdf") -> list[dict]:
+    p = tmp_path / name
+    p.write_bytes(pdf)
+    return font_report(p)
+
+
+def tounicode_codes(pdf: bytes) -> dict[str, dict[str, int]]:
+    """PostScript name (without tag) -> {char: code}."""
+    out: dict[str, dict[str, int]] = {}
+    r = PdfReader(io.BytesIO(pdf))
+    for _k, ref in r.pages[0]["/Resources"]["/Font"].items():
+        font = ref.get_object()
+        name = str(font["/BaseFont"]).split("+", 1)[1]
+        data = font["/ToUnicode"].get_object().get_data()
+        m = {}
+        for code, uni in re.findall(rb"<([0-9A-F]{4})> <([0-9A-F]+)>", data):
+            m[bytes.fromhex(uni.decode()).decode("utf-16-be")] = int(code, 16)
+        out[name] = m
+    return out
+
+
+# ------------------------------------------------------------------------ discovery
+
+
+@needs_debian_fonts
+def test_discovery_finds_debian_faces(fs):
+    assert set(fs.faces) == set(ROLES)
+    assert fs.faces["body"].path == UMING and fs.faces["body"].subfont_index == 0
+    assert fs.faces["heading"].path == ZENHEI
+    assert fs.faces["kai"].path == UKAI
+    assert fs.faces["body"].rl_name == "AB-uming-0"
+    assert "CN" in fs.faces["body"].family
+    if BABEL.exists():
+        assert fs.fallbacks[0].path == BABEL
+
+
+def _fake_cff(path: Path) -> None:
+    # sfnt header 'OTTO' with a CFF table entry: what Noto Sans CJK .otf looks like
+    path.write_bytes(b"OTTO" + struct.pack(">HHHH", 1, 16, 0, 0)
+                     + b"CFF " + struct.pack(">III", 0, 28, 4) + b"\0" * 4)
+
+
+@needs_debian_fonts
+def test_cff_font_is_skipped_with_reason(tmp_path, monkeypatch):
+    fake = tmp_path / "NotoSansCJKsc-Regular.otf"
+    _fake_cff(fake)
+    monkeypatch.setenv("ARCHIVE_BUILDER_FONT_DIRS", str(tmp_path))
+    s = FontSet.discover()
+    reasons = dict(s.skipped)
+    assert str(fake) in reasons
+    assert "CFF" in reasons[str(fake)]
+    assert all(f.path != fake for f in s.faces.values())
+
+
+def test_configured_cff_font_raises_chinese_message(tmp_path):
+    fake = tmp_path / "fonts" / "songti.otf"
+    fake.parent.mkdir()
+    _fake_cff(fake)
+    with pytest.raises(FontNotFoundError) as ei:
+        FontSet.discover({"body": "fonts/songti.otf"}, base_dir=tmp_path)
+    msg = ei.value.message
+    assert "archive.toml" in msg and "body" in msg and "CFF" in msg
+
+
+def test_configured_missing_file_raises(tmp_path):
+    with pytest.raises(FontNotFoundError) as ei:
+        FontSet.discover({"title": "fonts/nope.ttf"}, base_dir=tmp_path)
+    assert "文件不存在" in ei.value.message
+    assert ei.value.hint
+
+
+def test_no_cjk_font_at_all_raises_with_install_hint(tmp_path, monkeypatch):
+    monkeypatch.setattr(F, "_standard_dirs", lambda: [tmp_path])
+    with pytest.raises(FontNotFoundError) as ei:
+        FontSet.discover()
+    text = str(ei.value)
+    assert "apt-get install fonts-arphic-uming" in text
+    assert "[fonts]" in text
+
+
+@needs_debian_fonts
+def test_configured_font_with_index(tmp_path):
+    s = FontSet.discover({"kai": f"{UKAI}#2", "fallback": [str(UMING) + "#0"]})
+    assert s.faces["kai"].subfont_index == 2
+    assert s.faces["kai"].rl_name == "AB-ukai-2"
+    assert s.fallbacks[0].path == UMING
+
+
+# ------------------------------------------------------------------------ runs / widths
+
+
+@needs_debian_fonts
+@needs_rare
+def test_runs_split_rare_character_into_fallback(fs):
+    runs = fs.runs(f"张{RARE}三 堃喆", "body")
+    assert runs[0] == ("AB-uming-0", "张")
+    assert runs[1] == ("AB-babelstonehan-0", RARE)
+    assert runs[2] == ("AB-uming-0", "三 堃喆")
+    assert "".join(s for _n, s in runs) == f"张{RARE}三 堃喆"
+    assert fs.runs("户主姓名", "heading") == [("AB-wqy-zenhei-0", "户主姓名")]
+    assert fs.runs("", "body") == []
+
+
+@needs_debian_fonts
+def test_missing_chars(fs):
+    nothing = "\U0010FFFD"  # private use plane 16: no font has it
+    unassigned = "\u0378"
+    text = f"张三 {nothing}\n{unassigned}{RARE}\t"
+    assert fs.missing_chars(text, "body") == [nothing, unassigned]
+    # chars nobody has stay in the role face's run
+    assert fs.runs(nothing, "body") == [("AB-uming-0", nothing)]
+
+
+@needs_debian_fonts
+def test_string_width_matches_reportlab(fs):
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    s = "户主：张三 ABC 123"
+    assert fs.string_width(s, "body", 16) == pytest.approx(stringWidth(s, "AB-uming-0", 16))
+    mixed = f"张{RARE}三"
+    total = sum(stringWidth(t, n, 12) for n, t in fs.runs(mixed, "body"))
+    assert fs.string_width(mixed, "body", 12) == pytest.approx(total)
+    a, d = fs.ascent_descent("body")
+    assert 0.5 < a < 1.2 and -0.5 < d < 0
+
+
+@needs_debian_fonts
+def test_fingerprint_changes_with_font_file(tmp_path):
+    font = tmp_path / "myfont.ttf"
+    shutil.copy(DEJAVU if DEJAVU.exists() else UMING, font)
+    s1 = FontSet.discover({"table": str(font)})
+    fp1 = s1.fingerprint()
+    assert fp1 == FontSet.discover({"table": str(font)}).fingerprint()
+    with open(font, "ab") as fh:
+        fh.write(b"\0\0\0\0")
+    os.utime(font, ns=(1, 1))
+    assert FontSet.discover({"table": str(font)}).fingerprint() != fp1
+    assert len(fp1) == 64
+
+
+# ------------------------------------------------------------------------ PDF output
+
+
+@needs_debian_fonts
+@needs_rare
+def test_pdf_embeds_all_fonts_and_extracts_text(fs, tmp_path):
+    text = f"户主：王堃 妻：李喆 子：张{RARE}（ab 12）"
+    pdf = render(fs, [text], roles=("body", "heading", "kai"))
+    report = fonts_of(pdf, tmp_path)
+    assert report, "no fonts"
+    for f in report:
+        assert f["embedded"], f
+        assert "Helvetica" not in f["name"]
+    r = PdfReader(io.BytesIO(pdf))
+    for ref in r.pages[0]["/Resources"]["/Font"].values():
+        font = ref.get_object()
+        desc = font["/DescendantFonts"][0].get_object()["/FontDescriptor"].get_object()
+        assert "/FontFile2" in desc
+        assert re.fullmatch(r"[A-Z]{6}\+.+", str(font["/BaseFont"])[1:])
+    extracted = r.pages[0].extract_text()
+    for ch in ("堃", "喆", RARE, "王", "（ab 12）"):
+        assert ch in extracted
+    assert b"Helvetica" not in pdf
+
+
+@needs_debian_fonts
+def test_codes_are_consistent_across_documents(fs):
+    a = tounicode_codes(render(fs, ["张三李四王五 户主 abc"]))
+    b = tounicode_codes(render(fs, ["王五赵六 户主 xyz 李"]))
+    ua, ub = a["UMingCN-0"], b["UMingCN-0"]
+    shared = set(ua) & set(ub)
+    assert {"王", "五", "户", "主", "李"} <= shared
+    assert all(ua[c] == ub[c] for c in shared)
+    assert len(set(ua.values())) == len(ua)  # one code per character
+
+
+@needs_debian_fonts
+def test_each_document_embeds_only_used_glyphs(fs, tmp_path):
+    small = fonts_of(render(fs, ["户主"]), tmp_path, "s.pdf")
+    big = fonts_of(render(fs, ["".join(chr(c) for c in range(0x4E00, 0x4E00 + 400))]), tmp_path, "b.pdf")
+    assert small[0]["bytes"] < 5000
+    assert big[0]["bytes"] > 4 * small[0]["bytes"]
+
+
+@needs_debian_fonts
+@needs_rare
+def test_merge_twenty_packets_shares_fonts(fs, tmp_path):
+    import random
+
+    rnd = random.Random(5)
+    pool = [chr(c) for c in range(0x4E00, 0x4E00 + 200)]  # packets share most characters
+    texts = []
+    pdfs = []
+    for i in range(20):
+        t = f"户主{i}号 堃喆{RARE} " + "".join(rnd.choice(pool) for _k in range(60))
+        texts.append(t)
+        pdfs.append(render(fs, [t[:40], t[40:]], roles=("body", "heading")))
+    sum_bytes = sum(sum(f["bytes"] for f in fonts_of(p, tmp_path)) for p in pdfs)
+    # a stock-reportlab packet (AAAAAA+ tags) collated with ours must end with unique tags too
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "STOCK-zenhei" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics._fonts["STOCK-zenhei"] = TTFont("STOCK-zenhei", str(ZENHEI))
+    stock = []
+    for t in ("第一份外来文件", "第二份外来文件"):
+        buf = io.BytesIO()
+        c = Canvas(buf, initialFontName="STOCK-zenhei")
+        c.setFont("STOCK-zenhei", 12)
+        c.drawString(50, 800, t)
+        c.save()
+        stock.append(buf.getvalue())
+
+    w = PdfWriter()
+    for p in pdfs + stock:
+        w.append(PdfReader(io.BytesIO(p)))
+    stats = merge_font_subsets(w)
+    out = tmp_path / "merged.pdf"
+    with open(out, "wb") as fh:
+        w.write(fh)
+
+    assert stats["conflicts"] == 0
+    assert stats["fonts_before"] > stats["fonts_after"]
+    report = font_report(out)
+    ours = [f for f in report if f["subtype"] == "Type0"]
+    faces = [f["name"].split("+", 1)[1] for f in ours]
+    assert sorted(faces) == sorted(set(faces))  # one font per face
+    assert len({f["program"] for f in ours}) == len(ours)
+    tags = {}
+    for f in report:
+        tag = f["name"][:6]
+        assert tags.setdefault(tag, f["program"]) == f["program"], "duplicate subset tag"
+    ours_bytes = sum(f["bytes"] for f in ours)
+    assert ours_bytes < sum_bytes / 4
+    r = PdfReader(out)
+    assert len(r.pages) == 22
+    for i, page in enumerate(r.pages[:20]):
+        got = page.extract_text().replace("\n", "")
+        assert texts[i].replace(" ", "") in got.replace(" ", "")
+    assert "第二份外来文件" in r.pages[21].extract_text()
+
+    if shutil.which("pdffonts"):
+        res = subprocess.run(["pdffonts", str(out)], capture_output=True, text=True, check=True)
+        rows = res.stdout.splitlines()[2:]
+        assert rows
+        for row in rows:
+            assert " yes yes " in row or row.split()[-5] == "yes", row
+            assert "Helvetica" not in row
+
+
+@needs_debian_fonts
+def test_pdffonts_reports_embedded(fs, tmp_path):
+    if not shutil.which("pdffonts"):
+        pytest.skip("poppler-utils not installed")
+    p = tmp_path / "p.pdf"
+    p.write_bytes(render(fs, ["户主 王堃", "户主 王堃"], roles=("body", "kai")))
+    res = subprocess.run(["pdffonts", str(p)], capture_output=True, text=True, check=True)
+    rows = res.stdout.splitlines()[2:]
+    assert len(rows) == 2
+    for row in rows:
+        cols = row.split()
+        assert cols[-5:-2] == ["yes", "yes", "yes"], row  # emb sub uni
