@@ -173,6 +173,9 @@ FALLBACK_LABELS: dict[str, str] = {
 }
 
 
+_FIELD_ORDER = {path: n for n, path in enumerate(FALLBACK_LABELS)}
+
+
 def _model_labels() -> Labels | None:
     """Return the label function of ``records.models`` when it offers one."""
     try:
@@ -487,8 +490,14 @@ class _Differ:
             if not _same_scalar(old, new):
                 self.emit(at, "changed", old, new)
             return
-        for key in list(old) + [k for k in new if k not in old]:
-            key = str(key)
+        keys = [str(k) for k in old] + [str(k) for k in new if k not in old]
+        # record-format order, whatever order the JSON keys were written in
+        keys.sort(
+            key=lambda k: _FIELD_ORDER.get(
+                f"{at.schema}.{k}" if at.schema else k, 1 << 20
+            )
+        )
+        for key in keys:
             name = self.label(f"{at.schema}.{key}" if at.schema else key)
             self.value(at.child(key, name), old.get(key), new.get(key))
 

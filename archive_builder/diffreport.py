@@ -54,6 +54,10 @@ def _highlight(
     base = image.convert("RGBA")
     overlay = Image.new("RGBA", base.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
+    # a thin frame shows the page edge on white paper
+    draw.rectangle(
+        (0, 0, base.width - 1, base.height - 1), outline=(150, 150, 150, 255), width=1
+    )
     if whole:
         draw.rectangle(
             (0, 0, base.width - 1, base.height - 1), outline=_HIGHLIGHT_LINE, width=6

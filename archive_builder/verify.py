@@ -1,0 +1,184 @@
+"""Paper copies: the QR payload printed on a packet's cover, and checking it against the store.
+
+The payload is short plain text so that a small QR code holds it and a person can read it
+aloud: ``AB1|<household_id>|v<number>|<first 16 hex digits of the content hash>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .diff import FieldChange, diff_evidence_files, diff_records, summarize
+from .errors import ArchiveError, ExitCode, StoreError
+from .store import Version, VersionStore
+
+PAYLOAD_PREFIX = "AB1"
+HASH_CHARS = 16
+_PAYLOAD = re.compile(
+    r"^AB1\|(?P<hid>[^|\s]+)\|[vV](?P<number>\d{1,6})\|(?P<hash>[0-9a-fA-F]{8,64})$"
+)
+
+Status = Literal["current", "outdated", "unknown"]
+
+
+class PayloadError(ArchiveError):
+    """The text given to ``verify`` is not an archive-builder QR payload."""
+
+    exit_code = ExitCode.input_unusable
+    kind = "二维码内容无法识别"
+
+
+class QrDecodeError(ArchiveError):
+    """A photo or scan could not be decoded (no decoder installed, or no QR code found)."""
+
+    exit_code = ExitCode.missing_dependency
+    kind = "二维码无法读取"
+
+
+def qr_payload(household_id: str, version_number: int, content_hash: str) -> str:
+    """Return the text the packet cover prints as a QR code."""
+    if "|" in household_id or not household_id.strip():
+        raise ValueError(f"household id not usable in a QR payload: {household_id!r}")
+    return f"{PAYLOAD_PREFIX}|{household_id}|v{version_number}|{content_hash[:HASH_CHARS].lower()}"
+
+
+def parse_payload(text: str) -> tuple[str, int, str]:
+    """Return ``(household_id, version, hash prefix)`` from a payload; PayloadError if malformed."""
+    cleaned = text.strip().replace("｜", "|")  # full-width bars from a Chinese IME
+    match = _PAYLOAD.match(cleaned)
+    if match is None:
+        raise PayloadError(
+            f"「{text.strip()[:80]}」不是档卡封面二维码的内容。",
+            hint="应形如 AB1|户编号|v版本号|哈希，例如 AB1|4116210001|v2|3f9a0c1d2e4b5a69；"
+            "请完整复制扫码得到的文字。",
+        )
+    return match["hid"], int(match["number"]), match["hash"].lower()
+
+
+@dataclass
+class VerifyResult:
+    """Whether a paper copy is the current version of its household's packet."""
+
+    status: Status
+    household_id: str
+    version: int
+    hash_prefix: str
+    copy: Version | None = None  # the stored version the paper copy shows
+    latest: Version | None = None
+    changes: list[FieldChange] = field(default_factory=list)
+    reason: str = ""
+
+    @property
+    def summary(self) -> str:
+        return summarize(self.changes) if self.changes else ""
+
+    @property
+    def exit_code(self) -> int:
+        """0 = current, 1 = outdated or unknown (the copy cannot be trusted as current)."""
+        return int(ExitCode.ok if self.status == "current" else ExitCode.problems)
+
+    def format_text(self) -> str:
+        """Return the Chinese text the CLI prints."""
+        head = f"户 {self.household_id} 版本 {self.version}（{self.hash_prefix}）"
+        if self.status == "current":
+            assert self.copy is not None
+            return (
+                f"{head}：是最新版本。\n"
+                f"  生成时间 {self.copy.created_at.replace('T', ' ')}，共 {self.copy.pages} 页。"
+            )
+        if self.status == "unknown":
+            return f"{head}：版本库中找不到这份档卡。\n  {self.reason}"
+        assert self.copy is not None and self.latest is not None
+        lines = [
+            (
+                f"{head}：已过期，最新为版本 {self.latest.number}"
+                f"（{self.latest.created_at.replace('T', ' ')}，{self.latest.pages} 页）。"
+            ),
+            f"  此后的变化：{self.summary or '数据未变，模板或程序版本不同'}",
+        ]
+        if self.reason:
+            lines.append(f"  {self.reason}")
+        from .diff import _change_line
+
+        lines += [f"    {_change_line(c)}" for c in self.changes]
+        lines.append(
+            f"  请重新打印，或用 archive-builder diff {self.household_id} "
+            f"{self.copy.number} {self.latest.number} 查看详情。"
+        )
+        return "\n".join(lines)
+
+
+def verify(store: VersionStore, text: str) -> VerifyResult:
+    """Return whether the paper copy named by the QR text is current, outdated or unknown."""
+    household_id, number, hash_prefix = parse_payload(text)
+    result = VerifyResult("unknown", household_id, number, hash_prefix)
+    versions = store.versions(household_id)
+    if not versions:
+        result.reason = (
+            "该户在此输出目录的版本库中没有任何版本；请检查 -o 指定的输出目录。"
+        )
+        return result
+    by_number = {v.number: v for v in versions}
+    copy = by_number.get(number)
+    if copy is None or not copy.content_hash.startswith(hash_prefix):
+        # the hash is what the paper shows for certain; the number could be mistyped
+        matches = [v for v in versions if v.content_hash.startswith(hash_prefix)]
+        if not matches:
+            listed = "、".join(str(v.number) for v in versions)
+            result.reason = (
+                f"版本号与哈希都对不上（已有版本：{listed}）；"
+                "这份纸质件可能来自别的输出目录，或二维码内容被改动。"
+            )
+            return result
+        copy = matches[-1]
+        result.reason = (
+            f"二维码中的版本号 {number} 与哈希不符，按哈希认定为版本 {copy.number}。"
+        )
+    latest = versions[-1]
+    result.copy, result.latest = copy, latest
+    if copy.content_hash == latest.content_hash:
+        result.status = "current"
+        return result
+    result.status = "outdated"
+    try:
+        old = json.loads(store.blob(copy.record_sha))
+        new = json.loads(store.blob(latest.record_sha))
+    except StoreError as exc:
+        result.reason = f"无法读取记录以列出变化：{exc.message}"
+        return result
+    result.changes = diff_records(old, new) + diff_evidence_files(
+        copy.evidence, latest.evidence
+    )
+    return result
+
+
+def decode_qr_image(path: Path) -> str:
+    """Return the text of the first QR code in a photo or scan (needs the zxing-cpp package)."""
+    try:
+        import zxingcpp  # type: ignore[import-not-found]
+    except ImportError:
+        raise QrDecodeError(
+            "读取照片中的二维码需要 zxing-cpp 软件包，当前未安装。",
+            hint="运行 pip install zxing-cpp；或用手机扫码后把文字直接传给 verify。",
+        ) from None
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as raw:
+            image = ImageOps.exif_transpose(raw).convert("L")
+    except OSError as exc:
+        raise QrDecodeError(
+            f"无法打开图片 {path}：{exc}", hint="检查文件是否为完整的图片。"
+        ) from exc
+    # zxing-cpp tries rotations and downscaled copies itself
+    for found in zxingcpp.read_barcodes(image):
+        if found.text.startswith(PAYLOAD_PREFIX + "|"):
+            return str(found.text)
+    raise QrDecodeError(
+        f"在图片 {path.name} 中没有找到档卡二维码。",
+        hint="请正面拍摄封面二维码，保证清晰、无反光、二维码占画面较大比例。",
+    )
