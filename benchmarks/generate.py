@@ -18,13 +18,23 @@ from archive_builder.synthetic import VILLAGE_NAMES, write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="生成合成数据目录（基准测试用） / generate a synthetic data directory")
+    ap = argparse.ArgumentParser(
+        description="生成合成数据目录（基准测试用） / generate a synthetic data directory"
+    )
     ap.add_argument("out", type=Path, help="输出目录 / output data directory")
-    ap.add_argument("--households", type=int, default=231, help="户数（总计） / households in total")
+    ap.add_argument(
+        "--households", type=int, default=231, help="户数（总计） / households in total"
+    )
     ap.add_argument("--seed", default="1", help="随机种子 / seed")
-    ap.add_argument("--villages", type=int, default=1, help="行政村数 / number of villages")
-    ap.add_argument("--photos", type=int, default=2, help="每户照片数 / photos per household")
-    ap.add_argument("--photo-size", default="1200x1600", help="照片尺寸 WxH / photo size")
+    ap.add_argument(
+        "--villages", type=int, default=1, help="行政村数 / number of villages"
+    )
+    ap.add_argument(
+        "--photos", type=int, default=2, help="每户照片数 / photos per household"
+    )
+    ap.add_argument(
+        "--photo-size", default="1200x1600", help="照片尺寸 WxH / photo size"
+    )
     ap.add_argument("--year", type=int, default=2025, help="归档年度 / archive year")
     args = ap.parse_args(argv)
     if args.villages < 1 or args.households < 0:
@@ -34,13 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     villages = []
     for k in range(args.villages):
         code = f"411621105{201 + k:03d}"
-        name = VILLAGE_NAMES[k % len(VILLAGE_NAMES)] + ("" if k < len(VILLAGE_NAMES) else str(k))
+        name = VILLAGE_NAMES[k % len(VILLAGE_NAMES)] + (
+            "" if k < len(VILLAGE_NAMES) else str(k)
+        )
         villages.append((code, name, per + (1 if k < extra else 0)))
     t0 = time.perf_counter()
-    write_dataset(args.out, villages, seed=args.seed, photos_per_household=args.photos,
-                  photo_size=(w, h), year=args.year)
-    print(f"已生成 {args.households} 户、{args.villages} 个村：{args.out} "
-          f"({time.perf_counter() - t0:.1f} s)")
+    write_dataset(
+        args.out,
+        villages,
+        seed=args.seed,
+        photos_per_household=args.photos,
+        photo_size=(w, h),
+        year=args.year,
+    )
+    print(
+        f"已生成 {args.households} 户、{args.villages} 个村：{args.out} "
+        f"({time.perf_counter() - t0:.1f} s)"
+    )
     return 0
 
 

@@ -69,8 +69,16 @@ def member_index(rec: dict, *relations: str) -> int:
     raise LookupError(relations)
 
 
-def set_monitor(rec: dict, rng: random.Random, *, identified: dt.date, eliminated: bool,
-                method: str | None = None, on: dt.date | None = None, risks: list[str] | None = None) -> None:
+def set_monitor(
+    rec: dict,
+    rng: random.Random,
+    *,
+    identified: dt.date,
+    eliminated: bool,
+    method: str | None = None,
+    on: dt.date | None = None,
+    risks: list[str] | None = None,
+) -> None:
     mon = rec["monitor"]
     mon["identified_on"] = identified
     if risks:
@@ -119,53 +127,136 @@ def curate_big_family(rec: dict, ctx: Ctx) -> dict:
     rec = rename(rec, kid, "犇犇" if rec["members"][kid]["sex"] == "男" else "喆")
     extra = []
     plan = [
-        (2021, "小额信贷", None), (2021, "贴息", None), (2021, "产业奖补", None), (2021, "分红", None),
-        (2021, "慰问", None), (2022, "分红", None), (2022, "贴息", None), (2022, "改厕", None),
-        (2022, "家医签约", None), (2022, "交通补贴", None), (2023, "分红", None), (2023, "贴息", None),
-        (2023, "公益岗", None), (2023, "技能培训", None), (2023, "自来水", None), (2024, "分红", None),
-        (2024, "公益岗", None), (2024, "稳岗补贴", None), (2024, "消费帮扶", None), (2024, "道路", f"{VILLAGE1}村民委员会"),
-        (2025, "分红", None), (2025, "公益岗", None), (2025, "慰问", None), (2025, "医疗救助", None),
+        (2021, "小额信贷", None),
+        (2021, "贴息", None),
+        (2021, "产业奖补", None),
+        (2021, "分红", None),
+        (2021, "慰问", None),
+        (2022, "分红", None),
+        (2022, "贴息", None),
+        (2022, "改厕", None),
+        (2022, "家医签约", None),
+        (2022, "交通补贴", None),
+        (2023, "分红", None),
+        (2023, "贴息", None),
+        (2023, "公益岗", None),
+        (2023, "技能培训", None),
+        (2023, "自来水", None),
+        (2024, "分红", None),
+        (2024, "公益岗", None),
+        (2024, "稳岗补贴", None),
+        (2024, "消费帮扶", None),
+        (2024, "道路", f"{VILLAGE1}村民委员会"),
+        (2025, "分红", None),
+        (2025, "公益岗", None),
+        (2025, "慰问", None),
+        (2025, "医疗救助", None),
     ]
     for year, key, provider in plan:
         extra.append(syn._measure(rng, key, year, D(YEAR, 10, 31), provider=provider))
-    rec["measures"] = sorted(rec["measures"] + extra, key=lambda m: (m["date"], m["category"], m["item"]))
+    rec["measures"] = sorted(
+        rec["measures"] + extra, key=lambda m: (m["date"], m["category"], m["item"])
+    )
     rec["notes"] = LONG_NOTES
-    cam = ctx.add("照片/IMG_20240315_093012.jpg", syn.oriented_jpeg(f"{ctx.hid}:cam6", (3000, 4000), 6))
+    cam = ctx.add(
+        "照片/IMG_20240315_093012.jpg",
+        syn.oriented_jpeg(f"{ctx.hid}:cam6", (3000, 4000), 6),
+    )
     bank_rows = []
     balance = 1200.00
     for k in range(66):
         d = D(2024, 1, 3) + dt.timedelta(days=k * 5)
-        what, amt = [("公益岗补贴", 300.00), ("务工工资", 4200.00), ("企业带贫分红", 800.00),
-                     ("取现", -1500.00), ("消费", -268.50), ("耕地地力保护补贴", 356.42)][k % 6]
+        what, amt = [
+            ("公益岗补贴", 300.00),
+            ("务工工资", 4200.00),
+            ("企业带贫分红", 800.00),
+            ("取现", -1500.00),
+            ("消费", -268.50),
+            ("耕地地力保护补贴", 356.42),
+        ][k % 6]
         balance = round(balance + amt, 2)
-        bank_rows.append(f"{d:%Y-%m-%d}    {what:<10}    {amt:>10.2f}    {balance:>10.2f}")
-    header = [f"户名：{head['name']}    账号：6228 **** **** 3071    币种：人民币",
-              "交易日期      摘要              金额          余额", ""]
-    pages = [header + bank_rows[0:28], bank_rows[28:58], bank_rows[58:] + ["", "（本流水为合成测试数据）"]]
-    bank = ctx.add("佐证材料/银行流水_2024.pdf", syn.pdf_document_bytes("清河县农村商业银行 个人账户交易明细", pages))
-    agreement_pages = [
-        ["借款人：" + head["name"], "贷款人：清河县农村商业银行大李庄支行", "",
-         "第一条  借款金额：人民币伍万元整（¥50000.00）。", "第二条  借款用途：发展肉牛养殖。",
-         "第三条  借款期限：自2021年4月12日至2024年4月11日。",
-         "第四条  借款利率：执行贷款市场报价利率，由县财政全额贴息。",
-         "第五条  还款方式：按季付息，到期一次还本。"],
-        ["第六条  借款人应按约定用途使用借款，不得挪作他用。",
-         "第七条  本协议一式三份，借款人、贷款人、乡政府各执一份。", "",
-         "借款人（签字、手印）：____________", "贷款人（盖章）：____________", "",
-         "签订日期：2021年4月12日", "", "（合成测试数据，非真实协议）"],
+        bank_rows.append(
+            f"{d:%Y-%m-%d}    {what:<10}    {amt:>10.2f}    {balance:>10.2f}"
+        )
+    header = [
+        f"户名：{head['name']}    账号：6228 **** **** 3071    币种：人民币",
+        "交易日期      摘要              金额          余额",
+        "",
     ]
-    agreement = ctx.add("佐证材料/小额信贷借款协议.pdf", syn.pdf_document_bytes("扶贫小额信贷借款协议", agreement_pages))
+    pages = [
+        header + bank_rows[0:28],
+        bank_rows[28:58],
+        bank_rows[58:] + ["", "（本流水为合成测试数据）"],
+    ]
+    bank = ctx.add(
+        "佐证材料/银行流水_2024.pdf",
+        syn.pdf_document_bytes("清河县农村商业银行 个人账户交易明细", pages),
+    )
+    agreement_pages = [
+        [
+            "借款人：" + head["name"],
+            "贷款人：清河县农村商业银行大李庄支行",
+            "",
+            "第一条  借款金额：人民币伍万元整（¥50000.00）。",
+            "第二条  借款用途：发展肉牛养殖。",
+            "第三条  借款期限：自2021年4月12日至2024年4月11日。",
+            "第四条  借款利率：执行贷款市场报价利率，由县财政全额贴息。",
+            "第五条  还款方式：按季付息，到期一次还本。",
+        ],
+        [
+            "第六条  借款人应按约定用途使用借款，不得挪作他用。",
+            "第七条  本协议一式三份，借款人、贷款人、乡政府各执一份。",
+            "",
+            "借款人（签字、手印）：____________",
+            "贷款人（盖章）：____________",
+            "",
+            "签订日期：2021年4月12日",
+            "",
+            "（合成测试数据，非真实协议）",
+        ],
+    ]
+    agreement = ctx.add(
+        "佐证材料/小额信贷借款协议.pdf",
+        syn.pdf_document_bytes("扶贫小额信贷借款协议", agreement_pages),
+    )
     loan = next(m for m in rec["measures"] if m["item"] == "小额信贷")
     loan["amount"] = 50000
     loan["evidence"] = [agreement]
     rec["measures"][-1].setdefault("evidence", []).append(bank)
-    add_evidence(rec, {"file": cam, "type": "照片", "title": "户主在养牛棚前（手机拍摄，EXIF旋转6）",
-                       "date": D(2024, 3, 15), "sensitive": False})
-    add_evidence(rec, {"file": bank, "type": "银行流水", "title": "2024年银行流水（3页）",
-                       "date": D(2024, 12, 31), "sensitive": True})
-    add_evidence(rec, {"file": agreement, "type": "协议", "title": "小额信贷借款协议（2页）",
-                       "date": D(2021, 4, 12), "sensitive": True})
-    rec["income"] = [syn._income(rng, rec["members"], y, rec.get("poverty_attribute")) for y in (2023, 2024, 2025)]
+    add_evidence(
+        rec,
+        {
+            "file": cam,
+            "type": "照片",
+            "title": "户主在养牛棚前（手机拍摄，EXIF旋转6）",
+            "date": D(2024, 3, 15),
+            "sensitive": False,
+        },
+    )
+    add_evidence(
+        rec,
+        {
+            "file": bank,
+            "type": "银行流水",
+            "title": "2024年银行流水（3页）",
+            "date": D(2024, 12, 31),
+            "sensitive": True,
+        },
+    )
+    add_evidence(
+        rec,
+        {
+            "file": agreement,
+            "type": "协议",
+            "title": "小额信贷借款协议（2页）",
+            "date": D(2021, 4, 12),
+            "sensitive": True,
+        },
+    )
+    rec["income"] = [
+        syn._income(rng, rec["members"], y, rec.get("poverty_attribute"))
+        for y in (2023, 2024, 2025)
+    ]
     rec["income"][1]["members_counted"] = len(rec["members"]) - 1
     return rec
 
@@ -174,16 +265,39 @@ def curate_tekun_rare(rec: dict, ctx: Ctx) -> dict:
     rec = rename(rec, 0, "堃" if rec["members"][0]["sex"] == "男" else "喆")
     rec["members"][0]["health"] = ["长期慢性病", "残疾"]
     rec["members"][0]["labour"] = "丧失劳动力"
-    idcard = ctx.add("身份证.jpg", syn._jpeg_bytes(syn.scan_page(f"{ctx.hid}:id", (856, 540), mode="RGB", lines=5)))
-    add_evidence(rec, {"file": idcard, "type": "身份证", "title": "户主身份证复印件", "sensitive": True})
+    idcard = ctx.add(
+        "身份证.jpg",
+        syn._jpeg_bytes(
+            syn.scan_page(f"{ctx.hid}:id", (856, 540), mode="RGB", lines=5)
+        ),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": idcard,
+            "type": "身份证",
+            "title": "户主身份证复印件",
+            "sensitive": True,
+        },
+    )
     return rec
 
 
 def curate_markup_notes(rec: dict, ctx: Ctx) -> dict:
-    rec["notes"] = "收入<8050元的核实说明 & 补充 {{待定}}：经核实，2024年家庭人均纯收入>8050元，<script>不是代码</script>。"
+    rec["notes"] = (
+        "收入<8050元的核实说明 & 补充 {{待定}}：经核实，2024年家庭人均纯收入>8050元，<script>不是代码</script>。"
+    )
     card = ctx.add("低保证.jpg", syn.cmyk_jpeg(f"{ctx.hid}:dibao"))
-    add_evidence(rec, {"file": card, "type": "低保证", "title": "农村低保证（CMYK扫描件）",
-                       "date": D(2022, 6, 1), "sensitive": True})
+    add_evidence(
+        rec,
+        {
+            "file": card,
+            "type": "低保证",
+            "title": "农村低保证（CMYK扫描件）",
+            "date": D(2022, 6, 1),
+            "sensitive": True,
+        },
+    )
     return rec
 
 
@@ -192,13 +306,16 @@ def curate_application_text(rec: dict, ctx: Ctx) -> dict:
     rec["application"]["text"] = (
         f"本人{head}，家住{COUNTY}{TOWNSHIP}{VILLAGE1}{rec.get('group', '')}，家庭人口{len(rec['members'])}人。"
         "因家中缺少劳动力、收入来源单一，生活困难，特申请纳入建档立卡贫困户，请村委会和乡政府予以审核。\n\n"
-        "本人承诺所报家庭收入、人口等情况真实，如有虚假，自愿承担责任。")
+        "本人承诺所报家庭收入、人口等情况真实，如有虚假，自愿承担责任。"
+    )
     return rec
 
 
 def curate_unsigned(rec: dict, ctx: Ctx) -> dict:
     rec["application"]["signed"] = False
-    rec["notes"] = "申请书户主外出务工期间由配偶代填，户主返乡后补签，补签页见佐证材料。"
+    rec["notes"] = (
+        "申请书户主外出务工期间由配偶代填，户主返乡后补签，补签页见佐证材料。"
+    )
     return rec
 
 
@@ -209,8 +326,16 @@ def curate_rare_child(rec: dict, ctx: Ctx) -> dict:
 
 def curate_signature(rec: dict, ctx: Ctx) -> dict:
     sig = ctx.add("签名页.png", syn.signature_png(ctx.hid))
-    add_evidence(rec, {"file": sig, "type": "签名页", "title": "户主签名及手印（透明背景PNG）",
-                       "date": D(2025, 3, 2), "sensitive": False})
+    add_evidence(
+        rec,
+        {
+            "file": sig,
+            "type": "签名页",
+            "title": "户主签名及手印（透明背景PNG）",
+            "date": D(2025, 3, 2),
+            "sensitive": False,
+        },
+    )
     notice = "照片/公示现场.jpg"
     for p in rec["procedure"]:
         if p["kind"] == "公示":
@@ -221,8 +346,14 @@ def curate_signature(rec: dict, ctx: Ctx) -> dict:
 
 
 def curate_monitor_elim_natural(rec: dict, ctx: Ctx) -> dict:
-    set_monitor(rec, ctx.rng, identified=D(2022, 4, 18), eliminated=True, method="自然消除",
-                on=D(2023, 11, 20))
+    set_monitor(
+        rec,
+        ctx.rng,
+        identified=D(2022, 4, 18),
+        eliminated=True,
+        method="自然消除",
+        on=D(2023, 11, 20),
+    )
     return rec
 
 
@@ -232,19 +363,41 @@ def curate_monitor_open(rec: dict, ctx: Ctx) -> dict:
 
 
 def curate_three_incomes(rec: dict, ctx: Ctx) -> dict:
-    rec["income"] = [syn._income(ctx.rng, rec["members"], y, rec.get("poverty_attribute")) for y in (2023, 2024, 2025)]
+    rec["income"] = [
+        syn._income(ctx.rng, rec["members"], y, rec.get("poverty_attribute"))
+        for y in (2023, 2024, 2025)
+    ]
     rec["income"][2]["members_counted"] = max(1, len(rec["members"]) - 1)
-    rec["income"][0]["transfer"] = dict(rec["income"][0].get("transfer", {}), 临时救助=1234.56)
+    rec["income"][0]["transfer"] = dict(
+        rec["income"][0].get("transfer", {}), 临时救助=1234.56
+    )
     return rec
 
 
 def curate_returned(rec: dict, ctx: Ctx) -> dict:
     """返贫 household: camera photo with EXIF orientation 8, 𠮷 in the head's name."""
     rec = rename(rec, 0, "𠮷庆" if rec["members"][0]["sex"] == "男" else "𠮷雅")
-    set_monitor(rec, ctx.rng, identified=D(2023, 2, 16), eliminated=False, risks=["因病", "因务工就业不稳"])
-    cam = ctx.add("照片/IMG_20230301_161544.jpg", syn.oriented_jpeg(f"{ctx.hid}:cam8", (3000, 4000), 8))
-    add_evidence(rec, {"file": cam, "type": "照片", "title": "入户核查照片（手机拍摄，EXIF旋转8）",
-                       "date": D(2023, 3, 1), "sensitive": False})
+    set_monitor(
+        rec,
+        ctx.rng,
+        identified=D(2023, 2, 16),
+        eliminated=False,
+        risks=["因病", "因务工就业不稳"],
+    )
+    cam = ctx.add(
+        "照片/IMG_20230301_161544.jpg",
+        syn.oriented_jpeg(f"{ctx.hid}:cam8", (3000, 4000), 8),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": cam,
+            "type": "照片",
+            "title": "入户核查照片（手机拍摄，EXIF旋转8）",
+            "date": D(2023, 3, 1),
+            "sensitive": False,
+        },
+    )
     for p in rec["procedure"]:
         if p["kind"] == "入户核查" and p["date"] >= D(2023, 1, 1):
             p["evidence"] = [cam]
@@ -258,60 +411,164 @@ def curate_medical(rec: dict, ctx: Ctx) -> dict:
     rec["members"][i]["labour"] = "弱劳动力或半劳动力"
     rec = rename(rec, i, "喆")
     name = rec["members"][i]["name"]
-    set_monitor(rec, ctx.rng, identified=D(2022, 9, 5), eliminated=True, method="帮扶消除",
-                on=D(2024, 6, 28), risks=["因病"])
-    rec["causes"] = {"main": "因病", "others": ["缺资金"], "note": "户主患病住院治疗，医疗支出大。"}
+    set_monitor(
+        rec,
+        ctx.rng,
+        identified=D(2022, 9, 5),
+        eliminated=True,
+        method="帮扶消除",
+        on=D(2024, 6, 28),
+        risks=["因病"],
+    )
+    rec["causes"] = {
+        "main": "因病",
+        "others": ["缺资金"],
+        "note": "户主患病住院治疗，医疗支出大。",
+    }
     pages = [
-        [f"患者姓名：{name}    性别：{rec['members'][i]['sex']}    医保类型：城乡居民医保",
-         "住院科室：心血管内科    住院日期：2022-08-11 至 2022-08-29", "",
-         "项目              金额（元）", "床位费              540.00", "检查费             3260.50",
-         "化验费             1875.20", "治疗费             9820.00", "药品费            12468.35",
-         "材料费            15230.00", "合计              43194.05"],
-        ["基本医保报销      27516.22", "大病保险报销       6830.18", "医疗救助           4560.00",
-         "个人自付           4287.65", "", "收费单位：清河县人民医院（盖章）", "",
-         "（合成测试数据，非真实票据）"],
+        [
+            f"患者姓名：{name}    性别：{rec['members'][i]['sex']}    医保类型：城乡居民医保",
+            "住院科室：心血管内科    住院日期：2022-08-11 至 2022-08-29",
+            "",
+            "项目              金额（元）",
+            "床位费              540.00",
+            "检查费             3260.50",
+            "化验费             1875.20",
+            "治疗费             9820.00",
+            "药品费            12468.35",
+            "材料费            15230.00",
+            "合计              43194.05",
+        ],
+        [
+            "基本医保报销      27516.22",
+            "大病保险报销       6830.18",
+            "医疗救助           4560.00",
+            "个人自付           4287.65",
+            "",
+            "收费单位：清河县人民医院（盖章）",
+            "",
+            "（合成测试数据，非真实票据）",
+        ],
     ]
-    bill = ctx.add("医疗票据/住院收费票据_2022.pdf", syn.pdf_document_bytes("河南省医疗住院收费票据", pages))
-    add_evidence(rec, {"file": bill, "type": "医疗票据", "title": "2022年住院收费票据及结算单（2页）",
-                       "date": D(2022, 8, 29), "sensitive": True})
+    bill = ctx.add(
+        "医疗票据/住院收费票据_2022.pdf",
+        syn.pdf_document_bytes("河南省医疗住院收费票据", pages),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": bill,
+            "type": "医疗票据",
+            "title": "2022年住院收费票据及结算单（2页）",
+            "date": D(2022, 8, 29),
+            "sensitive": True,
+        },
+    )
     m = syn._measure(ctx.rng, "医疗救助", 2022, D(YEAR, 10, 31))
     m.update(amount=4560, date=D(2022, 9, 20), evidence=[bill])
-    rec["measures"] = sorted(rec["measures"] + [m], key=lambda x: (x["date"], x["category"]))
+    rec["measures"] = sorted(
+        rec["measures"] + [m], key=lambda x: (x["date"], x["category"])
+    )
     return rec
 
 
 def curate_disaster(rec: dict, ctx: Ctx) -> dict:
-    set_monitor(rec, ctx.rng, identified=D(2023, 8, 2), eliminated=False, risks=["因灾", "住房出现安全问题"])
+    set_monitor(
+        rec,
+        ctx.rng,
+        identified=D(2023, 8, 2),
+        eliminated=False,
+        risks=["因灾", "住房出现安全问题"],
+    )
     rec["living"]["dangerous_house"] = "C级"
     tif = ctx.add("户口簿.tif", syn.multipage_tiff_bytes(f"{ctx.hid}:hukou", 3))
-    add_evidence(rec, {"file": tif, "type": "户口簿", "title": "户口簿复印件（3页TIFF）", "sensitive": True})
+    add_evidence(
+        rec,
+        {
+            "file": tif,
+            "type": "户口簿",
+            "title": "户口簿复印件（3页TIFF）",
+            "sensitive": True,
+        },
+    )
     rec["notes"] = "2023年7月暴雨致房屋后墙开裂，经鉴定为C级危房，已纳入危房改造计划。"
     return rec
 
 
 def curate_house_16bit(rec: dict, ctx: Ctx) -> dict:
-    set_monitor(rec, ctx.rng, identified=D(2021, 10, 12), eliminated=True, method="帮扶消除",
-                on=D(2023, 3, 8))
+    set_monitor(
+        rec,
+        ctx.rng,
+        identified=D(2021, 10, 12),
+        eliminated=True,
+        method="帮扶消除",
+        on=D(2023, 3, 8),
+    )
     scan = ctx.add("房屋鉴定.png", syn.gray16_png(f"{ctx.hid}:house"))
-    add_evidence(rec, {"file": scan, "type": "房屋鉴定", "title": "农村住房安全性鉴定表（16位灰度PNG）",
-                       "date": D(2021, 11, 3), "sensitive": False})
-    cam = ctx.add("照片/DSC_0042.JPG", syn.oriented_jpeg(f"{ctx.hid}:cam1", (3000, 4000), 1))
-    add_evidence(rec, {"file": cam, "type": "照片", "title": "房屋加固后外景（相机原图）", "date": D(2022, 5, 20)})
+    add_evidence(
+        rec,
+        {
+            "file": scan,
+            "type": "房屋鉴定",
+            "title": "农村住房安全性鉴定表（16位灰度PNG）",
+            "date": D(2021, 11, 3),
+            "sensitive": False,
+        },
+    )
+    cam = ctx.add(
+        "照片/DSC_0042.JPG", syn.oriented_jpeg(f"{ctx.hid}:cam1", (3000, 4000), 1)
+    )
+    add_evidence(
+        rec,
+        {
+            "file": cam,
+            "type": "照片",
+            "title": "房屋加固后外景（相机原图）",
+            "date": D(2022, 5, 20),
+        },
+    )
     return rec
 
 
 def curate_large_camera(rec: dict, ctx: Ctx) -> dict:
     rec = rename(rec, 0, "堃" if rec["members"][0]["sex"] == "男" else "喆")
-    cam = ctx.add("照片/IMG_4608.jpg", syn.oriented_jpeg(f"{ctx.hid}:big", (3456, 4608), 1, quality=88))
+    cam = ctx.add(
+        "照片/IMG_4608.jpg",
+        syn.oriented_jpeg(f"{ctx.hid}:big", (3456, 4608), 1, quality=88),
+    )
     add_evidence(rec, cam)
-    work = ctx.add("务工证明.jpg", syn._jpeg_bytes(syn.scan_page(f"{ctx.hid}:work", (1240, 1754), mode="RGB")))
-    add_evidence(rec, {"file": work, "type": "务工证明", "title": "务工证明", "date": D(2024, 12, 20)})
+    work = ctx.add(
+        "务工证明.jpg",
+        syn._jpeg_bytes(syn.scan_page(f"{ctx.hid}:work", (1240, 1754), mode="RGB")),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": work,
+            "type": "务工证明",
+            "title": "务工证明",
+            "date": D(2024, 12, 20),
+        },
+    )
     return rec
 
 
 def curate_dividend(rec: dict, ctx: Ctx) -> dict:
-    proof = ctx.add("分红凭证.jpg", syn._jpeg_bytes(syn.scan_page(f"{ctx.hid}:div", (1240, 877), mode="RGB", lines=8)))
-    add_evidence(rec, {"file": proof, "type": "分红凭证", "title": "企业带贫分红领取凭证", "date": D(2025, 1, 18)})
+    proof = ctx.add(
+        "分红凭证.jpg",
+        syn._jpeg_bytes(
+            syn.scan_page(f"{ctx.hid}:div", (1240, 877), mode="RGB", lines=8)
+        ),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": proof,
+            "type": "分红凭证",
+            "title": "企业带贫分红领取凭证",
+            "date": D(2025, 1, 18),
+        },
+    )
     m = syn._measure(ctx.rng, "分红", 2025, D(YEAR, 10, 31))
     m.update(amount=800, date=D(2025, 1, 18), evidence=[proof])
     rec["measures"].append(m)
@@ -322,9 +579,22 @@ def curate_dividend(rec: dict, ctx: Ctx) -> dict:
 def curate_students(rec: dict, ctx: Ctx) -> dict:
     i = member_index(rec, "之子", "之女", "之孙子", "之孙女")
     rec = rename(rec, i, "𠮷祥" if rec["members"][i]["sex"] == "男" else "𠮷雅")
-    proof = ctx.add("学籍证明.jpg", syn._jpeg_bytes(syn.scan_page(f"{ctx.hid}:xueji", (1240, 1754), mode="RGB", lines=14)))
-    add_evidence(rec, {"file": proof, "type": "学籍证明", "title": "在校学籍证明", "date": D(2024, 9, 10),
-                       "sensitive": True})
+    proof = ctx.add(
+        "学籍证明.jpg",
+        syn._jpeg_bytes(
+            syn.scan_page(f"{ctx.hid}:xueji", (1240, 1754), mode="RGB", lines=14)
+        ),
+    )
+    add_evidence(
+        rec,
+        {
+            "file": proof,
+            "type": "学籍证明",
+            "title": "在校学籍证明",
+            "date": D(2024, 9, 10),
+            "sensitive": True,
+        },
+    )
     return rec
 
 
@@ -342,60 +612,92 @@ YB, DB, TK = "一般贫困户", "低保贫困户", "特困供养贫困户"
 XS, BX = "已脱贫(享受政策)", "已脱贫(不再享受政策)"
 
 VILLAGES: list[tuple[str, str, list[str], str, list[Spec]]] = [
-    ("411621105201", VILLAGE1, ["第一村民组", "第二村民组", "第三村民组", "第四村民组"], "赵建伟", [
-        (9, T, YB, XS, None, {"curate": curate_big_family, "named_folder": True, "photos": 2}),
-        (1, T, TK, XS, None, {"curate": curate_tekun_rare, "named_folder": True}),
-        (5, T, DB, XS, None, {"curate": curate_markup_notes, "photos": 2}),
-        (3, "贫困户", YB, "未脱贫", None, {"curate": curate_application_text}),
-        (2, "贫困户", DB, "预脱贫", None, {}),
-        (4, G, None, None, None, {"fmt": "json"}),
-        (2, T, YB, BX, None, {"curate": curate_unsigned}),
-        (6, M, YB, XS, "脱贫不稳定户", {"photos": 2}),
-        (3, M, None, None, "边缘易致贫户", {"curate": curate_monitor_open}),
-        (4, T, YB, XS, None, {"curate": curate_rare_child, "photos": 2}),
-        (7, T, DB, XS, None, {}),
-        (1, T, TK, BX, None, {}),
-        (5, M, None, None, "突发严重困难户", {}),
-        (3, T, YB, XS, None, {"curate": curate_signature}),
-        (4, G, None, None, None, {}),
-        (2, M, None, None, "边缘易致贫户", {"curate": curate_monitor_elim_natural}),
-        (8, T, YB, XS, None, {"curate": curate_students, "photos": 2}),
-        (3, T, YB, XS, None, {"curate": curate_three_incomes}),
-    ]),
-    ("411621105202", VILLAGE2, ["第一村民组", "第二村民组", "第三村民组"], "孙慧敏", [
-        (6, M, YB, "返贫", "脱贫不稳定户", {"curate": curate_returned, "photos": 2}),
-        (7, M, None, None, "边缘易致贫户", {"curate": curate_medical}),
-        (8, M, None, None, "突发严重困难户", {"curate": curate_disaster}),
-        (4, T, YB, XS, None, {"fmt": "yml", "photos": 2}),
-        (2, T, YB, BX, None, {}),
-        (3, T, DB, XS, None, {"curate": curate_dividend}),
-        (5, T, YB, XS, None, {"photos": 2}),
-        (1, T, TK, XS, None, {}),
-        (4, M, YB, XS, "脱贫不稳定户", {}),
-        (9, T, YB, XS, None, {"curate": curate_students}),
-        (2, G, None, None, None, {}),
-        (3, M, None, None, "边缘易致贫户", {}),
-        (6, T, DB, BX, None, {"photos": 2}),
-        (4, T, YB, XS, None, {}),
-        (5, M, YB, XS, "脱贫不稳定户", {"curate": curate_monitor_open}),
-        (3, T, YB, XS, None, {}),
-    ]),
-    ("411621105203", VILLAGE3, ["第一村民组", "第二村民组", "第三村民组"], "周海涛", [
-        (5, M, None, None, "边缘易致贫户", {"curate": curate_house_16bit}),
-        (4, T, YB, XS, None, {"curate": curate_large_camera, "named_folder": True}),
-        (1, T, TK, XS, None, {}),
-        (2, T, DB, XS, None, {"photos": 2}),
-        (3, T, YB, BX, None, {}),
-        (4, M, None, None, "突发严重困难户", {}),
-        (5, T, YB, XS, None, {}),
-        (6, M, YB, XS, "脱贫不稳定户", {"photos": 2}),
-        (7, T, YB, XS, None, {"curate": curate_dividend}),
-        (2, G, None, None, None, {}),
-        (3, T, DB, XS, None, {}),
-        (4, T, YB, XS, None, {}),
-        (8, T, YB, BX, None, {"photos": 2}),
-        (9, M, YB, XS, "脱贫不稳定户", {}),
-    ]),
+    (
+        "411621105201",
+        VILLAGE1,
+        ["第一村民组", "第二村民组", "第三村民组", "第四村民组"],
+        "赵建伟",
+        [
+            (
+                9,
+                T,
+                YB,
+                XS,
+                None,
+                {"curate": curate_big_family, "named_folder": True, "photos": 2},
+            ),
+            (1, T, TK, XS, None, {"curate": curate_tekun_rare, "named_folder": True}),
+            (5, T, DB, XS, None, {"curate": curate_markup_notes, "photos": 2}),
+            (3, "贫困户", YB, "未脱贫", None, {"curate": curate_application_text}),
+            (2, "贫困户", DB, "预脱贫", None, {}),
+            (4, G, None, None, None, {"fmt": "json"}),
+            (2, T, YB, BX, None, {"curate": curate_unsigned}),
+            (6, M, YB, XS, "脱贫不稳定户", {"photos": 2}),
+            (3, M, None, None, "边缘易致贫户", {"curate": curate_monitor_open}),
+            (4, T, YB, XS, None, {"curate": curate_rare_child, "photos": 2}),
+            (7, T, DB, XS, None, {}),
+            (1, T, TK, BX, None, {}),
+            (5, M, None, None, "突发严重困难户", {}),
+            (3, T, YB, XS, None, {"curate": curate_signature}),
+            (4, G, None, None, None, {}),
+            (2, M, None, None, "边缘易致贫户", {"curate": curate_monitor_elim_natural}),
+            (8, T, YB, XS, None, {"curate": curate_students, "photos": 2}),
+            (3, T, YB, XS, None, {"curate": curate_three_incomes}),
+        ],
+    ),
+    (
+        "411621105202",
+        VILLAGE2,
+        ["第一村民组", "第二村民组", "第三村民组"],
+        "孙慧敏",
+        [
+            (
+                6,
+                M,
+                YB,
+                "返贫",
+                "脱贫不稳定户",
+                {"curate": curate_returned, "photos": 2},
+            ),
+            (7, M, None, None, "边缘易致贫户", {"curate": curate_medical}),
+            (8, M, None, None, "突发严重困难户", {"curate": curate_disaster}),
+            (4, T, YB, XS, None, {"fmt": "yml", "photos": 2}),
+            (2, T, YB, BX, None, {}),
+            (3, T, DB, XS, None, {"curate": curate_dividend}),
+            (5, T, YB, XS, None, {"photos": 2}),
+            (1, T, TK, XS, None, {}),
+            (4, M, YB, XS, "脱贫不稳定户", {}),
+            (9, T, YB, XS, None, {"curate": curate_students}),
+            (2, G, None, None, None, {}),
+            (3, M, None, None, "边缘易致贫户", {}),
+            (6, T, DB, BX, None, {"photos": 2}),
+            (4, T, YB, XS, None, {}),
+            (5, M, YB, XS, "脱贫不稳定户", {"curate": curate_monitor_open}),
+            (3, T, YB, XS, None, {}),
+        ],
+    ),
+    (
+        "411621105203",
+        VILLAGE3,
+        ["第一村民组", "第二村民组", "第三村民组"],
+        "周海涛",
+        [
+            (5, M, None, None, "边缘易致贫户", {"curate": curate_house_16bit}),
+            (4, T, YB, XS, None, {"curate": curate_large_camera, "named_folder": True}),
+            (1, T, TK, XS, None, {}),
+            (2, T, DB, XS, None, {"photos": 2}),
+            (3, T, YB, BX, None, {}),
+            (4, M, None, None, "突发严重困难户", {}),
+            (5, T, YB, XS, None, {}),
+            (6, M, YB, XS, "脱贫不稳定户", {"photos": 2}),
+            (7, T, YB, XS, None, {"curate": curate_dividend}),
+            (2, G, None, None, None, {}),
+            (3, T, DB, XS, None, {}),
+            (4, T, YB, XS, None, {}),
+            (8, T, YB, BX, None, {"photos": 2}),
+            (9, M, YB, XS, "脱贫不稳定户", {}),
+        ],
+    ),
 ]
 
 
@@ -452,8 +754,14 @@ def build(out: Path) -> tuple[int, int]:
             raise SystemExit(f"拒绝覆盖：{out} 不是样例数据目录（缺少 archive.toml）")
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    syn.write_archive_toml(out, county=COUNTY, township=TOWNSHIP, year=YEAR, fonds_no="J031",
-                           income_threshold=8050.0)
+    syn.write_archive_toml(
+        out,
+        county=COUNTY,
+        township=TOWNSHIP,
+        year=YEAR,
+        fonds_no="J031",
+        income_threshold=8050.0,
+    )
     used: set[str] = set()
     total = 0
     lines = []
@@ -461,42 +769,85 @@ def build(out: Path) -> tuple[int, int]:
         vdir = out / f"{code}_{vname}"
         vdir.mkdir()
         (vdir / "village.toml").write_text(
-            "# 合成数据（虚构）。Synthetic data.\n" +
-            syn.toml_dumps({"code": code, "name": vname, "groups": groups, "first_secretary": secretary}),
-            encoding="utf-8")
+            "# 合成数据（虚构）。Synthetic data.\n"
+            + syn.toml_dumps(
+                {
+                    "code": code,
+                    "name": vname,
+                    "groups": groups,
+                    "first_secretary": secretary,
+                }
+            ),
+            encoding="utf-8",
+        )
         lines.append(f"- {vname}（{code}）：{len(specs)} 户")
         for i, (size, htype, attr, status, cat, opts) in enumerate(specs, start=1):
             hid = f"{code}{i:04d}"
             rng = random.Random(f"{SEED}:{hid}")
-            surname = vname[0] if rng.random() < 0.6 and vname[0] in syn.SURNAMES else None
+            surname = (
+                vname[0] if rng.random() < 0.6 and vname[0] in syn.SURNAMES else None
+            )
             rec = syn.generate_household(
-                rng, hid, code, YEAR, photos=opts.get("photos", 1), size=size, household_type=htype,
-                poverty_attribute=attr, poverty_status=status, monitor_category=cat, surname=surname,
-                groups=groups, village_name=vname, used_ids=used, evidence_dir="照片")
+                rng,
+                hid,
+                code,
+                YEAR,
+                photos=opts.get("photos", 1),
+                size=size,
+                household_type=htype,
+                poverty_attribute=attr,
+                poverty_status=status,
+                monitor_category=cat,
+                surname=surname,
+                groups=groups,
+                village_name=vname,
+                used_ids=used,
+                evidence_dir="照片",
+            )
             staging = vdir / hid
             curate: Callable[[dict, Ctx], dict] | None = opts.get("curate")
             if curate is not None:
-                rec = curate(rec, Ctx(staging, hid, random.Random(f"{SEED}:curate:{hid}")))
+                rec = curate(
+                    rec, Ctx(staging, hid, random.Random(f"{SEED}:curate:{hid}"))
+                )
             folder = staging
             if opts.get("named_folder"):
                 folder = vdir / f"{hid}_{rec['members'][0]['name']}"
                 if staging.exists():
                     staging.rename(folder)
-            syn.write_household(folder, rec, seed=f"{SEED}:{hid}", photo_size=PHOTO_SIZE,
-                                fmt=opts.get("fmt", "yaml"))
+            syn.write_household(
+                folder,
+                rec,
+                seed=f"{SEED}:{hid}",
+                photo_size=PHOTO_SIZE,
+                fmt=opts.get("fmt", "yaml"),
+            )
             total += 1
     (out / "README.md").write_text(
-        README.format(county=COUNTY, township=TOWNSHIP, villages="\n".join(lines), households=total,
-                      n_villages=len(VILLAGES)), encoding="utf-8")
+        README.format(
+            county=COUNTY,
+            township=TOWNSHIP,
+            villages="\n".join(lines),
+            households=total,
+            n_villages=len(VILLAGES),
+        ),
+        encoding="utf-8",
+    )
     return len(VILLAGES), total
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    out = Path(argv[0]) if argv else Path(__file__).resolve().parents[1] / "households_sample"
+    out = (
+        Path(argv[0])
+        if argv
+        else Path(__file__).resolve().parents[1] / "households_sample"
+    )
     villages, households = build(out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"已生成样例数据：{out}（{villages} 个村，{households} 户，{size / 1e6:.1f} MB）")
+    print(
+        f"已生成样例数据：{out}（{villages} 个村，{households} 户，{size / 1e6:.1f} MB）"
+    )
     return 0
 
 
