@@ -251,7 +251,7 @@ def make_evidence_files(tmp: Path) -> dict[str, Path]:
     c.drawString(20, 350, "PAGE ONE")
     c.showPage()
     c.setPageRotation(90)
-    c.drawString(20, 350, "PAGE TWO")
+    c.drawString(20, 150, "PAGE TWO")
     c.showPage()
     c.save()
     return {"photo": photo, "pdf": pdf, "missing": tmp / "nope.jpg"}
@@ -288,3 +288,28 @@ def test_write_to_path(fonts, tmp_path: Path) -> None:
     doc = Document(title="t", sections=(Section("a", "甲", (Paragraph("一"),)),))
     result = write_pdf(doc, out, fonts=fonts, evidence=None)
     assert out.read_bytes().startswith(b"%PDF") and result.pages == 1
+
+
+def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
+    tall = "很长的说明文字。" * 400
+    doc = Document(title="t", sections=(Section("t", "表", (
+        Table(("项目", "说明"), (("甲", "短"), ("乙", tall), ("丙", "短")), widths=(1, 5)),
+        KeyValue(tuple((f"项目{i}", "内容" * 30) for i in range(40)), columns=2),
+    )),))
+    data, result = render(doc, fonts)
+    reader = PdfReader(io.BytesIO(data))
+    texts = [p.extract_text() for p in reader.pages]
+    assert result.pages >= 4
+    # the tall row continues on following pages, each with the header repeated
+    assert sum("项目 说明" in t for t in texts) >= 3
+    body = "".join(re.sub(r"— \d+ —|项目 说明", "", t) for t in texts).replace("\n", "")
+    assert body.count("很长的说明文字。") == 400
+    # every KeyValue label is printed exactly once (a row is never split)
+    whole = "".join(texts)
+    for i in range(40):
+        assert whole.count(f"项目{i} ") + whole.count(f"项目{i}\n") == 1, i
+
+
+def test_empty_document(fonts) -> None:
+    data, result = render(Document(title="空", sections=()), fonts)
+    assert result.pages == len(PdfReader(io.BytesIO(data)).pages) == 1

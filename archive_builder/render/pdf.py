@@ -904,6 +904,8 @@ def write_pdf(
     f = _Fonts(fonts)
     lay = _Layout(doc, f, evidence, qr)
     lay.run()
+    if not lay.pages:  # a PDF has at least one page; say so in the page count
+        lay.new_page("form", numbered=False)
 
     # printed page numbers (cover and separators unnumbered)
     n = 0
