@@ -21,16 +21,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from reportlab import rl_config  # noqa: E402
+from reportlab import rl_config
 
 rl_config.useA85 = 0
 
-from pypdf import PdfReader, PdfWriter  # noqa: E402
-from reportlab.pdfbase import pdfmetrics  # noqa: E402
-from reportlab.pdfbase.ttfonts import TTFont  # noqa: E402
-from reportlab.pdfgen.canvas import Canvas  # noqa: E402
+from pypdf import PdfReader, PdfWriter
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 
-from archive_builder.render.fonts import FontSet, font_report, merge_font_subsets  # noqa: E402
+from archive_builder.render.fonts import FontSet, font_report, merge_font_subsets
 
 ROLES_DRAWN = ("body", "heading", "kai", "title")
 PAGES = 7

@@ -15,12 +15,12 @@ import pytest
 pytest.importorskip("reportlab")
 pytest.importorskip("pypdf")
 
-from pypdf import PdfReader, PdfWriter  # noqa: E402
-from reportlab import rl_config  # noqa: E402
-from reportlab.pdfgen.canvas import Canvas  # noqa: E402
+from pypdf import PdfReader, PdfWriter
+from reportlab import rl_config
+from reportlab.pdfgen.canvas import Canvas
 
-from archive_builder.render import fonts as F  # noqa: E402
-from archive_builder.render.fonts import (  # noqa: E402
+from archive_builder.render import fonts as F
+from archive_builder.render.fonts import (
     ROLES,
     FontNotFoundError,
     FontSet,
@@ -87,7 +87,7 @@ def tounicode_codes(pdf: bytes) -> dict[str, dict[str, int]]:
     """PostScript name (without tag) -> {char: code}."""
     out: dict[str, dict[str, int]] = {}
     r = PdfReader(io.BytesIO(pdf))
-    for _k, ref in r.pages[0]["/Resources"]["/Font"].items():
+    for ref in r.pages[0]["/Resources"]["/Font"].values():
         font = ref.get_object()
         name = str(font["/BaseFont"]).split("+", 1)[1]
         data = font["/ToUnicode"].get_object().get_data()

@@ -73,7 +73,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -88,11 +88,11 @@ except ImportError:  # pragma: no cover - only when errors.py is absent
 __all__ = [
     "ROLES",
     "FontFace",
-    "FontSet",
     "FontNotFoundError",
+    "FontSet",
     "GlobalCodeTTFont",
-    "merge_font_subsets",
     "font_report",
+    "merge_font_subsets",
 ]
 
 ROLES = ("title", "body", "heading", "kai", "table")
@@ -193,7 +193,7 @@ class _Sfnt:
             self._fh.close()
             self._fh = None
 
-    def __enter__(self) -> _Sfnt:
+    def __enter__(self) -> _Sfnt:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -306,8 +306,7 @@ def _normalise_ranges(ranges: list[tuple[int, int]]) -> tuple[list[int], list[in
     ends: list[int] = []
     for s, e in ranges:
         if ends and s <= ends[-1] + 1:
-            if e > ends[-1]:
-                ends[-1] = e
+            ends[-1] = max(ends[-1], e)
         else:
             starts.append(s)
             ends.append(e)
@@ -341,7 +340,7 @@ def _rl_name(path: Path, index: int) -> str:
 class _Coverage:
     """Code point coverage of one face from the light cmap reader (no reportlab parse)."""
 
-    __slots__ = ("starts", "ends")
+    __slots__ = ("ends", "starts")
 
     def __init__(self, starts: list[int], ends: list[int]) -> None:
         self.starts = starts
@@ -357,7 +356,7 @@ class _Coverage:
 _LOCK = threading.RLock()
 _COVERAGE: dict[tuple[str, int], _Coverage] = {}
 _FILE_SHA: dict[tuple[str, int, int], str] = {}
-_TTFONTS: dict[str, GlobalCodeTTFont] = {}  # rl_name -> font (registered with reportlab)
+_TTFONTS: dict[str, Any] = {}  # rl_name -> font (registered with reportlab)
 _DIR_INDEX: dict[tuple[str, ...], dict[str, Path]] = {}
 
 
@@ -471,7 +470,7 @@ _CJK_NAME_RE = re.compile(
     r"cjk|sourcehan|source-han|songti|heiti|kaiti|fangsong|pingfang|hiragino|stsong|stheiti|"
     r"stkaiti|stfang|simsun|simhei|simfang|simkai|msyh|uming|ukai|zenhei|microhei|wenkai|"
     r"babelstone|hanamin|fz|方正|仿宋|楷体|宋体|黑体",
-    re.I,
+    re.IGNORECASE,
 )
 
 
@@ -593,7 +592,7 @@ def _neutral(ch: str) -> bool:
 
 
 class _DocState:
-    __slots__ = ("used", "internalName", "__weakref__")
+    __slots__ = ("__weakref__", "internalName", "used")
 
     def __init__(self) -> None:
         self.used: set[str] = set()
@@ -805,7 +804,7 @@ def _make_ttfont_class() -> type:
 _GCT_CLASS: type | None = None
 
 
-def GlobalCodeTTFont(name: str, face: FontFace) -> Any:  # noqa: N802 - factory named like the class
+def GlobalCodeTTFont(name: str, face: FontFace) -> Any:
     """Create the reportlab font for ``face`` (class built lazily to keep imports cheap)."""
     global _GCT_CLASS
     if _GCT_CLASS is None:
@@ -1247,11 +1246,11 @@ class FontSet:
                 fallbacks.append(face)
         seen: set[tuple[str, int]] = set()
         uniq: list[FontFace] = []
-        for f in fallbacks:
-            k = (str(f.path), f.subfont_index)
+        for fb in fallbacks:
+            k = (str(fb.path), fb.subfont_index)
             if k not in seen:
                 seen.add(k)
-                uniq.append(f)
+                uniq.append(fb)
         return cls(faces=_disambiguate(faces), fallbacks=_disambiguate_list(uniq, faces),
                    skipped=skipped)
 
@@ -1476,11 +1475,11 @@ def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], 
     n = struct.unpack(">H", tables["maxp"][4:6])[0]
     loca = tables["loca"]
     if loc_fmt:
-        offs = struct.unpack(f">{n + 1}L", loca[: 4 * (n + 1)])
+        offs = list(struct.unpack(f">{n + 1}L", loca[: 4 * (n + 1)]))
     else:
         offs = [o * 2 for o in struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)])]
     glyf = tables["glyf"]
-    present = [g for g, (a, b) in enumerate(zip(offs, offs[1:])) if b > a]
+    present = [g for g, (a, b) in enumerate(pairwise(offs)) if b > a]
     glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in present}
     nh = struct.unpack(">H", tables["hhea"][34:36])[0]
     hmtx = tables["hmtx"]
@@ -1571,7 +1570,7 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
             fd = cid["/FontDescriptor"].get_object()
             prog = fd["/FontFile2"].get_object().get_data()
             base, glyphs, metrics = _split_program(prog)
-        except Exception:  # noqa: BLE001 - leave anything unexpected alone
+        except Exception:  # noqa: BLE001, S112 - leave anything unexpected alone
             continue
         ps = str(font["/BaseFont"])[1:]
         ps = ps.split("+", 1)[1] if "+" in ps[:8] else ps
@@ -1638,7 +1637,7 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
                 enc[NameObject(k)] = v
             return writer._add_object(enc)
 
-        font0, cid0, fd0 = parsed[fids[0]][:3]
+        _font0, cid0, fd0 = parsed[fids[0]][:3]
         ff_ref = add_stream(program, {"/Length1": NumberObject(len(program))})
         new_fd = DictionaryObject({NameObject(k): v for k, v in fd0.items()
                                    if k not in ("/FontFile2", "/FontName", "/CIDSet")})
@@ -1797,12 +1796,12 @@ def font_report(pdf_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
         res = res.get_object()
         fonts = res.get("/Font")
         if fonts is not None:
-            for _k, ref in fonts.get_object().items():
+            for ref in fonts.get_object().values():
                 key = ref.idnum if isinstance(ref, IndirectObject) else id(ref)
                 if key in seen:
                     continue
                 font = ref.get_object()
-                fd, ff = _font_file_of(font)
+                _fd, ff = _font_file_of(font)
                 sub = str(font.get("/Subtype", ""))[1:]
                 desc = None
                 if sub == "Type0":
@@ -1815,13 +1814,13 @@ def font_report(pdf_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
                     "subtype": sub,
                     "descendant": desc,
                     "embedded": ff is not None,
-                    "bytes": len(ff.get_object()._data) if ff is not None else 0,
+                    "bytes": _stream_len(ff) if ff is not None else 0,
                     "program": ff.idnum if isinstance(ff, IndirectObject) else None,
                     "object": key if isinstance(ref, IndirectObject) else None,
                 }
         xobjs = res.get("/XObject")
         if xobjs is not None:
-            for _k, ref in xobjs.get_object().items():
+            for ref in xobjs.get_object().values():
                 x = ref.get_object()
                 if isinstance(x, DictionaryObject) and x.get("/Subtype") == "/Form":
                     visit_resources(x.get("/Resources"), depth + 1)
