@@ -150,7 +150,7 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
                 if other is household:
                     clash = f"本户第 {other_index + 1} 位成员也使用了这个号码"
                 else:
-                    clash = f"{_where(dataset, other_village, other)} 第 {other_index + 1} 位成员也使用了这个号码"
+                    clash = f"{_where(dataset, other_village, other)}第 {other_index + 1} 位成员也使用了这个号码"
                 line, column = household.position(path)
                 problems.append(
                     error(
@@ -460,6 +460,7 @@ class _HouseholdRules:
 
     def evidence(self) -> None:
         folder = self.household.folder
+        missing: dict[Path, list[str]] = {}  # one warning per missing file, however often named
         for path, ref in self.record.evidence_refs():
             field = f"{path}.file" if self._is_mapping(path) else path
             try:
@@ -469,11 +470,13 @@ class _HouseholdRules:
                 continue
             shown = ref.file.strip()
             if not target.exists():
-                self.warn(
-                    field,
-                    f"佐证材料文件「{shown}」不存在，档案中将以占位页代替",
-                    "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
-                )
+                missing.setdefault(target, []).append(field)
+                if len(missing[target]) == 1:
+                    self.warn(
+                        field,
+                        f"佐证材料文件「{shown}」不存在，档案中将以占位页代替",
+                        "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
+                    )
             elif not target.is_file():
                 self.warn(field, f"佐证材料「{shown}」是文件夹，不是文件", "请写出文件夹中具体的文件名")
             elif not os.access(target, os.R_OK):

@@ -11,6 +11,7 @@ so that a wrong value becomes a located problem instead of a crash.
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import re
 import types
@@ -533,6 +534,7 @@ FIELD_LABELS: dict[str, str] = {}
 _collect_labels(Household, "", FIELD_LABELS)
 
 
+@functools.cache
 def vocab_of(model_cls: type[BaseModel], name: str) -> str | None:
     """Return the vocabulary name of field ``name`` of ``model_cls`` (None for free text)."""
     info = model_cls.model_fields.get(name)

@@ -1,0 +1,25 @@
+"""Shared fixtures. ``make_data_dir`` builds a data directory in ``tmp_path`` from dicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datadir import write_data_dir
+
+
+@pytest.fixture
+def make_data_dir(tmp_path: Path) -> Callable[..., Path]:
+    """Return ``make(households=None, *, villages=None, archive=..., name="data") -> Path``.
+
+    With no arguments: one village (冯老村) holding one valid household. See
+    ``tests/datadir.py`` for the record helpers (``valid_household``, ``make_id``, ``mutate``).
+    """
+
+    def make(households: list[dict[str, Any]] | None = None, *, name: str = "data", **options: Any) -> Path:
+        return write_data_dir(tmp_path / name, households, **options)
+
+    return make
