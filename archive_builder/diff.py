@@ -37,7 +37,9 @@ __all__ = [
     "compare_versions",
     "diff_pdf_text",
     "diff_records",
+    "format_history",
     "format_value",
+    "history",
     "raster_diff",
     "summarize",
     "write_report",
@@ -748,6 +750,65 @@ def compare_pdfs(old: Path, new: Path) -> Comparison:
         text_changes=pdf.text_changes,
         pages=pdf.pages,
     )
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of ``history``: a version and what changed from the one before."""
+
+    version: Version
+    summary: str
+
+    def format(self) -> str:
+        v = self.version
+        when = v.created_at.replace("T", " ")[:19]
+        return f"版本 {v.number}  {when}  {v.content_hash[:12]}  {v.pages} 页  {self.summary}"
+
+
+def history(store: VersionStore, household_id: str) -> list[HistoryEntry]:
+    """Return every version of the household, oldest first, each with its change summary."""
+    from .errors import StoreError
+
+    versions = store.versions(household_id)
+    if not versions:
+        store.get(household_id, 1)  # raises the Chinese "no versions" StoreError
+    entries = []
+    previous: dict | None = None
+    for n, v in enumerate(versions):
+        try:
+            record = json.loads(store.blob(v.record_sha))
+        except StoreError:
+            record = None
+        if n == 0:
+            summary = "首个版本"
+        elif record is None or previous is None:
+            summary = "（记录数据块缺失或损坏，无法比较；请运行 store check）"
+        else:
+            changes = diff_records(previous, record)
+            changes += diff_evidence_files(versions[n - 1].evidence, v.evidence)
+            summary = (
+                summarize(changes) if changes else _non_data_change(versions[n - 1], v)
+            )
+        entries.append(HistoryEntry(v, summary))
+        previous = record
+    return entries
+
+
+def _non_data_change(old: Version, new: Version) -> str:
+    parts = []
+    if old.template_set != new.template_set:
+        parts.append(f"模板 {old.template_set} → {new.template_set}")
+    if old.program_version != new.program_version:
+        parts.append(f"程序版本 {old.program_version} → {new.program_version}")
+    return " · ".join(parts) or "数据未变（版式变化）"
+
+
+def format_history(store: VersionStore, household_id: str) -> str:
+    """Return the Chinese text ``history`` prints: one line per version."""
+    entries = history(store, household_id)
+    lines = [f"户 {household_id} 共 {len(entries)} 个版本："]
+    lines += [entry.format() for entry in entries]
+    return "\n".join(lines)
 
 
 def write_report(path: Path, comparison: Comparison, **options: Any) -> Path:

@@ -446,7 +446,35 @@ class VersionStore:
             (len(prefix), prefix),
         )
 
+    def stats(self) -> tuple[int, int]:
+        """Return (households, versions) in the store."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return 0, 0
+        row = conn.execute(
+            "SELECT COUNT(DISTINCT household_id), COUNT(*) FROM versions"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     # -- checking ---------------------------------------------------------------------
+
+    def check_text(self) -> tuple[bool, str]:
+        """Return (sound, the Chinese text ``store check`` prints)."""
+        reports = self.check()
+        households, versions = self.stats()
+        if not reports:
+            return (
+                True,
+                f"版本库完好：{households} 户，{versions} 个版本，所有数据块哈希一致。",
+            )
+        lines = [
+            f"版本库有 {len(reports)} 处损坏（共 {households} 户，{versions} 个版本）："
+        ]
+        lines += [f"  {line}" for line in reports]
+        lines.append(
+            "提示：从备份恢复 .store 目录，或重新生成受影响的户（会记录为新版本）。"
+        )
+        return False, "\n".join(lines)
 
     def check(self) -> list[str]:
         """Return Chinese damage reports (empty when the store is sound)."""

@@ -321,3 +321,72 @@ def test_pdf_report_embeds_its_fonts(pdfs: tuple[Path, Path], tmp_path: Path) ->
             fonts.add((str(font["/BaseFont"]), embedded))
     assert fonts and all(embedded for _, embedded in fonts), fonts
     assert not any("Helvetica" in name for name, _ in fonts)
+
+
+# -- stored versions ------------------------------------------------------------------------
+
+
+def _store_version(store, tmp_path: Path, rec: dict, pdf: Path):
+    import hashlib
+    import json
+
+    from archive_builder.store import VersionStore
+
+    assert isinstance(store, VersionStore)
+    data = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str).encode()
+    return store.record(
+        household_id=rec["household_id"],
+        village_code="411621105201",
+        content_hash=hashlib.sha256(data).hexdigest(),
+        record_json=data,
+        packet_pdf=pdf,
+        evidence_hashes={"evidence/photo_01.jpg": "ab" * 32},
+        template_set="default",
+        program_version="0.1",
+        pages=len(PdfReader(pdf).pages),
+        built_at="2025-06-01T10:00:00+08:00",
+    )
+
+
+def test_compare_versions_and_history(tmp_path: Path, record: dict, pdfs) -> None:
+    from archive_builder.diff import compare_versions, format_history, history
+    from archive_builder.errors import StoreError
+    from archive_builder.store import VersionStore
+
+    store = VersionStore(tmp_path / "out")
+    hid = record["household_id"]
+    _store_version(store, tmp_path, record, pdfs[0])
+    with pytest.raises(StoreError, match="只有 1 个版本"):
+        compare_versions(store, hid)
+    new = copy.deepcopy(record)
+    new["members"][1]["name"] = "张堃"
+    year = new["income"][0]
+    year["wage"][next(iter(year["wage"]))] += 1000
+    _store_version(store, tmp_path, new, pdfs[1])
+
+    comparison = compare_versions(store, hid)
+    assert comparison.exit_code == ExitCode.problems
+    assert [c.label.rsplit("· ", 1)[-1] for c in comparison.field_changes] == [
+        "姓名",
+        next(iter(year["wage"])),
+    ]
+    assert comparison.pages == [(2, 2), (None, 3), (3, 4)]
+    text = comparison.format_text()
+    assert text.startswith(f"户 {hid} 版本 1 与版本 2 的比较")
+    assert "→ 张堃" in text
+
+    same = compare_versions(store, hid, 2, 2)
+    assert same.identical and same.exit_code == ExitCode.ok
+    with pytest.raises(StoreError, match="已有版本：1、2"):
+        compare_versions(store, hid, 1, 9)
+
+    entries = history(store, hid)
+    assert [e.summary for e in entries] == ["首个版本", "姓名 1 项 · 收入情况 1 项"]
+    lines = format_history(store, hid).splitlines()
+    assert lines[0] == f"户 {hid} 共 2 个版本："
+    assert lines[2].startswith("版本 2  ") and lines[2].endswith(
+        "5 页  姓名 1 项 · 收入情况 1 项"
+    )
+
+    html = write_report(tmp_path / "r.html", comparison).read_text(encoding="utf-8")
+    assert "张堃" in html and "data:image/png;base64," in html

@@ -221,3 +221,15 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
     before = len(store.versions("H1"))
     assert _record(store, tmp_path, "H1", "final").number == before + 1
     _assert_consistent(store)
+
+
+def test_check_text(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    v1 = _record(store, tmp_path, "H1", "a")
+    _record(store, tmp_path, "H2", "a")
+    assert store.stats() == (2, 2)
+    assert store.check_text() == (True, "版本库完好：2 户，2 个版本，所有数据块哈希一致。")
+    store.blob_path(v1.record_sha).unlink()
+    sound, text = store.check_text()
+    assert not sound
+    assert text.splitlines()[0] == "版本库有 1 处损坏（共 2 户，2 个版本）："
