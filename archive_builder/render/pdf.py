@@ -380,7 +380,7 @@ class _Layout:
         if self.layout == "cover":
             size *= 1.6
             if self.fresh():
-                self.y = self.top - self.th * 0.22
+                self.y = self.top - self.th * 0.12
         lh = size * 1.4 if self.layout != "prose" else self.line_height(size)
         self.ensure(lh)
         self.flow_lines(b.text, "title", size, "center", leading=lh)
@@ -390,7 +390,7 @@ class _Layout:
         # one empty line under the title (GB/T 9704: 标题下空一行)
         self.y -= self.pitch if self.layout == "prose" else self.size("body") * 0.8
         if self.layout == "cover":
-            self.y -= self.th * 0.08
+            self.y -= self.th * 0.05
         self.snap()
 
     def heading(self, b: Heading) -> None:
@@ -652,7 +652,10 @@ class _Layout:
     def cover_form(self, b: KeyValue) -> None:
         """Cover pages: "label: value" lines, the value on an underline, block centred."""
         size = self.sizes.get("body", 16.0)
-        lh = size * 2.2
+        # Rows share the space left above the QR code corner, never less than 1.5 lines each,
+        # so a cover with many fields still fits on its one page.
+        room = self.y - self.bottom - 40 * MM
+        lh = max(size * 1.5, min(size * 2.2, room / max(len(b.rows), 1)))
         labels = [k for k, _ in b.rows]
         lw = max((self.f.width(k + "：", "body", size) for k in labels), default=0.0)
         form_w = min(self.tw, max(self.tw * 0.72, lw + 60 * MM))
