@@ -557,13 +557,14 @@ class _Importer:
         index = best[0]
         mapping: dict[int, Column] = {}
         used: dict[str, str] = {}
+        present = {c.key for c in map(match_header, map(str, sheet.rows[index])) if c is not None}
         for col, cell in enumerate(sheet.rows[index]):
             if _blank(cell):
                 continue
             text = str(cell).strip()
             column = match_header(text)
             if column is None:
-                self.unknown_header(sheet, index + 1, text, set(used))
+                self.unknown_header(sheet, index + 1, text, present)
                 continue
             if column.key in used:
                 self.problem(Severity.warning, None, None,

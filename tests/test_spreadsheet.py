@@ -449,3 +449,62 @@ def test_xls_needs_calamine_or_says_so(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_make_id_number_helper_consistent() -> None:
     assert make_id_number("110105", dt.date(1949, 12, 31), 2) == "11010519491231002X"
+
+
+def test_xls_read_with_calamine(tmp_path: Path) -> None:
+    pytest.importorskip("python_calamine")
+    xlwt = pytest.importorskip("xlwt")  # only to make a .xls file in the test
+    records = _records(4, seed="xls")
+    rows = national_rows(records)
+    rows[0][HEADERS.index("证件号码")] = 4.11621197506172e17
+    book = xlwt.Workbook(encoding="utf-8")
+    sheet = book.add_sheet("人员信息")
+    for c, name in enumerate(HEADERS):
+        sheet.write(0, c, name)
+    for r, row in enumerate(rows, start=1):
+        for c, value in enumerate(row):
+            if isinstance(value, (dt.date, dt.datetime)):
+                value = value.isoformat()[:10]
+            if value is not None:
+                sheet.write(r, c, value)
+    path = tmp_path / "人员.xls"
+    book.save(str(path))
+    report = import_sheet(path, tmp_path / "D", today=TODAY)
+    assert [(p.field, p.line) for p in report.problems] == [("证件号码", 2)]
+    assert report.problems[0].message.startswith("工作表「人员信息」第 2 行")
+    assert len(report.created) == 3
+    assert validation_errors(tmp_path / "D") == []
+
+
+def test_title_row_footer_and_blank_rows(tmp_path: Path) -> None:
+    records = _records(3, seed="title")
+    book = Workbook()
+    sheet = book.active
+    sheet.append(["清河县大李庄乡防返贫监测信息表"])  # title line above the header
+    sheet.append(HEADERS)
+    for row in national_rows(records):
+        sheet.append(row)
+        sheet.append([])
+    sheet.append(["合计", None, None, None, None])
+    sheet.append(["制表人：张三"])
+    path = tmp_path / "a.xlsx"
+    book.save(path)
+    report = import_sheet(path, tmp_path / "D", today=TODAY)
+    assert report.problems == [] and len(report.created) == 3
+
+
+def test_row_without_household_id(tmp_path: Path) -> None:
+    rows = national_rows(_records(2, seed="nohid"))
+    rows[1][HEADERS.index("户编号")] = None
+    report = import_sheet(write_xlsx(tmp_path / "a.xlsx", HEADERS, rows), tmp_path / "D", today=TODAY)
+    assert any(p.line == 3 and "没有户编号" in p.message for p in report.problems)
+
+
+def test_sixteen_digit_household_id_as_number_is_refused(tmp_path: Path) -> None:
+    records = _records(1, seed="one")
+    rows = national_rows(records)
+    for row in rows:
+        row[HEADERS.index("户编号")] = int(row[HEADERS.index("户编号")])
+    report = import_sheet(write_xlsx(tmp_path / "a.xlsx", HEADERS, rows, text_columns=()), tmp_path / "D", today=TODAY)
+    assert report.created == [] and report.problems and all(p.field == "户编号" for p in report.problems)
+    assert "超过 15 位" in report.problems[0].message
