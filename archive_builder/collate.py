@@ -684,6 +684,18 @@ def _label_runs(layout: _Layout, duplex: bool) -> list[tuple[int, dict[str, Any]
     return runs
 
 
+def _release(writer: Any, reader: Any, start: int) -> None:
+    """Drop the writer's references to a finished reader so it (and its file bytes) can be freed.
+
+    pypdf keeps every source reader alive through its translation table and through
+    ``original_page`` on each appended page; neither is needed once the pages are in.
+    """
+    writer.reset_translation(reader)
+    for page in writer.flattened_pages[start:]:
+        if "original_page" in page.__dict__:
+            del page.__dict__["original_page"]
+
+
 def _merge_font_subsets(writer: Any) -> None:
     try:
         from archive_builder.render.fonts import merge_font_subsets
@@ -752,7 +764,7 @@ def _write_box(
         start = len(writer.pages)
         assert start == part.first, (start, part.first)
         writer.append(reader, import_outline=False)
-        writer.reset_translation(reader)  # let the reader (and its bytes) be freed
+        _release(writer, reader, start)
         del reader, data
         for i, n in enumerate(part.numbers):
             if n:
@@ -830,6 +842,45 @@ def _write_box(
     )
 
 
+def collate_box(
+    village: VillageInfo,
+    box_no: int,
+    box_count: int,
+    packets: Sequence[PacketInfo],
+    out_dir: Path,
+    options: PrintOptions,
+    *,
+    fonts: FontSet,
+    date: str,
+    compress: bool = False,
+) -> BoxResult:
+    """Write one box (``packets`` = one entry of :func:`plan_boxes`) into ``out_dir``.
+
+    Boxes are independent: a caller with worker processes may write the boxes of a
+    village in parallel and then call :func:`remove_stale_boxes`.
+    """
+    if not packets:
+        raise ValueError("空盒：没有要装盒的档卡")
+    out_dir = Path(out_dir)
+    path = out_dir / box_file_name(village, box_no, box_count)
+    return _write_box(village, box_no, _ordered(packets), path, options, fonts, date, compress=compress)
+
+
+def remove_stale_boxes(village: VillageInfo, out_dir: Path, keep: Sequence[Path | str]) -> list[Path]:
+    """Delete this village's box files in ``out_dir`` other than ``keep`` (left by a larger build)."""
+    names = {Path(k).name for k in keep}
+    pattern = _box_file_pattern(village)
+    removed = []
+    for old in Path(out_dir).iterdir():
+        if pattern.match(old.name) and old.name not in names:
+            try:
+                old.unlink()
+                removed.append(old)
+            except OSError:
+                pass
+    return removed
+
+
 def collate_village(
     village: VillageInfo,
     packets: Sequence[PacketInfo],
@@ -839,28 +890,23 @@ def collate_village(
     fonts: FontSet,
     date: str,
     problems: list[Problem] | None = None,
-    compress: bool = True,
+    compress: bool = False,
 ) -> list[BoxResult]:
     """Write the village's box PDFs into ``out_dir``; return one result per box.
 
     ``date`` (ISO ``YYYY-MM-DD``) is the collation date printed on the 备考表 and written as
     the PDF dates. Warnings (oversized households) go to ``problems`` if given. Box files of
     this village numbered beyond the new box count (left from an earlier, larger build) are
-    removed.
+    removed. ``compress`` runs pypdf's ``compress_identical_objects`` — measured on a
+    231-household village it saved 0.03 % of the bytes for ~0.2 s, so it is off by default
+    (fonts are shared by ``merge_font_subsets`` instead).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_boxes(packets, options, problems=problems)
-    results = []
-    for box_no, box in enumerate(plan, start=1):
-        path = out_dir / box_file_name(village, box_no, len(plan))
-        results.append(_write_box(village, box_no, box, path, options, fonts, date, compress=compress))
-    keep = {r.file.name for r in results}
-    pattern = _box_file_pattern(village)
-    for old in out_dir.iterdir():
-        if pattern.match(old.name) and old.name not in keep:
-            try:
-                old.unlink()
-            except OSError:
-                pass
+    results = [
+        collate_box(village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date, compress=compress)
+        for box_no, box in enumerate(plan, start=1)
+    ]
+    remove_stale_boxes(village, out_dir, [r.file for r in results])
     return results

@@ -18,6 +18,7 @@ from archive_builder.collate import (
     box_pages,
     box_sheets,
     collate_village,
+    draw_text,
     plan_boxes,
 )
 from archive_builder.document import SectionPages
@@ -54,27 +55,36 @@ class FakeFonts:
         return stringWidth(text, self.name, size)
 
 
+_FONTS = None
+
+
 def get_fonts():
-    """The real FontSet when it exists, else the fake."""
-    try:
-        from archive_builder.render.fonts import FontSet
-    except ImportError:
-        return FakeFonts()
-    fs = FontSet.discover()
-    fs.register()
-    return fs
+    """The real FontSet when it exists, else the fake (one instance per process)."""
+    global _FONTS
+    if _FONTS is None:
+        try:
+            from archive_builder.render.fonts import FontSet
+        except ImportError:
+            _FONTS = FakeFonts()
+        else:
+            _FONTS = FontSet.discover()
+            _FONTS.register()
+    return _FONTS
 
 
 def marker(hid: str, n: int) -> str:
     return f"HOUSEHOLD-{hid}-PAGE-{n}"
 
 
-def make_packet(path: Path, hid: str, pages: int, *, separator: int | None = None) -> tuple[tuple[SectionPages, ...], tuple[int, ...]]:
+def make_packet(
+    path: Path, hid: str, pages: int, *, separator: int | None = None, fonts=None
+) -> tuple[tuple[SectionPages, ...], tuple[int, ...]]:
     """A small reportlab packet with a marker on every page and one bookmark per section."""
     from reportlab.pdfgen import canvas
 
-    fonts = FakeFonts()
-    c = canvas.Canvas(str(path), pagesize=(210 * MM, 297 * MM), invariant=1, initialFontName=fonts.name)
+    fonts = fonts or get_fonts()
+    body = fonts.faces["body"].rl_name
+    c = canvas.Canvas(str(path), pagesize=(210 * MM, 297 * MM), invariant=1, initialFontName=body)
     sections = [SectionPages("cover", "封面", 0, 0), SectionPages("members", "家庭成员", 1, 1)]
     seps: tuple[int, ...] = ()
     if separator is not None:
@@ -90,22 +100,22 @@ def make_packet(path: Path, hid: str, pages: int, *, separator: int | None = Non
             s = starts[i]
             c.bookmarkPage(f"{s.key}")
             c.addOutlineEntry(s.title, s.key, level=0)
-        c.setFont(fonts.name, 12)
-        c.drawString(30 * MM, 200 * MM, marker(hid, i + 1))
-        c.drawString(30 * MM, 180 * MM, "隔页纸" if i in seps else f"户 {hid} 第 {i + 1} 页")
+        draw_text(c, fonts, marker(hid, i + 1), "body", 12, 30 * MM, 200 * MM)
+        draw_text(c, fonts, "隔页纸" if i in seps else f"户 {hid} 第 {i + 1} 页", "body", 12, 30 * MM, 180 * MM)
         c.showPage()
     c.save()
     return tuple(sections), seps
 
 
 def make_packets(tmp: Path, count: int = 12, sizes=(3, 4, 5, 6, 7)) -> list[PacketInfo]:
+    fonts = get_fonts()
     out = []
     for i in range(count):
         hid = f"411621{i + 1:010d}"
         pages = sizes[i % len(sizes)]
         sep = 2 if pages >= 5 else None
         pdf = tmp / f"{hid}.pdf"
-        sections, seps = make_packet(pdf, hid, pages, separator=sep)
+        sections, seps = make_packet(pdf, hid, pages, separator=sep, fonts=fonts)
         out.append(
             PacketInfo(
                 household_id=hid,
@@ -403,26 +413,28 @@ def test_fonts_embedded(built):
 
 
 def test_subset_tags_unique_after_merge(built):
-    pytest.importorskip("archive_builder.render.fonts", reason="fonts helper not written yet")
     from archive_builder.render import fonts as fonts_mod
 
     if not hasattr(fonts_mod, "merge_font_subsets"):
         pytest.skip("merge_font_subsets not available yet")
     for b in built.boxes:
-        fonts = all_fonts(PdfReader(b.file))
+        r = PdfReader(b.file)
         # ISO 32000-1 §9.6.4: different subsets in one file have different tags
-        programs: dict[str, set] = {}
-        for font in fonts:
+        programs_by_tag: dict[str, set] = {}
+        for font in all_fonts(r):
             desc = font.get("/FontDescriptor")
             if desc is None:
                 continue
             desc = desc.get_object()
-            prog = desc.get("/FontFile2") or desc.get("/FontFile3") or desc.get("/FontFile")
-            if prog is None:
-                continue
-            programs.setdefault(str(font["/BaseFont"]), set()).add(prog.indirect_reference.idnum)
-        for name, ids in programs.items():
-            assert len(ids) == 1, name
+            ref = desc.get("/FontFile2") or desc.get("/FontFile3") or desc.get("/FontFile")
+            tag = str(font["/BaseFont"])[1:7]
+            programs_by_tag.setdefault(tag, set()).add(ref.indirect_reference.idnum)
+        assert all(len(ids) == 1 for ids in programs_by_tag.values()), programs_by_tag
+        if not isinstance(get_fonts(), FakeFonts):
+            # one shared copy of the body face for all households in the box
+            body = [f for f in all_fonts(r) if f.get("/Subtype") == "/CIDFontType2"]
+            names = [str(f["/BaseFont"]).split("+", 1)[1] for f in body]
+            assert len(names) == len(set(names)), names
 
 
 def test_deterministic_bytes(built, fonts, tmp_path):
