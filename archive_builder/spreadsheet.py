@@ -98,7 +98,7 @@ COLUMNS: tuple[Column, ...] = (
        "在校情况", "在校状况"),
     _c("健康状况", "health", "member", "labels", "health", "健康情况"),
     _c("劳动技能", "labour", "member", "label", "labour", "劳动能力"),
-    _c("务工时间(月)", "work_months", "member", "int", None, "务工时间", "务工月数",
+    _c("务工时间（月）", "work_months", "member", "int", None, "务工时间", "务工月数",
        "务工时长(月)", "务工时间(个月)"),
     _c("是否参加大病保险", "insured_major", "member", "insured_major", None, "参加大病保险",
        "大病保险", "是否参加大病医疗保险"),
