@@ -294,10 +294,10 @@ def load_village_config(
         config = config.model_copy(update={"name": folder_name})
     if not _VILLAGE_CODE.fullmatch(config.code):
         line, column = key_position(text, "code")
-        shown = f"「{config.code}」" if config.code else "为空"
+        message = f"{display} 村代码「{config.code}」不是 12 位统计用区划代码" if config.code else f"{display} 未设置村代码 code"
         problems.append(
             error(
-                f"{display} 村代码 code {shown}：应为 12 位统计用区划代码",
+                message,
                 '请填写该村的 12 位统计用区划代码，如 code = "411621105201"',
                 file=display,
                 line=line,

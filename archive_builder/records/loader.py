@@ -242,6 +242,9 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         what, hint = _translate(f"{exc.problem} {exc.context}", _YAML_MESSAGES)
+        lines = text.splitlines()
+        if mark and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+            what, hint = _translate("found character '\\t'", _YAML_MESSAGES)
         parsed.problems.append(
             error(
                 f"{display} YAML 格式错误：{what}（{exc.problem or exc.context}）",
