@@ -127,7 +127,7 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
             line, column = household.position("household_id")
             problems.append(
                 error(
-                    f"户编号 {hid} 重复：{_where(dataset, other_village, other)} 也使用了这个户编号",
+                    f"户编号 {hid} 重复：{_where(dataset, other_village, other)}也使用了这个户编号",
                     "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
                     file=household.display,
                     line=line,
@@ -340,7 +340,7 @@ class _HouseholdRules:
                     f"{member.name}的出生日期填为 {member.birth_date}，但公民身份号码中是 {info.birth_date}",
                     "请核对身份证原件，改正出生日期或公民身份号码（出生日期可不填，由号码推出）",
                 )
-        sex = member.sex or derived_sex
+        sex = derived_sex or member.sex  # the ID wins: a wrong 性别 is reported once, above
         implied = vocab.implied_sex(member.relation)
         if implied and sex and implied != sex:
             self.err(
