@@ -64,6 +64,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
+import operator
 import os
 import re
 import struct
@@ -73,7 +74,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate, pairwise
+from itertools import accumulate, compress, islice
 from pathlib import Path
 from typing import Any
 
@@ -1477,9 +1478,9 @@ def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], 
     if loc_fmt:
         offs = list(struct.unpack(f">{n + 1}L", loca[: 4 * (n + 1)]))
     else:
-        offs = [o * 2 for o in struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)])]
+        offs = list(map((2).__mul__, struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)])))
     glyf = tables["glyf"]
-    present = [g for g, (a, b) in enumerate(pairwise(offs)) if b > a]
+    present = list(compress(range(n), map(operator.lt, offs, islice(offs, 1, None))))
     glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in present}
     nh = struct.unpack(">H", tables["hhea"][34:36])[0]
     hmtx = tables["hmtx"]
@@ -1689,9 +1690,9 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
 
     if replace:
         _redirect_references(writer, replace)
-        for idnum in drop:
-            if idnum not in {r.idnum for r in replace.values()}:
-                writer._objects[idnum - 1] = None
+        keep = {r.idnum for r in replace.values()}
+        for idnum in drop - keep:
+            writer._objects[idnum - 1] = None
 
     retagged = _retag_unique(writer)
     after = programs()
@@ -1755,7 +1756,7 @@ def _retag_unique(writer: Any) -> int:
             continue
         new = new_names.get(ff.idnum)
         if new is None:
-            data = ff.get_object()._data
+            data = getattr(ff.get_object(), "_data", b"")
             salt = 0
             while True:
                 new = _subset_tag(hashlib.sha256(data).digest(), {}, salt)
