@@ -58,7 +58,9 @@ class _ChineseHelp:
         pieces = self.collect_usage_pieces(ctx)  # type: ignore[attr-defined]
         formatter.write_usage(ctx.command_path, " ".join(pieces), prefix="用法：")
 
-    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_options(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
         records = [r for p in self.get_params(ctx) if (r := p.get_help_record(ctx))]  # type: ignore[attr-defined]
         if records:
             with formatter.section("选项"):
@@ -66,7 +68,9 @@ class _ChineseHelp:
         if isinstance(self, click.Group):
             self._format_commands(ctx, formatter)
 
-    def _format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def _format_commands(
+        self, ctx: click.Context, formatter: click.HelpFormatter
+    ) -> None:
         assert isinstance(self, click.Group)
         rows = []
         for name in self.list_commands(ctx):
@@ -90,7 +94,11 @@ class ArchiveGroup(_ChineseHelp, click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             result = super().invoke(ctx)
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+        except (
+            click.exceptions.ClickException,
+            click.exceptions.Exit,
+            click.exceptions.Abort,
+        ):
             raise
         except ArchiveError as exc:
             _print_error(ctx, exc)
@@ -133,7 +141,9 @@ def _tolerant_streams() -> None:
     # A Windows console or a pipe in GBK cannot encode every name (𠮷): never die on output.
     for stream in (sys.stdout, sys.stderr):
         reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None and (getattr(stream, "encoding", "") or "").lower() not in ("utf-8", "utf8"):
+        if reconfigure is not None and (
+            getattr(stream, "encoding", "") or ""
+        ).lower() not in ("utf-8", "utf8"):
             try:
                 reconfigure(errors="replace")
             except (ValueError, OSError):
@@ -145,7 +155,13 @@ DATA_DIR = click.Path(path_type=Path, file_okay=True, dir_okay=True)
 
 
 @click.group(cls=ArchiveGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, "--version", prog_name="archive-builder", message="%(prog)s %(version)s", help="显示版本号并退出")
+@click.version_option(
+    __version__,
+    "--version",
+    prog_name="archive-builder",
+    message="%(prog)s %(version)s",
+    help="显示版本号并退出",
+)
 @click.option("-v", "--verbose", count=True, help="显示更多信息；出错时显示程序调用栈")
 @click.option("-q", "--quiet", is_flag=True, help="只显示错误和汇总")
 @click.pass_context
@@ -163,11 +179,24 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 @main.command("validate")
 @click.argument("data", type=DATA_DIR)
-@click.option("--strict", is_flag=True, help="严格模式：警告（词表外名称、缺少的佐证材料等）也算错误")
-@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出到标准输出，供脚本使用")
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="按这一天检查「日期不晚于今天」（测试用）")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="严格模式：警告（词表外名称、缺少的佐证材料等）也算错误",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="以 JSON 输出到标准输出，供脚本使用"
+)
+@click.option(
+    "--today",
+    type=click.DateTime(["%Y-%m-%d"]),
+    hidden=True,
+    help="按这一天检查「日期不晚于今天」（测试用）",
+)
 @click.pass_obj
-def validate(opts: Options, data: Path, strict: bool, as_json: bool, today: Any) -> ExitCode:
+def validate(
+    opts: Options, data: Path, strict: bool, as_json: bool, today: Any
+) -> ExitCode:
     """检查数据目录 DATA：格式、身份证号码、必填项、佐证材料等。
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。

@@ -8,9 +8,9 @@ where TOML gives them) and the defaults stand in, so every other problem is stil
 
 from __future__ import annotations
 
-import re
 import copy
 import datetime as dt
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 from .problems import Problem, error, warning
 
@@ -34,34 +34,34 @@ class Section(BaseModel):
 class ArchiveSection(Section):
     """``[archive]``: who keeps the archive and for which year."""
 
-    county: str = Field("", title="县(市、区)")
-    township: str = Field("", title="乡(镇)")
-    year: int | None = Field(None, title="归档年度")
-    fonds_no: str = Field("", title="全宗号")
-    retention: Literal["永久", "30年", "10年"] = Field("永久", title="保管期限")
+    county: str = Field(default="", title="县(市、区)")
+    township: str = Field(default="", title="乡(镇)")
+    year: int | None = Field(default=None, title="归档年度")
+    fonds_no: str = Field(default="", title="全宗号")
+    retention: Literal["永久", "30年", "10年"] = Field(default="永久", title="保管期限")
     #: 当年监测收入标准 (元/人·年); a province sets it per year, so it is data, not code
-    income_threshold: Decimal | None = Field(None, title="监测收入标准")
+    income_threshold: Decimal | None = Field(default=None, title="监测收入标准")
 
 
 class PrintSection(Section):
     """``[print]``: paper and binding."""
 
-    paper: str = Field("A4", title="纸张")
-    duplex: bool = Field(True, title="双面打印")
-    sheets_per_box: int = Field(200, gt=0, title="每盒张数")
+    paper: str = Field(default="A4", title="纸张")
+    duplex: bool = Field(default=True, title="双面打印")
+    sheets_per_box: int = Field(default=200, gt=0, title="每盒张数")
 
 
 class TemplatesSection(Section):
     """``[templates]``: which template set to use."""
 
-    set: str = Field("default", title="模板套")
+    set: str = Field(default="default", title="模板套")
 
 
 class OutputSection(Section):
     """``[output]``: where documents go when the command line does not say."""
 
-    dir: str | None = Field(None, title="输出目录")
-    word_copy: bool = Field(False, title="同时生成 Word 文档")
+    dir: str | None = Field(default=None, title="输出目录")
+    word_copy: bool = Field(default=False, title="同时生成 Word 文档")
 
 
 class BuildSection(Section):
@@ -69,8 +69,8 @@ class BuildSection(Section):
 
     #: the date printed in documents and stored as the PDF creation date; pinning it makes
     #: rebuilding the same data give the same bytes (None = the day of the run)
-    date: dt.date | None = Field(None, title="文档日期")
-    workers: int | None = Field(None, gt=0, title="并行进程数")
+    date: dt.date | None = Field(default=None, title="文档日期")
+    workers: int | None = Field(default=None, gt=0, title="并行进程数")
 
 
 class ArchiveConfig(Section):
@@ -101,28 +101,48 @@ class ArchiveConfig(Section):
 class VillageConfig(Section):
     """``village.toml``."""
 
-    code: str = Field("", title="村代码")
-    name: str = Field("", title="村名")
+    code: str = Field(default="", title="村代码")
+    name: str = Field(default="", title="村名")
     groups: list[str] = Field(default_factory=list, title="村民组")
-    first_secretary: str | None = Field(None, title="驻村第一书记")
+    first_secretary: str | None = Field(default=None, title="驻村第一书记")
 
 
 _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_toml(path: Path, display: str) -> tuple[dict[str, Any] | None, str, list[Problem]]:
+def read_toml(
+    path: Path, display: str
+) -> tuple[dict[str, Any] | None, str, list[Problem]]:
     """Return (table or None, text, problems) for a TOML file; never raises for bad content."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        return None, "", [error(f"无法读取 {display}：{exc.strerror or exc}", "请检查文件权限", file=display)]
+        return (
+            None,
+            "",
+            [
+                error(
+                    f"无法读取 {display}：{exc.strerror or exc}",
+                    "请检查文件权限",
+                    file=display,
+                )
+            ],
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
-        return None, "", [
-            error(f"{display} 不是 UTF-8 编码", "请用记事本或 WPS 另存为 UTF-8 编码", file=display)
-        ]
+        return (
+            None,
+            "",
+            [
+                error(
+                    f"{display} 不是 UTF-8 编码",
+                    "请用记事本或 WPS 另存为 UTF-8 编码",
+                    file=display,
+                )
+            ],
+        )
     try:
         return tomllib.loads(text), text, []
     except tomllib.TOMLDecodeError as exc:
@@ -132,18 +152,24 @@ def read_toml(path: Path, display: str) -> tuple[dict[str, Any] | None, str, lis
         if match:
             line, column = int(match.group(1)), int(match.group(2))
             message = message[: match.start()].strip()
-        return None, text, [
-            error(
-                f"{display} 格式错误（TOML 语法）：{message}",
-                "请检查该行的引号、等号和方括号；文字值要用英文双引号括起来",
-                file=display,
-                line=line,
-                column=column,
-            )
-        ]
+        return (
+            None,
+            text,
+            [
+                error(
+                    f"{display} 格式错误（TOML 语法）：{message}",
+                    "请检查该行的引号、等号和方括号；文字值要用英文双引号括起来",
+                    file=display,
+                    line=line,
+                    column=column,
+                )
+            ],
+        )
 
 
-def key_position(text: str, key: str, section: str | None = None) -> tuple[int | None, int | None]:
+def key_position(
+    text: str, key: str, section: str | None = None
+) -> tuple[int | None, int | None]:
     """Return (line, column) of ``key =`` in TOML ``text``, inside ``[section]`` when given."""
     in_section = section is None
     pattern = re.compile(rf"^\s*[\"']?{re.escape(key)}[\"']?\s*=")
@@ -223,11 +249,13 @@ def _explain(item: Any) -> str:
     if kind in ("dict_type", "model_type"):
         return "应为一个表（[名称] 开头的一段）"
     if kind == "list_type":
-        return "应为列表（如 [\"第一村民组\", \"第二村民组\"]）"
+        return '应为列表（如 ["第一村民组", "第二村民组"]）'
     return "格式不对"
 
 
-def _unknown_keys(model: BaseModel, text: str, display: str, section: str | None = None) -> list[Problem]:
+def _unknown_keys(
+    model: BaseModel, text: str, display: str, section: str | None = None
+) -> list[Problem]:
     problems = []
     for key in model.model_extra or {}:
         line, column = key_position(text, key, section)
@@ -242,14 +270,16 @@ def _unknown_keys(model: BaseModel, text: str, display: str, section: str | None
                 field=f"{section}.{key}" if section else key,
             )
         )
-    for name, info in type(model).model_fields.items():
+    for name in type(model).model_fields:
         value = getattr(model, name)
         if isinstance(value, Section):
             problems.extend(_unknown_keys(value, text, display, name))
     return problems
 
 
-def load_archive_config(path: Path, display: str = "archive.toml") -> tuple[ArchiveConfig, list[Problem]]:
+def load_archive_config(
+    path: Path, display: str = "archive.toml"
+) -> tuple[ArchiveConfig, list[Problem]]:
     """Return the archive configuration (defaults where the file is unusable) and its problems."""
     data, text, problems = read_toml(path, display)
     if data is None:
@@ -294,7 +324,11 @@ def load_village_config(
         config = config.model_copy(update={"name": folder_name})
     if not _VILLAGE_CODE.fullmatch(config.code):
         line, column = key_position(text, "code")
-        message = f"{display} 村代码「{config.code}」不是 12 位统计用区划代码" if config.code else f"{display} 未设置村代码 code"
+        message = (
+            f"{display} 村代码「{config.code}」不是 12 位统计用区划代码"
+            if config.code
+            else f"{display} 未设置村代码 code"
+        )
         problems.append(
             error(
                 message,

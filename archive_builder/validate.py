@@ -18,16 +18,23 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .problems import Problem, Severity, count, error, escalate, warning
+from .problems import Problem, Severity, count, error, escalate
 from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
-from .records.loader import Dataset, EvidencePathError, LoadedHousehold, Village, load_dataset, resolve_evidence
+from .records.loader import (
+    Dataset,
+    EvidencePathError,
+    LoadedHousehold,
+    Village,
+    load_dataset,
+    resolve_evidence,
+)
 from .records.models import Household, Member, PartialDate, field_label, vocab_of
 
 #: the first year of 建档立卡; an exit year before it cannot be right
 FIRST_EXIT_YEAR = 2014
 MAX_RISKS = 5
-MAX_AMOUNT = Decimal("100000000")  # 1 亿元: more than any household amount, catches typos
+MAX_AMOUNT = Decimal(100000000)  # 1 亿元: more than any household amount, catches typos
 #: dates that may lie in the future (a helper's planned end of duty)
 FUTURE_ALLOWED = frozenset({"end"})
 
@@ -62,19 +69,28 @@ class Report:
     summary: Summary
 
     def to_json(self) -> dict[str, Any]:
-        return {"problems": [p.to_json() for p in self.problems], "summary": self.summary.to_json()}
+        return {
+            "problems": [p.to_json() for p in self.problems],
+            "summary": self.summary.to_json(),
+        }
 
 
-def check_data_dir(data_dir: Path, *, strict: bool = False, today: date | None = None) -> Report:
+def check_data_dir(
+    data_dir: Path, *, strict: bool = False, today: date | None = None
+) -> Report:
     """Return the validation report of ``data_dir``; raise DataDirError if it is unusable."""
     dataset = load_dataset(data_dir)
     problems = validate_dataset(dataset, strict=strict, today=today)
     errors, warnings = count(problems)
     households = sum(len(v.households) for v in dataset.villages)
-    return Report(problems, Summary(len(dataset.villages), households, errors, warnings))
+    return Report(
+        problems, Summary(len(dataset.villages), households, errors, warnings)
+    )
 
 
-def validate_dataset(dataset: Dataset, *, strict: bool = False, today: date | None = None) -> list[Problem]:
+def validate_dataset(
+    dataset: Dataset, *, strict: bool = False, today: date | None = None
+) -> list[Problem]:
     """Return every problem of ``dataset`` (warnings become errors when ``strict``)."""
     today = today or date.today()
     problems = list(dataset.problems)
@@ -83,7 +99,9 @@ def validate_dataset(dataset: Dataset, *, strict: bool = False, today: date | No
         problems.extend(household.problems)
         record = household.record or household.partial
         if record is not None:
-            problems.extend(_HouseholdRules(dataset, village, household, record, today).run())
+            problems.extend(
+                _HouseholdRules(dataset, village, household, record, today).run()
+            )
     problems.extend(_duplicates(dataset))
     return escalate(problems) if strict else problems
 
@@ -172,7 +190,9 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
 # --- one household -------------------------------------------------------------------------
 
 
-def _walk(model: BaseModel, path: str = "") -> Iterator[tuple[BaseModel, str, str, Any]]:
+def _walk(
+    model: BaseModel, path: str = ""
+) -> Iterator[tuple[BaseModel, str, str, Any]]:
     """Yield (model, field name, field path, value) for every field set in a model tree."""
     for name in type(model).model_fields:
         value = getattr(model, name)
@@ -204,7 +224,12 @@ class _HouseholdRules:
     """The per-household rules of §4 and §5."""
 
     def __init__(
-        self, dataset: Dataset, village: Village, household: LoadedHousehold, record: Household, today: date
+        self,
+        dataset: Dataset,
+        village: Village,
+        household: LoadedHousehold,
+        record: Household,
+        today: date,
     ) -> None:
         self.dataset = dataset
         self.village = village
@@ -213,7 +238,9 @@ class _HouseholdRules:
         self.today = today
         self.problems: list[Problem] = []
 
-    def add(self, severity: Severity, field: str | None, message: str, hint: str) -> None:
+    def add(
+        self, severity: Severity, field: str | None, message: str, hint: str
+    ) -> None:
         line, column = self.household.position(field) if field else (None, None)
         self.problems.append(
             Problem(
@@ -251,7 +278,11 @@ class _HouseholdRules:
 
     def unknown_keys(self) -> None:
         for path, key in _extras(self.record):
-            self.warn(path, f"未知字段「{key}」，已忽略", "请检查键名拼写；可用的字段见数据格式说明（record-format.md）")
+            self.warn(
+                path,
+                f"未知字段「{key}」，已忽略",
+                "请检查键名拼写；可用的字段见数据格式说明（record-format.md）",
+            )
 
     def labels(self) -> None:
         for model, name, path, value in _walk(self.record):
@@ -264,11 +295,17 @@ class _HouseholdRules:
                 if item in vocabulary:
                     continue
                 where = f"{path}[{index}]" if isinstance(value, list) else path
-                sample = "、".join(vocabulary.labels[:8]) + ("…" if len(vocabulary.labels) > 8 else "")
+                sample = "、".join(vocabulary.labels[:8]) + (
+                    "…" if len(vocabulary.labels) > 8 else ""
+                )
                 hint = f"请使用{vocabulary.title}的标准名称，如：{sample}"
                 if str(item).strip().isdigit():
                     hint = f"请填写中文名称，不要用数字代码；{vocabulary.title}的标准名称如：{sample}"
-                self.warn(where, f"{field_label(Household, where)}「{item}」不在{vocabulary.title}词表中", hint)
+                self.warn(
+                    where,
+                    f"{field_label(Household, where)}「{item}」不在{vocabulary.title}词表中",
+                    hint,
+                )
 
     def household_fields(self) -> None:
         record = self.record
@@ -281,7 +318,10 @@ class _HouseholdRules:
                 f"村民组「{record.group}」不在{self.village.config.name}的村民组名单中",
                 f"请改为 {'、'.join(groups)} 之一，或在 {self.village.display} 的 groups 中补充",
             )
-        if record.exit_year is not None and not FIRST_EXIT_YEAR <= record.exit_year <= self.today.year:
+        if (
+            record.exit_year is not None
+            and not FIRST_EXIT_YEAR <= record.exit_year <= self.today.year
+        ):
             self.err(
                 "exit_year",
                 f"脱贫年度 {record.exit_year} 不合理：应在 {FIRST_EXIT_YEAR} 至 {self.today.year} 年之间",
@@ -293,7 +333,9 @@ class _HouseholdRules:
     def members(self) -> None:
         heads = [i for i, m in enumerate(self.record.members) if m.relation == "户主"]
         if not heads:
-            self.err("members", "家庭成员中没有户主", "请把其中一人的与户主关系填为「户主」")
+            self.err(
+                "members", "家庭成员中没有户主", "请把其中一人的与户主关系填为「户主」"
+            )
         for index in heads[1:]:
             first = self.record.members[heads[0]]
             member = self.record.members[index]
@@ -340,7 +382,9 @@ class _HouseholdRules:
                     f"{member.name}的出生日期填为 {member.birth_date}，但公民身份号码中是 {info.birth_date}",
                     "请核对身份证原件，改正出生日期或公民身份号码（出生日期可不填，由号码推出）",
                 )
-        sex = derived_sex or member.sex  # the ID wins: a wrong 性别 is reported once, above
+        sex = (
+            derived_sex or member.sex
+        )  # the ID wins: a wrong 性别 is reported once, above
         implied = vocab.implied_sex(member.relation)
         if implied and sex and implied != sex:
             self.err(
@@ -358,7 +402,11 @@ class _HouseholdRules:
     def _raw_member(self, index: int) -> dict[str, Any]:
         raw = self.household.raw or {}
         members = raw.get("members")
-        if isinstance(members, list) and index < len(members) and isinstance(members[index], dict):
+        if (
+            isinstance(members, list)
+            and index < len(members)
+            and isinstance(members[index], dict)
+        ):
             return members[index]
         return {}
 
@@ -369,7 +417,11 @@ class _HouseholdRules:
             if name in FUTURE_ALLOWED:
                 continue
             if isinstance(value, PartialDate):
-                late = (value.year, value.month, value.day or 1) > (self.today.year, self.today.month, self.today.day)
+                late = (value.year, value.month, value.day or 1) > (
+                    self.today.year,
+                    self.today.month,
+                    self.today.day,
+                )
             elif isinstance(value, date):
                 late = value > self.today
             else:
@@ -408,16 +460,32 @@ class _HouseholdRules:
         for path, amount in self._amounts():
             label = field_label(Household, path)
             if amount < 0:
-                self.err(path, f"{label}金额 {amount} 为负数", "金额不能为负数；支出请填在 costs（生产经营性支出）中")
+                self.err(
+                    path,
+                    f"{label}金额 {amount} 为负数",
+                    "金额不能为负数；支出请填在 costs（生产经营性支出）中",
+                )
             elif amount > MAX_AMOUNT:
-                self.err(path, f"{label}金额 {amount} 过大", "请核对金额（单位为元），是否多写了数字")
+                self.err(
+                    path,
+                    f"{label}金额 {amount} 过大",
+                    "请核对金额（单位为元），是否多写了数字",
+                )
             elif amount != amount.quantize(Decimal("0.01"), rounding="ROUND_DOWN"):
-                self.err(path, f"{label}金额 {amount} 超过两位小数", "金额最多保留两位小数（到分）")
+                self.err(
+                    path,
+                    f"{label}金额 {amount} 超过两位小数",
+                    "金额最多保留两位小数（到分）",
+                )
         living = self.record.living
         for name in ("house_area_m2", "farmland_mu"):
             value = getattr(living, name, None) if living else None
             if value is not None and value < 0:
-                self.err(f"living.{name}", f"{field_label(Household, 'living.' + name)} {value} 为负数", "请填写 0 或正数")
+                self.err(
+                    f"living.{name}",
+                    f"{field_label(Household, 'living.' + name)} {value} 为负数",
+                    "请填写 0 或正数",
+                )
 
     def monitor(self) -> None:
         monitor = self.record.monitor
@@ -430,10 +498,22 @@ class _HouseholdRules:
                 "请只保留最主要的 5 项风险",
             )
         if monitor.eliminated and monitor.eliminated_on is None:
-            self.warn("monitor.eliminated", "已标记风险消除，但缺少风险消除时间", "请填写 monitor.eliminated_on")
+            self.warn(
+                "monitor.eliminated",
+                "已标记风险消除，但缺少风险消除时间",
+                "请填写 monitor.eliminated_on",
+            )
         if monitor.eliminated and monitor.eliminate_method is None:
-            self.warn("monitor.eliminated", "已标记风险消除，但缺少消除方式", "请填写 monitor.eliminate_method（帮扶消除 / 自然消除）")
-        if monitor.identified_on and monitor.eliminated_on and monitor.eliminated_on < monitor.identified_on.first_day():
+            self.warn(
+                "monitor.eliminated",
+                "已标记风险消除，但缺少消除方式",
+                "请填写 monitor.eliminate_method（帮扶消除 / 自然消除）",
+            )
+        if (
+            monitor.identified_on
+            and monitor.eliminated_on
+            and monitor.eliminated_on < monitor.identified_on.first_day()
+        ):
             self.err(
                 "monitor.eliminated_on",
                 f"风险消除时间 {monitor.eliminated_on} 早于风险识别时间 {monitor.identified_on}",
@@ -445,10 +525,16 @@ class _HouseholdRules:
         for index, entry in enumerate(self.record.income):
             path = f"income[{index}]"
             if entry.year in years:
-                self.err(f"{path}.year", f"收入情况中 {entry.year} 年出现了两次", "每年只能有一条收入记录，请合并")
+                self.err(
+                    f"{path}.year",
+                    f"收入情况中 {entry.year} 年出现了两次",
+                    "每年只能有一条收入记录，请合并",
+                )
             years.setdefault(entry.year, index)
             if entry.year > self.today.year:
-                self.err(f"{path}.year", f"收入年度 {entry.year} 晚于今年", "请核对年度")
+                self.err(
+                    f"{path}.year", f"收入年度 {entry.year} 晚于今年", "请核对年度"
+                )
             if entry.members_counted is not None and entry.members_counted < 1:
                 self.err(
                     f"{path}.members_counted",
@@ -460,7 +546,9 @@ class _HouseholdRules:
 
     def evidence(self) -> None:
         folder = self.household.folder
-        missing: dict[Path, list[str]] = {}  # one warning per missing file, however often named
+        missing: dict[
+            Path, list[str]
+        ] = {}  # one warning per missing file, however often named
         for path, ref in self.record.evidence_refs():
             field = f"{path}.file" if self._is_mapping(path) else path
             try:
@@ -478,7 +566,11 @@ class _HouseholdRules:
                         "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
                     )
             elif not target.is_file():
-                self.warn(field, f"佐证材料「{shown}」是文件夹，不是文件", "请写出文件夹中具体的文件名")
+                self.warn(
+                    field,
+                    f"佐证材料「{shown}」是文件夹，不是文件",
+                    "请写出文件夹中具体的文件名",
+                )
             elif not os.access(target, os.R_OK):
                 self.warn(field, f"佐证材料文件「{shown}」无法读取", "请检查文件权限")
 

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from datadir import write_data_dir
 
 
@@ -19,7 +18,12 @@ def make_data_dir(tmp_path: Path) -> Callable[..., Path]:
     ``tests/datadir.py`` for the record helpers (``valid_household``, ``make_id``, ``mutate``).
     """
 
-    def make(households: list[dict[str, Any]] | None = None, *, name: str = "data", **options: Any) -> Path:
+    def make(
+        households: list[dict[str, Any]] | None = None,
+        *,
+        name: str = "data",
+        **options: Any,
+    ) -> Path:
         return write_data_dir(tmp_path / name, households, **options)
 
     return make

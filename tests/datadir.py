@@ -47,7 +47,9 @@ def make_id(birth: str = "19850312", seq: str = "003", region: str = "411621") -
     return first17 + check_char(first17)
 
 
-def valid_household(household_id: str = "4116211052010001", serial: int = 0) -> dict[str, Any]:
+def valid_household(
+    household_id: str = "4116211052010001", serial: int = 0
+) -> dict[str, Any]:
     """Return a complete, valid household record; ``serial`` keeps ID numbers unique."""
     s = f"{serial % 100:02d}"
     return {
@@ -62,27 +64,76 @@ def valid_household(household_id: str = "4116211052010001", serial: int = 0) -> 
         "exit_year": 2019,
         "causes": {"main": "因病", "others": ["缺劳动力"], "note": "户主患慢性病"},
         "members": [
-            {"name": "张建国", "id_number": make_id("19650101", f"{s}1"), "relation": "户主", "sex": "男",
-             "health": ["长期慢性病"], "labour": "弱劳动力或半劳动力", "insured": ["居民医保"]},
-            {"name": "李秀英", "id_number": make_id("19670202", f"{s}2"), "relation": "配偶", "sex": "女"},
-            {"name": "张堃", "id_number": make_id("20100303", f"{s}3"), "relation": "之子",
-             "birth_date": "2010-03-03", "student_status": "七年级"},
+            {
+                "name": "张建国",
+                "id_number": make_id("19650101", f"{s}1"),
+                "relation": "户主",
+                "sex": "男",
+                "health": ["长期慢性病"],
+                "labour": "弱劳动力或半劳动力",
+                "insured": ["居民医保"],
+            },
+            {
+                "name": "李秀英",
+                "id_number": make_id("19670202", f"{s}2"),
+                "relation": "配偶",
+                "sex": "女",
+            },
+            {
+                "name": "张堃",
+                "id_number": make_id("20100303", f"{s}3"),
+                "relation": "之子",
+                "birth_date": "2010-03-03",
+                "student_status": "七年级",
+            },
         ],
-        "helpers": [{"name": "王强", "unit": "扶沟县农业农村局", "unit_level": "县直", "start": "2016-05-01"}],
+        "helpers": [
+            {
+                "name": "王强",
+                "unit": "扶沟县农业农村局",
+                "unit_level": "县直",
+                "start": "2016-05-01",
+            }
+        ],
         "procedure": [
             {"kind": "申请", "date": "2016-03-01"},
-            {"kind": "公示", "date": "2016-03-10", "date_to": "2016-03-17", "evidence": ["公示照片.jpg"]},
+            {
+                "kind": "公示",
+                "date": "2016-03-10",
+                "date_to": "2016-03-17",
+                "evidence": ["公示照片.jpg"],
+            },
         ],
         "measures": [
-            {"year": 2023, "category": "产业帮扶", "item": "企业带贫分红", "amount": 1500, "date": "2023-12-20",
-             "evidence": [{"file": "佐证/分红凭证.pdf", "type": "分红凭证"}]},
+            {
+                "year": 2023,
+                "category": "产业帮扶",
+                "item": "企业带贫分红",
+                "amount": 1500,
+                "date": "2023-12-20",
+                "evidence": [{"file": "佐证/分红凭证.pdf", "type": "分红凭证"}],
+            },
         ],
         "income": [
-            {"year": 2024, "wage": {"务工": 12000}, "business": {"种植": 3000.5}, "transfer": {"养老金": 1560},
-             "costs": {"种植": 1200}},
+            {
+                "year": 2024,
+                "wage": {"务工": 12000},
+                "business": {"种植": 3000.5},
+                "transfer": {"养老金": 1560},
+                "costs": {"种植": 1200},
+            },
         ],
-        "visits": [{"date": "2024-05-06", "visitor": "王强", "content": "了解务工情况"}],
-        "evidence": ["户口簿.jpg", {"file": "佐证/银行流水.pdf", "type": "银行流水", "title": "2024 年银行流水"}],
+        "visits": [
+            {"date": "2024-05-06", "visitor": "王强", "content": "了解务工情况"}
+        ],
+        "evidence": [
+            "户口簿.jpg",
+            {
+                "file": "佐证/银行流水.pdf",
+                "type": "银行流水",
+                "title": "2024 年银行流水",
+            },
+        ],
     }
 
 
@@ -90,7 +141,9 @@ def valid_household(household_id: str = "4116211052010001", serial: int = 0) -> 
 VALID_FILES = ("公示照片.jpg", "佐证/分红凭证.pdf", "户口簿.jpg", "佐证/银行流水.pdf")
 
 
-def write_household(folder: Path, record: Any, *, fmt: str = "yaml", files: Any = VALID_FILES) -> Path:
+def write_household(
+    folder: Path, record: Any, *, fmt: str = "yaml", files: Any = VALID_FILES
+) -> Path:
     """Write one household folder; ``record`` may be a dict or the literal file text."""
     folder.mkdir(parents=True, exist_ok=True)
     name = "household.json" if fmt == "json" else f"household.{fmt}"
@@ -99,13 +152,20 @@ def write_household(folder: Path, record: Any, *, fmt: str = "yaml", files: Any 
         data = record.encode("utf-8") if isinstance(record, str) else record
         path.write_bytes(data)
     elif fmt == "json":
-        path.write_text(json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8")
+        path.write_text(
+            json.dumps(record, ensure_ascii=False, indent=2), encoding="utf-8"
+        )
     else:
-        path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        path.write_text(
+            yaml.safe_dump(record, allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
     for relative in files or ():
         target = folder / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(b"%PDF-1.4 test\n" if relative.endswith(".pdf") else b"\xff\xd8\xff test")
+        target.write_bytes(
+            b"%PDF-1.4 test\n" if relative.endswith(".pdf") else b"\xff\xd8\xff test"
+        )
     return path
 
 
@@ -132,14 +192,21 @@ def write_data_dir(
         if "toml" in village:
             (folder / "village.toml").write_text(village["toml"], encoding="utf-8")
             continue
-        groups = ", ".join(json.dumps(g, ensure_ascii=False) for g in village.get("groups", []))
-        (folder / "village.toml").write_text(
-            f'code = "{village["code"]}"\nname = "{village["name"]}"\ngroups = [{groups}]\n', encoding="utf-8"
+        groups = ", ".join(
+            json.dumps(g, ensure_ascii=False) for g in village.get("groups", [])
         )
-    for index, given in enumerate(households if households is not None else [valid_household()]):
+        (folder / "village.toml").write_text(
+            f'code = "{village["code"]}"\nname = "{village["name"]}"\ngroups = [{groups}]\n',
+            encoding="utf-8",
+        )
+    for index, given in enumerate(
+        households if households is not None else [valid_household()]
+    ):
         record = {k: v for k, v in given.items() if not k.startswith("_")}
         village_folder = given.get("_village", villages[0]["folder"])
-        folder_name = given.get("_folder") or str(record.get("household_id", f"户{index}"))
+        folder_name = given.get("_folder") or str(
+            record.get("household_id", f"户{index}")
+        )
         write_household(
             root / village_folder / folder_name,
             given.get("_text", record),

@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
+from datadir import DEFAULT_VILLAGE, mutate, valid_household
 
 from archive_builder import __version__
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
 from archive_builder.records.idnumber import CHECK_CHARS
-from datadir import DEFAULT_VILLAGE, make_id, mutate, valid_household
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / "households_sample"
@@ -59,7 +59,10 @@ def test_errors_exit_1_grouped_by_village_and_household(make_data_dir: Any) -> N
     assert lines[0] == "【冯老村】"
     assert lines[1] == "  户 4116211052010001"
     assert lines[2].startswith("    错误 冯老村/4116211052010001/household.yaml:")
-    assert "[members[0].sex]：张建国的性别填为「女」，但公民身份号码第 17 位表明是男性" in lines[2]
+    assert (
+        "[members[0].sex]：张建国的性别填为「女」，但公民身份号码第 17 位表明是男性"
+        in lines[2]
+    )
     assert lines[3] == "        提示：请核对身份证原件，改正性别或公民身份号码"
     assert lines[-1] == "村数 1 · 户数 1 · 错误 1 · 警告 0"
 
@@ -86,9 +89,24 @@ def test_json_output(make_data_dir: Any) -> None:
     result = run("validate", str(data), "--json", "--today", TODAY)
     assert result.exit_code == ExitCode.problems, result.output
     document = json.loads(result.stdout)
-    assert document["summary"] == {"villages": 1, "households": 1, "errors": 1, "warnings": 0}
+    assert document["summary"] == {
+        "villages": 1,
+        "households": 1,
+        "errors": 1,
+        "warnings": 0,
+    }
     (problem,) = document["problems"]
-    assert list(problem) == ["severity", "file", "line", "column", "village", "household_id", "field", "message", "hint"]
+    assert list(problem) == [
+        "severity",
+        "file",
+        "line",
+        "column",
+        "village",
+        "household_id",
+        "field",
+        "message",
+        "hint",
+    ]
     assert problem["severity"] == "error"
     assert problem["file"] == "冯老村/4116211052010001/household.yaml"
     assert problem["field"] == "members[0].sex"
@@ -101,18 +119,25 @@ def test_json_output(make_data_dir: Any) -> None:
 def test_missing_archive_toml_exits_2(tmp_path: Path) -> None:
     result = run("validate", str(tmp_path))
     assert result.exit_code == ExitCode.input_unusable, result.output
-    assert result.stderr.startswith(f"数据目录错误：{tmp_path} 中没有 archive.toml，不是数据目录\n提示：")
+    assert result.stderr.startswith(
+        f"数据目录错误：{tmp_path} 中没有 archive.toml，不是数据目录\n提示："
+    )
     assert "Traceback" not in result.output
 
 
 def test_missing_data_dir_exits_2(tmp_path: Path) -> None:
     result = run("validate", str(tmp_path / "nope"))
     assert result.exit_code == ExitCode.input_unusable, result.output
-    assert result.stderr == f"数据目录错误：数据目录不存在：{tmp_path / 'nope'}\n提示：请检查路径是否写对\n"
+    assert (
+        result.stderr
+        == f"数据目录错误：数据目录不存在：{tmp_path / 'nope'}\n提示：请检查路径是否写对\n"
+    )
 
 
-def test_unexpected_exception_is_internal_error(make_data_dir: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    import archive_builder.validate as validate
+def test_unexpected_exception_is_internal_error(
+    make_data_dir: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from archive_builder import validate
 
     def boom(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("测试用的故障")
@@ -130,10 +155,25 @@ def test_unexpected_exception_is_internal_error(make_data_dir: Any, monkeypatch:
 
 def test_subprocess_smoke(make_data_dir: Any) -> None:
     data = make_data_dir()
-    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "archive_builder", "validate", str(data), "--today", TODAY],
-        capture_output=True, env=env, cwd=REPO, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "archive_builder",
+            "validate",
+            str(data),
+            "--today",
+            TODAY,
+        ],
+        capture_output=True,
+        env=env,
+        cwd=REPO,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == ExitCode.ok, proc.stderr.decode()
     assert proc.stdout.decode("utf-8").strip() == "村数 1 · 户数 1 · 错误 0 · 警告 0"
@@ -150,18 +190,28 @@ _FAST = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def _load(path: Path) -> dict[str, Any]:
-    return yaml.load(path.read_text("utf-8"), Loader=_FAST)  # noqa: S506 - a safe loader
+    return yaml.load(path.read_text("utf-8"), Loader=_FAST)
 
 
 def _dump(path: Path, record: dict[str, Any]) -> None:
-    path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    path.write_text(
+        yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )
 
 
 def _sample_copy(tmp_path: Path, make_data_dir: Any) -> Path:
     """Return a copy of households_sample, or an equivalent made in code if it is absent."""
     if (SAMPLE / "archive.toml").is_file():
         return Path(shutil.copytree(SAMPLE, tmp_path / "sample"))
-    villages = [DEFAULT_VILLAGE, {**DEFAULT_VILLAGE, "folder": "王楼村", "code": "411621105202", "name": "王楼村"}]
+    villages = [
+        DEFAULT_VILLAGE,
+        {
+            **DEFAULT_VILLAGE,
+            "folder": "王楼村",
+            "code": "411621105202",
+            "name": "王楼村",
+        },
+    ]
     households = []
     for n in range(6):
         record = valid_household(f"41162110520{n // 3 + 1}000{n}", serial=n)
@@ -183,7 +233,10 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
         # households with two or more members first, so members[1] exists
         return sorted(paths, key=lambda f: len(_load(f).get("members") or []) < 2)
 
-    first_village, second_village = families_first(first_village), families_first(second_village)
+    first_village, second_village = (
+        families_first(first_village),
+        families_first(second_village),
+    )
 
     def rel(path: Path) -> str:
         return path.relative_to(root).as_posix()
@@ -214,9 +267,16 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
     missing_file = escaping_file = None
     for file in first_village[3:] + second_village[1:]:
         record = _load(file)
-        refs = [r if isinstance(r, str) else r.get("file") for r in record.get("evidence") or []]
+        refs = [
+            r if isinstance(r, str) else r.get("file")
+            for r in record.get("evidence") or []
+        ]
         text = file.read_text("utf-8")
-        once = [ref for ref in refs if text.count(ref) == 1 and (file.parent / ref).is_file()]
+        once = [
+            ref
+            for ref in refs
+            if text.count(ref) == 1 and (file.parent / ref).is_file()
+        ]
         if missing_file is None and once:
             missing_file, missing_ref = file, once[0]
             (file.parent / missing_ref).unlink()
@@ -224,7 +284,9 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
         elif escaping_file is None and missing_file is not file:
             escaping_file = file
             record.setdefault("evidence", [])
-            record["evidence"] = list(record["evidence"] or []) + ["../邻居家/户口簿.jpg"]
+            record["evidence"] = list(record["evidence"] or []) + [
+                "../邻居家/户口簿.jpg"
+            ]
             escape_index = len(record["evidence"]) - 1
             _dump(file, record)
         if missing_file and escaping_file:
@@ -240,30 +302,45 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
 
     p = by_file[rel(wrong)]
     assert (p["severity"], p["field"]) == ("error", "members[1].id_number")
-    assert p["message"].endswith(f"公民身份号码 {old_id[:17] + bad_char} 校验位错误：应为 {old_id[-1]}，实为 {bad_char}")
+    assert p["message"].endswith(
+        f"公民身份号码 {old_id[:17] + bad_char} 校验位错误：应为 {old_id[-1]}，实为 {bad_char}"
+    )
     assert p["hint"] == "请核对身份证原件后更正第 18 位（或前 17 位中抄错的数字）"
     assert p["line"] is not None
 
     p = by_file[rel(target_file)]
     assert (p["severity"], p["field"]) == ("error", "members[1].id_number")
-    assert p["message"].startswith(f"公民身份号码 {copied['id_number']}（{copied['name']}）重复：")
-    assert rel(first_village[1]) in p["message"]  # names the other household and its file
+    assert p["message"].startswith(
+        f"公民身份号码 {copied['id_number']}（{copied['name']}）重复："
+    )
+    assert (
+        rel(first_village[1]) in p["message"]
+    )  # names the other household and its file
     assert str(source["household_id"]) in p["message"]
     assert p["line"] is not None
 
     p = by_file[rel(broken)]
     assert p["severity"] == "error"
-    assert (p["line"], p["column"]) == (2, 13)  # the second colon (columns count characters)
+    assert (p["line"], p["column"]) == (
+        2,
+        13,
+    )  # the second colon (columns count characters)
     assert p["message"].startswith(f"{rel(broken)} YAML 格式错误：此处不能出现「: 」")
     assert p["hint"]
 
     p = by_file[rel(missing_file)]
     assert p["severity"] == "warning"
-    assert p["field"] in (f"evidence[{missing_index}]", f"evidence[{missing_index}].file")
+    assert p["field"] in (
+        f"evidence[{missing_index}]",
+        f"evidence[{missing_index}].file",
+    )
     assert p["message"] == f"佐证材料文件「{missing_ref}」不存在，档案中将以占位页代替"
     assert p["line"] is not None
 
     p = by_file[rel(escaping_file)]
     assert (p["severity"], p["field"]) == ("error", f"evidence[{escape_index}]")
-    assert p["message"] == "佐证材料路径「../邻居家/户口簿.jpg」含有「..」，指向了本户文件夹以外"
+    assert (
+        p["message"]
+        == "佐证材料路径「../邻居家/户口簿.jpg」含有「..」，指向了本户文件夹以外"
+    )
     assert p["hint"]

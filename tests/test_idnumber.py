@@ -26,7 +26,11 @@ def test_standard_examples_are_valid(number: str) -> None:
 
 def test_parse_gives_region_birth_date_and_sex() -> None:
     info = parse_id("11010519491231002X")
-    assert (info.region, info.birth_date, info.sex) == ("110105", date(1949, 12, 31), "女")
+    assert (info.region, info.birth_date, info.sex) == (
+        "110105",
+        date(1949, 12, 31),
+        "女",
+    )
     assert parse_id("440524188001010014").sex == "男"  # 17th digit 1 is odd
 
 
@@ -39,15 +43,23 @@ def test_wrong_check_character() -> None:
     with pytest.raises(IdNumberError) as caught:
         parse_id("110105194912310021")
     assert caught.value.code == "check"
-    assert caught.value.message == "公民身份号码 110105194912310021 校验位错误：应为 X，实为 1"
-    assert caught.value.hint == "请核对身份证原件后更正第 18 位（或前 17 位中抄错的数字）"
+    assert (
+        caught.value.message
+        == "公民身份号码 110105194912310021 校验位错误：应为 X，实为 1"
+    )
+    assert (
+        caught.value.hint == "请核对身份证原件后更正第 18 位（或前 17 位中抄错的数字）"
+    )
 
 
 def test_wrong_length() -> None:
     with pytest.raises(IdNumberError) as caught:
         parse_id("1101051949123100")
     assert caught.value.code == "length"
-    assert caught.value.message == "公民身份号码 1101051949123100 位数不对：应为 18 位，实为 16 位"
+    assert (
+        caught.value.message
+        == "公民身份号码 1101051949123100 位数不对：应为 18 位，实为 16 位"
+    )
 
 
 def test_fifteen_digit_old_number_gets_its_own_hint() -> None:
@@ -56,7 +68,10 @@ def test_fifteen_digit_old_number_gets_its_own_hint() -> None:
     assert caught.value.hint == "这是 15 位旧号码，请换成身份证上的 18 位号码"
 
 
-@pytest.mark.parametrize("number", ["11010519491231002Y", "1101051949123100 X", "１１０１０５１９４９１２３１００２X"])
+@pytest.mark.parametrize(
+    "number",
+    ["11010519491231002Y", "1101051949123100 X", "１１０１０５１９４９１２３１００２X"],
+)
 def test_bad_characters(number: str) -> None:
     with pytest.raises(IdNumberError) as caught:
         parse_id(number)
@@ -68,7 +83,10 @@ def test_impossible_birth_date() -> None:
     with pytest.raises(IdNumberError) as caught:
         parse_id(first17 + check_char(first17))
     assert caught.value.code == "birth_date"
-    assert caught.value.message == f"公民身份号码 {first17 + check_char(first17)} 中的出生日期 19850230 不是有效日期"
+    assert (
+        caught.value.message
+        == f"公民身份号码 {first17 + check_char(first17)} 中的出生日期 19850230 不是有效日期"
+    )
 
 
 def test_mask_keeps_first_six_and_last_four() -> None:

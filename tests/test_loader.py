@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datadir import DEFAULT_VILLAGE, make_id, mutate, valid_household, write_household
 
 from archive_builder.config import ArchiveConfig, load_archive_config
 from archive_builder.errors import DataDirError, ExitCode, HouseholdNotFoundError
@@ -20,7 +21,6 @@ from archive_builder.records.loader import (
     resolve_evidence,
 )
 from archive_builder.records.models import Household
-from datadir import DEFAULT_VILLAGE, make_id, mutate, valid_household, write_household
 
 
 def only(dataset: Any) -> Any:
@@ -36,14 +36,24 @@ def test_valid_data_dir_loads(make_data_dir: Any) -> None:
     assert dataset.config.print.sheets_per_box == 200
     assert dataset.problems == []
     village = dataset.villages[0]
-    assert (village.config.code, village.config.name, village.display) == ("411621105201", "冯老村", "冯老村/village.toml")
+    assert (village.config.code, village.config.name, village.display) == (
+        "411621105201",
+        "冯老村",
+        "冯老村/village.toml",
+    )
     household = only(dataset)
     assert isinstance(household.record, Household)
     assert household.household_id == "4116211052010001"
     assert household.display == "冯老村/4116211052010001/household.yaml"
     assert household.problems == []
-    assert household.position("members[1].id_number") == (household.positions["members[1].id_number"])
-    assert household.position("members[1].no_such_key") == household.positions["members[1]"]
+    assert (
+        household.position("members[1].id_number")
+        == (household.positions["members[1].id_number"])
+    )
+    assert (
+        household.position("members[1].no_such_key")
+        == household.positions["members[1]"]
+    )
 
 
 def test_missing_archive_toml_is_unusable(tmp_path: Path) -> None:
@@ -60,7 +70,9 @@ def test_data_dir_that_is_a_file(tmp_path: Path) -> None:
         load_dataset(file)
 
 
-def test_toml_syntax_error_has_line_and_column_and_households_still_load(make_data_dir: Any) -> None:
+def test_toml_syntax_error_has_line_and_column_and_households_still_load(
+    make_data_dir: Any,
+) -> None:
     data = make_data_dir(archive='[archive]\ncounty = "扶沟县\nyear = 2025\n')
     dataset = load_dataset(data)
     (problem,) = dataset.problems
@@ -79,10 +91,14 @@ def test_unknown_toml_key_is_a_warning_with_line(make_data_dir: Any) -> None:
 
 
 def test_wrong_toml_value_keeps_the_rest(make_data_dir: Any) -> None:
-    data = make_data_dir(archive='[archive]\nyear = 2025\ncounty = "扶沟县"\n[print]\nduplex = "是"\n')
+    data = make_data_dir(
+        archive='[archive]\nyear = 2025\ncounty = "扶沟县"\n[print]\nduplex = "是"\n'
+    )
     dataset = load_dataset(data)
     (problem,) = dataset.problems
-    assert problem.message == "archive.toml 中「print.duplex」的值不对：应为 true 或 false"
+    assert (
+        problem.message == "archive.toml 中「print.duplex」的值不对：应为 true 或 false"
+    )
     assert problem.line == 5
     assert dataset.config.archive.county == "扶沟县"
     assert dataset.config.print.duplex is True
@@ -90,7 +106,10 @@ def test_wrong_toml_value_keeps_the_rest(make_data_dir: Any) -> None:
 
 def test_config_layers_and_build_date(tmp_path: Path) -> None:
     path = tmp_path / "archive.toml"
-    path.write_text('[archive]\nyear = 2025\n[build]\ndate = 2025-03-01\n[fonts]\nbody = "fonts/x.ttf"\n', "utf-8")
+    path.write_text(
+        '[archive]\nyear = 2025\n[build]\ndate = 2025-03-01\n[fonts]\nbody = "fonts/x.ttf"\n',
+        "utf-8",
+    )
     config, problems = load_archive_config(path)
     assert problems == []
     assert str(config.build.date) == "2025-03-01"
@@ -112,12 +131,17 @@ def test_bad_village_code_and_missing_name(make_data_dir: Any) -> None:
 
 def test_folder_with_households_but_no_village_toml(make_data_dir: Any) -> None:
     data = make_data_dir()
-    write_household(data / "李庄村" / "4116211052020001", valid_household("4116211052020001", serial=1))
+    write_household(
+        data / "李庄村" / "4116211052020001",
+        valid_household("4116211052020001", serial=1),
+    )
     (data / "文档").mkdir()  # no households: silently not a village
     dataset = load_dataset(data)
     (problem,) = dataset.problems
     assert problem.is_error and problem.file == "李庄村"
-    assert problem.message == "文件夹「李庄村」中有农户数据，但缺少 village.toml，未读取"
+    assert (
+        problem.message == "文件夹「李庄村」中有农户数据，但缺少 village.toml，未读取"
+    )
     assert len(dataset.villages) == 1
 
 
@@ -140,11 +164,20 @@ def test_two_record_files_in_one_folder(make_data_dir: Any) -> None:
     household = only(load_dataset(data))
     assert household.record is None
     (problem,) = household.problems
-    assert problem.message == "本户文件夹中有多个记录文件：household.yaml、household.json，无法确定用哪一个"
+    assert (
+        problem.message
+        == "本户文件夹中有多个记录文件：household.yaml、household.json，无法确定用哪一个"
+    )
 
 
-def test_yaml_syntax_error_is_a_problem_and_others_still_load(make_data_dir: Any) -> None:
-    broken = {"household_id": "2", "_folder": "broken", "_text": "household_id: '2'\nmembers:\n  - name: 张三\n   relation: 户主\n"}
+def test_yaml_syntax_error_is_a_problem_and_others_still_load(
+    make_data_dir: Any,
+) -> None:
+    broken = {
+        "household_id": "2",
+        "_folder": "broken",
+        "_text": "household_id: '2'\nmembers:\n  - name: 张三\n   relation: 户主\n",
+    }
     data = make_data_dir([valid_household(), broken])
     dataset = load_dataset(data)
     good, bad = dataset.villages[0].households
@@ -152,12 +185,18 @@ def test_yaml_syntax_error_is_a_problem_and_others_still_load(make_data_dir: Any
     assert bad.record is None and bad.raw is None
     assert bad.household_id == "broken"  # no record: the folder name stands in
     (problem,) = bad.problems
-    assert (problem.file, problem.line, problem.column) == ("冯老村/broken/household.yaml", 4, 4)
+    assert (problem.file, problem.line, problem.column) == (
+        "冯老村/broken/household.yaml",
+        4,
+        4,
+    )
     assert problem.message.startswith("冯老村/broken/household.yaml YAML 格式错误：")
 
 
 def test_tab_indentation_message(make_data_dir: Any) -> None:
-    data = make_data_dir([{"_folder": "t", "_text": "household_id: '1'\nmembers:\n\t- name: x\n"}])
+    data = make_data_dir(
+        [{"_folder": "t", "_text": "household_id: '1'\nmembers:\n\t- name: x\n"}]
+    )
     (problem,) = only(load_dataset(data)).problems
     assert "含有制表符（Tab）" in problem.message
     assert problem.hint == "YAML 只能用空格缩进，请把 Tab 换成空格"
@@ -170,14 +209,25 @@ def test_json_record_with_positions(make_data_dir: Any) -> None:
     assert household.record is not None and household.problems == []
     line, column = household.position("members[1].id_number")
     text = household.file.read_text("utf-8").splitlines()
-    assert text[line - 1][column - 1:].startswith('"id_number"')
+    assert text[line - 1][column - 1 :].startswith('"id_number"')
 
 
 def test_json_syntax_error_has_line_and_column(make_data_dir: Any) -> None:
-    data = make_data_dir([{"_folder": "j", "_format": "json", "_text": '{\n  "household_id": "1",\n  "members": [}\n'}])
+    data = make_data_dir(
+        [
+            {
+                "_folder": "j",
+                "_format": "json",
+                "_text": '{\n  "household_id": "1",\n  "members": [}\n',
+            }
+        ]
+    )
     (problem,) = only(load_dataset(data)).problems
     assert (problem.line, problem.column) == (3, 15)
-    assert problem.message == "冯老村/j/household.json JSON 格式错误：缺少值或有多余的逗号（Expecting value）"
+    assert (
+        problem.message
+        == "冯老村/j/household.json JSON 格式错误：缺少值或有多余的逗号（Expecting value）"
+    )
 
 
 def test_gbk_file_is_read_with_a_warning(make_data_dir: Any) -> None:
@@ -185,21 +235,36 @@ def test_gbk_file_is_read_with_a_warning(make_data_dir: Any) -> None:
     data = make_data_dir([{"_folder": "g", "_text": text.encode("gbk")}])
     household = only(load_dataset(data))
     assert household.raw == {"household_id": "1", "household_type": "脱贫户"}
-    assert household.problems[0].message == "冯老村/g/household.yaml 是 GBK 编码，已按 GBK 读取"
+    assert (
+        household.problems[0].message
+        == "冯老村/g/household.yaml 是 GBK 编码，已按 GBK 读取"
+    )
     assert not household.problems[0].is_error
 
 
 def test_empty_or_non_mapping_file(make_data_dir: Any) -> None:
-    data = make_data_dir([{"_folder": "e", "_text": ""}, {"_folder": "l", "_text": "- 1\n- 2\n"}])
+    data = make_data_dir(
+        [{"_folder": "e", "_text": ""}, {"_folder": "l", "_text": "- 1\n- 2\n"}]
+    )
     empty, listed = load_dataset(data).villages[0].households
-    assert empty.problems[0].message == "冯老村/e/household.yaml 的内容应为「键: 值」形式的一户数据，但文件是空的"
-    assert listed.problems[0].message == "冯老村/l/household.yaml 的内容应为「键: 值」形式的一户数据"
+    assert (
+        empty.problems[0].message
+        == "冯老村/e/household.yaml 的内容应为「键: 值」形式的一户数据，但文件是空的"
+    )
+    assert (
+        listed.problems[0].message
+        == "冯老村/l/household.yaml 的内容应为「键: 值」形式的一户数据"
+    )
 
 
 def test_duplicate_key_is_an_error_naming_both_lines(make_data_dir: Any) -> None:
-    data = make_data_dir([{"_folder": "d", "_text": "household_id: '1'\ngroup: 一组\ngroup: 二组\n"}])
+    data = make_data_dir(
+        [{"_folder": "d", "_text": "household_id: '1'\ngroup: 一组\ngroup: 二组\n"}]
+    )
     problem = only(load_dataset(data)).problems[0]
-    assert problem.message == "键「group」重复出现（第 2 行和第 3 行），只有后一个会被读取"
+    assert (
+        problem.message == "键「group」重复出现（第 2 行和第 3 行），只有后一个会被读取"
+    )
     assert (problem.line, problem.field) == (3, "group")
 
 
@@ -226,8 +291,10 @@ def test_loading_never_writes_into_the_data_dir(make_data_dir: Any) -> None:
 
     def snapshot() -> dict[str, str]:
         return {
-            str(p): hashlib.sha256(p.read_bytes()).hexdigest() + str(p.stat().st_mtime_ns)
-            for p in sorted(data.rglob("*")) if p.is_file()
+            str(p): hashlib.sha256(p.read_bytes()).hexdigest()
+            + str(p.stat().st_mtime_ns)
+            for p in sorted(data.rglob("*"))
+            if p.is_file()
         }
 
     before = snapshot()
@@ -242,15 +309,25 @@ def test_loading_never_writes_into_the_data_dir(make_data_dir: Any) -> None:
 def test_evidence_inside_the_folder(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     assert resolve_evidence(tmp_path, "a/b.jpg") == (tmp_path / "a" / "b.jpg").resolve()
-    assert resolve_evidence(tmp_path, "a\\b.jpg") == (tmp_path / "a" / "b.jpg").resolve()  # Windows
+    assert (
+        resolve_evidence(tmp_path, "a\\b.jpg") == (tmp_path / "a" / "b.jpg").resolve()
+    )  # Windows
 
 
 @pytest.mark.parametrize(
     ("path", "code"),
-    [("../x.jpg", "parent"), ("a/../../x.jpg", "parent"), ("/etc/passwd", "absolute"),
-     ("C:\\照片\\x.jpg", "absolute"), ("..\\x.jpg", "parent"), ("  ", "empty")],
+    [
+        ("../x.jpg", "parent"),
+        ("a/../../x.jpg", "parent"),
+        ("/etc/passwd", "absolute"),
+        ("C:\\照片\\x.jpg", "absolute"),
+        ("..\\x.jpg", "parent"),
+        ("  ", "empty"),
+    ],
 )
-def test_evidence_paths_that_leave_the_folder(tmp_path: Path, path: str, code: str) -> None:
+def test_evidence_paths_that_leave_the_folder(
+    tmp_path: Path, path: str, code: str
+) -> None:
     with pytest.raises(EvidencePathError) as caught:
         resolve_evidence(tmp_path, path)
     assert caught.value.code == code
@@ -289,7 +366,10 @@ def test_load_household_unknown_id_suggests_near_ones(make_data_dir: Any) -> Non
     with pytest.raises(HouseholdNotFoundError) as caught:
         load_household(data, "4116211052010009")
     assert caught.value.exit_code == ExitCode.input_unusable
-    assert caught.value.message == f"数据目录 {data} 中没有户编号为 4116211052010009 的农户"
+    assert (
+        caught.value.message
+        == f"数据目录 {data} 中没有户编号为 4116211052010009 的农户"
+    )
     assert caught.value.hint == "相近的户编号：4116211052010001"
 
 
@@ -315,8 +395,19 @@ def test_find_similar_ids() -> None:
 
 
 def test_village_folder_sample_layout(make_data_dir: Any) -> None:
-    villages = [DEFAULT_VILLAGE, {**DEFAULT_VILLAGE, "folder": "411621105202_王楼村", "code": "411621105202", "name": "王楼村"}]
-    second = {**valid_household("4116211052020001", serial=2), "_village": "411621105202_王楼村"}
+    villages = [
+        DEFAULT_VILLAGE,
+        {
+            **DEFAULT_VILLAGE,
+            "folder": "411621105202_王楼村",
+            "code": "411621105202",
+            "name": "王楼村",
+        },
+    ]
+    second = {
+        **valid_household("4116211052020001", serial=2),
+        "_village": "411621105202_王楼村",
+    }
     data = make_data_dir([valid_household(), second], villages=villages)
     dataset = load_dataset(data)
     assert sorted(dataset.household_ids()) == ["4116211052010001", "4116211052020001"]

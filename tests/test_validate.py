@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from datadir import DEFAULT_VILLAGE, DELETE, make_id, mutate, valid_household
 
 from archive_builder.problems import Severity
 from archive_builder.records.loader import load_dataset
 from archive_builder.validate import check_data_dir, format_report, validate_dataset
-from datadir import DEFAULT_VILLAGE, DELETE, make_id, mutate, valid_household
 
 TODAY = date(2025, 6, 1)
 
@@ -21,7 +21,9 @@ def check(make_data_dir: Any) -> Any:
     """Return ``check(*records, strict=False) -> [(severity, field, message)]``."""
     counter = iter(range(1000))
 
-    def run(*records: dict[str, Any], strict: bool = False, **options: Any) -> list[tuple[str, str | None, str]]:
+    def run(
+        *records: dict[str, Any], strict: bool = False, **options: Any
+    ) -> list[tuple[str, str | None, str]]:
         data = make_data_dir(list(records) or None, name=f"d{next(counter)}", **options)
         problems = validate_dataset(load_dataset(data), strict=strict, today=TODAY)
         return [(p.severity.value, p.field, p.message) for p in problems]
@@ -53,7 +55,11 @@ def test_wrong_check_digit(check: Any) -> None:
     good = valid_household()["members"][0]["id_number"]
     bad = good[:17] + ("0" if good[17] != "0" else "1")
     assert one(check, members__0__id_number=bad) == [
-        ("error", "members[0].id_number", f"张建国的公民身份号码 {bad} 校验位错误：应为 {good[17]}，实为 {bad[17]}"),
+        (
+            "error",
+            "members[0].id_number",
+            f"张建国的公民身份号码 {bad} 校验位错误：应为 {good[17]}，实为 {bad[17]}",
+        ),
     ]
 
 
@@ -61,10 +67,18 @@ def test_id_birth_date_invalid_and_in_future(check: Any) -> None:
     invalid = make_id("19650230", "011")
     future = make_id("20300101", "011")
     assert one(check, members__0__id_number=invalid) == [
-        ("error", "members[0].id_number", f"张建国的公民身份号码 {invalid} 中的出生日期 19650230 不是有效日期"),
+        (
+            "error",
+            "members[0].id_number",
+            f"张建国的公民身份号码 {invalid} 中的出生日期 19650230 不是有效日期",
+        ),
     ]
     assert one(check, members__0__id_number=future) == [
-        ("error", "members[0].id_number", f"张建国的公民身份号码 {future} 中的出生日期 2030-01-01 晚于今天"),
+        (
+            "error",
+            "members[0].id_number",
+            f"张建国的公民身份号码 {future} 中的出生日期 2030-01-01 晚于今天",
+        ),
     ]
 
 
@@ -75,7 +89,11 @@ def test_id_read_as_integer_by_yaml_is_accepted(check: Any) -> None:
 
 
 def test_lowercase_x_is_a_warning(check: Any) -> None:
-    number = next(make_id("19650101", f"0{n:02d}") for n in range(100) if make_id("19650101", f"0{n:02d}").endswith("X"))
+    number = next(
+        make_id("19650101", f"0{n:02d}")
+        for n in range(100)
+        if make_id("19650101", f"0{n:02d}").endswith("X")
+    )
     lower = number[:17] + "x"
     assert one(check, members__0__id_number=lower, members__0__sex=DELETE) == [
         ("warning", "members[0].id_number", f"公民身份号码 {lower} 末位应为大写 X"),
@@ -84,46 +102,78 @@ def test_lowercase_x_is_a_warning(check: Any) -> None:
 
 def test_sex_and_birth_date_must_agree_with_id(check: Any) -> None:
     assert one(check, members__0__sex="女") == [
-        ("error", "members[0].sex", "张建国的性别填为「女」，但公民身份号码第 17 位表明是男性"),
+        (
+            "error",
+            "members[0].sex",
+            "张建国的性别填为「女」，但公民身份号码第 17 位表明是男性",
+        ),
     ]
     assert one(check, members__2__birth_date="2010-03-04") == [
-        ("error", "members[2].birth_date", "张堃的出生日期填为 2010-03-04，但公民身份号码中是 2010-03-03"),
+        (
+            "error",
+            "members[2].birth_date",
+            "张堃的出生日期填为 2010-03-04，但公民身份号码中是 2010-03-03",
+        ),
     ]
 
 
 def test_relation_must_agree_with_sex(check: Any) -> None:
     assert one(check, members__2__relation="之女") == [
-        ("error", "members[2].relation", "张堃的与户主关系为「之女」，应为女性，但性别为男"),
+        (
+            "error",
+            "members[2].relation",
+            "张堃的与户主关系为「之女」，应为女性，但性别为男",
+        ),
     ]
     assert one(check, members__2__relation="儿子") == []  # a known variant of 之子
 
 
 def test_ids_unique_within_and_across_villages(check: Any) -> None:
-    villages = [DEFAULT_VILLAGE, {**DEFAULT_VILLAGE, "folder": "王楼村", "code": "411621105202", "name": "王楼村"}]
+    villages = [
+        DEFAULT_VILLAGE,
+        {
+            **DEFAULT_VILLAGE,
+            "folder": "王楼村",
+            "code": "411621105202",
+            "name": "王楼村",
+        },
+    ]
     first = valid_household()
     second = valid_household("4116211052020001", serial=1)
     second["members"][1] = dict(first["members"][1])
     second["_village"] = "王楼村"
     number = first["members"][1]["id_number"]
     assert check(first, second, villages=villages) == [
-        ("error", "members[1].id_number",
-         f"公民身份号码 {number}（李秀英）重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）"
-         "第 2 位成员也使用了这个号码"),
+        (
+            "error",
+            "members[1].id_number",
+            (
+                f"公民身份号码 {number}（李秀英）重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）"
+                "第 2 位成员也使用了这个号码"
+            ),
+        ),
     ]
     same = valid_household()
     same["members"][2]["id_number"] = same["members"][1]["id_number"]
     same["members"][2]["relation"] = "之女"
     same["members"][2].pop("birth_date")
     assert check(same) == [
-        ("error", "members[2].id_number", f"公民身份号码 {number}（张堃）重复：本户第 2 位成员也使用了这个号码"),
+        (
+            "error",
+            "members[2].id_number",
+            f"公民身份号码 {number}（张堃）重复：本户第 2 位成员也使用了这个号码",
+        ),
     ]
 
 
 def test_household_ids_unique(check: Any) -> None:
     second = {**valid_household(serial=1), "_folder": "另一户"}
     assert check(valid_household(), second) == [
-        ("error", "household_id",
-         "户编号 4116211052010001 重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）也使用了这个户编号"),
+        (
+            "error",
+            "household_id",
+            "户编号 4116211052010001 重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）也使用了这个户编号",
+        ),
     ]
 
 
@@ -131,15 +181,25 @@ def test_household_ids_unique(check: Any) -> None:
 
 
 def test_exactly_one_head(check: Any) -> None:
-    assert one(check, members__0__relation="之父") == [("error", "members", "家庭成员中没有户主")]
+    assert one(check, members__0__relation="之父") == [
+        ("error", "members", "家庭成员中没有户主")
+    ]
     assert one(check, members__1__relation="户主") == [
-        ("error", "members[1].relation", "户主不止一人：张建国 和 李秀英 的与户主关系都是「户主」"),
+        (
+            "error",
+            "members[1].relation",
+            "户主不止一人：张建国 和 李秀英 的与户主关系都是「户主」",
+        ),
     ]
 
 
 def test_members_required_and_not_empty(check: Any) -> None:
-    assert one(check, members=[]) == [("error", "members", "家庭成员至少应有 1 人，实为「[]」")]
-    assert one(check, members=DELETE) == [("error", "members", "缺少必填项「家庭成员」")]
+    assert one(check, members=[]) == [
+        ("error", "members", "家庭成员至少应有 1 人，实为「[]」")
+    ]
+    assert one(check, members=DELETE) == [
+        ("error", "members", "缺少必填项「家庭成员」")
+    ]
 
 
 def test_missing_required_member_field(check: Any) -> None:
@@ -150,7 +210,11 @@ def test_missing_required_member_field(check: Any) -> None:
 
 def test_work_months(check: Any) -> None:
     assert one(check, members__0__work_months=13) == [
-        ("error", "members[0].work_months", "张建国的务工时间 13 个月不合理：应在 0 至 12 之间"),
+        (
+            "error",
+            "members[0].work_months",
+            "张建国的务工时间 13 个月不合理：应在 0 至 12 之间",
+        ),
     ]
     assert one(check, members__0__work_months=12) == []
 
@@ -159,17 +223,28 @@ def test_work_months(check: Any) -> None:
 
 
 def test_variant_labels_are_normalised_silently(check: Any, make_data_dir: Any) -> None:
-    record = mutate(valid_household(), household_type="监测户", causes__main="因病致贫", causes__others=["缺劳力"])
+    record = mutate(
+        valid_household(),
+        household_type="监测户",
+        causes__main="因病致贫",
+        causes__others=["缺劳力"],
+    )
     assert check(record) == []
     data = make_data_dir([record], name="variants")
     household = load_dataset(data).villages[0].households[0].record
-    assert (household.household_type, household.causes.main, household.causes.others) == ("防止返贫致贫对象", "因病", ["缺劳动力"])
+    assert (
+        household.household_type,
+        household.causes.main,
+        household.causes.others,
+    ) == ("防止返贫致贫对象", "因病", ["缺劳动力"])
 
 
 def test_unknown_label_is_a_warning_and_an_error_under_strict(check: Any) -> None:
     expected = ("members[0].health[0]", "健康状况「体弱」不在健康状况词表中")
     assert one(check, members__0__health=["体弱"]) == [("warning", *expected)]
-    assert check(mutate(valid_household(), members__0__health=["体弱"]), strict=True) == [("error", *expected)]
+    assert check(
+        mutate(valid_household(), members__0__health=["体弱"]), strict=True
+    ) == [("error", *expected)]
 
 
 def test_numeric_code_gets_its_own_hint(make_data_dir: Any) -> None:
@@ -186,7 +261,9 @@ def test_unknown_key_is_a_warning(check: Any) -> None:
 
 
 def test_group_must_be_a_village_group(check: Any) -> None:
-    assert one(check, group="第九村民组") == [("warning", "group", "村民组「第九村民组」不在冯老村的村民组名单中")]
+    assert one(check, group="第九村民组") == [
+        ("warning", "group", "村民组「第九村民组」不在冯老村的村民组名单中")
+    ]
 
 
 # --- dates, years ----------------------------------------------------------------------------
@@ -197,44 +274,73 @@ def test_dates_not_in_the_future(check: Any) -> None:
         ("error", "visits[0].date", "走访日期 2025-06-02 晚于今天（2025-06-01）"),
     ]
     assert one(check, visits__0__date="2025-06-01") == []
-    assert one(check, identified_on="2025-07") == [("error", "identified_on", "识别时间 2025-07 晚于今天（2025-06-01）")]
-    assert one(check, helpers__0__end="2027-12-31") == []  # a planned end of duty may lie ahead
+    assert one(check, identified_on="2025-07") == [
+        ("error", "identified_on", "识别时间 2025-07 晚于今天（2025-06-01）")
+    ]
+    assert (
+        one(check, helpers__0__end="2027-12-31") == []
+    )  # a planned end of duty may lie ahead
 
 
 def test_wrong_date_values(check: Any) -> None:
-    assert one(check, visits__0__date="去年五月") == [("error", "visits[0].date", "走访日期应为日期，实为「去年五月」")]
+    assert one(check, visits__0__date="去年五月") == [
+        ("error", "visits[0].date", "走访日期应为日期，实为「去年五月」")
+    ]
     assert one(check, visits__0__date="2024/05/06") == []
 
 
 def test_date_to_not_before_date(check: Any) -> None:
     assert one(check, procedure__1__date_to="2016-03-09") == [
-        ("error", "procedure[1].date_to", "公示的截止日期 2016-03-09 早于开始日期 2016-03-10"),
+        (
+            "error",
+            "procedure[1].date_to",
+            "公示的截止日期 2016-03-09 早于开始日期 2016-03-10",
+        ),
     ]
 
 
 def test_helper_end_not_before_start(check: Any) -> None:
     assert one(check, helpers__0__end="2016-01-01") == [
-        ("error", "helpers[0].end", "帮扶责任人王强的帮扶结束时间 2016-01-01 早于开始时间 2016-05-01"),
+        (
+            "error",
+            "helpers[0].end",
+            "帮扶责任人王强的帮扶结束时间 2016-01-01 早于开始时间 2016-05-01",
+        ),
     ]
 
 
 def test_exit_year(check: Any) -> None:
-    assert one(check, exit_year=2013) == [("error", "exit_year", "脱贫年度 2013 不合理：应在 2014 至 2025 年之间")]
-    assert one(check, exit_year=2026)[0][2] == "脱贫年度 2026 不合理：应在 2014 至 2025 年之间"
+    assert one(check, exit_year=2013) == [
+        ("error", "exit_year", "脱贫年度 2013 不合理：应在 2014 至 2025 年之间")
+    ]
+    assert (
+        one(check, exit_year=2026)[0][2]
+        == "脱贫年度 2026 不合理：应在 2014 至 2025 年之间"
+    )
     assert one(check, exit_year=2014) == []
-    assert one(check, exit_year="二〇一九") == [("error", "exit_year", "脱贫年度应为整数，实为「二〇一九」")]
+    assert one(check, exit_year="二〇一九") == [
+        ("error", "exit_year", "脱贫年度应为整数，实为「二〇一九」")
+    ]
 
 
 # --- money, income ---------------------------------------------------------------------------
 
 
 def test_money_not_negative_and_two_decimals(check: Any) -> None:
-    assert one(check, measures__0__amount=-1) == [("error", "measures[0].amount", "金额(元)金额 -1 为负数")]
-    assert one(check, measures__0__amount="12.345") == [("error", "measures[0].amount", "金额(元)金额 12.345 超过两位小数")]
+    assert one(check, measures__0__amount=-1) == [
+        ("error", "measures[0].amount", "金额(元)金额 -1 为负数")
+    ]
+    assert one(check, measures__0__amount="12.345") == [
+        ("error", "measures[0].amount", "金额(元)金额 12.345 超过两位小数")
+    ]
     assert one(check, measures__0__amount=12.3) == []
     assert one(check, measures__0__amount="12.3400") == []
-    assert one(check, income__0__wage__务工=-5) == [("error", "income[0].wage.务工", "务工金额 -5 为负数")]
-    assert one(check, measures__0__amount="一千") == [("error", "measures[0].amount", "金额(元)应为数字，实为「一千」")]
+    assert one(check, income__0__wage__务工=-5) == [
+        ("error", "income[0].wage.务工", "务工金额 -5 为负数")
+    ]
+    assert one(check, measures__0__amount="一千") == [
+        ("error", "measures[0].amount", "金额(元)应为数字，实为「一千」")
+    ]
 
 
 def test_members_counted_at_least_one(check: Any) -> None:
@@ -247,8 +353,12 @@ def test_members_counted_at_least_one(check: Any) -> None:
 def test_income_year_twice_and_in_future(check: Any) -> None:
     record = valid_household()
     record["income"].append(dict(record["income"][0]))
-    assert check(record) == [("error", "income[1].year", "收入情况中 2024 年出现了两次")]
-    assert one(check, income__0__year=2026) == [("error", "income[0].year", "收入年度 2026 晚于今年")]
+    assert check(record) == [
+        ("error", "income[1].year", "收入情况中 2024 年出现了两次")
+    ]
+    assert one(check, income__0__year=2026) == [
+        ("error", "income[0].year", "收入年度 2026 晚于今年")
+    ]
 
 
 def test_net_and_per_capita_income(make_data_dir: Any) -> None:
@@ -265,10 +375,26 @@ def test_net_and_per_capita_income(make_data_dir: Any) -> None:
 def test_monitor_rules(check: Any) -> None:
     monitor = {"category": "边缘户", "risks": ["因病"], "identified_on": "2023-04"}
     assert one(check, monitor=monitor) == []
-    six = {**monitor, "risks": ["因病", "因残", "因学", "因灾", "因意外事故", "缺劳动力"]}
-    assert one(check, monitor=six) == [("error", "monitor.risks", "风险类型有 6 项，最多 5 项")]
-    early = {**monitor, "eliminated": True, "eliminate_method": "帮扶消除", "eliminated_on": "2023-03-01"}
-    assert one(check, monitor=early) == [("error", "monitor.eliminated_on", "风险消除时间 2023-03-01 早于风险识别时间 2023-04")]
+    six = {
+        **monitor,
+        "risks": ["因病", "因残", "因学", "因灾", "因意外事故", "缺劳动力"],
+    }
+    assert one(check, monitor=six) == [
+        ("error", "monitor.risks", "风险类型有 6 项，最多 5 项")
+    ]
+    early = {
+        **monitor,
+        "eliminated": True,
+        "eliminate_method": "帮扶消除",
+        "eliminated_on": "2023-03-01",
+    }
+    assert one(check, monitor=early) == [
+        (
+            "error",
+            "monitor.eliminated_on",
+            "风险消除时间 2023-03-01 早于风险识别时间 2023-04",
+        )
+    ]
     assert one(check, monitor={**monitor, "eliminated": "是"}) == [
         ("warning", "monitor.eliminated", "已标记风险消除，但缺少风险消除时间"),
         ("warning", "monitor.eliminated", "已标记风险消除，但缺少消除方式"),
@@ -280,13 +406,25 @@ def test_monitor_rules(check: Any) -> None:
 
 def test_evidence_rules(check: Any) -> None:
     assert one(check, evidence__0="照片/没有的.jpg") == [
-        ("warning", "evidence[0]", "佐证材料文件「照片/没有的.jpg」不存在，档案中将以占位页代替"),
+        (
+            "warning",
+            "evidence[0]",
+            "佐证材料文件「照片/没有的.jpg」不存在，档案中将以占位页代替",
+        ),
     ]
     assert one(check, evidence__1__file="../别家/银行流水.pdf") == [
-        ("error", "evidence[1].file", "佐证材料路径「../别家/银行流水.pdf」含有「..」，指向了本户文件夹以外"),
+        (
+            "error",
+            "evidence[1].file",
+            "佐证材料路径「../别家/银行流水.pdf」含有「..」，指向了本户文件夹以外",
+        ),
     ]
     assert one(check, measures__0__evidence__0__file="/etc/passwd") == [
-        ("error", "measures[0].evidence[0].file", "佐证材料路径「/etc/passwd」是绝对路径，不能指向本户文件夹以外"),
+        (
+            "error",
+            "measures[0].evidence[0].file",
+            "佐证材料路径「/etc/passwd」是绝对路径，不能指向本户文件夹以外",
+        ),
     ]
     assert one(check, procedure__1__evidence="佐证") == [
         ("warning", "procedure[1].evidence[0]", "佐证材料「佐证」是文件夹，不是文件"),
@@ -296,28 +434,45 @@ def test_evidence_rules(check: Any) -> None:
 def test_missing_evidence_named_twice_is_one_warning(check: Any) -> None:
     record = mutate(valid_household(), evidence__0="没有.jpg")
     record["visits"][0]["evidence"] = ["没有.jpg"]
-    assert check(record) == [("warning", "evidence[0]", "佐证材料文件「没有.jpg」不存在，档案中将以占位页代替")]
+    assert check(record) == [
+        (
+            "warning",
+            "evidence[0]",
+            "佐证材料文件「没有.jpg」不存在，档案中将以占位页代替",
+        )
+    ]
 
 
 # --- dataset level and report ----------------------------------------------------------------
 
 
 def test_village_codes_unique(check: Any) -> None:
-    villages = [DEFAULT_VILLAGE, {**DEFAULT_VILLAGE, "folder": "王楼村", "name": "王楼村"}]
+    villages = [
+        DEFAULT_VILLAGE,
+        {**DEFAULT_VILLAGE, "folder": "王楼村", "name": "王楼村"},
+    ]
     assert check(villages=villages) == [
-        ("error", "code", "村代码 411621105201 重复：冯老村/village.toml（冯老村）中也使用了这个代码"),
+        (
+            "error",
+            "code",
+            "村代码 411621105201 重复：冯老村/village.toml（冯老村）中也使用了这个代码",
+        ),
     ]
 
 
 def test_report_text_and_summary(make_data_dir: Any) -> None:
-    data = make_data_dir([mutate(valid_household(), group="第九村民组", members__0__sex="女")])
+    data = make_data_dir(
+        [mutate(valid_household(), group="第九村民组", members__0__sex="女")]
+    )
     report = check_data_dir(data, today=TODAY)
     assert report.summary.line() == "村数 1 · 户数 1 · 错误 1 · 警告 1"
     text = format_report(report)
     assert text.splitlines()[:2] == ["【冯老村】", "  户 4116211052010001"]
     assert "提示：请改为 第一村民组、第二村民组、第三村民组 之一" in text
     quiet = format_report(report, quiet=True)
-    assert "第九村民组" not in quiet and quiet.endswith("村数 1 · 户数 1 · 错误 1 · 警告 1")
+    assert "第九村民组" not in quiet and quiet.endswith(
+        "村数 1 · 户数 1 · 错误 1 · 警告 1"
+    )
 
 
 def test_strict_turns_every_warning_into_an_error(make_data_dir: Any) -> None:
@@ -326,10 +481,18 @@ def test_strict_turns_every_warning_into_an_error(make_data_dir: Any) -> None:
     assert [p.severity for p in problems] == [Severity.error]
 
 
-def test_every_problem_has_file_message_and_hint(make_data_dir: Any, tmp_path: Path) -> None:
+def test_every_problem_has_file_message_and_hint(
+    make_data_dir: Any, tmp_path: Path
+) -> None:
     record = mutate(
-        valid_household(), members__0__sex="女", group="x", exit_year=1990, measures__0__amount=-1,
-        evidence__0="../x.jpg", visits__0__date="2030-01-01", members__1__nick="y",
+        valid_household(),
+        members__0__sex="女",
+        group="x",
+        exit_year=1990,
+        measures__0__amount=-1,
+        evidence__0="../x.jpg",
+        visits__0__date="2030-01-01",
+        members__1__nick="y",
     )
     data = make_data_dir([record, {"_folder": "broken", "_text": "a: [\n"}])
     problems = validate_dataset(load_dataset(data), today=TODAY)

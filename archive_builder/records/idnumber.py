@@ -61,7 +61,9 @@ def parse_id(value: str) -> IdInfo:
         if len(number) == 15 and number.isdigit():
             hint = "这是 15 位旧号码，请换成身份证上的 18 位号码"
         raise IdNumberError(
-            "length", f"公民身份号码 {value} 位数不对：应为 18 位，实为 {len(number)} 位", hint
+            "length",
+            f"公民身份号码 {value} 位数不对：应为 18 位，实为 {len(number)} 位",
+            hint,
         )
     if not _SHAPE.fullmatch(number):
         raise IdNumberError(

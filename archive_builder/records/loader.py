@@ -24,7 +24,12 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ..config import ArchiveConfig, VillageConfig, load_archive_config, load_village_config
+from ..config import (
+    ArchiveConfig,
+    VillageConfig,
+    load_archive_config,
+    load_village_config,
+)
 from ..errors import DataDirError, HouseholdNotFoundError
 from ..problems import Problem, error, warning
 from .messages import problems_from_validation_error
@@ -126,10 +131,14 @@ def resolve_evidence(folder: Path, file: str) -> Path:
     text = file.strip().replace("\\", "/")  # records written on Windows use backslashes
     keep = "请把文件复制到本户文件夹中，并写相对于本户文件夹的路径，如 照片/门前.jpg"
     if not text:
-        raise EvidencePathError("empty", "佐证材料路径为空", "请填写文件路径，或删除该项")
+        raise EvidencePathError(
+            "empty", "佐证材料路径为空", "请填写文件路径，或删除该项"
+        )
     if text.startswith("/") or _DRIVE.match(text):
         raise EvidencePathError(
-            "absolute", f"佐证材料路径「{file}」是绝对路径，不能指向本户文件夹以外", keep
+            "absolute",
+            f"佐证材料路径「{file}」是绝对路径，不能指向本户文件夹以外",
+            keep,
         )
     if ".." in text.split("/"):
         raise EvidencePathError(
@@ -149,7 +158,9 @@ def resolve_evidence(folder: Path, file: str) -> Path:
 # --- reading files -------------------------------------------------------------------------
 
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml is ~20× faster
+_BaseLoader: Any = getattr(
+    yaml, "CSafeLoader", yaml.SafeLoader
+)  # libyaml is ~20× faster
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
@@ -166,33 +177,79 @@ def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
 _YAML_MESSAGES = (
-    ("mapping values are not allowed", "此处不能出现「: 」", "值里含有英文冒号时，请给整个值加引号"),
-    ("could not find expected ':'", "缺少英文冒号「:」", "请检查这一行或上一行是否写成了「键 值」或用了中文冒号"),
-    ("found character '\\t'", "含有制表符（Tab）", "YAML 只能用空格缩进，请把 Tab 换成空格"),
+    (
+        "mapping values are not allowed",
+        "此处不能出现「: 」",
+        "值里含有英文冒号时，请给整个值加引号",
+    ),
+    (
+        "could not find expected ':'",
+        "缺少英文冒号「:」",
+        "请检查这一行或上一行是否写成了「键 值」或用了中文冒号",
+    ),
+    (
+        "found character '\\t'",
+        "含有制表符（Tab）",
+        "YAML 只能用空格缩进，请把 Tab 换成空格",
+    ),
     ("found unexpected end of stream", "文件意外结束", "请检查引号或括号是否成对"),
-    ("found undefined alias", "使用了未定义的别名（*）", "请删除该别名或先定义对应的锚点（&）"),
+    (
+        "found undefined alias",
+        "使用了未定义的别名（*）",
+        "请删除该别名或先定义对应的锚点（&）",
+    ),
     ("expected <block end>", "缩进不一致", "同一层的键要对齐；请检查这一行的缩进"),
-    ("did not find expected key", "缩进不一致或缺少键", "同一层的键要对齐；请检查这一行的缩进"),
-    ("did not find expected '-' indicator", "列表项缩进不一致", "同一列表的各项「- 」要对齐"),
+    (
+        "did not find expected key",
+        "缩进不一致或缺少键",
+        "同一层的键要对齐；请检查这一行的缩进",
+    ),
+    (
+        "did not find expected '-' indicator",
+        "列表项缩进不一致",
+        "同一列表的各项「- 」要对齐",
+    ),
     ("found duplicate anchor", "锚点（&）重复", "请给每个锚点起不同的名字"),
-    ("expected a single document", "一个文件中只能有一户的数据", "请删除「---」分隔的多余部分"),
-    ("could not determine a constructor", "使用了不支持的标签（!）", "请删除以「!」开头的标签"),
-    ("found unknown escape character", "字符串中有无效的转义符「\\」", "请改用单引号，或把 \\ 写成 \\\\"),
+    (
+        "expected a single document",
+        "一个文件中只能有一户的数据",
+        "请删除「---」分隔的多余部分",
+    ),
+    (
+        "could not determine a constructor",
+        "使用了不支持的标签（!）",
+        "请删除以「!」开头的标签",
+    ),
+    (
+        "found unknown escape character",
+        "字符串中有无效的转义符「\\」",
+        "请改用单引号，或把 \\ 写成 \\\\",
+    ),
 )
 
 _JSON_MESSAGES = (
     ("Expecting ',' delimiter", "缺少逗号", "请在两项之间加英文逗号「,」"),
-    ("Expecting property name", "键名应使用英文双引号（或多了一个逗号）", "请检查键名的引号和末尾多余的逗号"),
+    (
+        "Expecting property name",
+        "键名应使用英文双引号（或多了一个逗号）",
+        "请检查键名的引号和末尾多余的逗号",
+    ),
     ("Expecting ':' delimiter", "缺少英文冒号「:」", "请在键名后加英文冒号"),
     ("Expecting value", "缺少值或有多余的逗号", "请检查该处的值"),
     ("Unterminated string", "字符串的引号没有闭合", "请补上英文双引号"),
     ("Extra data", "数据结束后还有多余内容", "请删除多余内容"),
-    ("Invalid control character", "字符串中有换行或控制字符", "字符串中的换行请写成 \\n"),
+    (
+        "Invalid control character",
+        "字符串中有换行或控制字符",
+        "字符串中的换行请写成 \\n",
+    ),
     ("Invalid \\escape", "字符串中有无效的转义符「\\」", "请把 \\ 写成 \\\\"),
 )
 
 
-def _translate(message: str, table: tuple[tuple[str, str, str], ...]) -> tuple[str, str]:
+def _translate(
+    message: str, table: tuple[tuple[str, str, str], ...]
+) -> tuple[str, str]:
     for needle, text, hint in table:
         if needle in message:
             return text, hint
@@ -216,7 +273,11 @@ def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
         text = raw.decode("gb18030")
     except UnicodeDecodeError:
         parsed.problems.append(
-            error(f"{display} 不是 UTF-8 编码，无法读取", "请用记事本或 WPS 另存为 UTF-8 编码", file=display)
+            error(
+                f"{display} 不是 UTF-8 编码，无法读取",
+                "请用记事本或 WPS 另存为 UTF-8 编码",
+                file=display,
+            )
         )
         return None
     parsed.problems.append(
@@ -243,7 +304,11 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
         mark = exc.problem_mark or exc.context_mark
         what, hint = _translate(f"{exc.problem} {exc.context}", _YAML_MESSAGES)
         lines = text.splitlines()
-        if mark and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
+        if (
+            mark
+            and mark.line < len(lines)
+            and "\t" in lines[mark.line][: mark.column + 1]
+        ):
             what, hint = _translate("found character '\\t'", _YAML_MESSAGES)
         parsed.problems.append(
             error(
@@ -256,13 +321,23 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
         )
     except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
         parsed.problems.append(
-            error(f"{display} YAML 格式错误：{exc}", "请检查文件内容是否完整", file=display)
+            error(
+                f"{display} YAML 格式错误：{exc}",
+                "请检查文件内容是否完整",
+                file=display,
+            )
         )
     finally:
         loader.dispose()
 
 
-def _walk_yaml(node: yaml.Node, path: list[str | int], parsed: _Parsed, display: str, seen: set[int]) -> None:
+def _walk_yaml(
+    node: yaml.Node,
+    path: list[str | int],
+    parsed: _Parsed,
+    display: str,
+    seen: set[int],
+) -> None:
     if id(node) in seen:  # an alias: its nodes were walked where the anchor stands
         return
     seen.add(id(node))
@@ -291,7 +366,9 @@ def _walk_yaml(node: yaml.Node, path: list[str | int], parsed: _Parsed, display:
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = [*path, index]
-            parsed.positions.setdefault(join_path(child), (item.start_mark.line + 1, item.start_mark.column + 1))
+            parsed.positions.setdefault(
+                join_path(child), (item.start_mark.line + 1, item.start_mark.column + 1)
+            )
             _walk_yaml(item, child, parsed, display, seen)
 
 
@@ -321,17 +398,33 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
         )
         return
     except (ValueError, RecursionError) as exc:
-        parsed.problems.append(error(f"{display} JSON 格式错误：{exc}", "请检查文件内容是否完整", file=display))
+        parsed.problems.append(
+            error(
+                f"{display} JSON 格式错误：{exc}",
+                "请检查文件内容是否完整",
+                file=display,
+            )
+        )
         return
     parsed.ok = True
     _json_positions(text, parsed.data, [], 0, parsed.positions)
     for key in duplicates:
         parsed.problems.append(
-            error(f"键「{key}」重复出现，只有后一个会被读取", "请删除或合并重复的项", file=display)
+            error(
+                f"键「{key}」重复出现，只有后一个会被读取",
+                "请删除或合并重复的项",
+                file=display,
+            )
         )
 
 
-def _json_positions(text: str, value: Any, path: list[str | int], start: int, out: dict[str, tuple[int, int]]) -> int:
+def _json_positions(
+    text: str,
+    value: Any,
+    path: list[str | int],
+    start: int,
+    out: dict[str, tuple[int, int]],
+) -> int:
     """Record the position of each key by searching its quoted name after ``start`` (light)."""
     cursor = start
     if isinstance(value, dict):
@@ -358,7 +451,11 @@ def read_record_file(path: Path, display: str) -> _Parsed:
         raw = path.read_bytes()
     except OSError as exc:
         parsed.problems.append(
-            error(f"无法读取 {display}：{exc.strerror or exc}", "请检查文件权限", file=display)
+            error(
+                f"无法读取 {display}：{exc.strerror or exc}",
+                "请检查文件权限",
+                file=display,
+            )
         )
         return parsed
     text = _decode(raw, display, parsed)
@@ -400,7 +497,11 @@ def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
 
 
 def _build_record(lh: LoadedHousehold, village_name: str) -> None:
-    where = {"file": lh.display, "village": village_name, "household_id": lh.household_id}
+    where = {
+        "file": lh.display,
+        "village": village_name,
+        "household_id": lh.household_id,
+    }
     try:
         lh.record = Household.model_validate(lh.raw)
         return
@@ -410,7 +511,10 @@ def _build_record(lh: LoadedHousehold, village_name: str) -> None:
     # Leave the wrong values out and try again, so the validator can still check the rest.
     salvage = copy.deepcopy(lh.raw)
     for _attempt in range(5):
-        if not any([_drop(salvage, item["loc"]) for item in errors]):
+        dropped = [
+            _drop(salvage, item["loc"]) for item in errors
+        ]  # every one, not just the first
+        if not any(dropped):
             return
         try:
             lh.partial = Household.model_validate(salvage)
@@ -424,12 +528,18 @@ def _build_record(lh: LoadedHousehold, village_name: str) -> None:
 def _guess_id(raw: Any, folder: Path) -> str:
     if isinstance(raw, dict):
         value = raw.get("household_id")
-        if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+        if (
+            isinstance(value, (str, int))
+            and not isinstance(value, bool)
+            and str(value).strip()
+        ):
             return str(value).strip()
     return folder.name
 
 
-def load_household_folder(root: Path, folder: Path, village_name: str) -> LoadedHousehold | None:
+def load_household_folder(
+    root: Path, folder: Path, village_name: str
+) -> LoadedHousehold | None:
     """Return the household of ``folder`` (None when the folder holds no record file)."""
     files = _record_files(folder)
     if not files:
@@ -452,13 +562,16 @@ def load_household_folder(root: Path, folder: Path, village_name: str) -> Loaded
     lh.positions = parsed.positions
     lh.household_id = _guess_id(parsed.data, folder)
     for problem in parsed.problems:
-        lh.problems.append(_with(problem, village=village_name, household_id=lh.household_id))
+        lh.problems.append(
+            _with(problem, village=village_name, household_id=lh.household_id)
+        )
     if not parsed.ok:
         return lh
     if not isinstance(parsed.data, dict):
         lh.problems.append(
             error(
-                f"{display} 的内容应为「键: 值」形式的一户数据" + ("，但文件是空的" if parsed.data is None else ""),
+                f"{display} 的内容应为「键: 值」形式的一户数据"
+                + ("，但文件是空的" if parsed.data is None else ""),
                 "请参照数据格式说明填写，第一行一般是 household_id: 户编号",
                 file=display,
                 line=1,
@@ -487,13 +600,17 @@ def _open_root(data_dir: Path) -> tuple[Path, ArchiveConfig, list[Problem]]:
     if not root.exists():
         raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
     if not root.is_dir():
-        raise DataDirError(f"{root} 不是文件夹", hint="请指定包含 archive.toml 的数据目录")
+        raise DataDirError(
+            f"{root} 不是文件夹", hint="请指定包含 archive.toml 的数据目录"
+        )
     toml = root / "archive.toml"
     try:
         present = toml.is_file()
         os.listdir(root)
     except OSError as exc:
-        raise DataDirError(f"无法读取数据目录 {root}：{exc.strerror or exc}", hint="请检查文件夹权限") from exc
+        raise DataDirError(
+            f"无法读取数据目录 {root}：{exc.strerror or exc}", hint="请检查文件夹权限"
+        ) from exc
     if not present:
         raise DataDirError(
             f"{root} 中没有 archive.toml，不是数据目录",
@@ -523,7 +640,9 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
     for folder in _subfolders(root):
         if (folder / "village.toml").is_file():
             villages.append(folder)
-        elif _record_files(folder) or any(_record_files(sub) for sub in _subfolders(folder)):
+        elif _record_files(folder) or any(
+            _record_files(sub) for sub in _subfolders(folder)
+        ):
             problems.append(
                 error(
                     f"文件夹「{folder.name}」中有农户数据，但缺少 village.toml，未读取",
@@ -558,13 +677,18 @@ def _load_village(root: Path, folder: Path, problems: list[Problem]) -> Village:
 def load_dataset(data_dir: Path) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable."""
     root, config, problems = _open_root(data_dir)
-    villages = [_load_village(root, folder, problems) for folder in _village_folders(root, problems)]
+    villages = [
+        _load_village(root, folder, problems)
+        for folder in _village_folders(root, problems)
+    ]
     return Dataset(root, config, villages, problems)
 
 
 # --- one household, fast -------------------------------------------------------------------
 
-_HOUSEHOLD_ID = re.compile(r"""^\s*"?household_id"?\s*:\s*["']?([^"',}\s#]+)""", re.MULTILINE)
+_HOUSEHOLD_ID = re.compile(
+    r"""^\s*"?household_id"?\s*:\s*["']?([^"',}\s#]+)""", re.MULTILINE
+)
 _ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 
 
@@ -592,15 +716,27 @@ def scan_index(data_dir: Path) -> list[IndexEntry]:
                     continue
                 match = _HOUSEHOLD_ID.search(text)
                 ids = frozenset(m.upper() for m in _ID_NUMBER.findall(text))
-                entries.append(IndexEntry(village, folder, file, match.group(1) if match else folder.name, ids))
+                entries.append(
+                    IndexEntry(
+                        village,
+                        folder,
+                        file,
+                        match.group(1) if match else folder.name,
+                        ids,
+                    )
+                )
     return entries
 
 
-def find_similar_ids(ids: Dataset | list[str], household_id: str, limit: int = 5) -> list[str]:
+def find_similar_ids(
+    ids: Dataset | list[str], household_id: str, limit: int = 5
+) -> list[str]:
     """Return up to ``limit`` 户编号 that look like ``household_id`` (typos, missing digits)."""
     known = ids.household_ids() if isinstance(ids, Dataset) else list(ids)
     close = difflib.get_close_matches(household_id, known, n=limit, cutoff=0.6)
-    tail = [k for k in known if household_id and k.endswith(household_id) and k not in close]
+    tail = [
+        k for k in known if household_id and k.endswith(household_id) and k not in close
+    ]
     return (close + tail)[:limit]
 
 
@@ -615,7 +751,9 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
     root, config, problems = _open_root(data_dir)
     index = scan_index(root)
     candidates = [e for e in index if e.folder.name == household_id]
-    candidates += [e for e in index if e.household_id == household_id and e not in candidates]
+    candidates += [
+        e for e in index if e.household_id == household_id and e not in candidates
+    ]
     for entry in candidates:
         village_problems: list[Problem] = []
         village = _village_only(root, entry.village_folder, village_problems)
@@ -627,8 +765,14 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
         problems.extend(_clashes(root, household, village.config.name, index))
         return Dataset(root, config, [village], problems)
     similar = find_similar_ids([e.household_id for e in index], household_id)
-    hint = f"相近的户编号：{'、'.join(similar)}" if similar else "请用 archive-builder validate 查看数据目录中的所有农户"
-    raise HouseholdNotFoundError(f"数据目录 {root} 中没有户编号为 {household_id} 的农户", hint=hint)
+    hint = (
+        f"相近的户编号：{'、'.join(similar)}"
+        if similar
+        else "请用 archive-builder validate 查看数据目录中的所有农户"
+    )
+    raise HouseholdNotFoundError(
+        f"数据目录 {root} 中没有户编号为 {household_id} 的农户", hint=hint
+    )
 
 
 def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
@@ -638,9 +782,15 @@ def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
     return Village(folder, config, [], display)
 
 
-def _clashes(root: Path, household: LoadedHousehold, village: str, index: list[IndexEntry]) -> list[Problem]:
+def _clashes(
+    root: Path, household: LoadedHousehold, village: str, index: list[IndexEntry]
+) -> list[Problem]:
     others = [e for e in index if e.folder.resolve() != household.folder.resolve()]
-    where = {"file": household.display, "village": village, "household_id": household.household_id}
+    where = {
+        "file": household.display,
+        "village": village,
+        "household_id": household.household_id,
+    }
     problems = []
     for entry in others:
         if entry.household_id == household.household_id:

@@ -20,11 +20,17 @@ _EXPECTED: dict[str, tuple[str, str]] = {
     "bool_parsing": ("应为 是 或 否", "请填写 是/否（或 true/false）"),
     "date_type": ("应为日期", "请按「年-月-日」填写，如 2024-03-15"),
     "date_value": ("不是有效日期", "请核对年、月、日，如 2024-02-30 这样的日期不存在"),
-    "money_type": ("应为数字", "请只填写数字，如 1200 或 1200.50，不要带「元」或其他文字"),
+    "money_type": (
+        "应为数字",
+        "请只填写数字，如 1200 或 1200.50，不要带「元」或其他文字",
+    ),
     "list_type": ("应为列表", "请在每一项前加「- 」，每项一行"),
     "dict_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
     "model_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
-    "model_attributes_type": ("应为映射（键: 值）", "请按「键: 值」的形式填写，每项一行并缩进"),
+    "model_attributes_type": (
+        "应为映射（键: 值）",
+        "请按「键: 值」的形式填写，每项一行并缩进",
+    ),
     "literal_error": ("取值不对", "请从允许的取值中选择"),
     "too_short": ("至少应有 1 项", "请补充该项内容"),
     "too_long": ("项数太多", "请删去多余的项"),
@@ -46,7 +52,9 @@ def _shown(value: Any) -> str:
 
 def loc_to_path(loc: tuple[Any, ...]) -> str:
     """Return the field path of a pydantic ``loc`` (dropping pydantic's own markers)."""
-    parts = [part for part in loc if not (isinstance(part, str) and part.startswith("["))]
+    parts = [
+        part for part in loc if not (isinstance(part, str) and part.startswith("["))
+    ]
     return join_path(parts)
 
 
@@ -82,6 +90,8 @@ def problem_from_error(item: Any, locate: Locate, **where: Any) -> Problem:
     )
 
 
-def problems_from_validation_error(exc: ValidationError, locate: Locate, **where: Any) -> list[Problem]:
+def problems_from_validation_error(
+    exc: ValidationError, locate: Locate, **where: Any
+) -> list[Problem]:
     """Return one problem per error of ``exc``, located by ``locate(field_path)``."""
     return [problem_from_error(item, locate, **where) for item in exc.errors()]

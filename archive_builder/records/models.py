@@ -57,7 +57,9 @@ def _to_decimal(value: Any) -> Decimal:
     elif isinstance(value, float):
         if not math.isfinite(value):
             raise PydanticCustomError("money_type", "应为数字")
-        result = Decimal(repr(value))  # repr keeps the digits the clerk typed: 0.1, not 0.1000…
+        result = Decimal(
+            repr(value)
+        )  # repr keeps the digits the clerk typed: 0.1, not 0.1000…
     elif isinstance(value, str):
         try:
             result = Decimal(value.strip().replace(",", ""))
@@ -140,7 +142,9 @@ def _listify(value: Any) -> Any:
         return []
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return [value]
-    if isinstance(value, dict) and "file" in value:  # one evidence mapping instead of a list
+    if (
+        isinstance(value, dict) and "file" in value
+    ):  # one evidence mapping instead of a list
         return [value]
     return value
 
@@ -155,7 +159,9 @@ def _empty_mapping(value: Any) -> Any:
 
 def _sex(value: Any) -> Any:
     if isinstance(value, str):
-        return {"男性": "男", "女性": "女", "m": "男", "f": "女"}.get(value.strip().lower(), value)
+        return {"男性": "男", "女性": "女", "m": "男", "f": "女"}.get(
+            value.strip().lower(), value
+        )
     return value
 
 
@@ -179,20 +185,22 @@ def _label_normalizer(name: str) -> Any:
     return normalize
 
 
-def Label(name: str) -> Any:  # noqa: N802 - used like a type
+def Label(name: str) -> Any:
     """Return the annotated type of a label from vocabulary ``name``."""
     return Annotated[str, BeforeValidator(_label_normalizer(name)), VocabRef(name)]
 
 
-def Labels(name: str) -> Any:  # noqa: N802 - used like a type
+def Labels(name: str) -> Any:
     """Return the annotated type of a list of labels from vocabulary ``name``."""
-    return Annotated[list[Label(name)], BeforeValidator(_listify)]  # type: ignore[valid-type]
+    return Annotated[list[Label(name)], BeforeValidator(_listify)]  # type: ignore[valid-type,misc]
 
 
 Text = Annotated[str, BeforeValidator(_text)]
 Money = Annotated[Decimal, PlainValidator(_to_decimal), PlainSerializer(str)]
 Day = Annotated[date, PlainValidator(_to_date)]
-MonthOrDay = Annotated[PartialDate, PlainValidator(_to_partial_date), PlainSerializer(str)]
+MonthOrDay = Annotated[
+    PartialDate, PlainValidator(_to_partial_date), PlainSerializer(str)
+]
 Flag = Annotated[bool, BeforeValidator(_to_bool)]
 Sex = Annotated[Literal["男", "女"], BeforeValidator(_sex)]
 IdNumber = Annotated[str, BeforeValidator(_id_number)]
@@ -212,10 +220,10 @@ class EvidenceRef(Record):
     """佐证材料: a path string or a mapping; both are read into this form."""
 
     file: Text = Field(title="文件")
-    type: Label("evidence_type") | None = Field(None, title="材料类型")  # type: ignore[valid-type]
-    title: Text | None = Field(None, title="名称")
-    date: Day | None = Field(None, title="日期")
-    sensitive: Flag | None = Field(None, title="敏感")
+    type: Label("evidence_type") | None = Field(default=None, title="材料类型")  # type: ignore[valid-type]
+    title: Text | None = Field(default=None, title="名称")
+    date: Day | None = Field(default=None, title="日期")
+    sensitive: Flag | None = Field(default=None, title="敏感")
 
     @classmethod
     def _coerce(cls, value: Any) -> Any:
@@ -238,18 +246,20 @@ class Member(Record):
     name: Text = Field(title="姓名")
     id_number: IdNumber = Field(title="公民身份号码")
     relation: Label("relation") = Field(title="与户主关系")  # type: ignore[valid-type]
-    sex: Sex | None = Field(None, title="性别")
-    birth_date: Day | None = Field(None, title="出生日期")
-    ethnicity: Label("ethnicity") = Field("汉族", title="民族")  # type: ignore[valid-type]
-    education: Label("education") | None = Field(None, title="文化程度")  # type: ignore[valid-type]
-    student_status: Label("student_status") | None = Field(None, title="在校生状况")  # type: ignore[valid-type]
+    sex: Sex | None = Field(default=None, title="性别")
+    birth_date: Day | None = Field(default=None, title="出生日期")
+    ethnicity: Label("ethnicity") = Field(default="汉族", title="民族")  # type: ignore[valid-type]
+    education: Label("education") | None = Field(default=None, title="文化程度")  # type: ignore[valid-type]
+    student_status: Label("student_status") | None = Field(
+        default=None, title="在校生状况"
+    )  # type: ignore[valid-type]
     health: Labels("health") = Field(default_factory=list, title="健康状况")  # type: ignore[valid-type]
-    labour: Label("labour") | None = Field(None, title="劳动技能")  # type: ignore[valid-type]
-    work_place: Text | None = Field(None, title="务工地点")
-    work_months: int | None = Field(None, title="务工时间(月)")
+    labour: Label("labour") | None = Field(default=None, title="劳动技能")  # type: ignore[valid-type]
+    work_place: Text | None = Field(default=None, title="务工地点")
+    work_months: int | None = Field(default=None, title="务工时间(月)")
     insured: Labels("insurance") = Field(default_factory=list, title="参保情况")  # type: ignore[valid-type]
-    dibao: Flag | None = Field(None, title="低保")
-    tekun: Flag | None = Field(None, title="特困供养")
+    dibao: Flag | None = Field(default=None, title="低保")
+    tekun: Flag | None = Field(default=None, title="特困供养")
 
 
 class Monitor(Record):
@@ -257,10 +267,12 @@ class Monitor(Record):
 
     category: Label("monitor_category") = Field(title="监测类别")  # type: ignore[valid-type]
     risks: Labels("monitor_risk") = Field(default_factory=list, title="风险类型")  # type: ignore[valid-type]
-    identified_on: MonthOrDay | None = Field(None, title="风险识别时间")
-    eliminated: Flag | None = Field(None, title="风险是否消除")
-    eliminate_method: Label("eliminate_method") | None = Field(None, title="消除方式")  # type: ignore[valid-type]
-    eliminated_on: Day | None = Field(None, title="风险消除时间")
+    identified_on: MonthOrDay | None = Field(default=None, title="风险识别时间")
+    eliminated: Flag | None = Field(default=None, title="风险是否消除")
+    eliminate_method: Label("eliminate_method") | None = Field(
+        default=None, title="消除方式"
+    )  # type: ignore[valid-type]
+    eliminated_on: Day | None = Field(default=None, title="风险消除时间")
 
 
 class Causes(Record):
@@ -268,69 +280,71 @@ class Causes(Record):
 
     main: Label("cause") = Field(title="主要致贫原因")  # type: ignore[valid-type]
     others: Labels("cause") = Field(default_factory=list, title="其他致贫原因")  # type: ignore[valid-type]
-    note: Text | None = Field(None, title="说明")
+    note: Text | None = Field(default=None, title="说明")
 
 
 class Living(Record):
     """生产生活条件."""
 
-    house_area_m2: Money | None = Field(None, title="住房面积(平方米)")
-    house_structure: Text | None = Field(None, title="住房结构")
-    dangerous_house: Label("dangerous_house") | None = Field(None, title="危房等级")  # type: ignore[valid-type]
-    safe_drinking_water: Flag | None = Field(None, title="饮水安全")
-    electricity: Flag | None = Field(None, title="通生活用电")
-    farmland_mu: Money | None = Field(None, title="耕地面积(亩)")
+    house_area_m2: Money | None = Field(default=None, title="住房面积(平方米)")
+    house_structure: Text | None = Field(default=None, title="住房结构")
+    dangerous_house: Label("dangerous_house") | None = Field(
+        default=None, title="危房等级"
+    )  # type: ignore[valid-type]
+    safe_drinking_water: Flag | None = Field(default=None, title="饮水安全")
+    electricity: Flag | None = Field(default=None, title="通生活用电")
+    farmland_mu: Money | None = Field(default=None, title="耕地面积(亩)")
 
 
 class Helper(Record):
     """帮扶责任人."""
 
     name: Text = Field(title="姓名")
-    unit: Text | None = Field(None, title="工作单位")
-    unit_level: Label("unit_level") | None = Field(None, title="单位级别")  # type: ignore[valid-type]
-    position: Text | None = Field(None, title="职务")
-    phone: Text | None = Field(None, title="联系电话")
-    start: Day | None = Field(None, title="帮扶开始时间")
-    end: Day | None = Field(None, title="帮扶结束时间")
+    unit: Text | None = Field(default=None, title="工作单位")
+    unit_level: Label("unit_level") | None = Field(default=None, title="单位级别")  # type: ignore[valid-type]
+    position: Text | None = Field(default=None, title="职务")
+    phone: Text | None = Field(default=None, title="联系电话")
+    start: Day | None = Field(default=None, title="帮扶开始时间")
+    end: Day | None = Field(default=None, title="帮扶结束时间")
 
 
 class Application(Record):
     """申请书."""
 
-    date: Day | None = Field(None, title="申请日期")
-    text: Text | None = Field(None, title="申请内容")
-    signed: Flag | None = Field(None, title="已签名")
+    date: Day | None = Field(default=None, title="申请日期")
+    text: Text | None = Field(default=None, title="申请内容")
+    signed: Flag | None = Field(default=None, title="已签名")
 
 
 class ProcedureStep(Record):
     """识别/退出程序的一步."""
 
     kind: Label("procedure_kind") = Field(title="程序类型")  # type: ignore[valid-type]
-    date: Day | None = Field(None, title="日期")
-    date_to: Day | None = Field(None, title="截止日期")
-    result: Text | None = Field(None, title="结果")
+    date: Day | None = Field(default=None, title="日期")
+    date_to: Day | None = Field(default=None, title="截止日期")
+    result: Text | None = Field(default=None, title="结果")
     evidence: EvidenceList = Field(default_factory=list, title="佐证材料")
 
 
 class PlanItem(Record):
     """帮扶计划."""
 
-    year: int | None = Field(None, title="年度")
-    needs: Text | None = Field(None, title="帮扶需求")
-    plan: Text | None = Field(None, title="帮扶计划")
+    year: int | None = Field(default=None, title="年度")
+    needs: Text | None = Field(default=None, title="帮扶需求")
+    plan: Text | None = Field(default=None, title="帮扶计划")
 
 
 class Measure(Record):
     """帮扶措施 (§4.2)."""
 
-    year: int | None = Field(None, title="年度")
+    year: int | None = Field(default=None, title="年度")
     category: Label("measure_category") = Field(title="措施类别")  # type: ignore[valid-type]
-    item: Text | None = Field(None, title="帮扶项目")
-    provider: Text | None = Field(None, title="帮扶单位")
-    content: Text | None = Field(None, title="帮扶内容")
-    amount: Money | None = Field(None, title="金额(元)")
-    date: Day | None = Field(None, title="日期")
-    signed: Flag | None = Field(None, title="户主签名")
+    item: Text | None = Field(default=None, title="帮扶项目")
+    provider: Text | None = Field(default=None, title="帮扶单位")
+    content: Text | None = Field(default=None, title="帮扶内容")
+    amount: Money | None = Field(default=None, title="金额(元)")
+    date: Day | None = Field(default=None, title="日期")
+    signed: Flag | None = Field(default=None, title="户主签名")
     evidence: EvidenceList = Field(default_factory=list, title="佐证材料")
 
 
@@ -343,7 +357,7 @@ class IncomeYear(Record):
     property: Amounts = Field(default_factory=dict, title="财产性收入")
     transfer: Amounts = Field(default_factory=dict, title="转移性收入")
     costs: Amounts = Field(default_factory=dict, title="生产经营性支出")
-    members_counted: int | None = Field(None, title="计算人数")
+    members_counted: int | None = Field(default=None, title="计算人数")
 
     @staticmethod
     def _sum(amounts: dict[str, Decimal]) -> Decimal:
@@ -362,7 +376,9 @@ class IncomeYear(Record):
 
     def per_capita(self, default_count: int) -> Decimal | None:
         """Return 人均纯收入 rounded to 0.01 元 (half up); None when it cannot be computed."""
-        count = self.members_counted if self.members_counted is not None else default_count
+        count = (
+            self.members_counted if self.members_counted is not None else default_count
+        )
         if count < 1:
             return None
         try:
@@ -374,18 +390,18 @@ class IncomeYear(Record):
 class Visit(Record):
     """走访记录."""
 
-    date: Day | None = Field(None, title="走访日期")
-    visitor: Text | None = Field(None, title="走访人")
-    content: Text | None = Field(None, title="走访内容")
+    date: Day | None = Field(default=None, title="走访日期")
+    visitor: Text | None = Field(default=None, title="走访人")
+    content: Text | None = Field(default=None, title="走访内容")
     evidence: EvidenceList = Field(default_factory=list, title="佐证材料")
 
 
 class Outcome(Record):
     """帮扶成效."""
 
-    date: Day | None = Field(None, title="日期")
-    content: Text | None = Field(None, title="成效")
-    signed: Flag | None = Field(None, title="户主签名")
+    date: Day | None = Field(default=None, title="日期")
+    content: Text | None = Field(default=None, title="成效")
+    signed: Flag | None = Field(default=None, title="户主签名")
 
 
 def _items(model: type) -> Any:
@@ -400,27 +416,33 @@ class Household(Record):
     """一户 (§4): the whole record of ``household.yaml``."""
 
     household_id: Text = Field(title="户编号")
-    group: Text | None = Field(None, title="村民组")
-    address: Text | None = Field(None, title="家庭住址")
-    phone: Text | None = Field(None, title="联系电话")
+    group: Text | None = Field(default=None, title="村民组")
+    address: Text | None = Field(default=None, title="家庭住址")
+    phone: Text | None = Field(default=None, title="联系电话")
     household_type: Label("household_type") = Field(title="户类型")  # type: ignore[valid-type]
-    poverty_attribute: Label("poverty_attribute") | None = Field(None, title="贫困户属性")  # type: ignore[valid-type]
-    poverty_status: Label("poverty_status") | None = Field(None, title="脱贫状态")  # type: ignore[valid-type]
-    identified_on: MonthOrDay | None = Field(None, title="识别时间")
-    exit_year: int | None = Field(None, title="脱贫年度")
-    monitor: Monitor | None = Field(None, title="监测信息")
+    poverty_attribute: Label("poverty_attribute") | None = Field(
+        default=None, title="贫困户属性"
+    )  # type: ignore[valid-type]
+    poverty_status: Label("poverty_status") | None = Field(
+        default=None, title="脱贫状态"
+    )  # type: ignore[valid-type]
+    identified_on: MonthOrDay | None = Field(default=None, title="识别时间")
+    exit_year: int | None = Field(default=None, title="脱贫年度")
+    monitor: Monitor | None = Field(default=None, title="监测信息")
     causes: Causes = Field(title="致贫原因")
     members: _items(Member) = Field(min_length=1, title="家庭成员")  # type: ignore[valid-type]
-    living: Living | None = Field(None, title="生产生活条件")
+    living: Living | None = Field(default=None, title="生产生活条件")
     helpers: _items(Helper) = Field(default_factory=list, title="帮扶责任人")  # type: ignore[valid-type]
-    application: Application | None = Field(None, title="申请书")
-    procedure: _items(ProcedureStep) = Field(default_factory=list, title="识别/退出程序")  # type: ignore[valid-type]
+    application: Application | None = Field(default=None, title="申请书")
+    procedure: _items(ProcedureStep) = Field(
+        default_factory=list, title="识别/退出程序"
+    )  # type: ignore[valid-type]
     plan: _items(PlanItem) = Field(default_factory=list, title="帮扶计划")  # type: ignore[valid-type]
     measures: _items(Measure) = Field(default_factory=list, title="帮扶措施")  # type: ignore[valid-type]
     income: _items(IncomeYear) = Field(default_factory=list, title="收入情况")  # type: ignore[valid-type]
     visits: _items(Visit) = Field(default_factory=list, title="走访记录")  # type: ignore[valid-type]
     outcomes: _items(Outcome) = Field(default_factory=list, title="帮扶成效")  # type: ignore[valid-type]
-    notes: Text | None = Field(None, title="户说明")
+    notes: Text | None = Field(default=None, title="户说明")
     evidence: EvidenceList = Field(default_factory=list, title="佐证材料")
 
     @property
@@ -495,11 +517,10 @@ def label_of(model_cls: type[BaseModel] | str, field_path: str | None = None) ->
 
     ``label_of(path)`` is short for ``label_of(Household, path)``. Unknown parts stay as written.
     """
-    if isinstance(model_cls, str):
-        model_cls, field_path = Household, model_cls
+    path = model_cls if isinstance(model_cls, str) else field_path or ""
     out: list[str] = []
-    current: Any = model_cls
-    for part in split_path(field_path or ""):
+    current: Any = Household if isinstance(model_cls, str) else model_cls
+    for part in split_path(path):
         if isinstance(part, int):
             if out:
                 out[-1] += f"[{part + 1}]"
@@ -520,7 +541,9 @@ def field_label(model_cls: type[BaseModel] | str, field_path: str | None = None)
     return label_of(model_cls, field_path).rsplit(".", 1)[-1].split("[", 1)[0]
 
 
-def _collect_labels(model_cls: type[BaseModel], prefix: str, out: dict[str, str]) -> None:
+def _collect_labels(
+    model_cls: type[BaseModel], prefix: str, out: dict[str, str]
+) -> None:
     for name, info in model_cls.model_fields.items():
         path = f"{prefix}.{name}" if prefix else name
         out[path] = info.title or name

@@ -75,7 +75,11 @@ def get(name: str) -> Vocabulary:
     """Return the vocabulary stored in ``records/vocab/<name>.yaml``."""
     if name not in NAMES:
         raise KeyError(name)
-    text = resources.files(__package__).joinpath("vocab", f"{name}.yaml").read_text("utf-8")
+    text = (
+        resources.files(__package__)
+        .joinpath("vocab", f"{name}.yaml")
+        .read_text("utf-8")
+    )
     data = yaml.safe_load(text) or {}
     return Vocabulary(
         name=name,
