@@ -14,15 +14,22 @@ import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import __version__, hashing, outdir
-from .context import evidence_items
 from .document import SectionPages
 from .errors import ArchiveError, DataDirError
-from .packet import PacketRequest, PacketResult, font_set, render_packet, template_set
+from .packet import (
+    PacketRequest,
+    PacketResult,
+    document_date,
+    font_set,
+    plan_packet,
+    render_packet,
+    template_set,
+)
 from .problems import Problem, Severity
 
 SCHEMA_VERSION = 1
@@ -77,6 +84,7 @@ class HouseholdPlan:
     record_json: bytes = b""
     evidence: dict[str, str] = field(default_factory=dict)
     result: dict[str, Any] | None = None  # state entry once rendered
+    formats: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -113,10 +121,6 @@ class BuildSummary:
         return " · ".join(parts)
 
 
-def _today() -> str:
-    return date.today().isoformat()
-
-
 def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
     wanted = [w.strip() for w in wanted if w.strip()]
     if not wanted:
@@ -127,17 +131,6 @@ def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
         known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
         raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
     return chosen
-
-
-def _canonical(household: Any) -> dict[str, Any]:
-    return household.record.model_dump(mode="json")
-
-
-def _settings(config: Any, village: Any) -> dict[str, Any]:
-    return {
-        "archive": config.archive.model_dump(mode="json"),
-        "village": village.config.model_dump(mode="json"),
-    }
 
 
 class Build:
@@ -176,8 +169,7 @@ class Build:
         self.summary.problems = problems
         self.villages = _select(self.dataset.villages, self.options.villages)
         config = self.dataset.config
-        self.build_date = self.options.build_date or getattr(getattr(config, "build", None), "date", None) or _today()
-        self.build_date = str(self.build_date)
+        self.build_date = self.options.build_date or document_date(config)
         self.tset_name = config.templates.set
         formats = self.options.formats
         if formats is None:
@@ -190,83 +182,52 @@ class Build:
 
     def plan(self) -> None:
         from .store import VersionStore
-        from .verify import qr_payload
 
         self.reporter.stage("比对内容哈希")
-        config = self.dataset.config
         self.state: dict[str, Any] = outdir.read_json(self.out / STATE_FILE, {})
         self.store = VersionStore(self.out)
         cache_dir = self.out / ".cache" / "evidence"
+        config = self.dataset.config
         self.plans: list[VillagePlan] = []
         for village in self.villages:
             vconf = village.config
-            tset = template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve())
-            formats = self.formats or tset.formats
-            fonts = font_set({**tset.fonts, **(getattr(config, "fonts", None) or {})}, tset.search_path[-1])
-            template_fp = tset.fingerprint()
-            font_fp = fonts.fingerprint()
-            settings = _settings(config, village)
+            formats = self.formats or template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve()).formats
             vfolder = self.out / f"{vconf.code}_{vconf.name}"
             vplan = VillagePlan(code=vconf.code, name=vconf.name, folder=vfolder, households=[])
-            loaded = sorted(village.households, key=lambda h: str(h.household_id))
             item_no = 0
-            for household in loaded:
-                errors = self.errors_by_household.get((vconf.name, str(household.household_id)), [])
+            for household in sorted(village.households, key=lambda h: str(h.household_id)):
+                hid = str(household.household_id)
+                errors = self.errors_by_household.get((vconf.name, hid), [])
                 if household.record is None or errors:
                     reason = errors[0].message if errors else "记录无法读取"
-                    self.summary.failed.append((str(household.household_id), f"数据有误：{reason}"))
+                    self.summary.failed.append((hid, f"数据有误：{reason}"))
                     vplan.failed.extend(errors)
                     continue
                 item_no += 1
-                record = _canonical(household)
-                items = evidence_items(record, household.folder)
-                evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
-                content_hash = hashing.household_hash(
-                    record, evidence=evidence, settings={**settings, "item_no": item_no},
-                    template_fingerprint=template_fp, font_fingerprint=font_fp,
-                )
-                hid = str(household.household_id)
-                previous = self.state.get(hid)
                 pdf = vfolder / PACKETS_DIR / f"{hid}.pdf"
                 docx = pdf.with_suffix(".docx") if "docx" in formats else None
+                planned = plan_packet(
+                    self.dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=cache_dir,
+                    item_no=item_no, build_date=self.build_date, version_of=self.store.next_number,
+                )
+                previous = self.state.get(hid)
                 unchanged = (
                     not self.options.force
                     and previous is not None
-                    and previous.get("content_hash") == content_hash
+                    and previous.get("content_hash") == planned.content_hash
                     and previous.get("formats") == list(formats)
                     and pdf.is_file()
                     and (docx is None or docx.is_file())
                 )
-                head = next((m.get("name", "") for m in record.get("members", []) if m.get("relation") == "户主"), "")
-                version = self.store.next_number(hid, content_hash)
-                request = None
-                if not unchanged:
-                    request = PacketRequest(
-                        household_id=hid,
-                        folder=household.folder,
-                        record=record,
-                        archive=settings["archive"],
-                        village=settings["village"],
-                        data_dir=self.data_dir.resolve(),
-                        village_dir=village.path.resolve(),
-                        template_set=self.tset_name,
-                        out_pdf=pdf,
-                        out_docx=docx,
-                        cache_dir=cache_dir,
-                        item_no=item_no,
-                        content_hash=content_hash,
-                        version=version,
-                        build_date=self.build_date,
-                        qr_text=qr_payload(hid, version, content_hash),
-                        fonts=dict(getattr(config, "fonts", None) or {}),
-                    )
+                record = planned.request.record
                 vplan.households.append(
                     HouseholdPlan(
-                        household_id=hid, village_code=vconf.code, item_no=item_no, head=head,
+                        household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
                         members=len(record.get("members", [])), household_type=record.get("household_type", ""),
-                        content_hash=content_hash, request=request,
-                        record_json=hashing.canonical_json(record), evidence=evidence,
-                        result=None if request else {**previous, "formats": list(formats)},
+                        content_hash=planned.content_hash, request=None if unchanged else planned.request,
+                        record_json=planned.record_json, evidence=dict(planned.evidence),
+                        result=previous if unchanged else None,
+                        formats=list(formats),
                     )
                 )
             vplan.info = {
@@ -274,7 +235,6 @@ class Build:
                 "township": config.archive.township, "year": config.archive.year,
                 "fonds_no": config.archive.fonds_no, "retention": config.archive.retention,
                 "fonds_name": getattr(config.archive, "fonds_name", None) or f"{config.archive.township}人民政府",
-                "formats": list(formats),
             }
             self.plans.append(vplan)
         self.summary.villages = len(self.plans)
@@ -316,7 +276,7 @@ class Build:
                     "sections": [[s.key, s.title, s.first, s.last, s.number] for s in outcome.sections],
                     "separators": list(outcome.separators),
                     "warnings": list(outcome.warnings),
-                    "formats": list(self.formats or ()),
+                    "formats": plan.formats,
                 }
                 for text in outcome.warnings:
                     self.reporter.warn(text)
@@ -408,7 +368,7 @@ class Build:
                     household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
                     record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
                     template_set=tset_name, program_version=__version__, pages=h.result["pages"],
-                    built_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    built_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 )
                 if version is not None:
                     self.summary.versions_recorded += 1
@@ -441,7 +401,7 @@ class Build:
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "program_version": __version__,
-            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "build_date": self.build_date,
             "villages": villages,
             "failed": failed,

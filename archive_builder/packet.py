@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from . import document as dm
-from . import templates
-from .context import build_context
-from .errors import RenderError, TemplateError
+from . import hashing, templates
+from .context import build_context, evidence_items
+from .errors import RenderError, TemplateError, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def render_packet(request: PacketRequest) -> PacketResult:
     except TemplateError:
         tmp.unlink(missing_ok=True)
         raise
-    except Exception as exc:  # noqa: BLE001 - any renderer failure stops only this packet
+    except Exception as exc:
         tmp.unlink(missing_ok=True)
         raise RenderError(
             f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}",
@@ -199,3 +199,165 @@ def render_packet(request: PacketRequest) -> PacketResult:
         warnings=tuple(warnings) + tuple(result.warnings),
         docx=docx_path,
     )
+
+
+# --------------------------------------------------------------------------- planning
+
+
+@dataclass(frozen=True)
+class PlannedPacket:
+    """A household ready to render: its request plus what the build records about it."""
+
+    request: PacketRequest
+    content_hash: str
+    record_json: bytes
+    evidence: Mapping[str, str]
+    head: str
+
+
+def settings_of(config: Any, village: Any) -> dict[str, Any]:
+    """Return the archive and village settings that print on a household's pages."""
+    return {
+        "archive": config.archive.model_dump(mode="json"),
+        "village": village.config.model_dump(mode="json"),
+    }
+
+
+def plan_packet(
+    dataset: Any,
+    village: Any,
+    household: Any,
+    *,
+    out_pdf: Path,
+    cache_dir: Path,
+    item_no: int | str = "",
+    build_date: str,
+    out_docx: Path | None = None,
+    version_of: Any = None,
+) -> PlannedPacket:
+    """Return the household's content hash and the request that renders it.
+
+    ``version_of(household_id, content_hash)`` gives the version number printed on the
+    cover (the version store's next number); None prints version 1.
+    """
+    from .verify import qr_payload
+
+    config = dataset.config
+    data_dir = Path(dataset.root).resolve()
+    tset = template_set(config.templates.set, data_dir, village.path.resolve())
+    fonts_conf = dict(getattr(config, "fonts", None) or {})
+    fonts = font_set({**tset.fonts, **fonts_conf}, tset.search_path[-1])
+    record = household.record.model_dump(mode="json", warnings=False)
+    settings = settings_of(config, village)
+    items = evidence_items(record, household.folder)
+    evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
+    content_hash = hashing.household_hash(
+        record,
+        evidence=evidence,
+        settings={**settings, "item_no": item_no, "build_date": build_date},
+        template_fingerprint=tset.fingerprint(),
+        font_fingerprint=fonts.fingerprint(),
+    )
+    hid = str(household.household_id)
+    version = version_of(hid, content_hash) if version_of else 1
+    head = next((m.get("name", "") for m in record.get("members", []) if m.get("relation") == "户主"), "")
+    request = PacketRequest(
+        household_id=hid,
+        folder=Path(household.folder),
+        record=record,
+        archive=settings["archive"],
+        village=settings["village"],
+        data_dir=data_dir,
+        village_dir=village.path.resolve(),
+        template_set=config.templates.set,
+        out_pdf=out_pdf,
+        out_docx=out_docx,
+        cache_dir=cache_dir,
+        item_no=item_no,
+        content_hash=content_hash,
+        version=version,
+        build_date=build_date,
+        qr_text=qr_payload(hid, version, content_hash),
+        fonts=fonts_conf,
+    )
+    return PlannedPacket(request, content_hash, hashing.canonical_json(record), evidence, head)
+
+
+def document_date(config: Any) -> str:
+    """Return the date printed in documents (立卷时间, PDF dates).
+
+    ``[build] date`` in archive.toml, else the last day of the archive year: a stable date,
+    so rebuilding unchanged data on another day gives the same bytes.
+    """
+    from datetime import date
+
+    if config.build.date:
+        return str(config.build.date)
+    if config.archive.year:
+        return f"{int(config.archive.year):04d}-12-31"
+    return date.today().isoformat()
+
+
+def default_cache_dir() -> Path:
+    """Return the per-user cache of normalised evidence images."""
+    import os
+
+    root = os.environ.get("ARCHIVE_BUILDER_CACHE_DIR")
+    if root:
+        return Path(root) / "evidence"
+    if os.name == "nt":
+        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "archive-builder" / "cache" / "evidence"
+    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archive-builder" / "evidence"
+
+
+@dataclass(frozen=True)
+class PacketOutcome:
+    result: PacketResult
+    warnings: tuple[Any, ...]  # Problem objects (validation warnings)
+
+
+def make_packet(
+    data_dir: Path,
+    household_id: str,
+    out: Path | None = None,
+    *,
+    formats: tuple[str, ...] = ("pdf",),
+    strict: bool = False,
+    today: Any = None,
+) -> PacketOutcome:
+    """Validate one household and render its packet; the secretary's command.
+
+    ``out`` is a ``.pdf`` file or a folder (default: the current folder); the file is named
+    ``<户编号>_<户主>.pdf``. The cover's version number follows the build output beside the
+    data directory when there is one, so the printed copy matches what the next build records.
+    """
+    from .outdir import default_output
+    from .records.loader import load_household
+    from .store import VersionStore
+    from .validate import validate_dataset
+
+    dataset = load_household(data_dir, household_id)
+    problems = validate_dataset(dataset, strict=strict, today=today)
+    errors = [p for p in problems if p.is_error]
+    if errors:
+        raise ValidationFailed(
+            f"户 {household_id} 的数据有 {len(errors)} 处错误，未生成档卡",
+            problems,
+            hint="请按上面列出的问题修改数据后重新生成；运行 archive-builder validate 可检查整个数据目录",
+        )
+    (village, household), = list(dataset.households())
+    build_date = document_date(dataset.config)
+    head = household.record.head.name if household.record.head else ""
+    if out is None or out.suffix.lower() != ".pdf":
+        out = (out or Path.cwd()) / f"{household_id}_{head}.pdf"
+    store = VersionStore(default_output(data_dir))
+    planned = plan_packet(
+        dataset, village, household,
+        out_pdf=out.resolve(),
+        out_docx=out.resolve().with_suffix(".docx") if "docx" in formats else None,
+        cache_dir=default_cache_dir(),
+        build_date=build_date,
+        version_of=store.next_number if store.exists() else None,
+    )
+    result = render_packet(planned.request)
+    return PacketOutcome(result, tuple(p for p in problems if not p.is_error))

@@ -12,11 +12,25 @@ from lxml import etree
 from PIL import Image
 
 from archive_builder.document import (
-    Contents, Document, Evidence, Heading, KeyValue, PageBreak, Paragraph, QRCode, Section,
-    Signature, Spacer, Table, Title,
+    Contents,
+    Document,
+    Evidence,
+    Heading,
+    KeyValue,
+    PageBreak,
+    Paragraph,
+    QRCode,
+    Section,
+    Signature,
+    Spacer,
+    Table,
+    Title,
 )
 from archive_builder.render.docx import (
-    W_NS, normalise_text, section_texts, write_docx,
+    W_NS,
+    normalise_text,
+    section_texts,
+    write_docx,
 )
 
 W = f"{{{W_NS}}}"

@@ -82,7 +82,7 @@ def test_income_uses_decimal_and_threshold():
     year = income_year(
         {"year": 2024, "wage": {"务工": "0.10"}, "business": {"种植": "0.20"}, "costs": {"x": "0.05"}, "members_counted": 3},
         members=5,
-        threshold=Decimal("8050"),
+        threshold=Decimal(8050),
     )
     assert year.net == Decimal("0.25")
     assert year.per_capita == Decimal("0.08")  # 0.0833… rounded half up to cents

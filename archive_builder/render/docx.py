@@ -34,9 +34,10 @@ import io
 import math
 import re
 import zipfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lxml import etree
 
@@ -51,7 +52,6 @@ from ..document import (
     PageSetup,
     Paragraph,
     QRCode,
-    Section,
     Signature,
     Spacer,
     Table,
@@ -108,25 +108,11 @@ def _el(tag: str, parent: Any = None, **attrs: Any) -> Any:
     return etree.SubElement(parent, w(tag), attrib)
 
 
-PPR_ORDER = ("pStyle keepNext keepLines pageBreakBefore framePr widowControl numPr "
-             "suppressLineNumbers pBdr shd tabs suppressAutoHyphens kinsoku wordWrap "
-             "overflowPunct topLinePunct autoSpaceDE autoSpaceDN bidi adjustRightInd "
-             "snapToGrid spacing ind contextualSpacing mirrorIndents suppressOverlap jc "
-             "textDirection textAlignment textboxTightWrap outlineLvl divId cnfStyle rPr "
-             "sectPr pPrChange").split()
-TBLPR_ORDER = ("tblStyle tblpPr tblOverlap bidiVisual tblStyleRowBandSize "
-               "tblStyleColBandSize tblW jc tblCellSpacing tblInd tblBorders shd "
-               "tblLayout tblCellMar tblLook tblCaption tblDescription").split()
-RPR_ORDER = ("rStyle rFonts b bCs i iCs caps smallCaps strike dstrike outline shadow emboss "
-             "imprint noProof snapToGrid vanish webHidden color spacing w kern position sz "
-             "szCs highlight u effect bdr shd fitText vertAlign rtl cs em lang "
-             "eastAsianLayout specVanish oMath").split()
-SECTPR_ORDER = ("headerReference footerReference footnotePr endnotePr type pgSz pgMar "
-                "paperSrc pgBorders lnNumType pgNumType cols formProt vAlign noEndnote "
-                "titlePg textDirection bidi rtlGutter docGrid printerSettings").split()
-STYLE_ORDER = ("name aliases basedOn next link autoRedefine hidden uiPriority semiHidden "
-               "unhideWhenUsed qFormat locked personal personalCompose personalReply rsid "
-               "pPr rPr tblPr trPr tcPr tblStylePr").split()
+PPR_ORDER = ["pStyle", "keepNext", "keepLines", "pageBreakBefore", "framePr", "widowControl", "numPr", "suppressLineNumbers", "pBdr", "shd", "tabs", "suppressAutoHyphens", "kinsoku", "wordWrap", "overflowPunct", "topLinePunct", "autoSpaceDE", "autoSpaceDN", "bidi", "adjustRightInd", "snapToGrid", "spacing", "ind", "contextualSpacing", "mirrorIndents", "suppressOverlap", "jc", "textDirection", "textAlignment", "textboxTightWrap", "outlineLvl", "divId", "cnfStyle", "rPr", "sectPr", "pPrChange"]
+TBLPR_ORDER = ["tblStyle", "tblpPr", "tblOverlap", "bidiVisual", "tblStyleRowBandSize", "tblStyleColBandSize", "tblW", "jc", "tblCellSpacing", "tblInd", "tblBorders", "shd", "tblLayout", "tblCellMar", "tblLook", "tblCaption", "tblDescription"]
+RPR_ORDER = ["rStyle", "rFonts", "b", "bCs", "i", "iCs", "caps", "smallCaps", "strike", "dstrike", "outline", "shadow", "emboss", "imprint", "noProof", "snapToGrid", "vanish", "webHidden", "color", "spacing", "w", "kern", "position", "sz", "szCs", "highlight", "u", "effect", "bdr", "shd", "fitText", "vertAlign", "rtl", "cs", "em", "lang", "eastAsianLayout", "specVanish", "oMath"]
+SECTPR_ORDER = ["headerReference", "footerReference", "footnotePr", "endnotePr", "type", "pgSz", "pgMar", "paperSrc", "pgBorders", "lnNumType", "pgNumType", "cols", "formProt", "vAlign", "noEndnote", "titlePg", "textDirection", "bidi", "rtlGutter", "docGrid", "printerSettings"]
+STYLE_ORDER = ["name", "aliases", "basedOn", "next", "link", "autoRedefine", "hidden", "uiPriority", "semiHidden", "unhideWhenUsed", "qFormat", "locked", "personal", "personalCompose", "personalReply", "rsid", "pPr", "rPr", "tblPr", "trPr", "tcPr", "tblStylePr"]
 
 
 def _ordered(parent: Any, tag: str, order: list[str], **attrs: Any) -> Any:
@@ -831,7 +817,7 @@ def _style(styles: Any, style_id: str, name: str, *, based_on: str | None = "Nor
 def _setup_styles(package_doc: Any, page: PageSetup, fonts: Mapping[str, str], title_bold: bool) -> None:
     styles = package_doc.styles.element
     _strip_theme_fonts(styles)
-    size = lambda role: float(page.sizes.get(role, page.sizes.get("body", 16.0)))  # noqa: E731
+    size = lambda role: float(page.sizes.get(role, page.sizes.get("body", 16.0)))
 
     defaults = styles.find(w("docDefaults"))
     rpr = defaults.find(f"{w('rPrDefault')}/{w('rPr')}")
@@ -949,7 +935,7 @@ def _doc_datetime(date: str) -> dt.datetime:
         d = dt.date.fromisoformat(date[:10])
     except ValueError:
         d = dt.date(2000, 1, 1)
-    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc)
+    return dt.datetime(d.year, d.month, d.day, tzinfo=dt.UTC)
 
 
 def _set_core(package_doc: Any, doc: Document) -> None:
@@ -1136,9 +1122,7 @@ def _element_text(el: Any) -> str:
             parts.append(node.text or "")
         elif node.tag == w("tab") and node.getparent().tag == w("r"):
             parts.append("\t")
-        elif node.tag in (w("br"), w("cr")):
-            parts.append("\n")
-        elif node.tag == w("p") and parts:
+        elif node.tag in (w("br"), w("cr")) or node.tag == w("p") and parts:
             parts.append("\n")
     return "".join(parts)
 

@@ -28,10 +28,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from lxml import etree
 
@@ -266,10 +266,10 @@ class LibreOffice:
         self.profile_dir = Path(profile_dir) if profile_dir else Path(
             tempfile.mkdtemp(prefix=f"ab-lo-{os.getpid()}-"))
 
-    def __enter__(self) -> "LibreOffice":
+    def __enter__(self) -> LibreOffice:
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
@@ -436,13 +436,12 @@ def insert_form(writer: Any, path: Path) -> tuple[list[Any], list[str]]:
     """
     import docx as python_docx
 
-    from .docx import RPR_ORDER, _ordered, ppr_set
 
     warnings: list[str] = []
     name = Path(path).name
     try:
         form = python_docx.Document(str(path))
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the form's problem
+    except Exception as e:
         raise TemplateError(f"无法读取 Word 表单 {name}：{e}") from e
     target = writer.package_doc
     tpart = target.part
