@@ -14,7 +14,10 @@ Decisions (documented here because the manifest, the tests and the clerk rely on
   Stale box files of the same village with a higher number are removed.
 * **Duplex** (``PrintOptions.duplex``): the cover, the contents, every packet and the 备考表
   start on a recto (odd PDF page); truly blank pages (no content stream, no number) are
-  inserted as versos where needed. No blank page is added after the 备考表.
+  inserted as versos where needed. No blank page is added after the 备考表. A separator
+  sheet (隔页纸) inside a packet is a sheet of its own: it starts on a recto and gets a
+  blank verso, so the section after it starts on a recto as well
+  (``PrintOptions.separator_own_sheet``; the packet renderer knows nothing of duplex).
   Sheets = ceil(pages / 2) when duplex, else pages.
 * **Archive page numbers** (DA/T 22-2015 编页): numbered consecutively from 1 within each box
   over every page of the packets that carries content — blank versos, the packets'
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import logging
 import math
 import os
@@ -52,6 +56,19 @@ from typing import TYPE_CHECKING, Any
 
 from archive_builder.document import SectionPages
 from archive_builder.problems import Problem, warning
+from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit_size re-exported
+    A4_H,
+    A4_W,
+    CONTENTS_ROWS,
+    MM,
+    ContentsRow,
+    contents_pages,
+    draw_text,
+    fit_size,
+    pdf_date,
+    render_box_pages,
+)
+from archive_builder.render.stamp import NumberStamper
 
 if TYPE_CHECKING:  # pragma: no cover
     from archive_builder.render.fonts import FontSet
@@ -60,26 +77,6 @@ log = logging.getLogger(__name__)
 
 #: bump when the box layout changes (part of the /ID hash)
 COLLATE_FORMAT = 1
-
-MM = 72.0 / 25.4
-A4_W = 210.0 * MM
-A4_H = 297.0 * MM
-
-#: archive page number: size (5号) and position (distance of the text box from the edges)
-NUMBER_SIZE = 10.5
-NUMBER_INSET_X_MM = 15.0
-NUMBER_BASELINE_MM = 15.0
-#: the font used for the stamped digits (Latin TrueType, embedded as a subset)
-NUMBER_FONT_FILES = (
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation2/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-)
-#: resource name of the number font on every stamped page (unlikely to collide)
-_NUMBER_FONT_RES = "/ABArchNo"
-
-#: rows of the box contents per page (fixed, so the page count is known before rendering)
-CONTENTS_ROWS = 20
 
 _UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
 
@@ -123,6 +120,8 @@ class PrintOptions:
     sheets_per_box: int = 200
     #: 20/30/40/50
     spine_width_mm: int = 30
+    #: duplex only: a separator sheet (隔页纸) is a sheet of its own — on a recto, blank verso
+    separator_own_sheet: bool = True
 
 
 @dataclass(frozen=True)
@@ -149,20 +148,41 @@ class BoxResult:
 # --------------------------------------------------------------------------- planning
 
 
-def contents_pages(households: int) -> int:
-    """Pages of the box contents (卷内目录) listing ``households`` rows."""
-    return max(1, math.ceil(households / CONTENTS_ROWS))
-
-
 def _span(pages: int, duplex: bool) -> int:
     """PDF pages a part occupies, with the blank verso that makes the next part a recto."""
     return pages + (pages % 2 if duplex else 0)
 
 
+def packet_offsets(packet: PacketInfo, options: PrintOptions) -> tuple[list[int], int]:
+    """Where each packet page lands relative to the packet's first PDF page, and the span.
+
+    With duplex the span is even (blank verso after an odd page count) and, with
+    ``separator_own_sheet``, every separator sheet starts on a recto and has a blank verso,
+    so the section after it starts on a recto too.
+    """
+    own = options.duplex and options.separator_own_sheet
+    seps = set(packet.separators) if own else set()
+    offsets: list[int] = []
+    pos = 0
+    for i in range(packet.pages):
+        if i in seps and pos % 2:
+            pos += 1  # blank verso before the separator
+        offsets.append(pos)
+        pos += 1
+        if i in seps and i < packet.pages - 1:
+            pos += 1  # blank verso behind the separator
+    return offsets, _span(pos, options.duplex)
+
+
 def box_pages(packets: Sequence[PacketInfo], options: PrintOptions) -> int:
     """PDF pages of a box holding ``packets`` (cover, contents, packets, 备考表)."""
     d = options.duplex
-    return _span(1, d) + _span(contents_pages(len(packets)), d) + sum(_span(p.pages, d) for p in packets) + 1
+    return (
+        _span(1, d)
+        + _span(contents_pages(len(packets)), d)
+        + sum(packet_offsets(p, options)[1] for p in packets)
+        + 1
+    )
 
 
 def sheets_for(pages: int, duplex: bool) -> int:
@@ -175,7 +195,7 @@ def box_sheets(packets: Sequence[PacketInfo], options: PrintOptions) -> int:
 
 def _ordered(packets: Sequence[PacketInfo]) -> list[PacketInfo]:
     ordered = sorted(packets, key=lambda p: p.item_no)
-    for a, b in zip(ordered, ordered[1:]):
+    for a, b in itertools.pairwise(ordered):
         if a.item_no == b.item_no:
             raise ValueError(f"件号重复：{a.item_no}（户编号 {a.household_id} 与 {b.household_id}）")
     for p in ordered:
@@ -185,10 +205,7 @@ def _ordered(packets: Sequence[PacketInfo]) -> list[PacketInfo]:
 
 
 def plan_boxes(
-    packets: Sequence[PacketInfo],
-    options: PrintOptions,
-    *,
-    problems: list[Problem] | None = None,
+    packets: Sequence[PacketInfo], options: PrintOptions, *, problems: list[Problem] | None = None
 ) -> list[list[PacketInfo]]:
     """Split packets (in 件号 order) into boxes of at most ``options.sheets_per_box`` sheets.
 
@@ -216,7 +233,11 @@ def plan_boxes(
             log.warning(msg)
             if problems is not None:
                 problems.append(
-                    warning(msg, hint="可调大 print.sheets_per_box，或选用更厚的档案盒", household_id=packet.household_id)
+                    warning(
+                        msg,
+                        hint="可调大 print.sheets_per_box，或选用更厚的档案盒",
+                        household_id=packet.household_id,
+                    )
                 )
             boxes.append([packet])
             continue
@@ -239,6 +260,14 @@ class _Part:
     packet: PacketInfo | None = None
     #: archive numbers of the pages (0 = unnumbered), packets only
     numbers: list[int] = field(default_factory=list)
+    #: PDF offset of each page from ``first`` (packets: blanks may sit in between)
+    offsets: list[int] = field(default_factory=list)
+    #: PDF pages taken, blank versos included
+    span: int = 0
+
+    def index(self, page: int) -> int:
+        """0-based PDF index of the part's ``page`` (0-based)."""
+        return self.first + self.offsets[page]
 
 
 @dataclass
@@ -251,16 +280,21 @@ class _Layout:
         return [p for p in self.parts if p.kind == "packet"]
 
 
-def _layout(packets: Sequence[PacketInfo], duplex: bool) -> _Layout:
+def _layout(packets: Sequence[PacketInfo], options: PrintOptions) -> _Layout:
+    duplex = options.duplex
     parts: list[_Part] = []
     pos = 0
     number = 0
 
     def add(kind: str, pages: int, packet: PacketInfo | None = None) -> _Part:
         nonlocal pos
-        part = _Part(kind, pos, pages, packet)
+        if packet is not None:
+            offsets, span = packet_offsets(packet, options)
+        else:
+            offsets, span = (list(range(pages)), (pages if kind == "remarks" else _span(pages, duplex)))
+        part = _Part(kind, pos, pages, packet, offsets=offsets, span=span)
         parts.append(part)
-        pos += pages if kind == "remarks" else _span(pages, duplex)
+        pos += span
         return part
 
     add("cover", 1)
@@ -295,335 +329,6 @@ def _box_file_pattern(village: VillageInfo) -> re.Pattern[str]:
     return re.compile(rf"^{stem}_第(\d+)盒\.pdf$")
 
 
-# --------------------------------------------------------------------------- text helpers
-
-
-def _face(fonts: Any, role: str) -> str:
-    return fonts.faces[role].rl_name
-
-
-def _width(fonts: Any, text: str, role: str, size: float) -> float:
-    return float(fonts.string_width(text, role, size))
-
-
-def draw_text(
-    c: Any, fonts: Any, text: str, role: str, size: float, x: float, y: float, align: str = "left"
-) -> float:
-    """Draw one line with per-character font fallback; returns its width."""
-    width = _width(fonts, text, role, size)
-    if align == "center":
-        x -= width / 2
-    elif align == "right":
-        x -= width
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    for font_name, run in fonts.runs(text, role):
-        c.setFont(font_name, size)
-        c.drawString(x, y, run)
-        x += stringWidth(run, font_name, size)
-    return width
-
-
-def fit_size(fonts: Any, text: str, role: str, size: float, max_width: float, min_size: float = 6.0) -> float:
-    """The largest size ≤ ``size`` (not below ``min_size``) at which ``text`` fits."""
-    if not text:
-        return size
-    w = _width(fonts, text, role, size)
-    if w <= max_width:
-        return size
-    return max(min_size, size * max_width / w)
-
-
-def _iso_date(date: str) -> tuple[int, int, int] | None:
-    m = re.match(r"^(\d{4})-(\d{1,2})-(\d{1,2})", date or "")
-    return (int(m[1]), int(m[2]), int(m[3])) if m else None
-
-
-def chinese_date(date: str) -> str:
-    d = _iso_date(date)
-    return f"{d[0]}年{d[1]}月{d[2]}日" if d else (date or "")
-
-
-def pdf_date(date: str) -> str:
-    d = _iso_date(date) or (2000, 1, 1)
-    return f"D:{d[0]:04d}{d[1]:02d}{d[2]:02d}000000+08'00'"
-
-
-def _retention_label(retention: str) -> str:
-    return {"Y": "永久", "D30": "30年", "D10": "10年", "定期30年": "30年", "定期10年": "10年"}.get(
-        retention, retention
-    )
-
-
-# --------------------------------------------------------------------------- front/back matter
-
-
-def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:
-    from reportlab.pdfgen import canvas
-
-    c = canvas.Canvas(
-        buf,
-        pagesize=(A4_W, A4_H),
-        invariant=1,
-        pageCompression=1,
-        initialFontName=_face(fonts, "body"),  # never an unembedded Helvetica
-        initialFontSize=12,
-    )
-    c.setTitle(title)
-    return c
-
-
-def _render_matter(
-    village: VillageInfo,
-    box_no: int,
-    packets: Sequence[PacketInfo],
-    layout: _Layout,
-    fonts: Any,
-    date: str,
-) -> bytes:
-    """The box's own pages: cover (1), contents (k), 备考表 (1) — in this order."""
-    buf = io.BytesIO()
-    c = _canvas(buf, fonts, f"{village.name} 第{box_no}盒")
-    first, last = packets[0].item_no, packets[-1].item_no
-    _draw_cover(c, fonts, village, box_no, first, last, len(packets))
-    c.showPage()
-    parts = layout.packet_parts()
-    k = contents_pages(len(parts))
-    for page in range(k):
-        _draw_contents(c, fonts, village, box_no, parts[page * CONTENTS_ROWS : (page + 1) * CONTENTS_ROWS], page, k)
-        c.showPage()
-    _draw_remarks(c, fonts, village, box_no, len(packets), layout.numbered, date)
-    c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
-def _draw_cover(c: Any, fonts: Any, v: VillageInfo, box_no: int, first: int, last: int, count: int) -> None:
-    left, right = 30 * MM, A4_W - 30 * MM
-    cx = A4_W / 2
-    title = v.fonds_name or f"{v.county}{v.township}"
-    size = fit_size(fonts, title, "title", 26, right - left)
-    draw_text(c, fonts, title, "title", size, cx, A4_H - 70 * MM, "center")
-    sub = f"{v.name}档案"
-    draw_text(c, fonts, sub, "title", fit_size(fonts, sub, "title", 22, right - left), cx, A4_H - 88 * MM, "center")
-    rows = [
-        ("全宗名称", v.fonds_name),
-        ("全宗号", v.fonds_no),
-        ("村", f"{v.county} {v.township} {v.name}".strip()),
-        ("年度", str(v.year)),
-        ("保管期限", _retention_label(v.retention)),
-        ("起止件号", f"{first:04d} — {last:04d}"),
-        ("盒号", f"第 {box_no} 盒"),
-        ("件数", f"共 {count} 件"),
-    ]
-    row_h = 15 * MM
-    label_w = 36 * MM
-    top = A4_H - 115 * MM
-    c.setLineWidth(0.8)
-    c.rect(left, top - row_h * len(rows), right - left, row_h * len(rows))
-    c.line(left + label_w, top, left + label_w, top - row_h * len(rows))
-    for i, (label, value) in enumerate(rows):
-        y = top - row_h * (i + 1)
-        if i:
-            c.line(left, y + row_h, right, y + row_h)
-        base = y + row_h / 2 - 5
-        draw_text(c, fonts, label, "heading", 14, left + label_w / 2, base, "center")
-        vs = fit_size(fonts, value, "body", 14, right - left - label_w - 8 * MM)
-        draw_text(c, fonts, value, "body", vs, left + label_w + 4 * MM, base, "left")
-
-
-_CONTENTS_COLS = (("件号", 16), ("户编号", 52), ("户主", 26), ("人数", 14), ("户类型", 36), ("起止页", 26))
-
-
-def _draw_contents(
-    c: Any, fonts: Any, v: VillageInfo, box_no: int, rows: Sequence[_Part], page: int, pages: int
-) -> None:
-    widths = [w * MM for _, w in _CONTENTS_COLS]
-    total = sum(widths)
-    left = (A4_W - total) / 2
-    draw_text(c, fonts, "卷 内 目 录", "title", 22, A4_W / 2, A4_H - 30 * MM, "center")
-    info = f"{v.name}　全宗号：{v.fonds_no}　年度：{v.year}　保管期限：{_retention_label(v.retention)}　盒号：第 {box_no} 盒"
-    draw_text(c, fonts, info, "body", fit_size(fonts, info, "body", 10.5, total), left, A4_H - 42 * MM, "left")
-    top = A4_H - 47 * MM
-    head_h, row_h = 10 * MM, 10 * MM
-    n = len(rows)
-    bottom = top - head_h - row_h * n
-    c.setLineWidth(0.6)
-    c.rect(left, bottom, total, top - bottom)
-    x = left
-    for w in widths[:-1]:
-        x += w
-        c.line(x, top, x, bottom)
-    c.line(left, top - head_h, left + total, top - head_h)
-    for i in range(1, n):
-        y = top - head_h - row_h * i
-        c.line(left, y, left + total, y)
-
-    def cells(texts: Sequence[str], y_top: float, h: float, role: str) -> None:
-        x = left
-        for text, w in zip(texts, widths):
-            size = fit_size(fonts, text, role, 10.5, w - 2 * MM)
-            draw_text(c, fonts, text, role, size, x + w / 2, y_top - h / 2 - size * 0.35, "center")
-            x += w
-
-    cells([h for h, _ in _CONTENTS_COLS], top, head_h, "heading")
-    for i, part in enumerate(rows):
-        p = part.packet
-        assert p is not None
-        a, b = _number_range(part)
-        span = f"{a}—{b}" if a and b != a else (str(a) if a else "")
-        cells(
-            [f"{p.item_no:04d}", p.household_id, p.head, str(p.members), p.household_type, span],
-            top - head_h - row_h * i,
-            row_h,
-            "table",
-        )
-    foot = f"第 {page + 1} 页　共 {pages} 页"
-    draw_text(c, fonts, foot, "body", 10.5, A4_W / 2, 18 * MM, "center")
-
-
-def _draw_remarks(c: Any, fonts: Any, v: VillageInfo, box_no: int, items: int, numbered: int, date: str) -> None:
-    left, right = 28 * MM, A4_W - 28 * MM
-    draw_text(c, fonts, "备 考 表", "title", 22, A4_W / 2, A4_H - 37 * MM, "center")
-    draw_text(c, fonts, f"{v.name}　第 {box_no} 盒", "body", 12, left, A4_H - 52 * MM, "left")
-    draw_text(c, fonts, f"本盒共 {items} 件 {numbered} 页", "body", 14, left, A4_H - 64 * MM, "left")
-    draw_text(c, fonts, "盒内文件情况说明：", "heading", 14, left, A4_H - 78 * MM, "left")
-    box_top, box_bottom = A4_H - 82 * MM, 95 * MM
-    c.setLineWidth(0.6)
-    c.rect(left, box_bottom, right - left, box_top - box_bottom)
-    notes = (
-        "页号编在有图文页面的正面右上角、背面左上角。",
-        "盒封面、卷内目录、隔页纸、备考表和空白页不编页号。",
-    )
-    for i, line in enumerate(notes):
-        size = fit_size(fonts, line, "body", 12, right - left - 8 * MM)
-        draw_text(c, fonts, line, "body", size, left + 4 * MM, box_top - (10 + 8 * i) * MM, "left")
-    y = 75 * MM
-    draw_text(c, fonts, "立卷人：", "body", 14, left, y, "left")
-    c.line(left + 22 * MM, y - 1.5, left + 70 * MM, y - 1.5)
-    draw_text(c, fonts, f"立卷日期：{chinese_date(date)}", "body", 14, left + 85 * MM, y, "left")
-    y -= 16 * MM
-    draw_text(c, fonts, "检查人：", "body", 14, left, y, "left")
-    c.line(left + 22 * MM, y - 1.5, left + 70 * MM, y - 1.5)
-    draw_text(c, fonts, "检查日期：", "body", 14, left + 85 * MM, y, "left")
-    c.line(left + 113 * MM, y - 1.5, right, y - 1.5)
-
-
-# --------------------------------------------------------------------------- page numbers
-
-
-class _NumberStamper:
-    """Stamps archive numbers by appending a tiny content stream to each page.
-
-    One embedded TrueType subset (the ten digits, made once with reportlab) is shared by
-    every stamped page; each page gets ``q … Q`` around its original content and a
-    ``BT … Tj ET`` stream after it. This is ~50× faster than ``merge_page`` with a stamp
-    page and keeps the number extractable (the subset carries a /ToUnicode map).
-    """
-
-    def __init__(self, writer: Any, fonts: Any) -> None:
-        from pypdf import PdfReader
-        from pypdf.generic import DecodedStreamObject, NameObject
-        from reportlab.pdfbase import pdfmetrics
-        from reportlab.pdfgen import canvas
-
-        self.font_name = self._register_number_font(fonts)
-        buf = io.BytesIO()
-        c = canvas.Canvas(buf, invariant=1, pageCompression=0, initialFontName=self.font_name)
-        c.setFont(self.font_name, NUMBER_SIZE)
-        c.drawString(10, 10, "0123456789")
-        c.showPage()
-        c.save()
-        page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
-        font_dicts = page["/Resources"]["/Font"].get_object()
-        # the subset whose /BaseFont ends with our font: reportlab maps ASCII codes 1:1 in subset 0
-        font_obj = None
-        for value in font_dicts.values():
-            obj = value.get_object()
-            if obj.get("/Subtype") == "/TrueType":
-                font_obj = obj
-                break
-        if font_obj is None:  # pragma: no cover - reportlab always embeds TTF subsets
-            raise RuntimeError("页码字体生成失败")
-        cloned = font_obj.clone(writer)
-        self.font_ref = cloned.indirect_reference or writer._add_object(cloned)
-        self.res_name = NameObject(_NUMBER_FONT_RES)
-        q = DecodedStreamObject()
-        q.set_data(b"q\n")
-        self.q_ref = writer._add_object(q)
-        self.writer = writer
-        self.digit_w = {d: pdfmetrics.stringWidth(d, self.font_name, NUMBER_SIZE) for d in "0123456789"}
-
-    @staticmethod
-    def _register_number_font(fonts: Any) -> str:
-        from reportlab.pdfbase import pdfmetrics
-        from reportlab.pdfbase.ttfonts import TTFont
-
-        name = "ABArchiveNumber"
-        if name in pdfmetrics.getRegisteredFontNames():
-            return name
-        for path in NUMBER_FONT_FILES:
-            if os.path.exists(path):
-                pdfmetrics.registerFont(TTFont(name, path))
-                return name
-        # no Latin TTF installed: the table face of the font set has digits too
-        return _face(fonts, "table")
-
-    def stamp(self, page: Any, number: int, recto: bool) -> None:
-        from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject
-
-        text = str(number)
-        tw = sum(self.digit_w[d] for d in text)
-        box = page.mediabox
-        llx, lly = float(box.left), float(box.bottom)
-        w, h = float(box.width), float(box.height)
-        rot = int(page.get("/Rotate", 0) or 0) % 360
-        vw, vh = (h, w) if rot in (90, 270) else (w, h)
-        inset = NUMBER_INSET_X_MM * MM
-        vx = vw - inset - tw if recto else inset
-        vy = vh - NUMBER_BASELINE_MM * MM
-        # display (visual) coordinates → user space, text kept upright on screen and paper
-        if rot == 90:
-            a, b, cc, d, x, y = 0, 1, -1, 0, w - vy, vx
-        elif rot == 180:
-            a, b, cc, d, x, y = -1, 0, 0, -1, w - vx, h - vy
-        elif rot == 270:
-            a, b, cc, d, x, y = 0, -1, 1, 0, vy, h - vx
-        else:
-            a, b, cc, d, x, y = 1, 0, 0, 1, vx, vy
-        x += llx
-        y += lly
-        ops = (
-            f"Q\nq 0 g BT {_NUMBER_FONT_RES} {NUMBER_SIZE:g} Tf {a} {b} {cc} {d} {x:.2f} {y:.2f} Tm "
-            f"({text}) Tj ET Q\n"
-        ).encode("ascii")
-        stream = DecodedStreamObject()
-        stream.set_data(ops)
-        ref = self.writer._add_object(stream)
-
-        res = page.get("/Resources")
-        if res is None:
-            res = DictionaryObject()
-            page[NameObject("/Resources")] = res
-        res = res.get_object()
-        fonts = res.get("/Font")
-        if fonts is None:
-            fonts = DictionaryObject()
-            res[NameObject("/Font")] = fonts
-        fonts = fonts.get_object()
-        fonts[self.res_name] = self.font_ref
-
-        contents = page.get("/Contents")
-        existing: list[Any] = []
-        if contents is not None:
-            obj = contents.get_object()
-            if isinstance(obj, ArrayObject):
-                existing = list(obj)
-            else:
-                existing = [contents]
-        page[NameObject("/Contents")] = ArrayObject([self.q_ref, *existing, ref])
-
-
 # --------------------------------------------------------------------------- assembly
 
 
@@ -646,31 +351,31 @@ def _page_labels(writer: Any, labels: list[tuple[int, dict[str, Any]]]) -> None:
     writer._root_object[NameObject("/PageLabels")] = writer._add_object(tree)
 
 
-def _label_runs(layout: _Layout, duplex: bool) -> list[tuple[int, dict[str, Any]]]:
+def _label_runs(layout: _Layout) -> list[tuple[int, dict[str, Any]]]:
     """One label per page, collapsed into ranges."""
-    per_page: list[tuple[str, str, int]] = []  # (prefix, style, value) — value used with style D
-
-    def blank_after(pages: int) -> None:
-        if duplex and pages % 2:
-            per_page.append(("空白", "", 0))
-
+    # (prefix, style, value) — value used with style D; blank versos are labelled 空白
+    per_page: list[tuple[str, str, int]] = [("空白", "", 0)] * layout.pages
     for part in layout.parts:
-        if part.kind == "cover":
-            per_page.append(("封面", "", 0))
-            blank_after(1)
-        elif part.kind == "contents":
-            per_page.extend(("目录-", "D", i + 1) for i in range(part.pages))
-            blank_after(part.pages)
-        elif part.kind == "packet":
-            per_page.extend(("", "D", n) if n else ("隔页", "", 0) for n in part.numbers)
-            blank_after(part.pages)
-        else:
-            per_page.append(("备考表", "", 0))
+        for i in range(part.pages):
+            if part.kind == "cover":
+                label = ("封面", "", 0)
+            elif part.kind == "contents":
+                label = ("目录-", "D", i + 1)
+            elif part.kind == "packet":
+                n = part.numbers[i]
+                label = ("", "D", n) if n else ("隔页", "", 0)
+            else:
+                label = ("备考表", "", 0)
+            per_page[part.index(i)] = label
     runs: list[tuple[int, dict[str, Any]]] = []
     prev: tuple[str, str, int] | None = None
     for index, (prefix, style, value) in enumerate(per_page):
         continues = (
-            prev is not None and style == "D" and prev[0] == prefix and prev[1] == "D" and value == prev[2] + 1
+            prev is not None
+            and style == "D"
+            and prev[0] == prefix
+            and prev[1] == "D"
+            and value == prev[2] + 1
         )
         if not continues:
             spec: dict[str, Any] = {}
@@ -724,19 +429,26 @@ def _write_box(
     compress: bool,
 ) -> BoxResult:
     from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, ByteStringObject, NameObject
+    from pypdf.generic import ArrayObject, ByteStringObject
 
     duplex = options.duplex
-    layout = _layout(packets, duplex)
+    layout = _layout(packets, options)
     digest = hashlib.sha256()
     digest.update(
         repr((COLLATE_FORMAT, _program_version(), village, box_no, options, date, path.name)).encode("utf-8")
     )
 
-    matter = PdfReader(io.BytesIO(_render_matter(village, box_no, packets, layout, fonts, date)))
+    rows = []
+    for part in layout.packet_parts():
+        p = part.packet
+        assert p is not None
+        rows.append(
+            ContentsRow(p.item_no, p.household_id, p.head, p.members, p.household_type, *_number_range(part))
+        )
+    matter = PdfReader(io.BytesIO(render_box_pages(village, box_no, rows, layout.numbered, fonts, date)))
     k = contents_pages(len(packets))
     writer = PdfWriter()
-    stamper = _NumberStamper(writer, fonts)
+    stamper = NumberStamper(writer, fonts)
 
     def blank_after(pages: int) -> None:
         if duplex and pages % 2:
@@ -753,8 +465,20 @@ def _write_box(
         p = part.packet
         assert p is not None
         data = Path(p.pdf).read_bytes()
-        digest.update(repr((p.household_id, p.head, p.members, p.household_type, p.item_no, p.pages,
-                            p.sections, p.separators)).encode("utf-8"))
+        digest.update(
+            repr(
+                (
+                    p.household_id,
+                    p.head,
+                    p.members,
+                    p.household_type,
+                    p.item_no,
+                    p.pages,
+                    p.sections,
+                    p.separators,
+                )
+            ).encode("utf-8")
+        )
         digest.update(hashlib.sha256(data).digest())
         reader = PdfReader(io.BytesIO(data))
         if len(reader.pages) != p.pages:
@@ -765,13 +489,19 @@ def _write_box(
         assert start == part.first, (start, part.first)
         writer.append(reader, import_outline=False)
         _release(writer, reader, start)
+        width, height = (float(reader.pages[0].mediabox.width), float(reader.pages[0].mediabox.height))
         del reader, data
+        # blank versos around separator sheets, inserted back to front so indexes stay valid
+        for i in range(p.pages - 1, 0, -1):
+            for _ in range(part.offsets[i] - part.offsets[i - 1] - 1):
+                writer.insert_blank_page(width, height, index=start + i)
         for i, n in enumerate(part.numbers):
             if n:
-                index = start + i
+                index = part.index(i)
                 stamper.stamp(writer.pages[index], n, recto=(index % 2 == 0) or not duplex)
-        blank_after(p.pages)
-        households.append((p.household_id, part.first + 1, part.first + p.pages))
+        while len(writer.pages) < part.first + part.span:
+            writer.add_blank_page(width, height)
+        households.append((p.household_id, part.index(0) + 1, part.index(p.pages - 1) + 1))
         a, b = _number_range(part)
         numbers.append((p.household_id, a, b))
 
@@ -793,10 +523,10 @@ def _write_box(
         )
         for s in p.sections:
             if 0 <= s.first < p.pages:
-                writer.add_outline_item(title=s.title, page_number=part.first + s.first, parent=parent)
+                writer.add_outline_item(title=s.title, page_number=part.index(s.first), parent=parent)
     writer.add_outline_item(title="备考表", page_number=remarks_index)
     writer.page_mode = "/UseOutlines"
-    _page_labels(writer, _label_runs(layout, duplex))
+    _page_labels(writer, _label_runs(layout))
 
     _merge_font_subsets(writer)
     if compress:
@@ -905,7 +635,9 @@ def collate_village(
     out_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_boxes(packets, options, problems=problems)
     results = [
-        collate_box(village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date, compress=compress)
+        collate_box(
+            village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date, compress=compress
+        )
         for box_no, box in enumerate(plan, start=1)
     ]
     remove_stale_boxes(village, out_dir, [r.file for r in results])

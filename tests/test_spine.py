@@ -9,18 +9,11 @@ from pathlib import Path
 import pytest
 
 from archive_builder.collate import BoxResult, VillageInfo
-from archive_builder.render.spine import (
-    MIN_MARGIN_MM,
-    PAGE_W_MM,
-    _units,
-    strips_per_page,
-    write_spine_labels,
-)
+from archive_builder.render.spine import MIN_MARGIN_MM, PAGE_W_MM, _units, strips_per_page, write_spine_labels
 
 pypdf = pytest.importorskip("pypdf")
-from pypdf import PdfReader  # noqa: E402
-
-from test_collate import all_fonts, get_fonts  # noqa: E402
+from pypdf import PdfReader
+from test_collate import all_fonts, get_fonts
 
 VILLAGES = [
     VillageInfo("411621101201", "冯老村", "扶沟县", "练寺镇", 2024, "Z012", "练寺镇人民政府", "永久"),

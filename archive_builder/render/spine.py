@@ -27,9 +27,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive_builder.collate import MM, BoxResult, VillageInfo, draw_text, fit_size
+from archive_builder.render.boxpages import MM, draw_text, fit_size, retention_label
 
 if TYPE_CHECKING:  # pragma: no cover
+    from archive_builder.collate import BoxResult, VillageInfo
     from archive_builder.render.fonts import FontSet
 
 PAGE_W_MM = 210.0
@@ -46,13 +47,6 @@ MARK_LEN_MM = 6.0
 SPINE_WIDTHS = (20, 30, 40, 50)
 
 _LATIN = re.compile(r"[0-9A-Za-z.\-·/()]+")
-
-
-def retention_text(retention: str) -> str:
-    """保管期限 written in full, as the spine wants it: 永久 / 30年 / 10年."""
-    return {"Y": "永久", "D30": "30年", "D10": "10年", "定期30年": "30年", "定期10年": "10年"}.get(
-        retention, retention
-    )
 
 
 def strips_per_page(width_mm: float) -> int:
@@ -104,7 +98,9 @@ class _Strip:
             pieces.append(cur)
         return pieces
 
-    def column(self, text: str, role: str, size: float, top: float, bottom: float, *, prefer_row: bool = True) -> None:
+    def column(
+        self, text: str, role: str, size: float, top: float, bottom: float, *, prefer_row: bool = True
+    ) -> None:
         """Set ``text`` centred in the column between ``top`` and ``bottom`` (points)."""
         if not text:
             return
@@ -151,7 +147,9 @@ class _Strip:
         return top - 4 * MM - size
 
 
-def _draw_strip(c: Any, fonts: Any, x: float, y: float, w: float, h: float, v: VillageInfo, box: BoxResult) -> None:
+def _draw_strip(
+    c: Any, fonts: Any, x: float, y: float, w: float, h: float, v: VillageInfo, box: BoxResult
+) -> None:
     s = _Strip(c, fonts, x, y, w, h)
     inset = INSET_MM * MM
     top, bottom = y + h - inset, y + inset
@@ -181,7 +179,7 @@ def _draw_strip(c: Any, fonts: Any, x: float, y: float, w: float, h: float, v: V
 
     field("fonds", "全宗号", v.fonds_no)
     field("year", "年度", str(v.year))
-    field("retention", "保管期限", retention_text(v.retention))
+    field("retention", "保管期限", retention_label(v.retention))
     # 起止件号: first in the upper cell, last in the lower cell
     cell = inner * heights["items"]
     below = s.label("起止件号", y_cur)
