@@ -210,3 +210,209 @@ def validate(
     else:
         click.echo(format_report(report, quiet=opts.quiet))
     return ExitCode.problems if report.summary.errors else ExitCode.ok
+
+
+def _echo_problems(problems: list[Any], *, quiet: bool) -> None:
+    for problem in problems:
+        if quiet and not problem.is_error:
+            continue
+        click.echo(problem.format(), err=True)
+
+
+def _formats(value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    formats = tuple(dict.fromkeys(f.strip().lower() for f in value.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in ("pdf", "docx")]
+    if unknown or "pdf" not in formats:
+        raise click.BadParameter("可选 pdf 或 pdf,docx（PDF 总会生成）", param_hint="--format")
+    return formats
+
+
+@main.command("packet")
+@click.argument("data", type=DATA_DIR)
+@click.argument("household_id")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出的 PDF 文件或文件夹（默认：当前文件夹）")
+@click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx（同时生成可编辑的 Word 文档）")
+@click.option("--strict", is_flag=True, help="严格模式：警告也视为错误，不生成档卡")
+@click.pass_obj
+def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, formats: str | None, strict: bool) -> ExitCode:
+    """生成一户（户编号 HOUSEHOLD_ID）的档卡 PDF，打印文件路径和页数。
+
+    先校验该户数据；有错误时列出问题、不生成。
+    """
+    from .errors import ValidationFailed
+    from .packet import make_packet
+
+    try:
+        outcome = make_packet(data, household_id, out, formats=_formats(formats) or ("pdf",), strict=strict)
+    except ValidationFailed as exc:
+        _echo_problems(exc.problems, quiet=opts.quiet)
+        raise
+    _echo_problems(list(outcome.warnings), quiet=opts.quiet)
+    for text in outcome.result.warnings:
+        if not opts.quiet:
+            click.echo(f"警告：{text}", err=True)
+    click.echo(f"{outcome.result.pdf}\t{outcome.result.pages} 页")
+    if outcome.result.docx:
+        click.echo(f"{outcome.result.docx}")
+    return ExitCode.ok
+
+
+@main.command("build")
+@click.argument("data", type=DATA_DIR)
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出目录（默认：数据目录旁的「<数据目录名>-档案输出」）")
+@click.option("--village", "villages", multiple=True, help="只生成这个村（村代码或村名，可重复）")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=None, help="并行进程数（默认：CPU 核数）")
+@click.option("--force", is_flag=True, help="全部重新生成，不论是否有变化")
+@click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx")
+@click.option("--strict", is_flag=True, help="严格模式：有警告的户也不生成")
+@click.pass_obj
+def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, ...], jobs: int | None,
+              force: bool, formats: str | None, strict: bool) -> ExitCode:
+    """按村生成全部档卡、档案盒 PDF、竖条和 manifest.json。
+
+    只重新生成内容有变化的户。退出码：0 全部生成；3 部分户未生成；2 数据目录无法使用；4 输出目录无法使用。
+    """
+    from .build import BuildOptions, build
+    from .progress import TerminalReporter
+
+    reporter = TerminalReporter(quiet=opts.quiet, verbose=bool(opts.verbose))
+    options = BuildOptions(villages=villages, jobs=jobs, force=force, formats=_formats(formats), strict=strict)
+    try:
+        summary = build(data, out, options, reporter)
+    finally:
+        reporter.close()
+    _echo_problems([p for p in summary.problems if p.is_error or opts.verbose], quiet=opts.quiet)
+    for hid, reason in summary.failed:
+        click.echo(f"未生成：户 {hid}：{reason}", err=True)
+    assert summary.out_dir is not None
+    click.echo(f"{summary.out_dir / 'manifest.json'}")
+    click.echo(summary.line())
+    return ExitCode.partial if summary.failed else ExitCode.ok
+
+
+def _store(out: Path | None, data: Path | None = None) -> Any:
+    from .errors import StoreError
+    from .outdir import default_output
+    from .store import VersionStore
+
+    if out is None:
+        if data is None:
+            raise StoreError("请用 -o 指定生成时的输出目录", hint="例如 archive-builder history -o 档案输出 4116211052010001")
+        out = default_output(data)
+    store = VersionStore(out)
+    if not store.exists():
+        raise StoreError(f"输出目录 {out} 中没有版本记录", hint="请先运行 archive-builder build，或用 -o 指定正确的输出目录")
+    return store
+
+
+OUT_OPTION = click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
+                          help="生成时的输出目录（其中的 .store 保存各版本）")
+
+
+@main.command("history")
+@OUT_OPTION
+@click.argument("household_id")
+def history_cmd(out: Path, household_id: str) -> ExitCode:
+    """列出一户的全部版本：版本号、时间、哈希、页数和变化摘要。"""
+    from .diff import format_history
+
+    click.echo(format_history(_store(out), household_id))
+    return ExitCode.ok
+
+
+@main.command("diff")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="生成时的输出目录（比较版本时需要）")
+@click.argument("first")
+@click.argument("versions", nargs=-1)
+@click.option("--report", type=click.Path(path_type=Path), help="另存比较报告（.html 或 .pdf），变化区域高亮")
+def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Path | None) -> ExitCode:
+    """比较一户的两个版本（默认最近两版），或比较两个 PDF 文件。
+
+    \b
+    archive-builder diff -o 档案输出 户编号 [版本1 [版本2]]
+    archive-builder diff 旧.pdf 新.pdf
+    退出码：0 相同；1 有差异；2 出错。
+    """
+    from .diff import compare_pdfs, compare_versions, write_report
+
+    if first.lower().endswith(".pdf"):
+        if len(versions) != 1 or not versions[0].lower().endswith(".pdf"):
+            raise click.UsageError("比较 PDF 时需要两个文件：archive-builder diff 旧.pdf 新.pdf")
+        comparison = compare_pdfs(Path(first), Path(versions[0]))
+    else:
+        if len(versions) > 2:
+            raise click.UsageError("最多给出两个版本号")
+        try:
+            numbers = [int(v.lstrip("vV")) for v in versions]
+        except ValueError as exc:
+            raise click.UsageError(f"版本号应为数字，例如 1 或 v1：{' '.join(versions)}") from exc
+        if out is None:
+            raise click.UsageError("比较版本时请用 -o 指定生成时的输出目录")
+        comparison = compare_versions(_store(out), first, *numbers)
+    click.echo(comparison.format_text())
+    if report is not None:
+        click.echo(f"报告：{write_report(report, comparison)}")
+    return ExitCode(comparison.exit_code)
+
+
+@main.command("verify")
+@OUT_OPTION
+@click.argument("text", required=False)
+@click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="封面照片或扫描件（自动识别二维码）")
+def verify_cmd(out: Path, text: str | None, image: Path | None) -> ExitCode:
+    """核对纸质档卡是否为最新版本：TEXT 为封面二维码扫出的文字。"""
+    from .verify import decode_qr_image, verify
+
+    if image is not None:
+        text = decode_qr_image(image)
+    if not text:
+        raise click.UsageError("请给出二维码文字，或用 --image 指定封面照片")
+    result = verify(_store(out), text)
+    click.echo(result.format_text())
+    return ExitCode(result.exit_code)
+
+
+@main.group("store", cls=ArchiveGroup)
+def store_group() -> None:
+    """版本库维护。"""
+
+
+@store_group.command("check")
+@OUT_OPTION
+def store_check_cmd(out: Path) -> ExitCode:
+    """重新计算版本库中每个数据块的哈希，报告损坏或缺失。"""
+    ok, text = _store(out).check_text()
+    click.echo(text)
+    return ExitCode.ok if ok else ExitCode.problems
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "data", type=click.Path(path_type=Path), required=True, help="写入的数据目录")
+@click.option("--force", is_flag=True, help="覆盖已有的 household.yaml（表格中没有的字段保留）")
+@click.option("--dry-run", is_flag=True, help="只报告将写入什么，不写任何文件")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出问题列表")
+def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool) -> ExitCode:
+    """从国家系统导出的表格（.xlsx/.xls/.csv，每人一行）导入数据目录。"""
+    from .spreadsheet import import_sheet
+
+    report = import_sheet(file, data, force=force, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps({"problems": [p.to_json() for p in report.problems]}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(report.format_text())
+    return ExitCode(report.exit_code)
+
+
+@main.command("export")
+@click.argument("data", type=DATA_DIR)
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="输出的 .xlsx 文件")
+def export_cmd(data: Path, out: Path) -> ExitCode:
+    """把数据目录导出为每人一行的 .xlsx 表格（与导入格式相同）。"""
+    from .spreadsheet import export_sheet
+
+    rows = export_sheet(data, out)
+    click.echo(f"已导出 {rows} 行到 {out}")
+    return ExitCode.ok
