@@ -297,6 +297,7 @@ class Build:
         village_state: dict[str, Any] = outdir.read_json(self.out / VILLAGE_STATE_FILE, {})
         self.boxes: dict[str, list[Any]] = {}
         self.reporter.stage("整理村档案盒")
+        self.reporter.start(len(self.plans), "村")
         for vplan in self.plans:
             built = [h for h in vplan.households if h.result is not None]
             # Item numbers stay as planned; failed households leave a gap rather than renumber

@@ -300,6 +300,8 @@ def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedE
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=False,
+        # A missing optional value prints as nothing, never as "None".
+        finalize=lambda value: "" if value is None else value,
     )
     env.filters.update(
         money=money, cn_date=cn_date, mask_id=mask_id, yes_no=yes_no, join_labels=join_labels, paragraphs=paragraphs

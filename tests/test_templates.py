@@ -194,3 +194,11 @@ def test_filters():
     assert t.cn_date("2019-03") == "2019年3月"
     assert t.mask_id("41162119850312003X") == "411621********003X"
     assert t.paragraphs("一\n\n二\n三") == ["一", "二", "三"]
+
+
+def test_missing_optional_values_print_as_nothing():
+    rec = record()
+    rec["members"][0].update(work_place=None, work_months=None)
+    members = next(s for s in render(rec) if s.key == "members")
+    cells = [c for b in members.blocks if isinstance(b, dm.Table) for row in b.rows for c in row]
+    assert "None" not in cells
