@@ -8,8 +8,6 @@ per process.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -19,7 +17,8 @@ from typing import Any
 from . import document as dm
 from . import hashing, templates
 from .context import build_context, evidence_items
-from .errors import RenderError, TemplateError, ValidationFailed
+from .errors import ArchiveError, RenderError, ValidationFailed
+from .outdir import atomic_file
 
 
 @dataclass(frozen=True)
@@ -140,10 +139,17 @@ def build_document(request: PacketRequest, tset: templates.TemplateSet) -> dm.Do
     )
 
 
-def _atomic_target(out: Path) -> tuple[int, Path]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".part", dir=out.parent)
-    return fd, Path(tmp)
+def page_ranges(result: dm.RenderResult) -> dict[str, str]:
+    """Return each section's printed page range ("4" or "4–6"), as the contents page shows it."""
+    separators = set(result.separators)
+    ranges = {}
+    for section in result.sections:
+        if not section.number:
+            continue
+        numbered = sum(1 for i in range(section.first, section.last + 1) if i not in separators)
+        last = int(section.number) + max(numbered, 1) - 1
+        ranges[section.key] = section.number if last == int(section.number) else f"{section.number}–{last}"
+    return ranges
 
 
 def render_packet(request: PacketRequest) -> PacketResult:
@@ -156,16 +162,12 @@ def render_packet(request: PacketRequest) -> PacketResult:
     document = build_document(request, tset)
     warnings = glyph_warnings(request.record, fonts, request.household_id)
 
-    fd, tmp = _atomic_target(request.out_pdf)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with atomic_file(request.out_pdf) as handle:
             result = write_pdf(document, handle, fonts=fonts, evidence=evidence)
-        os.replace(tmp, request.out_pdf)
-    except TemplateError:
-        tmp.unlink(missing_ok=True)
+    except ArchiveError:
         raise
     except Exception as exc:
-        tmp.unlink(missing_ok=True)
         raise RenderError(
             f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}",
             hint="请用 -v 查看详细信息并报告此问题；其他户不受影响",
@@ -175,19 +177,14 @@ def render_packet(request: PacketRequest) -> PacketResult:
     if request.out_docx is not None:
         from .render.docx import write_docx
 
-        fd, tmp = _atomic_target(request.out_docx)
-        os.close(fd)
-        try:
-            write_docx(
-                document,
-                tmp,
-                evidence=evidence,
-                font_names=dict(tset.word_fonts),
-                page_numbers={s.key: s.number for s in result.sections},
-            )
-            os.replace(tmp, request.out_docx)
-        finally:
-            tmp.unlink(missing_ok=True)
+        docx = write_docx(
+            document,
+            request.out_docx,
+            evidence=evidence,
+            font_names=dict(tset.word_fonts),
+            page_numbers=page_ranges(result),
+        )
+        warnings.extend(w for w in docx.warnings if w not in warnings and w not in result.warnings)
         docx_path = request.out_docx
 
     return PacketResult(

@@ -58,6 +58,7 @@ from ..document import (
     Title,
 )
 from ..errors import RenderError
+from ..outdir import atomic_write
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -1087,28 +1088,10 @@ def write_docx(
     buf = io.BytesIO()
     package_doc.save(buf)
     data = _deterministic_zip(buf.getvalue(), _doc_datetime(doc.date))
-    _atomic_write(out, data)
+    atomic_write(out, data)
     return DocxResult(path=out, sections=tuple(s.key for s in doc.sections),
                       warnings=tuple(writer.warnings), form_sections=tuple(form_keys),
                       seconds=time.perf_counter() - started)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 # ---------------------------------------------------------------------- reading back
