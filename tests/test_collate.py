@@ -504,3 +504,18 @@ def test_many_households_contents_spans_pages(tmp_path, fonts):
     assert last_hid in texts[3]
     for hid, first, _ in boxes[0].households:
         assert marker(hid, 1) in texts[first - 1]
+
+
+def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
+    """Without a Latin TTF the digits come from the template set's table face (2-byte codes)."""
+    from archive_builder.render import stamp
+
+    monkeypatch.setattr(
+        stamp.NumberStamper, "_register_number_font", staticmethod(lambda f: f.faces["table"].rl_name)
+    )
+    packets = make_packets(tmp_path, count=3)
+    (box,) = collate_village(VILLAGE, packets, tmp_path / "o", PrintOptions(), fonts=fonts, date="2025-03-01")
+    r = PdfReader(box.file)
+    for (hid, first, last), (_, n1, n2) in zip(box.households, box.numbers, strict=True):
+        assert [t for t, _, _ in number_positions(r.pages[first - 1])] == [str(n1)]
+        assert [t for t, _, _ in number_positions(r.pages[last - 1])] == [str(n2)]

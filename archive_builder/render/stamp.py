@@ -50,16 +50,7 @@ class NumberStamper:
         c.showPage()
         c.save()
         page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
-        font_dicts = page["/Resources"]["/Font"].get_object()
-        # the subset whose /BaseFont ends with our font: reportlab maps ASCII codes 1:1 in subset 0
-        font_obj = None
-        for value in font_dicts.values():
-            obj = value.get_object()
-            if obj.get("/Subtype") == "/TrueType":
-                font_obj = obj
-                break
-        if font_obj is None:  # pragma: no cover - reportlab always embeds TTF subsets
-            raise RuntimeError("页码字体生成失败")
+        font_obj, self.codes = self._digit_codes(page)
         cloned = font_obj.clone(writer)
         self.font_ref = cloned.indirect_reference or writer._add_object(cloned)
         self.res_name = NameObject(NUMBER_FONT_RESOURCE)
@@ -68,6 +59,31 @@ class NumberStamper:
         self.q_ref = writer._add_object(q)
         self.writer = writer
         self.digit_w = {d: pdfmetrics.stringWidth(d, self.font_name, NUMBER_SIZE) for d in "0123456789"}
+
+    @staticmethod
+    def _digit_codes(page: Any) -> tuple[Any, dict[str, bytes]]:
+        """The font drawing "0123456789" on ``page`` and the code bytes of each digit.
+
+        Read back from reportlab's own content stream, so it holds for 1-byte simple
+        subsets (DejaVu Sans: ASCII codes) and for 2-byte composite fonts alike.
+        """
+        from pypdf.generic import ContentStream
+
+        content = ContentStream(page.get_contents(), page.pdf)
+        font_key = None
+        for operands, op in content.operations:
+            if op == b"Tf":
+                font_key = operands[0]
+            elif op == b"Tj" and font_key is not None:
+                raw = bytes(
+                    operands[0].original_bytes if hasattr(operands[0], "original_bytes") else operands[0]
+                )
+                if len(raw) % 10 == 0:
+                    n = len(raw) // 10
+                    codes = {d: raw[i * n : (i + 1) * n] for i, d in enumerate("0123456789")}
+                    font = page["/Resources"]["/Font"][font_key].get_object()
+                    return font, codes
+        raise RuntimeError("页码字体生成失败：无法读出数字的编码")
 
     @staticmethod
     def _register_number_font(fonts: Any) -> str:
@@ -110,7 +126,7 @@ class NumberStamper:
         y += lly
         ops = (
             f"Q\nq 0 g BT {NUMBER_FONT_RESOURCE} {NUMBER_SIZE:g} Tf {a} {b} {cc} {d} {x:.2f} {y:.2f} Tm "
-            f"({text}) Tj ET Q\n"
+            f"<{b''.join(self.codes[d] for d in text).hex()}> Tj ET Q\n"
         ).encode("ascii")
         stream = DecodedStreamObject()
         stream.set_data(ops)
