@@ -46,15 +46,14 @@ import io
 import itertools
 import logging
 import math
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive_builder.document import SectionPages
+from archive_builder.outdir import atomic_file
 from archive_builder.problems import Problem, warning
 from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit_size re-exported
     A4_H,
@@ -548,17 +547,8 @@ def _write_box(
     file_id = ByteStringObject(digest.digest()[:16])
     writer._ID = ArrayObject([file_id, file_id])  # deterministic; pypdf has no public setter
 
-    fd, tmp = tempfile.mkstemp(prefix=".box-", suffix=".pdf.tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            writer.write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    with atomic_file(path) as fh:  # temp file beside it, fsync, umask modes, os.replace
+        writer.write(fh)
     return BoxResult(
         file=path,
         box_no=box_no,

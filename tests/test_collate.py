@@ -519,3 +519,13 @@ def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
     for (hid, first, last), (_, n1, n2) in zip(box.households, box.numbers, strict=True):
         assert [t for t, _, _ in number_positions(r.pages[first - 1])] == [str(n1)]
         assert [t for t, _, _ in number_positions(r.pages[last - 1])] == [str(n2)]
+
+
+def test_box_files_readable_by_others(built):
+    """Published files get ordinary permissions (mkstemp alone would leave them 0600)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    for b in built.boxes:
+        assert b.file.stat().st_mode & 0o777 == 0o666 & ~umask

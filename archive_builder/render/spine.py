@@ -20,13 +20,12 @@ stacked. Every font is the template set's embedded CJK TrueType (never Helvetica
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archive_builder.outdir import atomic_write
 from archive_builder.render.boxpages import MM, draw_text, fit_size, retention_label
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -259,16 +258,5 @@ def write_spine_labels(
         c.showPage()
         pages = 1
     c.save()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".spine-", suffix=".pdf.tmp", dir=out.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buf.getvalue())
-        os.replace(tmp, out)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(out, buf.getvalue())
     return pages
