@@ -17,7 +17,7 @@ from typing import Any
 from . import document as dm
 from . import hashing, templates
 from .context import build_context, evidence_items
-from .errors import ArchiveError, RenderError, ValidationFailed
+from .errors import ArchiveError, OutputError, RenderError, ValidationFailed
 from .outdir import atomic_file
 
 
@@ -162,6 +162,13 @@ def render_packet(request: PacketRequest) -> PacketResult:
     document = build_document(request, tset)
     warnings = glyph_warnings(request.record, fonts, request.household_id)
 
+    try:
+        request.out_pdf.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"无法创建输出文件夹 {request.out_pdf.parent}：{exc.strerror or exc}",
+            hint="请检查输出位置是否可写、是否与已有文件同名",
+        ) from exc
     try:
         with atomic_file(request.out_pdf) as handle:
             result = write_pdf(document, handle, fonts=fonts, evidence=evidence)

@@ -27,3 +27,11 @@ def make_data_dir(tmp_path: Path) -> Callable[..., Path]:
         return write_data_dir(tmp_path / name, households, **options)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def font_set():
+    """The process-wide FontSet (discovered and registered once per test process)."""
+    from archive_builder.packet import font_set as process_font_set
+
+    return process_font_set()

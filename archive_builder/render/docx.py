@@ -972,22 +972,21 @@ def _deterministic_zip(data: bytes, when: dt.datetime) -> bytes:
 # ---------------------------------------------------------------------- images
 
 
-def qr_png(text: str, *, module_px: int = 8, quiet: int = 4) -> bytes:
-    """Encode ``text`` as a QR code PNG with reportlab's encoder (same matrix as the PDF)."""
+def qr_png(text: str, *, module_px: int = 8) -> bytes:
+    """Encode ``text`` as a QR code PNG (the same matrix the PDF draws)."""
     from PIL import Image
-    from reportlab.graphics.barcode.qr import QrCodeWidget
 
-    widget = QrCodeWidget(text)
-    qr = widget.qr
-    qr.make()
-    n = qr.getModuleCount()
-    img = Image.new("1", (n + 2 * quiet, n + 2 * quiet), 1)
+    from .qr import QUIET_ZONE, qr_matrix
+
+    matrix = qr_matrix(text)
+    n = len(matrix)
+    img = Image.new("1", (n + 2 * QUIET_ZONE, n + 2 * QUIET_ZONE), 1)
     px = img.load()
-    for r in range(n):
-        for c in range(n):
-            if qr.isDark(r, c):
-                px[c + quiet, r + quiet] = 0
-    side = (n + 2 * quiet) * module_px
+    for r, row in enumerate(matrix):
+        for c, dark in enumerate(row):
+            if dark:
+                px[c + QUIET_ZONE, r + QUIET_ZONE] = 0
+    side = (n + 2 * QUIET_ZONE) * module_px
     img = img.resize((side, side), Image.NEAREST)
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=True)

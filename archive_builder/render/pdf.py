@@ -868,17 +868,17 @@ class _Painter:
                 self.draw_qr(text, x, y, s)
 
     def draw_qr(self, text: str, x: float, y: float, s: float) -> None:
-        from reportlab.graphics import renderPDF
-        from reportlab.graphics.barcode.qr import QrCodeWidget
-        from reportlab.graphics.shapes import Drawing
+        """Draw the symbol as one filled path of row runs, inside an ``s``-point square."""
+        from .qr import QUIET_ZONE, dark_runs, qr_matrix
 
-        w = QrCodeWidget(text, barLevel="M")
-        x0, y0, x1, y1 = w.getBounds()
-        bw, bh = x1 - x0, y1 - y0
-        d = Drawing(s, s, transform=[s / bw, 0, 0, s / bh, -x0 * s / bw, -y0 * s / bh],
-                    initialFontName=self.body_font, initialFontSize=10)
-        d.add(w)
-        renderPDF.draw(d, self.c, x, y, showBoundary=False)
+        matrix = qr_matrix(text)
+        n = len(matrix) + 2 * QUIET_ZONE
+        m = s / n
+        path = self.c.beginPath()
+        for row, col, length in dark_runs(matrix):
+            path.rect(x + (col + QUIET_ZONE) * m, y + s - (row + QUIET_ZONE + 1) * m, length * m, m)
+        self.c.setFillGray(0)
+        self.c.drawPath(path, stroke=0, fill=1)
 
 
 def _pdf_date(iso: str) -> Callable[..., str]:
