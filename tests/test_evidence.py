@@ -494,3 +494,47 @@ def test_damaged_files_never_raise(tmp_path: Path, seed: int) -> None:
     assets = EvidenceCache(tmp_path / "c").assets(src, display_path="damaged.jpg")
     assert len(assets) == 1
     assert isinstance(assets[0], (ImageAsset, Placeholder))
+
+
+# --- pass-through of print-size JPEGs -----------------------------------------------------
+
+
+def _print_size_jpeg(path: Path, *, gps: bool = True) -> bytes:
+    img = Image.effect_noise((800, 1000), 40).convert("RGB")
+    exif = Image.Exif()
+    if gps:
+        exif[0x8825] = {1: "N", 2: (34.0, 3.0, 12.5)}  # GPS IFD: where the photo was taken
+    exif[0x010F] = "PhoneMaker"
+    img.save(path, "JPEG", quality=80, exif=exif.tobytes(), comment=b"secret comment")
+    return path.read_bytes()
+
+
+def _scan_data(jpeg: bytes) -> bytes:
+    return jpeg[jpeg.index(b"\xff\xda") :]
+
+
+def test_print_size_jpeg_passes_through_without_metadata(cache: EvidenceCache, tmp_path: Path):
+    original = _print_size_jpeg(tmp_path / "p.jpg")
+    asset = only_image(cache.assets(tmp_path / "p.jpg", display_path="p.jpg"))
+    placed = asset.path.read_bytes()
+    assert _scan_data(placed) == _scan_data(original)  # no second lossy compression
+    assert (asset.width_px, asset.height_px) == (800, 1000)
+    with Image.open(asset.path) as img:
+        assert not img.getexif() and "comment" not in img.info
+    assert b"PhoneMaker" not in placed and b"secret comment" not in placed
+
+
+def test_truncated_print_size_jpeg_is_still_a_placeholder(cache: EvidenceCache, tmp_path: Path):
+    data = _print_size_jpeg(tmp_path / "p.jpg")
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) * 2 // 3])
+    placeholder = only_placeholder(cache.assets(tmp_path / "cut.jpg", display_path="cut.jpg"))
+    assert placeholder.reason in (evidence.REASON_TRUNCATED, evidence.REASON_CORRUPT)
+
+
+def test_rotated_or_large_jpegs_are_not_passed_through(cache: EvidenceCache, tmp_path: Path):
+    img = Image.effect_noise((800, 1000), 40).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    img.save(tmp_path / "r.jpg", "JPEG", quality=80, exif=exif.tobytes())
+    asset = only_image(cache.assets(tmp_path / "r.jpg", display_path="r.jpg"))
+    assert (asset.width_px, asset.height_px) == (1000, 800)  # turned upright, so re-encoded
