@@ -34,7 +34,7 @@ from .problems import Problem, Severity
 
 SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
-VILLAGE_STATE_FILE = ".state/villages.json"
+BOX_STATE_FILE = ".state/boxes.json"
 PACKETS_DIR = "分户档卡"
 
 
@@ -142,6 +142,7 @@ class Build:
         self.options = options
         self.reporter = reporter or SilentReporter()
         self.summary = BuildSummary()
+        self._pool: ProcessPoolExecutor | None = None
 
     # ------------------------------------------------------------------ stages
     def run(self) -> BuildSummary:
@@ -152,20 +153,27 @@ class Build:
             clean_work_files(self.out)
             self.load()
             self.plan()
-            self.render()
-            self.collate()
+            try:
+                self.render()
+                self.collate()
+            finally:
+                if self._pool is not None:
+                    self._pool.shutdown(cancel_futures=True)
             self.record_versions()
             self.write_manifest()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
     def load(self) -> None:
+        from .records.cache import RecordCache
         from .records.loader import load_dataset
         from .validate import validate_dataset
 
         self.reporter.stage("读取与校验数据")
-        self.dataset = load_dataset(self.data_dir)
-        problems = validate_dataset(self.dataset, strict=self.options.strict)
+        cache = RecordCache(self.out / ".cache" / "records.pickle")
+        self.dataset = load_dataset(self.data_dir, cache=cache)
+        problems = validate_dataset(self.dataset, strict=self.options.strict, cache=cache)
+        cache.save()
         self.summary.problems = problems
         self.villages = _select(self.dataset.villages, self.options.villages)
         config = self.dataset.config
@@ -191,7 +199,9 @@ class Build:
         self.plans: list[VillagePlan] = []
         for village in self.villages:
             vconf = village.config
-            formats = self.formats or template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve()).formats
+            tset = template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve())
+            formats = self.formats or tset.formats
+            template_fingerprint = tset.fingerprint()
             vfolder = self.out / f"{vconf.code}_{vconf.name}"
             vplan = VillagePlan(code=vconf.code, name=vconf.name, folder=vfolder, households=[])
             item_no = 0
@@ -209,6 +219,7 @@ class Build:
                 planned = plan_packet(
                     self.dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=cache_dir,
                     item_no=item_no, build_date=self.build_date, version_of=self.store.next_number,
+                    template_fingerprint=template_fingerprint,
                 )
                 previous = self.state.get(hid)
                 unchanged = (
@@ -247,16 +258,8 @@ class Build:
             return
         self.reporter.stage("生成分户档卡")
         self.reporter.start(len(todo), "档卡")
-        jobs = max(1, min(self.options.jobs or os.cpu_count() or 1, len(todo)))
-        by_id = {h.household_id: h for h in todo}
-        outcomes: Iterable[tuple[str, PacketResult | BaseException]]
-        if jobs == 1:
-            outcomes = ((h.household_id, _safe_render(h.request)) for h in todo)  # type: ignore[arg-type]
-            self._collect(outcomes, by_id)
-        else:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
-                futures = {pool.submit(_safe_render, h.request): h.household_id for h in todo}
-                self._collect(((futures[f], f.result()) for f in as_completed(futures)), by_id)
+        outcomes = self._run_parallel(_safe_render, [(h.request,) for h in todo])
+        self._collect(zip((h.household_id for h in todo), outcomes), {h.household_id: h for h in todo})
 
     def _collect(self, outcomes: Iterable[tuple[str, Any]], by_id: dict[str, HouseholdPlan]) -> None:
         for hid, outcome in outcomes:
@@ -281,12 +284,17 @@ class Build:
                 for text in outcome.warnings:
                     self.reporter.warn(text)
                 self.state[hid] = plan.result
-            self.reporter.advance(hid)
         outdir.atomic_write_json(self.out / STATE_FILE, self.state)
 
     def collate(self) -> None:
-        from .collate import PacketInfo, PrintOptions, VillageInfo, collate_village
-        from .render.spine import write_spine_labels
+        """Write every box whose households changed; reuse the others as they are."""
+        from .collate import (
+            PacketInfo,
+            PrintOptions,
+            VillageInfo,
+            plan_boxes,
+            remove_stale_boxes,
+        )
 
         print_conf = self.dataset.config.print
         options = PrintOptions(
@@ -294,24 +302,13 @@ class Build:
             sheets_per_box=int(print_conf.sheets_per_box),
             spine_width_mm=int(getattr(print_conf, "spine_width_mm", 30) or 30),
         )
-        village_state: dict[str, Any] = outdir.read_json(self.out / VILLAGE_STATE_FILE, {})
-        self.boxes: dict[str, list[Any]] = {}
-        self.reporter.stage("整理村档案盒")
-        self.reporter.start(len(self.plans), "村")
+        box_state: dict[str, Any] = outdir.read_json(self.out / BOX_STATE_FILE, {})
+        self.boxes: dict[str, list[dict[str, Any]]] = {}
+        self.spines: dict[str, str] = {}
+        jobs: list[tuple[str, str, tuple[Any, ...]]] = []  # (village code, fingerprint, collate_box args)
+        planned: dict[str, tuple[VillageInfo, list[str]]] = {}
         for vplan in self.plans:
-            built = [h for h in vplan.households if h.result is not None]
-            # Item numbers stay as planned; failed households leave a gap rather than renumber
-            # everyone after them (the contents page then shows which 件号 is missing).
-            fingerprint = hashing.canonical_json(
-                [[h.household_id, h.item_no, h.content_hash] for h in built]
-                + [vplan.info, options.__dict__, __version__, self.build_date]
-            )
-            fp = hashlib.sha256(fingerprint).hexdigest()
-            previous = village_state.get(vplan.code)
-            files_ok = previous is not None and all((self.out / b["file"]).is_file() for b in previous.get("boxes", []))
-            if previous and previous.get("fingerprint") == fp and files_ok and not self.options.force:
-                self.boxes[vplan.code] = previous["boxes"]
-                continue
+            info = VillageInfo(**vplan.info)
             packets = [
                 PacketInfo(
                     household_id=h.household_id, head=h.head, members=h.members, household_type=h.household_type,
@@ -319,41 +316,112 @@ class Build:
                     sections=tuple(SectionPages(*s) for s in h.result["sections"]),
                     separators=tuple(h.result["separators"]),
                 )
-                for h in built
+                for h in vplan.households
+                if h.result is not None
             ]
-            if not packets:
-                self.boxes[vplan.code] = []
-                continue
-            info = VillageInfo(**{k: vplan.info[k] for k in (
-                "code", "name", "county", "township", "year", "fonds_no", "fonds_name", "retention")})
-            fonts = self._fonts()
-            results = collate_village(info, packets, vplan.folder, options, fonts=fonts, date=self.build_date)
-            boxes = [
-                {
-                    "file": r.file.relative_to(self.out).as_posix(), "box_no": r.box_no, "pages": r.pages,
-                    "sheets": r.sheets, "first_item": r.first_item, "last_item": r.last_item,
-                    "households": [list(h) for h in r.households],
-                }
-                for r in results
-            ]
-            # Boxes that no longer exist (the village shrank) are removed from the village folder.
-            keep = {b["file"] for b in boxes}
-            for old in (previous or {}).get("boxes", []):
-                if old["file"] not in keep:
-                    (self.out / old["file"]).unlink(missing_ok=True)
-            spine = vplan.folder / f"{vplan.code}_{vplan.name}_竖条.pdf"
-            write_spine_labels([(info, r) for r in results], spine, width_mm=options.spine_width_mm, fonts=fonts)
-            self.boxes[vplan.code] = boxes
-            village_state[vplan.code] = {"fingerprint": fp, "boxes": boxes, "spine": spine.relative_to(self.out).as_posix()}
-            outdir.atomic_write_json(self.out / VILLAGE_STATE_FILE, village_state)
-            self.summary.villages_collated += 1
-            self.reporter.advance(vplan.name)
-        self.village_state = village_state
+            hashes = {h.household_id: h.content_hash for h in vplan.households}
+            warnings: list[Problem] = []
+            plan = plan_boxes(packets, options, problems=warnings)
+            self.summary.problems.extend(warnings)
+            files = []
+            for box_no, box in enumerate(plan, start=1):
+                fingerprint = hashlib.sha256(hashing.canonical_json([
+                    vplan.info, box_no, len(plan), options.__dict__, self.build_date, __version__,
+                    [[p.household_id, p.item_no, p.pages, hashes[p.household_id]] for p in box],
+                ])).hexdigest()
+                key = f"{vplan.code}/{box_no}"
+                previous = box_state.get(key)
+                if (
+                    not self.options.force
+                    and previous is not None
+                    and previous["fingerprint"] == fingerprint
+                    and (self.out / previous["box"]["file"]).is_file()
+                ):
+                    files.append(previous["box"]["file"])
+                    continue
+                files.append(None)
+                jobs.append((vplan.code, fingerprint,
+                             (info, box_no, len(plan), box, vplan.folder, options, self.build_date)))
+            planned[vplan.code] = (info, files)
 
-    def _fonts(self) -> Any:
-        vplan = self.plans[0]
-        tset = template_set(self.tset_name, self.data_dir.resolve(), vplan.folder)
-        return font_set({**tset.fonts, **(getattr(self.dataset.config, "fonts", None) or {})}, tset.search_path[-1])
+        if jobs:
+            self.reporter.stage("整理村档案盒")
+            self.reporter.start(len(jobs), "盒")
+        font_args = (self._font_config(), str(self._font_base())) if jobs else None
+        results = self._run_parallel(_collate_box, [(font_args, *args) for _, _, args in jobs])
+        changed_villages = set()
+        for (code, fingerprint, args), result in zip(jobs, results):
+            box = {
+                "file": result.file.relative_to(self.out).as_posix(), "box_no": result.box_no,
+                "pages": result.pages, "sheets": result.sheets, "first_item": result.first_item,
+                "last_item": result.last_item, "households": [list(h) for h in result.households],
+                "numbers": [list(n) for n in result.numbers],
+            }
+            box_state[f"{code}/{args[1]}"] = {"fingerprint": fingerprint, "box": box}
+            changed_villages.add(code)
+
+        for vplan in self.plans:
+            info, files = planned[vplan.code]
+            boxes = [box_state[f"{vplan.code}/{n}"]["box"] for n in range(1, len(files) + 1)]
+            for n in range(len(files) + 1, 10_000):  # forget boxes the village no longer has
+                if box_state.pop(f"{vplan.code}/{n}", None) is None:
+                    break
+            remove_stale_boxes(info, vplan.folder, [self.out / b["file"] for b in boxes])
+            self.boxes[vplan.code] = boxes
+            spine = vplan.folder / f"{vplan.code}_{vplan.name}_竖条.pdf"
+            if boxes and (vplan.code in changed_villages or not spine.is_file()):
+                self._write_spine(info, boxes, spine, options)
+                self.summary.villages_collated += 1
+            self.spines[vplan.code] = spine.relative_to(self.out).as_posix() if boxes else ""
+        outdir.atomic_write_json(self.out / BOX_STATE_FILE, box_state)
+
+    def _write_spine(self, info: Any, boxes: list[dict[str, Any]], spine: Path, options: Any) -> None:
+        from .collate import BoxResult
+        from .render.spine import write_spine_labels
+
+        results = [
+            BoxResult(file=self.out / b["file"], box_no=b["box_no"], pages=b["pages"], sheets=b["sheets"],
+                      first_item=b["first_item"], last_item=b["last_item"],
+                      households=tuple(tuple(h) for h in b["households"]))
+            for b in boxes
+        ]
+        write_spine_labels([(info, r) for r in results], spine, width_mm=options.spine_width_mm,
+                           fonts=font_set(self._font_config(), self._font_base()))
+
+    def _font_config(self) -> dict[str, Any]:
+        tset = template_set(self.tset_name, self.data_dir.resolve(), self.villages[0].path.resolve())
+        return {**tset.fonts, **(getattr(self.dataset.config, "fonts", None) or {})}
+
+    def _font_base(self) -> Path:
+        tset = template_set(self.tset_name, self.data_dir.resolve(), self.villages[0].path.resolve())
+        return tset.search_path[-1]
+
+    def _run_parallel(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
+        """Return ``function(*args)`` for every argument tuple, in order, advancing the progress.
+
+        Work goes to one pool of worker processes kept for the whole build; with fork, workers
+        inherit the fonts the planning stage registered.
+        """
+        if not argument_lists:
+            return []
+        jobs = max(1, min(self.options.jobs or os.cpu_count() or 1, len(argument_lists)))
+        if jobs == 1 and self._pool is None:
+            results = []
+            for args in argument_lists:
+                results.append(function(*args))
+                self.reporter.advance()
+            return results
+        if self._pool is None:
+            # Register fonts before forking so every worker inherits them instead of parsing
+            # each face again (~0.7 s per process).
+            font_set(self._font_config(), self._font_base())
+            self._pool = ProcessPoolExecutor(max_workers=max(1, self.options.jobs or os.cpu_count() or 1))
+        futures = {self._pool.submit(function, *args): index for index, args in enumerate(argument_lists)}
+        ordered: list[Any] = [None] * len(argument_lists)
+        for future in as_completed(futures):
+            ordered[futures[future]] = future.result()
+            self.reporter.advance()
+        return ordered
 
     def record_versions(self) -> None:
         self.reporter.stage("登记版本")
@@ -395,7 +463,7 @@ class Build:
             villages.append({
                 "code": vplan.code, "name": vplan.name,
                 "boxes": [{k: b[k] for k in ("file", "pages", "sheets", "first_item", "last_item")} for b in boxes],
-                "spine_labels": (self.village_state.get(vplan.code) or {}).get("spine"),
+                "spine_labels": self.spines.get(vplan.code) or None,
                 "households": households,
             })
         failed = [{"household_id": hid, "reason": reason} for hid, reason in self.summary.failed]
@@ -409,6 +477,15 @@ class Build:
             "problems": [p.to_json() for p in self.summary.problems],
         }
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
+
+
+def _collate_box(font_args: tuple[dict[str, Any], str], *args: Any) -> Any:
+    """Collate one box in a worker process (fonts are discovered once per process)."""
+    from .collate import collate_box
+
+    fonts = font_set(font_args[0], Path(font_args[1]))
+    info, box_no, box_count, packets, folder, options, date = args
+    return collate_box(info, box_no, box_count, packets, folder, options, fonts=fonts, date=date)
 
 
 def _safe_render(request: PacketRequest) -> PacketResult | BaseException:

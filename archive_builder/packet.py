@@ -59,15 +59,22 @@ class PacketResult:
 def _font_set(configured: tuple[tuple[str, Any], ...], base_dir: str) -> Any:
     from .render.fonts import FontSet
 
-    fonts = FontSet.discover(dict(configured) or None, base_dir=Path(base_dir) if base_dir else None)
-    fonts.register()
-    return fonts
+    return FontSet.discover(dict(configured) or None, base_dir=Path(base_dir) if base_dir else None)
 
 
-def font_set(configured: Mapping[str, Any] | None = None, base_dir: Path | None = None) -> Any:
-    """Return the process-wide FontSet for this configuration (discovered and registered once)."""
+def font_set(
+    configured: Mapping[str, Any] | None = None, base_dir: Path | None = None, *, register: bool = True
+) -> Any:
+    """Return the process-wide FontSet for this configuration, discovered once.
+
+    Registering with reportlab parses every face (~0.25 s each), so planning, which needs only
+    the fonts' fingerprint, passes ``register=False``; ``FontSet.register`` is idempotent.
+    """
     items = tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in (configured or {}).items()))
-    return _font_set(items, str(base_dir or ""))
+    fonts = _font_set(items, str(base_dir or ""))
+    if register:
+        fonts.register()
+    return fonts
 
 
 @lru_cache(maxsize=8)
@@ -238,6 +245,7 @@ def plan_packet(
     build_date: str,
     out_docx: Path | None = None,
     version_of: Any = None,
+    template_fingerprint: str | None = None,
 ) -> PlannedPacket:
     """Return the household's content hash and the request that renders it.
 
@@ -250,7 +258,7 @@ def plan_packet(
     data_dir = Path(dataset.root).resolve()
     tset = template_set(config.templates.set, data_dir, village.path.resolve())
     fonts_conf = dict(getattr(config, "fonts", None) or {})
-    fonts = font_set({**tset.fonts, **fonts_conf}, tset.search_path[-1])
+    fonts = font_set({**tset.fonts, **fonts_conf}, tset.search_path[-1], register=False)
     record = household.record.model_dump(mode="json", warnings=False)
     settings = settings_of(config, village)
     items = evidence_items(record, household.folder)
@@ -259,7 +267,7 @@ def plan_packet(
         record,
         evidence=evidence,
         settings={**settings, "item_no": item_no, "build_date": build_date},
-        template_fingerprint=tset.fingerprint(),
+        template_fingerprint=template_fingerprint or tset.fingerprint(),
         font_fingerprint=fonts.fingerprint(),
     )
     hid = str(household.household_id)

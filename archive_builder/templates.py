@@ -80,7 +80,7 @@ class TemplateSet:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> str:
-        """Return a hash of every file on the search path (content, not mtimes)."""
+        """Return a hash of every file on the search path (content, not mtimes), once per set."""
         return _tree_hash(self.search_path)
 
     def find(self, relpath: str) -> Path:
@@ -95,15 +95,26 @@ class TemplateSet:
         )
 
 
+_TREE_HASHES: dict[tuple[Any, ...], str] = {}
+
+
 def _tree_hash(folders: Iterable[Path]) -> str:
-    digest = hashlib.sha256()
+    """Return a hash of the files' names and bytes; bytes are read again only when a stat changes."""
+    files = []
     for folder in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if folder.is_dir():
+            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+                stat = path.stat()
+                files.append((folder, path, stat.st_size, stat.st_mtime_ns))
+    listing = tuple(files)
+    cached = _TREE_HASHES.get(listing)
+    if cached is None:
+        digest = hashlib.sha256()
+        for folder, path, _, _ in files:
             digest.update(str(path.relative_to(folder)).encode())
             digest.update(path.read_bytes())
-    return digest.hexdigest()
+        cached = _TREE_HASHES[listing] = digest.hexdigest()
+    return cached
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

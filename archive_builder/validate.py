@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from .problems import Problem, Severity, count, error, escalate
 from .records import vocab
+from .records.cache import RecordCache
 from .records.idnumber import IdNumberError, parse_id
 from .records.loader import (
     Dataset,
@@ -89,21 +90,53 @@ def check_data_dir(
 
 
 def validate_dataset(
-    dataset: Dataset, *, strict: bool = False, today: date | None = None
+    dataset: Dataset,
+    *,
+    strict: bool = False,
+    today: date | None = None,
+    cache: RecordCache | None = None,
 ) -> list[Problem]:
-    """Return every problem of ``dataset`` (warnings become errors when ``strict``)."""
+    """Return every problem of ``dataset`` (warnings become errors when ``strict``).
+
+    With ``cache``, a household's own rules are not run again when nothing they read changed.
+    """
     today = today or date.today()
     problems = list(dataset.problems)
     problems.extend(_village_codes(dataset))
+    archive_json = dataset.config.model_dump_json()
     for village, household in dataset.households():
         problems.extend(household.problems)
         record = household.record or household.partial
-        if record is not None:
-            problems.extend(
-                _HouseholdRules(dataset, village, household, record, today).run()
+        if record is None:
+            continue
+        key = None
+        if cache is not None and household.cache_key:
+            key = cache.key(
+                "rules", household.cache_key, village.config.model_dump_json(), archive_json,
+                today.isoformat(), _evidence_state(household, record),
             )
+            cached = cache.get(key)
+            if cached is not None:
+                problems.extend(cached)
+                continue
+        found = _HouseholdRules(dataset, village, household, record, today).run()
+        if key is not None:
+            cache.put(key, found)
+        problems.extend(found)
     problems.extend(_duplicates(dataset))
     return escalate(problems) if strict else problems
+
+
+def _evidence_state(household: LoadedHousehold, record: Household) -> str:
+    """Return what the evidence rules see of the filesystem: each path's real target and existence."""
+    state = []
+    for _, ref in record.evidence_refs():
+        path = household.folder / str(ref.file)
+        try:
+            state.append(f"{ref.file}|{os.path.realpath(path)}|{path.exists()}")
+        except (OSError, ValueError):  # unusable path: the evidence rule reports it
+            state.append(f"{ref.file}|?")
+    return "\n".join(state)
 
 
 # --- dataset-wide rules --------------------------------------------------------------------
@@ -557,7 +590,16 @@ class _HouseholdRules:
                 self.err(field, exc.message, exc.hint)
                 continue
             shown = ref.file.strip()
-            if not target.exists():
+            try:
+                exists = target.exists()
+            except (OSError, ValueError) as exc:
+                self.err(
+                    field,
+                    f"佐证材料路径「{shown[:60]}」无法使用：{getattr(exc, 'strerror', None) or exc}",
+                    "请改用较短的文件夹名和文件名（只含汉字、字母、数字和 -_.）",
+                )
+                continue
+            if not exists:
                 missing.setdefault(target, []).append(field)
                 if len(missing[target]) == 1:
                     self.warn(

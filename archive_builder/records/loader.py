@@ -32,6 +32,7 @@ from ..config import (
 )
 from ..errors import DataDirError, HouseholdNotFoundError
 from ..problems import Problem, error, warning
+from .cache import RecordCache
 from .messages import problems_from_validation_error
 from .models import Household, join_path, split_path
 
@@ -56,6 +57,8 @@ class LoadedHousehold:
     problems: list[Problem]
     #: ``file`` relative to the data directory, with forward slashes (for messages)
     display: str = ""
+    #: key of this household's parse in a RecordCache ("" when loaded without one)
+    cache_key: str = ""
     #: when ``record`` is None because of wrong values: the record with those values left out,
     #: so the validator can still check the rest. Never render from it.
     partial: Household | None = None
@@ -133,6 +136,12 @@ def resolve_evidence(folder: Path, file: str) -> Path:
     if not text:
         raise EvidencePathError(
             "empty", "佐证材料路径为空", "请填写文件路径，或删除该项"
+        )
+    if any(ord(ch) < 32 or ch == "\x7f" for ch in text):
+        raise EvidencePathError(
+            "control",
+            f"佐证材料路径「{file.encode('unicode_escape').decode()}」含有不可见的控制字符",
+            "请重新输入该路径（常见于从其他软件复制粘贴），只保留文件夹名和文件名",
         )
     if text.startswith("/") or _DRIVE.match(text):
         raise EvidencePathError(
@@ -538,13 +547,32 @@ def _guess_id(raw: Any, folder: Path) -> str:
 
 
 def load_household_folder(
-    root: Path, folder: Path, village_name: str
+    root: Path, folder: Path, village_name: str, cache: RecordCache | None = None
 ) -> LoadedHousehold | None:
     """Return the household of ``folder`` (None when the folder holds no record file)."""
     files = _record_files(folder)
     if not files:
         return None
     display = _relative(root, files[0])
+    if cache is not None and len(files) == 1:
+        try:
+            data = files[0].read_bytes()
+        except OSError:
+            data = None
+        if data is not None:
+            key = cache.key(data, display, str(folder), village_name)
+            hit = cache.get(key)
+            if hit is None:
+                hit = _load_household_folder(root, folder, village_name, files, display)
+                hit.cache_key = key
+                cache.put(key, hit)
+            return hit
+    return _load_household_folder(root, folder, village_name, files, display)
+
+
+def _load_household_folder(
+    root: Path, folder: Path, village_name: str, files: list[Path], display: str
+) -> LoadedHousehold:
     lh = LoadedHousehold(folder, files[0], folder.name, None, None, {}, [], display)
     if len(files) > 1:
         names = "、".join(f.name for f in files)
@@ -653,7 +681,9 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
     return villages
 
 
-def _load_village(root: Path, folder: Path, problems: list[Problem]) -> Village:
+def _load_village(
+    root: Path, folder: Path, problems: list[Problem], cache: RecordCache | None = None
+) -> Village:
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
@@ -668,17 +698,20 @@ def _load_village(root: Path, folder: Path, problems: list[Problem]) -> Village:
             )
         )
     for sub in _subfolders(folder):
-        household = load_household_folder(root, sub, config.name)
+        household = load_household_folder(root, sub, config.name, cache)
         if household is not None:
             village.households.append(household)
     return village
 
 
-def load_dataset(data_dir: Path) -> Dataset:
-    """Return every village and household of ``data_dir``; raise DataDirError if it is unusable."""
+def load_dataset(data_dir: Path, *, cache: RecordCache | None = None) -> Dataset:
+    """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
+
+    With ``cache``, a household whose record file is byte-for-byte unchanged is not parsed again.
+    """
     root, config, problems = _open_root(data_dir)
     villages = [
-        _load_village(root, folder, problems)
+        _load_village(root, folder, problems, cache)
         for folder in _village_folders(root, problems)
     ]
     return Dataset(root, config, villages, problems)
