@@ -1,11 +1,15 @@
 """Village build benchmark: prints figures, asserts nothing.
 
-    python benchmarks/village.py [--households 231] [--jobs 2] [--work DIR] [--runs 3]
+    python benchmarks/village.py [--households 231] [--jobs 2] [--runs 3] [--set anchor|default]
 
-Generates a synthetic village (about 7 text pages and 2 print-size photos per household),
-then times whole `archive-builder build` processes — full build, no-change rebuild and a
+Generates a synthetic village (2 print-size photos per household), then times whole `archive-builder build` processes — full build, no-change rebuild and a
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
 process of the run, workers included), output size and the bytes of embedded font programs.
+
+``--set anchor`` (the default) renders the packet the performance anchors measured (cover,
+members, cause, measures, income, photos; simplex) with benchmarks/templates/anchor, so the
+figures compare with ../shared/research/performance-anchors.md; ``--set default`` renders the
+full default packet (contents, separator sheets, every section, duplex).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from archive_builder.synthetic import write_dataset  # noqa: E402
+from archive_builder.synthetic import write_archive_toml, write_dataset  # noqa: E402
+
+ANCHOR_SET = Path(__file__).resolve().parent / "templates" / "anchor"
 
 
 def run_build(data: Path, out: Path, jobs: int, *extra: str) -> tuple[float, float]:
@@ -66,6 +72,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/archive-builder-bench"))
+    parser.add_argument("--set", choices=("anchor", "default"), default="anchor")
     args = parser.parse_args()
 
     data = args.work / f"data-{args.households}"
@@ -74,6 +81,10 @@ def main() -> None:
         started = time.perf_counter()
         write_dataset(data, villages=[("411621105201", "李庄村", args.households)], seed=1)
         print(f"generated {args.households} households in {time.perf_counter() - started:.1f} s")
+    if args.set == "anchor":
+        write_archive_toml(data, templates={"set": str(ANCHOR_SET)}, print={"duplex": False})
+    else:
+        write_archive_toml(data, templates={"set": "default"}, print={"duplex": True})
 
     fulls, rss = [], []
     out = args.work / "out"
@@ -96,7 +107,7 @@ def main() -> None:
         one.append(run_build(data, out, args.jobs)[0])
 
     full = statistics.median(fulls)
-    print(f"households            {args.households}  (jobs {args.jobs}, median of {args.runs})")
+    print(f"households            {args.households}  (template set {args.set}, jobs {args.jobs}, median of {args.runs})")
     print(f"box PDFs              {len(boxes)}  ({pages} pages)")
     print(f"full build            {full:.2f} s   ({pages / full:.0f} pages/s, {full / args.households * 1000:.1f} ms/household)")
     print(f"no-change rebuild     {statistics.median(nochange):.2f} s")

@@ -680,7 +680,7 @@ class _Layout:
 
     # --- evidence -----------------------------------------------------------------------------
     def evidence_block(self, b: Evidence) -> None:
-        from .evidence import ImageAsset, PdfPageAsset, Placeholder
+        from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning
 
         if self.evidence is None:
             assets: list[Any] = [Placeholder(Path(b.source), b.display_path, "未配置佐证材料缓存")]
@@ -702,6 +702,8 @@ class _Layout:
                 s = min(bw / asset.width_px, bh / asset.height_px)
                 w, h = asset.width_px * s, asset.height_px * s
                 self.page.items.append(("img", str(asset.path), bx + (bw - w) / 2, by + (bh - h) / 2, w, h))
+                if asset.note:  # a PDF page rasterised (e.g. its fonts are not embedded)
+                    self.warnings.append(raster_warning(b.display_path, asset))
             elif isinstance(asset, PdfPageAsset):
                 self.merges.append((len(self.pages) - 1, asset, box))
             else:
@@ -874,11 +876,13 @@ class _Painter:
         matrix = qr_matrix(text)
         n = len(matrix) + 2 * QUIET_ZONE
         m = s / n
-        path = self.c.beginPath()
-        for row, col, length in dark_runs(matrix):
-            path.rect(x + (col + QUIET_ZONE) * m, y + s - (row + QUIET_ZONE + 1) * m, length * m, m)
-        self.c.setFillGray(0)
-        self.c.drawPath(path, stroke=0, fill=1)
+        # Operators written directly: reportlab's path API formats every number with its
+        # pure-Python fp_str (~1,200 calls for one symbol).
+        ops = [
+            f"{x + (col + QUIET_ZONE) * m:.2f} {y + s - (row + QUIET_ZONE + 1) * m:.2f} {length * m:.2f} {m:.2f} re"
+            for row, col, length in dark_runs(matrix)
+        ]
+        self.c._code.append("q 0 g " + " ".join(ops) + " f Q")
 
 
 def _pdf_date(iso: str) -> Callable[..., str]:
