@@ -116,6 +116,21 @@ class Evidence:
 
 
 @dataclass(frozen=True)
+class ExternalPages:
+    """Pages of an external PDF placed as they are, one packet page each.
+
+    Used for a section that comes from a Word form converted by LibreOffice.  ``pages`` is
+    the PDF's page count, known before layout, so the contents page and the outline stay
+    true.  A page whose size differs from the packet's is scaled to fit.  The packet's
+    page number is printed on each page unless ``numbered`` is false.
+    """
+
+    source: str
+    pages: int
+    numbered: bool = True
+
+
+@dataclass(frozen=True)
 class Contents:
     """The packet's table of contents; writers fill in the true page numbers."""
 
@@ -123,7 +138,8 @@ class Contents:
 
 
 Block = Union[
-    Title, Heading, Paragraph, KeyValue, Table, Signature, Spacer, PageBreak, QRCode, Evidence, Contents
+    Title, Heading, Paragraph, KeyValue, Table, Signature, Spacer, PageBreak, QRCode, Evidence, Contents,
+    ExternalPages,
 ]
 
 Layout = Literal["form", "prose", "cover", "evidence"]

@@ -36,6 +36,7 @@ from ..document import (
     Contents,
     Document,
     Evidence,
+    ExternalPages,
     Heading,
     KeyValue,
     PageBreak,
@@ -227,6 +228,8 @@ class _Layout:
         self.sections: list[tuple[int, int]] = []  # (first, last) page index per section
         self.warnings: list[str] = []
         self.merges: list[tuple[int, Any, tuple[float, float, float, float]]] = []
+        #: (page index, source PDF, source page): whole pages placed as they are
+        self.externals: list[tuple[int, str, int]] = []
         self.page: _Page | None = None
         self.y = self.top
         self.layout = "form"
@@ -371,6 +374,8 @@ class _Layout:
             self.evidence_block(b)
         elif isinstance(b, Contents):
             self.contents(b)
+        elif isinstance(b, ExternalPages):
+            self.external_pages(b)
         else:  # pragma: no cover - the document model is closed
             raise TypeError(f"未知的内容块类型：{type(b).__name__}")
 
@@ -678,6 +683,16 @@ class _Layout:
                 self.page.items.append(("line", vx, base - 4, vx + vw, base - 4, RULE))
                 self.y -= lh
 
+    # --- external pages (Word forms converted to PDF) -------------------------------------------
+    def external_pages(self, b: ExternalPages) -> None:
+        for k in range(b.pages):
+            if not self.fresh():
+                self.new_page()
+            assert self.page is not None
+            self.page.numbered = b.numbered
+            self.externals.append((len(self.pages) - 1, b.source, k))
+            self.y = self.bottom
+
     # --- evidence -----------------------------------------------------------------------------
     def evidence_block(self, b: Evidence) -> None:
         from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning
@@ -971,6 +986,8 @@ def write_pdf(
 
     if lay.merges:
         data = _merge_evidence(data, lay.merges)
+    if lay.externals:
+        data = _place_external(data, lay.externals)
 
     if isinstance(out, (str, Path)):
         Path(out).write_bytes(data)
@@ -1022,3 +1039,40 @@ def _merge_evidence(data: bytes, merges: list[tuple[int, Any, tuple[float, float
     return outbuf.getvalue()
 
 
+def _place_external(data: bytes, externals: list[tuple[int, str, int]]) -> bytes:
+    """Draw whole pages of external PDFs (converted Word forms) under the packet's pages.
+
+    Each source page (after its /Rotate) is scaled to fit the packet page and centred; the
+    packet page carries only its page number, drawn on top.
+    """
+    from pypdf import PdfReader, PdfWriter, Transformation
+
+    reader = PdfReader(io.BytesIO(data))
+    writer = PdfWriter(clone_from=reader)
+    sources: dict[str, Any] = {}
+    for page_index, source, k in externals:
+        src = sources.get(source)
+        if src is None:
+            src = sources[source] = PdfReader(source)
+        spage = src.pages[k]
+        target = writer.pages[page_index]
+        pw, ph = float(target.mediabox.width), float(target.mediabox.height)
+        box = spage.cropbox
+        w, h = float(box.width), float(box.height)
+        t = Transformation().translate(-float(box.left), -float(box.bottom))
+        rot = (int(spage.get("/Rotate", 0) or 0)) % 360
+        if rot:
+            t = t.rotate(-rot)
+        corners = [t.apply_on((px, py)) for px, py in ((0, 0), (w, 0), (0, h), (w, h))]
+        cx, cy = min(p[0] for p in corners), min(p[1] for p in corners)
+        dw, dh = max(p[0] for p in corners) - cx, max(p[1] for p in corners) - cy
+        s = min(pw / dw, ph / dh) if dw and dh else 1.0
+        if abs(s - 1.0) < 0.002:  # same paper size up to rounding: place 1:1
+            s = 1.0
+        t = t.translate(-cx, -cy).scale(s, s).translate((pw - dw * s) / 2, (ph - dh * s) / 2)
+        target.merge_transformed_page(spage, t, over=False, expand=False)
+    if "/ID" in reader.trailer:
+        writer._ID = reader.trailer["/ID"]  # type: ignore[assignment]
+    outbuf = io.BytesIO()
+    writer.write(outbuf)
+    return outbuf.getvalue()
