@@ -337,8 +337,15 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     """
     from .diff import compare_pdfs, compare_versions, write_report
 
-    if first.lower().endswith(".pdf"):
-        if len(versions) != 1 or not versions[0].lower().endswith(".pdf"):
+    # A household id is never a file; a second argument ending in .pdf means PDF mode too,
+    # so a damaged or misnamed file gets the Chinese "cannot open" message, not a usage error.
+    pdf_mode = (
+        first.lower().endswith(".pdf")
+        or (out is None and Path(first).is_file())
+        or any(v.lower().endswith(".pdf") for v in versions)
+    )
+    if pdf_mode:
+        if len(versions) != 1:
             raise click.UsageError("比较 PDF 时需要两个文件：archive-builder diff 旧.pdf 新.pdf")
         comparison = compare_pdfs(Path(first), Path(versions[0]))
     else:

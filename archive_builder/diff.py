@@ -613,6 +613,8 @@ class Comparison:
     #: changed pages as (old page, new page), 1-based; None where a page has no counterpart
     pages: list[tuple[int | None, int | None]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: True when two stored records were compared (False for two bare PDF files)
+    records_compared: bool = False
 
     @property
     def identical(self) -> bool:
@@ -630,7 +632,8 @@ class Comparison:
             return summarize(self.field_changes)
         if self.identical:
             return "无变化"
-        return f"文本变化 {len(self.text_changes)} 处 · 页面变化 {len(self.pages)} 页"
+        text = f"文本变化 {len(self.text_changes)} 处 · 页面变化 {len(self.pages)} 页"
+        return f"字段无变化 · {text}" if self.records_compared else text
 
     def format_text(self) -> str:
         """Return the Chinese text the CLI prints."""
@@ -644,6 +647,9 @@ class Comparison:
             lines.append(f"\n字段变化（{len(self.field_changes)} 项）：")
             for c in self.field_changes:
                 lines.append(f"  {_change_line(c)}")
+        elif self.records_compared:
+            # e.g. members listed in another order: the packet changed, no field did
+            lines.append("\n字段变化：无（记录数据相同；以下仅为顺序或版式的变化）")
         if self.text_changes:
             lines.append(f"\n文本变化（{len(self.text_changes)} 个部分）：")
             for t in self.text_changes:
@@ -678,7 +684,7 @@ def page_pair_text(old: int | None, new: int | None) -> str:
 
 def _version_name(v: Version) -> str:
     return (
-        f"版本 {v.number}（{v.created_at.replace('T', ' ')}，{v.content_hash[:12]}，"
+        f"版本 {v.number}（{v.when}，{v.content_hash[:12]}，"
         f"{v.pages} 页，{v.user}@{v.host}）"
     )
 
@@ -718,6 +724,7 @@ def compare_versions(
         new_name=_version_name(new_v),
         old_pdf=store.blob_path(old_v.pdf_sha),
         new_pdf=store.blob_path(new_v.pdf_sha),
+        records_compared=True,
     )
     comparison.field_changes = diff_records(old_record, new_record, labels)
     comparison.field_changes += diff_evidence_files(old_v.evidence, new_v.evidence)
@@ -761,8 +768,7 @@ class HistoryEntry:
 
     def format(self) -> str:
         v = self.version
-        when = v.created_at.replace("T", " ")[:19]
-        return f"版本 {v.number}  {when}  {v.content_hash[:12]}  {v.pages} 页  {self.summary}"
+        return f"版本 {v.number}  {v.when}  {v.content_hash[:12]}  {v.pages} 页  {self.summary}"
 
 
 def history(store: VersionStore, household_id: str) -> list[HistoryEntry]:
@@ -787,20 +793,22 @@ def history(store: VersionStore, household_id: str) -> list[HistoryEntry]:
             changes = diff_records(previous, record)
             changes += diff_evidence_files(versions[n - 1].evidence, v.evidence)
             summary = (
-                summarize(changes) if changes else _non_data_change(versions[n - 1], v)
+                summarize(changes) if changes else non_data_change(versions[n - 1], v)
             )
         entries.append(HistoryEntry(v, summary))
         previous = record
     return entries
 
 
-def _non_data_change(old: Version, new: Version) -> str:
+def non_data_change(old: Version, new: Version) -> str:
+    """Return what differs between two versions whose records have no field change."""
     parts = []
     if old.template_set != new.template_set:
         parts.append(f"模板 {old.template_set} → {new.template_set}")
     if old.program_version != new.program_version:
         parts.append(f"程序版本 {old.program_version} → {new.program_version}")
-    return " · ".join(parts) or "数据未变（版式变化）"
+    # same data, different packet: a reordered list (not a change of any field) or layout
+    return " · ".join(parts) or "字段无变化（仅顺序或版式不同）"
 
 
 def format_history(store: VersionStore, household_id: str) -> str:

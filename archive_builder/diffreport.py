@@ -116,6 +116,12 @@ def _conclusion(comparison: Comparison) -> str:
     return f"有变化：{comparison.summary()}。"
 
 
+def _no_fields(comparison: Comparison) -> str:
+    if comparison.records_compared:
+        return "无字段变化。"
+    return "两个 PDF 文件没有记录数据，只比较文本和页面。"
+
+
 def _field_rows(comparison: Comparison) -> list[tuple[str, str, str, str]]:
     from .diff import format_value
 
@@ -196,7 +202,7 @@ def render_html(
             )
         parts.append("</tbody></table>")
     else:
-        parts.append("<p>无字段变化。</p>")
+        parts.append(f"<p>{e(_no_fields(comparison))}</p>")
 
     parts.append(f"<h2>文本变化（{len(comparison.text_changes)} 个部分）</h2>")
     if not comparison.text_changes:
@@ -370,7 +376,7 @@ def render_pdf(
         )
         story.append(table)
     else:
-        story.append(p("无字段变化。"))
+        story.append(p(_no_fields(comparison)))
 
     story.append(p(f"文本变化（{len(comparison.text_changes)} 个部分）", h2))
     if not comparison.text_changes:

@@ -85,7 +85,7 @@ class _Pdf:
             self.doc = pdfium.PdfDocument(str(path))
         except (pdfium.PdfiumError, OSError) as exc:
             raise PdfDiffError(
-                f"无法打开 PDF 文件 {path}：{exc}",
+                f"无法打开 PDF 文件 {path}：不是有效的 PDF，或文件已损坏、已加密（{exc}）",
                 hint="检查文件是否存在、是否为完整的 PDF（未损坏、未加密）。",
             ) from exc
         self.count = len(self.doc)
@@ -346,11 +346,21 @@ def _compare_open(a: _Pdf, b: _Pdf, *, raster: bool = True) -> PdfComparison:
     return PdfComparison(a.count, b.count, text_changes, pages)
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PdfDiffError(
+            f"无法读取文件 {path}：{exc.strerror or exc}",
+            hint="检查文件名和路径是否正确、文件是否可读。",
+        ) from exc
+
+
 def compare_pdf_files(
     old_pdf: Path, new_pdf: Path, *, raster: bool = True
 ) -> PdfComparison:
     """Return the text changes and the changed pages of two PDF files."""
-    if Path(old_pdf).read_bytes() == Path(new_pdf).read_bytes():
+    if _read(Path(old_pdf)) == _read(Path(new_pdf)):
         with _open(old_pdf) as a:
             return PdfComparison(a.count, a.count, [], [])
     with _open(old_pdf) as a, _open(new_pdf) as b:

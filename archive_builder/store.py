@@ -70,6 +70,11 @@ class Version:
     def short_hash(self) -> str:
         return self.content_hash[:12]
 
+    @property
+    def when(self) -> str:
+        """Return the creation time as printed: "2025-03-01 14:05:09" (the builder's local time)."""
+        return self.created_at.replace("T", " ")[:19]
+
 
 def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
     # one execute() per statement: executescript() would commit the migration transaction

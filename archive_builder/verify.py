@@ -12,7 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .diff import FieldChange, diff_evidence_files, diff_records, summarize
+from .diff import (
+    FieldChange,
+    diff_evidence_files,
+    diff_records,
+    non_data_change,
+    summarize,
+)
 from .errors import ArchiveError, ExitCode, StoreError
 from .store import Version, VersionStore
 
@@ -71,6 +77,8 @@ class VerifyResult:
     latest: Version | None = None
     changes: list[FieldChange] = field(default_factory=list)
     reason: str = ""
+    #: the output directory checked against (named in the suggested diff command)
+    out_dir: Path | None = None
 
     @property
     def summary(self) -> str:
@@ -88,7 +96,7 @@ class VerifyResult:
             assert self.copy is not None
             return (
                 f"{head}：是最新版本。\n"
-                f"  生成时间 {self.copy.created_at.replace('T', ' ')}，共 {self.copy.pages} 页。"
+                f"  生成时间 {self.copy.when}，共 {self.copy.pages} 页。"
             )
         if self.status == "unknown":
             return f"{head}：版本库中找不到这份档卡。\n  {self.reason}"
@@ -96,17 +104,21 @@ class VerifyResult:
         lines = [
             (
                 f"{head}：已过期，最新为版本 {self.latest.number}"
-                f"（{self.latest.created_at.replace('T', ' ')}，{self.latest.pages} 页）。"
+                f"（{self.latest.when}，{self.latest.pages} 页）。"
             ),
-            f"  此后的变化：{self.summary or '数据未变，模板或程序版本不同'}",
+            f"  此后的变化：{self.summary or non_data_change(self.copy, self.latest)}",
         ]
         if self.reason:
             lines.append(f"  {self.reason}")
         from .diff import _change_line
 
         lines += [f"    {_change_line(c)}" for c in self.changes]
+        out = ""
+        if self.out_dir is not None:
+            shown = str(self.out_dir)
+            out = f'-o "{shown}" ' if " " in shown else f"-o {shown} "
         lines.append(
-            f"  请重新打印，或用 archive-builder diff {self.household_id} "
+            f"  请重新打印，或用 archive-builder diff {out}{self.household_id} "
             f"{self.copy.number} {self.latest.number} 查看详情。"
         )
         return "\n".join(lines)
@@ -115,7 +127,9 @@ class VerifyResult:
 def verify(store: VersionStore, text: str) -> VerifyResult:
     """Return whether the paper copy named by the QR text is current, outdated or unknown."""
     household_id, number, hash_prefix = parse_payload(text)
-    result = VerifyResult("unknown", household_id, number, hash_prefix)
+    result = VerifyResult(
+        "unknown", household_id, number, hash_prefix, out_dir=store.out_dir
+    )
     versions = store.versions(household_id)
     if not versions:
         result.reason = (
