@@ -232,9 +232,20 @@ def test_multi_page_tiff_gives_one_asset_per_frame(
             assert mean_colour(out, (10, 10, 90, 130)) == pytest.approx(colour, abs=10)
 
 
+def embedded_font() -> str:
+    """Register reportlab's bundled Vera (TrueType, embedded when used); return its name."""
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.ttfonts import TTFont
+
+    if "EvidenceVera" not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(TTFont("EvidenceVera", "Vera.ttf"))
+    return "EvidenceVera"
+
+
 def make_pdf(path: Path) -> None:
+    """Three pages (A4, landscape, A4 with /Rotate 90) whose only font is embedded."""
     buf = io.BytesIO()
-    c = canvas.Canvas(buf, pagesize=A4)
+    c = canvas.Canvas(buf, pagesize=A4, initialFontName=embedded_font())
     for size in (A4, landscape(A4), A4):
         c.setPageSize(size)
         c.drawString(72, 72, "evidence")
@@ -538,3 +549,115 @@ def test_rotated_or_large_jpegs_are_not_passed_through(cache: EvidenceCache, tmp
     img.save(tmp_path / "r.jpg", "JPEG", quality=80, exif=exif.tobytes())
     asset = only_image(cache.assets(tmp_path / "r.jpg", display_path="r.jpg"))
     assert (asset.width_px, asset.height_px) == (1000, 800)  # turned upright, so re-encoded
+
+
+# --- evidence PDFs whose fonts are not embedded are rasterised --------------------------------
+
+
+def helvetica_pdf(path: Path, pages: int = 2) -> None:
+    """A statement as reportlab writes it without setting a font: unembedded Helvetica."""
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    for n in range(pages):
+        c.drawString(72, 720, f"Account statement, page {n + 1}")
+        c.showPage()
+    c.save()
+
+
+def test_pdf_with_unembedded_font_becomes_images(tmp_path: Path, cache: EvidenceCache) -> None:
+    src = tmp_path / "statement.pdf"
+    helvetica_pdf(src)
+    assets = cache.assets(src, display_path="statement.pdf")
+    assert [type(a) for a in assets] == [ImageAsset, ImageAsset]
+    assert [a.page for a in assets] == [0, 1]  # type: ignore[union-attr]
+    assert all(a.note == evidence.NOTE_UNEMBEDDED_FONTS for a in assets)  # type: ignore[union-attr]
+    first = assets[0]
+    assert isinstance(first, ImageAsset)
+    # fitted into the 156 × 225 mm text block at 200 dpi (A4 is limited by the width)
+    assert first.width_px == pytest.approx(156 / 25.4 * 200, abs=2)
+    assert first.height_px == pytest.approx(first.width_px * A4[1] / A4[0], abs=2)
+    with Image.open(first.path) as img:
+        assert img.format == "JPEG" and img.mode == "L"  # black on white: stored grey
+        assert img.size == (first.width_px, first.height_px)
+        assert ImageStat.Stat(img).extrema[0][0] < 100  # the text is there
+    assert evidence.raster_warning("docs/statement.pdf", first) == (
+        "佐证材料 docs/statement.pdf 第 1 页使用了未嵌入的字体，已转为图像以保证打印一致"
+    )
+    # cached like any image, and identical bytes when computed again
+    again = EvidenceCache(cache.cache_dir).assets(src, display_path="statement.pdf")
+    assert again == assets
+    fresh = EvidenceCache(tmp_path / "other").assets(src, display_path="statement.pdf")
+    assert [Path(a.path).read_bytes() for a in fresh] == [Path(a.path).read_bytes() for a in assets]  # type: ignore[union-attr]
+
+
+def test_pdf_with_embedded_fonts_stays_vector(tmp_path: Path, cache: EvidenceCache) -> None:
+    src = tmp_path / "agreement.pdf"
+    c = canvas.Canvas(str(src), pagesize=A4, initialFontName=embedded_font(), invariant=1)
+    c.drawString(72, 720, "Loan agreement")
+    c.showPage()
+    c.save()
+    assert evidence.fonts_embedded(PdfReader(src).pages[0])
+    assert cache.assets(src, display_path="agreement.pdf") == [
+        PdfPageAsset(src, 0, pytest.approx(A4[0]), pytest.approx(A4[1]), 0)  # type: ignore[arg-type]
+    ]
+
+
+def test_unembedded_font_inside_a_form_xobject_is_found(tmp_path: Path) -> None:
+    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject
+
+    inner = tmp_path / "inner.pdf"
+    helvetica_pdf(inner, pages=1)
+    source_page = PdfReader(inner).pages[0]
+    writer = PdfWriter()
+    page = writer.add_blank_page(595, 842)
+    form = DecodedStreamObject()
+    form.set_data(source_page.get_contents().get_data())  # type: ignore[union-attr]
+    form.update({
+        NameObject("/Type"): NameObject("/XObject"),
+        NameObject("/Subtype"): NameObject("/Form"),
+        NameObject("/BBox"): ArrayObject([FloatObject(0), FloatObject(0), FloatObject(595), FloatObject(842)]),
+        NameObject("/Resources"): source_page["/Resources"].clone(writer),
+    })
+    page[NameObject("/Resources")] = DictionaryObject({
+        NameObject("/XObject"): DictionaryObject({NameObject("/Fm0"): writer._add_object(form)})
+    })
+    page.replace_contents(DecodedStreamObject())
+    page.get_contents().set_data(b"q /Fm0 Do Q")  # type: ignore[union-attr]
+    src = tmp_path / "nested.pdf"
+    with src.open("wb") as f:
+        writer.write(f)
+    reader = PdfReader(src)
+    assert "/Font" not in reader.pages[0]["/Resources"]
+    assert not evidence.fonts_embedded(reader.pages[0])
+    assets = EvidenceCache(tmp_path / "cache").assets(src, display_path="nested.pdf")
+    assert isinstance(assets[0], ImageAsset) and assets[0].note
+
+
+def test_composite_font_without_program_is_not_embedded() -> None:
+    from pypdf.generic import ArrayObject, DictionaryObject, NameObject
+
+    def page_with(font: DictionaryObject) -> DictionaryObject:
+        return DictionaryObject({
+            NameObject("/Resources"): DictionaryObject({
+                NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})
+            })
+        })
+
+    descriptor = DictionaryObject({NameObject("/FontName"): NameObject("/STSong-Light")})
+    cid = DictionaryObject({
+        NameObject("/Subtype"): NameObject("/CIDFontType0"),
+        NameObject("/FontDescriptor"): descriptor,
+    })
+    type0 = DictionaryObject({
+        NameObject("/Subtype"): NameObject("/Type0"),
+        NameObject("/DescendantFonts"): ArrayObject([cid]),
+    })
+    assert not evidence.fonts_embedded(page_with(type0))
+    descriptor[NameObject("/FontFile2")] = DictionaryObject()
+    assert evidence.fonts_embedded(page_with(type0))
+    # a Type 3 font is drawn by content streams: embedded unless its own resources are not
+    type3 = DictionaryObject({NameObject("/Subtype"): NameObject("/Type3")})
+    assert evidence.fonts_embedded(page_with(type3))
+    type3[NameObject("/Resources")] = page_with(
+        DictionaryObject({NameObject("/Subtype"): NameObject("/Type1"), NameObject("/BaseFont"): NameObject("/Helvetica")})
+    )["/Resources"]
+    assert not evidence.fonts_embedded(page_with(type3))

@@ -5,6 +5,10 @@ An evidence file becomes one asset per page or frame:
 * ``ImageAsset`` – a normalised raster (upright, 8-bit RGB or L, downscaled so that it is
   at most ``dpi`` dots per inch when fitted into the text block) stored in the cache dir;
 * ``PdfPageAsset`` – one page of an evidence PDF, which the PDF writer merges scaled-to-fit;
+  a page that uses a font without an embedded program (bank statements written with the
+  standard Helvetica, many scanner exports) is rasterised instead, with pdfium at ``dpi``,
+  and becomes an ``ImageAsset`` whose ``note`` says why: the archive requires every font
+  embedded, and an unembedded font prints with whatever the printer substitutes;
 * ``Placeholder`` – the file could not be used; ``reason`` is Chinese and says why.
 
 ``EvidenceCache.assets`` never raises for a bad evidence file.  Errors of the cache
@@ -51,7 +55,8 @@ from PIL import Image, ImageFile
 logger = logging.getLogger(__name__)
 
 #: Bump when the normalisation changes what is written, so old cache entries are ignored.
-CACHE_VERSION = 2
+#: 3: PDF pages with unembedded fonts are rasterised.
+CACHE_VERSION = 3
 
 MM_PER_INCH = 25.4
 DEFAULT_HINT = "请重新扫描或替换该文件。"
@@ -73,6 +78,7 @@ REASON_TRUNCATED = "图片数据不完整（文件被截断，可能是拷贝或
 REASON_BOMB = "图片像素超过安全上限（可能是解压炸弹）"
 REASON_ENCRYPTED = "PDF 已加密，需要密码才能打开"
 REASON_PDF_EMPTY = "PDF 中没有任何页面"
+NOTE_UNEMBEDDED_FONTS = "使用了未嵌入的字体"
 REASON_HEIF = "HEIC/HEIF 图片需要解码组件 pillow-heif，当前未安装"
 
 HINT_HEIF = "请安装解码组件（pip install pillow-heif）后重新生成，或把照片另存为 JPEG。"
@@ -91,6 +97,9 @@ class ImageAsset:
     height_px: int
     source: Path
     page: int  # 0-based frame index in the source
+    #: why a PDF page was rasterised instead of merged (Chinese, e.g. NOTE_UNEMBEDDED_FONTS);
+    #: empty for ordinary images
+    note: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +135,11 @@ def asset_warning(
         f"户 {household_id} 的佐证材料 {display_path} 无法读取（{reason}），"
         f"已用占位页代替；{fix}"
     )
+
+
+def raster_warning(display_path: str, asset: ImageAsset) -> str:
+    """Return the Chinese warning for a PDF page placed as an image (``asset.note`` set)."""
+    return f"佐证材料 {display_path} 第 {asset.page + 1} 页{asset.note}，已转为图像以保证打印一致"
 
 
 def open_evidence_pdf(source: Path) -> Any:
@@ -258,7 +272,12 @@ class EvidenceCache:
                         return None
                     result.append(
                         ImageAsset(
-                            path, item["width"], item["height"], source, item["page"]
+                            path,
+                            item["width"],
+                            item["height"],
+                            source,
+                            item["page"],
+                            str(item.get("note", "")),
                         )
                     )
                 else:
@@ -283,7 +302,7 @@ class EvidenceCache:
 
     def _normalise(self, data: bytes, suffix: str, key: str) -> list[dict[str, Any]]:
         if b"%PDF-" in data[:1024]:
-            return _pdf_entries(data)
+            return self._pdf_entries(data, key)
         if (_is_heif(data) or suffix in HEIF_SUFFIXES) and not _register_heif():
             raise _Unusable(REASON_HEIF, HINT_HEIF)
         entries = []
@@ -401,6 +420,59 @@ class EvidenceCache:
             frame = frame.transpose(method)
         frame.info = {}  # no EXIF (orientation applied), no ICC (converted to sRGB)
         return frame, bilevel and frame.mode == "L"
+
+    def _pdf_entries(self, data: bytes, key: str) -> list[dict[str, Any]]:
+        """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc)."""
+        entries = _pdf_entries(data)
+        document = None
+        try:
+            for entry in entries:
+                if entry.pop("embedded"):
+                    continue
+                if document is None:
+                    document = _open_pdfium(data)
+                page = entry["page"]
+                blob, width, height = self._raster_page(document, page)
+                name = f"{key}-{page}.jpg"
+                _atomic_write(self._entry_dir(key) / name, blob)
+                entry.clear()
+                entry.update(
+                    kind="image",
+                    file=name,
+                    page=page,
+                    width=width,
+                    height=height,
+                    bytes=len(blob),
+                    note=NOTE_UNEMBEDDED_FONTS,
+                )
+        finally:
+            if document is not None:
+                document.close()
+        return entries
+
+    def _raster_page(self, document: Any, index: int) -> tuple[bytes, int, int]:
+        """Render one page (after /Rotate) to fit the text block at ``dpi``; JPEG bytes."""
+        try:
+            page = document[index]
+            try:
+                width, height = page.get_size()  # points, rotation applied
+                if width <= 0 or height <= 0:
+                    raise _Unusable(REASON_CORRUPT)
+                # pixels per point: the page fills the text block at exactly ``dpi``
+                scale = min(self._box_px[0] / width, self._box_px[1] / height)
+                image = page.render(scale=scale, may_draw_forms=True).to_pil()
+            finally:
+                page.close()
+        except _Unusable:
+            raise
+        except Exception as e:  # pdfium raises PdfiumError (and others) on broken pages
+            logger.debug("evidence PDF page could not be rasterised", exc_info=True)
+            raise _Unusable(REASON_CORRUPT) from e
+        image = image.convert("RGB") if image.mode != "RGB" else image
+        if _is_grey(image):
+            image = image.convert("L")  # statements are black on white: a third smaller
+        blob, _ext, w, h = self._encode(image, False)
+        return blob, w, h
 
 
 # --------------------------------------------------------------------- helpers
@@ -625,6 +697,124 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
         return img
 
 
+def _open_pdfium(data: bytes) -> Any:
+    import pypdfium2 as pdfium
+
+    try:
+        return pdfium.PdfDocument(data)
+    except Exception as e:  # noqa: BLE001 - pypdf read it, pdfium does not
+        logger.debug("pdfium could not open an evidence PDF", exc_info=True)
+        raise _Unusable(REASON_CORRUPT) from e
+
+
+def _is_grey(image: Image.Image) -> bool:
+    from PIL import ImageChops
+
+    r, g, b = image.split()
+    return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
+
+
+_FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
+
+
+def fonts_embedded(page: Any) -> bool:
+    """True if every font a ``pypdf`` page draws with carries its embedded program.
+
+    Looks at the page's resources and, recursively, at those of Form XObjects, tiling
+    patterns, soft-mask groups, Type 3 glyph procedures and annotation appearances (pypdf
+    merges annotations too).  A font without a descriptor (one of the standard 14) or whose
+    descriptor has no ``/FontFile``, ``/FontFile2`` or ``/FontFile3`` is not embedded.  A
+    structure that cannot be read counts as not embedded: rasterising is the safe side.
+    """
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    seen: set[int] = set()
+
+    def once(ref: Any) -> bool:
+        """True the first time an indirect object is met (cycles, shared resources)."""
+        if isinstance(ref, IndirectObject):
+            if ref.idnum in seen:
+                return False
+            seen.add(ref.idnum)
+        return True
+
+    def font_ok(ref: Any) -> bool:
+        if not once(ref):
+            return True
+        font = ref.get_object()
+        if not isinstance(font, DictionaryObject):
+            return False
+        subtype = font.get("/Subtype")
+        if subtype == "/Type3":  # glyphs are content streams; their resources may hold fonts
+            return resources_ok(font.get("/Resources"))
+        if subtype == "/Type0":
+            descendants = font.get("/DescendantFonts")
+            descendants = descendants.get_object() if descendants is not None else None
+            if not isinstance(descendants, ArrayObject) or not descendants:
+                return False
+            font = descendants[0].get_object()
+        descriptor = font.get("/FontDescriptor")
+        if descriptor is None:
+            return False
+        descriptor = descriptor.get_object()
+        return isinstance(descriptor, DictionaryObject) and any(k in descriptor for k in _FONT_FILES)
+
+    def stream_ok(ref: Any) -> bool:
+        if ref is None or not once(ref):
+            return True
+        obj = ref.get_object()
+        if not isinstance(obj, DictionaryObject):
+            return True
+        return resources_ok(obj.get("/Resources"))
+
+    def resources_ok(ref: Any) -> bool:
+        if ref is None or not once(ref):
+            return True
+        res = ref.get_object()
+        if not isinstance(res, DictionaryObject):
+            return True
+        fonts = res.get("/Font")
+        if fonts is not None and not all(font_ok(f) for f in fonts.get_object().values()):
+            return False
+        for group in ("/XObject", "/Pattern"):
+            objs = res.get(group)
+            if objs is not None and not all(stream_ok(x) for x in objs.get_object().values()):
+                return False
+        states = res.get("/ExtGState")
+        for state in (states.get_object().values() if states is not None else ()):
+            state = state.get_object()
+            mask = state.get("/SMask") if isinstance(state, DictionaryObject) else None
+            mask = mask.get_object() if mask is not None else None
+            if isinstance(mask, DictionaryObject) and not stream_ok(mask.get("/G")):
+                return False
+        return True
+
+    def annotations_ok() -> bool:
+        annots = page.get("/Annots")
+        for annot in (annots.get_object() if annots is not None else ()):
+            annot = annot.get_object()
+            ap = annot.get("/AP") if isinstance(annot, DictionaryObject) else None
+            ap = ap.get_object() if ap is not None else None
+            if not isinstance(ap, DictionaryObject):
+                continue
+            for appearance in ap.values():
+                appearance = appearance.get_object()
+                # either a stream or a dictionary of states → streams
+                if hasattr(appearance, "get_data") or not isinstance(appearance, DictionaryObject):
+                    streams = [appearance]
+                else:
+                    streams = list(appearance.values())
+                if not all(stream_ok(a) for a in streams):
+                    return False
+        return True
+
+    try:
+        return resources_ok(page.get("/Resources")) and annotations_ok()
+    except Exception:  # noqa: BLE001 - a broken structure: rasterise rather than trust it
+        logger.debug("font check of an evidence PDF page failed", exc_info=True)
+        return False
+
+
 def _pdf_entries(data: bytes) -> list[dict[str, Any]]:
     from pypdf import PdfReader
     from pypdf.errors import DependencyError
@@ -657,6 +847,7 @@ def _pdf_entries(data: bytes) -> list[dict[str, Any]]:
                     "width": width,
                     "height": height,
                     "rotation": rotation,
+                    "embedded": fonts_embedded(page),
                 }
             )
     except _Unusable:
