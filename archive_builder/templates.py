@@ -37,16 +37,16 @@ BUILTIN_PREFIX = "default"
 
 
 def builtin_root() -> Path:
-    """Return the folder holding the built-in template sets (installed or in a checkout)."""
-    try:
-        from importlib.resources import files
+    """Return the folder holding the built-in template sets.
 
-        root = Path(str(files("archive_builder.builtin_templates")))
-        if (root / "default" / SET_FILE).is_file():
-            return root
-    except (ModuleNotFoundError, TypeError):
-        pass
-    return Path(__file__).resolve().parent.parent / "templates"
+    Installed, they live in the package as ``archive_builder/builtin_templates`` (setup.cfg maps
+    the top-level ``templates/`` there); in a checkout or an editable install, ``templates/``.
+    """
+    here = Path(__file__).resolve().parent
+    installed = here / "builtin_templates"
+    if (installed / "default" / SET_FILE).is_file():
+        return installed
+    return here.parent / "templates"
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,17 @@ class TemplateSet:
     def fingerprint(self) -> str:
         """Return a hash of every file on the search path (content, not mtimes), once per set."""
         return _tree_hash(self.search_path)
+
+    @property
+    def form_sections(self) -> tuple[SectionSpec, ...]:
+        """The sections that come from Word forms (they need LibreOffice for the PDF)."""
+        return tuple(spec for spec in self.sections if spec.form)
+
+    def form_path(self, spec: SectionSpec) -> Path:
+        """Return the Word form of ``spec`` (first match on the search path, like templates)."""
+        if not spec.form:
+            raise TemplateError(f"模板集 {self.name} 的「{spec.title}」没有指定 Word 表单")
+        return self.find(spec.form)
 
     def find(self, relpath: str) -> Path:
         """Return the first file named ``relpath`` on the search path."""
@@ -181,11 +192,19 @@ def resolve_set(
     overrides: list[Path] = []
     if village_dir is not None and (village_dir / "templates").is_dir():
         overrides.append(village_dir / "templates")
-    if data_dir is not None and (data_dir / "templates").is_dir() and (data_dir / "templates") not in chain:
-        if not ((data_dir / "templates" / SET_FILE).is_file()):
-            overrides.append(data_dir / "templates")
+    shared = data_dir / "templates" if data_dir is not None else None
+    if shared is not None and shared.is_dir() and shared not in chain and not (shared / SET_FILE).is_file():
+        overrides.append(shared)
     search = tuple(dict.fromkeys([*overrides, *chain]))
-    return _build_set(config, chosen.name, search)
+    tset = _build_set(config, chosen.name, search)
+    for spec in tset.form_sections:
+        path = tset.form_path(spec)  # a missing form is the set's error, not one household's
+        if path.suffix.lower() != ".docx":
+            raise TemplateError(
+                f"模板集 {tset.name} 中「{spec.title}」的 Word 表单 {spec.form} 不是 .docx 文件",
+                hint="请用 Word 或 WPS 打开后另存为 .docx（Word 文档）",
+            )
+    return tset
 
 
 def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -> TemplateSet:
@@ -210,6 +229,19 @@ def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -
             ) from exc
     if not sections:
         raise TemplateError(f"模板集 {name} 没有定义任何 [[sections]]", hint="请在 templateset.toml 中列出各部分")
+    # [forms] key = "forms/x.docx": a Word form replaces that section's XML template, so a
+    # set that extends another need not repeat the whole section list
+    forms = config.get("forms", {})
+    if not isinstance(forms, Mapping):
+        raise TemplateError(f"模板集 {name} 的 [forms] 应为「部分 key = 表单路径」", hint='例如 application = "forms/申请书.docx"')
+    keys = {spec.key for spec in sections}
+    unknown_forms = [key for key in forms if key not in keys]
+    if unknown_forms:
+        raise TemplateError(
+            f"模板集 {name} 的 [forms] 中有未知的部分：{'、'.join(unknown_forms)}",
+            hint="可用的部分：" + "、".join(spec.key for spec in sections),
+        )
+    sections = [replace(spec, form=str(forms[spec.key]) or None) if spec.key in forms else spec for spec in sections]
     formats = tuple(config.get("output", {}).get("formats", ["pdf"]))
     return TemplateSet(
         name=name,

@@ -202,3 +202,36 @@ def test_missing_optional_values_print_as_nothing():
     members = next(s for s in render(rec) if s.key == "members")
     cells = [c for b in members.blocks if isinstance(b, dm.Table) for row in b.rows for c in row]
     assert "None" not in cells
+
+
+@pytest.mark.slow
+def test_builtin_set_found_after_plain_install(tmp_path):
+    """A non-editable install (what a clerk gets) must still find templates/default."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    source = tmp_path / "src"
+    for name in ("archive_builder", "templates"):
+        shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "builtin_templates"))
+    for name in ("setup.cfg", "pyproject.toml", "README.md"):
+        shutil.copy(root / name, source / name)
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(source)],
+        check=True, capture_output=True,
+    )
+    probe = "from archive_builder.templates import builtin_root, resolve_set; print(builtin_root()); print(len(resolve_set('default').sections))"
+    # -S: no .pth files, so a developer's editable install cannot shadow the installed copy.
+    import os
+    import site
+
+    path = os.pathsep.join([str(target), *site.getsitepackages()])
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", probe], env={"PYTHONPATH": path}, cwd=tmp_path,
+        capture_output=True, text=True, check=True,
+    )
+    root_line, count = result.stdout.split()
+    assert root_line.startswith(str(target)) and root_line.endswith("builtin_templates")
+    assert int(count) > 10
