@@ -2,13 +2,25 @@
 
 :func:`render_packet` is the unit of work a build sends to a worker process: it takes a
 picklable :class:`PacketRequest` and returns a :class:`PacketResult`. Expensive things that
-do not change between households (fonts, template sets, the evidence cache) are made once
-per process.
+do not change between households (fonts, template sets, the evidence cache, the LibreOffice
+converter and its profile) are made once per process.
+
+Word forms (a section whose spec names ``form``, see ``templates/county-forms/``): the form
+is filled with docxtpl (:func:`~archive_builder.render.forms.render_form`, autoescaped) and
+converted to PDF with LibreOffice *before* layout, so the section's page count is known and
+the contents page and outline stay true; its pages take the section's place in the PDF
+(:class:`~archive_builder.document.ExternalPages`) and the filled form itself is that section
+of the .docx.  When LibreOffice is missing or fails, the PDF gets an explanatory page for
+that section and the packet a warning naming what to install; every other section and
+household is built as usual.  Whether a converter is available is part of the content hash
+of a household whose set has forms, so installing LibreOffice later rebuilds exactly those
+packets.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -117,9 +129,9 @@ def glyph_warnings(record: Mapping[str, Any], fonts: Any, household_id: str) -> 
     return found
 
 
-def build_document(request: PacketRequest, tset: templates.TemplateSet) -> dm.Document:
-    """Return the packet's document model (no files written)."""
-    context = build_context(
+def packet_context(request: PacketRequest) -> dict[str, Any]:
+    """Return the template context of the household (what section templates and forms see)."""
+    return build_context(
         request.record,
         folder=request.folder,
         archive=request.archive,
@@ -130,8 +142,24 @@ def build_document(request: PacketRequest, tset: templates.TemplateSet) -> dm.Do
         build_date=request.build_date,
         qr_text=request.qr_text,
     )
+
+
+def build_document(
+    request: PacketRequest,
+    tset: templates.TemplateSet,
+    *,
+    context: Mapping[str, Any] | None = None,
+    form_section: Callable[[templates.SectionSpec], dm.Section | None] | None = None,
+) -> dm.Document:
+    """Return the packet's document model (no files written).
+
+    ``form_section`` makes the section of a spec with a Word form (see :class:`FormSections`);
+    without it such sections use their XML template.
+    """
+    if context is None:
+        context = packet_context(request)
     allowed = frozenset(item["source"] for item in context["evidence_items"])
-    sections = templates.render_sections(tset, context, allowed_sources=allowed)
+    sections = templates.render_sections(tset, context, allowed_sources=allowed, form_section=form_section)
     head = context["head"].get("name", "") if context["head"] else ""
     village = request.village.get("name", "")
     return dm.Document(
@@ -144,6 +172,93 @@ def build_document(request: PacketRequest, tset: templates.TemplateSet) -> dm.Do
         author=str(request.archive.get("township", "")),
         date=request.build_date or "2000-01-01",
     )
+
+
+#: the explanatory page printed in place of a Word form that could not be converted
+FORM_PLACEHOLDER = "本部分应为 Word 表单「{form}」，未能转换为 PDF。"
+
+
+class FormSections:
+    """The Word-form sections of one packet, made in the worker that renders it.
+
+    :meth:`section` fills the form (docxtpl, autoescaped) into ``work``, converts it with the
+    worker's LibreOffice (:func:`~archive_builder.render.forms.converter`: one profile per
+    process, a timeout) and returns a section of :class:`~archive_builder.document.ExternalPages`.
+    A missing or failing LibreOffice gives a placeholder section and a warning instead; an
+    invalid form (bad tags) raises :class:`~archive_builder.errors.TemplateError`.
+    """
+
+    def __init__(self, tset: templates.TemplateSet, context: Mapping[str, Any], work: Path,
+                 household_id: str) -> None:
+        self.tset = tset
+        self.context = context
+        self.work = work
+        self.household_id = household_id
+        #: section key -> the filled-in form (.docx), for the Word output
+        self.rendered: dict[str, Path] = {}
+        self.warnings: list[str] = []
+        #: seconds spent in LibreOffice (for performance figures)
+        self.convert_seconds = 0.0
+
+    def section(self, spec: templates.SectionSpec) -> dm.Section:
+        import time
+
+        from .errors import ExternalToolError
+        from .render import forms
+
+        template = self.tset.form_path(spec)
+        filled = self.work / f"{len(self.rendered):02d}_{spec.key}.docx"
+        for text in forms.render_form(template, self.context, filled):
+            if text not in self.warnings:
+                self.warnings.append(text)
+        self.rendered[spec.key] = filled
+        started = time.perf_counter()
+        try:
+            timeout = float(self.tset.settings.get("form_timeout", forms.DEFAULT_TIMEOUT))
+            pdf = forms.converter(timeout).convert(filled, self.work / "pdf")
+            pages = _pdf_pages(pdf, template.name)
+        except ExternalToolError as exc:
+            self.warnings.append(
+                f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）未能转换为 PDF，"
+                f"PDF 档卡中该部分已用说明页代替：{exc.message}"
+                + (f"（{exc.hint}）" if exc.hint and exc.hint not in exc.message else "")
+            )
+            return form_placeholder(spec, template.name, exc.message, exc.hint or "")
+        finally:
+            self.convert_seconds += time.perf_counter() - started
+        return dm.Section(spec.key, spec.title, (dm.ExternalPages(str(pdf), pages),),
+                          layout="form", in_contents=spec.in_contents)
+
+
+def _pdf_pages(pdf: Path, form_name: str) -> int:
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    from .errors import ExternalToolError
+
+    try:
+        pages = len(PdfReader(pdf).pages)
+    except (PyPdfError, OSError, ValueError) as exc:
+        raise ExternalToolError(f"LibreOffice 转换 {form_name} 得到的 PDF 无法读取：{exc}") from exc
+    if pages < 1:
+        raise ExternalToolError(f"LibreOffice 转换 {form_name} 得到的 PDF 没有页面")
+    return pages
+
+
+def form_placeholder(spec: templates.SectionSpec, form_name: str, reason: str, hint: str = "") -> dm.Section:
+    """The section printed instead of a Word form that could not be converted to PDF."""
+    blocks: list[dm.Block] = [
+        dm.Title(spec.title),
+        dm.Spacer(20),
+        dm.Paragraph(FORM_PLACEHOLDER.format(form=form_name), align="center", indent=False, role="heading"),
+        dm.Spacer(6),
+        dm.Paragraph(f"原因：{reason}", align="left", indent=False),
+    ]
+    if hint and hint not in reason:
+        blocks.append(dm.Paragraph(hint, align="left", indent=False))
+    blocks.append(dm.Paragraph("解决后重新生成即可：本户会自动重新生成，Word 文档中的表单不受影响。",
+                               align="left", indent=False))
+    return dm.Section(spec.key, spec.title, tuple(blocks), layout="form", in_contents=spec.in_contents)
 
 
 def page_ranges(result: dm.RenderResult) -> dict[str, str]:
@@ -161,13 +276,25 @@ def page_ranges(result: dm.RenderResult) -> dict[str, str]:
 
 def render_packet(request: PacketRequest) -> PacketResult:
     """Render one household's packet PDF (and .docx when asked); files appear atomically."""
+    tset = template_set(request.template_set, request.data_dir, request.village_dir)
+    if tset.form_sections:
+        with tempfile.TemporaryDirectory(prefix="ab-forms-") as work:
+            return _render_packet(request, tset, Path(work))
+    return _render_packet(request, tset, None)
+
+
+def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Path | None) -> PacketResult:
     from .render.pdf import write_pdf
 
-    tset = template_set(request.template_set, request.data_dir, request.village_dir)
     fonts = font_set({**tset.fonts, **request.fonts}, tset.search_path[-1])
     evidence = _evidence_cache(request.cache_dir, int(tset.settings.get("evidence_dpi", 200)))
-    document = build_document(request, tset)
+    context = packet_context(request)
+    forms = FormSections(tset, context, work, request.household_id) if work is not None else None
+    document = build_document(request, tset, context=context,
+                              form_section=forms.section if forms is not None else None)
     warnings = glyph_warnings(request.record, fonts, request.household_id)
+    if forms is not None:
+        warnings.extend(forms.warnings)
 
     try:
         request.out_pdf.parent.mkdir(parents=True, exist_ok=True)
@@ -196,6 +323,7 @@ def render_packet(request: PacketRequest) -> PacketResult:
             request.out_docx,
             evidence=evidence,
             font_names=dict(tset.word_fonts),
+            forms=forms.rendered if forms is not None else None,
             page_numbers=page_ranges(result),
         )
         warnings.extend(w for w in docx.warnings if w not in warnings and w not in result.warnings)
@@ -263,10 +391,16 @@ def plan_packet(
     settings = settings_of(config, village)
     items = evidence_items(record, household.folder)
     evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
+    extra: dict[str, Any] = {}
+    if tset.form_sections:
+        from .render.forms import find_soffice
+
+        # a packet made without LibreOffice has placeholder pages: rebuild it once one exists
+        extra["form_converter"] = find_soffice() is not None
     content_hash = hashing.household_hash(
         record,
         evidence=evidence,
-        settings={**settings, "item_no": item_no, "build_date": build_date},
+        settings={**settings, "item_no": item_no, "build_date": build_date, **extra},
         template_fingerprint=template_fingerprint or tset.fingerprint(),
         font_fingerprint=fonts.fingerprint(),
     )

@@ -18,7 +18,7 @@ from archive_builder.render.docx import normalise_text, section_texts, write_doc
 from archive_builder.render.forms import LibreOffice, find_soffice, render_form
 
 ROOT = Path(__file__).resolve().parent.parent
-FORM = ROOT / "templates" / "forms" / "申请书.docx"
+FORM = ROOT / "templates" / "county-forms" / "forms" / "申请书.docx"
 NASTY = "A<B & C>D"
 
 CONTEXT = {

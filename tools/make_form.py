@@ -1,4 +1,4 @@
-"""Write the sample Word form templates/forms/申请书.docx (a docxtpl template).
+"""Write the sample Word form templates/county-forms/forms/申请书.docx (a docxtpl template).
 
 Run from the repository root:  python tools/make_form.py [output.docx]
 
@@ -12,6 +12,7 @@ the section templates (archive_builder/context.py ``build_context``) and the sam
     archive.township     乡镇
     hh.household_id      户编号
     hh.group             村民小组
+    hh.address           家庭住址 (optional; else township + village + group)
     hh.causes.main       主要致贫原因;  hh.causes.others  其他致贫原因 (list)
     hh.application.text  申请理由 (paragraphs separated by blank lines; optional)
     hh.application.date  申请日期 (optional)
@@ -92,7 +93,8 @@ def build(out: Path) -> None:
     cells = [
         ("户主姓名", "{{ head.name }}", "身份证号", "{{ head.id_number|mask_id }}"),
         ("户编号", "{{ hh.household_id }}", "家庭人口", "{{ members|length }} 人"),
-        ("家庭住址", "{{ archive.township }}{{ village.name }}{{ hh.group }}", "联系电话", "{{ head.phone|mask_id }}"),
+        ("家庭住址", "{% if hh.address %}{{ hh.address }}{% else %}{{ archive.township }}{{ village.name }}"
+                     "{{ hh.group }}{% endif %}", "联系电话", "{{ (hh.phone or head.phone)|mask_id }}"),
     ]
     for r, values in enumerate(cells):
         for c, value in enumerate(values):
@@ -152,6 +154,6 @@ def build(out: Path) -> None:
 
 if __name__ == "__main__":
     root = Path(__file__).resolve().parent.parent
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "templates" / "forms" / "申请书.docx"
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else root / "templates" / "county-forms" / "forms" / "申请书.docx"
     build(target)
     print(target)

@@ -372,13 +372,22 @@ _CONVERTERS: dict[int, LibreOffice] = {}
 
 
 def converter(timeout: float = DEFAULT_TIMEOUT) -> LibreOffice:
-    """The converter of this process (created on first use, profile removed at exit)."""
+    """The converter of this process (created on first use, profile removed at exit).
+
+    Raises :class:`ExternalToolError` (Chinese, naming the package) when LibreOffice is
+    missing; nothing is cached then, so a later call finds a newly installed one.
+    """
     pid = os.getpid()
     conv = _CONVERTERS.get(pid)
     if conv is None:
         conv = LibreOffice(timeout=timeout)
         _CONVERTERS[pid] = conv
         atexit.register(conv.close)
+        # worker processes of a pool end with os._exit, which skips atexit handlers but
+        # runs multiprocessing's finalizers: remove the profile there too
+        from multiprocessing import util
+
+        util.Finalize(conv, conv.close, exitpriority=10)
     conv.timeout = float(timeout)
     return conv
 
