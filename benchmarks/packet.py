@@ -65,8 +65,6 @@ def packets(work: Path, households: int, repeat: int) -> None:
 
 
 def evidence(work: Path) -> None:
-    import random
-
     from PIL import Image
 
     from archive_builder.render.evidence import EvidenceCache
