@@ -46,6 +46,7 @@ from ..document import (
     Contents,
     Document,
     Evidence,
+    ExternalPages,
     Heading,
     KeyValue,
     PageBreak,
@@ -418,6 +419,8 @@ class _Writer:
             self.evidence_block(b)
         elif isinstance(b, Contents):
             self.contents(b)
+        elif isinstance(b, ExternalPages):
+            self.external_pages(b)
         else:  # pragma: no cover - the model is closed
             raise RenderError(f"无法写入 Word：未知的内容块类型 {type(b).__name__}")
 
@@ -673,6 +676,21 @@ class _Writer:
             scale = min(box_w / wpx, box_h / hpx)
             p = self.para(style="ABPlain", align="center")
             self.picture(p, stream, round(wpx * scale * EMU_PER_MM), round(hpx * scale * EMU_PER_MM))
+            self.page_has_content = True
+
+    def external_pages(self, b: ExternalPages) -> None:
+        """Whole pages of a PDF (a converted form with no Word original given): one picture
+        per page, scaled to the text block."""
+        for k in range(b.pages):
+            self.page_break()
+            try:
+                data, wpx, hpx = pdf_page_png(Path(b.source), k, PDF_PAGE_DPI)
+            except Exception as e:  # noqa: BLE001 - say so on the page, go on
+                self.placeholder(Path(b.source).name, f"PDF 第 {k + 1} 页无法渲染：{e}", "")
+                continue
+            scale = min(self.page.text_width_mm / wpx, self.page.text_height_mm / hpx)
+            p = self.para(style="ABPlain", align="center")
+            self.picture(p, io.BytesIO(data), round(wpx * scale * EMU_PER_MM), round(hpx * scale * EMU_PER_MM))
             self.page_has_content = True
 
     def evidence_caption(self, b: Evidence, n: int, total: int) -> None:
