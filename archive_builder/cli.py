@@ -336,7 +336,10 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     退出码：0 相同；1 有差异；2 出错。
     """
     from .diff import compare_pdfs, compare_versions, write_report
+    from .diffreport import check_report_path
 
+    if report is not None:
+        check_report_path(report)
     # A household id is never a file; a second argument ending in .pdf means PDF mode too,
     # so a damaged or misnamed file gets the Chinese "cannot open" message, not a usage error.
     pdf_mode = (

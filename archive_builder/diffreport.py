@@ -8,6 +8,7 @@ covered by semi-transparent red rectangles.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 from collections.abc import Iterator
@@ -37,6 +38,24 @@ class ReportError(ArchiveError):
 
     exit_code = ExitCode.output_unusable
     kind = "报告无法写入"
+
+
+class ReportFormatError(ReportError):
+    """The report file name asks for a format there is no writer for."""
+
+    exit_code = ExitCode.input_unusable
+
+
+def check_report_path(path: Path) -> None:
+    """Raise ReportFormatError unless ``path`` names an HTML or PDF report.
+
+    The CLI calls this before comparing, so a mistyped name fails at once.
+    """
+    if path.suffix.lower() not in (".html", ".htm", ".pdf"):
+        raise ReportFormatError(
+            f"不支持的报告格式：{path.name}",
+            hint="报告文件名须以 .html 或 .pdf 结尾，例如 --report 比较报告.html。",
+        )
 
 
 @dataclass
@@ -362,6 +381,8 @@ def render_pdf(
             data,
             colWidths=[width * 0.34, width * 0.29, width * 0.29, width * 0.08],
             repeatRows=1,
+            # a long value (an application letter) is taller than a page: split the row
+            splitInRow=1,
         )
         table.setStyle(
             TableStyle(
@@ -444,12 +465,8 @@ def write_report(path: Path, comparison: Comparison, **options: Any) -> Path:
     Written to a temporary file beside ``path`` and moved into place, so a failed run never
     leaves half a report.
     """
+    check_report_path(path)
     suffix = path.suffix.lower()
-    if suffix not in (".html", ".htm", ".pdf"):
-        raise ReportError(
-            f"不支持的报告格式：{path.name}",
-            hint="报告文件名须以 .html 或 .pdf 结尾，例如 --report 比较报告.html。",
-        )
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -459,8 +476,14 @@ def write_report(path: Path, comparison: Comparison, **options: Any) -> Path:
             tmp.write_text(render_html(comparison, **options), encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise ReportError(
-            f"无法写入报告 {path}：{exc}", hint="检查目录是否存在且可写。"
+            f"无法写入报告 {path}：{exc.strerror or exc}",
+            hint="检查目录是否存在且可写。",
         ) from exc
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
     return path

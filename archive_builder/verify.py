@@ -39,10 +39,16 @@ class PayloadError(ArchiveError):
 
 
 class QrDecodeError(ArchiveError):
-    """A photo or scan could not be decoded (no decoder installed, or no QR code found)."""
+    """A photo or scan cannot be read, or holds no archive-builder QR code."""
+
+    exit_code = ExitCode.input_unusable
+    kind = "二维码无法读取"
+
+
+class QrDecoderMissing(QrDecodeError):
+    """The optional QR decoder (zxing-cpp) is not installed."""
 
     exit_code = ExitCode.missing_dependency
-    kind = "二维码无法读取"
 
 
 def qr_payload(household_id: str, version_number: int, content_hash: str) -> str:
@@ -175,7 +181,7 @@ def decode_qr_image(path: Path) -> str:
     try:
         import zxingcpp  # type: ignore[import-not-found]
     except ImportError:
-        raise QrDecodeError(
+        raise QrDecoderMissing(
             "读取照片中的二维码需要 zxing-cpp 软件包，当前未安装。",
             hint="运行 pip install zxing-cpp；或用手机扫码后把文字直接传给 verify。",
         ) from None
