@@ -182,6 +182,8 @@ class Build:
         formats = self.options.formats
         if formats is None:
             formats = tuple(getattr(config.templates, "formats", None) or ())
+        if formats == () and config.output.word_copy:  # archive.toml [output] word_copy = true
+            formats = ("pdf", "docx")
         self.formats = formats
         self.errors_by_household: dict[tuple[str, str], list[Problem]] = {}
         for problem in problems:

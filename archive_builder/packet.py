@@ -467,14 +467,15 @@ def make_packet(
     household_id: str,
     out: Path | None = None,
     *,
-    formats: tuple[str, ...] = ("pdf",),
+    formats: tuple[str, ...] | None = ("pdf",),
     strict: bool = False,
     today: Any = None,
 ) -> PacketOutcome:
     """Validate one household and render its packet; the secretary's command.
 
     ``out`` is a ``.pdf`` file or a folder (default: the current folder); the file is named
-    ``<户编号>_<户主>.pdf``. The cover's version number follows the build output beside the
+    ``<户编号>_<户主>.pdf``. ``formats`` None = archive.toml ``[output] word_copy`` (pdf,docx),
+    else the template set's ``[output] formats``. The cover's version number follows the build output beside the
     data directory when there is one, so the printed copy matches what the next build records.
     """
     from .outdir import default_output
@@ -492,6 +493,10 @@ def make_packet(
             hint="请按上面列出的问题修改数据后重新生成；运行 archive-builder validate 可检查整个数据目录",
         )
     (village, household), = list(dataset.households())
+    if formats is None:
+        config = dataset.config
+        formats = ("pdf", "docx") if config.output.word_copy else template_set(
+            config.templates.set, Path(data_dir).resolve(), village.path.resolve()).formats
     build_date = document_date(dataset.config)
     head = household.record.head.name if household.record.head else ""
     if out is None or out.suffix.lower() != ".pdf":

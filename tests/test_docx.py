@@ -224,3 +224,25 @@ def test_control_characters_do_not_break_output(tmp_path, evidence):
     out = tmp_path / "c.docx"
     write_docx(doc, out, evidence=evidence)
     assert normalise_text(section_texts(out)["a"]) == "坏字符<&>"
+
+
+def test_external_pages_without_word_original_are_pictures(tmp_path):
+    from reportlab.pdfgen.canvas import Canvas
+
+    from archive_builder.document import ExternalPages
+
+    pdf = tmp_path / "form.pdf"
+    c = Canvas(str(pdf), pagesize=(595.28, 841.89), invariant=1)
+    for n in (1, 2):
+        c.drawString(100, 700, f"page {n}")
+        c.showPage()
+    c.save()
+    doc = Document(title="t", sections=(
+        Section("application", "申请书", (ExternalPages(str(pdf), 2),)),
+        Section("notes", "户说明", (Paragraph("说明"),)),
+    ))
+    out = tmp_path / "x.docx"
+    result = write_docx(doc, out, evidence=None)
+    assert result.warnings == ()
+    assert len(python_docx.Document(str(out)).inline_shapes) == 2
+    assert normalise_text(section_texts(out)["notes"]) == "说明"

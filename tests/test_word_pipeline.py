@@ -381,3 +381,23 @@ def test_external_pages_keep_numbers_and_outline(tmp_path, font_set):
     outline = {item.title: reader.get_destination_page_number(item) for item in reader.outline}
     assert outline == {"目录": 0, "申请书": 2, "户说明": 4}
     assert reader.pages[2].mediabox.width == pytest.approx(595.28, abs=0.5)
+
+
+# --------------------------------------------------------------------------- defaults for Word output
+
+
+def test_word_copy_setting_makes_docx(tmp_path):
+    from archive_builder.build import BuildOptions, build
+    from archive_builder.packet import make_packet
+
+    archive = ARCHIVE_TOML + "\n[output]\nword_copy = true\n"
+    data = write_data_dir(tmp_path / "data", [valid_household()], archive=archive)
+    summary = build(data, tmp_path / "out", BuildOptions(jobs=1))
+    assert summary.rendered == 1 and not summary.failed
+    assert len(list((tmp_path / "out").rglob("*.docx"))) == 1
+    # the command line still decides when it says so
+    summary = build(data, tmp_path / "out2", BuildOptions(jobs=1, formats=("pdf",)))
+    assert not list((tmp_path / "out2").rglob("*.docx"))
+    # the secretary's packet command follows the setting when given no format
+    outcome = make_packet(data, "4116211052010001", tmp_path / "p", formats=None)
+    assert outcome.result.docx is not None and outcome.result.docx.is_file()
