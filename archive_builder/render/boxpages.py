@@ -100,9 +100,23 @@ def retention_label(retention: str) -> str:
 # --------------------------------------------------------------------------- front/back matter
 
 
+def plain_streams() -> None:
+    """Have reportlab write Flate-only streams in this process, as ``render/pdf.py`` does.
+
+    ``rl_config.useA85`` is process-global and ``render/pdf.py`` turns it off on import; unless
+    every canvas of the collation does the same, a box or spine label written by a process
+    that has not rendered a packet (the build's parent, a worker collating unchanged packets)
+    gets ASCII85 streams and the same input gives different bytes.
+    """
+    from reportlab import rl_config
+
+    rl_config.useA85 = 0
+
+
 def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:
     from reportlab.pdfgen import canvas
 
+    plain_streams()
     c = canvas.Canvas(
         buf,
         pagesize=(A4_W, A4_H),

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive_builder.outdir import atomic_write
-from archive_builder.render.boxpages import MM, draw_text, fit_size, retention_label
+from archive_builder.render.boxpages import MM, draw_text, fit_size, plain_streams, retention_label
 
 if TYPE_CHECKING:  # pragma: no cover
     from archive_builder.collate import BoxResult, VillageInfo
@@ -229,6 +229,7 @@ def write_spine_labels(
     w, h = width_mm * MM, height_mm * MM
     page_w, page_h = PAGE_W_MM * MM, PAGE_H_MM * MM
     buf = io.BytesIO()
+    plain_streams()
     c = canvas.Canvas(
         buf,
         pagesize=(page_w, page_h),

@@ -14,7 +14,7 @@ import io
 import os
 from typing import Any
 
-from archive_builder.render.boxpages import MM, face_name
+from archive_builder.render.boxpages import MM, face_name, plain_streams
 
 #: size (5号) and position: distance of the number from the side edge and of its baseline
 #: from the top edge
@@ -44,6 +44,7 @@ class NumberStamper:
 
         self.font_name = self._register_number_font(fonts)
         buf = io.BytesIO()
+        plain_streams()
         c = canvas.Canvas(buf, invariant=1, pageCompression=0, initialFontName=self.font_name)
         c.setFont(self.font_name, NUMBER_SIZE)
         c.drawString(10, 10, "0123456789")
