@@ -18,6 +18,7 @@ when a document has none.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import re
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from reportlab import rl_config
 from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.pdfdoc import PDFImageXObject
 from reportlab.pdfgen.canvas import Canvas
 
 from ..document import (
@@ -263,14 +265,17 @@ class _Layout:
             self.new_page()
 
     def snap(self) -> None:
-        """On prose pages, move the cursor down to the next line of the grid."""
+        """On prose pages, move the cursor down to the next line of the grid.
+
+        A full page is left as it is: the next block starts a page when it needs one (a new
+        page here was left empty when the block was the section's last, e.g. the signature
+        of 户说明 ending on the last grid line).
+        """
         if self.layout != "prose":
             return
         used = (self.top - self.y) / self.pitch
         n = math.ceil(used - 1e-6)
         self.y = self.top - n * self.pitch
-        if self.y < self.bottom + 1e-6 and not self.fresh():
-            self.new_page()
 
     def line_height(self, size: float) -> float:
         if self.layout == "prose":
@@ -361,9 +366,8 @@ class _Layout:
         elif isinstance(b, Signature):
             self.signature(b)
         elif isinstance(b, Spacer):
-            self.y -= b.height_mm * MM
-            if self.y < self.bottom:
-                self.new_page()
+            # never below the text block; the next block starts a page when it needs one
+            self.y = max(self.y - b.height_mm * MM, self.bottom)
             self.snap()
         elif isinstance(b, PageBreak):
             if not self.fresh():
@@ -879,10 +883,31 @@ class _Painter:
         for it in later:
             if it[0] == "img":
                 _, path, x, y, w, h = it
-                c.drawImage(path, x, y, w, h)
+                self.draw_image(path, x, y, w, h)
             elif it[0] == "qr":
                 _, text, x, y, s = it
                 self.draw_qr(text, x, y, s)
+
+    def draw_image(self, path: str, x: float, y: float, w: float, h: float) -> None:
+        """``Canvas.drawImage`` with the XObject named after the file's bytes.
+
+        reportlab names a file image after its full path, so the same evidence cached in
+        another folder (another user, the build's cache vs the packet command's) gave
+        different bytes; the name must depend on the content only.
+        """
+        c = self.c
+        doc = self.doc
+        name = hashlib.md5(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+        reg = doc.getXObjectName(name)
+        if doc.idToObject.get(reg) is None:
+            obj = PDFImageXObject(name, path)
+            obj.name = name
+            c._setXObjects(obj)
+            doc.Reference(obj, reg)
+            doc.addForm(name, obj)
+        c._currentPageHasImages = 1
+        c._code.append(f"q 1 0 0 1 {_n(x)} {_n(y)} cm {_f(w)} 0 0 {_f(h)} 0 0 cm /{reg} Do Q")
+        c._formsinuse.append(name)
 
     def draw_qr(self, text: str, x: float, y: float, s: float) -> None:
         """Draw the symbol as one filled path of row runs, inside an ``s``-point square."""
