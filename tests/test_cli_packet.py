@@ -1,0 +1,148 @@
+"""``archive-builder packet`` as the village secretary runs it: a real process, exit codes,
+messages on stderr, where the file goes, byte-identical output across processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from archive_builder.packet import font_set
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "households_sample"
+SMALL = "4116211052030010"  # 李 village 3, one photo: a quick packet
+#: CJK Extension I: no font this project installs (or finds) covers it
+NO_GLYPH = "\U0002EBF0"
+
+pytestmark = pytest.mark.slow
+
+
+def packet(*args: Any, cache: Path, seed: str = "0", cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ARCHIVE_BUILDER_CACHE_DIR": str(cache), "PYTHONHASHSEED": seed,
+           "PYTHONIOENCODING": "utf-8"}
+    return subprocess.run(
+        [sys.executable, "-m", "archive_builder", "packet", *map(str, args)],
+        capture_output=True, text=True, encoding="utf-8", env=env, cwd=cwd, timeout=120,
+    )
+
+
+def copy_household(tmp: Path, household_id: str, edit: Any = None) -> Path:
+    source = next(p for p in SAMPLE.glob(f"*/{household_id}*") if p.is_dir())
+    data = tmp / "data"
+    village = data / source.parent.name
+    village.mkdir(parents=True)
+    shutil.copy(SAMPLE / "archive.toml", data / "archive.toml")
+    shutil.copy(source.parent / "village.toml", village / "village.toml")
+    shutil.copytree(source, village / source.name)
+    if edit is not None:
+        path = village / source.name / "household.yaml"
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+        edit(record)
+        path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return data
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cli-cache")
+
+
+def test_prints_path_and_page_count(tmp_path: Path, cache: Path) -> None:
+    result = packet(SAMPLE, SMALL, "-o", f"{tmp_path}/out/", cache=cache)
+    assert result.returncode == 0, result.stderr
+    path, pages = result.stdout.strip().split("\t")
+    assert Path(path) == tmp_path / "out" / f"{SMALL}_宋水旺.pdf"
+    assert Path(path).is_file()
+    from pypdf import PdfReader
+
+    assert pages == f"{len(PdfReader(path).pages)} 页"
+
+
+def test_output_to_a_named_file_or_into_a_folder(tmp_path: Path, cache: Path) -> None:
+    named = packet(SAMPLE, SMALL, "-o", tmp_path / "sub" / "档卡.pdf", cache=cache)
+    assert named.returncode == 0, named.stderr
+    assert named.stdout.startswith(str(tmp_path / "sub" / "档卡.pdf"))
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["档卡.pdf"]
+    (tmp_path / "existing").mkdir()
+    into = packet(SAMPLE, SMALL, "-o", tmp_path / "existing", cache=cache)  # no trailing slash
+    assert into.returncode == 0, into.stderr
+    assert [p.name for p in (tmp_path / "existing").iterdir()] == [f"{SMALL}_宋水旺.pdf"]
+    here = packet(SAMPLE, SMALL, cache=cache, cwd=tmp_path)  # default: the current folder
+    assert here.returncode == 0, here.stderr
+    assert (tmp_path / f"{SMALL}_宋水旺.pdf").is_file()
+
+
+def test_unknown_household_lists_near_matches(tmp_path: Path, cache: Path) -> None:
+    result = packet(SAMPLE, "4116211052010091", "-o", f"{tmp_path}/", cache=cache)
+    assert result.returncode == 2
+    assert "找不到该户" in result.stderr and "4116211052010091" in result.stderr
+    assert "相近的户编号" in result.stderr
+    near = result.stderr.split("相近的户编号：", 1)[1].splitlines()[0].split("、")
+    known = {p.name[:16] for p in SAMPLE.glob("*/*") if p.is_dir()}
+    assert near and set(near) <= known
+    # (the ranking is difflib's: 0018…0014 here, not 0001/0011/0019 that differ by one
+    # keystroke — reported, not asserted)
+    assert result.stdout == "" and not list(tmp_path.glob("*.pdf"))
+
+
+def test_household_with_errors_is_not_rendered(tmp_path: Path, cache: Path) -> None:
+    def edit(record: dict[str, Any]) -> None:
+        head = record["members"][0]
+        digits = head["id_number"]
+        head["id_number"] = digits[:-1] + ("0" if digits[-1] != "0" else "1")  # bad check digit
+
+    data = copy_household(tmp_path, SMALL, edit)
+    out = tmp_path / "out"
+    result = packet(data, SMALL, "-o", f"{out}/", cache=cache)
+    assert result.returncode == 1
+    assert "数据有误" in result.stderr and "未生成档卡" in result.stderr
+    assert "id_number" in result.stderr or "身份证" in result.stderr  # the problem itself
+    assert "household.yaml" in result.stderr
+    assert result.stdout == ""
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_missing_glyph_is_a_warning_naming_household_field_and_code_point(tmp_path: Path, cache: Path) -> None:
+    fonts = font_set(register=False)
+    assert fonts.missing_chars(NO_GLYPH, "body") == [NO_GLYPH]  # no installed font has it
+
+    def edit(record: dict[str, Any]) -> None:
+        record["members"][1]["name"] = "宋" + NO_GLYPH
+
+    data = copy_household(tmp_path, SMALL, edit)
+    result = packet(data, SMALL, "-o", tmp_path / "out.pdf", cache=cache)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.pdf").is_file()
+    warning = next(line for line in result.stderr.splitlines() if "U+2EBF0" in line)
+    assert SMALL in warning and "members[1].name" in warning
+
+
+def test_two_processes_give_identical_bytes(tmp_path: Path) -> None:
+    """Different hash seeds and fresh caches: nothing process-dependent reaches the file."""
+    hid = "4116211052010001"  # photos (EXIF 6), camera-size JPEGs, statement PDFs, 𠮷-free
+    a = packet(SAMPLE, hid, "-o", tmp_path / "a.pdf", cache=tmp_path / "c1", seed="1")
+    b = packet(SAMPLE, hid, "-o", tmp_path / "b.pdf", cache=tmp_path / "c2", seed="2")
+    assert a.returncode == b.returncode == 0, a.stderr + b.stderr
+    assert (tmp_path / "a.pdf").read_bytes() == (tmp_path / "b.pdf").read_bytes()
+    # and once more from a warm cache
+    c = packet(SAMPLE, hid, "-o", tmp_path / "c.pdf", cache=tmp_path / "c1", seed="3")
+    assert c.returncode == 0
+    assert (tmp_path / "c.pdf").read_bytes() == (tmp_path / "a.pdf").read_bytes()
+
+
+@pytest.mark.skipif(shutil.which("archive-builder") is None, reason="console script not installed")
+def test_console_script(tmp_path: Path, cache: Path) -> None:
+    env = {**os.environ, "ARCHIVE_BUILDER_CACHE_DIR": str(cache), "PYTHONIOENCODING": "utf-8"}
+    result = subprocess.run(
+        ["archive-builder", "packet", str(SAMPLE), SMALL, "-o", f"{tmp_path}/"],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith(" 页")
