@@ -30,7 +30,7 @@ from .packet import (
     render_packet,
     template_set,
 )
-from .problems import Problem, Severity
+from .problems import Problem, Severity, error
 
 SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
@@ -142,6 +142,8 @@ class Build:
         self.options = options
         self.reporter = reporter or SilentReporter()
         self.summary = BuildSummary()
+        #: rendering failures, for the manifest's problems (the CLI reports them from ``failed``)
+        self.render_problems: list[Problem] = []
         self._pool: ProcessPoolExecutor | None = None
 
     # ------------------------------------------------------------------ stages
@@ -269,6 +271,10 @@ class Build:
             if isinstance(outcome, BaseException):
                 message = getattr(outcome, "message", None) or f"{type(outcome).__name__}: {outcome}"
                 self.summary.failed.append((hid, message))
+                village = next((v.name for v in self.plans if v.code == plan.village_code), None)
+                self.render_problems.append(
+                    error(message, getattr(outcome, "hint", None), village=village, household_id=hid)
+                )
                 self.reporter.warn(f"户 {hid} 未生成：{message}")
                 plan.result = None
             else:
@@ -476,7 +482,7 @@ class Build:
             "build_date": self.build_date,
             "villages": villages,
             "failed": failed,
-            "problems": [p.to_json() for p in self.summary.problems],
+            "problems": [p.to_json() for p in [*self.summary.problems, *self.render_problems]],
         }
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
 
