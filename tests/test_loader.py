@@ -413,3 +413,12 @@ def test_village_folder_sample_layout(make_data_dir: Any) -> None:
     assert sorted(dataset.household_ids()) == ["4116211052010001", "4116211052020001"]
     assert make_id() == "41162119850312003" + make_id()[-1]
     assert mutate({"a": [1]}, a__0=2) == {"a": [2]}
+
+
+def test_near_matches_rank_one_digit_typos_first():
+    from archive_builder.records.loader import find_similar_ids
+
+    ids = [f"41162110520100{i:02d}" for i in range(1, 19)]
+    assert find_similar_ids(ids, "4116211052010091")[:2] == ["4116211052010001", "4116211052010011"]
+    assert find_similar_ids(ids, "411621105201007")[0] == "4116211052010007"  # a digit left out
+    assert find_similar_ids(ids, "0007") == ["4116211052010007"]  # only the last digits typed

@@ -12,7 +12,6 @@ the line/column of a field path or of its nearest present parent.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 import os
 import re
@@ -761,15 +760,34 @@ def scan_index(data_dir: Path) -> list[IndexEntry]:
     return entries
 
 
+def _edit_distance(a: str, b: str, stop: int) -> int:
+    """Levenshtein distance of ``a`` and ``b``, giving up (returning ``stop``) beyond ``stop``."""
+    if abs(len(a) - len(b)) >= stop:
+        return stop
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) >= stop:
+            return stop
+        previous = current
+    return min(previous[-1], stop)
+
+
 def find_similar_ids(
     ids: Dataset | list[str], household_id: str, limit: int = 5
 ) -> list[str]:
-    """Return up to ``limit`` 户编号 that look like ``household_id`` (typos, missing digits)."""
+    """Return up to ``limit`` 户编号 that look like ``household_id`` (typos, missing digits).
+
+    户编号 share long prefixes (the village code), so similarity is the number of edits
+    (a mistyped, missing or extra digit is one), not difflib's ratio; IDs ending with what was
+    typed (the last digits only) come next.
+    """
     known = ids.household_ids() if isinstance(ids, Dataset) else list(ids)
-    close = difflib.get_close_matches(household_id, known, n=limit, cutoff=0.6)
-    tail = [
-        k for k in known if household_id and k.endswith(household_id) and k not in close
-    ]
+    scored = sorted((_edit_distance(household_id, k, 4), k) for k in known)
+    close = [k for distance, k in scored if distance <= 3]
+    tail = [k for k in sorted(known) if household_id and k.endswith(household_id) and k not in close]
     return (close + tail)[:limit]
 
 
