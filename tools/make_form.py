@@ -93,8 +93,8 @@ def build(out: Path) -> None:
     cells = [
         ("户主姓名", "{{ head.name }}", "身份证号", "{{ head.id_number|mask_id }}"),
         ("户编号", "{{ hh.household_id }}", "家庭人口", "{{ members|length }} 人"),
-        ("家庭住址", "{% if hh.address %}{{ hh.address }}{% else %}{{ archive.township }}{{ village.name }}"
-                     "{{ hh.group }}{% endif %}", "联系电话", "{{ (hh.phone or head.phone)|mask_id }}"),
+        ("家庭住址", ("{% if hh.address %}{{ hh.address }}{% else %}{{ archive.township }}{{ village.name }}"
+                      "{{ hh.group }}{% endif %}"), "联系电话", "{{ (hh.phone or head.phone)|mask_id }}"),
     ]
     for r, values in enumerate(cells):
         for c, value in enumerate(values):
