@@ -359,13 +359,13 @@ class Build:
         results = self._run_parallel(_collate_box, [(font_args, *args) for _, _, args in jobs])
         changed_villages = set()
         for (code, fingerprint, args), result in zip(jobs, results):
-            box = {
+            entry = {
                 "file": result.file.relative_to(self.out).as_posix(), "box_no": result.box_no,
                 "pages": result.pages, "sheets": result.sheets, "first_item": result.first_item,
                 "last_item": result.last_item, "households": [list(h) for h in result.households],
                 "numbers": [list(n) for n in result.numbers],
             }
-            box_state[f"{code}/{args[1]}"] = {"fingerprint": fingerprint, "box": box}
+            box_state[f"{code}/{args[1]}"] = {"fingerprint": fingerprint, "box": entry}
             changed_villages.add(code)
 
         for vplan in self.plans:
@@ -451,7 +451,7 @@ class Build:
                     self.summary.versions_recorded += 1
 
     def write_manifest(self) -> None:
-        villages = []
+        villages: list[dict[str, Any]] = []
         for vplan in self.plans:
             boxes = self.boxes.get(vplan.code, [])
             where: dict[str, tuple[int, int, int]] = {}
@@ -475,6 +475,10 @@ class Build:
                 "households": households,
             })
         failed = [{"household_id": hid, "reason": reason} for hid, reason in self.summary.failed]
+        kept_villages, kept_failed = self._unselected_entries()
+        order = {v.config.code: i for i, v in enumerate(self.dataset.villages)}
+        villages = sorted([*villages, *kept_villages], key=lambda v: order.get(v["code"], len(order)))
+        failed += kept_failed
         manifest = {
             "schema_version": SCHEMA_VERSION,
             "program_version": __version__,
@@ -485,6 +489,30 @@ class Build:
             "problems": [p.to_json() for p in [*self.summary.problems, *self.render_problems]],
         }
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
+
+
+    def _unselected_entries(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Return the last manifest's villages (and failed households) that this run did not build.
+
+        With ``--village`` the output folder still holds the other villages' boxes; the manifest
+        describes the whole folder, so their entries are kept while their box files exist.
+        """
+        if not self.options.villages:
+            return [], []
+        previous = outdir.read_json(self.out / "manifest.json", {})
+        built = {v.code for v in self.plans}
+        others = {
+            v.config.code: {str(h.household_id) for h in v.households}
+            for v in self.dataset.villages
+            if v.config.code not in built
+        }
+        villages = [
+            v for v in previous.get("villages", [])
+            if v.get("code") in others and all((self.out / b["file"]).is_file() for b in v.get("boxes", []))
+        ]
+        ids = {hid for v in villages for hid in others[v["code"]]}
+        failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
+        return villages, failed
 
 
 def _collate_box(font_args: tuple[dict[str, Any], str], *args: Any) -> Any:

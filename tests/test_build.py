@@ -704,6 +704,20 @@ def test_village_by_code(tmp_path, small):
     assert [v["name"] for v in manifest(out)["villages"]] == ["李庄村"]
 
 
+def test_village_rebuild_keeps_the_other_villages_in_the_manifest(tmp_path, small):
+    """After a whole-township build, ``--village`` rebuilds one village; the manifest still
+    describes every village whose boxes are in the output folder."""
+    data, built, _ = small
+    out = tmp_path / "out"
+    shutil.copytree(built, out)
+    before = manifest(out)
+    result = run_build(data, "-o", out, "--village", "王楼村")
+    assert result.exit_code == ExitCode.ok, result.output
+    assert summary_line(result).startswith("渲染 0 户 · 未变化 6 户"), result.stdout
+    after = check_build(out)
+    assert after["villages"] == before["villages"]
+
+
 def test_unknown_village(tmp_path, small):
     data, _, _ = small
     result = run_build(data, "-o", tmp_path / "out", "--village", "张湾村")
