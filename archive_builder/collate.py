@@ -400,12 +400,14 @@ def _release(writer: Any, reader: Any, start: int) -> None:
             del page.__dict__["original_page"]
 
 
-def _merge_font_subsets(writer: Any) -> None:
+def _merge_font_subsets(writer: Any, fonts: Any = None) -> None:
     try:
         from archive_builder.render.fonts import merge_font_subsets
     except ImportError:  # the fonts helper is optional until it exists
         return
-    merge_font_subsets(writer)
+    # with the FontSet the union's glyphs come from the font files (no packet program is
+    # decompressed: ~0.3 s less per 25-household box)
+    merge_font_subsets(writer, fonts)
 
 
 def _program_version() -> str:
@@ -527,7 +529,7 @@ def _write_box(
     writer.page_mode = "/UseOutlines"
     _page_labels(writer, _label_runs(layout))
 
-    _merge_font_subsets(writer)
+    _merge_font_subsets(writer, fonts)
     if compress:
         writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
 

@@ -477,6 +477,24 @@ def test_deterministic_bytes(built, fonts, tmp_path):
     assert r.metadata.title == "冯老村 档案 第1盒"
 
 
+def test_font_merge_from_font_files_gives_the_same_box(built, fonts, tmp_path, monkeypatch):
+    """Collation takes the union glyphs from the FontSet's font files (no packet program is
+    decompressed); the box bytes equal those of the read-back route used without it."""
+    from archive_builder.render import fonts as fonts_mod
+
+    if isinstance(fonts, FakeFonts) or not hasattr(fonts_mod, "_marker_sources"):
+        pytest.skip("needs the real FontSet")
+    split = []
+    real = fonts_mod._split_program
+    monkeypatch.setattr(fonts_mod, "_split_program", lambda prog: split.append(1) or real(prog))
+    fast = collate_village(VILLAGE, built.packets, tmp_path / "fast", built.opts, fonts=fonts, date="2025-03-01")
+    assert not split
+    monkeypatch.setattr(fonts_mod, "_marker_sources", lambda fonts: {})
+    slow = collate_village(VILLAGE, built.packets, tmp_path / "slow", built.opts, fonts=fonts, date="2025-03-01")
+    assert split
+    assert [a.file.read_bytes() for a in fast] == [b.file.read_bytes() for b in slow]
+
+
 def test_stale_boxes_removed_and_single_box_name(built, fonts, tmp_path):
     out = tmp_path / "o"
     many = collate_village(VILLAGE, built.packets, out, built.opts, fonts=fonts, date="2025-03-01")

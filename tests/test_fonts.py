@@ -339,3 +339,129 @@ def test_pdffonts_reports_embedded(fs, tmp_path):
     for row in rows:
         cols = row.split()
         assert cols[-5:-2] == ["yes", "yes", "yes"], row  # emb sub uni
+
+
+# ------------------------------------------------------------------------ merge from font files
+
+
+def _merged(pdfs: list[bytes], fonts=None, strip_marker: tuple[int, ...] = ()) -> tuple[bytes, dict]:
+    """Append ``pdfs`` to one writer, merge the fonts, return the written bytes and stats."""
+    from pypdf.generic import NameObject
+
+    w = PdfWriter()
+    for i, p in enumerate(pdfs):
+        r = PdfReader(io.BytesIO(p))
+        if i in strip_marker:  # a packet from before the marker existed
+            for page in r.pages:
+                for ref in page["/Resources"]["/Font"].values():
+                    ref.get_object().pop(NameObject(F._FACE_KEY), None)
+        w.append(r, import_outline=False)
+    stats = merge_font_subsets(w, fonts)
+    buf = io.BytesIO()
+    w.write(buf)
+    return buf.getvalue(), stats
+
+
+def _packets(fs: FontSet, n: int = 6) -> list[bytes]:
+    import random
+
+    rnd = random.Random(11)
+    pool = [chr(c) for c in range(0x4E00, 0x4E00 + 300)]
+    out = []
+    for i in range(n):
+        t = f"户主{i}号 A·b（）" + "".join(rnd.choice(pool) for _k in range(50))
+        out.append(render(fs, [t[:20], t[20:40], t[40:]], roles=("body", "heading", "kai")))
+    return out
+
+
+@needs_debian_fonts
+def test_fonts_carry_deterministic_face_marker(fs):
+    docs = [render(fs, ["户主 张三"]), render(fs, ["王五 李"])]
+    fonts = [ref.get_object() for d in docs
+             for ref in PdfReader(io.BytesIO(d)).pages[0]["/Resources"]["/Font"].values()]
+    markers = {str(f[F._FACE_KEY]) for f in fonts}  # one per face, whatever the text
+    assert len(markers) == 1 and re.fullmatch(r"/AB[0-9a-f]{32}", markers.pop())
+    assert set(F._marker_sources(fs)) >= {str(f[F._FACE_KEY])[1:] for f in fonts}
+
+
+@needs_debian_fonts
+def test_merge_from_font_files_equals_merge_from_programs(fs, monkeypatch):
+    """The marker route (glyphs from the font files, no program decompressed) writes the same
+    bytes as reading every packet's program back; so does a box mixing both kinds."""
+    pdfs = _packets(fs)
+    from_programs, stats_p = _merged(pdfs, fonts=None)
+    split = []
+    monkeypatch.setattr(F, "_split_program", lambda prog: split.append(1) or _real_split(prog))
+    from_files, stats_f = _merged(pdfs, fonts=fs)
+    assert not split, "marked fonts must not be decompressed"
+    assert from_files == from_programs
+    assert stats_f == stats_p and stats_f["conflicts"] == 0 and stats_f["fonts_after"] == 3
+    mixed, stats_m = _merged(pdfs, fonts=fs, strip_marker=(0, 3))
+    assert len(split) == 2 * 3  # only the two unmarked packets' three fonts were read back
+    assert stats_m["fonts_after"] == 3 and stats_m["conflicts"] == 0
+    # same union program; only the outline-free object numbering may differ
+    assert _programs(mixed) == _programs(from_programs)
+
+
+_real_split = F._split_program
+
+
+def _programs(pdf: bytes) -> list[bytes]:
+    r = PdfReader(io.BytesIO(pdf))
+    out = []
+    for page in r.pages[:1]:
+        for ref in page["/Resources"]["/Font"].values():
+            cid = ref.get_object()["/DescendantFonts"][0].get_object()
+            out.append(cid["/FontDescriptor"].get_object()["/FontFile2"].get_object().get_data())
+    return sorted(out)
+
+
+@needs_debian_fonts
+def test_merge_from_font_files_text_and_tags(fs, tmp_path):
+    pdfs = _packets(fs, 4)
+    merged, _stats = _merged(pdfs, fonts=fs)
+    out = tmp_path / "m.pdf"
+    out.write_bytes(merged)
+    ours = [f for f in font_report(out) if f["subtype"] == "Type0"]
+    assert len(ours) == 3 and len({f["name"][:6] for f in ours}) == 3
+    r = PdfReader(out)
+    for page, p in zip(r.pages, pdfs):
+        assert page.extract_text() == PdfReader(io.BytesIO(p)).pages[0].extract_text()
+
+
+def _check_sfnt_checksums(program: bytes) -> None:
+    f = F._Sfnt(program)
+    for tag, (off, length) in f.tables.items():
+        data = program[off : off + length]
+        if tag == b"head":
+            data = data[:8] + b"\0\0\0\0" + data[12:]
+        assert F._checksum(data) == struct.unpack(">I", program[12 + 16 * sorted(f.tables).index(tag) + 4 :][:4])[0], tag
+    assert F._checksum(program) == 0xB1B0AFBA
+
+
+@needs_debian_fonts
+@pytest.mark.parametrize("glyph_size", [40, 900])  # short and long loca formats
+def test_built_program_checksums_are_valid(fs, glyph_size):
+    import random
+
+    rnd = random.Random(glyph_size)
+    face = fs._font(fs.faces["body"]).face
+    base = F._base_tables_from_face(face)
+    glyphs = {g: bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, glyph_size)))
+              for g in rnd.sample(range(1, 4000), 400)}
+    glyphs[7] = b""  # an empty glyph is left out
+    metrics = {g: (rnd.randrange(2000), rnd.randrange(-300, 300)) for g in [0, *glyphs]}
+    program = F._build_program(base, glyphs, metrics)
+    loc_fmt = struct.unpack(">h", F._Sfnt(program).table(b"head")[50:52])[0]
+    assert loc_fmt == (1 if glyph_size == 900 else 0)
+    _check_sfnt_checksums(program)
+    _base, got_glyphs, got_metrics = F._split_program(program)
+    assert got_glyphs == {g: d + b"\0" * (-len(d) & 3) for g, d in glyphs.items() if d}
+    assert all(got_metrics[g] == metrics[g] for g in got_metrics)
+
+
+@needs_debian_fonts
+def test_missing_chars_answer_is_stable(fs):
+    text = "户主\U0010FFFD王" + RARE
+    first = fs.missing_chars(text, "kai")
+    assert first == fs.missing_chars(text, "kai") == ["\U0010FFFD"]

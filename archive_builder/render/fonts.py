@@ -40,10 +40,13 @@ character, one font object per face per document (no 256-code subset switching),
 document embeds only its glyphs: the embedded program keeps original glyph ids with empty
 outlines for unused glyphs (``loca``/``hmtx`` runs of zeros compress to almost nothing).
 
-``merge_font_subsets(writer)`` then replaces the per-document copies in a collated
-``pypdf.PdfWriter`` by one font per face whose program holds the union of the glyphs, built
-from the embedded programs themselves (the font files are not needed at collation time), and
-gives every distinct embedded subset a unique tag derived from its content.
+``merge_font_subsets(writer, fonts)`` then replaces the per-document copies in a collated
+``pypdf.PdfWriter`` by one font per face whose program holds the union of the glyphs, and
+gives every distinct embedded subset a unique tag derived from its content.  Every font we
+write carries a private ``/ABFace`` key naming its font file (content hash) and face; when
+the collating process has that face loaded, the union is built from the font file and the
+packets' programs are never decompressed.  Fonts without the key (older packets, a face not
+loaded) are read back from their embedded programs, so the font files are not required.
 
 Notes for the PDF writer
 ------------------------
@@ -74,7 +77,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import accumulate, compress, islice
+from itertools import compress, islice
 from pathlib import Path
 from typing import Any
 
@@ -754,7 +757,12 @@ def _make_ttfont_class() -> type:
                 return s
 
             basefont = pdfdoc.PDFName(f"{tag}+{ps}")
-            ff = doc.Reference(stream(program, {"Length1": len(program)}))
+            ff_stream = stream(program, {"Length1": len(program)})
+            if compress:
+                # level 1: a third of level 6's time for ~8 % more bytes in the packet file;
+                # box PDFs carry merged programs (compressed at collation), not these
+                ff_stream.filters = [_FAST_FLATE]
+            ff = doc.Reference(ff_stream)
             desc = doc.Reference(pdfdoc.PDFDictionary({
                 "Type": pdfdoc.PDFName("FontDescriptor"),
                 "FontName": basefont,
@@ -795,6 +803,11 @@ def _make_ttfont_class() -> type:
                 "DescendantFonts": pdfdoc.PDFArray([cidref]),
                 "ToUnicode": tu,
             })
+            key = _source_key(self)
+            if key:
+                # private key: lets merge_font_subsets take the glyphs from the font file
+                # instead of decompressing this program (see _FACE_KEY)
+                font[_FACE_KEY[1:]] = pdfdoc.PDFName(key)
             ref = doc.Reference(font, internal)
             doc.idToObject["BasicFonts"].dict[internal] = ref
             del self.state[doc]
@@ -803,6 +816,51 @@ def _make_ttfont_class() -> type:
 
 
 _GCT_CLASS: type | None = None
+
+
+class _FastFlate:
+    """reportlab stream filter: FlateDecode at zlib level 1 (embedded font programs)."""
+
+    pdfname = "FlateDecode"
+
+    @staticmethod
+    def encode(data: bytes | str) -> bytes:
+        import zlib
+
+        return zlib.compress(data.encode("utf-8") if isinstance(data, str) else data, 1)
+
+    @staticmethod
+    def decode(data: bytes) -> bytes:
+        import zlib
+
+        return zlib.decompress(data)
+
+
+_FAST_FLATE = _FastFlate()
+
+#: Private key of every Type0 font written by ``GlobalCodeTTFont``: a name identifying the
+#: font file (sha256 of its bytes), the face index and the face's glyph-independent tables.
+#: ``merge_font_subsets`` uses it to take the union's glyphs straight from that font file
+#: (loaded anyway by the collating process) instead of decompressing every packet's program.
+_FACE_KEY = "/ABFace"
+
+
+def _source_key(font: Any) -> str:
+    """The ``/ABFace`` value of a ``GlobalCodeTTFont`` (cached on the font; '' if unknown)."""
+    key = getattr(font, "_ab_source_key", None)
+    if key is None:
+        face = font.ab_face
+        try:
+            sha = _file_sha256(Path(face.path))
+        except OSError:
+            key = ""
+        else:
+            h = hashlib.sha256(b"archive-builder face v1\n")
+            h.update(f"{sha}|{face.subfont_index}|".encode())
+            h.update(_program_identity(_base_tables_from_face(font.face)))
+            key = "AB" + h.hexdigest()[:32]
+        font._ab_source_key = key
+    return str(key)
 
 
 def GlobalCodeTTFont(name: str, face: FontFace) -> Any:
@@ -930,26 +988,49 @@ _EMPTY_CMAP = struct.pack(">HHHHI", 0, 1, 3, 1, 12) + struct.pack(
 
 def _build_program(base: Mapping[str, bytes], glyphs: Mapping[int, bytes],
                    hmetrics: Mapping[int, tuple[int, int]]) -> bytes:
-    """A TrueType program with original glyph ids; glyphs not given are empty."""
+    """A TrueType program with original glyph ids; glyphs not given are empty.
+
+    ``loca`` and ``hmtx`` cover every glyph id up to the largest used, so they are mostly
+    zeros: their checksums are computed from the few entries written rather than by summing
+    the tables (that summing was a quarter of a packet's font time).
+    """
     n = max(max(glyphs, default=0), max(hmetrics, default=0)) + 1
-    halves = [0] * n
-    present = sorted(g for g, d in glyphs.items() if d)
     glyf_parts = []
-    for g in present:
+    # loca is runs of equal offsets between the glyphs present: (entries, offset) per run
+    runs: list[tuple[int, int]] = []
+    pos = offset = 0
+    for g in sorted(g for g, d in glyphs.items() if d):
         d = glyphs[g]
         pad = -len(d) & 3
         glyf_parts.append(d + b"\0" * pad if pad else d)
-        halves[g] = (len(d) + pad) >> 1
-    half_offsets = [0, *accumulate(halves)]
-    if half_offsets[-1] > 0xFFFF:
+        runs.append((g + 1 - pos, offset))
+        pos = g + 1
+        offset += len(d) + pad
+    runs.append((n + 1 - pos, offset))
+    sums: dict[str, int] = {}
+    if offset > 0x1FFFE:
         loc_fmt = 1
-        loca = struct.pack(f">{n + 1}L", *map((2).__mul__, half_offsets))
+        loca = b"".join(struct.pack(">L", v) * k for k, v in runs)
+        sums["loca"] = sum(k * v for k, v in runs) & 0xFFFFFFFF
     else:
         loc_fmt = 0
-        loca = struct.pack(f">{n + 1}H", *half_offsets)
+        loca = b"".join(struct.pack(">H", v >> 1) * k for k, v in runs)
+        # 32-bit words are (even entry << 16 | odd entry); a missing last odd entry is padding
+        hi = lo = 0
+        start = 0
+        for k, v in runs:
+            even = (start + k + 1) // 2 - (start + 1) // 2
+            hi += even * (v >> 1)
+            lo += (k - even) * (v >> 1)
+            start += k
+        sums["loca"] = ((hi << 16) + lo) & 0xFFFFFFFF
     hmtx = bytearray(4 * n)
+    hsum = 0
     for g, (aw, lsb) in hmetrics.items():
-        struct.pack_into(">HH", hmtx, 4 * g, int(aw) & 0xFFFF, int(lsb) & 0xFFFF)
+        aw, lsb = int(aw) & 0xFFFF, int(lsb) & 0xFFFF
+        struct.pack_into(">HH", hmtx, 4 * g, aw, lsb)
+        hsum += (aw << 16) | lsb
+    sums["hmtx"] = hsum & 0xFFFFFFFF
     tables = {tag: base[tag] for tag in ("name", "OS/2", "cvt ", "fpgm", "prep", "post") if tag in base}
     tables["cmap"] = _EMPTY_CMAP
     tables["hmtx"] = bytes(hmtx)
@@ -961,7 +1042,7 @@ def _build_program(base: Mapping[str, bytes], glyphs: Mapping[int, bytes],
     tables["loca"] = loca
     head = base["head"]
     tables["head"] = head[:8] + b"\0\0\0\0" + head[12:50] + struct.pack(">h", loc_fmt) + head[52:]
-    return _make_sfnt(tables)
+    return _make_sfnt(tables, sums)
 
 
 def _checksum(data: bytes) -> int:
@@ -974,8 +1055,31 @@ def _checksum(data: bytes) -> int:
     return sum(arr) & 0xFFFFFFFF
 
 
-def _make_sfnt(tables: Mapping[str, bytes]) -> bytes:
-    """Assemble an sfnt (TrueType) file; checksums computed at C speed."""
+#: checksums of the per-face constant tables (the same bytes objects for every packet)
+_TABLE_SUMS: dict[bytes, int] = {}
+_CONSTANT_TABLES = frozenset(("name", "OS/2", "cvt ", "fpgm", "prep", "post", "cmap"))
+
+
+def _table_checksum(tag: str, data: bytes) -> int:
+    if tag not in _CONSTANT_TABLES:
+        return _checksum(data)
+    value = _TABLE_SUMS.get(data)
+    if value is None:
+        value = _checksum(data)
+        if len(_TABLE_SUMS) > 512:  # programs read back at merge bring new objects
+            _TABLE_SUMS.clear()
+        _TABLE_SUMS[data] = value
+    return value
+
+
+def _make_sfnt(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = None) -> bytes:
+    """Assemble an sfnt (TrueType) file.
+
+    ``sums``: table checksums already known.  ``checkSumAdjustment`` is derived from the
+    header and the table checksums (tables are 4-byte aligned and zero-padded, so the file's
+    checksum is their sum) instead of summing the whole file again.
+    """
+    sums = sums or {}
     tags = sorted(tables)
     num = len(tags)
     sr, es = 1, 0
@@ -985,16 +1089,23 @@ def _make_sfnt(tables: Mapping[str, bytes]) -> bytes:
     body = []
     offset = 12 + 16 * num
     head_off = 0
+    total = 0
     for tag in tags:
         data = tables[tag]
         if tag == "head":
             head_off = offset
-        header.append(struct.pack(">4sIII", tag.encode("latin-1"), _checksum(data), offset, len(data)))
+        checksum = sums.get(tag)
+        if checksum is None:
+            checksum = _table_checksum(tag, data)
+        total += checksum
+        header.append(struct.pack(">4sIII", tag.encode("latin-1"), checksum, offset, len(data)))
         pad = -len(data) & 3
         body.append(data + b"\0" * pad if pad else data)
         offset += len(data) + pad
-    out = bytearray(b"".join(header) + b"".join(body))
-    adj = (0xB1B0AFBA - _checksum(bytes(out))) & 0xFFFFFFFF
+    head_bytes = b"".join(header)
+    total += _checksum(head_bytes)
+    out = bytearray(head_bytes + b"".join(body))
+    adj = (0xB1B0AFBA - total) & 0xFFFFFFFF
     struct.pack_into(">I", out, head_off + 8, adj)
     return bytes(out)
 
@@ -1122,6 +1233,8 @@ class FontSet:
         self._role_ok: dict[str, set[str]] = {r: set() for r in self.faces}
         self._chains: dict[str, list[FontFace]] = {}
         self._missing: dict[str, set[str]] = {r: set() for r in self.faces}
+        # per role: characters not yet drawn that some face can print (or that need no glyph)
+        self._printable: dict[str, set[str]] = {}
         self._lock = threading.RLock()
         self._fonts: dict[str, Any] = {}
 
@@ -1363,20 +1476,25 @@ class FontSet:
 
     def missing_chars(self, text: str, role: str) -> list[str]:
         """Characters of ``text`` that no available font can print (in order, unique)."""
+        ok = self._role_ok[role]
+        if ok.issuperset(text):
+            return []
         out: list[str] = []
         seen: set[str] = set()
-        ok = self._role_ok[role]
         miss = self._missing[role]
+        printable = self._printable.setdefault(role, set())
         for ch in text:
             if ch in seen or ch in ok:
                 continue
             seen.add(ch)
             if ch not in self._runmap[role]:
-                if _neutral(ch):
+                if ch in printable:
                     continue
-                if not self._has_anywhere(ch, role):
-                    miss.add(ch)
-                    out.append(ch)
+                if _neutral(ch) or self._has_anywhere(ch, role):
+                    printable.add(ch)  # coverage is fixed: remember the answer
+                    continue
+                miss.add(ch)
+                out.append(ch)
                 continue
             if ch in miss:
                 out.append(ch)
@@ -1528,7 +1646,52 @@ def _stream_len(ref: Any) -> int:
     return len(obj._data)
 
 
-def merge_font_subsets(writer: Any) -> dict[str, Any]:
+def _marker_sources(fonts: Any) -> dict[str, Any]:
+    """``/ABFace`` value -> loaded ``GlobalCodeTTFont`` for the faces of ``fonts``.
+
+    Only fonts this process has already parsed are offered (role faces once the set is
+    registered; fallback faces once something used them): parsing a face just to merge would
+    cost more than decompressing the few packet programs that use it.
+    """
+    if fonts is None:
+        return {}
+    faces = [*getattr(fonts, "faces", {}).values(), *getattr(fonts, "fallbacks", [])]
+    out: dict[str, Any] = {}
+    for face in faces:
+        with _LOCK:
+            font = _TTFONTS.get(face.rl_name)
+        if font is None or Path(font.ab_face.path) != Path(face.path) \
+                or font.ab_face.subfont_index != face.subfont_index:
+            continue
+        key = _source_key(font)
+        if key:
+            out[key] = font
+    return out
+
+
+def _glyphs_from_source(font: Any, gids: set[int]) -> tuple[dict[int, bytes], dict[int, tuple[int, int]]]:
+    """Glyph data and metrics of ``gids`` (plus composite components and glyph 0) from the
+    original face: the same values ``_split_program`` reads back from an embedded program."""
+    face = font.face
+    all_gids = _composite_closure(face, gids | {0})
+    glyf_off = face.get_table_pos("glyf")[0]
+    data = face._ttf_data
+    pos = face.glyphPos
+    glyphs: dict[int, bytes] = {}
+    for g in all_gids:
+        p0, p1 = pos[g], pos[g + 1]
+        if p1 > p0:
+            glyphs[g] = data[glyf_off + p0 : glyf_off + p1]
+    hm = face.hmetrics
+    metrics: dict[int, tuple[int, int]] = {}
+    for g in (*glyphs, 0):
+        aw, lsb = hm[g]
+        lsb = int(lsb) & 0xFFFF
+        metrics[g] = (int(aw) & 0xFFFF, lsb - 0x10000 if lsb >= 0x8000 else lsb)
+    return glyphs, metrics
+
+
+def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     """Share one font per face across all packets collated into ``writer``.
 
     Every Type0 font written by ``GlobalCodeTTFont`` is grouped by face (PostScript name
@@ -1537,6 +1700,12 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
     ``ToUnicode`` and ``CIDToGIDMap``.  References everywhere in the file are redirected
     and the old copies dropped.  Afterwards every distinct embedded font program gets a
     unique subset tag.  Content streams are untouched (codes are document-independent).
+
+    ``fonts`` (the ``FontSet`` the packets were rendered with) is optional: a font carrying
+    the private ``/ABFace`` key of a face this process has loaded contributes its glyph ids
+    (from ``ToUnicode``/``CIDToGIDMap``) and the union takes the glyphs from the font file —
+    no packet program is decompressed.  Other fonts are read back from their programs.  Both
+    routes give the same union program.
 
     Returns statistics: ``fonts_before``/``fonts_after`` (embedded font programs),
     ``font_bytes_before``/``font_bytes_after`` (their encoded stream bytes), ``groups``,
@@ -1561,23 +1730,30 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
         return out
 
     before = programs()
+    sources = _marker_sources(fonts)
     groups: dict[tuple[str, bytes], list[int]] = {}
     parsed: dict[int, tuple[Any, ...]] = {}
     for fid, font in list(_iter_font_dicts(writer)):
         if not _is_our_font(font):
             continue
+        marker = font.get(_FACE_KEY)
+        source = sources.get(str(marker)[1:]) if marker is not None else None
         try:
             cid = font["/DescendantFonts"].get_object()[0].get_object()
             fd = cid["/FontDescriptor"].get_object()
-            prog = fd["/FontFile2"].get_object().get_data()
-            base, glyphs, metrics = _split_program(prog)
+            if source is not None:
+                base = _base_tables_from_face(source.face)
+                glyphs = metrics = None
+            else:
+                prog = fd["/FontFile2"].get_object().get_data()
+                base, glyphs, metrics = _split_program(prog)
         except Exception:  # noqa: BLE001, S112 - leave anything unexpected alone
             continue
         ps = str(font["/BaseFont"])[1:]
         ps = ps.split("+", 1)[1] if "+" in ps[:8] else ps
         ident = _program_identity(base)
         groups.setdefault((ps, ident), []).append(fid)
-        parsed[fid] = (font, cid, fd, base, glyphs, metrics)
+        parsed[fid] = (font, cid, fd, base, glyphs, metrics, source)
 
     replace: dict[int, IndirectObject] = {}
     drop: set[int] = set()
@@ -1592,15 +1768,18 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
         c2g_u: dict[int, int] = {}
         ok = True
         base0 = None
+        # glyph ids used by marked fonts, per source font (glyphs read after the loop)
+        source_gids: dict[int, tuple[Any, set[int]]] = {}
         for fid in fids:
-            font, cid, fd, base, glyphs, metrics = parsed[fid]
+            font, cid, fd, base, glyphs, metrics, source = parsed[fid]
             base0 = base0 or base
-            for g, d in glyphs.items():
-                if glyphs_u.setdefault(g, d) != d:
-                    ok = False
-            for g, m in metrics.items():
-                if metrics_u.setdefault(g, m) != m and g in glyphs:
-                    ok = False
+            if glyphs is not None:
+                for g, d in glyphs.items():
+                    if glyphs_u.setdefault(g, d) != d:
+                        ok = False
+                for g, m in metrics.items():
+                    if metrics_u.setdefault(g, m) != m and g in glyphs:
+                        ok = False
             tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
                         for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
             explicit = _parse_w(cid.get("/W"))
@@ -1620,8 +1799,18 @@ def merge_font_subsets(writer: Any) -> dict[str, Any]:
             for c, g in pairs.items():
                 if c2g_u.setdefault(c, g) != g:
                     ok = False
+            if source is not None:
+                source_gids.setdefault(id(source), (source, set()))[1].update(pairs.values())
             if not ok:
                 break
+        for source, gids in source_gids.values() if ok else ():
+            glyphs, metrics = _glyphs_from_source(source, gids)
+            for g, d in glyphs.items():
+                if glyphs_u.setdefault(g, d) != d:
+                    ok = False
+            for g, m in metrics.items():
+                if metrics_u.setdefault(g, m) != m and g in glyphs:
+                    ok = False
         if not ok:
             conflicts += 1
             continue
