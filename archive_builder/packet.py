@@ -10,11 +10,13 @@ is filled with docxtpl (:func:`~archive_builder.render.forms.render_form`, autoe
 converted to PDF with LibreOffice *before* layout, so the section's page count is known and
 the contents page and outline stay true; its pages take the section's place in the PDF
 (:class:`~archive_builder.document.ExternalPages`) and the filled form itself is that section
-of the .docx.  When LibreOffice is missing or fails, the PDF gets an explanatory page for
-that section and the packet a warning naming what to install; every other section and
-household is built as usual.  Whether a converter is available is part of the content hash
-of a household whose set has forms, so installing LibreOffice later rebuilds exactly those
-packets.
+of the .docx.  When LibreOffice is missing, the PDF gets an explanatory page for that section
+and the packet a warning naming the package to install; every other section and household is
+built as usual.  Whether a converter is available is part of the content hash of a household
+whose set has forms, so installing LibreOffice later rebuilds exactly those packets.  When
+LibreOffice is there but fails on a form (or times out), that household is not produced
+(exit code 3, the Chinese reason in the summary) so the next build retries it instead of
+keeping a placeholder under an unchanged hash.
 """
 
 from __future__ import annotations
@@ -184,8 +186,10 @@ class FormSections:
     :meth:`section` fills the form (docxtpl, autoescaped) into ``work``, converts it with the
     worker's LibreOffice (:func:`~archive_builder.render.forms.converter`: one profile per
     process, a timeout) and returns a section of :class:`~archive_builder.document.ExternalPages`.
-    A missing or failing LibreOffice gives a placeholder section and a warning instead; an
-    invalid form (bad tags) raises :class:`~archive_builder.errors.TemplateError`.
+    Without LibreOffice the section is a placeholder page and the packet gets a warning; when
+    LibreOffice fails or times out on the form, :class:`~archive_builder.errors.ExternalToolError`
+    fails the household (the next build tries it again); an invalid form (bad tags) raises
+    :class:`~archive_builder.errors.TemplateError`.
     """
 
     def __init__(self, tset: templates.TemplateSet, context: Mapping[str, Any], work: Path,
@@ -212,18 +216,29 @@ class FormSections:
             if text not in self.warnings:
                 self.warnings.append(text)
         self.rendered[spec.key] = filled
-        started = time.perf_counter()
+        timeout = float(self.tset.settings.get("form_timeout", forms.DEFAULT_TIMEOUT))
         try:
-            timeout = float(self.tset.settings.get("form_timeout", forms.DEFAULT_TIMEOUT))
-            pdf = forms.converter(timeout).convert(filled, self.work / "pdf")
-            pages = _pdf_pages(pdf, template.name)
+            converter = forms.converter(timeout)
         except ExternalToolError as exc:
+            # LibreOffice is not installed: this section only, and the content hash knows,
+            # so the packet is made again once it is installed
             self.warnings.append(
                 f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）未能转换为 PDF，"
                 f"PDF 档卡中该部分已用说明页代替：{exc.message}"
                 + (f"（{exc.hint}）" if exc.hint and exc.hint not in exc.message else "")
             )
             return form_placeholder(spec, template.name, exc.message, exc.hint or "")
+        started = time.perf_counter()
+        try:
+            pdf = converter.convert(filled, self.work / "pdf")
+            pages = _pdf_pages(pdf, template.name)
+        except ExternalToolError as exc:
+            # LibreOffice failed or timed out: the household fails (and is retried by the
+            # next build) rather than recording a packet with a placeholder for good
+            raise ExternalToolError(
+                f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）无法转换为 PDF：{exc.message}",
+                hint=exc.hint,
+            ) from exc
         finally:
             self.convert_seconds += time.perf_counter() - started
         return dm.Section(spec.key, spec.title, (dm.ExternalPages(str(pdf), pages),),

@@ -408,3 +408,22 @@ def test_word_copy_setting_makes_docx(tmp_path):
     # the secretary's packet command follows the setting when given no format
     outcome = make_packet(data, "4116211052010001", tmp_path / "p", formats=None)
     assert outcome.result.docx is not None and outcome.result.docx.is_file()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX shell script stands in for soffice")
+def test_failing_libreoffice_fails_those_households_only(tmp_path, monkeypatch):
+    """LibreOffice present but producing nothing: the households with a form are not produced
+    (and so retried by the next build), the one without a form is."""
+    fake = tmp_path / "bin" / "soffice"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv(forms.SOFFICE_ENV, str(fake))
+    monkeypatch.setattr(forms, "_CONVERTERS", {})
+    data = forms_data(tmp_path / "data")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(data), "-o", str(out), "-j", "1"], catch_exceptions=False)
+    assert result.exit_code == ExitCode.partial, result.output
+    assert "渲染 1 户" in result.output and "未生成 2 户" in result.output
+    assert "无法转换为 PDF" in result.output and "申请书" in result.output
+    assert sorted(state(out)) == ["4116211052010003"]
