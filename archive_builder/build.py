@@ -375,6 +375,7 @@ class Build:
                 if box_state.pop(f"{vplan.code}/{n}", None) is None:
                     break
             remove_stale_boxes(info, vplan.folder, [self.out / b["file"] for b in boxes])
+            self._remove_stale_packets(vplan)
             self.boxes[vplan.code] = boxes
             spine = vplan.folder / f"{vplan.code}_{vplan.name}_竖条.pdf"
             if boxes and (vplan.code in changed_villages or not spine.is_file()):
@@ -382,6 +383,25 @@ class Build:
                 self.summary.villages_collated += 1
             self.spines[vplan.code] = spine.relative_to(self.out).as_posix() if boxes else ""
         outdir.atomic_write_json(self.out / BOX_STATE_FILE, box_state)
+
+    def _remove_stale_packets(self, vplan: VillagePlan) -> None:
+        """Delete packets in the village's 分户档卡 folder of households no longer in its archive.
+
+        A household removed from the data, or one not produced this run, would otherwise keep an
+        outdated packet beside the current ones, ready to be printed by mistake (its versions
+        stay in the version store).
+        """
+        keep = {
+            self.out / path
+            for h in vplan.households
+            if h.result is not None
+            for path in (h.result["pdf"], h.result.get("docx"))
+            if path
+        }
+        folder = vplan.folder / PACKETS_DIR
+        for path in folder.glob("*") if folder.is_dir() else ():
+            if path.suffix in (".pdf", ".docx") and not path.name.startswith(".") and path not in keep:
+                path.unlink(missing_ok=True)
 
     def _write_spine(self, info: Any, boxes: list[dict[str, Any]], spine: Path, options: Any) -> None:
         from .collate import BoxResult

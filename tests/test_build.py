@@ -504,6 +504,28 @@ def test_incremental(tmp_path):
     check_build(out)
 
 
+def test_removed_households_leave_no_stale_files(tmp_path, small):
+    """Households deleted from the data: the village shrinks to one box, and neither the old
+    second box nor the deleted households' packets stay in the output folder."""
+    data, built, _ = small
+    data = shutil.copytree(data, tmp_path / "data")
+    out = shutil.copytree(built, tmp_path / "out")
+    village = data / "411621105201_李庄村"
+    for hid in ("4116211052010002", "4116211052010005", "4116211052010006"):
+        shutil.rmtree(village / hid)
+    result = run_build(data, "-o", out)
+    assert result.exit_code == ExitCode.ok, result.output
+    m = check_build(out)
+    first = m["villages"][0]
+    assert [h["household_id"][-4:] for h in first["households"]] == ["0001", "0003", "0004"]
+    assert [h["item_no"] for h in first["households"]] == [1, 2, 3]
+    folder = out / "411621105201_李庄村"
+    assert sorted(p.name for p in folder.glob("*盒.pdf")) == [Path(b["file"]).name for b in first["boxes"]]
+    for v in m["villages"]:
+        packets = sorted(p.relative_to(out).as_posix() for p in out.glob(f"{v['code']}_*/分户档卡/*"))
+        assert packets == sorted(h["packet"] for h in v["households"])
+
+
 # --------------------------------------------------------------------------- 3. failure isolation
 
 
