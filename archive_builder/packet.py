@@ -241,6 +241,13 @@ class FormSections:
             ) from exc
         finally:
             self.convert_seconds += time.perf_counter() - started
+        lost = forms.lost_characters(filled, pdf)
+        if lost:
+            self.warnings.append(
+                f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）转换为 PDF 时丢失了字符"
+                f"「{'、'.join(lost)}」：表单指定的字体本机没有，替代字体中也没有这些字。"
+                "请安装表单使用的字体（或含这些字的字体）后用 --force 重新生成；Word 文档不受影响"
+            )
         return dm.Section(spec.key, spec.title, (dm.ExternalPages(str(pdf), pages),),
                           layout="form", in_contents=spec.in_contents)
 

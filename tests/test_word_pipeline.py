@@ -47,6 +47,7 @@ ADDRESS = "东街<3号>&西院"
 REASON = "因病申请 A<B & C>D"
 PACKAGE = "libreoffice-writer-nogui"
 PAGE_NUMBER = re.compile(r"^\s*—\s*\d+\s*—\s*$", re.MULTILINE)
+RARE_NAME = "张𠮷"  # CJK Extension B: a font the form names may lack it
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 
 needs_lo = pytest.mark.skipif(find_soffice() is None, reason="LibreOffice not installed")
@@ -64,6 +65,7 @@ def forms_data(root: Path, *, set_name: str = "county-forms") -> Path:
     ]
     households[0] = mutate(households[0], address=ADDRESS,
                            application={"date": "2016-03-01", "text": f"{REASON}\n\n第二段"})
+    households[1] = mutate(households[1], members__2__name=RARE_NAME)
     households.append(valid_household("4116211052010003", serial=3))
     return write_data_dir(root, households,
                           archive=ARCHIVE_TOML.replace('set = "default"', f'set = "{set_name}"'))
@@ -223,6 +225,15 @@ def test_form_section_in_both_outputs(forms_build):
     assert outline["申请书"] == first and outline["程序记录"] == after[2]
     # Chinese runs of the form carry East Asian fonts too
     assert_east_asian_fonts(out / entry["docx"])
+
+    # a character LibreOffice could not print is a warning, never silently lost
+    entry2 = entries["4116211052010002"]
+    app2 = {s[0]: s for s in entry2["sections"]}["application"]
+    reader2 = PdfReader(out / entry2["pdf"])
+    printed = "𠮷" in "".join(reader2.pages[i].extract_text() for i in range(app2[2], app2[3] + 1))
+    lost = [w for w in entry2["warnings"] if "丢失了字符「𠮷」" in w]
+    assert printed != bool(lost), entry2["warnings"]
+    assert RARE_NAME in section_texts(out / entry2["docx"])["application"]
 
     # a household without an application has no form section and no conversion
     assert "application" not in [s[0] for s in entries["4116211052010003"]["sections"]]
@@ -427,3 +438,17 @@ def test_failing_libreoffice_fails_those_households_only(tmp_path, monkeypatch):
     assert "渲染 1 户" in result.output and "未生成 2 户" in result.output
     assert "无法转换为 PDF" in result.output and "申请书" in result.output
     assert sorted(state(out)) == ["4116211052010003"]
+
+
+def test_lost_characters(tmp_path):
+    from reportlab.pdfgen.canvas import Canvas
+
+    d = python_docx.Document()
+    d.add_paragraph("AB C")
+    d.add_paragraph("x𠮷y")
+    d.save(str(tmp_path / "f.docx"))
+    c = Canvas(str(tmp_path / "f.pdf"), invariant=1)
+    c.drawString(100, 700, "ABC xy")
+    c.showPage()
+    c.save()
+    assert forms.lost_characters(tmp_path / "f.docx", tmp_path / "f.pdf") == ["𠮷"]

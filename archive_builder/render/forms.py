@@ -229,6 +229,32 @@ def missing_font_warnings(docx: Path, *, label: str = "") -> list[str]:
     ]
 
 
+def lost_characters(docx: Path, pdf: Path) -> list[str]:
+    """Characters of the filled form's body that its converted PDF does not contain.
+
+    LibreOffice silently drops a character when the font a run names is missing and its
+    stand-in lacks the glyph (e.g. 𠮷 in a 宋体 run on a machine without 宋体); the PDF
+    writer's own fallback fonts do not help there, so the caller warns instead.
+    """
+    import pypdfium2 as pdfium
+
+    with zipfile.ZipFile(docx) as z:
+        root = etree.fromstring(z.read("word/document.xml"))
+    wanted = {ch for t in root.iter(w("t")) for ch in (t.text or "") if not ch.isspace()}
+    document = pdfium.PdfDocument(str(pdf))
+    try:
+        found: set[str] = set()
+        for i in range(len(document)):
+            page = document[i]
+            textpage = page.get_textpage()
+            found.update(textpage.get_text_range())
+            textpage.close()
+            page.close()
+    finally:
+        document.close()
+    return sorted(wanted - found)
+
+
 # ====================================================================== LibreOffice
 
 
