@@ -245,7 +245,7 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
     from .packet import make_packet
 
     try:
-        outcome = make_packet(data, household_id, out, formats=_formats(formats) or ("pdf",), strict=strict)
+        outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise

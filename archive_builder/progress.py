@@ -25,6 +25,7 @@ class TerminalReporter:
         self._done = 0
         self._last_line = 0.0
         self.warnings: list[str] = []
+        self._repeats: dict[str, int] = {}
 
     def _print(self, text: str) -> None:
         if self._bar is not None:
@@ -78,7 +79,12 @@ class TerminalReporter:
             self._print(f"  已完成 {self._done}/{self._total}")
 
     def warn(self, text: str) -> None:
+        """Show a warning once; identical ones (e.g. the same missing font in every packet) are counted."""
         self.warnings.append(text)
+        if text in self._repeats:
+            self._repeats[text] += 1
+            return
+        self._repeats[text] = 1
         if not self.quiet:
             self._print(f"警告：{text}")
 
@@ -89,3 +95,6 @@ class TerminalReporter:
 
     def close(self) -> None:
         self._finish_bar()
+        repeated = sum(n - 1 for n in self._repeats.values() if n > 1)
+        if repeated and not self.quiet:
+            self._print(f"（另有 {repeated} 条与上面相同的警告未重复显示）")
