@@ -465,3 +465,37 @@ def test_missing_chars_answer_is_stable(fs):
     text = "户主\U0010FFFD王" + RARE
     first = fs.missing_chars(text, "kai")
     assert first == fs.missing_chars(text, "kai") == ["\U0010FFFD"]
+
+
+@needs_debian_fonts
+def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
+    """A face loaded from the font cache is the face reportlab parses, attribute by attribute
+    (the cache path re-creates what TTFont.__init__ sets)."""
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path))
+    face = fs.faces["heading"]
+    assert F._cached_face(face) is None
+    parsed = F.GlobalCodeTTFont("AB-cache-test", face)  # parses and stores
+    assert F._face_cache_file(face).is_file()
+    hits = []
+    real = F._cached_face
+    monkeypatch.setattr(F, "_cached_face", lambda f: hits.append(1) or real(f))
+    cached = F.GlobalCodeTTFont("AB-cache-test", face)
+    assert hits and cached.face is not parsed.face
+    va, vb = vars(parsed), vars(cached)
+    assert va.keys() == vb.keys()
+    for k in va:
+        if k not in ("face", "state", "encoding"):
+            assert va[k] == vb[k], k
+    assert type(va["encoding"]) is type(vb["encoding"]) and type(va["state"]) is type(vb["state"])
+    fa, fb = vars(parsed.face), vars(cached.face)
+    assert fa.keys() == fb.keys()
+    for k in fa:
+        if k != "_pdfScale":
+            assert fa[k] == fb[k], k
+    assert fa["_pdfScale"](1234) == fb["_pdfScale"](1234)
+    text = "户主王堃 abc"
+    assert cached.stringWidth(text, 12) == parsed.stringWidth(text, 12)
+    assert [cached.cid_of(ord(c)) for c in text] == [parsed.cid_of(ord(c)) for c in text]
+    # a damaged cache file is ignored
+    F._face_cache_file(face).write_bytes(b"not a pickle")
+    assert real(face) is None
