@@ -1002,10 +1002,13 @@ def _composite_closure(face: Any, gids: set[int]) -> set[int]:
     todo = list(gids)
     seen = set(gids)
     n = len(face.glyphPos) - 1
+    pos = face.glyphPos
+    unpack_from = struct.unpack_from
     while todo:
         g = todo.pop()
-        p0, p1 = face.glyphPos[g], face.glyphPos[g + 1]
-        if p1 - p0 < 10:
+        p0, p1 = pos[g], pos[g + 1]
+        # only composite glyphs (numberOfContours < 0) have components: test before slicing
+        if p1 - p0 < 10 or unpack_from(">h", data, glyf_off + p0)[0] >= 0:
             continue
         for c in _components(data[glyf_off + p0 : glyf_off + p1]):
             if c not in seen and c < n:
