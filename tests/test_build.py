@@ -186,11 +186,15 @@ def check_village(out: Path, village: dict[str, Any], *, duplex: bool = True, co
             assert stamps[first] == [start_no], (hid, first)
             assert stamps[last] == [end_no], (hid, last)
             assert labels[first] == str(start_no)
+            # only blank versos between the previous part and this packet
+            assert all("/Contents" not in reader.pages[i] for i in range(previous_last + 1, first)), (hid, first)
             # nothing of another household between its first and last page
             for i in range(first + 1, last + 1):
                 assert not ("户编号：" in texts[i] and "归档年度" in texts[i]), (hid, i)
             previous_last = last
             checked.households += 1
+        # the box's 备考表 right after the last packet (and its blank verso)
+        assert all("/Contents" not in reader.pages[i] for i in range(previous_last + 1, len(texts) - 1))
 
         # archive numbers: consecutive from 1 over numbered pages; blank pages carry nothing
         numbers: list[int] = []
