@@ -231,7 +231,7 @@ class Build:
                     and previous is not None
                     and previous.get("content_hash") == planned.content_hash
                     and previous.get("formats") == list(formats)
-                    and pdf.is_file()
+                    and previous.get("file") == _file_stamp(pdf)
                     and (docx is None or docx.is_file())
                 )
                 record = planned.request.record
@@ -288,6 +288,9 @@ class Build:
                     "separators": list(outcome.separators),
                     "warnings": list(outcome.warnings),
                     "formats": plan.formats,
+                    # The packet file as this run left it: a file replaced since (by a run that
+                    # was killed before it could record its state) is rendered again.
+                    "file": _file_stamp(outcome.pdf),
                 }
                 for text in outcome.warnings:
                     self.reporter.warn(text)
@@ -533,6 +536,15 @@ class Build:
         ids = {hid for v in villages for hid in others[v["code"]]}
         failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
         return villages, failed
+
+
+def _file_stamp(path: Path) -> list[int] | None:
+    """Return ``[size, mtime_ns]`` of a file, or None when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def _collate_box(font_args: tuple[dict[str, Any], str], *args: Any) -> Any:

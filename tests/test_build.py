@@ -508,6 +508,23 @@ def test_incremental(tmp_path):
     check_build(out)
 
 
+def test_packet_replaced_behind_the_state_is_rendered_again(tmp_path):
+    """A run killed after replacing a packet but before recording its state leaves a packet the
+    state does not describe; if the data then goes back to what the state says, that packet
+    must not be reused."""
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+    assert run_build(data, "-o", out).exit_code == ExitCode.ok
+    target = manifest(out)["villages"][0]["households"][0]
+    packet = out / target["packet"]
+    original = packet.read_bytes()
+    packet.write_bytes(original.replace(b"%%EOF", b"%%EOF\n% newer run"))  # same name, other content
+    again = run_build(data, "-o", out)
+    assert again.exit_code == ExitCode.ok, again.output
+    assert summary_line(again).startswith("渲染 1 户 · 未变化 11 户"), again.stdout
+    assert packet.read_bytes() == original
+
+
 def test_removed_households_leave_no_stale_files(tmp_path, small):
     """Households deleted from the data: the village shrinks to one box, and neither the old
     second box nor the deleted households' packets stay in the output folder."""
