@@ -206,13 +206,16 @@ def test_sigkill_during_record_leaves_no_half_version(
 
 def test_sigkill_at_random_points(tmp_path: Path) -> None:
     start = 0
-    for delay in (0.35, 0.5, 0.62, 0.8):
+    # Delays count from the child's first recorded version, so a slow start (a loaded machine)
+    # cannot make the kill land before anything was written.
+    for delay in (0.0, 0.013, 0.05, 0.21):
         proc = _run_child(tmp_path, "none", start)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
         time.sleep(delay)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        assert proc.stdout is not None
-        recorded = proc.stdout.read().split()
+        recorded = first.split() + proc.stdout.read().split()
         proc.stdout.close()
         assert recorded, "the child was killed before recording anything"
         start += 10_000
