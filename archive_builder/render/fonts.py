@@ -632,6 +632,7 @@ def _make_ttfont_class() -> type:
                 super().__init__(name, str(face.path), subfontIndex=face.subfont_index,
                                  asciiReadable=False, shapable=False)
                 _store_face(face, self.face)
+                self.face._ttf_data = _map_file(face.path)
             self.ab_face = face
             f = self.face
             self._numGlyphs = len(f.glyphPos) - 1
@@ -851,6 +852,23 @@ def _face_cache_file(face: FontFace) -> Path | None:
     return cdir / f"face-{key}.pickle"
 
 
+def _map_file(path: str | os.PathLike[str]) -> Any:
+    """The font file's bytes as a read-only memory map (bytes if mapping fails).
+
+    A face keeps its whole file (a CJK collection is 17–50 MB) for glyph data and tables;
+    mapped, a process holds only the pages of the glyphs it used, shared with its workers.
+    Everything here and in reportlab only slices it.
+    """
+    import mmap
+
+    with open(path, "rb") as fh:
+        try:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):  # empty file, or a file system without mmap
+            fh.seek(0)
+            return fh.read()
+
+
 def _cached_face(face: FontFace) -> Any:
     """The reportlab face parsed earlier (pickle in the font cache), or None.
 
@@ -868,7 +886,7 @@ def _cached_face(face: FontFace) -> Any:
         state = pickle.loads(path.read_bytes())  # our own cache file, beside sha256.json
         parsed = TTFontFace.__new__(TTFontFace)
         parsed.__dict__.update(state)
-        parsed._ttf_data = Path(face.path).read_bytes()
+        parsed._ttf_data = _map_file(Path(face.path))
         upem = parsed.unitsPerEm
         mult = 1000 / upem
         parsed._pdfScale = (lambda x: x) if upem == 1000 else (lambda x: x * mult)
