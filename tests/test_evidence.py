@@ -555,8 +555,12 @@ def test_rotated_or_large_jpegs_are_not_passed_through(cache: EvidenceCache, tmp
 
 
 def helvetica_pdf(path: Path, pages: int = 2) -> None:
-    """A statement as reportlab writes it without setting a font: unembedded Helvetica."""
-    c = canvas.Canvas(str(path), pagesize=A4, invariant=1)
+    """A statement as reportlab writes it without setting a font: unembedded Helvetica.
+
+    Named explicitly: once our fonts are registered in the process, reportlab's default
+    initial font is our body font.
+    """
+    c = canvas.Canvas(str(path), pagesize=A4, invariant=1, initialFontName="Helvetica")
     for n in range(pages):
         c.drawString(72, 720, f"Account statement, page {n + 1}")
         c.showPage()
