@@ -326,7 +326,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
             hint="请检查输出位置是否可写、是否与已有文件同名",
         ) from exc
     try:
-        with atomic_file(request.out_pdf) as handle:
+        with atomic_file(request.out_pdf, durable=False) as handle:
             result = write_pdf(document, handle, fonts=fonts, evidence=evidence)
     except ArchiveError:
         raise
