@@ -67,6 +67,11 @@ def touch_one(data: Path) -> Path:
 
 
 def main() -> None:
+    # An installed package has compiled bytecode (pip compiles it); a checkout run with
+    # PYTHONDONTWRITEBYTECODE would otherwise compile every module in every build process.
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "archive_builder"), quiet=1)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--households", type=int, default=231)
     parser.add_argument("--jobs", type=int, default=2)
