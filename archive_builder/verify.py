@@ -10,17 +10,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from .diff import (
-    FieldChange,
-    diff_evidence_files,
-    diff_records,
-    non_data_change,
-    summarize,
-)
 from .errors import ArchiveError, ExitCode, StoreError
 from .store import Version, VersionStore
+
+if TYPE_CHECKING:  # the diff machinery (pypdfium2 …) is imported only when verifying
+    from .diff import FieldChange
 
 PAYLOAD_PREFIX = "AB1"
 HASH_CHARS = 16
@@ -88,6 +84,8 @@ class VerifyResult:
 
     @property
     def summary(self) -> str:
+        from .diff import summarize
+
         return summarize(self.changes) if self.changes else ""
 
     @property
@@ -107,6 +105,8 @@ class VerifyResult:
         if self.status == "unknown":
             return f"{head}：版本库中找不到这份档卡。\n  {self.reason}"
         assert self.copy is not None and self.latest is not None
+        from .diff import non_data_change
+
         lines = [
             (
                 f"{head}：已过期，最新为版本 {self.latest.number}"
@@ -170,6 +170,8 @@ def verify(store: VersionStore, text: str) -> VerifyResult:
     except StoreError as exc:
         result.reason = f"无法读取记录以列出变化：{exc.message}"
         return result
+    from .diff import diff_evidence_files, diff_records
+
     result.changes = diff_records(old, new) + diff_evidence_files(
         copy.evidence, latest.evidence
     )
