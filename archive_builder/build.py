@@ -69,6 +69,7 @@ class BuildOptions:
     formats: tuple[str, ...] | None = None  # None = template set / archive.toml default
     strict: bool = False
     build_date: str | None = None  # documents' date; default archive.toml build.date or today
+    template_set: str | None = None  # overrides archive.toml [templates] set
 
 
 @dataclass
@@ -174,6 +175,7 @@ class Build:
         self.reporter.stage("读取与校验数据")
         cache = RecordCache(self.out / ".cache" / "records.pickle")
         self.dataset = load_dataset(self.data_dir, cache=cache)
+        self.dataset.config = self.dataset.config.with_overrides(templates__set=self.options.template_set)
         problems = validate_dataset(self.dataset, strict=self.options.strict, cache=cache)
         cache.save()
         self.summary.problems = problems

@@ -235,8 +235,10 @@ def _formats(value: str | None) -> tuple[str, ...] | None:
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出的 PDF 文件或文件夹（默认：当前文件夹）")
 @click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx（同时生成可编辑的 Word 文档）")
 @click.option("--strict", is_flag=True, help="严格模式：警告也视为错误，不生成档卡")
+@click.option("--templates", "template_set", default=None, help="使用的模板集（默认：archive.toml 中 [templates] set）")
 @click.pass_obj
-def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, formats: str | None, strict: bool) -> ExitCode:
+def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, formats: str | None, strict: bool,
+               template_set: str | None) -> ExitCode:
     """生成一户（户编号 HOUSEHOLD_ID）的档卡 PDF，打印文件路径和页数。
 
     先校验该户数据；有错误时列出问题、不生成。
@@ -245,7 +247,8 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
     from .packet import make_packet
 
     try:
-        outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict)
+        outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict,
+                              template_set=template_set)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise
@@ -267,9 +270,11 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
 @click.option("--force", is_flag=True, help="全部重新生成，不论是否有变化")
 @click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx")
 @click.option("--strict", is_flag=True, help="严格模式：有警告的户也不生成")
+@click.option("--templates", "template_set", default=None,
+              help="使用的模板集，如 county-forms（默认：archive.toml 中 [templates] set）")
 @click.pass_obj
 def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, ...], jobs: int | None,
-              force: bool, formats: str | None, strict: bool) -> ExitCode:
+              force: bool, formats: str | None, strict: bool, template_set: str | None) -> ExitCode:
     """按村生成全部档卡、档案盒 PDF、竖条和 manifest.json。
 
     只重新生成内容有变化的户。退出码：0 全部生成；3 部分户未生成；2 数据目录无法使用；4 输出目录无法使用。
@@ -278,7 +283,8 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
     from .progress import TerminalReporter
 
     reporter = TerminalReporter(quiet=opts.quiet, verbose=bool(opts.verbose))
-    options = BuildOptions(villages=villages, jobs=jobs, force=force, formats=_formats(formats), strict=strict)
+    options = BuildOptions(villages=villages, jobs=jobs, force=force, formats=_formats(formats), strict=strict,
+                           template_set=template_set)
     try:
         summary = build(data, out, options, reporter)
     finally:

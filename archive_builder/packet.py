@@ -492,6 +492,7 @@ def make_packet(
     formats: tuple[str, ...] | None = ("pdf",),
     strict: bool = False,
     today: Any = None,
+    template_set: str | None = None,
 ) -> PacketOutcome:
     """Validate one household and render its packet; the secretary's command.
 
@@ -506,6 +507,7 @@ def make_packet(
     from .validate import validate_dataset
 
     dataset = load_household(data_dir, household_id)
+    dataset.config = dataset.config.with_overrides(templates__set=template_set)
     problems = validate_dataset(dataset, strict=strict, today=today)
     errors = [p for p in problems if p.is_error]
     if errors:
