@@ -452,3 +452,28 @@ def test_lost_characters(tmp_path):
     c.showPage()
     c.save()
     assert forms.lost_characters(tmp_path / "f.docx", tmp_path / "f.pdf") == ["𠮷"]
+
+
+@pytest.mark.slow
+@needs_lo
+def test_sample_village_with_the_county_form(tmp_path):
+    """The sample build exercises the Word form: ``--templates county-forms`` on one village."""
+    out = tmp_path / "档案输出"
+    proc = subprocess.run(
+        [sys.executable, "-m", "archive_builder", "build", str(SAMPLE), "-o", str(out), "--templates", "county-forms",
+         "--village", "前进村", "-j", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    )
+    assert proc.returncode == ExitCode.ok, proc.stderr
+    entries = state(out)
+    with_form = 0
+    for entry in entries.values():
+        sections = {s[0]: s for s in entry["sections"]}
+        if "application" not in sections:
+            continue
+        _, _, first, last, _ = sections["application"]
+        reader = PdfReader(out / entry["pdf"])
+        text = "".join(reader.pages[i].extract_text() for i in range(first, last + 1))
+        assert "申请理由" in text  # a heading only the Word form has, not the built-in template
+        with_form += 1
+    assert with_form >= 5
