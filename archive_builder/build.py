@@ -457,23 +457,23 @@ class Build:
         return ordered
 
     def record_versions(self) -> None:
+        from .store import Entry
+
         self.reporter.stage("登记版本")
-        tset_name = self.tset_name
-        for vplan in self.plans:
-            for h in vplan.households:
-                if h.result is None:
-                    continue
-                latest = self.store.latest(h.household_id)
-                if latest is not None and latest.content_hash == h.content_hash:
-                    continue
-                version = self.store.record(
-                    household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
-                    record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
-                    template_set=tset_name, program_version=__version__, pages=h.result["pages"],
-                    built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-                )
-                if version is not None:
-                    self.summary.versions_recorded += 1
+        built_at = datetime.now(UTC).isoformat(timespec="seconds")
+        entries = [
+            Entry(
+                household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
+                record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
+                template_set=self.tset_name, program_version=__version__, pages=h.result["pages"],
+                built_at=built_at,
+            )
+            for vplan in self.plans
+            for h in vplan.households
+            if h.result is not None
+        ]
+        # one batch: the blobs of every changed household are made durable together, then rows
+        self.summary.versions_recorded += sum(v is not None for v in self.store.record_many(entries))
 
     def write_manifest(self) -> None:
         villages: list[dict[str, Any]] = []

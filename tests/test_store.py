@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from archive_builder.errors import StoreError
-from archive_builder.store import SCHEMA_VERSION, VersionStore, short_blob
+from archive_builder.store import SCHEMA_VERSION, Entry, VersionStore, short_blob
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -236,3 +236,176 @@ def test_check_text(tmp_path: Path) -> None:
     sound, text = store.check_text()
     assert not sound
     assert text.splitlines()[0] == "版本库有 1 处损坏（共 2 户，2 个版本）："
+
+
+# -- record_many: the batch the build uses ------------------------------------------------------
+
+
+def _entry(tmp_path: Path, hid: str, content: str, **extra) -> Entry:
+    pdf = tmp_path / f"{hid}-{content}.pdf"
+    pdf.write_bytes(b"%PDF-1.4 fake " + content.encode() * 100)
+    args = {
+        "household_id": hid,
+        "village_code": "411621105201",
+        "content_hash": hashlib.sha256(content.encode()).hexdigest(),
+        "record_json": json.dumps({"household_id": hid, "c": content}).encode(),
+        "packet_pdf": pdf,
+        "evidence_hashes": {"id.jpg": "00" * 32, "b.jpg": hid},
+        "template_set": "default",
+        "program_version": "0.1",
+        "pages": 3,
+        "built_at": "2025-01-01T00:00:00+08:00",
+    }
+    args.update(extra)
+    return Entry(**args)
+
+
+def test_record_many_numbers_and_skips_like_record(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    assert store.record_many([]) == []
+    _record(store, tmp_path, "H1", "a")
+    entries = [
+        _entry(tmp_path, "H1", "a"),  # unchanged: skipped
+        _entry(tmp_path, "H2", "a"),  # same content hash as H1's: its own version 1
+        _entry(tmp_path, "H1", "b"),  # changed: version 2
+        _entry(tmp_path, "H1", "b"),  # the same again within the batch: skipped
+        _entry(tmp_path, "H1", "c"),  # and changed again: version 3
+        _entry(tmp_path, "H3", "x"),
+    ]
+    results = store.record_many(entries)
+    assert [None if v is None else (v.household_id, v.number) for v in results] == [
+        None, ("H2", 1), ("H1", 2), None, ("H1", 3), ("H3", 1),
+    ]
+    # what it returns is what is stored, and what record() would have stored
+    for v in results:
+        if v is not None:
+            assert store.get(v.household_id, v.number) == v
+    v = results[2]
+    assert v.evidence == {"b.jpg": "H1", "id.jpg": "00" * 32} and v.pages == 3 and v.user and v.host
+    assert json.loads(store.blob(v.record_sha))["c"] == "b"
+    assert store.blob(v.pdf_sha) == entries[2].packet_pdf.read_bytes()
+    assert json.loads(store.blob(v.evidence_sha)) == v.evidence
+    assert [x.number for x in store.versions("H1")] == [1, 2, 3]
+    assert store.record_many(entries[4:]) == [None, None]  # nothing new: no row, no blob
+    _assert_consistent(store)
+    assert not list(store.blob_dir.glob("tmp-*"))  # no temporary file left behind
+    # record() continues the numbering
+    assert _record(store, tmp_path, "H1", "d").number == 4
+
+
+def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -> None:
+    from archive_builder import store as st
+
+    store = VersionStore(tmp_path)
+    entries = [_entry(tmp_path, f"H{i}", f"c{i}") for i in range(6)]
+    blob_shas = {
+        hashlib.sha256(data).hexdigest()
+        for e in entries
+        for data in (e.record_json, e.packet_pdf.read_bytes())
+    }
+    synced: set[str] = set()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        real_fsync(fd)
+        synced.add(os.readlink(f"/proc/self/fd/{fd}"))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    seen: list[int] = []
+
+    def after_blobs() -> None:
+        # every blob of the batch is at its final name, fsynced, and its folder fsynced
+        for sha in blob_shas:
+            path = store.blob_path(sha)
+            assert path.is_file()
+            assert str(path.parent) in synced
+        seen.append(store.stats()[1])
+
+    monkeypatch.setitem(st.HOOKS, "after_blobs", after_blobs)
+    store.record_many(entries)
+    assert seen == [0, 1, 2, 3, 4, 5]  # rows only after all the blobs
+    _assert_consistent(store)
+
+
+_BATCH_CHILD = textwrap.dedent(
+    """
+    import hashlib, json, sys, time
+    from pathlib import Path
+    from archive_builder import store as st
+
+    out, pause, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    if pause != "none":
+        def stop():
+            print("ready", flush=True)
+            time.sleep(60)
+        st.HOOKS[pause] = stop
+    s = st.VersionStore(out)
+    for batch in range(start, start + 10_000, 7):
+        entries = []
+        for i in range(batch, batch + 7):
+            pdf = out / f"packet-{i % 7}.pdf"
+            pdf.write_bytes(b"%PDF fake " + str(i).encode() * 1000)
+            entries.append(st.Entry(
+                household_id="H" + str(i % 5), village_code="1", pages=1,
+                content_hash=hashlib.sha256(str(i).encode()).hexdigest(),
+                record_json=json.dumps({"i": i}).encode(), packet_pdf=pdf,
+                evidence_hashes={"e": str(i % 2)}, template_set="default",
+                program_version="t", built_at="2025-01-01",
+            ))
+        s.record_many(entries)
+        if pause == "none":
+            print(batch, flush=True)
+    """
+)
+
+
+def _run_batch_child(out: Path, pause: str, start: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.Popen(
+        [sys.executable, "-c", _BATCH_CHILD, str(out), pause, str(start)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize("pause", ["after_blobs", "before_commit"])
+def test_sigkill_during_record_many_leaves_no_half_version(tmp_path: Path, pause: str) -> None:
+    """Killed after the batch's blobs are written (or with a row about to commit): no row of
+    the batch points at a missing blob, and numbering continues from what committed."""
+    proc = _run_batch_child(tmp_path, pause, 0)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    store = VersionStore(tmp_path)
+    assert store.stats() == (0, 0)  # the first row had not committed
+    # the batch's blobs were all in place before the kill (orphans now, reused later)
+    for i in range(7):
+        sha = hashlib.sha256(json.dumps({"i": i}).encode()).hexdigest()
+        assert store.blob_path(sha).is_file()
+    _assert_consistent(store)
+    results = store.record_many([_entry(tmp_path, "H0", "after-crash"), _entry(tmp_path, "H1", "x")])
+    assert [v.number for v in results] == [1, 1]
+    _assert_consistent(store)
+
+
+def test_sigkill_record_many_at_random_points(tmp_path: Path) -> None:
+    start = 0
+    for delay in (0.0, 0.007, 0.031, 0.13):
+        proc = _run_batch_child(tmp_path, "none", start)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        recorded = first.split() + proc.stdout.read().split()
+        proc.stdout.close()
+        assert recorded, "the child was killed before recording anything"
+        start += 10_000
+        _assert_consistent(VersionStore(tmp_path))
+    store = VersionStore(tmp_path)
+    before = len(store.versions("H1"))
+    assert store.record_many([_entry(tmp_path, "H1", "final")])[0].number == before + 1
+    _assert_consistent(store)
