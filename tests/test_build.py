@@ -809,3 +809,67 @@ def test_two_fresh_builds_are_byte_identical(tmp_path, small):
     result = run_build(data, "-o", other, "-j", "1")
     assert result.exit_code == ExitCode.ok, result.output
     assert _differences(_pdf_bytes(out), _pdf_bytes(other)) == []
+
+
+# --------------------------------------------------------------------------- parallel loading
+
+
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, jobs):
+    """A first build parses its households in worker processes; the dataset, its problems and
+    the record cache are exactly what the serial loader gives, in the same order."""
+    from archive_builder import build as build_module
+    from archive_builder.build import Build, BuildOptions
+    from archive_builder.outdir import prepare
+    from archive_builder.records.cache import RecordCache
+    from archive_builder.records.loader import load_dataset
+    from archive_builder.validate import validate_dataset
+
+    data = make_data(tmp_path / "data")
+    records = list(iter_records(data))
+    path, record = records[1]
+    _break_id(record)  # a rule's error, with its line
+    path.write_text(dump_household_yaml(record), encoding="utf-8")
+    path, record = records[3]
+    record["members"][0]["birth_date"] = "not a date"  # a model error: a partial record
+    path.write_text(dump_household_yaml(record), encoding="utf-8")
+    records[4][0].write_text("household_id: [unclosed\n", encoding="utf-8")  # YAML syntax
+    records[7][0].with_name("household.json").write_text("{}", encoding="utf-8")  # two files
+
+    pools: list[int] = []
+
+    class CountingPool(build_module.ProcessPoolExecutor):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            pools.append(kwargs.get("max_workers") or args[0])
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(build_module, "_PARSE_PER_WORKER", 2)
+
+    def household_view(dataset: Any) -> list[Any]:
+        return [
+            (v.config.code, h.folder, h.file, h.display, h.household_id, h.raw, h.positions,
+             h.problems, h.record, h.partial, h.cache_key)
+            for v, h in dataset.households()
+        ]
+
+    serial_cache = RecordCache(tmp_path / "serial.pickle")
+    serial = load_dataset(data, cache=serial_cache)
+    serial_problems = validate_dataset(serial, cache=serial_cache)
+    assert any(h.record is None for _, h in serial.households())
+    assert any(h.partial is not None for _, h in serial.households())
+
+    out = tmp_path / "out"
+    for run in (1, 2):  # the second run finds every household in the record cache
+        b = Build(data, out, BuildOptions(jobs=jobs))
+        b.out = prepare(out, data)
+        b.load()
+        # the first run parsed in jobs - 1 workers and in this process; the second found all cached
+        assert pools == [jobs - 1], pools
+        assert household_view(b.dataset) == household_view(serial)
+        assert b.dataset.problems == serial.problems
+        assert b.summary.problems == serial_problems
+        assert b.errors_by_household.keys() >= {("李庄村", records[1][1]["household_id"])}
+    serial_cache.save()
+    cached = RecordCache(out / ".cache" / "records.pickle")._old
+    assert cached and cached.keys() == RecordCache(tmp_path / "serial.pickle")._old.keys()

@@ -15,7 +15,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -549,10 +549,35 @@ def load_household_folder(
     root: Path, folder: Path, village_name: str, cache: RecordCache | None = None
 ) -> LoadedHousehold | None:
     """Return the household of ``folder`` (None when the folder holds no record file)."""
+    found = _household_or_job(root, folder, village_name, cache)
+    if not isinstance(found, _ParseJob):
+        return found
+    return found.finish(parse_household(*found.args), cache)
+
+
+@dataclass
+class _ParseJob:
+    """A household folder still to parse (no cache hit): ``parse_household(*args)``."""
+
+    args: tuple[Path, Path, str, list[Path], str]
+    key: str  # its RecordCache key ("" without a cache)
+
+    def finish(self, lh: LoadedHousehold, cache: RecordCache | None) -> LoadedHousehold:
+        if self.key and cache is not None:
+            lh.cache_key = self.key
+            cache.put(self.key, lh)
+        return lh
+
+
+def _household_or_job(
+    root: Path, folder: Path, village_name: str, cache: RecordCache | None
+) -> LoadedHousehold | _ParseJob | None:
+    """Return the cached household of ``folder``, the parse still to do, or None (no record)."""
     files = _record_files(folder)
     if not files:
         return None
     display = _relative(root, files[0])
+    args = (root, folder, village_name, files, display)
     if cache is not None and len(files) == 1:
         try:
             data = files[0].read_bytes()
@@ -561,11 +586,16 @@ def load_household_folder(
         if data is not None:
             key = cache.key(data, display, str(folder), village_name)
             hit = cache.get(key)
-            if hit is None:
-                hit = _load_household_folder(root, folder, village_name, files, display)
-                hit.cache_key = key
-                cache.put(key, hit)
-            return hit
+            if hit is not None:
+                return hit
+            return _ParseJob(args, key)
+    return _ParseJob(args, "")
+
+
+def parse_household(
+    root: Path, folder: Path, village_name: str, files: list[Path], display: str
+) -> LoadedHousehold:
+    """Parse one household folder (picklable by reference, for worker processes)."""
     return _load_household_folder(root, folder, village_name, files, display)
 
 
@@ -681,8 +711,13 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
 
 
 def _load_village(
-    root: Path, folder: Path, problems: list[Problem], cache: RecordCache | None = None
+    root: Path,
+    folder: Path,
+    problems: list[Problem],
+    cache: RecordCache | None = None,
+    jobs: list[tuple[Village, int, _ParseJob]] | None = None,
 ) -> Village:
+    """Read one village; with ``jobs``, households to parse are left as None and listed there."""
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
@@ -697,22 +732,45 @@ def _load_village(
             )
         )
     for sub in _subfolders(folder):
-        household = load_household_folder(root, sub, config.name, cache)
+        if jobs is None:
+            household = load_household_folder(root, sub, config.name, cache)
+        else:
+            found = _household_or_job(root, sub, config.name, cache)
+            if isinstance(found, _ParseJob):
+                jobs.append((village, len(village.households), found))
+                household = None
+                village.households.append(household)  # type: ignore[arg-type]  # filled below
+                continue
+            household = found
         if household is not None:
             village.households.append(household)
     return village
 
 
-def load_dataset(data_dir: Path, *, cache: RecordCache | None = None) -> Dataset:
+#: ``parse_many(parse_household, argument_tuples)`` -> the households, in order (e.g. a pool's)
+ParseMany = Callable[[Callable[..., LoadedHousehold], list[tuple[Any, ...]]], Iterable[LoadedHousehold]]
+
+
+def load_dataset(
+    data_dir: Path, *, cache: RecordCache | None = None, parse_many: ParseMany | None = None
+) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
     With ``cache``, a household whose record file is byte-for-byte unchanged is not parsed again.
+    With ``parse_many``, the households to parse are handed to it all at once (to parse them in
+    worker processes); the result is the same as without.
     """
     root, config, problems = _open_root(data_dir)
+    jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
     villages = [
-        _load_village(root, folder, problems, cache)
+        _load_village(root, folder, problems, cache, jobs)
         for folder in _village_folders(root, problems)
     ]
+    if jobs:
+        assert parse_many is not None
+        parsed = parse_many(parse_household, [job.args for _, _, job in jobs])
+        for (village, index, job), lh in zip(jobs, parsed, strict=True):
+            village.households[index] = job.finish(lh, cache)
     return Dataset(root, config, villages, problems)
 
 
