@@ -25,6 +25,7 @@ from .errors import ArchiveError, DataDirError
 from .packet import (
     PacketRequest,
     PacketResult,
+    configured_fonts,
     document_date,
     font_set,
     plan_packet,
@@ -386,7 +387,7 @@ class Build:
         if jobs:
             self.reporter.stage("整理村档案盒")
             self.reporter.start(len(jobs), "盒")
-        font_args = (self._font_config(), str(self._font_base())) if jobs else None
+        font_args = self._font_config() if jobs else None
         results = self._run_parallel(_collate_box, [(font_args, *args) for _, _, args in jobs])
         changed_villages = set()
         for (code, fingerprint, args), result in zip(jobs, results):
@@ -445,15 +446,15 @@ class Build:
             for b in boxes
         ]
         write_spine_labels([(info, r) for r in results], spine, width_mm=options.spine_width_mm,
-                           fonts=font_set(self._font_config(), self._font_base()))
+                           fonts=font_set(self._font_config()))
 
     def _font_config(self) -> dict[str, Any]:
         tset = template_set(self.tset_name, self.data_dir.resolve(), self.villages[0].path.resolve())
-        return {**tset.fonts, **(getattr(self.dataset.config, "fonts", None) or {})}
+        return configured_fonts(tset, self.dataset.config, self.data_dir.resolve())
 
-    def _font_base(self) -> Path:
-        tset = template_set(self.tset_name, self.data_dir.resolve(), self.villages[0].path.resolve())
-        return tset.search_path[-1]
+    def _jobs(self) -> int:
+        """Return the number of worker processes: -j, else archive.toml [build] workers, else CPUs."""
+        return max(1, self.options.jobs or self.dataset.config.build.workers or os.cpu_count() or 1)
 
     def _run_parallel(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
         """Return ``function(*args)`` for every argument tuple, in order, advancing the progress.
@@ -463,7 +464,7 @@ class Build:
         """
         if not argument_lists:
             return []
-        jobs = max(1, min(self.options.jobs or os.cpu_count() or 1, len(argument_lists)))
+        jobs = max(1, min(self._jobs(), len(argument_lists)))
         if jobs == 1 and self._pool is None:
             results = []
             for args in argument_lists:
@@ -473,8 +474,8 @@ class Build:
         if self._pool is None:
             # Register fonts before forking so every worker inherits them instead of parsing
             # each face again (~0.7 s per process).
-            font_set(self._font_config(), self._font_base())
-            self._pool = ProcessPoolExecutor(max_workers=max(1, self.options.jobs or os.cpu_count() or 1))
+            font_set(self._font_config())
+            self._pool = ProcessPoolExecutor(max_workers=self._jobs())
         futures = {self._pool.submit(function, *args): index for index, args in enumerate(argument_lists)}
         ordered: list[Any] = [None] * len(argument_lists)
         for future in as_completed(futures):
@@ -575,11 +576,11 @@ def _file_stamp(path: Path) -> list[int] | None:
     return [stat.st_size, stat.st_mtime_ns]
 
 
-def _collate_box(font_args: tuple[dict[str, Any], str], *args: Any) -> Any:
+def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:
     """Collate one box in a worker process (fonts are discovered once per process)."""
     from .collate import collate_box
 
-    fonts = font_set(font_args[0], Path(font_args[1]))
+    fonts = font_set(font_config)
     info, box_no, box_count, packets, folder, options, date = args
     return collate_box(info, box_no, box_count, packets, folder, options, fonts=fonts, date=date)
 
@@ -603,8 +604,19 @@ def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
 def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
           reporter: Reporter | None = None) -> BuildSummary:
     """Build every (or the chosen) village's archive; return what happened."""
-    out = out_dir or outdir.default_output(data_dir)
-    return Build(data_dir, out, options or BuildOptions(), reporter).run()
+    return Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter).run()
+
+
+def configured_output(data_dir: Path) -> Path:
+    """Return archive.toml's ``[output] dir`` (relative to the data directory), else the default."""
+    from .config import load_archive_config
+
+    toml = Path(data_dir) / "archive.toml"
+    if toml.is_file():
+        config, _ = load_archive_config(toml)
+        if config.output.dir:
+            return (Path(data_dir) / config.output.dir).resolve()
+    return outdir.default_output(data_dir)
 
 
 def clean_work_files(out_dir: Path) -> None:

@@ -248,7 +248,7 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
 
     try:
         outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict,
-                              template_set=template_set)
+                              template_set_name=template_set)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise

@@ -49,6 +49,7 @@ class PrintSection(Section):
     paper: str = Field(default="A4", title="纸张")
     duplex: bool = Field(default=True, title="双面打印")
     sheets_per_box: int = Field(default=200, gt=0, title="每盒张数")
+    spine_width_mm: Literal[20, 30, 40, 50] = Field(default=30, title="盒脊宽度（毫米）")
 
 
 class TemplatesSection(Section):

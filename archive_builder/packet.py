@@ -308,7 +308,7 @@ def render_packet(request: PacketRequest) -> PacketResult:
 def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Path | None) -> PacketResult:
     from .render.pdf import write_pdf
 
-    fonts = font_set({**tset.fonts, **request.fonts}, tset.search_path[-1])
+    fonts = font_set(request.fonts)
     evidence = _evidence_cache(request.cache_dir, int(tset.settings.get("evidence_dpi", 200)))
     context = packet_context(request)
     forms = FormSections(tset, context, work, request.household_id) if work is not None else None
@@ -376,6 +376,13 @@ class PlannedPacket:
     head: str
 
 
+def configured_fonts(tset: templates.TemplateSet, config: Any, data_dir: Path) -> dict[str, str]:
+    """Return the font files asked for: the template set's, then archive.toml's ``[fonts]``
+    (relative to the data directory), as absolute ``path[#index]`` settings."""
+    own = {role: templates.absolute_font(value, data_dir) for role, value in (config.fonts or {}).items()}
+    return {**tset.fonts, **own}
+
+
 def settings_of(config: Any, village: Any) -> dict[str, Any]:
     """Return the archive and village settings that print on a household's pages."""
     return {
@@ -407,8 +414,8 @@ def plan_packet(
     config = dataset.config
     data_dir = Path(dataset.root).resolve()
     tset = template_set(config.templates.set, data_dir, village.path.resolve())
-    fonts_conf = dict(getattr(config, "fonts", None) or {})
-    fonts = font_set({**tset.fonts, **fonts_conf}, tset.search_path[-1], register=False)
+    fonts_conf = configured_fonts(tset, config, data_dir)
+    fonts = font_set(fonts_conf, register=False)
     record = household.record.model_dump(mode="json", warnings=False)
     settings = settings_of(config, village)
     items = evidence_items(record, household.folder)
@@ -492,7 +499,7 @@ def make_packet(
     formats: tuple[str, ...] | None = ("pdf",),
     strict: bool = False,
     today: Any = None,
-    template_set: str | None = None,
+    template_set_name: str | None = None,
 ) -> PacketOutcome:
     """Validate one household and render its packet; the secretary's command.
 
@@ -507,7 +514,7 @@ def make_packet(
     from .validate import validate_dataset
 
     dataset = load_household(data_dir, household_id)
-    dataset.config = dataset.config.with_overrides(templates__set=template_set)
+    dataset.config = dataset.config.with_overrides(templates__set=template_set_name)
     problems = validate_dataset(dataset, strict=strict, today=today)
     errors = [p for p in problems if p.is_error]
     if errors:

@@ -196,6 +196,8 @@ def resolve_set(
     if shared is not None and shared.is_dir() and shared not in chain and not (shared / SET_FILE).is_file():
         overrides.append(shared)
     search = tuple(dict.fromkeys([*overrides, *chain]))
+    # Font files named by a set are relative to the set's folder.
+    config = {**config, "fonts": {role: absolute_font(value, chosen) for role, value in config.get("fonts", {}).items()}}
     tset = _build_set(config, chosen.name, search)
     for spec in tset.form_sections:
         path = tset.form_path(spec)  # a missing form is the set's error, not one household's
@@ -205,6 +207,14 @@ def resolve_set(
                 hint="请用 Word 或 WPS 打开后另存为 .docx（Word 文档）",
             )
     return tset
+
+
+def absolute_font(value: str, base: Path) -> str:
+    """Return a ``path[#index]`` font setting with the path made absolute against ``base``."""
+    path, sep, index = str(value).partition("#")
+    if not path or Path(path).is_absolute():
+        return str(value)
+    return str((base / path).resolve()) + sep + index
 
 
 def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -> TemplateSet:

@@ -873,3 +873,29 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
     serial_cache.save()
     cached = RecordCache(out / ".cache" / "records.pickle")._old
     assert cached and cached.keys() == RecordCache(tmp_path / "serial.pickle")._old.keys()
+
+
+def test_archive_toml_output_dir_and_fonts_are_relative_to_the_data(tmp_path):
+    from archive_builder.build import configured_output
+    from archive_builder.packet import configured_fonts
+    from archive_builder.records.loader import load_dataset
+    from archive_builder.render.fonts import FontSet
+    from archive_builder.templates import resolve_set
+
+    data = make_data(tmp_path / "data")
+    (data / "fonts").mkdir()
+    ukai = next(p for p in FontSet.discover().faces.values() if "ukai" in str(p.path).lower()).path
+    (data / "fonts" / "kai.ttc").symlink_to(ukai)
+    toml = data / "archive.toml"
+    toml.write_text(
+        toml.read_text(encoding="utf-8") + '\n[fonts]\nbody = "fonts/kai.ttc#0"\n\n[output]\ndir = "../成品"\n',
+        encoding="utf-8",
+    )
+    assert configured_output(data) == (tmp_path / "成品").resolve()
+    dataset = load_dataset(data)
+    fonts = configured_fonts(resolve_set("default", data_dir=data), dataset.config, data)
+    assert fonts["body"] == str((data / "fonts" / "kai.ttc").resolve()) + "#0"
+    assert FontSet.discover(fonts).faces["body"].path.resolve() == ukai.resolve()
+    result = CliRunner().invoke(main, ["build", str(data), "-j", "1"])
+    assert result.exit_code == ExitCode.ok, result.output
+    assert (tmp_path / "成品" / "manifest.json").is_file()

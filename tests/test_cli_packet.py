@@ -146,3 +146,22 @@ def test_console_script(tmp_path: Path, cache: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(" 页")
+
+
+def test_packet_with_another_template_set(tmp_path):
+    """--templates picks the set for this run (here the anchors' benchmark set, a path)."""
+    from click.testing import CliRunner
+
+    from archive_builder.cli import main
+    from archive_builder.errors import ExitCode
+
+    anchor = Path(__file__).resolve().parent.parent / "benchmarks" / "templates" / "anchor"
+    sample = Path(__file__).resolve().parent.parent / "households_sample"
+    result = CliRunner().invoke(
+        main, ["packet", str(sample), "4116211052010002", "-o", str(tmp_path) + "/", "--templates", str(anchor)]
+    )
+    assert result.exit_code == ExitCode.ok, result.output
+    from pypdf import PdfReader
+
+    text = "".join(p.extract_text() for p in PdfReader(next(tmp_path.glob("*.pdf"))).pages)
+    assert "家庭成员情况" in text and "目　录" not in text  # the anchor set has no contents page
