@@ -287,48 +287,6 @@ class VersionStore:
         """Return where the blob with this sha256 lives (whether or not it exists)."""
         return self.blob_dir / sha[:2] / sha[2:]
 
-    def _put_stream(self, chunks: Iterator[bytes]) -> str:
-        """Store a blob from chunks; return its sha256. Durable before returning."""
-        self.blob_dir.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(prefix="tmp-", dir=self.blob_dir)
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
-            sha = digest.hexdigest()
-            target = self.blob_path(sha)
-            if target.exists():
-                # content-addressed: an existing blob is never rewritten
-                tmp.unlink()
-                return sha
-            target.parent.mkdir(exist_ok=True)
-            os.replace(tmp, target)
-            _fsync_dir(target.parent)
-            return sha
-        except BaseException:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-            raise
-
-    def put_bytes(self, data: bytes) -> str:
-        """Store ``data`` as a blob; return its sha256."""
-        return self._put_stream(iter([data]))
-
-    def put_file(self, path: Path) -> str:
-        """Store a copy of the file as a blob; return its sha256."""
-
-        def chunks() -> Iterator[bytes]:
-            with open(path, "rb") as fh:
-                while chunk := fh.read(_CHUNK):
-                    yield chunk
-
-        return self._put_stream(chunks())
-
     def blob(self, sha: str) -> bytes:
         """Return a blob's bytes, checked against its hash."""
         path = self.blob_path(sha)
@@ -371,66 +329,16 @@ class VersionStore:
         pages: int,
         built_at: str,
     ) -> Version | None:
-        """Return the new version, or None when ``content_hash`` equals the latest one's."""
-        latest = self.latest(household_id)
-        if latest is not None and latest.content_hash == content_hash:
-            return None  # cheap path: no blob is written for an unchanged household
+        """Return the new version, or None when ``content_hash`` equals the latest one's.
 
-        # 1. blobs first, each durable on disk
-        record_sha = self.put_bytes(record_json)
-        pdf_sha = self.put_file(Path(packet_pdf))
-        evidence_json = json.dumps(evidence_hashes, ensure_ascii=False, sort_keys=True)
-        evidence_sha = self.put_bytes(evidence_json.encode("utf-8"))
-        _hook("after_blobs")
-
-        # 2. then the row, numbered inside one write transaction
-        conn = self._connect(create=True)
-        assert conn is not None
-        created_at = datetime.now().astimezone().isoformat(timespec="seconds")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(
-                f"版本库被占用，无法写入：{exc}",
-                hint="等待其他正在运行的生成任务结束后重试。",
-            ) from exc
-        try:
-            row = conn.execute(
-                "SELECT number, content_hash FROM versions WHERE household_id = ? "
-                "ORDER BY number DESC LIMIT 1",
-                (household_id,),
-            ).fetchone()
-            if row is not None and row["content_hash"] == content_hash:
-                conn.execute("ROLLBACK")
-                return None
-            number = 1 if row is None else row["number"] + 1
-            conn.execute(
-                f"INSERT INTO versions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (
-                    household_id,
-                    number,
-                    created_at,
-                    built_at,
-                    village_code,
-                    content_hash,
-                    record_sha,
-                    pdf_sha,
-                    evidence_sha,
-                    evidence_json,
-                    template_set,
-                    program_version,
-                    pages,
-                    _user(),
-                    socket.gethostname(),
-                ),
-            )
-            _hook("before_commit")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
-        return self.get(household_id, number)
+        Blobs are written and made durable first, then the row is committed (see record_many).
+        """
+        entry = Entry(
+            household_id=household_id, village_code=village_code, content_hash=content_hash,
+            record_json=record_json, packet_pdf=packet_pdf, evidence_hashes=evidence_hashes,
+            template_set=template_set, program_version=program_version, pages=pages, built_at=built_at,
+        )
+        return self.record_many([entry])[0]
 
     def record_many(self, entries: Sequence[Entry]) -> list[Version | None]:
         """Record many versions; return, for each entry, its new version or None (unchanged).
