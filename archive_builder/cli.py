@@ -289,7 +289,7 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
         summary = build(data, out, options, reporter)
     finally:
         reporter.close()
-    _echo_problems([p for p in summary.problems if p.is_error or opts.verbose], quiet=opts.quiet)
+    _echo_problems(summary.problems, quiet=opts.quiet)
     for hid, reason in summary.failed:
         click.echo(f"未生成：户 {hid}：{reason}", err=True)
     assert summary.out_dir is not None

@@ -422,3 +422,12 @@ def test_near_matches_rank_one_digit_typos_first():
     assert find_similar_ids(ids, "4116211052010091")[:2] == ["4116211052010001", "4116211052010011"]
     assert find_similar_ids(ids, "411621105201007")[0] == "4116211052010007"  # a digit left out
     assert find_similar_ids(ids, "0007") == ["4116211052010007"]  # only the last digits typed
+
+
+def test_a_data_dir_without_villages_is_a_warning(tmp_path):
+    from archive_builder.records.loader import load_dataset
+
+    (tmp_path / "archive.toml").write_text('[archive]\ncounty = "清河县"\nyear = 2025\n', encoding="utf-8")
+    dataset = load_dataset(tmp_path)
+    assert [p.message for p in dataset.problems] == ["数据目录中没有任何村：没有找到含 village.toml 的村文件夹"]
+    assert not dataset.problems[0].is_error

@@ -707,6 +707,14 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
                     file=_relative(root, folder),
                 )
             )
+    if not villages:
+        problems.append(
+            warning(
+                "数据目录中没有任何村：没有找到含 village.toml 的村文件夹",
+                "请确认选对了数据目录；每个村一个文件夹，其中有 village.toml 和各户的文件夹",
+                file="archive.toml",
+            )
+        )
     return villages
 
 
