@@ -23,6 +23,22 @@ MARKER = ".archive-builder-output"
 LOCK = ".archive-builder.lock"
 
 
+def user_cache_dir(name: str) -> Path | None:
+    """Return the per-user cache folder ``name`` (fonts, evidence, templates), or None.
+
+    ``$ARCHIVE_BUILDER_CACHE_DIR/<name>`` when set; else ``%LOCALAPPDATA%\\archive-builder\\<name>``
+    on Windows and ``$XDG_CACHE_HOME`` (``~/.cache``)``/archive-builder/<name>`` elsewhere.
+    """
+    env = os.environ.get("ARCHIVE_BUILDER_CACHE_DIR")
+    if env:
+        return Path(env) / name
+    if os.name == "nt":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base) / "archive-builder" / name if base else None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "archive-builder" / name
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)

@@ -475,14 +475,9 @@ def document_date(config: Any) -> str:
 
 def default_cache_dir() -> Path:
     """Return the per-user cache of normalised evidence images."""
-    import os
+    from .outdir import user_cache_dir
 
-    root = os.environ.get("ARCHIVE_BUILDER_CACHE_DIR")
-    if root:
-        return Path(root) / "evidence"
-    if os.name == "nt":
-        return Path(os.environ.get("LOCALAPPDATA", Path.home())) / "archive-builder" / "cache" / "evidence"
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "archive-builder" / "evidence"
+    return user_cache_dir("evidence") or Path.cwd() / ".archive-builder-cache" / "evidence"
 
 
 @dataclass(frozen=True)

@@ -344,10 +344,25 @@ def paragraphs(value: Any) -> list[str]:
     return [p.strip() for p in re.split(r"\n\s*\n|\n", str(value)) if p.strip()]
 
 
+def _bytecode_cache() -> jinja2.BytecodeCache | None:
+    """Compiled templates kept between runs (keyed by each template's source checksum)."""
+    from .outdir import user_cache_dir
+
+    folder = user_cache_dir("templates")
+    if folder is None:
+        return None
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return jinja2.FileSystemBytecodeCache(str(folder))
+
+
 @lru_cache(maxsize=16)
 def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         loader=_SearchPathLoader(search, builtin),
+        bytecode_cache=_bytecode_cache(),
         autoescape=True,
         undefined=jinja2.ChainableUndefined,
         trim_blocks=True,
