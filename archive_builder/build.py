@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-import shutil
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -620,8 +619,6 @@ def configured_output(data_dir: Path) -> Path:
 
 
 def clean_work_files(out_dir: Path) -> None:
-    """Remove leftovers of killed runs (``*.part`` temp files)."""
+    """Remove leftovers of killed runs (``*.part`` temp files of atomic writes)."""
     for path in out_dir.rglob(".*.part"):
         path.unlink(missing_ok=True)
-    shutil.rmtree(out_dir / ".work", ignore_errors=True)
-

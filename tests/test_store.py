@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -204,12 +205,15 @@ def test_sigkill_during_record_leaves_no_half_version(
     _assert_consistent(store)
 
 
-def test_sigkill_at_random_points(tmp_path: Path) -> None:
+def _kill_at_random_points(tmp_path: Path, launch: Callable[..., subprocess.Popen], delays: tuple[float, ...]) -> None:
+    """Kill a recording child at several moments; the store must stay consistent each time.
+
+    Delays count from the child's first recorded version, so a slow start (a loaded machine)
+    cannot make the kill land before anything was written.
+    """
     start = 0
-    # Delays count from the child's first recorded version, so a slow start (a loaded machine)
-    # cannot make the kill land before anything was written.
-    for delay in (0.0, 0.013, 0.05, 0.21):
-        proc = _run_child(tmp_path, "none", start)
+    for delay in delays:
+        proc = launch(tmp_path, "none", start)
         assert proc.stdout is not None
         first = proc.stdout.readline()
         time.sleep(delay)
@@ -220,6 +224,10 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         assert recorded, "the child was killed before recording anything"
         start += 10_000
         _assert_consistent(VersionStore(tmp_path))
+
+
+def test_sigkill_at_random_points(tmp_path: Path) -> None:
+    _kill_at_random_points(tmp_path, _run_child, (0.0, 0.013, 0.05, 0.21))
     store = VersionStore(tmp_path)
     before = len(store.versions("H1"))
     assert _record(store, tmp_path, "H1", "final").number == before + 1
@@ -392,19 +400,7 @@ def test_sigkill_during_record_many_leaves_no_half_version(tmp_path: Path, pause
 
 
 def test_sigkill_record_many_at_random_points(tmp_path: Path) -> None:
-    start = 0
-    for delay in (0.0, 0.007, 0.031, 0.13):
-        proc = _run_batch_child(tmp_path, "none", start)
-        assert proc.stdout is not None
-        first = proc.stdout.readline()
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        recorded = first.split() + proc.stdout.read().split()
-        proc.stdout.close()
-        assert recorded, "the child was killed before recording anything"
-        start += 10_000
-        _assert_consistent(VersionStore(tmp_path))
+    _kill_at_random_points(tmp_path, _run_batch_child, (0.0, 0.007, 0.031, 0.13))
     store = VersionStore(tmp_path)
     before = len(store.versions("H1"))
     assert store.record_many([_entry(tmp_path, "H1", "final")])[0].number == before + 1
