@@ -80,7 +80,9 @@ def get(name: str) -> Vocabulary:
         .joinpath("vocab", f"{name}.yaml")
         .read_text("utf-8")
     )
-    data = yaml.safe_load(text) or {}
+    # libyaml's loader when present: the pure-Python one costs ~60 ms for all vocabularies,
+    # a fifth of a cold `archive-builder packet`.
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
     return Vocabulary(
         name=name,
         title=str(data.get("title", name)),

@@ -575,13 +575,6 @@ def _parse_spec(spec: str, base_dir: Path | None) -> tuple[Path, int | None]:
 # =========================================================================== reportlab font
 
 
-def _cid_bytes_table() -> list[bytes]:
-    return [struct.pack(">H", i) for i in range(65536)]
-
-
-_CID_BYTES: list[bytes] | None = None
-
-
 _NEUTRAL_CATEGORIES = frozenset(("Cc", "Cf", "Zs", "Zl", "Zp"))
 
 
@@ -627,6 +620,7 @@ def _make_ttfont_class() -> type:
                 super().__init__(name, str(face.path), subfontIndex=face.subfont_index,
                                  asciiReadable=False, shapable=False)
                 self.face._ab_code_tables = _code_tables(self.face)
+                del self.face.glyphToChar  # nothing reads it any more (see _FACE_UNCACHED)
                 _store_face(face, self.face)
                 self.face._ttf_data = _map_file(face.path)
             self.ab_face = face
@@ -699,12 +693,9 @@ def _make_ttfont_class() -> type:
             try:
                 return [(0, b"".join(map(enc.__getitem__, text)))]
             except KeyError:
-                global _CID_BYTES
-                if _CID_BYTES is None:
-                    _CID_BYTES = _cid_bytes_table()
                 for ch in set(text):
                     if ch not in enc:
-                        enc[ch] = _CID_BYTES[self.cid_of(ord(ch))]
+                        enc[ch] = self.cid_of(ord(ch)).to_bytes(2, "big")
                 return [(0, b"".join(map(enc.__getitem__, text)))]
 
         def getSubsetInternalName(self, subset: int, doc: Any) -> str:
@@ -823,7 +814,9 @@ def _make_ttfont_class() -> type:
 _GCT_CLASS: type | None = None
 
 #: attributes of a parsed reportlab face that are not stored in the face cache
-_FACE_UNCACHED = ("_ttf_data", "_pdfScale")
+#: ``glyphToChar`` (63,000 lists for a CJK face) is a third of the cache's load time and only
+#: ``_code_tables`` reads it, whose result the cache stores as ``_ab_code_tables``.
+_FACE_UNCACHED = ("_ttf_data", "_pdfScale", "glyphToChar")
 
 
 def _face_cache_file(face: FontFace) -> Path | None:
@@ -836,7 +829,7 @@ def _face_cache_file(face: FontFace) -> Path | None:
         sha = _file_sha256(Path(face.path))
     except (OSError, ImportError):
         return None
-    key = hashlib.sha256(f"face v2|{sha}|{face.subfont_index}|{Version}".encode()).hexdigest()[:32]
+    key = hashlib.sha256(f"face v3|{sha}|{face.subfont_index}|{Version}".encode()).hexdigest()[:32]
     return cdir / f"face-{key}.pickle"
 
 
