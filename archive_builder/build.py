@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from . import __version__, hashing, outdir
+from . import __version__, hashing, outdir, uptodate
+from .context import evidence_items
 from .document import SectionPages
 from .errors import ArchiveError, DataDirError
 from .packet import (
@@ -89,6 +90,7 @@ class HouseholdPlan:
     evidence: dict[str, str] = field(default_factory=dict)
     result: dict[str, Any] | None = None  # state entry once rendered
     formats: list[str] = field(default_factory=list)
+    sources: tuple[str, ...] = ()  # evidence files read (absolute)
 
 
 @dataclass
@@ -156,6 +158,13 @@ class Build:
         self.out = outdir.prepare(self.out_dir, self.data_dir)
         self.summary.out_dir = self.out
         with outdir.build_lock(self.out):
+            recorded = uptodate.check(self.data_dir.resolve(), self.out, self.options)
+            if recorded is not None:
+                self._replay(recorded)
+                self.summary.seconds = time.monotonic() - started
+                return self.summary
+            uptodate.forget(self.out)
+            self._data_digest = uptodate.data_digest(self.data_dir.resolve())
             clean_work_files(self.out)
             self.load()
             self.plan()
@@ -167,6 +176,8 @@ class Build:
                     self._pool.shutdown(cancel_futures=True)
             self.record_versions()
             self.write_manifest()
+            if not self.summary.failed:
+                self._record_uptodate()
         self.summary.seconds = time.monotonic() - started
         return self.summary
 
@@ -196,6 +207,30 @@ class Build:
         for problem in problems:
             if problem.severity is Severity.error and problem.household_id:
                 self.errors_by_household.setdefault((problem.village or "", problem.household_id), []).append(problem)
+
+    def _replay(self, recorded: dict[str, Any]) -> None:
+        """Report what the last run reported: nothing changed since it (see uptodate.py)."""
+        self.summary.villages = recorded["villages"]
+        self.summary.households = self.summary.unchanged = recorded["households"]
+        self.summary.problems = [Problem.from_json(p) for p in recorded["problems"]]
+
+    def _record_uptodate(self) -> None:
+        """Remember the stat signature of this run's inputs and outputs for the next run."""
+        from .render.fonts import font_search_dirs
+
+        tsets = [template_set(self.tset_name, self.data_dir.resolve(), v.path.resolve()) for v in self.villages]
+        if any(t.form_sections for t in tsets):
+            return  # their packets also depend on whether LibreOffice is installed
+        data = self.data_dir.resolve()
+        fonts = font_set(self._font_config(), register=False) if self.villages else None
+        files = [str(f.path) for f in ([*fonts.faces.values(), *fonts.fallbacks] if fonts else [])]
+        files += [s for v in self.plans for h in v.households for s in h.sources if not s.startswith(f"{data}{os.sep}")]
+        trees = [str(p) for t in tsets for p in t.search_path if p.is_dir()]
+        trees += [str(p) for p in font_search_dirs() if p.is_dir()]
+        uptodate.record(self._data_digest, self.out, self.options, trees=trees, files=files, summary={
+            "villages": self.summary.villages, "households": self.summary.households,
+            "problems": [p.to_json() for p in self.summary.problems],
+        })
 
     def _parse_many(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
         """Parse the households the record cache did not have; many at once in worker processes.
@@ -263,6 +298,7 @@ class Build:
                     and (docx is None or docx.is_file())
                 )
                 record = planned.request.record
+                sources = tuple(e["source"] for e in evidence_items(record, planned.request.folder))
                 vplan.households.append(
                     HouseholdPlan(
                         household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
@@ -270,7 +306,7 @@ class Build:
                         content_hash=planned.content_hash, request=None if unchanged else planned.request,
                         record_json=planned.record_json, evidence=dict(planned.evidence),
                         result=previous if unchanged else None,
-                        formats=list(formats),
+                        formats=list(formats), sources=sources,
                     )
                 )
             vplan.info = {

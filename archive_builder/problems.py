@@ -54,6 +54,12 @@ class Problem:
             )
         }
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Problem:
+        """Inverse of :meth:`to_json`."""
+        fields = {k: data.get(k) for k in ("hint", "file", "line", "column", "village", "household_id", "field")}
+        return cls(Severity(data["severity"]), data["message"], **fields)
+
     def location(self) -> str:
         """Return ``file:line:column`` (as much as is known)."""
         parts = [self.file or "?"]

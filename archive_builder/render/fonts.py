@@ -496,6 +496,11 @@ def _standard_dirs() -> list[Path]:
     return dirs
 
 
+def font_search_dirs() -> list[Path]:
+    """The folders searched for fonts by name (a font added there may change the choice)."""
+    return _standard_dirs()
+
+
 def _index_dirs(dirs: Iterable[Path]) -> dict[str, Path]:
     """lowercase file name -> first path found (in directory order)."""
     key = tuple(str(d) for d in dirs)
