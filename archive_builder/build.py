@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
-from .context import evidence_items
 from .document import SectionPages
 from .errors import ArchiveError, DataDirError
 from .packet import (
@@ -264,6 +263,17 @@ class Build:
         cache_dir = self.out / ".cache" / "evidence"
         config = self.dataset.config
         self.plans: list[VillagePlan] = []
+        memo = hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
+        hashing.use_memo(memo)
+        try:
+            self._plan_villages(cache_dir, config)
+        finally:
+            hashing.use_memo(None)
+        memo.save()
+        self.summary.villages = len(self.plans)
+        self.summary.households = sum(len(v.households) for v in self.plans) + len(self.summary.failed)
+
+    def _plan_villages(self, cache_dir: Path, config: Any) -> None:
         for village in self.villages:
             vconf = village.config
             tset = template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve())
@@ -298,7 +308,6 @@ class Build:
                     and (docx is None or docx.is_file())
                 )
                 record = planned.request.record
-                sources = tuple(e["source"] for e in evidence_items(record, planned.request.folder))
                 vplan.households.append(
                     HouseholdPlan(
                         household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
@@ -306,7 +315,7 @@ class Build:
                         content_hash=planned.content_hash, request=None if unchanged else planned.request,
                         record_json=planned.record_json, evidence=dict(planned.evidence),
                         result=previous if unchanged else None,
-                        formats=list(formats), sources=sources,
+                        formats=list(formats), sources=planned.sources,
                     )
                 )
             vplan.info = {
@@ -316,8 +325,6 @@ class Build:
                 "fonds_name": getattr(config.archive, "fonds_name", None) or f"{config.archive.township}人民政府",
             }
             self.plans.append(vplan)
-        self.summary.villages = len(self.plans)
-        self.summary.households = sum(len(v.households) for v in self.plans) + len(self.summary.failed)
 
     def render(self) -> None:
         todo = [h for v in self.plans for h in v.households if h.request is not None]

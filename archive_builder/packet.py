@@ -374,6 +374,7 @@ class PlannedPacket:
     record_json: bytes
     evidence: Mapping[str, str]
     head: str
+    sources: tuple[str, ...] = ()  # the evidence files read (absolute paths)
 
 
 def configured_fonts(tset: templates.TemplateSet, config: Any, data_dir: Path) -> dict[str, str]:
@@ -389,6 +390,11 @@ def settings_of(config: Any, village: Any) -> dict[str, Any]:
         "archive": config.archive.model_dump(mode="json"),
         "village": village.config.model_dump(mode="json"),
     }
+
+
+@lru_cache(maxsize=64)
+def _resolved(path: Path) -> Path:
+    return path.resolve()  # ~50 µs: once per village, not per household
 
 
 def plan_packet(
@@ -412,8 +418,9 @@ def plan_packet(
     from .verify import qr_payload
 
     config = dataset.config
-    data_dir = Path(dataset.root).resolve()
-    tset = template_set(config.templates.set, data_dir, village.path.resolve())
+    data_dir = _resolved(Path(dataset.root))
+    village_dir = _resolved(village.path)
+    tset = template_set(config.templates.set, data_dir, village_dir)
     fonts_conf = configured_fonts(tset, config, data_dir)
     fonts = font_set(fonts_conf, register=False)
     record = household.record.model_dump(mode="json", warnings=False)
@@ -443,7 +450,7 @@ def plan_packet(
         archive=settings["archive"],
         village=settings["village"],
         data_dir=data_dir,
-        village_dir=village.path.resolve(),
+        village_dir=village_dir,
         template_set=config.templates.set,
         out_pdf=out_pdf,
         out_docx=out_docx,
@@ -455,7 +462,8 @@ def plan_packet(
         qr_text=qr_payload(hid, version, content_hash),
         fonts=fonts_conf,
     )
-    return PlannedPacket(request, content_hash, hashing.canonical_json(record), evidence, head)
+    return PlannedPacket(request, content_hash, hashing.canonical_json(record), evidence, head,
+                         tuple(e["source"] for e in items))
 
 
 def document_date(config: Any) -> str:

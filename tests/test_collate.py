@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -528,15 +530,30 @@ def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
     """Without a Latin TTF the digits come from the template set's table face (2-byte codes)."""
     from archive_builder.render import stamp
 
-    monkeypatch.setattr(
-        stamp.NumberStamper, "_register_number_font", staticmethod(lambda f: f.faces["table"].rl_name)
-    )
+    monkeypatch.setattr(stamp, "_number_font_file", lambda: None)
     packets = make_packets(tmp_path, count=3)
     (box,) = collate_village(VILLAGE, packets, tmp_path / "o", PrintOptions(), fonts=fonts, date="2025-03-01")
     r = PdfReader(box.file)
     for (hid, first, last), (_, n1, n2) in zip(box.households, box.numbers, strict=True):
         assert [t for t, _, _ in number_positions(r.pages[first - 1])] == [str(n1)]
         assert [t for t, _, _ in number_positions(r.pages[last - 1])] == [str(n2)]
+
+
+def test_number_font_comes_from_the_cache_the_second_time(tmp_path, fonts, monkeypatch):
+    """The digits PDF is made once per user (parsing the Latin TTF costs ~0.09 s a process)."""
+    from archive_builder.render import stamp
+
+    if stamp._number_font_file() is None:
+        pytest.skip("no Latin TTF for the numbers")
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
+    made = []
+    real = stamp._make_digits_pdf
+    monkeypatch.setattr(stamp, "_make_digits_pdf", lambda *a: made.append(1) or real(*a))
+    first = stamp._digits_pdf(fonts)
+    second = stamp._digits_pdf(fonts)
+    assert made == [1] and first == second
+    assert PdfReader(io.BytesIO(second[0])).pages[0].extract_text().strip() == "0123456789"
+    assert set(second[1]) == set("0123456789") and all(w > 0 for w in second[1].values())
 
 
 def test_box_files_readable_by_others(built):

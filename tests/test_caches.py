@@ -1,0 +1,120 @@
+"""The build's own caches in OUT/.cache: parsed records (RecordCache) and file hashes (HashMemo).
+
+Both only save work; what they return must be what recomputing gives.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from archive_builder import hashing
+from archive_builder.records.cache import RecordCache
+
+
+def test_record_cache_adds_new_entries_beside_the_main_file(tmp_path: Path):
+    path = tmp_path / "records.pickle"
+    cache = RecordCache(path)
+    for i in range(8):
+        cache.put(f"k{i}", {"value": i})
+    cache.save()
+    main = path.read_bytes()
+    assert not (tmp_path / "records.pickle.new").exists()
+
+    cache = RecordCache(path)
+    assert [cache.get(f"k{i}") for i in range(8)] == [{"value": i} for i in range(8)]
+    cache.put("k8", {"value": 8})
+    cache.save()
+    assert path.read_bytes() == main  # the 8 old entries are not written again
+    assert (tmp_path / "records.pickle.new").is_file()
+
+    cache = RecordCache(path)
+    assert [cache.get(f"k{i}") for i in range(9)] == [{"value": i} for i in range(9)]
+    cache.save()  # nothing new: nothing written
+    assert path.read_bytes() == main
+
+
+def test_record_cache_rewrites_the_main_file_when_due(tmp_path: Path):
+    path = tmp_path / "records.pickle"
+    cache = RecordCache(path)
+    for i in range(8):
+        cache.put(f"k{i}", i)
+    cache.save()
+    cache = RecordCache(path)
+    for i in range(8, 11):  # more than a quarter new
+        cache.put(f"k{i}", i)
+    for i in range(8):
+        cache.get(f"k{i}")
+    cache.save()
+    assert not (tmp_path / "records.pickle.new").exists()
+    assert sorted(RecordCache(path)._old) == sorted(f"k{i}" for i in range(11))
+    # most entries unused: they are dropped with the rewrite
+    cache = RecordCache(path)
+    cache.get("k0")
+    cache.put("k11", 11)
+    cache.save()
+    assert sorted(RecordCache(path)._old) == ["k0", "k11"]
+
+
+def test_record_cache_ignores_a_damaged_or_foreign_second_file(tmp_path: Path):
+    path = tmp_path / "records.pickle"
+    cache = RecordCache(path)
+    for i in range(8):
+        cache.put(f"k{i}", i)
+    cache.save()
+    cache = RecordCache(path)
+    for i in range(8):
+        cache.get(f"k{i}")
+    cache.put("k8", 8)
+    cache.save()
+    added = tmp_path / "records.pickle.new"
+    stale = added.read_bytes()
+    # a new main file (another run rewrote it) makes the old second file meaningless
+    cache = RecordCache(path)
+    for i in range(8):
+        cache.get(f"k{i}")
+    for i in range(8, 20):
+        cache.put(f"k{i}", i * 10)
+    cache.save()
+    added.write_bytes(stale)
+    assert RecordCache(path).get("k8") == 80  # from the main file, not the stale one
+    added.write_bytes(b"garbage")
+    assert RecordCache(path).get("k3") == 3
+
+
+def test_hash_memo_rereads_a_file_whose_stat_changed(tmp_path: Path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"first")
+    memo_file = tmp_path / "hashes.json"
+    memo = hashing.HashMemo(memo_file)
+    assert memo.sha256(photo) == hashing.file_sha256(photo)
+    memo.save()
+
+    memo = hashing.HashMemo(memo_file)
+    reads = []
+    real = hashing.file_sha256
+    try:
+        hashing.file_sha256 = lambda p: reads.append(p) or real(p)  # type: ignore[assignment]
+        assert memo.sha256(photo) == real(photo) and reads == []
+        photo.write_bytes(b"other")  # same size, new content
+        st = photo.stat()
+        os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert memo.sha256(photo) == real(photo) and reads == [photo]
+        assert memo.sha256(tmp_path / "missing.jpg") is None
+    finally:
+        hashing.file_sha256 = real  # type: ignore[assignment]
+    memo.save()
+    assert list(hashing.HashMemo(memo_file).entries) == [str(photo)]
+
+
+def test_evidence_hashes_use_the_memo_only_while_set(tmp_path: Path):
+    photo = tmp_path / "a.jpg"
+    photo.write_bytes(b"x")
+    memo = hashing.HashMemo(None)
+    hashing.use_memo(memo)
+    try:
+        assert hashing.evidence_hashes([("a.jpg", photo)]) == {"a.jpg": hashing.file_sha256(photo)}
+        assert str(photo) in memo.used
+    finally:
+        hashing.use_memo(None)
+    assert hashing.evidence_hashes([("b.jpg", tmp_path / "b.jpg")]) == {"b.jpg": "missing"}
