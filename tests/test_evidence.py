@@ -665,3 +665,26 @@ def test_composite_font_without_program_is_not_embedded() -> None:
         DictionaryObject({NameObject("/Subtype"): NameObject("/Type1"), NameObject("/BaseFont"): NameObject("/Helvetica")})
     )["/Resources"]
     assert not evidence.fonts_embedded(page_with(type3))
+
+
+def test_print_size_jpeg_is_passed_through_without_decoding(cache: EvidenceCache, tmp_path: Path, monkeypatch):
+    """Checking its segments is enough; decoding it only to look for damage cost 2 ms a photo."""
+    from PIL import ImageFile
+
+    _print_size_jpeg(tmp_path / "p.jpg")
+    decoded = []
+    real = ImageFile.ImageFile.load
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: decoded.append(self) or real(self))
+    only_image(cache.assets(tmp_path / "p.jpg", display_path="p.jpg"))
+    assert decoded == []
+
+
+@pytest.mark.parametrize(("marker", "precision"), [(0xC3, 8), (0xC9, 8), (0xCA, 8), (0xC1, 12)])
+def test_jpegs_that_readers_may_not_decode_are_not_passed_through(tmp_path: Path, marker: int, precision: int):
+    """Lossless, arithmetic-coded and 12-bit JPEGs are not copied into the archive as they are."""
+    data = bytearray(_print_size_jpeg(tmp_path / "p.jpg"))
+    assert evidence._strip_jpeg_metadata(bytes(data)) is not None
+    sof = data.index(b"\xff\xc0")
+    data[sof + 1] = marker
+    data[sof + 4] = precision
+    assert evidence._strip_jpeg_metadata(bytes(data)) is None
