@@ -502,3 +502,24 @@ def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
     # a damaged cache file is ignored
     F._face_cache_file(face).write_bytes(b"not a pickle")
     assert real(face) is None
+
+
+def test_compact_tables_behave_like_the_dicts_they_replace():
+    """charToGlyph/charWidths/hmetrics are kept as arrays (cheap to load); lookups are unchanged."""
+    import pickle
+
+    table = {0x20: 3, 0x5802: 12000, 0x20BB7: 40001}
+    compact = F._CompactMap.of(table, "I")
+    assert [compact.get(k) for k in table] == list(table.values())
+    assert compact.get(0x41) is None and compact.get(0x41, 7) == 7
+    assert 0x5802 in compact and 0x41 not in compact and "x" not in compact
+    assert compact[0x20BB7] == 40001
+    with pytest.raises(KeyError):
+        compact[0x41]
+    assert dict(compact.items()) == table and list(compact) == sorted(table) and len(compact) == 3
+    assert pickle.loads(pickle.dumps(compact)) == compact
+    widths = F._CompactMap.of({0x20: 500, 0x5802: 1000.5}, "d")
+    assert widths.get(0x5802) == 1000.5 and widths.get(0x20) == 500
+    metrics = F._Metrics.of([(1000, 0), (500, -12)])
+    assert metrics[1] == (500, -12) and len(metrics) == 2
+    assert pickle.loads(pickle.dumps(metrics)) == metrics
