@@ -30,8 +30,10 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, cli_messages
 from .errors import ArchiveError, ExitCode
+
+cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
 
 @dataclass(frozen=True)
@@ -82,14 +84,32 @@ class _ChineseHelp:
                 formatter.write_dl(rows)
 
 
+#: metavars of option values by click type name (click would print TEXT, INTEGER RANGE …)
+_METAVARS = {"text": "文本", "integer": "整数", "integer range": "整数", "float": "数字", "float range": "数字",
+             "path": "路径", "filename": "文件", "file": "文件", "boolean": "是/否"}
+
+
 class ArchiveCommand(_ChineseHelp, click.Command):
     """A command with Chinese help."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[选项]")
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            if isinstance(param, click.Option) and param.metavar is None and not param.is_flag:
+                param.metavar = _METAVARS.get(param.type.name)
 
 
 class ArchiveGroup(_ChineseHelp, click.Group):
     """The command group; its ``invoke`` is the single error boundary of the program."""
 
     command_class = ArchiveCommand
+    group_class = type  # subgroups (``store``) are ArchiveGroups too
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("options_metavar", "[选项]")
+        kwargs.setdefault("subcommand_metavar", "命令 [参数]...")
+        super().__init__(*args, **kwargs)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
