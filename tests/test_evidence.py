@@ -73,7 +73,7 @@ def test_exif_orientation_makes_the_picture_upright(
     asset = only_image(cache.assets(src, display_path="photos/photo.jpg"))
     expected_size = (200, 300) if orientation in (6, 8) else (300, 200)
     assert (asset.width_px, asset.height_px) == expected_size
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.size == expected_size
         # The orientation is applied once: no orientation tag may survive.
         assert out.getexif().get(0x0112) is None
@@ -121,7 +121,7 @@ def test_rotated_camera_photo_is_drafted_along_the_right_axes(
     # Upright 3000×4000 fits the 156×225 mm block by its width at 200 dpi.
     factor = 156 / 25.4 * 200 / 3000
     assert (asset.width_px, asset.height_px) == (int(3000 * factor), int(4000 * factor))
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert is_red(mean_colour(out, (out.width - 60, 0, out.width - 10, 50)))
 
 
@@ -158,7 +158,7 @@ def test_png_alpha_is_flattened_onto_white(
     img.save(src)
     asset = only_image(cache.assets(src, display_path="sign.png"))
     assert asset.path.suffix == ".jpg"
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.format == "JPEG"
         assert out.mode == "RGB"
         assert min(mean_colour(out, (0, 0, 40, 40))) > 245
@@ -184,7 +184,7 @@ def test_cmyk_jpeg_becomes_rgb(tmp_path: Path, cache: EvidenceCache) -> None:
     # Pillow writes CMYK JPEGs with Adobe's inverted polarity, as Photoshop does.
     Image.new("CMYK", (120, 90), (0, 255, 255, 0)).save(src, quality=95)
     asset = only_image(cache.assets(src, display_path="cmyk.jpg"))
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.mode == "RGB"
         assert is_red(mean_colour(out, (10, 10, 110, 80)))
 
@@ -195,7 +195,7 @@ def test_16_bit_png_keeps_its_tones(tmp_path: Path, cache: EvidenceCache) -> Non
     img.putdata([x * 257 for _ in range(16) for x in range(256)])
     img.save(src)
     asset = only_image(cache.assets(src, display_path="scan16.png"))
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.mode == "L"
         grey = out.convert("L")
         assert grey.getpixel((10, 8)) == pytest.approx(10, abs=6)
@@ -210,7 +210,7 @@ def test_bilevel_scan_stays_png(tmp_path: Path, cache: EvidenceCache) -> None:
     img.save(src, compression="group4")
     asset = only_image(cache.assets(src, display_path="fax.tif"))
     assert asset.path.suffix == ".png"
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.mode == "L"
         assert out.getpixel((50, 50)) == 0
         assert out.getpixel((150, 50)) == 255
@@ -228,7 +228,7 @@ def test_multi_page_tiff_gives_one_asset_per_frame(
     for asset, colour in zip(assets, colours, strict=True):
         assert isinstance(asset, ImageAsset)
         assert asset.source == src
-        with Image.open(asset.path) as out:
+        with Image.open(io.BytesIO(asset.image_bytes())) as out:
             assert mean_colour(out, (10, 10, 90, 130)) == pytest.approx(colour, abs=10)
 
 
@@ -487,7 +487,7 @@ def test_embedded_profile_is_not_carried_over(
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     Image.new("RGB", (64, 48), RED).save(src, icc_profile=icc)
     asset = only_image(cache.assets(src, display_path="srgb.jpg"))
-    with Image.open(asset.path) as out:
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
         assert out.info.get("icc_profile") is None
         assert is_red(mean_colour(out, (8, 8, 56, 40)))
 
@@ -527,10 +527,10 @@ def _scan_data(jpeg: bytes) -> bytes:
 def test_print_size_jpeg_passes_through_without_metadata(cache: EvidenceCache, tmp_path: Path):
     original = _print_size_jpeg(tmp_path / "p.jpg")
     asset = only_image(cache.assets(tmp_path / "p.jpg", display_path="p.jpg"))
-    placed = asset.path.read_bytes()
+    placed = asset.image_bytes()
     assert _scan_data(placed) == _scan_data(original)  # no second lossy compression
     assert (asset.width_px, asset.height_px) == (800, 1000)
-    with Image.open(asset.path) as img:
+    with Image.open(io.BytesIO(asset.image_bytes())) as img:
         assert not img.getexif() and "comment" not in img.info
     assert b"PhoneMaker" not in placed and b"secret comment" not in placed
 
@@ -579,7 +579,7 @@ def test_pdf_with_unembedded_font_becomes_images(tmp_path: Path, cache: Evidence
     # fitted into the 156 × 225 mm text block at 200 dpi (A4 is limited by the width)
     assert first.width_px == pytest.approx(156 / 25.4 * 200, abs=2)
     assert first.height_px == pytest.approx(first.width_px * A4[1] / A4[0], abs=2)
-    with Image.open(first.path) as img:
+    with Image.open(io.BytesIO(first.image_bytes())) as img:
         assert img.format == "JPEG" and img.mode == "L"  # black on white: stored grey
         assert img.size == (first.width_px, first.height_px)
         assert ImageStat.Stat(img).extrema[0][0] < 100  # the text is there

@@ -662,7 +662,7 @@ class _Writer:
                 continue
             if isinstance(asset, ImageAsset):
                 wpx, hpx = asset.width_px, asset.height_px
-                stream: Any = str(asset.path)
+                stream: Any = io.BytesIO(asset.image_bytes())
             elif isinstance(asset, PdfPageAsset):
                 try:
                     data, wpx, hpx = pdf_page_png(asset.source, asset.page, PDF_PAGE_DPI)

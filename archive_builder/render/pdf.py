@@ -720,7 +720,7 @@ class _Layout:
             if isinstance(asset, ImageAsset):
                 s = min(bw / asset.width_px, bh / asset.height_px)
                 w, h = asset.width_px * s, asset.height_px * s
-                self.page.items.append(("img", str(asset.path), bx + (bw - w) / 2, by + (bh - h) / 2, w, h))
+                self.page.items.append(("img", asset, bx + (bw - w) / 2, by + (bh - h) / 2, w, h))
                 if asset.note:  # a PDF page rasterised (e.g. its fonts are not embedded)
                     self.warnings.append(raster_warning(b.display_path, asset))
             elif isinstance(asset, PdfPageAsset):
@@ -882,14 +882,14 @@ class _Painter:
             code.append("ET")
         for it in later:
             if it[0] == "img":
-                _, path, x, y, w, h = it
-                self.draw_image(path, x, y, w, h)
+                _, asset, x, y, w, h = it
+                self.draw_image(asset, x, y, w, h)
             elif it[0] == "qr":
                 _, text, x, y, s = it
                 self.draw_qr(text, x, y, s)
 
-    def draw_image(self, path: str, x: float, y: float, w: float, h: float) -> None:
-        """``Canvas.drawImage`` with the XObject named after the file's bytes.
+    def draw_image(self, asset: Any, x: float, y: float, w: float, h: float) -> None:
+        """``Canvas.drawImage`` of an ``ImageAsset``, the XObject named after its bytes.
 
         reportlab names a file image after its full path, so the same evidence cached in
         another folder (another user, the build's cache vs the packet command's) gave
@@ -897,10 +897,16 @@ class _Painter:
         """
         c = self.c
         doc = self.doc
-        name = hashlib.md5(Path(path).read_bytes(), usedforsecurity=False).hexdigest()
+        data = asset.image_bytes()
+        name = hashlib.md5(data, usedforsecurity=False).hexdigest()
         reg = doc.getXObjectName(name)
         if doc.idToObject.get(reg) is None:
-            obj = PDFImageXObject(name, path)
+            if asset.kind == "jpg":
+                obj = PDFImageXObject(name)
+                if not obj.loadImageFromJPEG(io.BytesIO(data)):
+                    raise ValueError(f"图片无法读取：{asset.source}")
+            else:
+                obj = PDFImageXObject(name, str(asset.path))
             obj.name = name
             c._setXObjects(obj)
             doc.Reference(obj, reg)
