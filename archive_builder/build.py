@@ -150,6 +150,10 @@ class Build:
         #: rendering failures, for the manifest's problems (the CLI reports them from ``failed``)
         self.render_problems: list[Problem] = []
         self._pool: ProcessPoolExecutor | None = None
+        #: households planned for rendering before the pool started, and the renders started
+        self._waiting: list[HouseholdPlan] = []
+        self._started: dict[str, Any] = {}
+        self._outcomes: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ stages
     def run(self) -> BuildSummary:
@@ -166,8 +170,8 @@ class Build:
             self._data_digest = uptodate.data_digest(self.data_dir.resolve())
             clean_work_files(self.out)
             self.load()
-            self.plan()
             try:
+                self.plan()
                 self.render()
                 self.collate()
             finally:
@@ -317,6 +321,8 @@ class Build:
                         formats=list(formats), sources=planned.sources,
                     )
                 )
+                if not unchanged:
+                    self._render_early(vplan.households[-1])
             vplan.info = {
                 "code": vconf.code, "name": vconf.name, "county": config.archive.county,
                 "township": config.archive.township, "year": config.archive.year,
@@ -325,6 +331,22 @@ class Build:
             }
             self.plans.append(vplan)
 
+    def _render_early(self, household: HouseholdPlan) -> None:
+        """Start rendering a household while the others are still being planned.
+
+        The pool is started at the second household that needs rendering (one alone is
+        rendered in this process, which costs less than starting workers).
+        """
+        self._waiting.append(household)
+        if self._pool is None and (self._jobs() < 2 or len(self._waiting) < 2):
+            return
+        if self._pool is None:
+            font_set(self._font_config())  # registered before the fork (see _start_parallel)
+            self._pool = ProcessPoolExecutor(max_workers=self._jobs())
+        for h in self._waiting:
+            self._started[h.household_id] = self._pool.submit(_safe_render, h.request)
+        self._waiting.clear()
+
     def render(self) -> None:
         todo = [h for v in self.plans for h in v.households if h.request is not None]
         self.summary.unchanged = sum(1 for v in self.plans for h in v.households if h.request is None)
@@ -332,7 +354,14 @@ class Build:
             return
         self.reporter.stage("生成分户档卡")
         self.reporter.start(len(todo), "档卡")
-        outcomes = self._run_parallel(_safe_render, [(h.request,) for h in todo])
+        if self._started:
+            futures = {self._started[h.household_id]: h.household_id for h in todo}
+            for future in as_completed(futures):
+                self._outcomes[futures[future]] = future.result()
+                self.reporter.advance()
+            outcomes = [self._outcomes[h.household_id] for h in todo]
+        else:
+            outcomes = self._run_parallel(_safe_render, [(h.request,) for h in todo])
         self._collect(zip((h.household_id for h in todo), outcomes), {h.household_id: h for h in todo})
 
     def _collect(self, outcomes: Iterable[tuple[str, Any]], by_id: dict[str, HouseholdPlan]) -> None:
