@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archive_builder.cli import main
+from archive_builder.cli import entry
 
 if __name__ == "__main__":
-    main(prog_name="archive-builder")
+    entry()
