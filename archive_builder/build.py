@@ -1,8 +1,10 @@
 """The village build: a pipeline of named stages over one :class:`BuildContext`.
 
 load → validate → plan (content hashes) → render packets (worker processes) → collate
-villages → record versions → write the manifest → report. Only this module orchestrates;
-each stage calls one module that knows nothing of the others.
+villages → record versions → write the manifest → report. Stages overlap where one would
+otherwise wait: households render while the rest are planned, and versions are recorded while
+the workers collate boxes. A run with nothing to do ends after ``uptodate.check``. Only this
+module orchestrates; each stage calls one module that knows nothing of the others.
 """
 
 from __future__ import annotations
@@ -153,7 +155,6 @@ class Build:
         #: households planned for rendering before the pool started, and the renders started
         self._waiting: list[HouseholdPlan] = []
         self._started: dict[str, Any] = {}
-        self._outcomes: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ stages
     def run(self) -> BuildSummary:
@@ -354,12 +355,13 @@ class Build:
             return
         self.reporter.stage("生成分户档卡")
         self.reporter.start(len(todo), "档卡")
-        if self._started:
+        if self._started:  # submitted while planning
             futures = {self._started[h.household_id]: h.household_id for h in todo}
+            done: dict[str, Any] = {}
             for future in as_completed(futures):
-                self._outcomes[futures[future]] = future.result()
+                done[futures[future]] = future.result()
                 self.reporter.advance()
-            outcomes = [self._outcomes[h.household_id] for h in todo]
+            outcomes = [done[h.household_id] for h in todo]
         else:
             outcomes = self._run_parallel(_safe_render, [(h.request,) for h in todo])
         self._collect(zip((h.household_id for h in todo), outcomes), {h.household_id: h for h in todo})

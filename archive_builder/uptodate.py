@@ -166,7 +166,5 @@ def record(data: str, out_dir: Path, options: Any, *, trees: Iterable[str], file
         "inputs": inputs_digest(data, _options_key(options), trees, files),
         "summary": dict(summary),
     }
-    path = out_dir / STATE_FILE
-    # The file is written before the outputs' digest is taken, but ``_OUT_IGNORED`` leaves it out.
-    atomic_write_json(path, {**state, "outputs": ""})
-    atomic_write_json(path, {**state, "outputs": outputs_digest(out_dir)})
+    # (this file itself is left out of the outputs' digest: see _OUT_IGNORED)
+    atomic_write_json(out_dir / STATE_FILE, {**state, "outputs": outputs_digest(out_dir)})

@@ -688,3 +688,13 @@ def test_jpegs_that_readers_may_not_decode_are_not_passed_through(tmp_path: Path
     data[sof + 1] = marker
     data[sof + 4] = precision
     assert evidence._strip_jpeg_metadata(bytes(data)) is None
+
+
+def test_data_after_the_end_of_a_passed_through_jpeg_is_dropped(cache: EvidenceCache, tmp_path: Path):
+    """A phone's second picture after the first (MPO) has its own EXIF with the GPS position."""
+    original = _print_size_jpeg(tmp_path / "p.jpg", gps=False)
+    trailer = b"\xff\xd8\xff\xe1\x00\x10Exif\x00\x00GPSDATA!" + b"\x00" * 50 + b"\xff\xd9"
+    (tmp_path / "mpo.jpg").write_bytes(original + trailer)
+    placed = only_image(cache.assets(tmp_path / "mpo.jpg", display_path="mpo.jpg")).image_bytes()
+    assert placed.endswith(b"\xff\xd9") and b"GPSDATA" not in placed
+    assert _scan_data(placed) == _scan_data(original)

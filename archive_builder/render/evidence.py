@@ -423,10 +423,13 @@ class EvidenceCache:
             return None
         scan = stripped.index(b"\xff\xda")
         # Scan data cannot contain FF D9 (an FF there is followed by 00 or a restart marker).
-        if stripped.find(b"\xff\xd9", scan) < 0:
+        end = stripped.find(b"\xff\xd9", scan)
+        if end < 0:
             raise _Unusable(REASON_TRUNCATED)
+        # Whatever follows the end of the image goes too: a phone's second picture (MPO depth
+        # map, preview) carries its own EXIF, GPS position included.
         width, height = img.size
-        return stripped, "jpg", width, height
+        return stripped[: end + 2], "jpg", width, height
 
     def _encode(self, frame: Image.Image, bilevel: bool) -> tuple[bytes, str, int, int]:
         buf = io.BytesIO()
