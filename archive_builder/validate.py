@@ -8,8 +8,9 @@ error at the end (``problems.escalate``).
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -239,10 +240,13 @@ def _walk(
                     yield from _walk(item, f"{here}[{index}]")
 
 
-def _extras(model: BaseModel, path: str = "") -> Iterator[tuple[str, str]]:
+def _extras(
+    model: BaseModel, path: str = "", walked: Iterable[tuple[BaseModel, str, str, Any]] | None = None
+) -> Iterator[tuple[str, str]]:
+    """Yield (field path, key) of every unknown key; ``walked``: ``_walk(model, path)`` if known."""
     for key in model.model_extra or {}:
         yield (f"{path}.{key}" if path else str(key)), str(key)
-    for _, _, here, value in _walk(model, path):
+    for _, _, here, value in _walk(model, path) if walked is None else walked:
         if isinstance(value, BaseModel):
             for key in value.model_extra or {}:
                 yield f"{here}.{key}", str(key)
@@ -309,8 +313,13 @@ class _HouseholdRules:
 
     # -- structure and vocabularies --
 
+    @functools.cached_property
+    def fields(self) -> list[tuple[BaseModel, str, str, Any]]:
+        """Every field of the record (``_walk``), walked once for the rules that need them all."""
+        return list(_walk(self.record))
+
     def unknown_keys(self) -> None:
-        for path, key in _extras(self.record):
+        for path, key in _extras(self.record, walked=self.fields):
             self.warn(
                 path,
                 f"未知字段「{key}」，已忽略",
@@ -318,7 +327,7 @@ class _HouseholdRules:
             )
 
     def labels(self) -> None:
-        for model, name, path, value in _walk(self.record):
+        for model, name, path, value in self.fields:
             vocab_name = vocab_of(type(model), name)
             if vocab_name is None or value is None:
                 continue
@@ -446,7 +455,7 @@ class _HouseholdRules:
     # -- dates, money, monitoring, income --
 
     def dates(self) -> None:
-        for _model, name, path, value in _walk(self.record):
+        for _model, name, path, value in self.fields:
             if name in FUTURE_ALLOWED:
                 continue
             if isinstance(value, PartialDate):

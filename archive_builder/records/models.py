@@ -538,6 +538,17 @@ def label_of(model_cls: type[BaseModel] | str, field_path: str | None = None) ->
 
 def field_label(model_cls: type[BaseModel] | str, field_path: str | None = None) -> str:
     """Return the Chinese label of the last part of a field path (``公民身份号码``)."""
+    if isinstance(model_cls, str):
+        model_cls, field_path = Household, model_cls
+    # list positions do not change the label: one lookup per field, not per list item
+    return _field_label(model_cls, _POSITION.sub("", field_path or ""))
+
+
+_POSITION = re.compile(r"\[\d+\]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _field_label(model_cls: type[BaseModel], field_path: str) -> str:
     return label_of(model_cls, field_path).rsplit(".", 1)[-1].split("[", 1)[0]
 
 
