@@ -95,17 +95,22 @@ class RecordCache:
         """Write the entries this run added; rewrite the main file when that is due."""
         if self.path is None or (not self._dirty and self._new.keys() == self._old.keys()):
             return
-        from ..outdir import atomic_write
-
         added = {k: v for k, v in self._new.items() if k not in self._base}
         unused = sum(1 for k in self._base if k not in self._new)
         if self._base and len(added) * 4 <= len(self._base) and unused * 2 <= len(self._base):
-            atomic_write(self._added_path, pickle.dumps(
-                {"salt": self._salt, "base": self._base_id, "entries": added}, protocol=5))
+            self._dump(self._added_path, {"salt": self._salt, "base": self._base_id, "entries": added})
             return
         import secrets
 
         base_id = secrets.token_hex(8)
         # the main file first: the old second file names the old main file's id, so it is ignored
-        atomic_write(self.path, pickle.dumps({"salt": self._salt, "id": base_id, "entries": self._new}, protocol=5))
+        self._dump(self.path, {"salt": self._salt, "id": base_id, "entries": self._new})
         self._added_path.unlink(missing_ok=True)
+
+    @staticmethod
+    def _dump(path: Path, value: Any) -> None:
+        # streamed: for 2,000 households the pickle is ~100 MB, which need not exist in memory
+        from ..outdir import atomic_file
+
+        with atomic_file(path, durable=False) as handle:  # a lost cache is only rebuilt
+            pickle.dump(value, handle, protocol=5)
