@@ -19,13 +19,13 @@ from PIL import Image
 from archive_builder.render.evidence import EvidenceCache
 
 
-def photo(path: Path, size: tuple[int, int], noise: float, quality: int) -> int:
-    """Write a gradient-plus-noise JPEG with EXIF orientation 6; return its byte size."""
+def photo(path: Path, size: tuple[int, int], noise: float, quality: int, orientation: int = 6) -> int:
+    """Write a gradient-plus-noise JPEG with EXIF orientation 6 (or ``orientation``); return its byte size."""
     gradient = Image.linear_gradient("L").resize(size)
     grain = Image.effect_noise(size, 25)
     bands = [Image.blend(gradient, grain, noise * k) for k in (1.0, 1.15, 1.3)]
     exif = Image.Exif()
-    exif[0x0112] = 6
+    exif[0x0112] = orientation
     Image.merge("RGB", bands).save(path, quality=quality, exif=exif.tobytes())
     return path.stat().st_size
 
@@ -50,6 +50,8 @@ def main() -> None:
         printed = work / "print.jpg"
         camera_bytes = photo(camera, (4000, 3000), 0.35, 90)
         print_bytes = photo(printed, (1200, 1600), 0.06, 85)
+        upright = work / "upright.jpg"
+        photo(upright, (1200, 1600), 0.06, 85, orientation=1)
         print(f"camera-size JPEG 4000×3000: {camera_bytes / 1e6:.1f} MB")
         print(f"print-size JPEG 1200×1600:  {print_bytes / 1e3:.0f} KB")
 
@@ -79,7 +81,8 @@ def main() -> None:
 
         rows = [
             ("camera-size cold normalisation", cold(camera), 60.0),
-            ("print-size cold normalisation", cold(printed), None),
+            ("print-size cold normalisation (rotated)", cold(printed), None),
+            ("print-size upright: passed through", cold(upright), None),
             (
                 "cached lookup, same process",
                 lambda: shared.assets(camera, display_path="camera.jpg"),
