@@ -9,6 +9,7 @@ module orchestrates; each stage calls one module that knows nothing of the other
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import multiprocessing
 import os
@@ -350,8 +351,7 @@ class Build:
         if self._pool is None and (self._jobs() < 2 or len(self._waiting) < 2):
             return
         if self._pool is None:
-            font_set(self._font_config())  # registered before the fork (see _start_parallel)
-            self._pool = ProcessPoolExecutor(max_workers=self._jobs())
+            self._start_pool()
         for h in self._waiting:
             self._started[h.household_id] = self._pool.submit(_safe_render, h.request)
             h.request = None
@@ -570,10 +570,8 @@ class Build:
 
             return serial
         if self._pool is None:
-            # Register fonts before forking so every worker inherits them instead of parsing
-            # each face again (~0.7 s per process).
-            font_set(self._font_config())
-            self._pool = ProcessPoolExecutor(max_workers=self._jobs())
+            self._start_pool()
+        assert self._pool is not None
         futures = {self._pool.submit(function, *args): index for index, args in enumerate(argument_lists)}
 
         def gather() -> list[Any]:
@@ -584,6 +582,23 @@ class Build:
             return ordered
 
         return gather
+
+    def _start_pool(self) -> None:
+        """Start the worker processes kept for the rest of the build.
+
+        The fonts are registered first, so every worker inherits them instead of parsing each
+        face again, and this process's objects are frozen for the fork (``gc.freeze``): the
+        workers' garbage collector then never walks them, which would touch, and copy, most of
+        this process's memory in each worker.
+        """
+        font_set(self._font_config())
+        pool = ProcessPoolExecutor(max_workers=self._jobs())
+        gc.freeze()
+        try:
+            pool.submit(int).result()  # the workers are forked now, with the frozen heap
+        finally:
+            gc.unfreeze()
+        self._pool = pool
 
     def record_versions(self) -> None:
         from .store import Entry

@@ -118,3 +118,30 @@ def test_evidence_hashes_use_the_memo_only_while_set(tmp_path: Path):
     finally:
         hashing.use_memo(None)
     assert hashing.evidence_hashes([("b.jpg", tmp_path / "b.jpg")]) == {"b.jpg": "missing"}
+
+
+def test_positions_are_a_compact_mapping():
+    """Source positions of a record (~550 per household) kept as interned paths + one array."""
+    import pickle
+
+    from archive_builder.records.loader import Positions
+
+    plain = {"members[1].id_number": (12, 17), "household_id": (1, 1), "members[1]": (11, 5)}
+    positions = Positions(plain)
+    assert dict(positions) == plain and len(positions) == 3
+    assert positions["members[1].id_number"] == (12, 17) and positions.get("x") is None
+    assert "household_id" in positions and "x" not in positions and 3 not in positions
+    assert positions == plain and positions == Positions(plain)
+    again = pickle.loads(pickle.dumps(positions))
+    assert again == positions
+    assert next(iter(again)) is next(iter(Positions(plain)))  # paths shared between records
+
+
+def test_valid_records_keep_only_what_the_rules_read_of_their_mapping(tmp_path):
+    from archive_builder.records.loader import load_dataset
+    from archive_builder.synthetic import write_dataset
+
+    data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 2),), seed=5, photos_per_household=0)
+    for _, household in load_dataset(data).households():
+        assert household.record is not None
+        assert household.raw == {"members": [{"id_number": m.id_number} for m in household.record.members]}

@@ -11,11 +11,14 @@ the line/column of a field path or of its nearest present parent.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+import sys
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +46,61 @@ SKIPPED_FOLDERS = frozenset({"templates"})
 Position = tuple[int | None, int | None]
 
 
+class Positions(Mapping[str, tuple[int, int]]):
+    """Field path → (line, column) in the record file, kept compact.
+
+    A record has ~550 positions; as a dict of tuples they took ~43 KB a household, more than the
+    record itself. Here the paths are interned strings (the same paths recur in every record)
+    in one sorted tuple, and the positions packed into one array: ~8 KB. Looked up only to
+    place a problem, by binary search.
+    """
+
+    __slots__ = ("_keys", "_packed")
+
+    def __init__(self, items: Mapping[str, tuple[int, int]] | None = None) -> None:
+        pairs = sorted((sys.intern(k), v) for k, v in (items or {}).items())
+        self._keys = tuple(k for k, _ in pairs)
+        self._packed = array("Q", ((line << 32) | column for _, (line, column) in pairs))
+
+    def _index(self, key: str) -> int:
+        i = bisect.bisect_left(self._keys, key)
+        return i if i < len(self._keys) and self._keys[i] == key else -1
+
+    def __getitem__(self, key: str) -> tuple[int, int]:
+        i = self._index(key) if isinstance(key, str) else -1
+        if i < 0:
+            raise KeyError(key)
+        packed = self._packed[i]
+        return packed >> 32, packed & 0xFFFFFFFF
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._index(key) >= 0
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Positions):
+            return self._keys == other._keys and self._packed == other._packed
+        return Mapping.__eq__(self, other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __reduce__(self) -> Any:
+        return (_positions, (self._keys, self._packed))
+
+
+def _positions(keys: tuple[str, ...], packed: Any) -> Positions:
+    # unpickling: the paths interned again, so records from the cache share them too
+    positions = Positions.__new__(Positions)
+    positions._keys = tuple(sys.intern(k) for k in keys)
+    positions._packed = packed
+    return positions
+
+
 @dataclass
 class LoadedHousehold:
     """One household folder as read: the record (None when unusable) and what went wrong."""
@@ -51,8 +109,10 @@ class LoadedHousehold:
     file: Path | None
     household_id: str
     record: Household | None
+    #: the parsed mapping when the model rejected it (problems are reported from it); for a
+    #: valid record only what the rules read of it (see ``_raw_for_rules``)
     raw: dict[str, Any] | None
-    positions: dict[str, tuple[int, int]]
+    positions: Mapping[str, tuple[int, int]]  # a Positions
     problems: list[Problem]
     #: ``file`` relative to the data directory, with forward slashes (for messages)
     display: str = ""
@@ -616,7 +676,7 @@ def _load_household_folder(
         )
         return lh
     parsed = read_record_file(files[0], display)
-    lh.positions = parsed.positions
+    lh.positions = Positions(parsed.positions)
     lh.household_id = _guess_id(parsed.data, folder)
     for problem in parsed.problems:
         lh.problems.append(
@@ -640,7 +700,21 @@ def _load_household_folder(
         return lh
     lh.raw = parsed.data
     _build_record(lh, village_name)
+    if lh.record is not None and lh.partial is None:
+        lh.raw = _raw_for_rules(lh.raw)
     return lh
+
+
+def _raw_for_rules(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the validator reads of a valid record's mapping: each member's ID number as written.
+
+    The whole mapping (~40 KB a household) stays only for records the model rejected, whose
+    problems are reported from it; a 2,000-household township keeps 80 MB less.
+    """
+    members = raw.get("members")
+    if not isinstance(members, list):
+        return {}
+    return {"members": [{"id_number": m.get("id_number")} if isinstance(m, dict) else {} for m in members]}
 
 
 def _with(problem: Problem, **where: Any) -> Problem:
