@@ -15,28 +15,21 @@ from typing import Any
 import pytest
 
 from archive_builder import uptodate
-from archive_builder.build import Build, BuildOptions
+from archive_builder.build import Build, BuildOptions, SilentReporter
 from archive_builder.synthetic import dump_household_yaml, iter_records, write_archive_toml, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 LOAD_STAGE = "读取与校验数据"
 
 
-class Stages:
+class Stages(SilentReporter):
+    """Records the stages a run went through."""
+
     def __init__(self) -> None:
         self.names: list[str] = []
 
     def stage(self, name: str) -> None:
         self.names.append(name)
-
-    def start(self, total: int, label: str) -> None:
-        pass
-
-    def advance(self, text: str = "") -> None:
-        pass
-
-    def warn(self, text: str) -> None:
-        pass
 
 
 def build(data: Path, out: Path, **options: Any) -> tuple[Any, list[str]]:
