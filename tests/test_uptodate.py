@@ -16,7 +16,12 @@ import pytest
 
 from archive_builder import uptodate
 from archive_builder.build import Build, BuildOptions, SilentReporter
-from archive_builder.synthetic import dump_household_yaml, iter_records, write_archive_toml, write_dataset
+from archive_builder.synthetic import (
+    dump_household_yaml,
+    iter_records,
+    write_archive_toml,
+    write_dataset,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 LOAD_STAGE = "读取与校验数据"

@@ -63,7 +63,7 @@ class RecordCache:
     def _read(self, path: Path) -> dict[str, Any] | None:
         try:
             with path.open("rb") as handle:
-                stored = pickle.load(handle)  # noqa: S301 - our own file in the output folder
+                stored = pickle.load(handle)  # our own file in the output folder
             if stored.get("salt") == self._salt and isinstance(stored["entries"], dict):
                 return stored
         except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError,

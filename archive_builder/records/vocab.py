@@ -82,7 +82,7 @@ def get(name: str) -> Vocabulary:
     )
     # libyaml's loader when present: the pure-Python one costs ~60 ms for all vocabularies,
     # a fifth of a cold `archive-builder packet`.
-    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}  # noqa: S506
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     return Vocabulary(
         name=name,
         title=str(data.get("title", name)),

@@ -1,11 +1,12 @@
 """Archive page numbers (DA/T 22-2015 编页) stamped onto collated pages.
 
 One embedded TrueType subset holding the ten digits (made with reportlab from a Latin TTF
-such as DejaVu Sans, once per user: see ``_digits_pdf``) is shared by every stamped page. Each page gets ``q`` before
-its original content and a tiny ``Q … BT … Tj ET`` stream after it, so the page's own
-graphics state cannot move the number. Measured on 1,881 pages: about 0.03 s in all, against
-several seconds for ``PageObject.merge_page`` with a stamp page; the number stays extractable
-(the subset carries a /ToUnicode map, and reportlab's subset 0 maps ASCII codes 1:1).
+such as DejaVu Sans, once per user: see ``_digits_pdf``) is shared by every stamped page.
+Each page gets ``q`` before its original content and a tiny ``Q … BT … Tj ET`` stream after
+it, so the page's own graphics state cannot move the number. Measured on 1,881 pages: about
+0.03 s in all, against several seconds for ``PageObject.merge_page`` with a stamp page; the
+number stays extractable (the subset carries a /ToUnicode map, and reportlab's subset 0 maps
+ASCII codes 1:1).
 """
 
 from __future__ import annotations
