@@ -105,17 +105,17 @@ def evidence_hashes(sources: Iterable[tuple[str, Path]]) -> dict[str, str]:
 
 
 def household_hash(
-    record: Mapping[str, Any],
+    record: Mapping[str, Any] | bytes,
     *,
     evidence: Mapping[str, str],
     settings: Mapping[str, Any],
     template_fingerprint: str,
     font_fingerprint: str,
 ) -> str:
-    """Return the household's content hash (hex sha256)."""
+    """Return the household's content hash (hex sha256); ``record`` may be its canonical JSON."""
     digest = hashlib.sha256()
     for part in (
-        canonical_json(record),
+        record if isinstance(record, bytes) else canonical_json(record),
         canonical_json(dict(evidence)),
         canonical_json(dict(settings)),
         template_fingerprint.encode(),

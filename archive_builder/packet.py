@@ -433,8 +433,9 @@ def plan_packet(
 
         # a packet made without LibreOffice has placeholder pages: rebuild it once one exists
         extra["form_converter"] = find_soffice() is not None
+    record_json = hashing.canonical_json(record)
     content_hash = hashing.household_hash(
-        record,
+        record_json,
         evidence=evidence,
         settings={**settings, "item_no": item_no, "build_date": build_date, **extra},
         template_fingerprint=template_fingerprint or tset.fingerprint(),
@@ -462,7 +463,7 @@ def plan_packet(
         qr_text=qr_payload(hid, version, content_hash),
         fonts=fonts_conf,
     )
-    return PlannedPacket(request, content_hash, hashing.canonical_json(record), evidence, head,
+    return PlannedPacket(request, content_hash, record_json, evidence, head,
                          tuple(e["source"] for e in items))
 
 
