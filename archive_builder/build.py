@@ -34,7 +34,7 @@ from .packet import (
     render_packet,
     template_set,
 )
-from .problems import Problem, Severity, error
+from .problems import Problem, Severity, error, warning
 
 SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
@@ -408,7 +408,7 @@ class Build:
                     "file": _file_stamp(outcome.pdf),
                 }
                 for text in outcome.warnings:
-                    self.reporter.warn(text)
+                    self.reporter.warn(_naming_household(hid, text))
                 self.state[hid] = plan.result
         outdir.atomic_write_json(self.out / STATE_FILE, self.state)
 
@@ -644,6 +644,15 @@ class Build:
                 "households": households,
             })
         failed = [{"household_id": hid, "reason": reason} for hid, reason in self.summary.failed]
+        # what rendering found (unreadable evidence, rasterised pages, characters no font has),
+        # for every packet in the folder, rendered by this run or an earlier one
+        rendering = [
+            warning(_naming_household(h.household_id, text), village=vplan.name, household_id=h.household_id)
+            for vplan in self.plans
+            for h in vplan.households
+            if h.result is not None
+            for text in h.result.get("warnings", ())
+        ]
         kept_villages, kept_failed = self._unselected_entries()
         order = {v.config.code: i for i, v in enumerate(self.dataset.villages)}
         villages = sorted([*villages, *kept_villages], key=lambda v: order.get(v["code"], len(order)))
@@ -655,7 +664,7 @@ class Build:
             "build_date": self.build_date,
             "villages": villages,
             "failed": failed,
-            "problems": [p.to_json() for p in [*self.summary.problems, *self.render_problems]],
+            "problems": [p.to_json() for p in [*self.summary.problems, *self.render_problems, *rendering]],
         }
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
 
@@ -682,6 +691,11 @@ class Build:
         ids = {hid for v in villages for hid in others[v["code"]]}
         failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
         return villages, failed
+
+
+def _naming_household(household_id: str, text: str) -> str:
+    """A packet's warning as a village build shows it: with the household it is about."""
+    return text if text.startswith(f"户 {household_id}") else f"户 {household_id}：{text}"
 
 
 def _file_stamp(path: Path) -> list[int] | None:

@@ -899,3 +899,26 @@ def test_archive_toml_output_dir_and_fonts_are_relative_to_the_data(tmp_path):
     result = CliRunner().invoke(main, ["build", str(data), "-j", "1"])
     assert result.exit_code == ExitCode.ok, result.output
     assert (tmp_path / "成品" / "manifest.json").is_file()
+
+
+def test_rendering_warnings_name_the_household_and_stay_in_the_manifest(tmp_path):
+    """A photo cut off in copying is found only when rendering: the clerk sees the household on
+    screen, and manifest.json keeps the warning while that packet is in the folder."""
+    data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 3),))
+    photo = sorted(data.rglob("*.jpg"))[0]
+    photo.write_bytes(photo.read_bytes()[: photo.stat().st_size // 2])
+    hid = photo.relative_to(data).parts[1]
+    out = tmp_path / "out"
+    first = run_build(data, "-o", out)
+    assert first.exit_code == ExitCode.ok, first.output
+    assert f"警告：户 {hid}：佐证材料 evidence/photo_01.jpg 无法读取" in first.stderr
+
+    def rendering_warnings() -> list[dict[str, Any]]:
+        return [p for p in manifest(out)["problems"] if p["severity"] == "warning" and "占位页" in p["message"]]
+    (problem,) = rendering_warnings()
+    assert problem["household_id"] == hid and problem["village"] == "李庄村"
+    other = next(h["household_id"] for h in manifest(out)["villages"][0]["households"] if h["household_id"] != hid)
+    _change_phone(data, other)
+    again = run_build(data, "-o", out)
+    assert summary_line(again).startswith("渲染 1 户"), again.stdout
+    assert [p["household_id"] for p in rendering_warnings()] == [hid]
