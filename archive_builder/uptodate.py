@@ -3,11 +3,11 @@
 The content hashes (record, evidence bytes, template set, fonts, program version) decide what
 a build renders. Computing them needs every record parsed and validated, which is most of a
 no-change rebuild's time. Like make, ninja or git's index, this module first compares what
-``stat`` says: when every file of the data directory, every template, font and evidence file
-the last build used, and every output file it left has the same size, modification time,
-change time and inode as when that build finished, and the options, the program version and
-the day (validation looks at today's date) are the same, the outputs are what a full run
-would produce again, and the run ends at once.
+``stat`` says: when every file of the data directory (stamped before the last build read it),
+every template, font and evidence file that build used, and every output file it left have
+the same size, modification time, change time and inode as then, and the options, the
+program version and the day (validation looks at today's date) are the same, the outputs are
+what a full run would produce again, and the run ends at once.
 
 Anything else, including a file merely touched, falls through to the normal run, which then
 works from the content hashes. The signature is written only after a run that completed with
