@@ -158,6 +158,7 @@ class Build:
         #: households planned for rendering before the pool started, and the renders started
         self._waiting: list[HouseholdPlan] = []
         self._started: dict[str, Any] = {}
+        self._in_flight: list[Any] = []  # the started renders not known to be done
 
     # ------------------------------------------------------------------ stages
     def run(self) -> BuildSummary:
@@ -353,14 +354,15 @@ class Build:
         if self._pool is None:
             self._start_pool()
         for h in self._waiting:
-            self._started[h.household_id] = self._pool.submit(_safe_render, h.request)
+            future = self._started[h.household_id] = self._pool.submit(_safe_render, h.request)
+            self._in_flight.append(future)
             h.request = None
         self._waiting.clear()
         # A submitted request (its whole record) stays in memory until its packet is done;
         # planning waits while many are, so a 2,000-household run holds a few, not all.
-        pending = [f for f in self._started.values() if not f.done()]
-        if len(pending) > _IN_FLIGHT_PER_WORKER * self._jobs():
-            wait(pending, return_when=FIRST_COMPLETED)
+        self._in_flight = [f for f in self._in_flight if not f.done()]
+        if len(self._in_flight) > _IN_FLIGHT_PER_WORKER * self._jobs():
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
 
     def render(self) -> None:
         todo = [h for v in self.plans for h in v.households if h.result is None]
