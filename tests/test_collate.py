@@ -538,12 +538,30 @@ def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
         assert [t for t, _, _ in number_positions(r.pages[last - 1])] == [str(n2)]
 
 
+def test_numbers_share_the_table_face_of_the_box(built, fonts):
+    """The digits are drawn with the box's merged table face: no font program of their own."""
+    from archive_builder.render.fonts import font_report
+
+    if isinstance(fonts, FakeFonts):
+        pytest.skip("needs the real FontSet")
+    report = font_report(built.boxes[0].file)
+    assert all(f["subtype"] == "Type0" for f in report), report
+    assert len({f["name"].split("+")[1] for f in report}) == len(report)  # one copy per face
+    r = PdfReader(built.boxes[0].file)
+    hid, first, _last = built.boxes[0].households[0]
+    page = r.pages[first - 1]
+    number_font = page["/Resources"]["/Font"].raw_get("/ABArchNo")
+    assert number_font.idnum in {f["object"] for f in report}  # the union copy of a face
+
+
 def test_number_font_comes_from_the_cache_the_second_time(tmp_path, fonts, monkeypatch):
-    """The digits PDF is made once per user (parsing the Latin TTF costs ~0.09 s a process)."""
+    """Without a face of ours, the Latin digits PDF is made once per user (parsing the Latin
+    TTF costs ~0.09 s a process)."""
     from archive_builder.render import stamp
 
     if stamp._number_font_file() is None:
         pytest.skip("no Latin TTF for the numbers")
+    monkeypatch.setattr(stamp, "_shared_face", lambda fonts: None)
     monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
     made = []
     real = stamp._make_digits_pdf
