@@ -400,6 +400,15 @@ def _release(writer: Any, reader: Any, start: int) -> None:
             del page.__dict__["original_page"]
 
 
+def _shared_fonts(writer: Any, fonts: Any) -> Any:
+    """The box's ``SharedFonts`` (one copy of each face), or None without the fonts helper."""
+    try:
+        from archive_builder.render.fonts import SharedFonts
+    except ImportError:
+        return None
+    return SharedFonts(writer, fonts)
+
+
 def _merge_font_subsets(writer: Any, fonts: Any = None) -> None:
     try:
         from archive_builder.render.fonts import merge_font_subsets
@@ -449,7 +458,10 @@ def _write_box(
     matter = PdfReader(io.BytesIO(render_box_pages(village, box_no, rows, layout.numbered, fonts, date)))
     k = contents_pages(len(packets))
     writer = PdfWriter()
-    stamper = NumberStamper(writer, fonts)
+    shared = _shared_fonts(writer, fonts)
+    if shared is not None:
+        shared.adopt(matter)
+    stamper = NumberStamper(writer, fonts, shared)
 
     def blank_after(pages: int) -> None:
         if duplex and pages % 2:
@@ -486,6 +498,8 @@ def _write_box(
             raise ValueError(
                 f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {len(reader.pages)} 页"
             )
+        if shared is not None:
+            shared.adopt(reader)
         start = len(writer.pages)
         assert start == part.first, (start, part.first)
         writer.append(reader, import_outline=False)
@@ -529,6 +543,8 @@ def _write_box(
     writer.page_mode = "/UseOutlines"
     _page_labels(writer, _label_runs(layout))
 
+    if shared is not None:
+        shared.finish()
     _merge_font_subsets(writer, fonts)
     if compress:
         writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)

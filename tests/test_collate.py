@@ -478,22 +478,48 @@ def test_deterministic_bytes(built, fonts, tmp_path):
     assert r.metadata.title == "冯老村 档案 第1盒"
 
 
-def test_font_merge_from_font_files_gives_the_same_box(built, fonts, tmp_path, monkeypatch):
-    """Collation takes the union glyphs from the FontSet's font files (no packet program is
-    decompressed); the box bytes equal those of the read-back route used without it."""
+def test_shared_fonts_do_not_depend_on_the_faces_loaded(built, fonts, tmp_path, monkeypatch):
+    """Collation shares one copy of each face without reading any packet's font program,
+    and a face the collating process has not loaded yet is loaded: the box bytes are the same
+    whichever faces were loaded before (what a worker rendered earlier must not matter)."""
     from archive_builder.render import fonts as fonts_mod
 
-    if isinstance(fonts, FakeFonts) or not hasattr(fonts_mod, "_marker_sources"):
+    if isinstance(fonts, FakeFonts) or not hasattr(fonts_mod, "SharedFonts"):
         pytest.skip("needs the real FontSet")
     split = []
     real = fonts_mod._split_program
     monkeypatch.setattr(fonts_mod, "_split_program", lambda prog: split.append(1) or real(prog))
     fast = collate_village(VILLAGE, built.packets, tmp_path / "fast", built.opts, fonts=fonts, date="2025-03-01")
-    assert not split
     monkeypatch.setattr(fonts_mod, "_marker_sources", lambda fonts: {})
-    slow = collate_village(VILLAGE, built.packets, tmp_path / "slow", built.opts, fonts=fonts, date="2025-03-01")
-    assert split
-    assert [a.file.read_bytes() for a in fast] == [b.file.read_bytes() for b in slow]
+    cold = collate_village(VILLAGE, built.packets, tmp_path / "cold", built.opts, fonts=fonts, date="2025-03-01")
+    assert not split, "no packet font program is decompressed"
+    assert [a.file.read_bytes() for a in fast] == [b.file.read_bytes() for b in cold]
+
+
+def test_fonts_without_marker_are_merged_from_their_programs(tmp_path, fonts):
+    """Packets whose fonts carry no face marker (older packets, other fonts) are copied and
+    merged from their embedded programs: still one copy of each face, the same text."""
+    from pypdf import PdfWriter
+
+    from archive_builder.render import fonts as fonts_mod
+    from archive_builder.render.fonts import font_report
+
+    if isinstance(fonts, FakeFonts):
+        pytest.skip("needs the real FontSet")
+    packets = make_packets(tmp_path, count=4)
+    marked = collate_village(VILLAGE, packets, tmp_path / "marked", PrintOptions(), fonts=fonts, date="2025-03-01")
+    for p in packets:
+        writer = PdfWriter(clone_from=p.pdf)
+        for obj in writer._objects:
+            if isinstance(obj, dict) and fonts_mod._FACE_KEY in obj:
+                del obj[fonts_mod._FACE_KEY]
+        with open(p.pdf, "wb") as fh:
+            writer.write(fh)
+    plain = collate_village(VILLAGE, packets, tmp_path / "plain", PrintOptions(), fonts=fonts, date="2025-03-01")
+    report = font_report(plain[0].file)
+    faces = [f["name"].split("+")[1] for f in report]
+    assert faces and len(faces) == len(set(faces))  # one copy of each face
+    assert page_texts(PdfReader(plain[0].file)) == page_texts(PdfReader(marked[0].file))
 
 
 def test_stale_boxes_removed_and_single_box_name(built, fonts, tmp_path):

@@ -760,9 +760,9 @@ def _make_ttfont_class() -> type:
 
             basefont = pdfdoc.PDFName(f"{tag}+{ps}")
             ff_stream = stream(program, {"Length1": len(program)})
-            if compress:
+            if compress and not getattr(doc, _SHARED_DOC, False):
                 # level 1: a third of level 6's time for ~8 % more bytes in the packet file;
-                # box PDFs carry merged programs (compressed at collation), not these
+                # box PDFs carry the shared programs (SharedFonts: level 6), not these
                 ff_stream.filters = [_FAST_FLATE]
             ff = doc.Reference(ff_stream)
             desc = doc.Reference(pdfdoc.PDFDictionary({
@@ -1893,6 +1893,149 @@ def _glyphs_from_source(font: Any, gids: set[int]) -> tuple[dict[int, bytes], di
     return glyphs, metrics
 
 
+#: attribute set on the reportlab document that writes SharedFonts' union fonts
+_SHARED_DOC = "_ab_shared_fonts"
+
+
+class SharedFonts:
+    """One copy of each face for a file being collated with pypdf (a box).
+
+    ``adopt(reader)`` is called for every PDF before its pages are appended: each font of
+    ours (``/ABFace`` marker of a face of ``fonts``) in its page resources is pointed at a
+    placeholder object of ``writer`` — one per face — and only its ``ToUnicode`` is read, for
+    the characters it draws. pypdf then never parses or copies the packets' font objects
+    (their ``W`` arrays alone were a quarter of the objects a box parsed). ``finish()`` fills
+    each placeholder with a font holding every character adopted for that face, written by
+    ``GlobalCodeTTFont`` itself (same codes, same widths, so no content stream changes).
+
+    Fonts that are not adopted (no marker, a face this set does not have) are copied as
+    pypdf copies anything; ``merge_font_subsets`` merges those afterwards, from their
+    programs. Which fonts are adopted depends only on the fonts and ``fonts``, so the
+    output is reproducible.
+    """
+
+    def __init__(self, writer: Any, fonts: Any) -> None:
+        self.writer = writer
+        self.fonts = fonts
+        self._sources: dict[str, Any] | None = None
+        self._chars: dict[str, set[str]] = {}
+        self._refs: dict[str, Any] = {}
+        self._done = False
+        self._all_loaded = False
+
+    # ------------------------------------------------------------------ adopting
+    def adopt(self, reader: Any) -> None:
+        """Point the page resources of ``reader`` at the shared fonts (before appending)."""
+        from pypdf.generic import DictionaryObject, IndirectObject, NameObject
+
+        seen: dict[int, Any] = {}
+        visited: set[int] = set()
+        for page in reader.pages:
+            res = page.get("/Resources")
+            if res is None:
+                continue
+            fonts = res.get_object().get("/Font")
+            if not isinstance(fonts, (DictionaryObject, IndirectObject)):
+                continue
+            fonts = fonts.get_object()
+            if id(fonts) in visited:  # reportlab's pages share one font dictionary
+                continue
+            visited.add(id(fonts))
+            for name in list(fonts.keys()):
+                ref = fonts.raw_get(name)
+                if not isinstance(ref, IndirectObject) or ref.pdf is not reader:
+                    continue
+                if ref.idnum not in seen:
+                    seen[ref.idnum] = self.adopt_font(ref.get_object())
+                shared = seen[ref.idnum]
+                if shared is not None:
+                    fonts[NameObject(name)] = shared
+
+    def adopt_font(self, font: Any) -> Any:
+        """Return the writer's shared font for ``font`` (a pypdf font dictionary), or None
+        when it is not one of ours; the characters it draws join the shared font's."""
+        from pypdf.generic import DictionaryObject
+
+        if self._done:
+            raise RuntimeError("SharedFonts.finish() was called already")
+        try:
+            if font.get("/Subtype") != "/Type0" or _FACE_KEY not in font:
+                return None
+            marker = str(font[_FACE_KEY])[1:]
+            if self._source(marker) is None:
+                return None
+            data = font["/ToUnicode"].get_object().get_data()
+        except Exception:  # noqa: BLE001 - anything unexpected is copied and merged as before
+            return None
+        chars = self._chars.setdefault(marker, set())
+        for m in _BFCHAR_RE.finditer(data):
+            chars.add(bytes.fromhex(m.group(2).decode()).decode("utf-16-be", "surrogatepass"))
+        ref = self._refs.get(marker)
+        if ref is None:
+            ref = self._refs[marker] = self.writer._add_object(DictionaryObject())
+        return ref
+
+    def _source(self, marker: str) -> Any:
+        """The loaded ``GlobalCodeTTFont`` of the face ``marker`` names, or None.
+
+        Faces of the set not loaded yet (fallbacks) are loaded on the first unknown marker,
+        so the answer does not depend on what this process happened to render before.
+        """
+        if self._sources is None:
+            self._sources = _marker_sources(self.fonts)
+        if marker not in self._sources and self.fonts is not None and not self._all_loaded:
+            self._all_loaded = True
+            for face in [*getattr(self.fonts, "faces", {}).values(), *getattr(self.fonts, "fallbacks", [])]:
+                try:
+                    font = _load_registered(face)
+                except Exception:  # noqa: BLE001, S112 - an unloadable face offers nothing
+                    continue
+                key = _source_key(font)
+                if key:
+                    self._sources.setdefault(key, font)
+        return self._sources.get(marker)
+
+    # ------------------------------------------------------------------ writing
+    def finish(self) -> None:
+        """Write the shared fonts into their placeholders (once, after the last adopt)."""
+        import io
+
+        from pypdf import PdfReader
+
+        self._done = True
+        if not self._refs:
+            return
+        assert self._sources is not None
+        from reportlab.pdfgen.canvas import Canvas
+
+        markers = sorted(self._refs)
+        buf = io.BytesIO()
+        first = self._sources[markers[0]]
+        canvas = Canvas(buf, invariant=1, pageCompression=1, initialFontName=first.fontName)
+        setattr(canvas._doc, _SHARED_DOC, True)
+        y = 10
+        for marker in markers:
+            canvas.setFont(self._sources[marker].fontName, 10)
+            canvas.drawString(10, y, "".join(sorted(self._chars[marker])))
+            y += 12
+        canvas.showPage()
+        canvas.save()
+        page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
+        written = {}
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            marker = str(font.get(_FACE_KEY, "/"))[1:]
+            if marker in self._refs:
+                written[marker] = font
+        writer = self.writer
+        for marker in markers:
+            copy = written[marker].clone(writer)
+            shared = self._refs[marker].get_object()
+            shared.update(copy)
+            # the copy's own object number goes unused: its entries now live in the placeholder
+            writer._objects[copy.indirect_reference.idnum - 1] = None
+
+
 def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     """Share one font per face across all packets collated into ``writer``.
 
@@ -1931,12 +2074,21 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
                 out[ff.idnum] = _stream_len(ff)
         return out
 
+    def face_name(font: Any) -> str:
+        ps = str(font.get("/BaseFont", "/"))[1:]
+        return ps.split("+", 1)[1] if "+" in ps[:8] else ps
+
     before = programs()
     sources = _marker_sources(fonts)
     groups: dict[tuple[str, bytes], list[int]] = {}
     parsed: dict[int, tuple[Any, ...]] = {}
-    for fid, font in list(_iter_font_dicts(writer)):
-        if not _is_our_font(font):
+    ours = [(fid, font) for fid, font in _iter_font_dicts(writer) if _is_our_font(font)]
+    # a face with one copy (what SharedFonts leaves) has nothing to merge: not even read
+    copies: dict[str, int] = {}
+    for _fid, font in ours:
+        copies[face_name(font)] = copies.get(face_name(font), 0) + 1
+    for fid, font in ours:
+        if copies[face_name(font)] < 2:
             continue
         marker = font.get(_FACE_KEY)
         source = sources.get(str(marker)[1:]) if marker is not None else None
@@ -1951,8 +2103,7 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
                 base, glyphs, metrics = _split_program(prog)
         except Exception:  # noqa: BLE001, S112 - leave anything unexpected alone
             continue
-        ps = str(font["/BaseFont"])[1:]
-        ps = ps.split("+", 1)[1] if "+" in ps[:8] else ps
+        ps = face_name(font)
         ident = _program_identity(base)
         groups.setdefault((ps, ident), []).append(fid)
         parsed[fid] = (font, cid, fd, base, glyphs, metrics, source)

@@ -1,8 +1,8 @@
 """Archive page numbers (DA/T 22-2015 编页) stamped onto collated pages.
 
 The digits are drawn with the template set's table face, as the packets' own text is (see
-``_digits_pdf``): a font ``merge_font_subsets`` folds into the box's one copy of that face,
-which has the digits already, so the numbers add no font program to a box. Only without
+``_digits_pdf``): the box's one copy of that face (``SharedFonts``), which has the digits
+already, draws them, so the numbers add no font program to a box. Only without
 such a face (a stand-in font set) does a Latin TTF such as DejaVu Sans give a separate
 subset (35 KB a box).
 Each page gets ``q`` before its original content and a tiny ``Q … BT … Tj ET`` stream after
@@ -121,15 +121,18 @@ def _make_digits_pdf(path: str | None, fonts: Any) -> tuple[bytes, dict[str, flo
 class NumberStamper:
     """Stamps archive numbers onto pages of one ``pypdf.PdfWriter``."""
 
-    def __init__(self, writer: Any, fonts: Any) -> None:
+    def __init__(self, writer: Any, fonts: Any, shared: Any = None) -> None:
+        """``shared``: the box's ``SharedFonts``; the digits' font joins its copy of the face."""
         from pypdf import PdfReader
         from pypdf.generic import DecodedStreamObject, NameObject
 
         pdf, self.digit_w = _digits_pdf(fonts)
         page = PdfReader(io.BytesIO(pdf)).pages[0]
         font_obj, self.codes = self._digit_codes(page)
-        cloned = font_obj.clone(writer)
-        self.font_ref = cloned.indirect_reference or writer._add_object(cloned)
+        self.font_ref = shared.adopt_font(font_obj) if shared is not None else None
+        if self.font_ref is None:
+            cloned = font_obj.clone(writer)
+            self.font_ref = cloned.indirect_reference or writer._add_object(cloned)
         self.res_name = NameObject(NUMBER_FONT_RESOURCE)
         q = DecodedStreamObject()
         q.set_data(b"q\n")
