@@ -1413,6 +1413,7 @@ def _tounicode_cmap(mapping: Mapping[int, str]) -> str:
 
 
 _BFCHAR_RE = re.compile(rb"<([0-9A-Fa-f]{4})>\s*<([0-9A-Fa-f]+)>")
+_BFCHAR_DST_RE = re.compile(rb"<[0-9A-Fa-f]{4}>\s*<([0-9A-Fa-f]+)>")
 
 
 # =========================================================================== FontSet
@@ -1918,7 +1919,7 @@ class SharedFonts:
         self.writer = writer
         self.fonts = fonts
         self._sources: dict[str, Any] | None = None
-        self._chars: dict[str, set[str]] = {}
+        self._chars: dict[str, set[bytes]] = {}
         self._refs: dict[str, Any] = {}
         self._done = False
         self._all_loaded = False
@@ -1967,9 +1968,8 @@ class SharedFonts:
             data = font["/ToUnicode"].get_object().get_data()
         except Exception:  # noqa: BLE001 - anything unexpected is copied and merged as before
             return None
-        chars = self._chars.setdefault(marker, set())
-        for m in _BFCHAR_RE.finditer(data):
-            chars.add(bytes.fromhex(m.group(2).decode()).decode("utf-16-be", "surrogatepass"))
+        # UTF-16 hex of the characters; decoded once per face in finish()
+        self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(data))
         ref = self._refs.get(marker)
         if ref is None:
             ref = self._refs[marker] = self.writer._add_object(DictionaryObject())
@@ -2015,8 +2015,9 @@ class SharedFonts:
         setattr(canvas._doc, _SHARED_DOC, True)
         y = 10
         for marker in markers:
+            chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass") for h in self._chars[marker]}
             canvas.setFont(self._sources[marker].fontName, 10)
-            canvas.drawString(10, y, "".join(sorted(self._chars[marker])))
+            canvas.drawString(10, y, "".join(sorted(chars)))
             y += 12
         canvas.showPage()
         canvas.save()
