@@ -174,14 +174,17 @@ class Build:
             uptodate.forget(self.out)
             self._data_digest = uptodate.data_digest(self.data_dir.resolve())
             clean_work_files(self.out)
-            self.load()
+            self._saving = None
             try:
+                self.load()
                 self.plan()
                 self.render()
                 self.collate()
             finally:
                 if self._pool is not None:
                     self._pool.shutdown(cancel_futures=True)
+                if self._saving is not None:
+                    self._saving.join()
             self.write_manifest()
             if not self.summary.failed:
                 self._record_uptodate()
@@ -191,15 +194,18 @@ class Build:
     def load(self) -> None:
         from .records.cache import RecordCache
         from .records.loader import load_dataset
-        from .validate import validate_dataset
+        from .validate import Validation
 
         self.reporter.stage("读取与校验数据")
-        cache = RecordCache(self.out / ".cache" / "records.pickle")
-        self.dataset = load_dataset(self.data_dir, cache=cache, parse_many=self._parse_many)
+        records = RecordCache(self.out / ".cache" / "records.pickle")
+        self.dataset = load_dataset(self.data_dir, cache=records, parse_many=self._parse_many)
+        # pickled as parsed, while planning goes on and releases what it no longer needs
+        self._saving = records.save_in_background()
         self.dataset.config = self.dataset.config.with_overrides(templates__set=self.options.template_set)
-        problems = validate_dataset(self.dataset, strict=self.options.strict, cache=cache)
-        cache.save()
-        self.summary.problems = problems
+        # the rules across households now; each household's own rules just before it is
+        # planned (``_plan_villages``), so its packet renders while the next is checked
+        self._rules_cache = RecordCache(self.out / ".cache" / "rules.pickle")
+        self.validation = Validation(self.dataset, strict=self.options.strict, cache=self._rules_cache)
         self.villages = _select(self.dataset.villages, self.options.villages)
         config = self.dataset.config
         self.build_date = self.options.build_date or document_date(config)
@@ -211,6 +217,9 @@ class Build:
             formats = ("pdf", "docx")
         self.formats = formats
         self.errors_by_household: dict[tuple[str, str], list[Problem]] = {}
+        self._note_errors(self.validation.dataset_problems())
+
+    def _note_errors(self, problems: Iterable[Problem]) -> None:
         for problem in problems:
             if problem.severity is Severity.error and problem.household_id:
                 self.errors_by_household.setdefault((problem.village or "", problem.household_id), []).append(problem)
@@ -266,11 +275,6 @@ class Build:
         from .store import VersionStore
 
         self.reporter.stage("比对内容哈希")
-        for _, household in self.dataset.households():
-            # source positions and raw mappings served validation only: 85 KB a household,
-            # 170 MB for a 2,000-household township
-            household.positions = {}
-            household.raw = None
         self.state: dict[str, Any] = outdir.read_json(self.out / STATE_FILE, {})
         self.store = VersionStore(self.out)
         cache_dir = self.out / ".cache" / "evidence"
@@ -283,6 +287,11 @@ class Build:
         finally:
             hashing.use_memo(None)
         memo.save()
+        # the villages not built are validated too: the report covers the whole data directory
+        self.summary.problems = self.validation.problems()
+        self._rules_cache.save()
+        for _, household in self.dataset.households():
+            _release_validation_data(household)
         self.summary.villages = len(self.plans)
         self.summary.households = sum(len(v.households) for v in self.plans) + len(self.summary.failed)
 
@@ -297,6 +306,8 @@ class Build:
             item_no = 0
             for household in sorted(village.households, key=lambda h: str(h.household_id)):
                 hid = str(household.household_id)
+                self._note_errors(self.validation.household(village, household))
+                _release_validation_data(household)
                 errors = self.errors_by_household.get((vconf.name, hid), [])
                 if household.record is None or errors:
                     reason = errors[0].message if errors else "记录无法读取"
@@ -693,6 +704,13 @@ class Build:
         ids = {hid for v in villages for hid in others[v["code"]]}
         failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
         return villages, failed
+
+
+def _release_validation_data(household: Any) -> None:
+    """Drop what only validation reads: source positions and the raw mapping (85 KB a
+    household, 170 MB for a 2,000-household township)."""
+    household.positions = {}
+    household.raw = None
 
 
 def _naming_household(household_id: str, text: str) -> str:

@@ -1,6 +1,7 @@
 """Validation rules (record-format.md §4–5) → problems, all of them, never just the first.
 
-``validate_dataset`` returns every problem of a loaded data directory; ``check_data_dir`` is
+``validate_dataset`` returns every problem of a loaded data directory (``Validation`` does the
+same a household at a time, for the build); ``check_data_dir`` is
 the one core function behind ``archive-builder validate``; ``format_report`` is its text form.
 Rules warn or err without knowing about ``--strict``: strict mode turns every warning into an
 error at the end (``problems.escalate``).
@@ -101,31 +102,75 @@ def validate_dataset(
 
     With ``cache``, a household's own rules are not run again when nothing they read changed.
     """
-    today = today or date.today()
-    problems = list(dataset.problems)
-    problems.extend(_village_codes(dataset))
-    archive_json = dataset.config.model_dump_json()
-    for village, household in dataset.households():
-        problems.extend(household.problems)
+    return Validation(dataset, strict=strict, today=today, cache=cache).problems()
+
+
+class Validation:
+    """``validate_dataset`` a household at a time: the build validates a household just before
+    it plans it, so rendering starts without waiting for the whole township to be checked.
+
+    The rules across households (village codes, repeated 户编号 and ID numbers) run at once;
+    ``household`` runs one household's own rules (once); ``problems`` returns the same list,
+    in the same order, as ``validate_dataset``.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        *,
+        strict: bool = False,
+        today: date | None = None,
+        cache: RecordCache | None = None,
+    ) -> None:
+        self.dataset = dataset
+        self.strict = strict
+        self.today = today or date.today()
+        self.cache = cache
+        self._archive_json = dataset.config.model_dump_json()
+        self.head = [*dataset.problems, *_village_codes(dataset)]
+        self.tail = _duplicates(dataset)
+        self._households: dict[int, list[Problem]] = {}
+
+    def dataset_problems(self) -> list[Problem]:
+        """The problems found across households (and of the data directory itself)."""
+        found = [*self.head, *self.tail]
+        return escalate(found) if self.strict else found
+
+    def household(self, village: Village, household: LoadedHousehold) -> list[Problem]:
+        """The problems of one household: reading its record, and its own rules."""
+        found = self._households.get(id(household))
+        if found is None:
+            found = [*household.problems, *self._rules(village, household)]
+            if self.strict:
+                found = escalate(found)
+            self._households[id(household)] = found
+        return found
+
+    def _rules(self, village: Village, household: LoadedHousehold) -> list[Problem]:
         record = household.record or household.partial
         if record is None:
-            continue
-        key = None
+            return []
+        cache, key = self.cache, None
         if cache is not None and household.cache_key:
             key = cache.key(
-                "rules", household.cache_key, village.config.model_dump_json(), archive_json,
-                today.isoformat(), _evidence_state(household, record),
+                "rules", household.cache_key, village.config.model_dump_json(), self._archive_json,
+                self.today.isoformat(), _evidence_state(household, record),
             )
             cached = cache.get(key)
             if cached is not None:
-                problems.extend(cached)
-                continue
-        found = _HouseholdRules(dataset, village, household, record, today).run()
-        if key is not None:
+                return list(cached)
+        found = _HouseholdRules(self.dataset, village, household, record, self.today).run()
+        if key is not None and cache is not None:
             cache.put(key, found)
-        problems.extend(found)
-    problems.extend(_duplicates(dataset))
-    return escalate(problems) if strict else problems
+        return found
+
+    def problems(self) -> list[Problem]:
+        """Every problem, in ``validate_dataset``'s order (households not yet checked are)."""
+        problems = list(self.head)
+        for village, household in self.dataset.households():
+            problems.extend(self.household(village, household))
+        problems.extend(self.tail)
+        return escalate(problems) if self.strict else problems
 
 
 def _evidence_state(household: LoadedHousehold, record: Household) -> str:

@@ -1,4 +1,4 @@
-"""A content-keyed cache of parsed households and their per-household validation results.
+"""A content-keyed cache of parsed households, and one of their per-household validation results.
 
 Parsing a record with source positions and running its rules costs ~10 ms a household, which
 dominated a rebuild where nothing changed. Entries are keyed by everything the result depends
@@ -106,6 +106,22 @@ class RecordCache:
         # the main file first: the old second file names the old main file's id, so it is ignored
         self._dump(self.path, {"salt": self._salt, "id": base_id, "entries": self._new})
         self._added_path.unlink(missing_ok=True)
+
+    def save_in_background(self) -> Any:
+        """``save()`` in a forked copy of this process; return something to ``join()``.
+
+        The build calls this once the records are parsed: the copy pickles them as they were,
+        while this process goes on (and frees parts of them). Without fork (Windows) it saves
+        here and returns None.
+        """
+        import multiprocessing
+
+        if self.path is None or "fork" not in multiprocessing.get_all_start_methods():
+            self.save()
+            return None
+        process = multiprocessing.get_context("fork").Process(target=self.save, name="record-cache")
+        process.start()
+        return process
 
     @staticmethod
     def _dump(path: Path, value: Any) -> None:

@@ -1680,19 +1680,20 @@ class FontSet:
     def missing_chars(self, text: str, role: str) -> list[str]:
         """Characters of ``text`` that no available font can print (in order, unique)."""
         ok = self._role_ok[role]
-        if ok.issuperset(text):
+        printable = self._printable.setdefault(role, set())
+        if ok.issuperset(text) or printable.issuperset(text):
             return []
         out: list[str] = []
         seen: set[str] = set()
         miss = self._missing[role]
-        printable = self._printable.setdefault(role, set())
         for ch in text:
-            if ch in seen or ch in ok:
+            if ch in seen or ch in printable:
                 continue
             seen.add(ch)
+            if ch in ok:
+                printable.add(ch)
+                continue
             if ch not in self._runmap[role]:
-                if ch in printable:
-                    continue
                 if _neutral(ch) or self._has_anywhere(ch, role):
                     printable.add(ch)  # coverage is fixed: remember the answer
                     continue
@@ -1701,6 +1702,8 @@ class FontSet:
                 continue
             if ch in miss:
                 out.append(ch)
+            else:
+                printable.add(ch)  # drawn by some face: the answer is fixed
         return out
 
     def _has_anywhere(self, ch: str, role: str) -> bool:
