@@ -184,7 +184,9 @@ class Build:
                 if self._pool is not None:
                     self._pool.shutdown(cancel_futures=True)
                 if self._saving is not None:
-                    self._saving.join()
+                    self._saving.join(timeout=600)  # seconds for 2,000 households; never hang
+                    if self._saving.is_alive():
+                        self._saving.kill()
             self.write_manifest()
             if not self.summary.failed:
                 self._record_uptodate()

@@ -5,8 +5,11 @@ Both only save work; what they return must be what recomputing gives.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from pathlib import Path
+
+import pytest
 
 from archive_builder import hashing
 from archive_builder.records.cache import RecordCache
@@ -145,3 +148,34 @@ def test_valid_records_keep_only_what_the_rules_read_of_their_mapping(tmp_path):
     for _, household in load_dataset(data).households():
         assert household.record is not None
         assert household.raw == {"members": [{"id_number": m.id_number} for m in household.record.members]}
+
+
+def test_record_cache_saved_in_background_keeps_the_entries_as_they_were(tmp_path: Path):
+    """The build saves the parsed records from a forked copy and then changes its own objects:
+    the file holds them as they were when the copy was made."""
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("without fork the cache is saved in place")
+    path = tmp_path / "records.pickle"
+    cache = RecordCache(path)
+    values = [{"value": i, "record": [i]} for i in range(5)]
+    for i, value in enumerate(values):
+        cache.put(f"k{i}", value)
+    saving = cache.save_in_background()
+    for value in values:  # what the build does to a household once it is planned
+        value["record"] = None
+    saving.join()
+    assert saving.exitcode == 0
+    assert [RecordCache(path).get(f"k{i}") for i in range(5)] == [{"value": i, "record": [i]} for i in range(5)]
+
+
+def test_record_cache_background_failure_is_only_a_missing_cache(tmp_path: Path):
+    if multiprocessing.get_start_method() != "fork":
+        pytest.skip("without fork the cache is saved in place")
+    blocked = tmp_path / "file"
+    blocked.write_text("x")
+    cache = RecordCache(blocked / "records.pickle")  # its folder is a file: cannot be written
+    cache.put("k", 1)
+    saving = cache.save_in_background()
+    saving.join()
+    assert saving.exitcode == 1
+    assert not (blocked / "records.pickle").exists()

@@ -116,10 +116,10 @@ class RecordCache:
         """
         import multiprocessing
 
-        if self.path is None or "fork" not in multiprocessing.get_all_start_methods():
+        if self.path is None or multiprocessing.get_start_method() != "fork":  # as _parse_many
             self.save()
             return None
-        process = multiprocessing.get_context("fork").Process(target=self.save, name="record-cache")
+        process = multiprocessing.get_context("fork").Process(target=_save_quietly, args=(self,), name="record-cache")
         process.start()
         return process
 
@@ -130,3 +130,18 @@ class RecordCache:
 
         with atomic_file(path, durable=False) as handle:  # a lost cache is only rebuilt
             pickle.dump(value, handle, protocol=5)
+
+
+def _save_quietly(cache: RecordCache) -> None:
+    """The forked saver: writes the cache and ends without touching the parent's stdio.
+
+    A thread of the parent (a progress bar) may have held the stderr lock at the fork, so the
+    copy must not print, not even a traceback; a cache that could not be written is rebuilt.
+    """
+    import os
+
+    try:
+        cache.save()
+    except BaseException:  # noqa: BLE001, S110 - see the docstring
+        os._exit(1)
+    os._exit(0)
