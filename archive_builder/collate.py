@@ -23,8 +23,9 @@ Decisions (documented here because the manifest, the tests and the clerk rely on
   over every page of the packets that carries content — blank versos, the packets'
   separator sheets (隔页纸, ``PacketInfo.separators``), the box cover, the box contents and
   the 备考表 are not numbered and do not consume a number. The number is stamped at
-  collation in 10.5 pt with the template set's table face (embedded, in the box's one copy of
-  that face): recto top-right, verso top-left (simplex: always top-right). The contents' 起止页 column lists these archive numbers.
+  collation in 10.5 pt with the template set's table face (embedded, in the box's one copy
+  of that face): recto top-right, verso top-left (simplex: always top-right). The contents'
+  起止页 column lists these archive numbers.
 * ``BoxResult.households`` gives ``(household_id, first_page, last_page)`` as 1-based *PDF
   page indexes* of the packet's first and last page in the box file (what the manifest
   records); ``BoxResult.numbers`` gives the archive numbers stamped on those pages.
