@@ -165,7 +165,7 @@ class Validation:
         return found
 
     def problems(self) -> list[Problem]:
-        """Every problem, in ``validate_dataset``'s order (households not yet checked are)."""
+        """Every problem, in ``validate_dataset``'s order (households not checked yet are now)."""
         problems = list(self.head)
         for village, household in self.dataset.households():
             problems.extend(self.household(village, household))

@@ -1,4 +1,4 @@
-"""A content-keyed cache of parsed households, and one of their per-household validation results.
+"""Content-keyed caches of parsed households and of their per-household validation results.
 
 Parsing a record with source positions and running its rules costs ~10 ms a household, which
 dominated a rebuild where nothing changed. Entries are keyed by everything the result depends
@@ -111,15 +111,16 @@ class RecordCache:
         """``save()`` in a forked copy of this process; return something to ``join()``.
 
         The build calls this once the records are parsed: the copy pickles them as they were,
-        while this process goes on (and frees parts of them). Without fork (Windows) it saves
-        here and returns None.
+        while this process goes on (and frees parts of them). Where the build does not fork
+        (Windows, macOS) it saves here and returns None.
         """
         import multiprocessing
 
         if self.path is None or multiprocessing.get_start_method() != "fork":  # as _parse_many
             self.save()
             return None
-        process = multiprocessing.get_context("fork").Process(target=_save_quietly, args=(self,), name="record-cache")
+        context = multiprocessing.get_context("fork")
+        process = context.Process(target=_save_quietly, args=(self,), name="record-cache")
         process.start()
         return process
 
