@@ -607,3 +607,28 @@ def test_box_files_readable_by_others(built):
     os.umask(umask)
     for b in built.boxes:
         assert b.file.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
+    """A font whose ToUnicode lists no character (set on a page, nothing drawn) still gets a
+    complete shared copy: the box is written and its fonts are embedded."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DecodedStreamObject, NameObject
+
+    from archive_builder.render import fonts as fonts_mod
+
+    if isinstance(fonts, FakeFonts):
+        pytest.skip("needs the real FontSet")
+    packets = make_packets(tmp_path, count=1, sizes=(3,))
+    reader = PdfReader(packets[0].pdf)
+    font = next(iter(reader.pages[0]["/Resources"]["/Font"].values())).get_object()
+    empty = DecodedStreamObject()
+    empty.set_data(b"begincmap\nendcmap\n" + fonts_mod._CMAP_MARKER.encode())
+    font[NameObject("/ToUnicode")] = empty
+    writer = PdfWriter()
+    shared = fonts_mod.SharedFonts(writer, fonts)
+    ref = shared.adopt_font(font)
+    assert ref is not None
+    shared.finish()
+    written = ref.get_object()
+    assert written["/Subtype"] == "/Type0" and "/DescendantFonts" in written
