@@ -446,9 +446,11 @@ class Build:
     def collate(self) -> None:
         """Write every box whose households changed; reuse the others as they are."""
         from .collate import (
+            MissingItem,
             PacketInfo,
             PrintOptions,
             VillageInfo,
+            assign_missing,
             plan_boxes,
             remove_stale_boxes,
         )
@@ -480,11 +482,17 @@ class Build:
             warnings: list[Problem] = []
             plan = plan_boxes(packets, options, problems=warnings)
             self.summary.problems.extend(warnings)
+            # rendering failures keep their number: the 备考表 of their box says it is missing
+            notes = assign_missing(plan, [
+                MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None
+            ])
             files = []
             for box_no, box in enumerate(plan, start=1):
+                missing = notes[box_no - 1]
                 fingerprint = hashlib.sha256(hashing.canonical_json([
                     vplan.info, box_no, len(plan), options.__dict__, self.build_date, __version__,
                     [[p.household_id, p.item_no, p.pages, hashes[p.household_id]] for p in box],
+                    [[m.item_no, m.household_id, m.head] for m in missing],
                 ])).hexdigest()
                 key = f"{vplan.code}/{box_no}"
                 previous = box_state.get(key)
@@ -498,7 +506,7 @@ class Build:
                     continue
                 files.append(None)
                 jobs.append((vplan.code, fingerprint,
-                             (info, box_no, len(plan), box, vplan.folder, options, self.build_date)))
+                             (info, box_no, len(plan), box, vplan.folder, options, self.build_date, missing)))
             planned[vplan.code] = (info, files)
 
         font_args = self._font_config() if jobs else None
@@ -752,8 +760,8 @@ def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:
     from .collate import collate_box
 
     fonts = font_set(font_config)
-    info, box_no, box_count, packets, folder, options, date = args
-    return collate_box(info, box_no, box_count, packets, folder, options, fonts=fonts, date=date)
+    info, box_no, box_count, packets, folder, options, date, missing = args
+    return collate_box(info, box_no, box_count, packets, folder, options, fonts=fonts, date=date, missing=missing)
 
 
 def _parse_chunk(function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:

@@ -599,6 +599,18 @@ def test_failures_are_isolated(tmp_path):
             assert not any(is_cover_of(t, bad_id) or is_cover_of(t, bad_template) for t in texts)
     assert [len(v["households"]) for v in m["villages"]] == [2, 2, 2]
 
+    # the household that failed to render keeps its 件号 (0001 of 王楼村, before every packet):
+    # the 备考表 of the box it belongs to says so; a record with errors never got a number
+    wanglou = next(v for v in m["villages"] if v["name"] == "王楼村")
+    assert [h["item_no"] for h in wanglou["households"]] == [2, 3]
+    remarks = {
+        b["file"]: page_texts(PdfReader(out / b["file"]))[-1] for v in m["villages"] for b in v["boxes"]
+    }
+    first_box = wanglou["boxes"][0]["file"]
+    assert "备 考 表" in remarks[first_box] and "缺 1 件" in remarks[first_box]
+    assert re.search(rf"缺第\s*0001\s*件.*{bad_template}", remarks[first_box], re.DOTALL), remarks[first_box]
+    assert not any("缺第" in text for name, text in remarks.items() if name != first_box)
+
     # the failures are not forgotten by the next run
     again = run_build(data, "-o", out)
     assert again.exit_code == ExitCode.partial, again.output

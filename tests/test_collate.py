@@ -632,3 +632,36 @@ def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
     shared.finish()
     written = ref.get_object()
     assert written["/Subtype"] == "/Type0" and "/DescendantFonts" in written
+
+
+# --------------------------------------------------------------------------- missing item numbers
+
+
+def test_missing_items_go_to_the_box_they_would_have_been_filed_in():
+    from archive_builder.collate import MissingItem, assign_missing
+
+    boxes = [[fake_info(2, 3), fake_info(3, 3)], [fake_info(5, 3), fake_info(7, 3)]]
+    missing = [MissingItem(n, f"h{n}", "户主") for n in (8, 1, 4, 6)]
+    notes = assign_missing(boxes, missing)
+    assert [[m.item_no for m in box] for box in notes] == [[1, 4], [6, 8]]
+    assert assign_missing([], missing) == []
+
+
+def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts):
+    from archive_builder.collate import MissingItem
+
+    packets = make_packets(tmp_path, count=3, sizes=(1, 2))
+    first = [MissingItem(99, "4116211052010099", "张三")]
+    boxes = collate_village(VILLAGE, packets, tmp_path / "one", PrintOptions(), fonts=fonts,
+                            date="2025-03-01", missing=first)
+    remarks = page_texts(PdfReader(boxes[0].file))[-1]
+    assert "缺 1 件" in remarks
+    assert re.search(r"缺第\s*0099\s*件.*张三.*4116211052010099", remarks, re.DOTALL), remarks
+
+    many = [MissingItem(100 + n, f"41162110520101{n:02d}", "李四") for n in range(40)]
+    boxes = collate_village(VILLAGE, packets, tmp_path / "many", PrintOptions(), fonts=fonts,
+                            date="2025-03-01", missing=many)
+    remarks = page_texts(PdfReader(boxes[0].file))[-1]
+    listed = re.findall(r"缺第\s*(\d{4})\s*件", remarks)
+    assert listed and listed[0] == "0100" and len(listed) < 40
+    assert f"另缺 {40 - len(listed)} 件" in remarks, remarks

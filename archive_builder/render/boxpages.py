@@ -39,6 +39,19 @@ class ContentsRow:
     last_no: int
 
 
+@dataclass(frozen=True)
+class MissingItem:
+    """A 件号 whose packet could not be generated: noted on the 备考表 of the box it belongs to.
+
+    Numbers are not reassigned when a household fails to render (every later cover would
+    change); the box says which number is missing and why, as DA/T 22 asks of the 备考表.
+    """
+
+    item_no: int
+    household_id: str
+    head: str
+
+
 def face_name(fonts: Any, role: str) -> str:
     return fonts.faces[role].rl_name
 
@@ -135,12 +148,14 @@ def contents_pages(households: int) -> int:
 
 
 def render_box_pages(
-    village: VillageInfo, box_no: int, rows: Sequence[ContentsRow], numbered: int, fonts: Any, date: str
+    village: VillageInfo, box_no: int, rows: Sequence[ContentsRow], numbered: int, fonts: Any, date: str,
+    missing: Sequence[MissingItem] = (),
 ) -> bytes:
     """The box's own pages as one PDF: cover (1), contents (k), 备考表 (1), in this order.
 
     ``rows`` are the households in 件号 order with their archive page range;
-    ``numbered`` is the number of archive-numbered pages in the box.
+    ``numbered`` is the number of archive-numbered pages in the box; ``missing`` the item
+    numbers of this box that have no packet (written on the 备考表).
     """
     buf = io.BytesIO()
     c = _canvas(buf, fonts, f"{village.name} 第{box_no}盒")
@@ -151,7 +166,7 @@ def render_box_pages(
         chunk = rows[page * CONTENTS_ROWS : (page + 1) * CONTENTS_ROWS]
         _draw_contents(c, fonts, village, box_no, chunk, page, k)
         c.showPage()
-    _draw_remarks(c, fonts, village, box_no, len(rows), numbered, date)
+    _draw_remarks(c, fonts, village, box_no, len(rows), numbered, date, missing)
     c.showPage()
     c.save()
     return buf.getvalue()
@@ -240,20 +255,30 @@ def _draw_contents(
 
 
 def _draw_remarks(
-    c: Any, fonts: Any, v: VillageInfo, box_no: int, items: int, numbered: int, date: str
+    c: Any, fonts: Any, v: VillageInfo, box_no: int, items: int, numbered: int, date: str,
+    missing: Sequence[MissingItem] = (),
 ) -> None:
     left, right = 28 * MM, A4_W - 28 * MM
     draw_text(c, fonts, "备 考 表", "title", 22, A4_W / 2, A4_H - 37 * MM, "center")
     draw_text(c, fonts, f"{v.name}　第 {box_no} 盒", "body", 12, left, A4_H - 52 * MM, "left")
-    draw_text(c, fonts, f"本盒共 {items} 件 {numbered} 页", "body", 14, left, A4_H - 64 * MM, "left")
+    count = f"本盒共 {items} 件 {numbered} 页" + (f"，缺 {len(missing)} 件（见下）" if missing else "")
+    draw_text(c, fonts, count, "body", 14, left, A4_H - 64 * MM, "left")
     draw_text(c, fonts, "盒内文件情况说明：", "heading", 14, left, A4_H - 78 * MM, "left")
     box_top, box_bottom = A4_H - 82 * MM, 95 * MM
     c.setLineWidth(0.6)
     c.rect(left, box_bottom, right - left, box_top - box_bottom)
-    notes = (
+    notes = [
         "页号编在有图文页面的正面右上角、背面左上角。",
         "盒封面、卷内目录、隔页纸、备考表和空白页不编页号。",
-    )
+    ]
+    gaps = [
+        f"缺第 {m.item_no:04d} 件：户主 {m.head}，户编号 {m.household_id}，档卡未生成，待补入。"
+        for m in sorted(missing, key=lambda m: m.item_no)
+    ]
+    room = int((box_top - box_bottom - 14 * MM) // (8 * MM)) + 1 - len(notes)
+    if len(gaps) > room:  # a line says how many more there are, instead of writing past the frame
+        gaps = [*gaps[: room - 1], f"另缺 {len(gaps) - room + 1} 件，见生成报告（manifest.json）。"]
+    notes += gaps
     for i, line in enumerate(notes):
         size = fit_size(fonts, line, "body", 12, right - left - 8 * MM)
         draw_text(c, fonts, line, "body", size, left + 4 * MM, box_top - (10 + 8 * i) * MM, "left")
