@@ -421,7 +421,8 @@ class Build:
                 self.render_problems.append(
                     error(message, getattr(outcome, "hint", None), village=village, household_id=hid)
                 )
-                self.reporter.warn(f"户 {hid} 未生成：{message}")
+                hint = getattr(outcome, "hint", None)
+                self.reporter.warn(f"户 {hid} 未生成：{message}" + (f"\n  提示：{hint}" if hint else ""))
                 plan.result = None
             else:
                 self.summary.rendered += 1

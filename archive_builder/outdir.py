@@ -66,11 +66,37 @@ def atomic_file(path: Path, *, durable: bool = True) -> Iterator[BinaryIO]:
             if durable:
                 os.fsync(handle.fileno())
         os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: seconds to wait before each new try of a refused ``os.replace`` (about 1.5 s in all)
+_REPLACE_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8)
+
+
+def _replace(tmp: str, path: Path) -> None:
+    """``os.replace``, tried again for a while when it is refused; then a clear ``OutputError``.
+
+    On Windows a file cannot be replaced while another program holds it open without
+    sharing: a secretary regenerating a packet still shown in the PDF reader, or a Word copy
+    open in WPS or Word. A virus scanner looking at a file just written holds it for a
+    moment too, so the move is tried again before the clerk is told which file to close.
+    """
+    for delay in (*_REPLACE_RETRIES, None):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError as exc:
+            if delay is None:
+                raise OutputError(
+                    f"无法覆盖文件 {path}：该文件正被其他程序打开（如 PDF 阅读器、WPS、Word），"
+                    f"或没有写入权限（{exc.strerror or exc}）",
+                    hint="请关闭打开该文件的程序后重新运行；仍然失败时，请检查该文件夹的写入权限。",
+                ) from exc
+            time.sleep(delay)
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -79,6 +79,36 @@ def test_output_to_a_named_file_or_into_a_folder(tmp_path: Path, cache: Path) ->
     assert (tmp_path / f"{SMALL}_宋水旺.pdf").is_file()
 
 
+_OPEN_ELSEWHERE = """
+import os, sys
+real = os.replace
+def replace(src, dst):
+    if str(dst).endswith(".pdf"):  # Windows: the packet is still open in the PDF reader
+        raise PermissionError(13, "另一个程序正在使用此文件，进程无法访问。")
+    return real(src, dst)
+os.replace = replace
+from archive_builder.cli import entry
+sys.argv[0] = "archive-builder"
+entry()
+"""
+
+
+def test_packet_open_in_a_reader_is_named_with_the_fix(tmp_path: Path, cache: Path) -> None:
+    target = tmp_path / "档卡.pdf"
+    target.write_bytes(b"%PDF- the copy the secretary is looking at")
+    env = {**os.environ, "ARCHIVE_BUILDER_CACHE_DIR": str(cache), "PYTHONIOENCODING": "utf-8"}
+    result = subprocess.run(
+        [sys.executable, "-c", _OPEN_ELSEWHERE, "packet", str(SAMPLE), SMALL, "-o", str(target)],
+        capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
+    )
+    assert result.returncode == 4, result.stderr
+    assert f"无法覆盖文件 {target}" in result.stderr and "正被其他程序打开" in result.stderr
+    assert "请关闭打开该文件的程序后重新运行" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert target.read_bytes() == b"%PDF- the copy the secretary is looking at"
+    assert [p.name for p in tmp_path.iterdir()] == ["档卡.pdf"]
+
+
 def test_unknown_household_lists_near_matches(tmp_path: Path, cache: Path) -> None:
     result = packet(SAMPLE, "4116211052010091", "-o", f"{tmp_path}/", cache=cache)
     assert result.returncode == 2

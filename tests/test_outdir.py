@@ -87,3 +87,40 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     outdir.atomic_write_json(target, {"名": 2})
     assert outdir.read_json(target, None) == {"名": 2}
     assert [p.name for p in target.parent.iterdir()] == ["manifest.json"]
+
+
+def _refusing_replace(monkeypatch, refusals):
+    """os.replace refused ``refusals`` times (Windows: the file is open in a reader), then done."""
+    real = os.replace
+    calls = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) <= refusals:
+            raise PermissionError(13, "另一个程序正在使用此文件，进程无法访问。", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(outdir.os, "replace", replace)
+    monkeypatch.setattr(outdir.time, "sleep", lambda seconds: None)
+    return calls
+
+
+def test_replace_refused_for_a_moment_is_tried_again(tmp_path, monkeypatch):
+    target = tmp_path / "档卡.pdf"
+    target.write_bytes(b"old")
+    calls = _refusing_replace(monkeypatch, refusals=2)
+    outdir.atomic_write(target, b"new")
+    assert target.read_bytes() == b"new" and len(calls) == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["档卡.pdf"]
+
+
+def test_file_kept_open_by_another_program_is_named_with_the_fix(tmp_path, monkeypatch):
+    target = tmp_path / "档卡.pdf"
+    target.write_bytes(b"old")
+    _refusing_replace(monkeypatch, refusals=100)
+    with pytest.raises(OutputError) as info:
+        outdir.atomic_write(target, b"new")
+    assert str(target) in info.value.message and "正被其他程序打开" in info.value.message
+    assert "关闭" in info.value.hint
+    assert target.read_bytes() == b"old"  # the previous file is intact, and no temp file is left
+    assert [p.name for p in tmp_path.iterdir()] == ["档卡.pdf"]
