@@ -335,7 +335,13 @@ def _box_file_pattern(village: VillageInfo) -> re.Pattern[str]:
 
 def _page_labels(writer: Any, labels: list[tuple[int, dict[str, Any]]]) -> None:
     """Write /PageLabels from (first page index, {"P": prefix, "S": style, "St": start})."""
-    from pypdf.generic import ArrayObject, DictionaryObject, NameObject, NumberObject, TextStringObject
+    from pypdf.generic import (
+        ArrayObject,
+        DictionaryObject,
+        NameObject,
+        NumberObject,
+        TextStringObject,
+    )
 
     nums = ArrayObject()
     for index, spec in labels:

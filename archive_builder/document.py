@@ -11,7 +11,7 @@ Text is plain Unicode: no markup is ever interpreted inside a string, so data co
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Union
+from typing import Literal
 
 Align = Literal["left", "center", "right", "justify"]
 #: font roles; the template set maps each to a font (see render/fonts.py)
@@ -137,10 +137,10 @@ class Contents:
     header: tuple[str, str, str] = ("序号", "材料名称", "页码")
 
 
-Block = Union[
-    Title, Heading, Paragraph, KeyValue, Table, Signature, Spacer, PageBreak, QRCode, Evidence, Contents,
-    ExternalPages,
-]
+Block = (
+    Title | Heading | Paragraph | KeyValue | Table | Signature | Spacer | PageBreak | QRCode | Evidence
+    | Contents | ExternalPages
+)
 
 Layout = Literal["form", "prose", "cover", "evidence"]
 

@@ -29,7 +29,7 @@ def packet(*args: Any, cache: Path, seed: str = "0", cwd: Path | None = None) ->
            "PYTHONIOENCODING": "utf-8"}
     return subprocess.run(
         [sys.executable, "-m", "archive_builder", "packet", *map(str, args)],
-        capture_output=True, text=True, encoding="utf-8", env=env, cwd=cwd, timeout=120,
+        check=False, capture_output=True, text=True, encoding="utf-8", env=env, cwd=cwd, timeout=120,
     )
 
 
@@ -99,7 +99,7 @@ def test_packet_open_in_a_reader_is_named_with_the_fix(tmp_path: Path, cache: Pa
     env = {**os.environ, "ARCHIVE_BUILDER_CACHE_DIR": str(cache), "PYTHONIOENCODING": "utf-8"}
     result = subprocess.run(
         [sys.executable, "-c", _OPEN_ELSEWHERE, "packet", str(SAMPLE), SMALL, "-o", str(target)],
-        capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
+        check=False, capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
     )
     assert result.returncode == 4, result.stderr
     assert f"无法覆盖文件 {target}" in result.stderr and "正被其他程序打开" in result.stderr
@@ -172,7 +172,7 @@ def test_console_script(tmp_path: Path, cache: Path) -> None:
     env = {**os.environ, "ARCHIVE_BUILDER_CACHE_DIR": str(cache), "PYTHONIOENCODING": "utf-8"}
     result = subprocess.run(
         ["archive-builder", "packet", str(SAMPLE), SMALL, "-o", f"{tmp_path}/"],
-        capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
+        check=False, capture_output=True, text=True, encoding="utf-8", env=env, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith(" 页")

@@ -574,7 +574,7 @@ def test_numbers_share_the_table_face_of_the_box(built, fonts):
     assert all(f["subtype"] == "Type0" for f in report), report
     assert len({f["name"].split("+")[1] for f in report}) == len(report)  # one copy per face
     r = PdfReader(built.boxes[0].file)
-    hid, first, _last = built.boxes[0].households[0]
+    _hid, first, _last = built.boxes[0].households[0]
     page = r.pages[first - 1]
     number_font = page["/Resources"]["/Font"].raw_get("/ABArchNo")
     assert number_font.idnum in {f["object"] for f in report}  # the union copy of a face

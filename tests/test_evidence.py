@@ -606,7 +606,13 @@ def test_pdf_with_embedded_fonts_stays_vector(tmp_path: Path, cache: EvidenceCac
 
 
 def test_unembedded_font_inside_a_form_xobject_is_found(tmp_path: Path) -> None:
-    from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, FloatObject, NameObject
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        FloatObject,
+        NameObject,
+    )
 
     inner = tmp_path / "inner.pdf"
     helvetica_pdf(inner, pages=1)

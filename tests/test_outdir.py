@@ -68,9 +68,8 @@ def test_second_build_on_same_output_is_told_clearly(tmp_path):
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        with pytest.raises(OutputError) as info:
-            with outdir.build_lock(out, wait_seconds=0.3):
-                pass
+        with pytest.raises(OutputError) as info, outdir.build_lock(out, wait_seconds=0.3):
+            pass
         assert "另一个生成任务正在使用输出目录" in info.value.message
     finally:
         holder.kill()

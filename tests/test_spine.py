@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from archive_builder.collate import BoxResult, VillageInfo
-from archive_builder.render.spine import MIN_MARGIN_MM, PAGE_W_MM, _units, strips_per_page, write_spine_labels
+from archive_builder.render.spine import (
+    MIN_MARGIN_MM,
+    PAGE_W_MM,
+    _units,
+    strips_per_page,
+    write_spine_labels,
+)
 
 pypdf = pytest.importorskip("pypdf")
 from pypdf import PdfReader

@@ -143,6 +143,6 @@ def _save_quietly(cache: RecordCache) -> None:
 
     try:
         cache.save()
-    except BaseException:  # noqa: BLE001, S110 - see the docstring
+    except BaseException:  # noqa: BLE001 - see the docstring
         os._exit(1)
     os._exit(0)

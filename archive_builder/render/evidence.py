@@ -762,7 +762,7 @@ def _open_pdfium(data: bytes) -> Any:
 
     try:
         return pdfium.PdfDocument(data)
-    except Exception as e:  # noqa: BLE001 - pypdf read it, pdfium does not
+    except Exception as e:
         logger.debug("pdfium could not open an evidence PDF", exc_info=True)
         raise _Unusable(REASON_CORRUPT) from e
 
@@ -870,7 +870,7 @@ def fonts_embedded(page: Any) -> bool:
 
     try:
         return resources_ok(page.get("/Resources")) and annotations_ok()
-    except Exception:  # noqa: BLE001 - a broken structure: rasterise rather than trust it
+    except Exception:
         logger.debug("font check of an evidence PDF page failed", exc_info=True)
         return False
 

@@ -224,8 +224,10 @@ def missing_font_warnings(docx: Path, *, label: str = "") -> list[str]:
     if not missing:
         return []
     return [
-        f"Word 表单 {label or Path(docx).name} 使用的字体 {'、'.join(missing)} 在本机未安装，"
-        "转换为 PDF 时会用其他字体代替，版式可能变化；请安装这些字体后执行 fc-cache -f"
+        (
+            f"Word 表单 {label or Path(docx).name} 使用的字体 {'、'.join(missing)} 在本机未安装，"
+            "转换为 PDF 时会用其他字体代替，版式可能变化；请安装这些字体后执行 fc-cache -f"
+        )
     ]
 
 
@@ -292,7 +294,7 @@ class LibreOffice:
         self.profile_dir = Path(profile_dir) if profile_dir else Path(
             tempfile.mkdtemp(prefix=f"ab-lo-{os.getpid()}-"))
 
-    def __enter__(self) -> LibreOffice:
+    def __enter__(self) -> LibreOffice:  # noqa: PYI034 - typing.Self needs Python 3.11
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -533,9 +535,9 @@ def insert_form(writer: Any, path: Path) -> tuple[list[Any], list[str]]:
             el = sect.find(w(tag))
             if el is not None:
                 geometry.append(copy.deepcopy(el))
-        if sect.findall(w("headerReference")) or sect.findall(w("footerReference")):
-            if any("".join(p.itertext()).strip() for p in _hdrftr_roots(form)):
-                warnings.append(f"Word 表单 {name} 的页眉页脚未带入 Word 档卡（档卡使用统一页码）")
+        has_hdrftr = bool(sect.findall(w("headerReference")) or sect.findall(w("footerReference")))
+        if has_hdrftr and any("".join(p.itertext()).strip() for p in _hdrftr_roots(form)):
+            warnings.append(f"Word 表单 {name} 的页眉页脚未带入 Word 档卡（档卡使用统一页码）")
     if writer.pending_break:
         writer.flush_break()
     dropped: set[str] = set()

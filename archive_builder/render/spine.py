@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive_builder.outdir import atomic_write
-from archive_builder.render.boxpages import MM, draw_text, fit_size, plain_streams, retention_label
+from archive_builder.render.boxpages import (
+    MM,
+    draw_text,
+    fit_size,
+    plain_streams,
+    retention_label,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from archive_builder.collate import BoxResult, VillageInfo

@@ -168,7 +168,12 @@ class NumberStamper:
         raise RuntimeError("页码字体生成失败：无法读出数字的编码")
 
     def stamp(self, page: Any, number: int, recto: bool) -> None:
-        from pypdf.generic import ArrayObject, DecodedStreamObject, DictionaryObject, NameObject
+        from pypdf.generic import (
+            ArrayObject,
+            DecodedStreamObject,
+            DictionaryObject,
+            NameObject,
+        )
 
         text = str(number)
         tw = sum(self.digit_w[d] for d in text)
