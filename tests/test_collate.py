@@ -23,6 +23,7 @@ from archive_builder.collate import (
     plan_boxes,
 )
 from archive_builder.document import SectionPages
+from archive_builder.render import fontmerge, fontprogram
 
 pypdf = pytest.importorskip("pypdf")
 import itertools
@@ -487,10 +488,10 @@ def test_shared_fonts_do_not_depend_on_the_faces_loaded(built, fonts, tmp_path, 
     if isinstance(fonts, FakeFonts) or not hasattr(fonts_mod, "SharedFonts"):
         pytest.skip("needs the real FontSet")
     split = []
-    real = fonts_mod._split_program
-    monkeypatch.setattr(fonts_mod, "_split_program", lambda prog: split.append(1) or real(prog))
+    real = fontmerge._split_program
+    monkeypatch.setattr(fontmerge, "_split_program", lambda prog: split.append(1) or real(prog))
     fast = collate_village(VILLAGE, built.packets, tmp_path / "fast", built.opts, fonts=fonts, date="2025-03-01")
-    monkeypatch.setattr(fonts_mod, "_marker_sources", lambda fonts: {})
+    monkeypatch.setattr(fontmerge, "_marker_sources", lambda fonts: {})
     cold = collate_village(VILLAGE, built.packets, tmp_path / "cold", built.opts, fonts=fonts, date="2025-03-01")
     assert not split, "no packet font program is decompressed"
     assert [a.file.read_bytes() for a in fast] == [b.file.read_bytes() for b in cold]
@@ -501,7 +502,6 @@ def test_fonts_without_marker_are_merged_from_their_programs(tmp_path, fonts):
     merged from their embedded programs: still one copy of each face, the same text."""
     from pypdf import PdfWriter
 
-    from archive_builder.render import fonts as fonts_mod
     from archive_builder.render.fonts import font_report
 
     if isinstance(fonts, FakeFonts):
@@ -511,8 +511,8 @@ def test_fonts_without_marker_are_merged_from_their_programs(tmp_path, fonts):
     for p in packets:
         writer = PdfWriter(clone_from=p.pdf)
         for obj in writer._objects:
-            if isinstance(obj, dict) and fonts_mod._FACE_KEY in obj:
-                del obj[fonts_mod._FACE_KEY]
+            if isinstance(obj, dict) and fontprogram._FACE_KEY in obj:
+                del obj[fontprogram._FACE_KEY]
         with open(p.pdf, "wb") as fh:
             writer.write(fh)
     plain = collate_village(VILLAGE, packets, tmp_path / "plain", PrintOptions(), fonts=fonts, date="2025-03-01")
@@ -623,7 +623,7 @@ def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
     reader = PdfReader(packets[0].pdf)
     font = next(iter(reader.pages[0]["/Resources"]["/Font"].values())).get_object()
     empty = DecodedStreamObject()
-    empty.set_data(b"begincmap\nendcmap\n" + fonts_mod._CMAP_MARKER.encode())
+    empty.set_data(b"begincmap\nendcmap\n" + fontprogram._CMAP_MARKER.encode())
     font[NameObject("/ToUnicode")] = empty
     writer = PdfWriter()
     shared = fonts_mod.SharedFonts(writer, fonts)

@@ -19,6 +19,7 @@ from pypdf import PdfReader, PdfWriter
 from reportlab import rl_config
 from reportlab.pdfgen.canvas import Canvas
 
+from archive_builder.render import fontmerge, fontprogram
 from archive_builder.render import fonts as F
 from archive_builder.render.fonts import (
     ROLES,
@@ -354,7 +355,7 @@ def _merged(pdfs: list[bytes], fonts=None, strip_marker: tuple[int, ...] = ()) -
         if i in strip_marker:  # a packet from before the marker existed
             for page in r.pages:
                 for ref in page["/Resources"]["/Font"].values():
-                    ref.get_object().pop(NameObject(F._FACE_KEY), None)
+                    ref.get_object().pop(NameObject(fontprogram._FACE_KEY), None)
         w.append(r, import_outline=False)
     stats = merge_font_subsets(w, fonts)
     buf = io.BytesIO()
@@ -379,9 +380,9 @@ def test_fonts_carry_deterministic_face_marker(fs):
     docs = [render(fs, ["户主 张三"]), render(fs, ["王五 李"])]
     fonts = [ref.get_object() for d in docs
              for ref in PdfReader(io.BytesIO(d)).pages[0]["/Resources"]["/Font"].values()]
-    markers = {str(f[F._FACE_KEY]) for f in fonts}  # one per face, whatever the text
+    markers = {str(f[fontprogram._FACE_KEY]) for f in fonts}  # one per face, whatever the text
     assert len(markers) == 1 and re.fullmatch(r"/AB[0-9a-f]{32}", markers.pop())
-    assert set(F._marker_sources(fs)) >= {str(f[F._FACE_KEY])[1:] for f in fonts}
+    assert set(fontmerge._marker_sources(fs)) >= {str(f[fontprogram._FACE_KEY])[1:] for f in fonts}
 
 
 @needs_debian_fonts
@@ -391,7 +392,7 @@ def test_merge_from_font_files_equals_merge_from_programs(fs, monkeypatch):
     pdfs = _packets(fs)
     from_programs, stats_p = _merged(pdfs, fonts=None)
     split = []
-    monkeypatch.setattr(F, "_split_program", lambda prog: split.append(1) or _real_split(prog))
+    monkeypatch.setattr(fontmerge, "_split_program", lambda prog: split.append(1) or _real_split(prog))
     from_files, stats_f = _merged(pdfs, fonts=fs)
     assert not split, "marked fonts must not be decompressed"
     assert from_files == from_programs
@@ -403,7 +404,7 @@ def test_merge_from_font_files_equals_merge_from_programs(fs, monkeypatch):
     assert _programs(mixed) == _programs(from_programs)
 
 
-_real_split = F._split_program
+_real_split = fontmerge._split_program
 
 
 def _programs(pdf: bytes) -> list[bytes]:
@@ -435,8 +436,8 @@ def _check_sfnt_checksums(program: bytes) -> None:
         data = program[off : off + length]
         if tag == b"head":
             data = data[:8] + b"\0\0\0\0" + data[12:]
-        assert F._checksum(data) == struct.unpack(">I", program[12 + 16 * sorted(f.tables).index(tag) + 4 :][:4])[0], tag
-    assert F._checksum(program) == 0xB1B0AFBA
+        assert fontprogram._checksum(data) == struct.unpack(">I", program[12 + 16 * sorted(f.tables).index(tag) + 4 :][:4])[0], tag
+    assert fontprogram._checksum(program) == 0xB1B0AFBA
 
 
 @needs_debian_fonts
@@ -446,16 +447,16 @@ def test_built_program_checksums_are_valid(fs, glyph_size):
 
     rnd = random.Random(glyph_size)
     face = fs._font(fs.faces["body"]).face
-    base = F._base_tables_from_face(face)
+    base = fontprogram._base_tables_from_face(face)
     glyphs = {g: bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, glyph_size)))
               for g in rnd.sample(range(1, 4000), 400)}
     glyphs[7] = b""  # an empty glyph is left out
     metrics = {g: (rnd.randrange(2000), rnd.randrange(-300, 300)) for g in [0, *glyphs]}
-    program = F._build_program(base, glyphs, metrics)
+    program = fontprogram._build_program(base, glyphs, metrics)
     loc_fmt = struct.unpack(">h", F._Sfnt(program).table(b"head")[50:52])[0]
     assert loc_fmt == (1 if glyph_size == 900 else 0)
     _check_sfnt_checksums(program)
-    _base, got_glyphs, got_metrics = F._split_program(program)
+    _base, got_glyphs, got_metrics = fontmerge._split_program(program)
     assert got_glyphs == {g: d + b"\0" * (-len(d) & 3) for g, d in glyphs.items() if d}
     assert all(got_metrics[g] == metrics[g] for g in got_metrics)
 
@@ -473,12 +474,12 @@ def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
     (the cache path re-creates what TTFont.__init__ sets)."""
     monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path))
     face = fs.faces["heading"]
-    assert F._cached_face(face) is None
+    assert fontprogram._cached_face(face) is None
     parsed = F.GlobalCodeTTFont("AB-cache-test", face)  # parses and stores
-    assert F._face_cache_file(face).is_file()
+    assert fontprogram._face_cache_file(face).is_file()
     hits = []
-    real = F._cached_face
-    monkeypatch.setattr(F, "_cached_face", lambda f: hits.append(1) or real(f))
+    real = fontprogram._cached_face
+    monkeypatch.setattr(fontprogram, "_cached_face", lambda f: hits.append(1) or real(f))
     cached = F.GlobalCodeTTFont("AB-cache-test", face)
     assert hits and cached.face is not parsed.face
     va, vb = vars(parsed), vars(cached)
@@ -500,7 +501,7 @@ def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
     assert cached.stringWidth(text, 12) == parsed.stringWidth(text, 12)
     assert [cached.cid_of(ord(c)) for c in text] == [parsed.cid_of(ord(c)) for c in text]
     # a damaged cache file is ignored
-    F._face_cache_file(face).write_bytes(b"not a pickle")
+    fontprogram._face_cache_file(face).write_bytes(b"not a pickle")
     assert real(face) is None
 
 
@@ -509,7 +510,7 @@ def test_compact_tables_behave_like_the_dicts_they_replace():
     import pickle
 
     table = {0x20: 3, 0x5802: 12000, 0x20BB7: 40001}
-    compact = F._CompactMap.of(table, "I")
+    compact = fontprogram._CompactMap.of(table, "I")
     assert [compact.get(k) for k in table] == list(table.values())
     assert compact.get(0x41) is None and compact.get(0x41, 7) == 7
     assert 0x5802 in compact and 0x41 not in compact and "x" not in compact
@@ -518,8 +519,8 @@ def test_compact_tables_behave_like_the_dicts_they_replace():
         compact[0x41]
     assert dict(compact.items()) == table and list(compact) == sorted(table) and len(compact) == 3
     assert pickle.loads(pickle.dumps(compact)) == compact
-    widths = F._CompactMap.of({0x20: 500, 0x5802: 1000.5}, "d")
+    widths = fontprogram._CompactMap.of({0x20: 500, 0x5802: 1000.5}, "d")
     assert widths.get(0x5802) == 1000.5 and widths.get(0x20) == 500
-    metrics = F._Metrics.of([(1000, 0), (500, -12)])
+    metrics = fontprogram._Metrics.of([(1000, 0), (500, -12)])
     assert metrics[1] == (500, -12) and len(metrics) == 2
     assert pickle.loads(pickle.dumps(metrics)) == metrics

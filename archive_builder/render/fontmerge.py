@@ -1,0 +1,655 @@
+"""Font sharing after collation: one font per face in a box, unique subset tags, and a
+report of the fonts a PDF embeds.
+
+``SharedFonts`` points the packets' fonts at one placeholder per face while pypdf appends
+them; ``merge_font_subsets`` merges what remains (fonts without our ``/ABFace`` marker)
+from their embedded programs. Overview in the docstring of ``archive_builder.render.fonts``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+import os
+import struct
+from collections.abc import Iterable, Mapping
+from itertools import compress, islice
+from pathlib import Path
+from typing import Any
+
+from .fontfiles import _LOCK, _TTFONTS, _Sfnt
+from .fontprogram import (
+    _BFCHAR_DST_RE,
+    _BFCHAR_RE,
+    _CMAP_MARKER,
+    _FACE_KEY,
+    _SHARED_DOC,
+    _base_tables_from_face,
+    _build_program,
+    _cid2gid_stream,
+    _composite_closure,
+    _dw,
+    _load_registered,
+    _program_identity,
+    _source_key,
+    _subset_tag,
+    _tounicode_cmap,
+    _w_array,
+)
+
+# =========================================================================== collation
+
+
+def _is_our_font(font: Any) -> bool:
+    try:
+        if font.get("/Subtype") != "/Type0" or font.get("/Encoding") != "/Identity-H":
+            return False
+        tu = font.get("/ToUnicode")
+        if tu is None:
+            return False
+        data = tu.get_object().get_data()
+        return _CMAP_MARKER.encode() in data[:400]
+    except Exception:  # noqa: BLE001 - foreign or broken fonts are simply not ours
+        return False
+
+
+def _parse_w(w: Any) -> dict[int, float]:
+    out: dict[int, float] = {}
+    items = list(w.get_object()) if w is not None else []
+    i = 0
+    while i < len(items):
+        first = int(items[i])
+        nxt = items[i + 1].get_object() if i + 1 < len(items) else None
+        if isinstance(nxt, list):
+            for k, v in enumerate(nxt):
+                out[first + k] = float(v)
+            i += 2
+        else:
+            last, width = int(items[i + 1]), float(items[i + 2])
+            for c in range(first, last + 1):
+                out[c] = width
+            i += 3
+    return out
+
+
+def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], dict[int, tuple[int, int]]]:
+    f = _Sfnt(program)
+    tables = {tag.decode("latin-1"): f.table(tag) for tag in f.tables}
+    head = tables["head"]
+    loc_fmt = struct.unpack(">h", head[50:52])[0]
+    n = struct.unpack(">H", tables["maxp"][4:6])[0]
+    loca = tables["loca"]
+    if loc_fmt:
+        offs = list(struct.unpack(f">{n + 1}L", loca[: 4 * (n + 1)]))
+    else:
+        offs = list(map((2).__mul__, struct.unpack(f">{n + 1}H", loca[: 2 * (n + 1)])))
+    glyf = tables["glyf"]
+    present = list(compress(range(n), map(operator.lt, offs, islice(offs, 1, None))))
+    glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in present}
+    nh = struct.unpack(">H", tables["hhea"][34:36])[0]
+    hmtx = tables["hmtx"]
+    metrics: dict[int, tuple[int, int]] = {}
+    last_aw = struct.unpack(">H", hmtx[4 * (nh - 1) : 4 * nh - 2])[0] if nh else 0
+    for g in [0, *present] if 0 not in glyphs else present:
+        if g < nh:
+            metrics[g] = struct.unpack(">Hh", hmtx[4 * g : 4 * g + 4])
+        else:
+            p = 4 * nh + 2 * (g - nh)
+            metrics[g] = (last_aw, struct.unpack(">h", hmtx[p : p + 2])[0])
+    base = {k: v for k, v in tables.items() if k not in ("glyf", "loca", "hmtx", "cmap")}
+    return base, glyphs, metrics
+
+
+def _iter_font_dicts(writer: Any) -> Iterable[tuple[int, Any]]:
+    from pypdf.generic import DictionaryObject
+
+    for idx, obj in enumerate(writer._objects):
+        if isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Font" \
+                and obj.get("/Subtype") != "/CIDFontType2" and obj.get("/Subtype") != "/CIDFontType0":
+            yield idx + 1, obj
+
+
+def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
+    """(FontDescriptor, FontFile stream reference) of a simple or composite font."""
+    d = font
+    if font.get("/Subtype") == "/Type0":
+        dfs = font.get("/DescendantFonts")
+        if not dfs:
+            return None, None
+        d = dfs.get_object()[0].get_object()
+    fd = d.get("/FontDescriptor")
+    if fd is None:
+        return None, None
+    fd = fd.get_object()
+    for k in ("/FontFile2", "/FontFile", "/FontFile3"):
+        if k in fd:
+            return fd, fd.raw_get(k)
+    return fd, None
+
+
+def _stream_len(ref: Any) -> int:
+    obj = ref.get_object()
+    return len(obj._data)
+
+
+def _marker_sources(fonts: Any) -> dict[str, Any]:
+    """``/ABFace`` value -> loaded ``GlobalCodeTTFont`` for the faces of ``fonts``.
+
+    Only fonts this process has already parsed are offered (role faces once the set is
+    registered; fallback faces once something used them): parsing a face just to merge would
+    cost more than decompressing the few packet programs that use it.
+    """
+    if fonts is None:
+        return {}
+    faces = [*getattr(fonts, "faces", {}).values(), *getattr(fonts, "fallbacks", [])]
+    out: dict[str, Any] = {}
+    for face in faces:
+        with _LOCK:
+            font = _TTFONTS.get(face.rl_name)
+        if font is None or Path(font.ab_face.path) != Path(face.path) \
+                or font.ab_face.subfont_index != face.subfont_index:
+            continue
+        key = _source_key(font)
+        if key:
+            out[key] = font
+    return out
+
+
+def _glyphs_from_source(font: Any, gids: set[int]) -> tuple[dict[int, bytes], dict[int, tuple[int, int]]]:
+    """Glyph data and metrics of ``gids`` (plus composite components and glyph 0) from the
+    original face: the same values ``_split_program`` reads back from an embedded program."""
+    face = font.face
+    all_gids = _composite_closure(face, gids | {0})
+    glyf_off = face.get_table_pos("glyf")[0]
+    data = face._ttf_data
+    pos = face.glyphPos
+    glyphs: dict[int, bytes] = {}
+    for g in all_gids:
+        p0, p1 = pos[g], pos[g + 1]
+        if p1 > p0:
+            glyphs[g] = data[glyf_off + p0 : glyf_off + p1]
+    hm = face.hmetrics
+    metrics: dict[int, tuple[int, int]] = {}
+    for g in (*glyphs, 0):
+        aw, lsb = hm[g]
+        lsb = int(lsb) & 0xFFFF
+        metrics[g] = (int(aw) & 0xFFFF, lsb - 0x10000 if lsb >= 0x8000 else lsb)
+    return glyphs, metrics
+
+
+
+
+class SharedFonts:
+    """One copy of each face for a file being collated with pypdf (a box).
+
+    ``adopt(reader)`` is called for every PDF before its pages are appended: each font of
+    ours (``/ABFace`` marker of a face of ``fonts``) in its page resources is pointed at a
+    placeholder object of ``writer`` — one per face — and only its ``ToUnicode`` is read, for
+    the characters it draws. pypdf then never parses or copies the packets' font objects
+    (their ``W`` arrays alone were a quarter of the objects a box parsed). ``finish()`` fills
+    each placeholder with a font holding every character adopted for that face, written by
+    ``GlobalCodeTTFont`` itself (same codes, same widths, so no content stream changes).
+
+    Fonts that are not adopted (no marker, a face this set does not have) are copied as
+    pypdf copies anything; ``merge_font_subsets`` merges those afterwards, from their
+    programs. Which fonts are adopted depends only on the fonts and ``fonts``, so the
+    output is reproducible.
+    """
+
+    def __init__(self, writer: Any, fonts: Any) -> None:
+        self.writer = writer
+        self.fonts = fonts
+        self._sources: dict[str, Any] | None = None
+        self._chars: dict[str, set[bytes]] = {}
+        self._refs: dict[str, Any] = {}
+        self._done = False
+        self._all_loaded = False
+
+    # ------------------------------------------------------------------ adopting
+    def adopt(self, reader: Any) -> None:
+        """Point the page resources of ``reader`` at the shared fonts (before appending)."""
+        from pypdf.generic import DictionaryObject, IndirectObject, NameObject
+
+        seen: dict[int, Any] = {}
+        visited: set[int] = set()
+        for page in reader.pages:
+            res = page.get("/Resources")
+            if res is None:
+                continue
+            fonts = res.get_object().get("/Font")
+            if not isinstance(fonts, (DictionaryObject, IndirectObject)):
+                continue
+            fonts = fonts.get_object()
+            if id(fonts) in visited:  # reportlab's pages share one font dictionary
+                continue
+            visited.add(id(fonts))
+            for name in list(fonts.keys()):
+                ref = fonts.raw_get(name)
+                if not isinstance(ref, IndirectObject) or ref.pdf is not reader:
+                    continue
+                if ref.idnum not in seen:
+                    seen[ref.idnum] = self.adopt_font(ref.get_object())
+                shared = seen[ref.idnum]
+                if shared is not None:
+                    fonts[NameObject(name)] = shared
+
+    def adopt_font(self, font: Any) -> Any:
+        """Return the writer's shared font for ``font`` (a pypdf font dictionary), or None
+        when it is not one of ours; the characters it draws join the shared font's."""
+        from pypdf.generic import DictionaryObject
+
+        if self._done:
+            raise RuntimeError("SharedFonts.finish() was called already")
+        try:
+            if font.get("/Subtype") != "/Type0" or _FACE_KEY not in font:
+                return None
+            marker = str(font[_FACE_KEY])[1:]
+            if self._source(marker) is None:
+                return None
+            data = font["/ToUnicode"].get_object().get_data()
+        except Exception:  # noqa: BLE001 - anything unexpected is copied and merged as before
+            return None
+        # UTF-16 hex of the characters; decoded once per face in finish()
+        self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(data))
+        ref = self._refs.get(marker)
+        if ref is None:
+            ref = self._refs[marker] = self.writer._add_object(DictionaryObject())
+        return ref
+
+    def _source(self, marker: str) -> Any:
+        """The loaded ``GlobalCodeTTFont`` of the face ``marker`` names, or None.
+
+        Faces of the set not loaded yet (fallbacks) are loaded on the first unknown marker,
+        so the answer does not depend on what this process happened to render before.
+        """
+        if self._sources is None:
+            self._sources = _marker_sources(self.fonts)
+        if marker not in self._sources and self.fonts is not None and not self._all_loaded:
+            self._all_loaded = True
+            for face in [*getattr(self.fonts, "faces", {}).values(), *getattr(self.fonts, "fallbacks", [])]:
+                try:
+                    font = _load_registered(face)
+                except Exception:  # noqa: BLE001, S112 - an unloadable face offers nothing
+                    continue
+                key = _source_key(font)
+                if key:
+                    self._sources.setdefault(key, font)
+        return self._sources.get(marker)
+
+    # ------------------------------------------------------------------ writing
+    def finish(self) -> None:
+        """Write the shared fonts into their placeholders (once, after the last adopt)."""
+        import io
+
+        from pypdf import PdfReader
+
+        self._done = True
+        if not self._refs:
+            return
+        assert self._sources is not None
+        from reportlab.pdfgen.canvas import Canvas
+
+        markers = sorted(self._refs)
+        buf = io.BytesIO()
+        first = self._sources[markers[0]]
+        canvas = Canvas(buf, invariant=1, pageCompression=1, initialFontName=first.fontName)
+        setattr(canvas._doc, _SHARED_DOC, True)
+        y = 10
+        for marker in markers:
+            chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass") for h in self._chars[marker]}
+            canvas.setFont(self._sources[marker].fontName, 10)
+            canvas.drawString(10, y, "".join(sorted(chars)))
+            y += 12
+        canvas.showPage()
+        canvas.save()
+        page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
+        written = {}
+        for ref in page["/Resources"]["/Font"].values():
+            font = ref.get_object()
+            marker = str(font.get(_FACE_KEY, "/"))[1:]
+            if marker in self._refs:
+                written[marker] = font
+        writer = self.writer
+        for marker in markers:
+            copy = written[marker].clone(writer)
+            shared = self._refs[marker].get_object()
+            shared.update(copy)
+            # the copy's own object number goes unused: its entries now live in the placeholder
+            writer._objects[copy.indirect_reference.idnum - 1] = None
+
+
+def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
+    """Share one font per face across all packets collated into ``writer``.
+
+    Every Type0 font written by ``GlobalCodeTTFont`` is grouped by face (PostScript name
+    and the digest of the program's glyph-independent tables); each group is replaced by
+    one new font whose program holds the union of the glyphs, with the union ``W``,
+    ``ToUnicode`` and ``CIDToGIDMap``.  References everywhere in the file are redirected
+    and the old copies dropped.  Afterwards every distinct embedded font program gets a
+    unique subset tag.  Content streams are untouched (codes are document-independent).
+
+    ``fonts`` (the ``FontSet`` the packets were rendered with) is optional: a font carrying
+    the private ``/ABFace`` key of a face this process has loaded contributes its glyph ids
+    (from ``ToUnicode``/``CIDToGIDMap``) and the union takes the glyphs from the font file —
+    no packet program is decompressed.  Other fonts are read back from their programs.  Both
+    routes give the same union program.
+
+    Returns statistics: ``fonts_before``/``fonts_after`` (embedded font programs),
+    ``font_bytes_before``/``font_bytes_after`` (their encoded stream bytes), ``groups``,
+    ``conflicts`` (groups left unmerged because two copies disagreed) and ``retagged``.
+    """
+    from pypdf.generic import (
+        ArrayObject,
+        DecodedStreamObject,
+        DictionaryObject,
+        FloatObject,
+        IndirectObject,
+        NameObject,
+        NumberObject,
+    )
+
+    def programs() -> dict[int, int]:
+        out = {}
+        for _id, font in _iter_font_dicts(writer):
+            _fd, ff = _font_file_of(font)
+            if isinstance(ff, IndirectObject):
+                out[ff.idnum] = _stream_len(ff)
+        return out
+
+    def face_name(font: Any) -> str:
+        ps = str(font.get("/BaseFont", "/"))[1:]
+        return ps.split("+", 1)[1] if "+" in ps[:8] else ps
+
+    before = programs()
+    sources = _marker_sources(fonts)
+    groups: dict[tuple[str, bytes], list[int]] = {}
+    parsed: dict[int, tuple[Any, ...]] = {}
+    ours = [(fid, font) for fid, font in _iter_font_dicts(writer) if _is_our_font(font)]
+    # a face with one copy (what SharedFonts leaves) has nothing to merge: not even read
+    copies: dict[str, int] = {}
+    for _fid, font in ours:
+        copies[face_name(font)] = copies.get(face_name(font), 0) + 1
+    for fid, font in ours:
+        if copies[face_name(font)] < 2:
+            continue
+        marker = font.get(_FACE_KEY)
+        source = sources.get(str(marker)[1:]) if marker is not None else None
+        try:
+            cid = font["/DescendantFonts"].get_object()[0].get_object()
+            fd = cid["/FontDescriptor"].get_object()
+            if source is not None:
+                base = _base_tables_from_face(source.face)
+                glyphs = metrics = None
+            else:
+                prog = fd["/FontFile2"].get_object().get_data()
+                base, glyphs, metrics = _split_program(prog)
+        except Exception:  # noqa: BLE001, S112 - leave anything unexpected alone
+            continue
+        ps = face_name(font)
+        ident = _program_identity(base)
+        groups.setdefault((ps, ident), []).append(fid)
+        parsed[fid] = (font, cid, fd, base, glyphs, metrics, source)
+
+    replace: dict[int, IndirectObject] = {}
+    drop: set[int] = set()
+    conflicts = 0
+    for (ps, ident), fids in groups.items():
+        if len(fids) < 2:
+            continue
+        glyphs_u: dict[int, bytes] = {}
+        metrics_u: dict[int, tuple[int, int]] = {}
+        widths_u: dict[int, float] = {}
+        tu_u: dict[int, bytes] = {}
+        c2g_u: dict[int, int] = {}
+        ok = True
+        base0 = None
+        # glyph ids used by marked fonts, per source font (glyphs read after the loop)
+        source_gids: dict[int, tuple[Any, set[int]]] = {}
+        for fid in fids:
+            font, cid, fd, base, glyphs, metrics, source = parsed[fid]
+            base0 = base0 or base
+            if glyphs is not None:
+                for g, d in glyphs.items():
+                    if glyphs_u.setdefault(g, d) != d:
+                        ok = False
+                for g, m in metrics.items():
+                    if metrics_u.setdefault(g, m) != m and g in glyphs:
+                        ok = False
+            tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
+                        for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
+            explicit = _parse_w(cid.get("/W"))
+            dw = float(cid.get("/DW", 1000))
+            for c, u in tu_pairs:
+                if tu_u.setdefault(c, u) != u:
+                    ok = False
+                widths_u[c] = explicit.get(c, dw)
+            c2g = cid.get("/CIDToGIDMap")
+            cmap_used = [c for c, _u in tu_pairs]
+            if c2g is None or c2g == "/Identity":
+                pairs = {c: c for c in cmap_used}
+            else:
+                raw = c2g.get_object().get_data()
+                pairs = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]
+                         for c in cmap_used if 2 * c + 2 <= len(raw)}
+            for c, g in pairs.items():
+                if c2g_u.setdefault(c, g) != g:
+                    ok = False
+            if source is not None:
+                source_gids.setdefault(id(source), (source, set()))[1].update(pairs.values())
+            if not ok:
+                break
+        for source, gids in source_gids.values() if ok else ():
+            glyphs, metrics = _glyphs_from_source(source, gids)
+            for g, d in glyphs.items():
+                if glyphs_u.setdefault(g, d) != d:
+                    ok = False
+            for g, m in metrics.items():
+                if metrics_u.setdefault(g, m) != m and g in glyphs:
+                    ok = False
+        if not ok:
+            conflicts += 1
+            continue
+        assert base0 is not None
+        program = _build_program(base0, glyphs_u, metrics_u)
+        tag = _subset_tag(ident, c2g_u)
+        basefont = NameObject(f"/{tag}+{ps}")
+
+        def add_stream(data: bytes, extra: dict[str, Any] | None = None) -> IndirectObject:
+            s = DecodedStreamObject()
+            s.set_data(data)
+            enc = s.flate_encode()
+            for k, v in (extra or {}).items():
+                enc[NameObject(k)] = v
+            return writer._add_object(enc)
+
+        _font0, cid0, fd0 = parsed[fids[0]][:3]
+        ff_ref = add_stream(program, {"/Length1": NumberObject(len(program))})
+        new_fd = DictionaryObject({NameObject(k): v for k, v in fd0.items()
+                                   if k not in ("/FontFile2", "/FontName", "/CIDSet")})
+        new_fd[NameObject("/FontName")] = basefont
+        new_fd[NameObject("/FontFile2")] = ff_ref
+        fd_ref = writer._add_object(new_fd)
+        w_items: list[Any] = []
+        dw_u = _dw(widths_u)
+        for item in _w_array(widths_u, dw_u):
+            if hasattr(item, "sequence"):
+                w_items.append(ArrayObject(
+                    [NumberObject(v) if isinstance(v, int) else FloatObject(v) for v in item.sequence]))
+            else:
+                w_items.append(NumberObject(item))
+        new_cid = DictionaryObject({NameObject(k): v for k, v in cid0.items()
+                                    if k not in ("/W", "/DW", "/FontDescriptor", "/BaseFont", "/CIDToGIDMap")})
+        new_cid[NameObject("/BaseFont")] = basefont
+        new_cid[NameObject("/FontDescriptor")] = fd_ref
+        new_cid[NameObject("/W")] = ArrayObject(w_items)
+        new_cid[NameObject("/DW")] = NumberObject(dw_u) if isinstance(dw_u, int) else FloatObject(dw_u)
+        if all(c == g for c, g in c2g_u.items()):
+            new_cid[NameObject("/CIDToGIDMap")] = NameObject("/Identity")
+        else:
+            new_cid[NameObject("/CIDToGIDMap")] = add_stream(_cid2gid_stream(c2g_u))
+        cid_ref = writer._add_object(new_cid)
+        tu_map = {c: u.decode("utf-16-be", "surrogatepass") for c, u in tu_u.items()}
+        tu_ref = add_stream(_tounicode_cmap(tu_map).encode("ascii"))
+        new_font = DictionaryObject({
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type0"),
+            NameObject("/BaseFont"): basefont,
+            NameObject("/Encoding"): NameObject("/Identity-H"),
+            NameObject("/DescendantFonts"): ArrayObject([cid_ref]),
+            NameObject("/ToUnicode"): tu_ref,
+        })
+        new_ref = writer._add_object(new_font)
+        for fid in fids:
+            replace[fid] = new_ref
+            font, cid, fd = parsed[fid][:3]
+            drop.add(fid)
+            for d in (font, cid, fd):
+                for k in ("/DescendantFonts", "/ToUnicode", "/FontDescriptor", "/FontFile2",
+                          "/CIDToGIDMap", "/W"):
+                    v = d.raw_get(k) if k in d else None
+                    if isinstance(v, IndirectObject):
+                        drop.add(v.idnum)
+                    elif isinstance(v, ArrayObject):
+                        drop.update(x.idnum for x in v if isinstance(x, IndirectObject))
+
+    if replace:
+        _redirect_references(writer, replace)
+        keep = {r.idnum for r in replace.values()}
+        for idnum in drop - keep:
+            writer._objects[idnum - 1] = None
+
+    retagged = _retag_unique(writer)
+    after = programs()
+    return {
+        "fonts_before": len(before),
+        "fonts_after": len(after),
+        "font_bytes_before": sum(before.values()),
+        "font_bytes_after": sum(after.values()),
+        "groups": sum(1 for f in groups.values() if len(f) > 1),
+        "conflicts": conflicts,
+        "retagged": retagged,
+    }
+
+
+def _redirect_references(writer: Any, replace: Mapping[int, Any]) -> None:
+    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
+
+    def walk(obj: Any) -> None:
+        if isinstance(obj, DictionaryObject):
+            items = list(obj.items())
+        elif isinstance(obj, ArrayObject):
+            items = list(enumerate(obj))
+        else:
+            return
+        for k, v in items:
+            if isinstance(v, IndirectObject):
+                if v.idnum in replace and v.pdf is writer:
+                    obj[k] = replace[v.idnum]
+            elif isinstance(v, (DictionaryObject, ArrayObject)):
+                walk(v)
+
+    for obj in writer._objects:
+        if obj is not None:
+            walk(obj)
+
+
+def _retag_unique(writer: Any) -> int:
+    """Give distinct embedded programs distinct subset tags; returns how many were renamed."""
+    from pypdf.generic import IndirectObject, NameObject
+
+    by_tag: dict[str, set[int]] = {}
+    entries = []
+    for _fid, font in _iter_font_dicts(writer):
+        fd, ff = _font_file_of(font)
+        if fd is None or not isinstance(ff, IndirectObject):
+            continue
+        name = str(font.get("/BaseFont", ""))[1:]
+        if len(name) > 7 and name[6] == "+" and name[:6].isalpha() and name[:6].isupper():
+            by_tag.setdefault(name[:6], set()).add(ff.idnum)
+            entries.append((font, fd, ff, name))
+    used = set(by_tag)
+    renamed = 0
+    first_owner: dict[str, int] = {}
+    new_names: dict[int, str] = {}
+    for font, fd, ff, name in entries:
+        tag, rest = name[:6], name[7:]
+        if len(by_tag[tag]) == 1:
+            continue
+        owner = first_owner.setdefault(tag, ff.idnum)
+        if owner == ff.idnum:
+            continue
+        new = new_names.get(ff.idnum)
+        if new is None:
+            data = getattr(ff.get_object(), "_data", b"")
+            salt = 0
+            while True:
+                new = _subset_tag(hashlib.sha256(data).digest(), {}, salt)
+                if new not in used:
+                    break
+                salt += 1
+            used.add(new)
+            new_names[ff.idnum] = new
+            renamed += 1
+        newname = NameObject(f"/{new}+{rest}")
+        font[NameObject("/BaseFont")] = newname
+        if font.get("/Subtype") == "/Type0":
+            font["/DescendantFonts"].get_object()[0].get_object()[NameObject("/BaseFont")] = newname
+        fd[NameObject("/FontName")] = newname
+    return renamed
+
+
+# =========================================================================== reporting
+
+
+def font_report(pdf_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Fonts used by the pages of a PDF, like ``pdffonts``.
+
+    One dict per distinct font object: ``name`` (BaseFont), ``subtype`` (``Type0``,
+    ``TrueType``, ``Type1``…; for Type0 the descendant's subtype in ``descendant``),
+    ``embedded`` (bool), ``bytes`` (encoded size of the embedded program, 0 if none),
+    ``program`` (object number of the embedded program or None) and ``object``.
+    """
+    from pypdf import PdfReader
+    from pypdf.generic import DictionaryObject, IndirectObject
+
+    reader = PdfReader(str(pdf_path))
+    seen: dict[Any, dict[str, Any]] = {}
+
+    def visit_resources(res: Any, depth: int = 0) -> None:
+        if res is None or depth > 8:
+            return
+        res = res.get_object()
+        fonts = res.get("/Font")
+        if fonts is not None:
+            for ref in fonts.get_object().values():
+                key = ref.idnum if isinstance(ref, IndirectObject) else id(ref)
+                if key in seen:
+                    continue
+                font = ref.get_object()
+                _fd, ff = _font_file_of(font)
+                sub = str(font.get("/Subtype", ""))[1:]
+                desc = None
+                if sub == "Type0":
+                    try:
+                        desc = str(font["/DescendantFonts"].get_object()[0].get_object()["/Subtype"])[1:]
+                    except Exception:  # noqa: BLE001
+                        desc = None
+                seen[key] = {
+                    "name": str(font.get("/BaseFont", ""))[1:],
+                    "subtype": sub,
+                    "descendant": desc,
+                    "embedded": ff is not None,
+                    "bytes": _stream_len(ff) if ff is not None else 0,
+                    "program": ff.idnum if isinstance(ff, IndirectObject) else None,
+                    "object": key if isinstance(ref, IndirectObject) else None,
+                }
+        xobjs = res.get("/XObject")
+        if xobjs is not None:
+            for ref in xobjs.get_object().values():
+                x = ref.get_object()
+                if isinstance(x, DictionaryObject) and x.get("/Subtype") == "/Form":
+                    visit_resources(x.get("/Resources"), depth + 1)
+
+    for page in reader.pages:
+        visit_resources(page.get("/Resources"))
+    return list(seen.values())
