@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import Any
 
 #: click message id → Chinese (placeholders kept as click fills them)
 MESSAGES: dict[str, str] = {
@@ -100,6 +101,21 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in strip_ansi(text))
 
 
+def _write_heading(self: Any, heading: str) -> None:
+    self.write(f"{'':>{self.current_indent}}{heading}：\n")
+
+
+def _chinese_full_stop(format_message: Callable[[Any], str]) -> Callable[[Any], str]:
+    """click ends "Missing argument 'DATA'" with an English full stop of its own."""
+    import re
+
+    def chinese(self: Any) -> str:
+        return re.sub(r"(['\"])\.", r"\1。", format_message(self), count=1)
+
+    chinese._chinese = True  # type: ignore[attr-defined]
+    return chinese
+
+
 def install() -> None:
     """Make every loaded click module translate with the tables above."""
     import click
@@ -107,6 +123,11 @@ def install() -> None:
 
     # help columns are aligned by character count; Chinese characters take two columns
     click.formatting.term_len = display_width
+    # Chinese punctuation where click writes its own: "选项：" headings, "缺少参数 'DATA'。"
+    click.formatting.HelpFormatter.write_heading = _write_heading  # type: ignore[method-assign]
+    missing = click.exceptions.MissingParameter
+    if not getattr(missing.format_message, "_chinese", False):
+        missing.format_message = _chinese_full_stop(missing.format_message)  # type: ignore[method-assign]
     del click
     functions: dict[str, Callable[..., str]] = {"_": gettext, "ngettext": ngettext}
     for name, module in list(sys.modules.items()):

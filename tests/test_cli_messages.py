@@ -16,7 +16,7 @@ ENGLISH = re.compile(r"Error|Usage|Try '|No such|Missing|Invalid|not a valid|Did
 
 @pytest.mark.parametrize(("argv", "chinese"), [
     (["build", "--nope"], "没有选项 '--nope'"),
-    (["build"], "缺少参数 'DATA'"),
+    (["build"], "缺少参数 'DATA'。"),
     (["build", "data", "-j", "x"], "'x' 不是有效的数字"),
     (["build", "data", "-j", "0"], "不在范围"),
     (["build", "data", "--format"], "需要一个取值"),
@@ -34,6 +34,7 @@ def test_usage_errors_are_chinese(argv, chinese):
 def test_help_pages_have_chinese_placeholders(argv):
     result = CliRunner().invoke(main, argv)
     assert result.exit_code == 0 and "[选项]" in result.output
+    assert "选项：" in result.output and "选项:" not in result.output
     assert not ENGLISH.search(result.output), result.output
 
 
