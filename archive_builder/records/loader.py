@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bisect
 import copy
+import functools
 import json
 import os
 import re
@@ -212,8 +213,8 @@ def resolve_evidence(folder: Path, file: str) -> Path:
         raise EvidencePathError(
             "parent", f"佐证材料路径「{file}」含有「..」，指向了本户文件夹以外", keep
         )
-    base = folder.resolve()
-    resolved = (base / text).resolve()
+    base = _resolved_folder(str(folder))
+    resolved = _resolve_below(base, text)
     if not resolved.is_relative_to(base):
         raise EvidencePathError(
             "escape",
@@ -221,6 +222,30 @@ def resolve_evidence(folder: Path, file: str) -> Path:
             "请把实际文件复制到本户文件夹中，不要使用快捷方式或符号链接",
         )
     return resolved
+
+
+@functools.lru_cache(maxsize=256)
+def _resolved_folder(folder: str) -> Path:
+    """``Path(folder).resolve()``, once per household folder and process (a build resolves
+    each folder for every evidence file, in validation and in planning)."""
+    return Path(folder).resolve()
+
+
+def _resolve_below(base: Path, relative: str) -> Path:
+    """``(base / relative).resolve()`` for a resolved ``base``: only the components below it
+    are looked at (``realpath`` would ``lstat`` every component of the whole path again).
+    A symbolic link among them is resolved in full, so an escape is still seen. Windows has
+    junctions as well, which ``is_symlink`` does not report: there the path is resolved."""
+    if os.name == "nt":
+        return (base / relative).resolve()
+    path = base
+    for part in relative.split("/"):
+        if part in ("", "."):
+            continue
+        path = path / part
+        if path.is_symlink():
+            return (base / relative).resolve()
+    return path
 
 
 # --- reading files -------------------------------------------------------------------------
