@@ -30,6 +30,7 @@ from .records.loader import (
     LoadedHousehold,
     Village,
     load_dataset,
+    real_path,
     resolve_evidence,
 )
 from .records.models import Household, Member, PartialDate, field_label, vocab_of
@@ -179,7 +180,7 @@ def _evidence_state(household: LoadedHousehold, record: Household) -> str:
     for _, ref in record.evidence_refs():
         path = household.folder / str(ref.file)
         try:
-            state.append(f"{ref.file}|{os.path.realpath(path)}|{path.exists()}")
+            state.append(f"{ref.file}|{real_path(household.folder, str(ref.file))}|{path.exists()}")
         except (OSError, ValueError):  # unusable path: the evidence rule reports it
             state.append(f"{ref.file}|?")
     return "\n".join(state)

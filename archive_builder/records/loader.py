@@ -248,6 +248,13 @@ def _resolve_below(base: Path, relative: str) -> Path:
     return path
 
 
+def real_path(folder: Path, file: str) -> str:
+    """``os.path.realpath(folder / file)``, cheaper for the usual relative path (see above)."""
+    if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
+        return str(_resolve_below(_resolved_folder(str(folder)), file))
+    return os.path.realpath(folder / file)
+
+
 # --- reading files -------------------------------------------------------------------------
 
 
