@@ -347,6 +347,29 @@ def test_symlink_leaving_the_folder(tmp_path: Path) -> None:
     assert resolve_evidence(folder, "ok.jpg") == (folder / "inside.jpg").resolve()
 
 
+@pytest.mark.skipif(not hasattr(os, "symlink"), reason="no symlinks")
+def test_linked_subfolder_leaving_the_folder_and_relative_folders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the components below the household folder are checked one by one: a linked
+    subfolder is still followed, and a relative folder name means the current directory's."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "a.jpg").write_bytes(b"x")
+    for name in ("one", "two"):
+        folder = tmp_path / name / "household"
+        (folder / "照片").mkdir(parents=True)
+        (folder / "照片" / "门前.jpg").write_bytes(b"x")
+        (folder / "scans").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(EvidencePathError) as caught:
+        resolve_evidence(tmp_path / "one" / "household", "scans/a.jpg")
+    assert caught.value.code == "escape"
+    for name in ("one", "two"):
+        monkeypatch.chdir(tmp_path / name)
+        found = resolve_evidence(Path("household"), "照片/门前.jpg")
+        assert found == (tmp_path / name / "household" / "照片" / "门前.jpg").resolve()
+
+
 # --- one household, fast ---------------------------------------------------------------------
 
 

@@ -213,7 +213,7 @@ def resolve_evidence(folder: Path, file: str) -> Path:
         raise EvidencePathError(
             "parent", f"佐证材料路径「{file}」含有「..」，指向了本户文件夹以外", keep
         )
-    base = _resolved_folder(str(folder))
+    base = _resolved_folder(os.path.abspath(folder))
     resolved = _resolve_below(base, text)
     if not resolved.is_relative_to(base):
         raise EvidencePathError(
@@ -226,8 +226,9 @@ def resolve_evidence(folder: Path, file: str) -> Path:
 
 @functools.lru_cache(maxsize=256)
 def _resolved_folder(folder: str) -> Path:
-    """``Path(folder).resolve()``, once per household folder and process (a build resolves
-    each folder for every evidence file, in validation and in planning)."""
+    """``Path(folder).resolve()`` of an absolute ``folder``, once per household folder and
+    process (a build resolves each folder for every evidence file, in validation and in
+    planning). Callers pass ``os.path.abspath``: a relative name would outlive a ``chdir``."""
     return Path(folder).resolve()
 
 
@@ -251,7 +252,7 @@ def _resolve_below(base: Path, relative: str) -> Path:
 def real_path(folder: Path, file: str) -> str:
     """``os.path.realpath(folder / file)``, cheaper for the usual relative path (see above)."""
     if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
-        return str(_resolve_below(_resolved_folder(str(folder)), file))
+        return str(_resolve_below(_resolved_folder(os.path.abspath(folder)), file))
     return os.path.realpath(folder / file)
 
 
