@@ -762,7 +762,7 @@ def _open_pdfium(data: bytes) -> Any:
 
     try:
         return pdfium.PdfDocument(data)
-    except Exception as e:
+    except Exception as e:  # pypdf read it, pdfium does not: any error means unusable
         logger.debug("pdfium could not open an evidence PDF", exc_info=True)
         raise _Unusable(REASON_CORRUPT) from e
 
@@ -870,7 +870,7 @@ def fonts_embedded(page: Any) -> bool:
 
     try:
         return resources_ok(page.get("/Resources")) and annotations_ok()
-    except Exception:
+    except Exception:  # a broken structure: rasterise rather than trust it
         logger.debug("font check of an evidence PDF page failed", exc_info=True)
         return False
 
