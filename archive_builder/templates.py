@@ -253,6 +253,7 @@ def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -
         )
     sections = [replace(spec, form=str(forms[spec.key]) or None) if spec.key in forms else spec for spec in sections]
     formats = tuple(config.get("output", {}).get("formats", ["pdf"]))
+    settings = _settings(name, config.get("settings", {}))
     return TemplateSet(
         name=name,
         search_path=search,
@@ -261,8 +262,34 @@ def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -
         fonts=dict(config.get("fonts", {})),
         word_fonts=dict(config.get("word_fonts", {})),
         formats=formats,
-        settings=dict(config.get("settings", {})),
+        settings=settings,
     )
+
+
+#: [settings] of a template set: key → (lowest, highest, what it is, in Chinese)
+SETTINGS: dict[str, tuple[float, float, str]] = {
+    "evidence_dpi": (72, 600, "照片和扫描件的打印分辨率（dpi），默认 200"),
+    "form_timeout": (1, 3600, "LibreOffice 转换一份 Word 表单的最长秒数，默认 120"),
+}
+
+
+def _settings(name: str, raw: Any) -> dict[str, Any]:
+    """Check ``[settings]`` now, so a typo is one clear error instead of a failure per household."""
+    allowed = "；".join(f"{key}：{what}（{low:g}–{high:g}）" for key, (low, high, what) in SETTINGS.items())
+    if not isinstance(raw, Mapping):
+        raise TemplateError(f"模板集 {name} 的 [settings] 应为「名称 = 数值」", hint="可用设置：" + allowed)
+    for key, value in raw.items():
+        if key not in SETTINGS:
+            raise TemplateError(f"模板集 {name} 的 [settings] 中有未知设置：{key}", hint="可用设置：" + allowed)
+        low, high, what = SETTINGS[key]
+        number = value if isinstance(value, int | float) and not isinstance(value, bool) else None
+        if number is None or not low <= number <= high or (key == "evidence_dpi" and number != int(number)):
+            raise TemplateError(
+                f"模板集 {name} 的 [settings] {key} = {value!r} 无效：应为 {low:g} 到 {high:g} 之间的"
+                f"{'整数' if key == 'evidence_dpi' else '数字'}",
+                hint=f"{key}：{what}",
+            )
+    return dict(raw)
 
 
 # --------------------------------------------------------------------------- Jinja

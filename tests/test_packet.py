@@ -440,3 +440,21 @@ def test_no_line_of_a_prose_page_starts_with_closing_punctuation(tmp_path: Path,
     moved = {line[1] for line in body if len(line) > 1 and line[1] in CLOSING}
     assert moved == set(CLOSING)
     assert all(len(line) <= 28 for line in body)
+
+
+def test_template_set_evidence_dpi_sets_the_print_resolution(tmp_path: Path, cache_env: Path) -> None:
+    """[settings] evidence_dpi = 150: a camera photo is reduced to 150 dpi over the text block."""
+    buf = io.BytesIO()
+    Image.new("RGB", (3000, 2000), (90, 140, 60)).save(buf, "JPEG", quality=90)
+    data = copy_household(tmp_path, "4116211052030010", files={"照片/photo_01.jpg": buf.getvalue()})
+    tset = data / "templates" / "县标准"
+    tset.mkdir(parents=True)
+    (tset / "templateset.toml").write_text('extends = "default"\n\n[settings]\nevidence_dpi = 150\n', "utf-8")
+    toml = data / "archive.toml"
+    toml.write_text(toml.read_text(encoding="utf-8").replace('set = "default"', 'set = "县标准"'), "utf-8")
+    result = run_packet(data, "4116211052030010", "-o", tmp_path / "out.pdf")
+    assert result.exit_code == 0, result.stderr
+    reader = PdfReader(tmp_path / "out.pdf")
+    sizes = [size for page in reader.pages for size in image_xobjects(page)]
+    text_width_px = int(156 / 25.4 * 150)  # the default set's text block, 156 mm
+    assert (text_width_px, int(2000 * text_width_px / 3000)) in sizes, sizes

@@ -235,3 +235,34 @@ def test_builtin_set_found_after_plain_install(tmp_path):
     root_line, count = result.stdout.split()
     assert root_line.startswith(str(target)) and root_line.endswith("builtin_templates")
     assert int(count) > 10
+
+
+def _set_with_settings(tmp_path: Path, settings: str) -> Path:
+    folder = tmp_path / "templates" / "县标准"
+    folder.mkdir(parents=True)
+    (folder / "templateset.toml").write_text(f'extends = "default"\n\n[settings]\n{settings}\n', encoding="utf-8")
+    return tmp_path
+
+
+def test_settings_are_read():
+    tset = t.resolve_set("county-forms")
+    assert tset.settings == {"form_timeout": 120}
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ("evidence_dpi = 150", None),
+    ('evidence_dpi = "高"', "evidence_dpi = '高' 无效"),
+    ("evidence_dpi = 0", "应为 72 到 600 之间的整数"),
+    ("evidence_dpi = 150.5", "应为 72 到 600 之间的整数"),
+    ("form_timeout = -1", "应为 1 到 3600 之间的数字"),
+    ("evidnce_dpi = 150", "未知设置：evidnce_dpi"),
+])
+def test_bad_settings_are_one_clear_error(tmp_path, settings, said):
+    data = _set_with_settings(tmp_path, settings)
+    if said is None:
+        assert t.resolve_set("县标准", data_dir=data).settings == {"evidence_dpi": 150}
+        return
+    with pytest.raises(TemplateError) as info:
+        t.resolve_set("县标准", data_dir=data)
+    assert "县标准" in info.value.message and said in info.value.message, info.value.message
+    assert "evidence_dpi" in info.value.hint or "form_timeout" in info.value.hint
