@@ -639,6 +639,8 @@ def remove_stale_boxes(village: VillageInfo, out_dir: Path, keep: Sequence[Path 
     names = {Path(k).name for k in keep}
     pattern = _box_file_pattern(village)
     removed = []
+    if not Path(out_dir).is_dir():  # a village none of whose households was produced
+        return removed
     for old in Path(out_dir).iterdir():
         if pattern.match(old.name) and old.name not in names:
             try:

@@ -617,6 +617,26 @@ def test_failures_are_isolated(tmp_path):
     assert {f["household_id"] for f in manifest(out)["failed"]} == {bad_id, bad_template}
 
 
+def test_village_with_no_household_built_does_not_stop_the_others(tmp_path):
+    """Every household of 王楼村 has a bad ID number: it gets no box, the others do (exit 3)."""
+    data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 2), ("411621105202", "王楼村", 2)))
+    for path, record in iter_records(data):
+        if record["household_id"].startswith("411621105202"):
+            _break_id(record)
+            path.write_text(dump_household_yaml(record), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_build(data, "-o", out)
+    assert result.exit_code == ExitCode.partial, result.output
+    assert "内部错误" not in result.output
+    m = manifest(out)
+    villages = {v["name"]: v for v in m["villages"]}
+    assert len(villages["李庄村"]["households"]) == 2 and villages["李庄村"]["boxes"]
+    assert villages["王楼村"]["households"] == [] and villages["王楼村"]["boxes"] == []
+    assert len(m["failed"]) == 2
+    again = run_build(data, "-o", out)  # and a second run agrees
+    assert again.exit_code == ExitCode.partial, again.output
+
+
 # --------------------------------------------------------------------------- 4. safe output
 
 

@@ -157,6 +157,27 @@ def test_skipped_folders(make_data_dir: Any, name: str) -> None:
     assert [v.config.name for v in dataset.villages] == ["冯老村"]
 
 
+def test_folder_without_record_in_a_village_is_a_warning_naming_the_file(make_data_dir: Any) -> None:
+    """Windows hides extensions: "household.yaml" saved by Notepad is household.yaml.txt."""
+    data = make_data_dir()
+    misnamed = data / "冯老村" / "4116211052010002_张三"
+    misnamed.mkdir()
+    (misnamed / "household.yaml.txt").write_text("household_id: '4116211052010002'\n", "utf-8")
+    (misnamed / "门前.jpg").write_bytes(b"x")
+    (data / "冯老村" / "空文件夹").mkdir()
+    dataset = load_dataset(data)
+    only(dataset)  # the one valid household still loads
+    by_file = {p.file: p for p in dataset.problems}
+    assert set(by_file) == {"冯老村/4116211052010002_张三", "冯老村/空文件夹"}
+    problem = by_file["冯老村/4116211052010002_张三"]
+    assert problem.severity.value == "warning" and problem.village == "冯老村"
+    assert problem.message == (
+        "文件夹「4116211052010002_张三」中没有记录文件 household.yaml，这一户未读取（文件夹中有：household.yaml.txt）"
+    )
+    assert "文件扩展名" in problem.hint
+    assert by_file["冯老村/空文件夹"].message.endswith("这一户未读取")
+
+
 def test_two_record_files_in_one_folder(make_data_dir: Any) -> None:
     data = make_data_dir()
     folder = data / "冯老村" / "4116211052010001"

@@ -859,7 +859,26 @@ def _load_village(
             household = found
         if household is not None:
             village.households.append(household)
+        else:
+            problems.append(_no_record(root, sub, config.name))
     return village
+
+
+def _no_record(root: Path, folder: Path, village_name: str) -> Problem:
+    """A folder in a village without a record file: most often a misnamed file, so say so."""
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        names = []
+    near = [n for n in names if n.lower().startswith("household") or n.lower().endswith((".yaml", ".yml", ".json"))]
+    found = f"（文件夹中有：{'、'.join(near[:5])}）" if near else ""
+    return warning(
+        f"文件夹「{folder.name}」中没有记录文件 household.yaml，这一户未读取{found}",
+        "每户文件夹中的记录文件须命名为 household.yaml；Windows 可能隐藏了扩展名（实际是 household.yaml.txt），"
+        "请在资源管理器的「查看」中勾选「文件扩展名」后改名。若该文件夹不是一户，请把它移出村文件夹",
+        file=_relative(root, folder),
+        village=village_name,
+    )
 
 
 #: ``parse_many(parse_household, argument_tuples)`` -> the households, in order (e.g. a pool's)
