@@ -25,6 +25,7 @@ from .records import vocab
 from .records.cache import RecordCache
 from .records.idnumber import IdNumberError, parse_id
 from .records.loader import (
+    HOUSEHOLD_FILES,
     Dataset,
     EvidencePathError,
     LoadedHousehold,
@@ -657,10 +658,12 @@ class _HouseholdRules:
             if not exists:
                 missing.setdefault(target, []).append(field)
                 if len(missing[target]) == 1:
+                    near = _nearest_file(folder, shown)
                     self.warn(
                         field,
                         f"佐证材料文件「{shown}」不存在，档案中将以占位页代替",
-                        "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
+                        f"本户文件夹中有「{near}」，是否指它？请改正记录中的文件名" if near
+                        else "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
                     )
             elif not target.is_file():
                 self.warn(
@@ -674,6 +677,28 @@ class _HouseholdRules:
     def _is_mapping(self, path: str) -> bool:
         """True when the evidence entry at ``path`` was written as a mapping (``file: …``)."""
         return f"{path}.file" in self.household.positions
+
+
+def _nearest_file(folder: Path, wanted: str, limit: int = 500) -> str | None:
+    """The household's file whose path is closest to ``wanted`` (another case, extension or a
+    slip of one character), as written in a record; None when nothing is close."""
+    import difflib
+
+    wanted = wanted.replace("\\", "/")
+    try:
+        files = []
+        for path in folder.rglob("*"):
+            if len(files) >= limit:
+                break
+            if path.is_file() and path.name not in HOUSEHOLD_FILES and not path.name.startswith("."):
+                files.append(path.relative_to(folder).as_posix())
+    except OSError:
+        return None
+    same = [f for f in files if f.lower() == wanted.lower()]
+    if same:
+        return same[0]
+    close = difflib.get_close_matches(wanted.lower(), [f.lower() for f in files], n=1, cutoff=0.8)
+    return next((f for f in files if close and f.lower() == close[0]), None)
 
 
 # --- text report ---------------------------------------------------------------------------

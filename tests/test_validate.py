@@ -443,6 +443,19 @@ def test_missing_evidence_named_twice_is_one_warning(check: Any) -> None:
     ]
 
 
+def test_missing_evidence_suggests_the_file_meant(make_data_dir: Any) -> None:
+    """Another case, another extension or one slipped character: the hint names the real file."""
+    for written, meant in (("户口簿.JPG", "户口簿.jpg"), ("佐证/银行流水.PDF", "佐证/银行流水.pdf"),
+                           ("户口薄.jpg", "户口簿.jpg"), ("门前.jpg", None)):
+        data = make_data_dir([mutate(valid_household(), evidence__0=written)], name=f"n{len(written)}{meant}")
+        (problem,) = validate_dataset(load_dataset(data), today=TODAY)
+        assert problem.message == f"佐证材料文件「{written}」不存在，档案中将以占位页代替"
+        if meant:
+            assert problem.hint == f"本户文件夹中有「{meant}」，是否指它？请改正记录中的文件名"
+        else:
+            assert "注意扩展名和大小写" in problem.hint
+
+
 # --- dataset level and report ----------------------------------------------------------------
 
 
