@@ -319,7 +319,7 @@ class Build:
             tset = template_set(self.tset_name, self.data_dir.resolve(), village.path.resolve())
             formats = self.formats or tset.formats
             template_fingerprint = tset.fingerprint()
-            vfolder = self.out / f"{vconf.code}_{vconf.name}"
+            vfolder = self.out / outdir.safe_file_name(f"{vconf.code}_{vconf.name}")
             vplan = VillagePlan(code=vconf.code, name=vconf.name, folder=vfolder, households=[])
             item_no = 0
             for household in sorted(village.households, key=lambda h: str(h.household_id)):
@@ -539,7 +539,7 @@ class Build:
             remove_stale_boxes(info, vplan.folder, [self.out / b["file"] for b in boxes])
             self._remove_stale_packets(vplan)
             self.boxes[vplan.code] = boxes
-            spine = vplan.folder / f"{vplan.code}_{vplan.name}_竖条.pdf"
+            spine = vplan.folder / f"{outdir.safe_file_name(f'{vplan.code}_{vplan.name}')}_竖条.pdf"
             if boxes and (vplan.code in changed_villages or not spine.is_file()):
                 self._write_spine(info, boxes, spine, options)
                 self.summary.villages_collated += 1

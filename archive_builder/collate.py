@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from archive_builder.document import SectionPages
-from archive_builder.outdir import atomic_file
+from archive_builder.outdir import atomic_file, safe_file_name
 from archive_builder.problems import Problem, warning
 from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit_size re-exported
     A4_H,
@@ -78,9 +78,6 @@ log = logging.getLogger(__name__)
 
 #: bump when the box layout changes (part of the /ID hash)
 COLLATE_FORMAT = 1
-
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-
 
 # --------------------------------------------------------------------------- data
 
@@ -321,12 +318,12 @@ def _number_range(part: _Part) -> tuple[int, int]:
 def box_file_name(village: VillageInfo, box_no: int, boxes: int) -> str:
     """``<code>_<村名>_第01盒.pdf`` (unsafe characters replaced by ``_``)."""
     width = max(2, len(str(boxes)))
-    stem = _UNSAFE.sub("_", f"{village.code}_{village.name}")
+    stem = safe_file_name(f"{village.code}_{village.name}")
     return f"{stem}_第{box_no:0{width}d}盒.pdf"
 
 
 def _box_file_pattern(village: VillageInfo) -> re.Pattern[str]:
-    stem = re.escape(_UNSAFE.sub("_", f"{village.code}_{village.name}"))
+    stem = re.escape(safe_file_name(f"{village.code}_{village.name}"))
     return re.compile(rf"^{stem}_第(\d+)盒\.pdf$")
 
 

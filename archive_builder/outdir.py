@@ -11,6 +11,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +38,21 @@ def user_cache_dir(name: str) -> Path | None:
         return Path(base) / "archive-builder" / name if base else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "archive-builder" / name
+
+
+#: characters no file name may hold on Windows (and "/" nowhere), plus control characters
+_UNSAFE_CHARS = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+def safe_file_name(text: str) -> str:
+    """``text`` usable as one file or folder name everywhere: unsafe characters become ``_``.
+
+    Village and head names are printed as written; only the names of output files and
+    folders made from them pass through here (a village named 李庄/东组 must not become a
+    sub-folder, and ``:`` or ``?`` cannot be written on Windows). Trailing dots and spaces,
+    which Windows drops, go too.
+    """
+    return _UNSAFE_CHARS.sub("_", text).strip().rstrip(". ").lstrip(".") or "_"
 
 
 def _umask() -> int:

@@ -32,7 +32,7 @@ from . import document as dm
 from . import hashing, templates
 from .context import build_context, evidence_items
 from .errors import ArchiveError, OutputError, RenderError, ValidationFailed
-from .outdir import atomic_file
+from .outdir import atomic_file, safe_file_name
 
 
 @dataclass(frozen=True)
@@ -535,7 +535,7 @@ def make_packet(
     build_date = document_date(dataset.config)
     head = household.record.head.name if household.record.head else ""
     if out is None or out.suffix.lower() != ".pdf":
-        out = (out or Path.cwd()) / f"{household_id}_{head}.pdf"
+        out = (out or Path.cwd()) / f"{safe_file_name(f'{household_id}_{head}')}.pdf"
     store = VersionStore(default_output(data_dir))
     planned = plan_packet(
         dataset, village, household,

@@ -34,7 +34,7 @@ from typing import Any
 import yaml
 
 from .errors import ArchiveError, DataDirError, ExitCode, ExternalToolError, OutputError
-from .outdir import atomic_write
+from .outdir import atomic_write, safe_file_name
 from .problems import Problem, Severity, count
 from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
@@ -832,11 +832,8 @@ def check_record(record: dict[str, Any]) -> list[tuple[str, str]]:
 # --- the data directory ------------------------------------------------------------------
 
 _HID_LINE = re.compile(r"^household_id:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
-_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
-
-
 def _folder_name(name: str) -> str:
-    return _UNSAFE.sub("_", name).strip().lstrip(".") or "_"
+    return safe_file_name(name)
 
 
 @dataclass

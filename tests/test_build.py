@@ -637,6 +637,27 @@ def test_village_with_no_household_built_does_not_stop_the_others(tmp_path):
     assert again.exit_code == ExitCode.partial, again.output
 
 
+def test_village_name_with_characters_no_file_name_may_hold(tmp_path):
+    """The cover prints 李庄/东组:一? as written; file and folder names use _ instead."""
+    data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 2),))
+    (village_toml,) = data.glob("*/village.toml")
+    text = village_toml.read_text(encoding="utf-8")
+    village_toml.write_text(re.sub(r'(?m)^name = .*$', 'name = "李庄/东组:一?"', text), encoding="utf-8")
+    out = tmp_path / "out"
+    result = run_build(data, "-o", out)
+    assert result.exit_code == ExitCode.ok, result.output
+    (folder,) = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert folder.name == "411621105201_李庄_东组_一_"
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted(["411621105201_李庄_东组_一__第01盒.pdf",
+                           "411621105201_李庄_东组_一__竖条.pdf", "分户档卡"])
+    (village,) = manifest(out)["villages"]
+    assert village["name"] == "李庄/东组:一?"
+    for box in village["boxes"]:
+        assert (out / box["file"]).is_file()
+        assert "李庄/东组:一?" in page_texts(PdfReader(out / box["file"]))[0]
+
+
 # --------------------------------------------------------------------------- 4. safe output
 
 
