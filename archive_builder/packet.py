@@ -513,10 +513,11 @@ def make_packet(
     data directory when there is one, so the printed copy matches what the next build records.
     """
     from .outdir import default_output
-    from .records.loader import load_household
+    from .records.loader import load_household, typed_household_id
     from .store import VersionStore
     from .validate import validate_dataset
 
+    household_id = typed_household_id(household_id)
     dataset = load_household(data_dir, household_id)
     dataset.config = dataset.config.with_overrides(templates__set=template_set_name)
     problems = validate_dataset(dataset, strict=strict, today=today)

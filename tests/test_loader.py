@@ -19,6 +19,7 @@ from archive_builder.records.loader import (
     load_dataset,
     load_household,
     resolve_evidence,
+    typed_household_id,
 )
 from archive_builder.records.models import Household
 
@@ -415,6 +416,25 @@ def test_load_household_unknown_id_suggests_near_ones(make_data_dir: Any) -> Non
         == f"数据目录 {data} 中没有户编号为 4116211052010009 的农户"
     )
     assert caught.value.hint == "相近的户编号：4116211052010001"
+
+
+def test_load_household_by_a_members_name_lists_the_households(make_data_dir: Any) -> None:
+    """A secretary types the head's name instead of the 户编号: the hint lists who has it."""
+    data = make_data_dir([valid_household(), valid_household("4116211052010002", serial=1)])
+    with pytest.raises(HouseholdNotFoundError) as caught:
+        load_household(data, "张堃")
+    assert caught.value.hint == (
+        "请用户编号生成。家庭成员中有「张堃」的农户：4116211052010001（冯老村/4116211052010001）、"
+        "4116211052010002（冯老村/4116211052010002）"
+    )
+    with pytest.raises(HouseholdNotFoundError) as caught:
+        load_household(data, "张建")  # part of a name is not a name
+    assert "家庭成员中有" not in caught.value.hint
+
+
+def test_typed_household_id_drops_spaces_and_full_width_digits() -> None:
+    assert typed_household_id(" ４１１６２１１０５２０１０００１\t") == "4116211052010001"
+    assert typed_household_id("4116 2110 5201 0001") == "4116211052010001"
 
 
 def test_load_household_reports_clashes_with_other_files(make_data_dir: Any) -> None:

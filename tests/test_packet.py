@@ -458,3 +458,10 @@ def test_template_set_evidence_dpi_sets_the_print_resolution(tmp_path: Path, cac
     sizes = [size for page in reader.pages for size in image_xobjects(page)]
     text_width_px = int(156 / 25.4 * 150)  # the default set's text block, 156 mm
     assert (text_width_px, int(2000 * text_width_px / 3000)) in sizes, sizes
+
+
+def test_household_id_typed_with_spaces_or_full_width_digits(tmp_path: Path, cache_env: Path) -> None:
+    data = copy_household(tmp_path, "4116211052030010")
+    result = run_packet(data, " ４１１６２１１０５２０３００１０ ", "-o", f"{tmp_path}/out/")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "out" / "4116211052030010_宋水旺.pdf").is_file()

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -983,6 +984,12 @@ def find_similar_ids(
     return (close + tail)[:limit]
 
 
+def typed_household_id(text: str) -> str:
+    """A 户编号 as someone typed or pasted it: spaces dropped, full-width digits made ASCII
+    (a Chinese input method types １２３; cells copied from Excel or WeChat bring spaces)."""
+    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
+
+
 def load_household(data_dir: Path, household_id: str) -> Dataset:
     """Return a dataset holding only the household ``household_id`` (for ``packet``).
 
@@ -1008,14 +1015,35 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
         problems.extend(_clashes(root, household, village.config.name, index))
         return Dataset(root, config, [village], problems)
     similar = find_similar_ids([e.household_id for e in index], household_id)
-    hint = (
-        f"相近的户编号：{'、'.join(similar)}"
-        if similar
-        else "请用 archive-builder validate 查看数据目录中的所有农户"
-    )
+    named = _named(index, household_id)
+    if named:
+        hint = "请用户编号生成。家庭成员中有「{}」的农户：{}".format(
+            household_id, "、".join(f"{e.household_id}（{_relative(root, e.folder)}）" for e in named[:5])
+        )
+    elif similar:
+        hint = f"相近的户编号：{'、'.join(similar)}"
+    else:
+        hint = "请用 archive-builder validate 查看数据目录中的所有农户"
     raise HouseholdNotFoundError(
         f"数据目录 {root} 中没有户编号为 {household_id} 的农户", hint=hint
     )
+
+
+def _named(index: list[IndexEntry], name: str) -> list[IndexEntry]:
+    """The households with a member called ``name`` (a head's name typed instead of the 户编号):
+    the folder name, or a ``name:`` line of the record, by text only (an error path)."""
+    if not name or name.isascii():
+        return []
+    line = re.compile(rf"""(?m)["']?name["']?\s*:\s*["']?{re.escape(name)}["']?\s*,?\s*$""")
+    found = []
+    for entry in index:
+        try:
+            text = entry.file.read_text("utf-8-sig", errors="replace")
+        except OSError:
+            continue
+        if name in entry.folder.name or line.search(text):
+            found.append(entry)
+    return found
 
 
 def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
