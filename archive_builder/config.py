@@ -22,6 +22,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
+from .errors import os_reason
 from .problems import Problem, error, warning
 
 
@@ -124,7 +125,7 @@ def read_toml(
             "",
             [
                 error(
-                    f"无法读取 {display}：{exc.strerror or exc}",
+                    f"无法读取 {display}：{os_reason(exc)}",
                     "请检查文件权限",
                     file=display,
                 )

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
-from .errors import ArchiveError, ExitCode
+from .errors import ArchiveError, ExitCode, os_reason
 from .pdfdiff import Box, _open, _Pdf, diff_boxes
 
 if TYPE_CHECKING:
@@ -479,7 +479,7 @@ def write_report(path: Path, comparison: Comparison, **options: Any) -> Path:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
         raise ReportError(
-            f"无法写入报告 {path}：{exc.strerror or exc}",
+            f"无法写入报告 {path}：{os_reason(exc)}",
             hint="检查目录是否存在且可写。",
         ) from exc
     except BaseException:

@@ -28,6 +28,41 @@ class ExitCode(IntEnum):
     interrupted = 130
 
 
+#: errno → what the clerk reads (the system's own text is English on most Linux machines)
+_OS_REASONS = {
+    "ENOENT": "文件或文件夹不存在",
+    "EACCES": "没有访问权限",
+    "EPERM": "没有访问权限",
+    "EISDIR": "这是一个文件夹，不是文件",
+    "ENOTDIR": "路径中有一段不是文件夹",
+    "ENOSPC": "磁盘空间不足",
+    "EDQUOT": "磁盘配额已用完",
+    "EROFS": "磁盘或文件夹是只读的",
+    "ENAMETOOLONG": "文件名或路径过长",
+    "EMFILE": "同时打开的文件过多",
+    "EIO": "读写出错（磁盘、U 盘或网络故障）",
+    "EBUSY": "文件正被占用",
+    "EEXIST": "文件已存在",
+    "EINVAL": "文件名含有系统不允许的字符",
+}
+#: Windows error codes with no errno of their own
+_WINDOWS_REASONS = {32: "文件正被其他程序使用", 33: "文件的一部分被其他程序锁定", 123: "文件名含有系统不允许的字符"}
+
+
+def os_reason(exc: BaseException) -> str:
+    """Why an operating-system call failed, in Chinese when the error is a common one."""
+    import errno as errno_codes
+
+    winerror = getattr(exc, "winerror", None)
+    if winerror in _WINDOWS_REASONS:
+        return _WINDOWS_REASONS[winerror]
+    code = getattr(exc, "errno", None)
+    name = errno_codes.errorcode.get(code) if isinstance(code, int) else None
+    if name in _OS_REASONS:
+        return _OS_REASONS[name]
+    return str(getattr(exc, "strerror", None) or exc)
+
+
 class ArchiveError(Exception):
     """Base of every error the core raises on purpose."""
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import OutputError
+from .errors import OutputError, os_reason
 
 MARKER = ".archive-builder-output"
 LOCK = ".archive-builder.lock"
@@ -109,7 +109,7 @@ def _replace(tmp: str, path: Path) -> None:
             if delay is None:
                 raise OutputError(
                     f"无法覆盖文件 {path}：该文件正被其他程序打开（如 PDF 阅读器、WPS、Word），"
-                    f"或没有写入权限（{exc.strerror or exc}）",
+                    f"或没有写入权限（{os_reason(exc)}）",
                     hint="请关闭打开该文件的程序后重新运行；仍然失败时，请检查该文件夹的写入权限。",
                 ) from exc
             time.sleep(delay)
@@ -159,7 +159,7 @@ def prepare(out_dir: Path, data_dir: Path) -> Path:
         probe.unlink()
     except OSError as exc:
         raise OutputError(
-            f"无法写入输出目录 {out_dir}：{exc.strerror or exc}",
+            f"无法写入输出目录 {out_dir}：{os_reason(exc)}",
             hint="请检查该目录的权限与磁盘空间，或用 -o 指定其他目录",
         ) from exc
     marker = out / MARKER

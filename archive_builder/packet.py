@@ -31,7 +31,7 @@ from typing import Any
 from . import document as dm
 from . import hashing, templates
 from .context import build_context, evidence_items
-from .errors import ArchiveError, OutputError, RenderError, ValidationFailed
+from .errors import ArchiveError, OutputError, RenderError, ValidationFailed, os_reason
 from .outdir import atomic_file, safe_file_name
 
 
@@ -322,7 +322,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
         request.out_pdf.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
-            f"无法创建输出文件夹 {request.out_pdf.parent}：{exc.strerror or exc}",
+            f"无法创建输出文件夹 {request.out_pdf.parent}：{os_reason(exc)}",
             hint="请检查输出位置是否可写、是否与已有文件同名",
         ) from exc
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageChops
 
-from .errors import ArchiveError, ExitCode
+from .errors import ArchiveError, ExitCode, os_reason
 
 Box = tuple[int, int, int, int]
 
@@ -84,8 +84,9 @@ class _Pdf:
         try:
             self.doc = pdfium.PdfDocument(str(path))
         except (pdfium.PdfiumError, OSError) as exc:
+            reason = os_reason(exc) if isinstance(exc, OSError) else "不是有效的 PDF，或文件已损坏、已加密"
             raise PdfDiffError(
-                f"无法打开 PDF 文件 {path}：不是有效的 PDF，或文件已损坏、已加密（{exc}）",
+                f"无法打开 PDF 文件 {path}：{reason}",
                 hint="检查文件是否存在、是否为完整的 PDF（未损坏、未加密）。",
             ) from exc
         self.count = len(self.doc)
@@ -351,7 +352,7 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError as exc:
         raise PdfDiffError(
-            f"无法读取文件 {path}：{exc.strerror or exc}",
+            f"无法读取文件 {path}：{os_reason(exc)}",
             hint="检查文件名和路径是否正确、文件是否可读。",
         ) from exc
 

@@ -25,7 +25,7 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import document as dm
-from .errors import TemplateError
+from .errors import TemplateError, os_reason
 
 try:  # Python 3.11+
     import tomllib
@@ -135,7 +135,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as exc:
         raise TemplateError(f"模板集配置 {path} 有语法错误：{exc}", hint="请按 TOML 语法修改该文件") from exc
     except OSError as exc:
-        raise TemplateError(f"无法读取模板集配置 {path}：{exc.strerror}") from exc
+        raise TemplateError(f"无法读取模板集配置 {path}：{os_reason(exc)}") from exc
 
 
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .errors import os_reason
 from .problems import Problem, Severity, count, error, escalate
 from .records import vocab
 from .records.cache import RecordCache
@@ -651,7 +652,7 @@ class _HouseholdRules:
             except (OSError, ValueError) as exc:
                 self.err(
                     field,
-                    f"佐证材料路径「{shown[:60]}」无法使用：{getattr(exc, 'strerror', None) or exc}",
+                    f"佐证材料路径「{shown[:60]}」无法使用：{os_reason(exc)}",
                     "请改用较短的文件夹名和文件名（只含汉字、字母、数字和 -_.）",
                 )
                 continue

@@ -49,3 +49,19 @@ def test_help_columns_count_chinese_as_two():
 def test_unknown_messages_fall_back_to_click_english():
     assert cli_messages.gettext("Some new click message") == "Some new click message"
     assert cli_messages.ngettext("one {n}", "many {n}", 2) == "many {n}"
+
+
+def test_os_errors_are_told_in_chinese(tmp_path):
+    import errno
+
+    from archive_builder.errors import os_reason
+
+    assert os_reason(FileNotFoundError(errno.ENOENT, "No such file or directory")) == "文件或文件夹不存在"
+    assert os_reason(PermissionError(errno.EACCES, "Permission denied")) == "没有访问权限"
+    assert os_reason(OSError(errno.ENOSPC, "No space left on device")) == "磁盘空间不足"
+    sharing = OSError(errno.EACCES, "另一个程序正在使用此文件")
+    sharing.winerror = 32
+    assert os_reason(sharing) == "文件正被其他程序使用"
+    assert os_reason(OSError(errno.ENOEXEC, "Exec format error")) == "Exec format error"  # rare: the system's text
+    result = CliRunner().invoke(main, ["diff", str(tmp_path / "无.pdf"), str(tmp_path / "也无.pdf")])
+    assert "文件或文件夹不存在" in result.output and "No such file" not in result.output

@@ -34,7 +34,7 @@ from ..config import (
     load_archive_config,
     load_village_config,
 )
-from ..errors import DataDirError, HouseholdNotFoundError
+from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
 from .cache import RecordCache
 from .messages import problems_from_validation_error
@@ -554,7 +554,7 @@ def read_record_file(path: Path, display: str) -> _Parsed:
     except OSError as exc:
         parsed.problems.append(
             error(
-                f"无法读取 {display}：{exc.strerror or exc}",
+                f"无法读取 {display}：{os_reason(exc)}",
                 "请检查文件权限",
                 file=display,
             )
@@ -774,7 +774,7 @@ def _open_root(data_dir: Path) -> tuple[Path, ArchiveConfig, list[Problem]]:
         os.listdir(root)
     except OSError as exc:
         raise DataDirError(
-            f"无法读取数据目录 {root}：{exc.strerror or exc}", hint="请检查文件夹权限"
+            f"无法读取数据目录 {root}：{os_reason(exc)}", hint="请检查文件夹权限"
         ) from exc
     if not present:
         raise DataDirError(

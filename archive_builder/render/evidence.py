@@ -52,6 +52,8 @@ from typing import Any
 import PIL
 from PIL import Image, ImageFile
 
+from ..errors import os_reason
+
 logger = logging.getLogger(__name__)
 
 #: Bump when the normalisation changes what is written, so old cache entries are ignored.
@@ -591,7 +593,7 @@ def _stat(source: Path) -> os.stat_result:
     except FileNotFoundError as e:
         raise _Unusable(REASON_MISSING, HINT_MISSING) from e
     except OSError as e:
-        raise _Unusable(f"无法访问文件（{e.strerror or e}）", HINT_MISSING) from e
+        raise _Unusable(f"无法访问文件（{os_reason(e)}）", HINT_MISSING) from e
     if source.is_dir():
         raise _Unusable(REASON_DIRECTORY, HINT_MISSING)
     if st.st_size == 0:
@@ -609,7 +611,7 @@ def _read(source: Path) -> bytes:
             "没有读取该文件的权限", "请检查文件权限，或把文件复制到户文件夹中。"
         ) from e
     except OSError as e:
-        raise _Unusable(f"读取文件出错（{e.strerror or e}）") from e
+        raise _Unusable(f"读取文件出错（{os_reason(e)}）") from e
     if not data:
         raise _Unusable(REASON_EMPTY)
     return data
