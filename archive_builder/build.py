@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
 from .document import SectionPages
-from .errors import ArchiveError, DataDirError
+from .errors import ArchiveError, DataDirError, quiet_library_logs
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -634,7 +634,8 @@ class Build:
         """
         if register_fonts:
             font_set(self._font_config())
-        pool = ProcessPoolExecutor(max_workers=jobs or self._jobs())
+        # a forked worker has this process's logging; a spawned one (Windows) is told the same
+        pool = ProcessPoolExecutor(max_workers=jobs or self._jobs(), initializer=quiet_library_logs)
         gc.freeze()
         try:
             pool.submit(int).result()  # the workers are forked now, with the frozen heap

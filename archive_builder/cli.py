@@ -31,7 +31,7 @@ from typing import Any
 import click
 
 from . import __version__, cli_messages
-from .errors import ArchiveError, ExitCode
+from .errors import ArchiveError, ExitCode, quiet_library_logs
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
@@ -191,6 +191,11 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     先用 validate 检查数据目录，再生成档卡。数据格式见 record-format.md。
     """
     _tolerant_streams()
+    if verbose:  # the libraries' warnings too, for whoever investigates a problem
+        import logging
+
+        logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    quiet_library_logs()
     ctx.obj = Options(verbose=verbose, quiet=quiet)
 
 

@@ -63,6 +63,19 @@ def os_reason(exc: BaseException) -> str:
     return str(getattr(exc, "strerror", None) or exc)
 
 
+def quiet_library_logs() -> None:
+    """Keep the libraries' own log warnings (pypdf's "EOF marker not found" for a damaged
+    evidence PDF, in English) off the clerk's screen: every problem we find is reported in
+    Chinese by the command itself. Python prints a warning nobody handles to stderr; a handler
+    on the root logger that drops it stops that. A root logger already set up is left alone.
+    """
+    import logging
+
+    root = logging.getLogger()
+    if not root.handlers:
+        root.addHandler(logging.NullHandler())
+
+
 class ArchiveError(Exception):
     """Base of every error the core raises on purpose."""
 

@@ -195,3 +195,17 @@ def test_packet_with_another_template_set(tmp_path):
 
     text = "".join(p.extract_text() for p in PdfReader(next(tmp_path.glob("*.pdf"))).pages)
     assert "家庭成员情况" in text and "目　录" not in text  # the anchor set has no contents page
+
+
+def test_damaged_evidence_pdf_prints_only_our_chinese_warning(tmp_path: Path, cache: Path) -> None:
+    """pypdf logs "EOF marker not found" for a cut-off PDF; the secretary sees only ours."""
+    def edit(record: Any) -> None:
+        record["evidence"] = [*record.get("evidence", []), "扫描件.pdf"]
+
+    data = copy_household(tmp_path, SMALL, edit)
+    whole = next((SAMPLE / "411621105201_李庄村").glob("*/*/*.pdf")).read_bytes()
+    (next(p for p in data.glob("*/*") if p.is_dir()) / "扫描件.pdf").write_bytes(whole[:3000])
+    result = packet(data, SMALL, "-o", tmp_path / "out.pdf", cache=cache)
+    assert result.returncode == 0, result.stderr
+    assert "佐证材料 扫描件.pdf 无法读取" in result.stderr
+    assert "EOF" not in result.stderr and "pypdf" not in result.stderr, result.stderr
