@@ -23,6 +23,7 @@ import datetime as dt
 import difflib
 import io
 import json
+import logging
 import re
 import tomllib
 from collections import Counter
@@ -33,12 +34,21 @@ from typing import Any
 
 import yaml
 
-from .errors import ArchiveError, DataDirError, ExitCode, ExternalToolError, OutputError
+from .errors import (
+    ArchiveError,
+    DataDirError,
+    ExitCode,
+    ExternalToolError,
+    OutputError,
+    os_reason,
+)
 from .outdir import atomic_write, safe_file_name
 from .problems import Problem, Severity, count
 from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
 from .records.models import Causes, Household, IncomeYear, Living, Member, Monitor
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["ImportReport", "SheetError", "export_sheet", "import_sheet", "read_rows"]
 
@@ -201,8 +211,10 @@ def read_rows(file: Path) -> list[SheetRows]:
     except ArchiveError:
         raise
     except Exception as exc:  # any reader failure means the file itself is unusable
+        logger.debug("spreadsheet reader failed", exc_info=True)  # the reader's own words, for -v
+        reason = os_reason(exc) if isinstance(exc, OSError) else f"不是有效的 {suffix or '表格'} 文件，或已损坏、已加密"
         raise SheetError(
-            f"无法读取表格文件 {file.name}：{type(exc).__name__}: {exc}",
+            f"无法读取表格文件 {file.name}：{reason}",
             hint="请确认文件没有损坏、没有设置打开密码；可在 Excel/WPS 中打开后另存为 .xlsx 再导入",
         ) from exc
     raise SheetError(

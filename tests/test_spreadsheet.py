@@ -278,8 +278,9 @@ def test_missing_required_header_suggests_closest(tmp_path: Path) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     bad = tmp_path / "坏.xlsx"
     bad.write_bytes(b"not a zip")
-    with pytest.raises(SheetError, match="无法读取表格文件"):
+    with pytest.raises(SheetError, match="无法读取表格文件") as info:
         import_sheet(bad, tmp_path / "D")
+    assert info.value.message == "无法读取表格文件 坏.xlsx：不是有效的 .xlsx 文件，或已损坏、已加密"
     with pytest.raises(SheetError, match="不支持"):
         import_sheet(tmp_path / "x.ods", tmp_path / "D") if (tmp_path / "x.ods").write_text("x") else None
 
