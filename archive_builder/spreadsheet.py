@@ -844,6 +844,11 @@ def check_record(record: dict[str, Any]) -> list[tuple[str, str]]:
 # --- the data directory ------------------------------------------------------------------
 
 _HID_LINE = re.compile(r"^household_id:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
+def _why(exc: BaseException) -> str:
+    """A file that could not be read: the system's reason, or that its content is malformed."""
+    return os_reason(exc) if isinstance(exc, OSError) else "文件格式有误"
+
+
 def _folder_name(name: str) -> str:
     return safe_file_name(name)
 
@@ -1020,7 +1025,7 @@ class _Plan:
                 old = _load_record(target)
             except (OSError, ValueError, yaml.YAMLError) as exc:
                 self.importer.problem(Severity.error, first, None,
-                                      f"户编号 {hid} 已有的 {target.relative_to(self.data_dir)} 无法读取（{exc}），未覆盖",
+                                      f"户编号 {hid} 已有的 {target.relative_to(self.data_dir)} 无法读取（{_why(exc)}），未覆盖",
                                       "请先修好或删除这个文件后重新导入", household_id=hid)
                 report.skipped.append(hid)
                 return
@@ -1137,7 +1142,7 @@ class _Plan:
             for path, text in self.files.items():
                 atomic_write(path, text.encode("utf-8"))
         except OSError as exc:
-            raise OutputError(f"无法写入数据目录 {self.data_dir}：{exc}",
+            raise OutputError(f"无法写入数据目录 {self.data_dir}：{os_reason(exc)}",
                               hint="请检查该文件夹是否存在、是否有写入权限、磁盘是否已满") from exc
 
 
@@ -1155,7 +1160,7 @@ def _iter_data(data_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 name = str(tomllib.loads(toml_path.read_text("utf-8-sig")).get("name") or name)
             except (OSError, ValueError) as exc:
-                raise DataDirError(f"无法读取 {toml_path}：{exc}", hint="请先运行 validate 修好它") from exc
+                raise DataDirError(f"无法读取 {toml_path}：{_why(exc)}", hint="请先运行 validate 修好它") from exc
         records = []
         for sub in (p for p in folder.iterdir() if p.is_dir()):
             path = next((sub / n for n in RECORD_NAMES if (sub / n).is_file()), None)
@@ -1164,7 +1169,7 @@ def _iter_data(data_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             try:
                 records.append(_load_record(path))
             except (OSError, ValueError, yaml.YAMLError) as exc:
-                raise DataDirError(f"无法读取 {path.relative_to(data_dir)}：{exc}",
+                raise DataDirError(f"无法读取 {path.relative_to(data_dir)}：{_why(exc)}",
                                    hint="请先运行 validate 找出并修好它") from exc
         for record in sorted(records, key=lambda r: str(r.get("household_id", ""))):
             yield name, record
@@ -1240,7 +1245,7 @@ def export_sheet(data_dir: Path, out: Path) -> int:
         try:
             section = tomllib.loads(archive_path.read_text("utf-8-sig")).get("archive") or {}
         except (OSError, ValueError) as exc:
-            raise DataDirError(f"无法读取 {archive_path}：{exc}", hint="请先运行 validate 修好它") from exc
+            raise DataDirError(f"无法读取 {archive_path}：{_why(exc)}", hint="请先运行 validate 修好它") from exc
         county, township = str(section.get("county") or ""), str(section.get("township") or "")
     data = list(_iter_data(data_dir))
     columns = list(SECTION6)
@@ -1272,6 +1277,6 @@ def export_sheet(data_dir: Path, out: Path) -> int:
     try:
         atomic_write(out, buffer.getvalue())
     except OSError as exc:
-        raise OutputError(f"无法写入 {out}：{exc}", hint="请检查文件是否正被 Excel/WPS 打开、文件夹是否可写") from exc
+        raise OutputError(f"无法写入 {out}：{os_reason(exc)}", hint="请检查文件是否正被 Excel/WPS 打开、文件夹是否可写") from exc
     return rows
 

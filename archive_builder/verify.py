@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ArchiveError, ExitCode, StoreError
+from .errors import ArchiveError, ExitCode, StoreError, os_reason
 from .store import Version, VersionStore
 
 if TYPE_CHECKING:  # the diff machinery (pypdfium2 …) is imported only when verifying
@@ -194,7 +194,7 @@ def decode_qr_image(path: Path) -> str:
             image = ImageOps.exif_transpose(raw).convert("L")
     except OSError as exc:
         raise QrDecodeError(
-            f"无法打开图片 {path}：{exc}", hint="检查文件是否为完整的图片。"
+            f"无法打开图片 {path}：{_image_reason(exc)}", hint="检查文件是否为完整的图片。"
         ) from exc
     # zxing-cpp tries rotations and downscaled copies itself
     for found in zxingcpp.read_barcodes(image):
@@ -204,3 +204,10 @@ def decode_qr_image(path: Path) -> str:
         f"在图片 {path.name} 中没有找到档卡二维码。",
         hint="请正面拍摄封面二维码，保证清晰、无反光、二维码占画面较大比例。",
     )
+
+
+def _image_reason(exc: OSError) -> str:
+    """Why a photo of a cover could not be opened: not an image Pillow knows, or the system's reason."""
+    from PIL import UnidentifiedImageError
+
+    return "不是可识别的图片格式，或文件已损坏" if isinstance(exc, UnidentifiedImageError) else os_reason(exc)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from archive_builder.errors import os_reason
+
 try:  # the foundation engineer's hierarchy; fall back so this module stays importable alone
     from archive_builder.errors import FontError as _FontErrorBase
 except ImportError:  # pragma: no cover - only when errors.py is absent
@@ -488,9 +490,10 @@ def _probe(path: Path, prefer: str | None | int) -> tuple[FontFace | None, str |
     except ValueError as exc:
         if "subfont index" in str(exc) or "collection" in str(exc):
             return None, f"字体集合中没有第 {prefer} 号字体（#序号 从 0 开始）"
-        return None, f"无法读取字体文件（{exc}），已跳过"
+        return None, "无法读取字体文件（文件格式有误），已跳过"
     except (OSError, struct.error) as exc:
-        return None, f"无法读取字体文件（{exc}），已跳过"
+        why = os_reason(exc) if isinstance(exc, OSError) else "文件格式有误"
+        return None, f"无法读取字体文件（{why}），已跳过"
     assert chosen is not None
     idx, names = chosen
     family = names.get(1) or names.get(4) or path.stem
