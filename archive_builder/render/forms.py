@@ -35,7 +35,7 @@ from typing import Any
 
 from lxml import etree
 
-from ..errors import ExternalToolError, TemplateError
+from ..errors import ExternalToolError, TemplateError, os_reason
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -357,7 +357,7 @@ class LibreOffice:
             proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     stdin=subprocess.DEVNULL, env=env, **kwargs)
         except OSError as e:
-            raise ExternalToolError(f"无法启动 LibreOffice（{self.executable}）：{e}",
+            raise ExternalToolError(f"无法启动 LibreOffice（{self.executable}）：{os_reason(e)}",
                                     hint=LIBREOFFICE_MISSING) from e
         try:
             out, err = proc.communicate(timeout=self.timeout)
