@@ -330,6 +330,11 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
             result = write_pdf(document, handle, fonts=fonts, evidence=evidence)
     except ArchiveError:
         raise
+    except OSError as exc:  # the output's disk is full or gone: the clerk can fix that
+        raise OutputError(
+            f"户 {request.household_id} 的档卡无法写出：{exc.filename or request.out_pdf}：{os_reason(exc)}",
+            hint="请检查输出位置的磁盘空间和写入权限，然后重新生成",
+        ) from exc
     except Exception as exc:
         raise RenderError(
             f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}",

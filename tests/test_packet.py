@@ -465,3 +465,19 @@ def test_household_id_typed_with_spaces_or_full_width_digits(tmp_path: Path, cac
     result = run_packet(data, " ４１１６２１１０５２０３００１０ ", "-o", f"{tmp_path}/out/")
     assert result.exit_code == 0, result.stderr
     assert (tmp_path / "out" / "4116211052030010_宋水旺.pdf").is_file()
+
+
+def test_disk_full_while_writing_is_told_in_chinese(tmp_path: Path, cache_env: Path, monkeypatch) -> None:
+    import errno
+
+    from archive_builder.render import pdf as pdf_writer
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out.pdf"))
+
+    monkeypatch.setattr(pdf_writer, "write_pdf", full)
+    data = copy_household(tmp_path, "4116211052030010")
+    result = run_packet(data, "4116211052030010", "-o", tmp_path / "out.pdf")
+    assert result.exit_code == 4, result.stderr
+    assert "磁盘空间不足" in result.stderr and "No space" not in result.stderr
+    assert not (tmp_path / "out.pdf").exists()
