@@ -105,6 +105,8 @@ class VillagePlan:
     households: list[HouseholdPlan]
     failed: list[Problem] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)
+    #: (件号, 户编号, 户主) of the households whose records have errors (no packet)
+    missing: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -327,12 +329,17 @@ class Build:
                 self._note_errors(self.validation.household(village, household))
                 _release_validation_data(household)
                 errors = self.errors_by_household.get((vconf.name, hid), [])
+                # numbered by 户编号 among all the village's households, produced or not: a record
+                # with errors keeps its 件号 (noted on its box's 备考表), so fixing it changes no
+                # other household's cover
+                item_no += 1
                 if household.record is None or errors:
                     reason = errors[0].message if errors else "记录无法读取"
                     self.summary.failed.append((hid, f"数据有误：{reason}"))
                     vplan.failed.extend(errors)
+                    vplan.missing.append((item_no, hid, _head_name(household)))
+                    household.record = household.partial = None
                     continue
-                item_no += 1
                 pdf = vfolder / PACKETS_DIR / f"{hid}.pdf"
                 docx = pdf.with_suffix(".docx") if "docx" in formats else None
                 planned = plan_packet(
@@ -485,7 +492,8 @@ class Build:
             self.summary.problems.extend(warnings)
             # rendering failures keep their number: the 备考表 of their box says it is missing
             notes = assign_missing(plan, [
-                MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None
+                *(MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None),
+                *(MissingItem(*entry) for entry in vplan.missing),
             ])
             files = []
             for box_no, box in enumerate(plan, start=1):
@@ -746,6 +754,14 @@ def _release_validation_data(household: Any) -> None:
 def _naming_household(household_id: str, text: str) -> str:
     """A packet's warning as a village build shows it: with the household it is about."""
     return text if text.startswith(f"户 {household_id}") else f"户 {household_id}：{text}"
+
+
+def _head_name(household: Any) -> str:
+    """The 户主's name of a household whose record has errors (empty when it cannot be read)."""
+    for record in (household.record, getattr(household, "partial", None)):
+        if record is not None and record.head is not None:
+            return str(record.head.name)
+    return ""
 
 
 def _file_stamp(path: Path) -> list[int] | None:

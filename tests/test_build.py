@@ -599,22 +599,43 @@ def test_failures_are_isolated(tmp_path):
             assert not any(is_cover_of(t, bad_id) or is_cover_of(t, bad_template) for t in texts)
     assert [len(v["households"]) for v in m["villages"]] == [2, 2, 2]
 
-    # the household that failed to render keeps its 件号 (0001 of 王楼村, before every packet):
-    # the 备考表 of the box it belongs to says so; a record with errors never got a number
-    wanglou = next(v for v in m["villages"] if v["name"] == "王楼村")
-    assert [h["item_no"] for h in wanglou["households"]] == [2, 3]
+    # both keep their 件号 (the record with errors 0002 of 李庄村, the one that failed to render
+    # 0001 of 王楼村, before every packet): the 备考表 of the box each belongs to says so
+    villages = {v["name"]: v for v in m["villages"]}
+    assert [h["item_no"] for h in villages["李庄村"]["households"]] == [1, 3]
+    assert [h["item_no"] for h in villages["王楼村"]["households"]] == [2, 3]
     remarks = {
         b["file"]: page_texts(PdfReader(out / b["file"]))[-1] for v in m["villages"] for b in v["boxes"]
     }
-    first_box = wanglou["boxes"][0]["file"]
-    assert "备 考 表" in remarks[first_box] and "缺 1 件" in remarks[first_box]
-    assert re.search(rf"缺第\s*0001\s*件.*{bad_template}", remarks[first_box], re.DOTALL), remarks[first_box]
-    assert not any("缺第" in text for name, text in remarks.items() if name != first_box)
+    noted = {}
+    for village, number, hid in (("李庄村", "0002", bad_id), ("王楼村", "0001", bad_template)):
+        box = villages[village]["boxes"][0]["file"]
+        assert "备 考 表" in remarks[box] and "缺 1 件" in remarks[box]
+        assert re.search(rf"缺第\s*{number}\s*件.*{hid}", remarks[box], re.DOTALL), remarks[box]
+        noted[box] = True
+    assert not any("缺第" in text for name, text in remarks.items() if name not in noted)
 
     # the failures are not forgotten by the next run
     again = run_build(data, "-o", out)
     assert again.exit_code == ExitCode.partial, again.output
     assert {f["household_id"] for f in manifest(out)["failed"]} == {bad_id, bad_template}
+
+
+def test_fixing_a_record_with_errors_renders_only_it(tmp_path):
+    """Its 件号 was kept while it was wrong, so no other household's cover changes."""
+    data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 6),))
+    path, record = list(iter_records(data))[1]
+    good = path.read_text(encoding="utf-8")
+    _break_id(record)
+    path.write_text(dump_household_yaml(record), encoding="utf-8")
+    out = tmp_path / "out"
+    assert run_build(data, "-o", out).exit_code == ExitCode.partial
+    path.write_text(good, encoding="utf-8")
+    fixed = run_build(data, "-o", out)
+    assert fixed.exit_code == ExitCode.ok, fixed.output
+    assert summary_line(fixed).startswith("渲染 1 户 · 未变化 5 户"), fixed.stdout
+    (village,) = manifest(out)["villages"]
+    assert [h["item_no"] for h in village["households"]] == [1, 2, 3, 4, 5, 6]
 
 
 def test_village_with_no_household_built_does_not_stop_the_others(tmp_path):

@@ -272,7 +272,7 @@ def _draw_remarks(
         "盒封面、卷内目录、隔页纸、备考表和空白页不编页号。",
     ]
     gaps = [
-        f"缺第 {m.item_no:04d} 件：户主 {m.head}，户编号 {m.household_id}，档卡未生成，待补入。"
+        f"缺第 {m.item_no:04d} 件：{f'户主 {m.head}，' if m.head else ''}户编号 {m.household_id}，档卡未生成，待补入。"
         for m in sorted(missing, key=lambda m: m.item_no)
     ]
     room = int((box_top - box_bottom - 14 * MM) // (8 * MM)) + 1 - len(notes)
