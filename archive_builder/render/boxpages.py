@@ -43,8 +43,9 @@ class ContentsRow:
 class MissingItem:
     """A 件号 whose packet could not be generated: noted on the 备考表 of the box it belongs to.
 
-    Numbers are not reassigned when a household fails to render (every later cover would
-    change); the box says which number is missing and why, as DA/T 22 asks of the 备考表.
+    Numbers are not reassigned when a household's record has errors or its packet fails to
+    render (every later cover would change); the box says which number is missing, as DA/T 22
+    asks of the 备考表. ``head`` is empty when the record could not be read.
     """
 
     item_no: int
