@@ -15,7 +15,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 try:
     import tomllib
@@ -42,6 +42,16 @@ class ArchiveSection(Section):
     retention: Literal["永久", "30年", "10年"] = Field(default="永久", title="保管期限")
     #: 当年监测收入标准 (元/人·年); a province sets it per year, so it is data, not code
     income_threshold: Decimal | None = Field(default=None, title="监测收入标准")
+
+    @field_validator("retention", mode="before")
+    @classmethod
+    def _retention_as_written(cls, value: Any) -> Any:
+        """DA/T 22 writes 定期30年 and 定期10年; spaces and full-width digits are common too."""
+        if isinstance(value, str):
+            import unicodedata
+
+            value = re.sub(r"\s+", "", unicodedata.normalize("NFKC", value)).removeprefix("定期")
+        return value
 
 
 class PrintSection(Section):
@@ -234,8 +244,9 @@ def _value_problem(item: Any, text: str, display: str) -> Problem:
 def _explain(item: Any) -> str:
     kind = item["type"]
     if kind == "literal_error":
-        expected = item.get("ctx", {}).get("expected", "")
-        return f"应为 {expected} 之一"
+        from .records.messages import choices
+
+        return f"应为{choices(item.get('ctx', {}).get('expected', ''))}之一"
     if kind.startswith("int"):
         return "应为整数"
     if kind.startswith("bool"):

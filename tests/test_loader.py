@@ -105,6 +105,19 @@ def test_wrong_toml_value_keeps_the_rest(make_data_dir: Any) -> None:
     assert dataset.config.print.duplex is True
 
 
+@pytest.mark.parametrize(("written", "kept"), [("定期30年", "30年"), ("30 年", "30年"), ("定期１０年", "10年")])
+def test_retention_as_da_t_22_writes_it(make_data_dir: Any, written: str, kept: str) -> None:
+    data = make_data_dir(archive=f'[archive]\nyear = 2025\nretention = "{written}"\n')
+    dataset = load_dataset(data)
+    assert dataset.problems == [] and dataset.config.archive.retention == kept
+
+
+def test_retention_not_allowed_lists_the_choices_in_chinese(make_data_dir: Any) -> None:
+    data = make_data_dir(archive='[archive]\nyear = 2025\nretention = "长期"\n')
+    (problem,) = load_dataset(data).problems
+    assert problem.message == "archive.toml 中「archive.retention」的值不对：应为「永久」「30年」「10年」之一"
+
+
 def test_config_layers_and_build_date(tmp_path: Path) -> None:
     path = tmp_path / "archive.toml"
     path.write_text(

@@ -45,6 +45,14 @@ _EXPECTED: dict[str, tuple[str, str]] = {
 Locate = Callable[[str], tuple[int | None, int | None]]
 
 
+
+def choices(expected: str) -> str:
+    """pydantic's "'永久', '30年' or '10年'" as 「永久」「30年」「10年」."""
+    import re
+
+    values = re.findall(r"'((?:[^'\\]|\\.)*)'", expected) or [expected]
+    return "".join(f"「{v}」" for v in values)
+
 def _shown(value: Any) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= 40 else text[:37] + "…"
@@ -75,8 +83,7 @@ def problem_from_error(item: Any, locate: Locate, **where: Any) -> Problem:
         )
     expected, hint = _EXPECTED.get(kind, ("格式不对", "请按数据格式说明改正"))
     if kind == "literal_error":
-        allowed = item.get("ctx", {}).get("expected", "").replace("'", "")
-        expected = f"应为 {allowed} 之一"
+        expected = f"应为{choices(item.get('ctx', {}).get('expected', ''))}之一"
     if kind == "too_short" and path == "members":
         expected, hint = "至少应有 1 人", "请填写家庭成员，其中一人与户主关系为「户主」"
     shown = _shown(item.get("input"))
