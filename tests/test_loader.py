@@ -116,6 +116,9 @@ def test_retention_not_allowed_lists_the_choices_in_chinese(make_data_dir: Any) 
     data = make_data_dir(archive='[archive]\nyear = 2025\nretention = "长期"\n')
     (problem,) = load_dataset(data).problems
     assert problem.message == "archive.toml 中「archive.retention」的值不对：应为「永久」「30年」「10年」之一"
+    data = make_data_dir(archive='[archive]\nyear = 2025\n[print]\nspine_width_mm = 25\n', name="spine")
+    (problem,) = load_dataset(data).problems
+    assert problem.message.endswith("应为「20」「30」「40」「50」之一")
 
 
 def test_config_layers_and_build_date(tmp_path: Path) -> None:

@@ -50,7 +50,9 @@ def choices(expected: str) -> str:
     """pydantic's "'永久', '30年' or '10年'" as 「永久」「30年」「10年」."""
     import re
 
-    values = re.findall(r"'((?:[^'\\]|\\.)*)'", expected) or [expected]
+    values = re.findall(r"'((?:[^'\\]|\\.)*)'", expected)
+    if not values:  # numbers are not quoted: "20, 30, 40 or 50"
+        values = [v for v in re.split(r",\s*|\s+or\s+", expected) if v]
     return "".join(f"「{v}」" for v in values)
 
 def _shown(value: Any) -> str:
