@@ -45,7 +45,6 @@ _EXPECTED: dict[str, tuple[str, str]] = {
 Locate = Callable[[str], tuple[int | None, int | None]]
 
 
-
 def choices(expected: str) -> str:
     """pydantic's "'永久', '30年' or '10年'" as 「永久」「30年」「10年」."""
     import re
