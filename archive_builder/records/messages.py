@@ -54,6 +54,7 @@ def choices(expected: str) -> str:
         values = [v for v in re.split(r",\s*|\s+or\s+", expected) if v]
     return "".join(f"「{v}」" for v in values)
 
+
 def _shown(value: Any) -> str:
     text = repr(value) if not isinstance(value, str) else value
     return text if len(text) <= 40 else text[:37] + "…"
