@@ -490,7 +490,7 @@ class Build:
             warnings: list[Problem] = []
             plan = plan_boxes(packets, options, problems=warnings)
             self.summary.problems.extend(warnings)
-            # rendering failures keep their number: the 备考表 of their box says it is missing
+            # households not produced keep their number: the 备考表 of their box says it is missing
             notes = assign_missing(plan, [
                 *(MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None),
                 *(MissingItem(*entry) for entry in vplan.missing),
