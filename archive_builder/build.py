@@ -804,16 +804,7 @@ def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | N
     return Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter).run()
 
 
-def configured_output(data_dir: Path) -> Path:
-    """Return archive.toml's ``[output] dir`` (relative to the data directory), else the default."""
-    from .config import load_archive_config
-
-    toml = Path(data_dir) / "archive.toml"
-    if toml.is_file():
-        config, _ = load_archive_config(toml)
-        if config.output.dir:
-            return (Path(data_dir) / config.output.dir).resolve()
-    return outdir.default_output(data_dir)
+configured_output = outdir.configured_output
 
 
 def clean_work_files(out_dir: Path) -> None:

@@ -138,6 +138,18 @@ def default_output(data_dir: Path) -> Path:
     return data_dir.parent / f"{data_dir.name}-档案输出"
 
 
+def configured_output(data_dir: Path) -> Path:
+    """Return archive.toml's ``[output] dir`` (relative to the data directory), else the default."""
+    from .config import load_archive_config
+
+    toml = Path(data_dir) / "archive.toml"
+    if toml.is_file():
+        config, _ = load_archive_config(toml)
+        if config.output.dir:
+            return (Path(data_dir) / config.output.dir).resolve()
+    return default_output(data_dir)
+
+
 def prepare(out_dir: Path, data_dir: Path) -> Path:
     """Check that ``out_dir`` can take a build's output; create it; return it resolved."""
     out = out_dir.resolve()

@@ -344,3 +344,43 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
         == "佐证材料路径「../邻居家/户口簿.jpg」含有「..」，指向了本户文件夹以外"
     )
     assert p["hint"]
+
+
+def test_validate_after_a_build_reads_its_caches_and_still_sees_changes(tmp_path: Path) -> None:
+    """The build's record and rule caches make re-checking fast; a changed file is read again."""
+    from archive_builder.outdir import default_output
+    from archive_builder.records import cache as record_cache
+    from archive_builder.synthetic import (
+        dump_household_yaml,
+        iter_records,
+        write_dataset,
+    )
+    from archive_builder.validate import check_data_dir
+
+    data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 4),), seed=3,
+                         photos_per_household=1, photo_size=(120, 160))
+    built = CliRunner().invoke(main, ["build", str(data), "-j", "1"])
+    assert built.exit_code == ExitCode.ok, built.output
+    assert (default_output(data) / ".cache" / "records.pickle").is_file()
+    fresh = check_data_dir(data)
+
+    hits = []
+    real_get = record_cache.RecordCache.get
+
+    def get(self: Any, key: str) -> Any:
+        found = real_get(self, key)
+        hits.append(found is not None)
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(record_cache.RecordCache, "get", get)
+        cached = check_data_dir(data)
+        assert hits and all(hits)  # every record and every household's rules came from the caches
+        assert cached.to_json() == fresh.to_json()
+
+        path, record = next(iter_records(data))
+        record["members"][0]["id_number"] = "110105194912310021"  # a wrong check digit
+        path.write_text(dump_household_yaml(record), encoding="utf-8")
+        changed = check_data_dir(data)
+    assert changed.summary.errors == 1
+    assert not (default_output(data) / ".cache" / "records.pickle.new").exists()  # read, never written
