@@ -46,6 +46,7 @@ from .outdir import atomic_write, safe_file_name
 from .problems import Problem, Severity, count
 from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
+from .records.loader import load_yaml
 from .records.models import Causes, Household, IncomeYear, Living, Member, Monitor
 
 logger = logging.getLogger(__name__)
@@ -899,7 +900,7 @@ def _household_id_of(path: Path) -> str | None:
 
 def _load_record(path: Path) -> dict[str, Any]:
     text = path.read_text("utf-8-sig")
-    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    data = json.loads(text) if path.suffix == ".json" else load_yaml(text)
     if not isinstance(data, dict):
         raise ValueError("not a mapping")  # noqa: TRY004 - reported like a syntax error
     return data
@@ -1050,7 +1051,7 @@ class _Plan:
                                   "如该户确已迁到别的村，请手工移动它的文件夹", household_id=hid)
         text = dump_record(record, target.suffix)
         if old is not None:
-            same = yaml.safe_load(text) == old if target.suffix != ".json" else json.loads(text) == old
+            same = load_yaml(text) == old if target.suffix != ".json" else json.loads(text) == old
             if same:
                 report.unchanged.append(hid)
                 return

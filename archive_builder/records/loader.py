@@ -278,6 +278,12 @@ def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
 
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with libyaml when it is installed (~13 ms → ~1 ms for a household),
+    keeping an impossible date as text like the record loader."""
+    return yaml.load(text, Loader=_Loader)  # _Loader is a safe loader
+
 _YAML_MESSAGES = (
     (
         "mapping values are not allowed",
