@@ -910,8 +910,24 @@ def dump_record(record: dict[str, Any], suffix: str = ".yaml") -> str:
     """Return the record as the text of household.yaml (or .json), keys in record order."""
     if suffix == ".json":
         return json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
-    return yaml.safe_dump(record, allow_unicode=True, sort_keys=False, default_flow_style=False,
-                          width=1000)
+    # libyaml writes ~5x faster, but escapes characters beyond the BMP (周𠮷祥 would read
+    # "周\U00020BB7祥" in the file a secretary edits): those records go through PyYAML's emitter
+    dumper = yaml.SafeDumper if _FAST_DUMPER is None or _beyond_bmp(record) else _FAST_DUMPER
+    return yaml.dump(record, Dumper=dumper, allow_unicode=True, sort_keys=False, default_flow_style=False,
+                     width=1000)
+
+
+_FAST_DUMPER: Any = getattr(yaml, "CSafeDumper", None)
+
+
+def _beyond_bmp(value: Any) -> bool:
+    if isinstance(value, str):
+        return not all(ord(ch) <= 0xFFFF for ch in value)
+    if isinstance(value, dict):
+        return any(_beyond_bmp(k) or _beyond_bmp(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_beyond_bmp(v) for v in value)
+    return False
 
 
 def _toml_text(value: str) -> str:

@@ -509,3 +509,16 @@ def test_sixteen_digit_household_id_as_number_is_refused(tmp_path: Path) -> None
     report = import_sheet(write_xlsx(tmp_path / "a.xlsx", HEADERS, rows, text_columns=()), tmp_path / "D", today=TODAY)
     assert report.created == [] and report.problems and all(p.field == "户编号" for p in report.problems)
     assert "超过 15 位" in report.problems[0].message
+
+
+def test_dump_record_keeps_rare_characters_readable() -> None:
+    """libyaml (the fast emitter) escapes characters beyond the BMP; those records use PyYAML's."""
+    from archive_builder.records.loader import load_yaml
+    from archive_builder.spreadsheet import dump_record
+
+    rare = {"household_id": "4116211052010001", "members": [{"name": "周𠮷祥", "relation": "户主"}]}
+    text = dump_record(rare)
+    assert "周𠮷祥" in text and "\\U" not in text
+    plain = {"household_id": "4116211052010002", "notes": "第一行\n第二行：有冒号", "members": [{"name": "张堃"}]}
+    for record in (rare, plain):
+        assert load_yaml(dump_record(record)) == record
