@@ -1,6 +1,6 @@
 """Village build benchmark: prints figures, asserts nothing.
 
-    python benchmarks/village.py [--households 231] [--jobs 2] [--runs 3] [--set anchor|default]
+    python benchmarks/village.py [--households 231] [--jobs 2] [--runs 3] [--set anchor|default] [--stages]
 
 Generates a synthetic village (2 print-size photos per household), then times whole `archive-builder build` processes — full build, no-change rebuild and a
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
@@ -9,7 +9,9 @@ process of the run, workers included), output size and the bytes of embedded fon
 ``--set anchor`` (the default) renders the packet the performance anchors measured (cover,
 members, cause, measures, income, photos; simplex) with benchmarks/templates/anchor, so the
 figures compare with ../shared/research/performance-anchors.md; ``--set default`` renders the
-full default packet (contents, separator sheets, every section, duplex).
+full default packet (contents, separator sheets, every section, duplex). ``--stages`` adds
+one more full build whose worker tasks report their CPU time: rendering, collating, parsing,
+and the build process itself.
 """
 
 from __future__ import annotations
@@ -66,6 +68,62 @@ def touch_one(data: Path) -> Path:
     return record_file
 
 
+#: A full build in a fresh process whose worker tasks log their own CPU time (fork only: the
+#: workers must inherit the wrapped functions). Prints one line per stage, in core-seconds.
+_STAGES = """
+import collections, os, resource, sys, tempfile, time
+from pathlib import Path
+import archive_builder.build as B
+
+log = tempfile.mktemp(prefix="ab-stages-")
+def wrap(name):
+    task = getattr(B, name)
+    def timed(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return task(*args, **kwargs)
+        finally:
+            with open(log, "a") as fh:
+                fh.write(f"{name} {time.process_time() - started}\\n")
+    timed.__name__ = timed.__qualname__ = name
+    timed.__module__ = "archive_builder.build"
+    setattr(B, name, timed)
+for name in ("_safe_render", "_collate_box", "_parse_chunk"):
+    wrap(name)
+data, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+started = time.perf_counter()
+B.Build(data, out, B.BuildOptions(jobs=jobs)).run()
+wall = time.perf_counter() - started
+total, count = collections.Counter(), collections.Counter()
+for line in open(log):
+    name, seconds = line.split()
+    total[name] += float(seconds)
+    count[name] += 1
+os.unlink(log)
+me = resource.getrusage(resource.RUSAGE_SELF)
+kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+labels = {"_safe_render": "rendering packets", "_collate_box": "collating boxes", "_parse_chunk": "parsing in workers"}
+print(f"stage CPU             wall {wall:.2f} s; all processes {me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime:.2f} core-s")
+for name, label in labels.items():
+    each = total[name] / count[name] * 1000 if count[name] else 0
+    print(f"  {label:19s} {total[name]:5.2f} core-s ({count[name]} tasks, {each:.1f} ms each)")
+print(f"  {'build process':19s} {me.ru_utime + me.ru_stime:5.2f} core-s (user {me.ru_utime:.2f}, system {me.ru_stime:.2f})")
+"""
+
+
+def stages(data: Path, out: Path, jobs: int) -> None:
+    """Where the CPU of one full build goes (see ``_STAGES``)."""
+    import multiprocessing
+
+    if multiprocessing.get_start_method() != "fork":
+        print("stage CPU             (needs the fork start method: Linux)")
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    proc = subprocess.run([sys.executable, "-c", _STAGES, str(data), str(out), str(jobs)],
+                          check=False, capture_output=True, text=True, cwd=ROOT)
+    print(proc.stdout.rstrip() if proc.returncode == 0 else f"stage CPU             failed: {proc.stderr[-500:]}")
+
+
 def main() -> None:
     # An installed package has compiled bytecode (pip compiles it); a checkout run with
     # PYTHONDONTWRITEBYTECODE would otherwise compile every module in every build process.
@@ -78,6 +136,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--work", type=Path, default=Path("/tmp/archive-builder-bench"))
     parser.add_argument("--set", choices=("anchor", "default"), default="anchor")
+    parser.add_argument("--stages", action="store_true", help="also print the CPU of each stage of one full build")
     args = parser.parse_args()
 
     data = args.work / f"data-{args.households}"
@@ -120,6 +179,8 @@ def main() -> None:
     print(f"peak RSS              {max(rss):.0f} MiB (largest single process)")
     print(f"output (box PDFs)     {size / 1e6:.1f} MB")
     print(f"font programs         {fonts / 1e6:.2f} MB in the box PDFs")
+    if args.stages:
+        stages(data, args.work / "out-stages", args.jobs)
 
 
 if __name__ == "__main__":
