@@ -389,7 +389,9 @@ class Build:
             return
         if self._pool is None:
             self._start_pool()
+        assert self._pool is not None
         for h in self._waiting:
+            assert h.request is not None  # handed to a worker once, here
             future = self._started[h.household_id] = self._pool.submit(_safe_render, h.request)
             self._in_flight.append(future)
             h.request = None

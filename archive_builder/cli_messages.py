@@ -122,12 +122,12 @@ def install() -> None:
     import click.formatting
 
     # help columns are aligned by character count; Chinese characters take two columns
-    click.formatting.term_len = display_width
+    click.formatting.term_len = display_width  # type: ignore[assignment]
     # Chinese punctuation where click writes its own: "选项：" headings, "缺少参数 'DATA'。"
     click.formatting.HelpFormatter.write_heading = _write_heading  # type: ignore[method-assign]
     missing = click.exceptions.MissingParameter
     if not getattr(missing.format_message, "_chinese", False):
-        missing.format_message = _chinese_full_stop(missing.format_message)  # type: ignore[method-assign]
+        missing.format_message = _chinese_full_stop(missing.format_message)  # type: ignore[method-assign,assignment]
     del click
     functions: dict[str, Callable[..., str]] = {"_": gettext, "ngettext": ngettext}
     for name, module in list(sys.modules.items()):

@@ -635,7 +635,7 @@ def remove_stale_boxes(village: VillageInfo, out_dir: Path, keep: Sequence[Path 
     """Delete this village's box files in ``out_dir`` other than ``keep`` (left by a larger build)."""
     names = {Path(k).name for k in keep}
     pattern = _box_file_pattern(village)
-    removed = []
+    removed: list[Path] = []
     if not Path(out_dir).is_dir():  # a village none of whose households was produced
         return removed
     for old in Path(out_dir).iterdir():

@@ -172,9 +172,9 @@ def build_context(
     years: dict[int, list[Mapping[str, Any]]] = {}
     for measure in hh.get("measures") or []:
         years.setdefault(int(measure.get("year") or 0), []).append(measure)
+    totals = {year: sum((decimal(m.get("amount")) for m in items), Decimal(0)) for year, items in years.items()}
     measure_years = [
-        {"year": year, "measures": items, "total": sum((decimal(m.get("amount")) for m in items), Decimal(0))}
-        for year, items in sorted(years.items())
+        {"year": year, "measures": items, "total": totals[year]} for year, items in sorted(years.items())
     ]
 
     monitor = hh.get("monitor") or None
@@ -192,7 +192,7 @@ def build_context(
         "income": income,
         "threshold": threshold,
         "measure_years": measure_years,
-        "measures_total": sum((y["total"] for y in measure_years), Decimal(0)),
+        "measures_total": sum(totals.values(), Decimal(0)),
         "exit_steps": exit_steps,
         "exit_wanted": bool(monitor or hh.get("exit_year") or exit_steps or "已脱贫" in str(hh.get("poverty_status") or "")),
         "application_wanted": bool(hh.get("application")) or household_type in ("贫困户", "防止返贫致贫对象"),

@@ -539,6 +539,7 @@ def make_packet(
         formats = ("pdf", "docx") if config.output.word_copy else template_set(
             config.templates.set, Path(data_dir).resolve(), village.path.resolve()).formats
     build_date = document_date(dataset.config)
+    assert household.record is not None  # validated above: a record with errors stops here
     head = household.record.head.name if household.record.head else ""
     if out is None or out.suffix.lower() != ".pdf":
         out = (out or Path.cwd()) / f"{safe_file_name(f'{household_id}_{head}')}.pdf"

@@ -478,9 +478,9 @@ def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block |
             size=float(size) if size else None,
         )
     if tag == "kv":
-        rows = tuple((r.attrib.get("key", ""), _text(r)) for r in el if r.tag == "row")
+        pairs = tuple((r.attrib.get("key", ""), _text(r)) for r in el if r.tag == "row")
         wide = tuple(r.attrib.get("key", "") for r in el if r.tag == "row" and _bool(r.attrib.get("wide"), False))
-        return dm.KeyValue(rows, columns=int(at.get("columns", "2")), wide=wide)
+        return dm.KeyValue(pairs, columns=int(at.get("columns", "2")), wide=wide)
     if tag == "table":
         header: tuple[str, ...] = ()
         rows: list[tuple[str, ...]] = []

@@ -706,7 +706,7 @@ def _nearest_file(folder: Path, wanted: str, limit: int = 500) -> str | None:
 
     wanted = wanted.replace("\\", "/")
     try:
-        files = []
+        files: list[str] = []
         for path in folder.rglob("*"):
             if len(files) >= limit:
                 break

@@ -250,9 +250,9 @@ class Member(Record):
     birth_date: Day | None = Field(default=None, title="出生日期")
     ethnicity: Label("ethnicity") = Field(default="汉族", title="民族")  # type: ignore[valid-type]
     education: Label("education") | None = Field(default=None, title="文化程度")  # type: ignore[valid-type]
-    student_status: Label("student_status") | None = Field(
+    student_status: Label("student_status") | None = Field(  # type: ignore[valid-type]
         default=None, title="在校生状况"
-    )  # type: ignore[valid-type]
+    )
     health: Labels("health") = Field(default_factory=list, title="健康状况")  # type: ignore[valid-type]
     labour: Label("labour") | None = Field(default=None, title="劳动技能")  # type: ignore[valid-type]
     work_place: Text | None = Field(default=None, title="务工地点")
@@ -269,9 +269,9 @@ class Monitor(Record):
     risks: Labels("monitor_risk") = Field(default_factory=list, title="风险类型")  # type: ignore[valid-type]
     identified_on: MonthOrDay | None = Field(default=None, title="风险识别时间")
     eliminated: Flag | None = Field(default=None, title="风险是否消除")
-    eliminate_method: Label("eliminate_method") | None = Field(
+    eliminate_method: Label("eliminate_method") | None = Field(  # type: ignore[valid-type]
         default=None, title="消除方式"
-    )  # type: ignore[valid-type]
+    )
     eliminated_on: Day | None = Field(default=None, title="风险消除时间")
 
 
@@ -288,9 +288,9 @@ class Living(Record):
 
     house_area_m2: Money | None = Field(default=None, title="住房面积(平方米)")
     house_structure: Text | None = Field(default=None, title="住房结构")
-    dangerous_house: Label("dangerous_house") | None = Field(
+    dangerous_house: Label("dangerous_house") | None = Field(  # type: ignore[valid-type]
         default=None, title="危房等级"
-    )  # type: ignore[valid-type]
+    )
     safe_drinking_water: Flag | None = Field(default=None, title="饮水安全")
     electricity: Flag | None = Field(default=None, title="通生活用电")
     farmland_mu: Money | None = Field(default=None, title="耕地面积(亩)")
@@ -420,12 +420,12 @@ class Household(Record):
     address: Text | None = Field(default=None, title="家庭住址")
     phone: Text | None = Field(default=None, title="联系电话")
     household_type: Label("household_type") = Field(title="户类型")  # type: ignore[valid-type]
-    poverty_attribute: Label("poverty_attribute") | None = Field(
+    poverty_attribute: Label("poverty_attribute") | None = Field(  # type: ignore[valid-type]
         default=None, title="贫困户属性"
-    )  # type: ignore[valid-type]
-    poverty_status: Label("poverty_status") | None = Field(
+    )
+    poverty_status: Label("poverty_status") | None = Field(  # type: ignore[valid-type]
         default=None, title="脱贫状态"
-    )  # type: ignore[valid-type]
+    )
     identified_on: MonthOrDay | None = Field(default=None, title="识别时间")
     exit_year: int | None = Field(default=None, title="脱贫年度")
     monitor: Monitor | None = Field(default=None, title="监测信息")
@@ -434,9 +434,9 @@ class Household(Record):
     living: Living | None = Field(default=None, title="生产生活条件")
     helpers: _items(Helper) = Field(default_factory=list, title="帮扶责任人")  # type: ignore[valid-type]
     application: Application | None = Field(default=None, title="申请书")
-    procedure: _items(ProcedureStep) = Field(
+    procedure: _items(ProcedureStep) = Field(  # type: ignore[valid-type]
         default_factory=list, title="识别/退出程序"
-    )  # type: ignore[valid-type]
+    )
     plan: _items(PlanItem) = Field(default_factory=list, title="帮扶计划")  # type: ignore[valid-type]
     measures: _items(Measure) = Field(default_factory=list, title="帮扶措施")  # type: ignore[valid-type]
     income: _items(IncomeYear) = Field(default_factory=list, title="收入情况")  # type: ignore[valid-type]
@@ -539,7 +539,7 @@ def label_of(model_cls: type[BaseModel] | str, field_path: str | None = None) ->
 def field_label(model_cls: type[BaseModel] | str, field_path: str | None = None) -> str:
     """Return the Chinese label of the last part of a field path (``公民身份号码``)."""
     if isinstance(model_cls, str):
-        model_cls, field_path = Household, model_cls
+        model_cls, field_path = Household, model_cls  # type: ignore[assignment]  # a path alone
     # list positions do not change the label: one lookup per field, not per list item
     return _field_label(model_cls, _POSITION.sub("", field_path or ""))
 

@@ -1000,12 +1000,13 @@ def qr_png(text: str, *, module_px: int = 8) -> bytes:
     n = len(matrix)
     img = Image.new("1", (n + 2 * QUIET_ZONE, n + 2 * QUIET_ZONE), 1)
     px = img.load()
+    assert px is not None
     for r, row in enumerate(matrix):
         for c, dark in enumerate(row):
             if dark:
                 px[c + QUIET_ZONE, r + QUIET_ZONE] = 0
     side = (n + 2 * QUIET_ZONE) * module_px
-    img = img.resize((side, side), Image.NEAREST)
+    img = img.resize((side, side), Image.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, "PNG", optimize=True)
     return buf.getvalue()

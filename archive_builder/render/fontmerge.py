@@ -220,7 +220,7 @@ class SharedFonts:
             if not isinstance(fonts, (DictionaryObject, IndirectObject)):
                 continue
             fonts = fonts.get_object()
-            if id(fonts) in visited:  # reportlab's pages share one font dictionary
+            if not isinstance(fonts, DictionaryObject) or id(fonts) in visited:  # pages share one
                 continue
             visited.add(id(fonts))
             for name in list(fonts.keys()):
@@ -304,7 +304,7 @@ class SharedFonts:
         canvas.save()
         page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
         written = {}
-        for ref in page["/Resources"]["/Font"].values():
+        for ref in page["/Resources"]["/Font"].values():  # type: ignore[index]
             font = ref.get_object()
             marker = str(font.get(_FACE_KEY, "/"))[1:]
             if marker in self._refs:

@@ -54,7 +54,7 @@ def _make_ttfont_class() -> type:
                 self.fontName = name
                 self.face = parsed
                 self.encoding = TTEncoding()
-                self.state = WeakKeyDictionary()
+                self.state: WeakKeyDictionary[Any, _DocState] = WeakKeyDictionary()
                 self._asciiReadable = False
                 self.shapable = False
             else:
