@@ -408,13 +408,8 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
         for fid in fids:
             font, cid, fd, base, glyphs, metrics, source = parsed[fid]
             base0 = base0 or base
-            if glyphs is not None:
-                for g, d in glyphs.items():
-                    if glyphs_u.setdefault(g, d) != d:
-                        ok = False
-                for g, m in metrics.items():
-                    if metrics_u.setdefault(g, m) != m and g in glyphs:
-                        ok = False
+            if glyphs is not None and not _add_glyphs(glyphs_u, metrics_u, glyphs, metrics):
+                ok = False
             tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
                         for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
             explicit = _parse_w(cid.get("/W"))
@@ -439,13 +434,8 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
             if not ok:
                 break
         for source, gids in source_gids.values() if ok else ():
-            glyphs, metrics = _glyphs_from_source(source, gids)
-            for g, d in glyphs.items():
-                if glyphs_u.setdefault(g, d) != d:
-                    ok = False
-            for g, m in metrics.items():
-                if metrics_u.setdefault(g, m) != m and g in glyphs:
-                    ok = False
+            if not _add_glyphs(glyphs_u, metrics_u, *_glyphs_from_source(source, gids)):
+                ok = False
         if not ok:
             conflicts += 1
             continue
@@ -529,6 +519,20 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
         "conflicts": conflicts,
         "retagged": retagged,
     }
+
+
+def _add_glyphs(glyphs_u: dict[int, bytes], metrics_u: dict[int, Any],
+                glyphs: Mapping[int, bytes], metrics: Mapping[int, Any]) -> bool:
+    """Add one font's glyphs and metrics to the union; False when a glyph id already there
+    has other data (two different programs under one face: the fonts cannot be merged)."""
+    ok = True
+    for g, d in glyphs.items():
+        if glyphs_u.setdefault(g, d) != d:
+            ok = False
+    for g, m in metrics.items():
+        if metrics_u.setdefault(g, m) != m and g in glyphs:
+            ok = False
+    return ok
 
 
 def _redirect_references(writer: Any, replace: Mapping[int, Any]) -> None:
