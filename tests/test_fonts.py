@@ -462,6 +462,38 @@ def test_built_program_checksums_are_valid(fs, glyph_size):
 
 
 @needs_debian_fonts
+def test_embedded_program_is_spliced_from_glyph_blocks_and_inflates_exactly(fs, monkeypatch):
+    """A packet's font programs are compressed from cached per-glyph blocks: each stream must
+    inflate (as any reader inflates it) to exactly the program that was built, with valid
+    checksums, whichever glyphs an earlier document already put in the cache."""
+    import zlib
+
+    built: list[bytes] = []
+    real = fontprogram._assemble_program
+
+    def spy(*args, **kwargs):
+        result = real(*args, **kwargs)
+        built.append(result[0])
+        return result
+
+    monkeypatch.setattr(fontprogram, "_assemble_program", spy)
+    for i in range(3):  # overlapping characters: later documents reuse cached blocks
+        built.clear()
+        text = f"户主{i}号 A·b（）" + "".join(chr(0x4E00 + (i * 37 + k * 11) % 200) for k in range(40))
+        doc = render(fs, [text[:20], text[20:40], text[40:]], roles=("body", "heading", "kai"))
+        r = PdfReader(io.BytesIO(doc))
+        embedded = []
+        for ref in r.pages[0]["/Resources"]["/Font"].values():
+            cid = ref.get_object()["/DescendantFonts"][0].get_object()
+            stream = cid["/FontDescriptor"].get_object()["/FontFile2"].get_object()
+            program = zlib.decompress(stream._data)  # the raw stream, not pypdf's tolerant decoder
+            assert stream["/Length1"] == len(program)
+            _check_sfnt_checksums(program)
+            embedded.append(program)
+        assert sorted(embedded) == sorted(built) and len(built) == 3
+
+
+@needs_debian_fonts
 def test_missing_chars_answer_is_stable(fs):
     text = "户主\U0010FFFD王" + RARE
     first = fs.missing_chars(text, "kai")
