@@ -71,6 +71,7 @@ def _make_ttfont_class() -> type:
             self._enc: dict[str, bytes] = {}
             self._cids: dict[int, int] = {}
             self._blocks: dict[int, tuple[bytes, int, bytes]] = {}
+            self._chars: dict[str, tuple[int, int, int, float, str]] = {}
             self._secondary: dict[int, int] | None = None
             self._primary: dict[int, int] | None = None
 
@@ -115,6 +116,20 @@ def _make_ttfont_class() -> type:
                 if self._numGlyphs + rank == cid:
                     return self.face.charToGlyph.get(cp, 0)
             return 0
+
+        def _char_info(self, ch: str) -> tuple[int, int, int, float, str]:
+            """(code, code point written, glyph id, width, ToUnicode line) of a character;
+            code 0 when the face lacks it. Memoised in ``_chars``: a packet's fonts looked
+            each of their characters up again in the face's tables."""
+            cp = ord(ch)
+            if cp == 0xA0:
+                cp = 0x20
+            cid = self.cid_of(cp)
+            if not cid:
+                return (0, cp, 0, 0, "")
+            face = self.face
+            return (cid, cp, face.charToGlyph.get(cp, 0), face.charWidths.get(cp, face.defaultWidth),
+                    f"<{cid:04X}> <{chr(cp).encode('utf-16-be').hex().upper()}>")
 
         def _glyph_blocks(self, gids: set[int]) -> dict[int, tuple[bytes, int, bytes]]:
             """The glyphs among ``gids`` that have outlines: gid -> (data padded to 4 bytes,
@@ -171,22 +186,17 @@ def _make_ttfont_class() -> type:
         def addObjects(self, doc: Any) -> None:
             st = self._state(doc)
             internal = st.internalName or self.getSubsetInternalName(0, doc)[1:]
-            used: dict[int, int] = {}  # cid -> code point
+            chars = self._chars
+            used: dict[int, tuple[int, int, int, float, str]] = {}  # cid -> _char_info
             for ch in st.used:
-                cp = ord(ch)
-                if cp == 0xA0:
-                    cp = 0x20
-                cid = self.cid_of(cp)
-                if cid and cid not in used:
-                    used[cid] = cp
+                info = chars.get(ch)
+                if info is None:
+                    info = chars[ch] = self._char_info(ch)
+                if info[0] and info[0] not in used:
+                    used[info[0]] = info
             face = self.face
-            gids = {0}
-            cid2gid: dict[int, int] = {}
-            for cid, cp in used.items():
-                g = face.charToGlyph.get(cp, 0)
-                cid2gid[cid] = g
-                gids.add(g)
-            gids = _composite_closure(face, gids)
+            cid2gid = {cid: info[2] for cid, info in used.items()}
+            gids = _composite_closure(face, {0, *cid2gid.values()})
             blocks = self._glyph_blocks(gids)
             hmetrics = {g: face.hmetrics[g] for g in gids}
             base = _base_tables_from_face(face)
@@ -194,9 +204,8 @@ def _make_ttfont_class() -> type:
                 base, {g: b[0] for g, b in blocks.items()}, hmetrics,
                 glyf_sum=sum(b[1] for b in blocks.values()) & 0xFFFFFFFF,
             )
-            widths = {cid: face.charWidths.get(cp, face.defaultWidth) for cid, cp in used.items()}
+            widths = {cid: info[3] for cid, info in used.items()}
             dw = _dw(widths)
-            tounicode = {cid: chr(cp) for cid, cp in used.items()}
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
             tag = _subset_tag(_program_identity(base), cid2gid)
             flags = (face.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC
@@ -242,14 +251,14 @@ def _make_ttfont_class() -> type:
                 }),
                 "FontDescriptor": desc,
                 "DW": dw,
-                "W": pdfdoc.PDFArray(_w_array(widths, dw)),
+                "W": _w_bytes(widths, dw),  # preformatted: hundreds of numbers
             }
             if all(cid == g for cid, g in cid2gid.items()):
                 cidfont["CIDToGIDMap"] = pdfdoc.PDFName("Identity")
             else:
                 cidfont["CIDToGIDMap"] = doc.Reference(stream(_cid2gid_stream(cid2gid)))
             cidref = doc.Reference(pdfdoc.PDFDictionary(cidfont))
-            tu = doc.Reference(stream(_tounicode_cmap(tounicode).encode("ascii")))
+            tu = doc.Reference(stream(_tounicode_cmap_lines([used[c][4] for c in sorted(used)]).encode("ascii")))
             font = pdfdoc.PDFDictionary({
                 "Type": pdfdoc.PDFName("Font"),
                 "Subtype": pdfdoc.PDFName("Type0"),
@@ -857,8 +866,12 @@ def _dw(widths: Mapping[int, float]) -> int | float:
     return max(sorted(counts), key=counts.__getitem__)
 
 
-def _w_array(widths: Mapping[int, float], dw: float | None = None) -> list[Any]:
-    """``W`` array entries ``c [w1 w2 ...]`` for consecutive CIDs whose width is not ``dw``."""
+def _w_array(widths: Mapping[int, float], dw: float | None = None, nested: Any = None) -> list[Any]:
+    """``W`` array entries ``c [w1 w2 ...]`` for consecutive CIDs whose width is not ``dw``.
+
+    The runs are reportlab ``PDFArray``s, or made by ``nested`` (e.g. ``list``) when given.
+    """
+    wrap = nested or _pdf_array
     out: list[Any] = []
     run: list[Any] = []
     start = prev = None
@@ -870,12 +883,25 @@ def _w_array(widths: Mapping[int, float], dw: float | None = None) -> list[Any]:
             run.append(w)
         else:
             if run:
-                out += [start, _pdf_array(run)]
+                out += [start, wrap(run)]
             start, run = cid, [w]
         prev = cid
     if run:
-        out += [start, _pdf_array(run)]
+        out += [start, wrap(run)]
     return out
+
+
+def _w_bytes(widths: Mapping[int, float], dw: float | None = None) -> bytes:
+    """``_w_array`` written out as a PDF array (reportlab copies bytes into the file)."""
+    from reportlab.lib.rl_accel import fp_str
+
+    parts = []
+    for item in _w_array(widths, dw, nested=list):
+        if isinstance(item, list):
+            parts.append("[" + " ".join(fp_str(w) for w in item) + "]")
+        else:
+            parts.append(str(item))
+    return ("[" + " ".join(parts) + "]").encode("ascii")
 
 
 def _pdf_array(items: list[Any]) -> Any:
@@ -896,6 +922,13 @@ _CMAP_MARKER = "ArchiveBuilder-Identity-UCS"
 
 
 def _tounicode_cmap(mapping: Mapping[int, str]) -> str:
+    return _tounicode_cmap_lines(
+        [f"<{cid:04X}> <{s.encode('utf-16-be').hex().upper()}>" for cid, s in sorted(mapping.items())]
+    )
+
+
+def _tounicode_cmap_lines(bfchars: Sequence[str]) -> str:
+    """ToUnicode CMap of ``bfchar`` lines (``<code> <UTF-16BE>``, in code order)."""
     lines = [
         "/CIDInit /ProcSet findresource begin",
         "12 dict begin",
@@ -907,12 +940,10 @@ def _tounicode_cmap(mapping: Mapping[int, str]) -> str:
         "<0000> <FFFF>",
         "endcodespacerange",
     ]
-    items = sorted(mapping.items())
-    for i in range(0, len(items), 100):
-        chunk = items[i : i + 100]
+    for i in range(0, len(bfchars), 100):
+        chunk = bfchars[i : i + 100]
         lines.append(f"{len(chunk)} beginbfchar")
-        for cid, s in chunk:
-            lines.append(f"<{cid:04X}> <{s.encode('utf-16-be').hex().upper()}>")
+        lines.extend(chunk)
         lines.append("endbfchar")
     lines += ["endcmap", "CMapName currentdict /CMap defineresource pop", "end", "end"]
     return "\n".join(lines)
