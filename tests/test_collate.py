@@ -665,3 +665,51 @@ def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts)
     listed = re.findall(r"缺第\s*(\d{4})\s*件", remarks)
     assert listed and listed[0] == "0100" and len(listed) < 40
     assert f"另缺 {40 - len(listed)} 件" in remarks, remarks
+
+
+def _two_page_pdf(link: bool) -> bytes:
+    """Two pages sharing one image XObject; with ``link``, the second carries a link annotation."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen.canvas import Canvas
+
+    img = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(img, "PNG")
+    reader = ImageReader(io.BytesIO(img.getvalue()))
+    buf = io.BytesIO()
+    c = Canvas(buf, invariant=1)
+    for n in (1, 2):
+        c.drawString(72, 700, f"page {n}")
+        c.drawImage(reader, 72, 500, 40, 40)
+        if link and n == 2:
+            c.linkURL("https://example.invalid/", (72, 600, 200, 620))
+        c.showPage()
+    c.save()
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
+    """Plain packet pages are copied by ``_append_pages`` itself (shared objects once);
+    a page with anything else (a link here) goes through pypdf's ``append``."""
+    from pypdf import PdfWriter
+
+    from archive_builder import collate
+
+    data = _two_page_pdf(link)
+    writer = PdfWriter()
+    writer.add_blank_page(595, 842)
+    collate._append_pages(writer, PdfReader(io.BytesIO(data)))
+    out = io.BytesIO()
+    writer.write(out)
+    r = PdfReader(io.BytesIO(out.getvalue()))
+    assert len(r.pages) == 3
+    assert [p.extract_text().strip() for p in r.pages[1:]] == ["page 1", "page 2"]
+    images = [p["/Resources"]["/XObject"] for p in r.pages[1:]]
+    refs = [next(iter(x.values())) for x in images]
+    assert refs[0].idnum == refs[1].idnum  # one image object, as in the packet
+    assert refs[0].get_object().get_data() == next(
+        iter(PdfReader(io.BytesIO(data)).pages[0]["/Resources"]["/XObject"].values())
+    ).get_object().get_data()
+    assert ("/Annots" in r.pages[2]) == link
+    assert all(p["/Parent"].get_object()["/Type"] == "/Pages" for p in r.pages)
