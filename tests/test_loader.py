@@ -511,3 +511,47 @@ def test_a_data_dir_without_villages_is_a_warning(tmp_path):
     dataset = load_dataset(tmp_path)
     assert [p.message for p in dataset.problems] == ["数据目录中没有任何村：没有找到含 village.toml 的村文件夹"]
     assert not dataset.problems[0].is_error
+
+
+_YAML_CASES = [
+    "household_id: '1'\ngroup: 一组\ngroup: 二组\nmembers:\n  - name: 甲\n    name: 乙\n",
+    (
+        "a: &x {b: 1, c: [1, 2.5, true, null, 2024-05-06, 2024-02-30]}\nd: *x\ne: *x\n2023: 年\n"
+        "f: !!str 12\ng: 0x1F\nh: .inf\n"
+    ),
+    "base: &b {x: 1, y: 2}\nderived:\n  <<: *b\n  y: 3\n",  # merge key: PyYAML's route
+    "s: !!set {a, b}\nlist:\n- - 1\n  - 2\n- {k: v, k: w}\n",  # explicit tag: PyYAML's route
+    "[1, 2]: a\n",  # a key that is not a scalar
+    "x: &r [1, *r]\n",  # an alias inside itself
+    "one: 1\n",
+]
+
+
+@pytest.mark.parametrize("text", _YAML_CASES)
+def test_one_pass_yaml_builder_equals_pyyaml_route(text: str, monkeypatch: Any) -> None:
+    """The one-pass builder gives the data, key positions and problems that walking the
+    nodes and then ``construct_document`` gave (which documents it leaves to them is its
+    own business)."""
+    from archive_builder.records import loader
+
+    def parse() -> Any:
+        parsed = loader._Parsed()
+        loader._parse_yaml(text, "x/household.yaml", parsed)
+        return parsed
+
+    new = parse()
+
+    def unusual(*args: Any, **kwargs: Any) -> Any:
+        raise loader._Unusual
+
+    monkeypatch.setattr(loader._YamlBuilder, "value", unusual)
+    old = parse()
+    assert new.ok == old.ok == ("[1, 2]" not in text)  # a list cannot be a key
+    if "&r" in text:  # recursive: compare the shape, the objects refer to themselves
+        assert new.data["x"][1] is new.data["x"] and old.data["x"][1] is old.data["x"]
+    else:
+        assert new.data == old.data
+    assert new.positions == old.positions
+    assert [p.to_json() for p in new.problems] == [p.to_json() for p in old.problems]
+    if "d: *x" in text:  # an alias is the same object, as PyYAML makes it
+        assert new.data["d"] is new.data["e"] is new.data["a"]

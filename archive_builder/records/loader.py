@@ -405,8 +405,13 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
         if node is None:
             parsed.data = None
         else:
-            _walk_yaml(node, [], parsed, display, set())
-            parsed.data = loader.construct_document(node)
+            try:
+                parsed.data = _YamlBuilder(loader, parsed, display).value(node, "")
+            except _Unusual:
+                parsed.positions.clear()
+                parsed.problems.clear()
+                _walk_yaml(node, [], parsed, display, set())
+                parsed.data = loader.construct_document(node)
         parsed.ok = True
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -437,6 +442,97 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
         )
     finally:
         loader.dispose()
+
+
+class _Unusual(Exception):
+    """A document ``_YamlBuilder`` leaves to PyYAML's constructor (tags, merge keys, cycles)."""
+
+
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+
+
+class _YamlBuilder:
+    """Build a document's data from its node tree, recording each key's position and the
+    duplicated keys on the way (what ``_walk_yaml`` and ``construct_document`` do, in one
+    pass: parsing records was ~0.9 CPU-seconds of a 231-household build, a third of it those
+    two walks).
+
+    Plain mappings, sequences and strings are built here; other scalars (numbers, dates,
+    booleans, null) by the loader's constructors, as before. Anything else — explicit tags,
+    merge keys (``<<``), an alias inside itself — raises ``_Unusual`` and the document is
+    built the old way (tested: both routes give the same data, positions and problems).
+    """
+
+    def __init__(self, loader: Any, parsed: _Parsed, display: str) -> None:
+        self.loader = loader
+        self.parsed = parsed
+        self.display = display
+        self.built: dict[int, Any] = {}  # id(node) -> value: an alias gives the same object
+        self.building: set[int] = set()
+
+    def value(self, node: yaml.Node, path: str) -> Any:
+        key = id(node)
+        if key in self.built:
+            return self.built[key]
+        if key in self.building:
+            raise _Unusual  # a recursive alias
+        tag = node.tag
+        if isinstance(node, yaml.ScalarNode):
+            value = node.value if tag == _STR else self.loader.construct_object(node, deep=True)
+        elif isinstance(node, yaml.MappingNode) and tag == _MAP:
+            self.building.add(key)
+            value = self.mapping(node, path)
+            self.building.discard(key)
+        elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
+            self.building.add(key)
+            positions = self.parsed.positions
+            value = []
+            for index, item in enumerate(node.value):
+                here = f"{path}[{index}]"
+                if here not in positions:
+                    positions[here] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                value.append(self.value(item, here))
+            self.building.discard(key)
+        else:
+            raise _Unusual
+        self.built[key] = value
+        return value
+
+    def mapping(self, node: yaml.MappingNode, path: str) -> dict[Any, Any]:
+        positions = self.parsed.positions
+        out: dict[Any, Any] = {}
+        first: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):
+                raise _Unusual
+            name = key_node.value
+            if key_node.tag == _STR:
+                key = name
+            elif key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Unusual
+            else:
+                key = self.loader.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if name in first:
+                self.parsed.problems.append(
+                    error(
+                        f"键「{name}」重复出现（第 {first[name]} 行和第 {line} 行），只有后一个会被读取",
+                        "请删除或合并重复的项",
+                        file=self.display,
+                        line=line,
+                        column=key_node.start_mark.column + 1,
+                        field=f"{path}.{name}" if path else name,
+                    )
+                )
+            else:
+                first[name] = line
+            here = f"{path}.{name}" if path else name
+            if here not in positions:
+                positions[here] = (line, key_node.start_mark.column + 1)
+            out[key] = self.value(value_node, here)
+        return out
 
 
 def _walk_yaml(
