@@ -178,6 +178,7 @@ class Build:
             clean_work_files(self.out)
             self._saving = None
             try:
+                self._start_early_pool()
                 self.load()
                 self.plan()
                 self.render()
@@ -278,6 +279,32 @@ class Build:
         for future in futures:
             results.extend(future.result())
         return results
+
+    def _start_early_pool(self) -> None:
+        """Start the workers as soon as the build knows it has work, before reading records.
+
+        Forked now, they are small, and they load the rendering modules and fonts
+        (``_start_worker``) while this process lists and reads the data directory, when the
+        second processor had nothing to do; they then parse records and render. With one job,
+        or where workers are spawned (~0.4 s each), the pool is started later, when needed.
+        """
+        jobs = self._early_jobs()
+        if jobs >= 2 and multiprocessing.get_start_method() == "fork":
+            self._start_pool(jobs, register_fonts=False, warm=self._early_font_config())
+
+    def _early_font_config(self) -> dict[str, Any] | None:
+        """``_font_config()`` before the dataset is loaded, from archive.toml and the data
+        directory's template set (a village's own templates may add fonts later), or None."""
+        from .config import load_archive_config
+        from .packet import configured_fonts
+
+        try:
+            config = load_archive_config(self.data_dir / "archive.toml")[0]
+            data = self.data_dir.resolve()
+            tset = template_set(self.options.template_set or config.templates.set, data, data)
+            return configured_fonts(tset, config, data)
+        except Exception:  # noqa: BLE001 - loading the dataset reports whatever is wrong here
+            return None
 
     def _early_jobs(self) -> int:
         """``_jobs()`` before the dataset is loaded (archive.toml read on its own)."""
@@ -633,19 +660,21 @@ class Build:
 
         return gather
 
-    def _start_pool(self, jobs: int | None = None, *, register_fonts: bool = True) -> None:
+    def _start_pool(self, jobs: int | None = None, *, register_fonts: bool = True,
+                    warm: dict[str, Any] | None = None) -> None:
         """Start the worker processes kept for the rest of the build.
 
         Started during planning, the fonts are registered first, so every worker inherits them
         instead of loading each face again (``_parse_many`` starts it earlier, before there is
-        anything to inherit). This process's objects are frozen for the fork (``gc.freeze``):
+        anything to inherit; ``warm``: the fonts each worker loads at once, see
+        ``_start_worker``). This process's objects are frozen for the fork (``gc.freeze``):
         the workers' garbage collector then never walks them, which would touch, and copy,
         most of this process's memory in each worker.
         """
         if register_fonts:
             font_set(self._font_config())
         # a forked worker has this process's logging; a spawned one (Windows) is told the same
-        pool = ProcessPoolExecutor(max_workers=jobs or self._jobs(), initializer=quiet_library_logs)
+        pool = ProcessPoolExecutor(max_workers=jobs or self._jobs(), initializer=_start_worker, initargs=(warm,))
         gc.freeze()
         try:
             pool.submit(int).result()  # the workers are forked now, with the frozen heap
@@ -773,6 +802,26 @@ def _file_stamp(path: Path) -> list[int] | None:
     except OSError:
         return None
     return [stat.st_size, stat.st_mtime_ns]
+
+
+def _start_worker(font_config: dict[str, Any] | None) -> None:
+    """Initialise a worker process: quiet library logs; with ``font_config``, also load the
+    rendering modules and the fonts now.
+
+    The pool is started while this build is still reading records, when the processors are
+    not yet busy: a worker's first packet otherwise paid ~0.1 s for these, on top of the
+    work, once the build was.
+    """
+    quiet_library_logs()
+    if font_config is None:
+        return
+    try:
+        from . import collate  # noqa: F401 - imported for the side effect of loading it
+        from .render import pdf  # noqa: F401
+
+        font_set(font_config)
+    except Exception:  # noqa: BLE001, S110 - only a head start: the tasks report real problems
+        pass
 
 
 def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:
