@@ -41,6 +41,11 @@ STATE_FILE = ".state/households.json"
 BOX_STATE_FILE = ".state/boxes.json"
 PACKETS_DIR = "分户档卡"
 #: households to parse per worker process at least (fewer are parsed in the build's own process)
+#: allocations between collections of the youngest generation (Python's default: 700).
+#: Rendering and collating allocate millions of short-lived objects, nearly all freed by
+#: reference counting; at 700 the cycle collector ran ~1,200 times in a 231-household build
+#: and took 0.36 CPU-seconds, at 20,000 ~25 times and 0.13 CPU-seconds, for a few MB more.
+_GC_YOUNG = 20_000
 _PARSE_PER_WORKER = 32
 #: render requests waiting or running per worker process while planning goes on
 _IN_FLIGHT_PER_WORKER = 8
@@ -164,6 +169,14 @@ class Build:
 
     # ------------------------------------------------------------------ stages
     def run(self) -> BuildSummary:
+        threshold = gc.get_threshold()
+        gc.set_threshold(_GC_YOUNG, *threshold[1:])  # workers forked from here inherit it
+        try:
+            return self._run()
+        finally:
+            gc.set_threshold(*threshold)
+
+    def _run(self) -> BuildSummary:
         started = time.monotonic()
         self.out = outdir.prepare(self.out_dir, self.data_dir)
         self.summary.out_dir = self.out
@@ -813,6 +826,7 @@ def _start_worker(font_config: dict[str, Any] | None) -> None:
     work, once the build was.
     """
     quiet_library_logs()
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])  # as the build's (spawned workers)
     if font_config is None:
         return
     try:
