@@ -382,16 +382,46 @@ class VersionStore:
         finally:
             writer.discard()
 
-        # 2. then the rows, each numbered and committed in its own write transaction (a killed
-        #    batch keeps the versions committed so far, as ``record`` one by one would)
+        # 2. then the rows, numbered and committed in one write transaction: one commit (one
+        #    fsync of the journal) instead of one per household (0.3 s of a 231-household
+        #    build). A batch killed before its commit leaves none of its rows; the next build
+        #    records those households again (their blobs are already in place).
         results: list[Version | None] = [None] * len(entries)
         user, host = _user(), socket.gethostname()
-        for index, entry, record_sha, pdf_sha, evidence_sha, evidence_json in todo:
-            _hook("after_blobs")
-            results[index] = self._insert(
-                conn, entry, record_sha, pdf_sha, evidence_sha, evidence_json, user, host
-            )
+        _hook("after_blobs")
+        inserted = self._insert_many(conn, [(entry, *shas) for _, entry, *shas in todo], user, host)
+        for (index, *_), version in zip(todo, inserted):
+            results[index] = version
         return results
+
+    def _insert_many(
+        self,
+        conn: sqlite3.Connection,
+        rows: Sequence[tuple[Entry, str, str, str, str]],
+        user: str,
+        host: str,
+    ) -> list[Version | None]:
+        """Insert a version for each (entry, record sha, pdf sha, evidence sha, evidence json)
+        whose content differs from its household's newest; all in one transaction."""
+        if not rows:
+            return []
+        created_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(
+                f"版本库被占用，无法写入：{exc}",
+                hint="等待其他正在运行的生成任务结束后重试。",
+            ) from exc
+        try:
+            versions = [self._insert(conn, *row, user, host, created_at) for row in rows]
+            _hook("before_commit")
+            conn.execute("COMMIT")
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            raise
+        return versions
 
     def _insert(
         self,
@@ -403,68 +433,54 @@ class VersionStore:
         evidence_json: str,
         user: str,
         host: str,
+        created_at: str,
     ) -> Version | None:
-        created_at = datetime.now().astimezone().isoformat(timespec="seconds")
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(
-                f"版本库被占用，无法写入：{exc}",
-                hint="等待其他正在运行的生成任务结束后重试。",
-            ) from exc
-        try:
-            row = conn.execute(
-                "SELECT number, content_hash FROM versions WHERE household_id = ? "
-                "ORDER BY number DESC LIMIT 1",
-                (entry.household_id,),
-            ).fetchone()
-            if row is not None and row["content_hash"] == entry.content_hash:
-                conn.execute("ROLLBACK")
-                return None
-            number = 1 if row is None else row["number"] + 1
-            version = Version(
-                household_id=entry.household_id,
-                number=number,
-                created_at=created_at,
-                content_hash=entry.content_hash,
-                record_sha=record_sha,
-                pdf_sha=pdf_sha,
-                evidence=json.loads(evidence_json),
-                template_set=entry.template_set,
-                program_version=entry.program_version,
-                pages=entry.pages,
-                user=user,
-                host=host,
-                village_code=entry.village_code,
-                built_at=entry.built_at,
-                evidence_sha=evidence_sha,
-            )
-            conn.execute(
-                f"INSERT INTO versions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-                (
-                    version.household_id,
-                    version.number,
-                    version.created_at,
-                    version.built_at,
-                    version.village_code,
-                    version.content_hash,
-                    version.record_sha,
-                    version.pdf_sha,
-                    version.evidence_sha,
-                    evidence_json,
-                    version.template_set,
-                    version.program_version,
-                    version.pages,
-                    version.user,
-                    version.host,
-                ),
-            )
-            _hook("before_commit")
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-            raise
+        """Insert one version row inside the caller's transaction (None: content unchanged)."""
+        row = conn.execute(
+            "SELECT number, content_hash FROM versions WHERE household_id = ? "
+            "ORDER BY number DESC LIMIT 1",
+            (entry.household_id,),
+        ).fetchone()
+        if row is not None and row["content_hash"] == entry.content_hash:
+            return None
+        number = 1 if row is None else row["number"] + 1
+        version = Version(
+            household_id=entry.household_id,
+            number=number,
+            created_at=created_at,
+            content_hash=entry.content_hash,
+            record_sha=record_sha,
+            pdf_sha=pdf_sha,
+            evidence=json.loads(evidence_json),
+            template_set=entry.template_set,
+            program_version=entry.program_version,
+            pages=entry.pages,
+            user=user,
+            host=host,
+            village_code=entry.village_code,
+            built_at=entry.built_at,
+            evidence_sha=evidence_sha,
+        )
+        conn.execute(
+            f"INSERT INTO versions ({_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+            (
+                version.household_id,
+                version.number,
+                version.created_at,
+                version.built_at,
+                version.village_code,
+                version.content_hash,
+                version.record_sha,
+                version.pdf_sha,
+                version.evidence_sha,
+                evidence_json,
+                version.template_set,
+                version.program_version,
+                version.pages,
+                version.user,
+                version.host,
+            ),
+        )
         return version
 
     # -- reading ----------------------------------------------------------------------

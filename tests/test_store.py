@@ -331,7 +331,8 @@ def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -
 
     monkeypatch.setitem(st.HOOKS, "after_blobs", after_blobs)
     store.record_many(entries)
-    assert seen == [0, 1, 2, 3, 4, 5]  # rows only after all the blobs
+    assert seen == [0]  # rows only after all the blobs
+    assert store.stats()[1] == 6  # then all of them, in one transaction
     _assert_consistent(store)
 
 
