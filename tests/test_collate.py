@@ -713,3 +713,34 @@ def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
     ).get_object().get_data()
     assert ("/Annots" in r.pages[2]) == link
     assert all(p["/Parent"].get_object()["/Type"] == "/Pages" for p in r.pages)
+
+
+def test_names_written_once_writes_the_same_bytes():
+    """The memoised name writing used for boxes gives exactly pypdf's bytes, escapes included."""
+    from pypdf import PdfWriter
+    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
+
+    from archive_builder import collate
+
+    def written(memo: bool) -> bytes:
+        writer = PdfWriter()
+        page = writer.add_blank_page(100, 100)
+        extra = DictionaryObject()
+        for name in ("/Plain", "/With#20Space", "/中文名", "/A(b)", "/Plain"):
+            extra[NameObject(name)] = NameObject("/Value-" + str(len(name)))
+        extra[NameObject("/T")] = TextStringObject("户主")
+        page[NameObject("/ABExtra")] = extra
+        out = io.BytesIO()
+        if memo:
+            with collate._names_written_once():
+                writer.write(out)
+        else:
+            writer.write(out)
+        return out.getvalue()
+
+    plain = written(False)
+    assert written(True) == plain
+    assert written(False) == plain  # and pypdf's own writing is back afterwards
+    from pypdf.generic import NameObject as N
+
+    assert N.write_to_stream.__qualname__ == "NameObject.write_to_stream"
