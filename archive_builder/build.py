@@ -100,6 +100,8 @@ class HouseholdPlan:
     result: dict[str, Any] | None = None  # state entry once rendered
     formats: list[str] = field(default_factory=list)
     sources: tuple[str, ...] = ()  # evidence files read (absolute)
+    #: ``PacketResult.fonts`` when rendered in this run (collation then reads no font back)
+    fonts: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass
@@ -488,6 +490,7 @@ class Build:
                     # was killed before it could record its state) is rendered again.
                     "file": _file_stamp(outcome.pdf),
                 }
+                plan.fonts = outcome.fonts
                 for text in outcome.warnings:
                     self.reporter.warn(_naming_household(hid, text))
                 self.state[hid] = plan.result
@@ -524,6 +527,7 @@ class Build:
                     item_no=h.item_no, pdf=self.out / h.result["pdf"], pages=h.result["pages"],
                     sections=tuple(SectionPages(*s) for s in h.result["sections"]),
                     separators=tuple(h.result["separators"]),
+                    fonts=h.fonts,
                 )
                 for h in vplan.households
                 if h.result is not None

@@ -99,6 +99,8 @@ class PacketInfo:
     sections: tuple[SectionPages, ...] = ()
     #: 0-based indexes of unnumbered separator sheets in the packet
     separators: tuple[int, ...] = ()
+    #: ``RenderResult.fonts`` when the packet was rendered by this build (else read back)
+    fonts: tuple[tuple[str, str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -611,7 +613,7 @@ def _write_box(
                 f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {len(reader.pages)} 页"
             )
         if shared is not None:
-            shared.adopt(reader)
+            shared.adopt(reader, known=p.fonts)
         start = len(writer.pages)
         assert start == part.first, (start, part.first)
         _append_pages(writer, reader)

@@ -223,3 +223,6 @@ class RenderResult:
     separators: tuple[int, ...] = ()
     #: Chinese warnings produced while rendering (placeholder pages, missing glyphs)
     warnings: tuple[str, ...] = ()
+    #: the file's fonts of ours: (resource name, face marker, the characters it draws), so
+    #: that collation need not read them back (``fontmerge.SharedFonts.adopt``)
+    fonts: tuple[tuple[str, str, str], ...] = ()

@@ -67,6 +67,8 @@ class PacketResult:
     separators: tuple[int, ...]
     warnings: tuple[str, ...]
     docx: Path | None = None
+    #: ``RenderResult.fonts`` of the PDF (for collation in the same build; not stored)
+    fonts: tuple[tuple[str, str, str], ...] = ()
 
 
 @lru_cache(maxsize=4)
@@ -364,6 +366,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
         separators=result.separators,
         warnings=tuple(warnings) + tuple(result.warnings),
         docx=docx_path,
+        fonts=result.fonts,
     )
 
 

@@ -81,7 +81,7 @@ def marker(hid: str, n: int) -> str:
 
 
 def make_packet(
-    path: Path, hid: str, pages: int, *, separator: int | None = None, fonts=None
+    path: Path, hid: str, pages: int, *, separator: int | None = None, fonts=None, reported=None
 ) -> tuple[tuple[SectionPages, ...], tuple[int, ...]]:
     """A small reportlab packet with a marker on every page and one bookmark per section."""
     from reportlab.pdfgen import canvas
@@ -110,6 +110,8 @@ def make_packet(
         )
         c.showPage()
     c.save()
+    if reported is not None:  # what the renderer reports of its fonts (RenderResult.fonts)
+        reported.extend(c._doc.__dict__.get(fontprogram._DOC_FONTS, ()))
     return tuple(sections), seps
 
 
@@ -744,3 +746,33 @@ def test_names_written_once_writes_the_same_bytes():
     from pypdf.generic import NameObject as N
 
     assert N.write_to_stream.__qualname__ == "NameObject.write_to_stream"
+
+
+def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
+    """Fonts the renderer reported (``PacketInfo.fonts``) are not read back from the packet,
+    and the box is the same file as when every font is read back."""
+    from dataclasses import replace
+
+    packets = []
+    for i, pages in enumerate((3, 5, 4)):
+        hid = f"4116219{i:09d}"
+        reported: list = []
+        sections, seps = make_packet(tmp_path / f"{hid}.pdf", hid, pages, fonts=fonts, reported=reported)
+        assert reported and all(name.startswith("/F") and chars for name, _m, chars in reported)
+        packets.append(PacketInfo(hid, f"王{i}", 2, "脱贫户", i + 1, tmp_path / f"{hid}.pdf", pages,
+                                  sections, seps, fonts=tuple(reported)))
+    opts = PrintOptions(duplex=True, sheets_per_box=100)
+    real = fontmerge.SharedFonts.adopt_font
+
+    def collate(out: Path, infos: list) -> tuple[list[bytes], int]:
+        read: list[int] = []
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(fontmerge.SharedFonts, "adopt_font", lambda self, font: read.append(1) or real(self, font))
+            boxes = collate_village(VILLAGE, infos, out, opts, fonts=fonts, date="2025-03-01")
+        return [b.file.read_bytes() for b in boxes], len(read)
+
+    given, read_given = collate(tmp_path / "given", packets)
+    back, read_back = collate(tmp_path / "back", [replace(p, fonts=()) for p in packets])
+    assert given == back
+    # only the box's own pages (cover, contents, remarks) had their fonts read back
+    assert read_back - read_given == sum(len(p.fonts) for p in packets) > 0

@@ -12,7 +12,7 @@ import hashlib
 import operator
 import os
 import struct
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import compress, islice
 from pathlib import Path
 from typing import Any
@@ -201,15 +201,27 @@ class SharedFonts:
         self.fonts = fonts
         self._sources: dict[str, Any] | None = None
         self._chars: dict[str, set[bytes]] = {}
+        self._text: dict[str, set[str]] = {}  # characters reported by the renderer
         self._refs: dict[str, Any] = {}
         self._done = False
         self._all_loaded = False
 
     # ------------------------------------------------------------------ adopting
-    def adopt(self, reader: Any) -> None:
-        """Point the page resources of ``reader`` at the shared fonts (before appending)."""
+    def adopt(self, reader: Any, known: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Point the page resources of ``reader`` at the shared fonts (before appending).
+
+        ``known``: the file's fonts as its renderer reported them (``RenderResult.fonts``:
+        resource name, face marker, characters); those are not read back from the file.
+        """
         from pypdf.generic import DictionaryObject, IndirectObject, NameObject
 
+        if self._done and known:
+            raise RuntimeError("SharedFonts.finish() was called already")
+        given: dict[str, Any] = {}
+        for name, marker, chars in known:
+            if self._source(marker) is not None:
+                given[name] = self._shared_ref(marker)
+                self._text.setdefault(marker, set()).update(chars)
         seen: dict[int, Any] = {}
         visited: set[int] = set()
         for page in reader.pages:
@@ -227,6 +239,9 @@ class SharedFonts:
                 ref = fonts.raw_get(name)
                 if not isinstance(ref, IndirectObject) or ref.pdf is not reader:
                     continue
+                if name in given:
+                    fonts[NameObject(name)] = given[name]
+                    continue
                 if ref.idnum not in seen:
                     seen[ref.idnum] = self.adopt_font(ref.get_object())
                 shared = seen[ref.idnum]
@@ -236,8 +251,6 @@ class SharedFonts:
     def adopt_font(self, font: Any) -> Any:
         """Return the writer's shared font for ``font`` (a pypdf font dictionary), or None
         when it is not one of ours; the characters it draws join the shared font's."""
-        from pypdf.generic import DictionaryObject
-
         if self._done:
             raise RuntimeError("SharedFonts.finish() was called already")
         try:
@@ -251,6 +264,12 @@ class SharedFonts:
             return None
         # UTF-16 hex of the characters; decoded once per face in finish()
         self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(data))
+        return self._shared_ref(marker)
+
+    def _shared_ref(self, marker: str) -> Any:
+        """The placeholder of the face ``marker`` in the writer (made on first use)."""
+        from pypdf.generic import DictionaryObject
+
         ref = self._refs.get(marker)
         if ref is None:
             ref = self._refs[marker] = self.writer._add_object(DictionaryObject())
@@ -296,7 +315,8 @@ class SharedFonts:
         setattr(canvas._doc, _SHARED_DOC, True)
         y = 10
         for marker in markers:
-            chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass") for h in self._chars[marker]}
+            chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass")
+                     for h in self._chars.get(marker, ())} | self._text.get(marker, set())
             canvas.setFont(self._sources[marker].fontName, 10)
             canvas.drawString(10, y, "".join(sorted(chars)))
             y += 12

@@ -269,6 +269,10 @@ def _make_ttfont_class() -> type:
             })
             key = _source_key(self)
             if key:
+                # what the file's font draws, for collation (``RenderResult.fonts``)
+                doc.__dict__.setdefault(_DOC_FONTS, []).append(
+                    ("/" + internal, key, "".join(sorted(chr(info[1]) for info in used.values())))
+                )
                 # private key: lets merge_font_subsets take the glyphs from the font file
                 # instead of decompressing this program (see _FACE_KEY)
                 font[_FACE_KEY[1:]] = pdfdoc.PDFName(key)
@@ -952,6 +956,9 @@ def _tounicode_cmap_lines(bfchars: Sequence[str]) -> str:
 _BFCHAR_RE = re.compile(rb"<([0-9A-Fa-f]{4})>\s*<([0-9A-Fa-f]+)>")
 _BFCHAR_DST_RE = re.compile(rb"<[0-9A-Fa-f]{4}>\s*<([0-9A-Fa-f]+)>")
 
+
+#: attribute of a reportlab document listing its fonts of ours (see ``RenderResult.fonts``)
+_DOC_FONTS = "_ab_fonts"
 
 #: attribute set on the reportlab document that writes SharedFonts' union fonts
 _SHARED_DOC = "_ab_shared_fonts"

@@ -53,6 +53,7 @@ from ..document import (
     Table,
     Title,
 )
+from .fontprogram import _DOC_FONTS
 from .linebreak import break_lines_widths
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -1014,6 +1015,8 @@ def write_pdf(
         c.showOutline()
     c.save()
     data = buf.getvalue()
+    # pypdf rewrites the file when it merges pages in: then collation reads its fonts itself
+    ours = () if lay.merges or lay.externals else tuple(c._doc.__dict__.get(_DOC_FONTS, ()))
 
     if lay.merges:
         data = _merge_evidence(data, lay.merges)
@@ -1029,6 +1032,7 @@ def write_pdf(
         sections=tuple(sections),
         separators=tuple(lay.separators),
         warnings=tuple(lay.warnings + f.warnings()),
+        fonts=ours,
     )
 
 
