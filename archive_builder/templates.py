@@ -36,8 +36,10 @@ SET_FILE = "templateset.toml"
 BUILTIN_PREFIX = "default"
 
 
+@lru_cache(maxsize=1)
 def builtin_root() -> Path:
-    """Return the folder holding the built-in template sets.
+    """Return the folder holding the built-in template sets (looked up once per process:
+    every section rendered asked, resolving the package's path each time).
 
     Installed, they live in the package as ``archive_builder/builtin_templates`` (setup.cfg maps
     the top-level ``templates/`` there); in a checkout or an editable install, ``templates/``.
