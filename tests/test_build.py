@@ -422,6 +422,22 @@ def test_sample_fonts(sample):
         assert unembedded_fonts(PdfReader(spine)) == set()
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("qpdf") is None, reason="qpdf not installed")
+def test_sample_pdfs_pass_qpdf_check(sample):
+    """Every PDF of the sample build — boxes, spines, packets — passes ``qpdf --check``, an
+    independent reader that parses every object and decodes every stream (the packets' font
+    programs are spliced from per-glyph deflate blocks; the boxes are written by pypdf)."""
+    out, proc = sample
+    assert proc.returncode == ExitCode.ok, proc.stderr
+    pdfs = sorted(p for p in out.rglob("*.pdf") if ".store" not in p.parts and ".cache" not in p.parts)
+    assert any("分户档卡" in p.parts for p in pdfs) and any("盒" in p.name for p in pdfs)
+    for pdf in pdfs:
+        check = subprocess.run(["qpdf", "--check", str(pdf)], capture_output=True, text=True, check=False)
+        assert check.returncode == 0, (pdf, check.stdout[-800:], check.stderr[-800:])
+        assert "No syntax or stream encoding errors found" in check.stdout, pdf
+
+
 def test_small_build_reads_back(small):
     _data, out, result = small
     assert re.fullmatch(r"渲染 12 户 · 未变化 0 户 · 整理 2 个村 · 用时 [\d.]+ 秒", summary_line(result))
