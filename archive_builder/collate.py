@@ -447,6 +447,7 @@ def _copy_object(writer: Any, reader: Any, obj: Any, memo: dict[int, Any]) -> An
         ref = memo.get(obj.idnum)
         if ref is None:
             target = obj.get_object()
+            copy: Any
             if isinstance(target, StreamObject):
                 copy = type(target)()
                 copy._data = target._data

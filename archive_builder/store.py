@@ -389,7 +389,9 @@ class VersionStore:
         results: list[Version | None] = [None] * len(entries)
         user, host = _user(), socket.gethostname()
         _hook("after_blobs")
-        inserted = self._insert_many(conn, [(entry, *shas) for _, entry, *shas in todo], user, host)
+        rows = [(entry, record_sha, pdf_sha, evidence_sha, evidence_json)
+                for _, entry, record_sha, pdf_sha, evidence_sha, evidence_json in todo]
+        inserted = self._insert_many(conn, rows, user, host)
         for (index, *_), version in zip(todo, inserted):
             results[index] = version
         return results
