@@ -121,8 +121,23 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(item, f"{path}[{index}]")
 
 
+def _texts(value: Any, out: list[str]) -> list[str]:
+    """Every string in ``value`` (``_strings`` without the paths)."""
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _texts(item, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _texts(item, out)
+    return out
+
+
 def glyph_warnings(record: Mapping[str, Any], fonts: Any, household_id: str) -> list[str]:
     """Return a warning for every character of the record that no available font can print."""
+    if not fonts.missing_chars("".join(_texts(record, [])), "body"):
+        return []  # the usual case, found with one look at all the text: no field paths built
     found = []
     for path, text in _strings(record, ""):
         for char in dict.fromkeys(fonts.missing_chars(text, "body")):
