@@ -493,6 +493,24 @@ def test_embedded_program_is_spliced_from_glyph_blocks_and_inflates_exactly(fs, 
         assert sorted(embedded) == sorted(built) and len(built) == 3
 
 
+def test_glyph_blocks_do_not_depend_on_what_was_compressed_before():
+    """Each glyph's deflate block is what a new compressor makes of it alone (the copied
+    pristine compressor keeps no state between glyphs), so packets are reproducible whatever
+    order a process met the glyphs in."""
+    import random
+    import zlib
+
+    rnd = random.Random(7)
+    glyphs = [bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 700))) for _ in range(60)]
+    blocks = [fontprogram._glyph_block(g, 0, 0, len(g)) for g in glyphs]
+    for g, (padded, checksum, block) in zip(glyphs, blocks):
+        fresh = zlib.compressobj(1, zlib.DEFLATED, -15)
+        assert padded == g + b"\0" * (-len(g) & 3) and checksum == fontprogram._checksum(padded)
+        assert block == fresh.compress(padded) + fresh.flush(zlib.Z_SYNC_FLUSH)
+    assert zlib.decompress(b"".join(b for _p, _c, b in reversed(blocks)) + b"\x03\x00", -15) == b"".join(
+        p for p, _c, _b in reversed(blocks))
+
+
 @needs_debian_fonts
 def test_missing_chars_answer_is_stable(fs):
     text = "户主\U0010FFFD王" + RARE
