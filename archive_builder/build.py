@@ -40,12 +40,12 @@ SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
 BOX_STATE_FILE = ".state/boxes.json"
 PACKETS_DIR = "分户档卡"
-#: households to parse per worker process at least (fewer are parsed in the build's own process)
 #: allocations between collections of the youngest generation (Python's default: 700).
 #: Rendering and collating allocate millions of short-lived objects, nearly all freed by
 #: reference counting; at 700 the cycle collector ran ~1,200 times in a 231-household build
 #: and took 0.36 CPU-seconds, at 20,000 ~25 times and 0.13 CPU-seconds, for a few MB more.
 _GC_YOUNG = 20_000
+#: households to parse per worker process at least (fewer are parsed in the build's own process)
 _PARSE_PER_WORKER = 32
 #: render requests waiting or running per worker process while planning goes on
 _IN_FLIGHT_PER_WORKER = 8
@@ -318,7 +318,8 @@ class Build:
             try:
                 text = (self.data_dir / "archive.toml").read_text(encoding="utf-8-sig")
                 value = tomllib.loads(text).get("build", {}).get("workers")
-                workers = value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+                if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                    workers = value
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
                 workers = None
         return max(1, self.options.jobs or workers or os.cpu_count() or 1)
@@ -674,9 +675,9 @@ class Build:
         Started during planning, the fonts are registered first, so every worker inherits them
         instead of loading each face again (``_parse_many`` starts it earlier, before there is
         anything to inherit; ``warm``: the data directory and template set whose modules and
-        fonts each worker loads at once, see ``_start_worker``). This process's objects are frozen for the fork (``gc.freeze``):
-        the workers' garbage collector then never walks them, which would touch, and copy,
-        most of this process's memory in each worker.
+        fonts each worker loads at once, see ``_start_worker``). This process's objects are
+        frozen for the fork (``gc.freeze``): the workers' garbage collector then never walks
+        them, which would touch, and copy, most of this process's memory in each worker.
         """
         if register_fonts:
             font_set(self._font_config())

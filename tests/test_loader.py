@@ -555,3 +555,17 @@ def test_one_pass_yaml_builder_equals_pyyaml_route(text: str, monkeypatch: Any) 
     assert [p.to_json() for p in new.problems] == [p.to_json() for p in old.problems]
     if "d: *x" in text:  # an alias is the same object, as PyYAML makes it
         assert new.data["d"] is new.data["e"] is new.data["a"]
+
+
+def test_yaml_left_to_pyyaml_keeps_the_encoding_warning(tmp_path: Path) -> None:
+    """A GBK file whose YAML the one-pass builder leaves to PyYAML (a merge key) still
+    reports that it was read as GBK."""
+    from archive_builder.records import loader
+
+    path = tmp_path / "household.yaml"
+    path.write_bytes("base: &b {村: 李庄}\nhome:\n  <<: *b\n  组: 一组\nhome2: 重复\nhome2: 再次\n".encode("gbk"))
+    parsed = loader.read_record_file(path, "x/household.yaml")
+    assert parsed.ok and parsed.data["home"] == {"村": "李庄", "组": "一组"}
+    messages = [p.message for p in parsed.problems]
+    assert messages[0] == "x/household.yaml 是 GBK 编码，已按 GBK 读取"
+    assert any("键「home2」重复出现" in m for m in messages) and len(messages) == 2

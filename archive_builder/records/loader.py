@@ -405,11 +405,12 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
         if node is None:
             parsed.data = None
         else:
+            before = len(parsed.problems)  # e.g. how the file was decoded: kept
             try:
                 parsed.data = _YamlBuilder(loader, parsed, display).value(node, "")
             except _Unusual:
                 parsed.positions.clear()
-                parsed.problems.clear()
+                del parsed.problems[before:]
                 _walk_yaml(node, [], parsed, display, set())
                 parsed.data = loader.construct_document(node)
         parsed.ok = True
