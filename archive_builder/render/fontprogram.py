@@ -131,20 +131,22 @@ def _make_ttfont_class() -> type:
             return (cid, cp, face.charToGlyph.get(cp, 0), face.charWidths.get(cp, face.defaultWidth),
                     f"<{cid:04X}> <{chr(cp).encode('utf-16-be').hex().upper()}>")
 
-        def _glyph_blocks(self, gids: set[int]) -> dict[int, tuple[bytes, int, bytes]]:
+        def _glyph_blocks(self, gids: set[int], deflated: bool = True) -> dict[int, tuple[bytes, int, bytes]]:
             """The glyphs among ``gids`` that have outlines: gid -> (data padded to 4 bytes,
-            its checksum, its raw-deflate block); memoised per face for this process."""
+            its checksum, its raw-deflate block); memoised per face for this process.
+            ``deflated=False``: the block may be left empty (b"") when not made yet."""
             cache = self._blocks
             out = {}
             face = self.face
             pos = face.glyphPos
             for g in gids:
                 entry = cache.get(g)
-                if entry is None:
+                if entry is None or (deflated and not entry[2]):
                     p0, p1 = pos[g], pos[g + 1]
                     if p1 <= p0:
                         continue
-                    entry = cache[g] = _glyph_block(face._ttf_data, face.get_table_pos("glyf")[0], p0, p1)
+                    entry = cache[g] = _glyph_block(
+                        face._ttf_data, face.get_table_pos("glyf")[0], p0, p1, deflated=deflated)
                 out[g] = entry
             return out
 
@@ -197,7 +199,9 @@ def _make_ttfont_class() -> type:
             face = self.face
             cid2gid = {cid: info[2] for cid, info in used.items()}
             gids = _composite_closure(face, {0, *cid2gid.values()})
-            blocks = self._glyph_blocks(gids)
+            compress = bool(doc.compression)
+            spliced = compress and not getattr(doc, _SHARED_DOC, False)
+            blocks = self._glyph_blocks(gids, deflated=spliced)
             hmetrics = {g: face.hmetrics[g] for g in gids}
             base = _base_tables_from_face(face)
             program, glyf_span = _assemble_program(
@@ -209,7 +213,6 @@ def _make_ttfont_class() -> type:
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
             tag = _subset_tag(_program_identity(base), cid2gid)
             flags = (face.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC
-            compress = bool(doc.compression)
 
             def stream(content: bytes, extra: dict[str, Any] | None = None) -> Any:
                 s = pdfdoc.PDFStream(content=content,
@@ -220,7 +223,7 @@ def _make_ttfont_class() -> type:
 
             basefont = pdfdoc.PDFName(f"{tag}+{ps}")
             ff_stream = stream(program, {"Length1": len(program)})
-            if compress and not getattr(doc, _SHARED_DOC, False):
+            if spliced:
                 # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
                 # programs were a third of its rendering time, mostly compressing glyf again;
                 # box PDFs carry the shared programs (SharedFonts: level 6), not these
@@ -504,10 +507,12 @@ class _Precompressed:
 _PRISTINE: Any = None  # a raw-deflate compressor never fed, copied for each glyph
 
 
-def _glyph_block(data: Any, glyf_off: int, p0: int, p1: int) -> tuple[bytes, int, bytes]:
+def _glyph_block(data: Any, glyf_off: int, p0: int, p1: int, *,
+                 deflated: bool = True) -> tuple[bytes, int, bytes]:
     """One glyph's entry for ``_spliced_flate``: its bytes padded to a 4-byte boundary, their
     checksum, and their raw deflate (level 1) ending byte-aligned (sync flush) and without
-    references to anything before it, so that blocks of any glyphs can be concatenated."""
+    references to anything before it, so that blocks of any glyphs can be concatenated.
+    ``deflated=False`` leaves the block empty (the union fonts of a box are compressed whole)."""
     import zlib
 
     global _PRISTINE
@@ -515,6 +520,8 @@ def _glyph_block(data: Any, glyf_off: int, p0: int, p1: int) -> tuple[bytes, int
     pad = -len(g) & 3
     if pad:
         g += b"\0" * pad
+    if not deflated:
+        return g, _checksum(g), b""
     if _PRISTINE is None:
         _PRISTINE = zlib.compressobj(1, zlib.DEFLATED, -15)
     # a copy of a compressor that never saw data starts exactly as a new one (same bytes
