@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -497,10 +498,7 @@ def test_store_check_finds_a_corrupted_blob(built: Built, tmp_path: Path) -> Non
     out = Path(shutil.copytree(built.out, tmp_path / "out"))
     with VersionStore(out) as store:
         v1 = store.get(built.a, 1)
-        pdf_blob, record_blob = (
-            store.blob_path(v1.pdf_sha),
-            store.blob_path(v1.record_sha),
-        )
+        pdf_blob = store.blob_path(v1.pdf_sha)
     _flip_a_byte(pdf_blob)
     result = cli("store", "check", "-o", out)
     assert result.exit_code == ExitCode.problems, result.output
@@ -514,13 +512,18 @@ def test_store_check_finds_a_corrupted_blob(built: Built, tmp_path: Path) -> Non
     assert result.exit_code == ExitCode.input_unusable, result.output
     assert "已损坏" in result.output
 
-    record_blob.unlink()
+    # the record is a small blob in the catalog (append-only: altered here behind its back)
+    conn = sqlite3.connect(out / ".store" / "catalog.sqlite")
+    conn.execute("DROP TRIGGER blobs_no_update")
+    conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (b'{"edited": 1}', v1.record_sha))
+    conn.commit()
+    conn.close()
     result = cli("store", "check", "-o", out)
     assert result.exit_code == ExitCode.problems, result.output
     assert (
         "版本库有 2 处损坏" in result.output
         and "的记录数据块" in result.output
-        and "缺失" in result.output
+        and "已损坏" in result.output
     )
     history = _history(out, built.a)
     assert history[1][4].startswith("（记录数据块缺失或损坏")

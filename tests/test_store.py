@@ -126,10 +126,57 @@ def test_check_detects_corrupt_and_missing_blob(tmp_path: Path) -> None:
     ]
     with pytest.raises(StoreError, match="已损坏"):
         store.blob(v1.pdf_sha)
-    store.blob_path(v1.record_sha).unlink()
-    assert (
-        f"版本 1（户 H1）的记录数据块 {short_blob(v1.record_sha)} 缺失" in store.check()
-    )
+    store.blob_path(v1.pdf_sha).unlink()
+    assert f"版本 1（户 H1）的PDF数据块 {short_blob(v1.pdf_sha)} 缺失" in store.check()
+    # a small blob (the record) lives in the catalog: altered there, it is reported too
+    store.close()
+    conn = sqlite3.connect(tmp_path / ".store" / "catalog.sqlite")
+    conn.execute("DROP TRIGGER blobs_no_update")
+    conn.execute("UPDATE blobs SET data = ? WHERE sha = ?", (b"{}", v1.record_sha))
+    conn.commit()
+    conn.close()
+    assert f"版本 1（户 H1）的记录数据块 {short_blob(v1.record_sha)} 已损坏：哈希不符" in store.check()
+    with pytest.raises(StoreError, match="已损坏"):
+        store.blob(v1.record_sha)
+
+
+def test_small_blobs_live_in_the_catalog_and_cannot_be_changed(tmp_path: Path) -> None:
+    store = VersionStore(tmp_path)
+    v1 = _record(store, tmp_path, "H1", "a")
+    assert not store.blob_path(v1.record_sha).exists() and not store.blob_path(v1.evidence_sha).exists()
+    assert store.blob_path(v1.pdf_sha).is_file()
+    assert json.loads(store.blob(v1.record_sha))["c"] == "a"
+    assert json.loads(store.blob(v1.evidence_sha)) == v1.evidence
+    conn = store._connect(create=False)
+    for sql in ("UPDATE blobs SET data = x'00'", "DELETE FROM blobs"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            conn.execute(sql)
+
+
+def test_schema_1_store_is_migrated_and_its_blob_files_still_read(tmp_path: Path) -> None:
+    """A store written before small blobs moved into the catalog keeps them as files."""
+    from archive_builder import store as st
+
+    old = VersionStore(tmp_path)
+    real = st.SMALL_BLOB
+    st.SMALL_BLOB = -1  # every blob a file, as schema 1 wrote them
+    try:
+        v1 = _record(old, tmp_path, "H1", "a")
+    finally:
+        st.SMALL_BLOB = real
+    old.close()
+    conn = sqlite3.connect(tmp_path / ".store" / "catalog.sqlite")
+    conn.execute("DROP TABLE blobs")  # back to schema 1
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    store = VersionStore(tmp_path)
+    assert json.loads(store.blob(v1.record_sha))["c"] == "a"  # read from its file
+    assert store.check() == []
+    v2 = _record(store, tmp_path, "H1", "b")
+    assert v2.number == 2 and not store.blob_path(v2.record_sha).exists()
+    assert store._connect(create=False).execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert store.check() == []
 
 
 def test_check_without_store_is_an_error(tmp_path: Path) -> None:
@@ -237,10 +284,10 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
 def test_check_text(tmp_path: Path) -> None:
     store = VersionStore(tmp_path)
     v1 = _record(store, tmp_path, "H1", "a")
-    _record(store, tmp_path, "H2", "a")
+    _record(store, tmp_path, "H2", "b")  # its own packet (the same one would be one blob)
     assert store.stats() == (2, 2)
     assert store.check_text() == (True, "版本库完好：2 户，2 个版本，所有数据块哈希一致。")
-    store.blob_path(v1.record_sha).unlink()
+    store.blob_path(v1.pdf_sha).unlink()
     sound, text = store.check_text()
     assert not sound
     assert text.splitlines()[0] == "版本库有 1 处损坏（共 2 户，2 个版本）："
@@ -306,11 +353,8 @@ def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -
 
     store = VersionStore(tmp_path)
     entries = [_entry(tmp_path, f"H{i}", f"c{i}") for i in range(6)]
-    blob_shas = {
-        hashlib.sha256(data).hexdigest()
-        for e in entries
-        for data in (e.record_json, e.packet_pdf.read_bytes())
-    }
+    blob_shas = {hashlib.sha256(e.packet_pdf.read_bytes()).hexdigest() for e in entries}
+    record_shas = {hashlib.sha256(e.record_json).hexdigest() for e in entries}
     synced: set[str] = set()
     real_fsync = os.fsync
 
@@ -327,12 +371,15 @@ def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -
             path = store.blob_path(sha)
             assert path.is_file()
             assert str(path.parent) in synced
+        # the small blobs (records) go into the catalog with the rows, not before
+        assert all(store._small_blob(sha) is None for sha in record_shas)
         seen.append(store.stats()[1])
 
     monkeypatch.setitem(st.HOOKS, "after_blobs", after_blobs)
     store.record_many(entries)
-    assert seen == [0]  # rows only after all the blobs
+    assert seen == [0]  # rows only after all the blob files
     assert store.stats()[1] == 6  # then all of them, in one transaction
+    assert all(store._small_blob(sha) is not None for sha in record_shas)
     _assert_consistent(store)
 
 
@@ -389,11 +436,13 @@ def test_sigkill_during_record_many_leaves_no_half_version(tmp_path: Path, pause
     proc.wait()
     proc.stdout.close()
     store = VersionStore(tmp_path)
-    assert store.stats() == (0, 0)  # the first row had not committed
-    # the batch's blobs were all in place before the kill (orphans now, reused later)
+    assert store.stats() == (0, 0)  # the batch had not committed
+    # the batch's blob files were all in place before the kill (orphans now, reused later);
+    # its small blobs (the records) were to commit with the rows, so none is there
     for i in range(7):
-        sha = hashlib.sha256(json.dumps({"i": i}).encode()).hexdigest()
-        assert store.blob_path(sha).is_file()
+        pdf = hashlib.sha256(b"%PDF fake " + str(i).encode() * 1000).hexdigest()
+        assert store.blob_path(pdf).is_file()
+        assert store._small_blob(hashlib.sha256(json.dumps({"i": i}).encode()).hexdigest()) is None
     _assert_consistent(store)
     results = store.record_many([_entry(tmp_path, "H0", "after-crash"), _entry(tmp_path, "H1", "x")])
     assert [v.number for v in results] == [1, 1]
