@@ -44,8 +44,8 @@ _CHUNK = 1 << 20
 SMALL_BLOB = 256 * 1024
 
 #: Test hooks, called by name at the critical points of ``record`` and ``record_many`` (see
-#: tests/test_store.py): "after_blobs" once the blobs of a version are durable, "before_commit"
-#: just before its row commits.
+#: tests/test_store.py): "after_blobs" once the blob files of a batch are durable,
+#: "before_commit" just before its rows and small blobs commit.
 #: Production code never sets them.
 HOOKS: dict[str, Callable[[], None]] = {}
 
