@@ -1044,3 +1044,22 @@ def test_rendering_warnings_name_the_household_and_stay_in_the_manifest(tmp_path
     again = run_build(data, "-o", out)
     assert summary_line(again).startswith("渲染 1 户"), again.stdout
     assert [p["household_id"] for p in rendering_warnings()] == [hid]
+
+
+@pytest.mark.parametrize(("setting", "expected"), [
+    ("workers = 1", 1), ("workers = 3", 3), ('workers = "two"', None), ("workers = 0", None), ("", None),
+])
+def test_early_worker_count_comes_from_archive_toml(tmp_path, setting, expected):
+    """Before the dataset is loaded, [build] workers is read on its own (a bad value is left
+    for loading to report); with one worker no pool is started early."""
+    from archive_builder.build import Build, BuildOptions
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "archive.toml").write_text(f"[build]\n{setting}\n", encoding="utf-8")
+    b = Build(data, tmp_path / "out", BuildOptions())
+    assert b._early_jobs() == (expected or os.cpu_count() or 1)
+    assert Build(data, tmp_path / "out", BuildOptions(jobs=2))._early_jobs() == 2
+    if expected == 1:
+        b._start_early_pool()
+        assert b._pool is None
