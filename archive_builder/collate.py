@@ -436,7 +436,9 @@ def _copy_object(writer: Any, reader: Any, obj: Any, memo: dict[int, Any]) -> An
     ``writer`` (shared fonts) kept as they are."""
     from pypdf.generic import (
         ArrayObject,
+        DecodedStreamObject,
         DictionaryObject,
+        EncodedStreamObject,
         IndirectObject,
         StreamObject,
     )
@@ -448,6 +450,10 @@ def _copy_object(writer: Any, reader: Any, obj: Any, memo: dict[int, Any]) -> An
         if ref is None:
             target = obj.get_object()
             copy: Any
+            if isinstance(target, StreamObject) and type(target) not in (EncodedStreamObject, DecodedStreamObject):
+                # a parsed content stream or the like: pypdf knows how to copy it
+                ref = memo[obj.idnum] = writer._add_object(target.clone(writer))
+                return ref
             if isinstance(target, StreamObject):
                 copy = type(target)()
                 copy._data = target._data

@@ -776,3 +776,22 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     assert given == back
     # only the box's own pages (cover, contents, remarks) had their fonts read back
     assert read_back - read_given == sum(len(p.fonts) for p in packets) > 0
+
+
+def test_append_pages_leaves_parsed_content_streams_to_pypdf():
+    """A page whose contents pypdf already parsed into a ContentStream is copied by pypdf's
+    own clone (the lean copy takes only plain streams' bytes)."""
+    from pypdf import PdfWriter
+    from pypdf.generic import ContentStream
+
+    from archive_builder import collate
+
+    reader = PdfReader(io.BytesIO(_two_page_pdf(False)))
+    page = reader.pages[0]
+    ref = page.raw_get("/Contents")
+    reader.resolved_objects[(ref.generation, ref.idnum)] = ContentStream(ref.get_object(), reader)
+    writer = PdfWriter()
+    collate._append_pages(writer, reader)
+    out = io.BytesIO()
+    writer.write(out)
+    assert [p.extract_text().strip() for p in PdfReader(io.BytesIO(out.getvalue())).pages] == ["page 1", "page 2"]
