@@ -513,3 +513,19 @@ def test_every_problem_has_file_message_and_hint(
     for problem in problems:
         assert problem.file and problem.message and problem.hint
         assert problem.line is not None
+
+
+def test_evidence_name_too_long_for_the_file_system_is_a_problem(tmp_path: Path) -> None:
+    """A path component longer than the file system allows (ENAMETOOLONG) is reported, not
+    raised, also where links below the household folder are looked for."""
+    import yaml
+    from datadir import write_data_dir
+
+    from archive_builder.records.loader import real_path
+
+    record = valid_household()
+    record["measures"][0]["evidence"] = "x" * 500
+    write_data_dir(tmp_path, [{"_text": yaml.safe_dump(record, allow_unicode=True), "_format": "yaml", "_folder": "h"}])
+    problems = validate_dataset(load_dataset(tmp_path), today=date(2025, 6, 1))
+    assert any("路径过长" in p.message and p.field == "measures[0].evidence[0]" for p in problems)
+    assert real_path(tmp_path, "x" * 500).endswith("x" * 500)

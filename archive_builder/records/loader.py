@@ -245,7 +245,11 @@ def _resolve_below(base: Path, relative: str) -> Path:
         if part in ("", "."):
             continue
         path = path / part
-        if path.is_symlink():
+        try:
+            link = path.is_symlink()
+        except OSError:  # e.g. a name longer than the file system allows: no such file
+            link = False
+        if link:
             return (base / relative).resolve()
     return path
 
