@@ -78,7 +78,7 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 #: bump when the box layout changes (part of the /ID hash)
-COLLATE_FORMAT = 1
+COLLATE_FORMAT = 2
 
 # --------------------------------------------------------------------------- data
 
@@ -402,6 +402,35 @@ _PLAIN_PAGE_KEYS = frozenset(("/Type", "/Contents", "/MediaBox", "/CropBox", "/R
                               "/Parent", "/Group"))
 
 
+def _append_packet(writer: Any, data: bytes, shared: Any, p: PacketInfo) -> tuple[float, float]:
+    """Append the packet ``data`` (of ``p``) to ``writer``; return its first page's size.
+
+    The renderer's own packets are copied as bytes (``packetpdf``); anything else is parsed
+    with pypdf. Both check the page count against ``p.pages``.
+    """
+    size = None
+    if shared is not None:
+        from archive_builder.packetpdf import append_packet
+
+        try:
+            size = append_packet(writer, data, shared, p.fonts, pages=p.pages)
+        except ValueError:
+            size = None  # page count differs: let the pypdf route report it
+    if size is not None:
+        return size
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(data))
+    if len(reader.pages) != p.pages:
+        raise ValueError(
+            f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {len(reader.pages)} 页"
+        )
+    if shared is not None:
+        shared.adopt(reader, known=p.fonts)
+    _append_pages(writer, reader)
+    return float(reader.pages[0].mediabox.width), float(reader.pages[0].mediabox.height)
+
+
 def _append_pages(writer: Any, reader: Any) -> None:
     """Append every page of ``reader`` (a packet) to ``writer``.
 
@@ -614,18 +643,11 @@ def _write_box(
             ).encode("utf-8")
         )
         digest.update(hashlib.sha256(data).digest())
-        reader = PdfReader(io.BytesIO(data))
-        if len(reader.pages) != p.pages:
-            raise ValueError(
-                f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {len(reader.pages)} 页"
-            )
-        if shared is not None:
-            shared.adopt(reader, known=p.fonts)
         start = len(writer.pages)
         assert start == part.first, (start, part.first)
-        _append_pages(writer, reader)
-        width, height = (float(reader.pages[0].mediabox.width), float(reader.pages[0].mediabox.height))
-        del reader, data
+        size = _append_packet(writer, data, shared, p)
+        del data
+        width, height = size
         # blank versos around separator sheets, inserted back to front so indexes stay valid
         for i in range(p.pages - 1, 0, -1):
             for _ in range(part.offsets[i] - part.offsets[i - 1] - 1):

@@ -763,11 +763,21 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
                                   sections, seps, fonts=tuple(reported)))
     opts = PrintOptions(duplex=True, sheets_per_box=100)
     real = fontmerge.SharedFonts.adopt_font
+    real_marker = fontmerge.SharedFonts.adopt_marker
+
+    def adopt_marker(self, marker, chars="", tounicode=None):
+        if tounicode is not None:
+            read.append(1)
+        return real_marker(self, marker, chars=chars, tounicode=tounicode)
+
+    read: list[int] = []
 
     def collate(out: Path, infos: list) -> tuple[list[bytes], int]:
-        read: list[int] = []
+        read.clear()
         with pytest.MonkeyPatch.context() as mp:
+            # a ToUnicode map read back: by pypdf's route (adopt_font) or packetpdf's
             mp.setattr(fontmerge.SharedFonts, "adopt_font", lambda self, font: read.append(1) or real(self, font))
+            mp.setattr(fontmerge.SharedFonts, "adopt_marker", adopt_marker)
             boxes = collate_village(VILLAGE, infos, out, opts, fonts=fonts, date="2025-03-01")
         return [b.file.read_bytes() for b in boxes], len(read)
 

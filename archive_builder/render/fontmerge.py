@@ -266,6 +266,24 @@ class SharedFonts:
         self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(data))
         return self._shared_ref(marker)
 
+    def knows(self, marker: str) -> bool:
+        """Whether ``marker`` names a face of the set (whose fonts can be shared)."""
+        return self._source(marker) is not None
+
+    def adopt_marker(self, marker: str, chars: str = "", tounicode: bytes | None = None) -> Any:
+        """The shared font of the face ``marker`` (a face :meth:`knows`), for a file whose
+        fonts were read without pypdf (``packetpdf``); ``chars`` (as the renderer reported
+        them) or ``tounicode`` (an inflated ToUnicode map) join the characters it holds."""
+        if self._done:
+            raise RuntimeError("SharedFonts.finish() was called already")
+        if self._source(marker) is None:
+            raise ValueError(f"not a face of this font set: {marker}")
+        if chars:
+            self._text.setdefault(marker, set()).update(chars)
+        if tounicode is not None:
+            self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(tounicode))
+        return self._shared_ref(marker)
+
     def _shared_ref(self, marker: str) -> Any:
         """The placeholder of the face ``marker`` in the writer (made on first use)."""
         from pypdf.generic import DictionaryObject
