@@ -207,6 +207,26 @@ def test_byte_identical(fonts, rendered) -> None:
     assert again == rendered[0]
 
 
+def test_memoised_reportlab_formatting_writes_the_same_bytes(fonts, rendered) -> None:
+    """rlformat's memoised pdfdoc.format/PDFName (installed by the writer) change no byte."""
+    from reportlab.pdfbase import pdfdoc
+
+    from archive_builder.render import rlformat
+
+    assert getattr(pdfdoc.format, "_ab_memoised", False)
+    rlformat.uninstall()
+    try:
+        assert not getattr(pdfdoc.format, "_ab_memoised", False)
+        plain, _ = render(full_document(), fonts)
+    finally:
+        rlformat.install()
+    assert plain == rendered[0]
+    memoised, _ = render(full_document(), fonts)  # and with the memos filled
+    assert memoised == plain
+    assert pdfdoc.PDFName("A b#") == pdfdoc.PDFName.plain("A b#") == "/A#20b#23"
+    assert pdfdoc.PDFName("ab", "a", "z") == "/ab"
+
+
 def test_prose_grid(fonts) -> None:
     doc = Document(title="t", sections=(Section("p", "申请书", (Paragraph("国" * 2000),), layout="prose"),))
     data, _ = render(doc, fonts)

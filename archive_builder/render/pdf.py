@@ -53,6 +53,7 @@ from ..document import (
     Table,
     Title,
 )
+from . import rlformat
 from .fontprogram import _DOC_FONTS
 from .linebreak import break_lines_widths
 
@@ -61,6 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .fonts import FontSet
 
 __all__ = ["CREATOR", "write_pdf"]
+
+rlformat.install()  # the same bytes, a sixth less rendering time (see rlformat)
 
 CREATOR = "archive-builder"
 MM = 72.0 / 25.4
