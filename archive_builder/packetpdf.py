@@ -39,8 +39,9 @@ _MARK = b"ReportLab Generated PDF document"
 _STARTXREF_RE = re.compile(rb"startxref\s+(\d+)\s+%%EOF\s*$")
 _ROOT_RE = re.compile(rb"/Root\s+(\d+)\s+0\s+R")
 # names, numbers, delimiters and the R of a reference; nothing else occurs in our dictionaries
+# (a name with any other character, e.g. a #xx escape, is left to pypdf, which decodes it)
 _TOKEN_RE = re.compile(
-    rb"(<<|>>|\[|\])|/([^\s/\[\]<>(){}%]*)|([-+]?(?:\d+\.?\d*|\.\d+))|(R)(?=[\s/\[\]<>]|$)|(\S)"
+    rb"(<<|>>|\[|\])|/([A-Za-z0-9._+\-]*)(?![^\s/\[\]<>])|([-+]?(?:\d+\.?\d*|\.\d+))|(R)(?=[\s/\[\]<>]|$)|(\S)"
 )
 _PAGE_KEYS = frozenset(("Type", "Contents", "MediaBox", "Parent", "Resources", "Rotate", "Trans"))
 _RESOURCE_KEYS = frozenset(("Font", "ProcSet", "XObject"))

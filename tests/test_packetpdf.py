@@ -55,6 +55,7 @@ def test_parse_our_dictionaries():
     b"[ 1 R ]",
     b"[ 1.5 0 R ]",
     b"<< /A true >>",
+    b"<< /A#20B 1 >>",  # escaped names are pypdf's to decode
     b"",
     b"1 2",
 ])
