@@ -270,7 +270,27 @@ _BaseLoader: Any = getattr(
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
-    """Safe loader that keeps an impossible date (2024-02-30) as text for the validator."""
+    """Safe loader that keeps an impossible date (2024-02-30) as text for the validator.
+
+    ``resolve`` is memoised: a safe loader's tag for a scalar depends only on its kind, text
+    and implicitness (there are no path resolvers), and records repeat the same keys and
+    short values (是, 男, dates), whose implicit resolvers' regular expressions were a fifth
+    of parsing a record.
+    """
+
+    _tags: dict[tuple[Any, str, Any], str] = {}
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if self.yaml_path_resolvers or type(value) is not str or len(value) > 48:
+            return super().resolve(kind, value, implicit)
+        key = (kind, value, implicit)
+        tag = self._tags.get(key)
+        if tag is None:
+            tag = super().resolve(kind, value, implicit)
+            if len(self._tags) >= 20_000:
+                self._tags.clear()
+            self._tags[key] = tag
+        return tag
 
 
 def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
