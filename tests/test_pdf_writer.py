@@ -333,3 +333,29 @@ def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
 def test_empty_document(fonts) -> None:
     data, result = render(Document(title="空", sections=()), fonts)
     assert result.pages == len(PdfReader(io.BytesIO(data)).pages) == 1
+
+
+def test_one_line_fast_path_breaks_as_the_breaker(fonts) -> None:
+    """``_Fonts.break_lines`` returns a fitting one-line text as is: exactly what the
+    breaker gives, at the limit too (random texts of CJK, Latin, digits, spaces, punctuation)."""
+    import random
+
+    from archive_builder.render.linebreak import break_lines_widths
+    from archive_builder.render.pdf import _Fonts
+
+    f = _Fonts(fonts)
+    rng = random.Random(7)
+    alphabet = "张三冯老村，。、：“”（）《》ab Z09.-\u3000\t" + RARE.replace(" ", "")
+    checked = 0
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 14)))
+        size = rng.choice((9.0, 10.5, 12.0))
+        full = f.width(text, "body", size) if text else 0.0
+        # widths around the text's own: below, at and just above it
+        for max_width in (full * rng.uniform(0.5, 1.5), full, full + 1e-4, full + 0.01, full + 3):
+            indent = rng.choice((0.0, 0.0, size * 2))
+            expected = break_lines_widths(text, f.table("body"), max_width / size, indent / size,
+                                          f.measurer("body"))
+            assert f.break_lines(text, "body", size, max_width, indent) == expected, (text, max_width)
+            checked += 1
+    assert checked == 15000

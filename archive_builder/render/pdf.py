@@ -55,6 +55,7 @@ from ..document import (
 )
 from . import rlformat
 from .fontprogram import _DOC_FONTS
+from .linebreak import _SPACE as _SPACES
 from .linebreak import break_lines_widths
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -196,6 +197,12 @@ class _Fonts:
     def break_lines(self, text: str, role: str, size: float, max_width: float,
                     first_indent: float = 0.0) -> list[str]:
         if size <= 0:
+            return [text]
+        # A text on one line that fits (most table cells) is its own only line: what the
+        # breaker returns for it, without splitting it into units (a margin keeps a width
+        # within rounding of the limit on the breaker's path).
+        if text and "\n" not in text and "\r" not in text and text[0] not in _SPACES \
+                and text[-1] not in _SPACES and self.width(text, role, size) <= max_width - first_indent - 1e-3:
             return [text]
         # widths are tabulated at 1 pt: scale the limits instead of every width
         return break_lines_widths(text, self.table(role), max_width / size,
