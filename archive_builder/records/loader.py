@@ -23,7 +23,7 @@ from array import array
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from pydantic import ValidationError
@@ -278,7 +278,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     of parsing a record.
     """
 
-    _tags: dict[tuple[Any, str, Any], str] = {}
+    _tags: ClassVar[dict[tuple[Any, str, Any], str]] = {}  # shared by every loader
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         if self.yaml_path_resolvers or type(value) is not str or len(value) > 48:
