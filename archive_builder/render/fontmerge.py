@@ -23,7 +23,6 @@ from .fontprogram import (
     _BFCHAR_RE,
     _CMAP_MARKER,
     _FACE_KEY,
-    _SHARED_DOC,
     _base_tables_from_face,
     _build_program,
     _cid2gid_stream,
@@ -315,45 +314,93 @@ class SharedFonts:
 
     # ------------------------------------------------------------------ writing
     def finish(self) -> None:
-        """Write the shared fonts into their placeholders (once, after the last adopt)."""
-        import io
+        """Write the shared fonts into their placeholders (once, after the last adopt).
 
-        from pypdf import PdfReader
-
+        Each is the subset of its face holding every character adopted for it
+        (``GlobalCodeTTFont.subset``), its program compressed whole, written as pypdf
+        objects (going through a reportlab document and reading it back was half the cost).
+        """
         self._done = True
         if not self._refs:
             return
         assert self._sources is not None
-        from reportlab.pdfgen.canvas import Canvas
-
-        markers = sorted(self._refs)
-        buf = io.BytesIO()
-        first = self._sources[markers[0]]
-        canvas = Canvas(buf, invariant=1, pageCompression=1, initialFontName=first.fontName)
-        setattr(canvas._doc, _SHARED_DOC, True)
-        y = 10
-        for marker in markers:
+        for marker in sorted(self._refs):
             chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass")
                      for h in self._chars.get(marker, ())} | self._text.get(marker, set())
-            canvas.setFont(self._sources[marker].fontName, 10)
-            canvas.drawString(10, y, "".join(sorted(chars)))
-            y += 12
-        canvas.showPage()
-        canvas.save()
-        page = PdfReader(io.BytesIO(buf.getvalue())).pages[0]
-        written = {}
-        for ref in page["/Resources"]["/Font"].values():  # type: ignore[index]
-            font = ref.get_object()
-            marker = str(font.get(_FACE_KEY, "/"))[1:]
-            if marker in self._refs:
-                written[marker] = font
-        writer = self.writer
-        for marker in markers:
-            copy = written[marker].clone(writer)
-            shared = self._refs[marker].get_object()
-            shared.update(copy)
-            # the copy's own object number goes unused: its entries now live in the placeholder
-            writer._objects[copy.indirect_reference.idnum - 1] = None
+            source = self._sources[marker]
+            sub = source.subset(chars, spliced=False)
+            self._refs[marker].get_object().update(_pypdf_font(self.writer, source.face, sub))
+
+
+def _pypdf_font(writer: Any, face: Any, sub: Any) -> Any:
+    """The Type0 font dictionary of ``sub`` (a ``FontSubset`` of ``face``) for ``writer``:
+    the objects ``GlobalCodeTTFont.addObjects`` writes, with the program compressed whole."""
+    import zlib
+
+    from pypdf.generic import (
+        ArrayObject,
+        DictionaryObject,
+        EncodedStreamObject,
+        FloatObject,
+        NameObject,
+        NumberObject,
+        TextStringObject,
+    )
+
+    def number(v: Any) -> Any:
+        return NumberObject(int(v)) if float(v).is_integer() else FloatObject(round(float(v), 3))
+
+    def stream(data: bytes, extra: dict[str, Any] | None = None) -> Any:
+        s = EncodedStreamObject()
+        s._data = zlib.compress(data)  # level 6, as reportlab's PDFZCompress
+        s[NameObject("/Filter")] = NameObject("/FlateDecode")
+        for k, v in (extra or {}).items():
+            s[NameObject(k)] = v
+        return writer._add_object(s)
+
+    basefont = NameObject("/" + sub.basefont)
+    descriptor = DictionaryObject({
+        NameObject("/Type"): NameObject("/FontDescriptor"),
+        NameObject("/FontName"): basefont,
+        NameObject("/Flags"): NumberObject(sub.flags),
+        NameObject("/FontBBox"): ArrayObject(NumberObject(round(v)) for v in face.bbox),
+        NameObject("/ItalicAngle"): number(face.italicAngle),
+        NameObject("/Ascent"): NumberObject(round(face.ascent)),
+        NameObject("/Descent"): NumberObject(round(face.descent)),
+        NameObject("/CapHeight"): NumberObject(round(face.capHeight)),
+        NameObject("/StemV"): number(face.stemV),
+        NameObject("/MissingWidth"): NumberObject(round(face.defaultWidth)),
+        NameObject("/FontFile2"): stream(sub.program, {"/Length1": NumberObject(len(sub.program))}),
+    })
+    widths: list[Any] = []
+    for item in _w_array(sub.widths, sub.dw, nested=list):
+        widths.append(ArrayObject(number(w) for w in item) if isinstance(item, list) else NumberObject(item))
+    cidfont = DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"),
+        NameObject("/Subtype"): NameObject("/CIDFontType2"),
+        NameObject("/BaseFont"): basefont,
+        NameObject("/CIDSystemInfo"): DictionaryObject({
+            NameObject("/Registry"): TextStringObject("Adobe"),
+            NameObject("/Ordering"): TextStringObject("Identity"),
+            NameObject("/Supplement"): NumberObject(0),
+        }),
+        NameObject("/FontDescriptor"): writer._add_object(descriptor),
+        NameObject("/DW"): number(sub.dw),
+        NameObject("/W"): ArrayObject(widths),
+        NameObject("/CIDToGIDMap"): NameObject("/Identity") if sub.identity
+        else stream(_cid2gid_stream(sub.cid2gid)),
+    })
+    font = DictionaryObject({
+        NameObject("/Type"): NameObject("/Font"),
+        NameObject("/Subtype"): NameObject("/Type0"),
+        NameObject("/BaseFont"): basefont,
+        NameObject("/Encoding"): NameObject("/Identity-H"),
+        NameObject("/DescendantFonts"): ArrayObject([writer._add_object(cidfont)]),
+        NameObject("/ToUnicode"): stream(sub.tounicode),
+    })
+    if sub.marker:
+        font[NameObject(_FACE_KEY)] = NameObject("/" + sub.marker)
+    return font
 
 
 def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import struct
 import sys
 from array import array
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,26 @@ class _DocState:
     def __init__(self) -> None:
         self.used: set[str] = set()
         self.internalName: str | None = None
+
+
+@dataclass(frozen=True)
+class FontSubset:
+    """An embedded subset of a face (``GlobalCodeTTFont.subset``), writer-independent."""
+
+    program: bytes  # the TrueType program
+    flate: bytes | None  # its zlib stream when spliced from cached glyph blocks, else None
+    basefont: str  # "ABCDEF+PostScriptName"
+    flags: int
+    widths: dict[int, float]  # cid -> width (1/1000 em)
+    dw: int | float
+    cid2gid: dict[int, int]
+    tounicode: bytes  # the ToUnicode CMap
+    text: str  # the characters drawn, sorted
+    marker: str  # the face's /ABFace value ("" for a font without a source file)
+
+    @property
+    def identity(self) -> bool:
+        return all(cid == g for cid, g in self.cid2gid.items())
 
 
 def _make_ttfont_class() -> type:
@@ -185,22 +206,22 @@ def _make_ttfont_class() -> type:
                 doc.delayedFonts.append(self)
             return "/" + st.internalName
 
-        def addObjects(self, doc: Any) -> None:
-            st = self._state(doc)
-            internal = st.internalName or self.getSubsetInternalName(0, doc)[1:]
-            chars = self._chars
+        def subset(self, chars: Any, *, spliced: bool) -> FontSubset:
+            """What a font of this face drawing ``chars`` embeds: its program (with the
+            program's flate stream spliced from the glyphs' cached blocks when ``spliced``),
+            widths, ToUnicode map and names. ``addObjects`` writes it for reportlab;
+            ``fontmerge.SharedFonts`` writes a box's union fonts from it with pypdf."""
+            memo = self._chars
             used: dict[int, tuple[int, int, int, float, str]] = {}  # cid -> _char_info
-            for ch in st.used:
-                info = chars.get(ch)
+            for ch in chars:
+                info = memo.get(ch)
                 if info is None:
-                    info = chars[ch] = self._char_info(ch)
+                    info = memo[ch] = self._char_info(ch)
                 if info[0] and info[0] not in used:
                     used[info[0]] = info
             face = self.face
             cid2gid = {cid: info[2] for cid, info in used.items()}
             gids = _composite_closure(face, {0, *cid2gid.values()})
-            compress = bool(doc.compression)
-            spliced = compress and not getattr(doc, _SHARED_DOC, False)
             blocks = self._glyph_blocks(gids, deflated=spliced)
             hmetrics = {g: face.hmetrics[g] for g in gids}
             base = _base_tables_from_face(face)
@@ -209,10 +230,31 @@ def _make_ttfont_class() -> type:
                 glyf_sum=sum(b[1] for b in blocks.values()) & 0xFFFFFFFF,
             )
             widths = {cid: info[3] for cid, info in used.items()}
-            dw = _dw(widths)
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
             tag = _subset_tag(_program_identity(base), cid2gid)
-            flags = (face.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC
+            return FontSubset(
+                program=program,
+                # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
+                # programs were a third of its rendering time, mostly compressing glyf again;
+                # box PDFs carry the shared programs (SharedFonts: compressed whole)
+                flate=_spliced_flate(program, glyf_span, [blocks[g][2] for g in sorted(blocks)])
+                if spliced else None,
+                basefont=f"{tag}+{ps}",
+                flags=(face.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC,
+                widths=widths,
+                dw=_dw(widths),
+                cid2gid=cid2gid,
+                tounicode=_tounicode_cmap_lines([used[c][4] for c in sorted(used)]).encode("ascii"),
+                text="".join(sorted(chr(info[1]) for info in used.values())),
+                marker=_source_key(self) or "",
+            )
+
+        def addObjects(self, doc: Any) -> None:
+            st = self._state(doc)
+            internal = st.internalName or self.getSubsetInternalName(0, doc)[1:]
+            compress = bool(doc.compression)
+            sub = self.subset(st.used, spliced=compress)
+            face = self.face
 
             def stream(content: bytes, extra: dict[str, Any] | None = None) -> Any:
                 s = pdfdoc.PDFStream(content=content,
@@ -221,19 +263,15 @@ def _make_ttfont_class() -> type:
                     s.dictionary[k] = v
                 return s
 
-            basefont = pdfdoc.PDFName(f"{tag}+{ps}")
-            ff_stream = stream(program, {"Length1": len(program)})
-            if spliced:
-                # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
-                # programs were a third of its rendering time, mostly compressing glyf again;
-                # box PDFs carry the shared programs (SharedFonts: level 6), not these
-                ff_stream.filters = [_Precompressed(_spliced_flate(
-                    program, glyf_span, [blocks[g][2] for g in sorted(blocks)]))]
+            basefont = pdfdoc.PDFName(sub.basefont)
+            ff_stream = stream(sub.program, {"Length1": len(sub.program)})
+            if sub.flate is not None:
+                ff_stream.filters = [_Precompressed(sub.flate)]
             ff = doc.Reference(ff_stream)
             desc = doc.Reference(pdfdoc.PDFDictionary({
                 "Type": pdfdoc.PDFName("FontDescriptor"),
                 "FontName": basefont,
-                "Flags": flags,
+                "Flags": sub.flags,
                 "FontBBox": pdfdoc.PDFArray([round(v) for v in face.bbox]),
                 "ItalicAngle": face.italicAngle,
                 "Ascent": round(face.ascent),
@@ -253,15 +291,15 @@ def _make_ttfont_class() -> type:
                     "Supplement": 0,
                 }),
                 "FontDescriptor": desc,
-                "DW": dw,
-                "W": _w_bytes(widths, dw),  # preformatted: hundreds of numbers
+                "DW": sub.dw,
+                "W": _w_bytes(sub.widths, sub.dw),  # preformatted: hundreds of numbers
             }
-            if all(cid == g for cid, g in cid2gid.items()):
+            if sub.identity:
                 cidfont["CIDToGIDMap"] = pdfdoc.PDFName("Identity")
             else:
-                cidfont["CIDToGIDMap"] = doc.Reference(stream(_cid2gid_stream(cid2gid)))
+                cidfont["CIDToGIDMap"] = doc.Reference(stream(_cid2gid_stream(sub.cid2gid)))
             cidref = doc.Reference(pdfdoc.PDFDictionary(cidfont))
-            tu = doc.Reference(stream(_tounicode_cmap_lines([used[c][4] for c in sorted(used)]).encode("ascii")))
+            tu = doc.Reference(stream(sub.tounicode))
             font = pdfdoc.PDFDictionary({
                 "Type": pdfdoc.PDFName("Font"),
                 "Subtype": pdfdoc.PDFName("Type0"),
@@ -270,15 +308,12 @@ def _make_ttfont_class() -> type:
                 "DescendantFonts": pdfdoc.PDFArray([cidref]),
                 "ToUnicode": tu,
             })
-            key = _source_key(self)
-            if key:
+            if sub.marker:
                 # what the file's font draws, for collation (``RenderResult.fonts``)
-                doc.__dict__.setdefault(_DOC_FONTS, []).append(
-                    ("/" + internal, key, "".join(sorted(chr(info[1]) for info in used.values())))
-                )
+                doc.__dict__.setdefault(_DOC_FONTS, []).append(("/" + internal, sub.marker, sub.text))
                 # private key: lets merge_font_subsets take the glyphs from the font file
                 # instead of decompressing this program (see _FACE_KEY)
-                font[_FACE_KEY[1:]] = pdfdoc.PDFName(key)
+                font[_FACE_KEY[1:]] = pdfdoc.PDFName(sub.marker)
             ref = doc.Reference(font, internal)
             doc.idToObject["BasicFonts"].dict[internal] = ref
             del self.state[doc]
@@ -975,5 +1010,3 @@ _BFCHAR_DST_RE = re.compile(rb"<[0-9A-Fa-f]{4}>\s*<([0-9A-Fa-f]+)>")
 #: attribute of a reportlab document listing its fonts of ours (see ``RenderResult.fonts``)
 _DOC_FONTS = "_ab_fonts"
 
-#: attribute set on the reportlab document that writes SharedFonts' union fonts
-_SHARED_DOC = "_ab_shared_fonts"
