@@ -16,6 +16,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, as_completed, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
 from .document import SectionPages
-from .errors import ArchiveError, DataDirError, quiet_library_logs
+from .errors import ArchiveError, DataDirError, WorkerLostError, quiet_library_logs
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -198,6 +199,13 @@ class Build:
                 self.plan()
                 self.render()
                 self.collate()
+            except BrokenProcessPool as exc:
+                raise WorkerLostError(
+                    "一个生成进程意外退出（可能是内存不足，或被系统、杀毒软件结束），本次生成没有完成；"
+                    "已写出的文件都是完整的，manifest.json 仍是上次生成的",
+                    hint="关闭占用内存较多的程序后重新运行，即可补全；若反复出现，请用 --jobs 1 运行，"
+                    "并加 -v 把输出报告给维护人员",
+                ) from exc
             finally:
                 if self._pool is not None:
                     self._pool.shutdown(cancel_futures=True)

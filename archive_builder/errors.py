@@ -147,6 +147,13 @@ class RenderError(ArchiveError):
     kind = "生成失败"
 
 
+class WorkerLostError(ArchiveError):
+    """A worker process of a build ended without a result (killed, out of memory)."""
+
+    exit_code = ExitCode.interrupted
+    kind = "生成中断"
+
+
 class OutputError(ArchiveError):
     """The output directory cannot be written or is locked."""
 

@@ -716,6 +716,30 @@ def _valid_pdf(path: Path) -> int:
     return len(PdfReader(path, strict=True).pages)
 
 
+def _worker_dies(request: Any) -> Any:
+    """Stands in for build._safe_render: the worker process ends as if killed."""
+    os._exit(9)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="forked workers inherit the stand-in")
+def test_a_worker_that_dies_is_reported_and_the_rerun_completes(tmp_path, monkeypatch):
+    from archive_builder import build as build_module
+
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+    monkeypatch.setattr(build_module, "_safe_render", _worker_dies)
+    result = run_build(data, "-o", out, "--jobs", "2")
+    assert result.exit_code == ExitCode.interrupted, result.output
+    assert "生成进程意外退出" in result.output and "重新运行" in result.output
+    assert "内部错误" not in result.output and "Traceback" not in result.output
+    assert not (out / "manifest.json").exists()
+    monkeypatch.undo()
+
+    again = run_build(data, "-o", out)
+    assert again.exit_code == ExitCode.ok, again.output
+    check_build(out)
+
+
 @pytest.mark.slow
 def test_killed_first_build_then_rerun(tmp_path):
     data = make_data(tmp_path / "data")
