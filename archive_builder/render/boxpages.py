@@ -64,18 +64,33 @@ def _width(fonts: Any, text: str, role: str, size: float) -> float:
 def draw_text(
     c: Any, fonts: Any, text: str, role: str, size: float, x: float, y: float, align: str = "left"
 ) -> float:
-    """Draw one line with per-character font fallback; returns its width."""
+    """Draw one line with per-character font fallback; returns its width.
+
+    Runs in fonts of ours (``GlobalCodeTTFont``) are written as text operators directly, as
+    the packet renderer does: ``Canvas.drawString`` measured and formatted every run in pure
+    Python, half the time a box's cover, contents and remarks took. Other fonts go through
+    reportlab.
+    """
     width = _width(fonts, text, role, size)
     if align == "center":
         x -= width / 2
     elif align == "right":
         x -= width
-    from reportlab.pdfbase.pdfmetrics import stringWidth
+    from reportlab.pdfbase.pdfmetrics import getFont, stringWidth
 
+    doc = c._doc
     for font_name, run in fonts.runs(text, role):
-        c.setFont(font_name, size)
-        c.drawString(x, y, run)
-        x += stringWidth(run, font_name, size)
+        font = getFont(font_name)
+        chunks = font.splitString(run, doc) if hasattr(font, "subset") else None
+        if chunks is not None and len(chunks) == 1:
+            subset, data = chunks[0]
+            name = font.getSubsetInternalName(subset, doc)
+            c._code.append(f"BT {name} {size:.4f} Tf 1 0 0 1 {x:.2f} {y:.2f} Tm <{data.hex()}> Tj ET")
+            x += fonts.string_width(run, role, size)
+        else:
+            c.setFont(font_name, size)
+            c.drawString(x, y, run)
+            x += stringWidth(run, font_name, size)
     return width
 
 
