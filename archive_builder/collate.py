@@ -410,12 +410,12 @@ def _append_packet(writer: Any, data: bytes, shared: Any, p: PacketInfo) -> tupl
     """
     size = None
     if shared is not None:
-        from archive_builder.packetpdf import append_packet
+        from archive_builder.packetpdf import PageCountMismatch, append_packet
 
         try:
             size = append_packet(writer, data, shared, p.fonts, pages=p.pages)
-        except ValueError:
-            size = None  # page count differs: let the pypdf route report it
+        except PageCountMismatch:
+            size = None  # the pypdf route reports it, in the clerk's words
     if size is not None:
         return size
     from pypdf import PdfReader

@@ -32,7 +32,7 @@ from pypdf.generic import (
     PdfObject,
 )
 
-__all__ = ["RawStream", "append_packet"]
+__all__ = ["PageCountMismatch", "RawStream", "append_packet"]
 
 _HEAD = b"%PDF-1."
 _MARK = b"ReportLab Generated PDF document"
@@ -52,6 +52,10 @@ _IMAGE_KEYS = frozenset(("Type", "Subtype", "Width", "Height", "BitsPerComponent
 
 class NotOurs(Exception):
     """The packet is not in the renderer's shape: collate it with pypdf."""
+
+
+class PageCountMismatch(ValueError):
+    """The packet has another number of pages than its caller expects (nothing was added)."""
 
 
 @dataclass(frozen=True)
@@ -250,16 +254,16 @@ def append_packet(writer: Any, data: bytes, shared: Any, known: Sequence[tuple[s
     ``shared``: the box's ``SharedFonts`` (every font must be one of its faces). ``known``:
     the packet's fonts as its renderer reported them (resource name, face marker,
     characters), else read from the ToUnicode maps. ``pages``: the page count the caller
-    expects (a mismatch raises ``ValueError``). Returns None, having changed nothing,
+    expects (a mismatch raises ``PageCountMismatch``). Returns None, having changed nothing,
     when the packet is not in the renderer's shape (see the module docstring).
     """
     try:
         plan = _plan(data, shared, known)
-    except (NotOurs, ValueError, KeyError, IndexError, TypeError, zlib.error):
-        return None
+    except (NotOurs, ValueError, KeyError, IndexError, TypeError, AttributeError, zlib.error):
+        return None  # anything unexpected in a damaged file: pypdf's route says what
     page_parts, font_dicts, streams, adopted = plan
     if pages is not None and len(page_parts) != pages:
-        raise ValueError(f"packet has {len(page_parts)} pages, expected {pages}")
+        raise PageCountMismatch(f"packet has {len(page_parts)} pages, expected {pages}")
 
     # Everything was read: only now is anything added (the fallback starts from a clean slate).
     for marker, chars, tounicode in adopted:
@@ -302,8 +306,10 @@ def _plan(data: bytes, shared: Any, known: Sequence[tuple[str, str, str]]) -> tu
     if not isinstance(catalog, dict) or catalog.get("Type") != "Catalog" or not isinstance(catalog.get("Pages"), _Ref):
         raise NotOurs("no catalog")
     tree = packet.dictionary(catalog["Pages"].num)
-    kids = tree.get("Kids") if isinstance(tree, dict) else None
-    if tree.get("Type") != "Pages" or not isinstance(kids, list) or not kids:
+    if not isinstance(tree, dict) or tree.get("Type") != "Pages":
+        raise NotOurs("no page tree")
+    kids = tree.get("Kids")
+    if not isinstance(kids, list) or not kids:
         raise NotOurs("no page tree")
 
     given = {name.removeprefix("/"): (marker, chars) for name, marker, chars in known}
@@ -387,8 +393,9 @@ def _fonts(packet: _Packet, num: int, shared: Any, given: dict[str, tuple[str, s
             tounicode = None
         else:
             font = packet.dictionary(ref.num)
-            face = font.get("ABFace") if isinstance(font, dict) else None
-            to_unicode = font.get("ToUnicode") if isinstance(font, dict) else None
+            if not isinstance(font, dict):
+                raise NotOurs("font")
+            face, to_unicode = font.get("ABFace"), font.get("ToUnicode")
             if font.get("Subtype") != "Type0" or not isinstance(face, _Name) or not isinstance(to_unicode, _Ref):
                 raise NotOurs("a font not of ours")
             marker, chars = str(face), ""

@@ -167,7 +167,7 @@ def test_page_count_mismatch_raises_before_anything_is_added(tmp_path, fonts):
     writer = PdfWriter()
     shared = SharedFonts(writer, fonts)
     before = len(writer._objects)
-    with pytest.raises(ValueError):
+    with pytest.raises(packetpdf.PageCountMismatch):
         append_packet(writer, packet.read_bytes(), shared, pages=4)
     assert len(writer._objects) == before
 
@@ -224,3 +224,27 @@ def test_collate_uses_the_fast_route_only_with_shared_fonts(monkeypatch):
     writer = PdfWriter()
     assert collate._append_packet(writer, data, None, info) == pytest.approx((595.2756, 841.8898))
     assert not seen and len(writer.pages) == 2
+
+
+def test_damaged_packets_never_raise(tmp_path, fonts):
+    """A byte changed anywhere: the packet is copied (stream data is not looked into) or left
+    to pypdf (None), with nothing added to the writer; never an exception."""
+    import random
+
+    packet = tmp_path / "p.pdf"
+    make_packet(packet, "4116210000000001", 2, fonts=fonts)
+    data = packet.read_bytes()
+    rng = random.Random(3)
+    outcomes = set()
+    for _ in range(300):
+        damaged = bytearray(data)
+        for _ in range(rng.randint(1, 3)):
+            damaged[rng.randrange(len(damaged))] = rng.randrange(256)
+        writer = PdfWriter()
+        shared = SharedFonts(writer, fonts)
+        before = len(writer._objects)
+        result = append_packet(writer, bytes(damaged), shared)
+        outcomes.add(result is None)
+        if result is None:
+            assert len(writer._objects) == before
+    assert outcomes == {True, False}
