@@ -186,8 +186,8 @@ class SharedFonts:
     placeholder object of ``writer`` — one per face — and only its ``ToUnicode`` is read, for
     the characters it draws. pypdf then never parses or copies the packets' font objects
     (their ``W`` arrays alone were a quarter of the objects a box parsed). ``finish()`` fills
-    each placeholder with a font holding every character adopted for that face, written by
-    ``GlobalCodeTTFont`` itself (same codes, same widths, so no content stream changes).
+    each placeholder with a font holding every character adopted for that face, the subset
+    ``GlobalCodeTTFont.subset`` computes (same codes, same widths, so no content stream changes).
 
     Fonts that are not adopted (no marker, a face this set does not have) are copied as
     pypdf copies anything; ``merge_font_subsets`` merges those afterwards, from their
