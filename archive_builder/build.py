@@ -846,13 +846,13 @@ def _start_worker(warm: tuple[Path, str | None] | None) -> None:
         from . import collate  # noqa: F401 - imported for the side effect of loading it
         from .config import load_archive_config
         from .packet import configured_fonts
-        from .render import pdf  # noqa: F401
+        from .render import pdf
 
         data_dir, set_option = warm
         config = load_archive_config(data_dir / "archive.toml")[0]
         data = data_dir.resolve()
         tset = template_set(set_option or config.templates.set, data, data)
-        font_set(configured_fonts(tset, config, data))
+        pdf.warm_up(font_set(configured_fonts(tset, config, data)))
     except Exception:  # noqa: BLE001, S110 - only a head start: the tasks report real problems
         pass
 

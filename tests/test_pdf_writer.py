@@ -359,3 +359,31 @@ def test_one_line_fast_path_breaks_as_the_breaker(fonts) -> None:
             assert f.break_lines(text, "body", size, max_width, indent) == expected, (text, max_width)
             checked += 1
     assert checked == 15000
+
+
+_WARM_SCRIPT = """
+import hashlib, io, sys
+sys.path.insert(0, {tests!r})
+from test_pdf_writer import full_document
+from archive_builder.render.fonts import FontSet
+from archive_builder.render.pdf import warm_up, write_pdf
+fonts = FontSet.discover()
+fonts.register()
+if sys.argv[1] == "warm":
+    warm_up(fonts)
+buf = io.BytesIO()
+write_pdf(full_document(), buf, fonts=fonts)
+print(hashlib.sha256(buf.getvalue()).hexdigest())
+"""
+
+
+def test_warm_up_changes_no_byte() -> None:
+    """A worker's warm-up (render.pdf.warm_up) fills per-process caches only: a fresh process
+    writes the same document to the same bytes with and without it."""
+    import subprocess
+    import sys
+
+    script = _WARM_SCRIPT.format(tests=str(Path(__file__).parent))
+    digests = [subprocess.run([sys.executable, "-c", script, mode], check=True, capture_output=True,
+                              text=True).stdout.strip() for mode in ("cold", "warm")]
+    assert digests[0] == digests[1] and len(digests[0]) == 64
