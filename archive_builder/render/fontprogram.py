@@ -15,6 +15,7 @@ import re
 import struct
 import sys
 from array import array
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -858,12 +859,12 @@ def _make_sfnt_spans(tables: Mapping[str, bytes],
     body = []
     offset = 12 + 16 * num
     spans = {}
-    head_off = 0
+    head_index = -1
     total = 0
     for tag in tags:
         data = tables[tag]
         if tag == "head":
-            head_off = offset
+            head_index = len(body)
         checksum = sums.get(tag)
         if checksum is None:
             checksum = _table_checksum(tag, data)
@@ -875,10 +876,13 @@ def _make_sfnt_spans(tables: Mapping[str, bytes],
         offset += len(data) + pad
     head_bytes = b"".join(header)
     total += _checksum(head_bytes)
-    out = bytearray(head_bytes + b"".join(body))
-    adj = (0xB1B0AFBA - total) & 0xFFFFFFFF
-    struct.pack_into(">I", out, head_off + 8, adj)
-    return bytes(out), spans
+    if head_index >= 0:
+        # checkSumAdjustment written into the head table before the one join (the program
+        # was copied three more times to patch it afterwards)
+        head = body[head_index]
+        adj = (0xB1B0AFBA - total) & 0xFFFFFFFF
+        body[head_index] = head[:8] + struct.pack(">I", adj) + head[12:]
+    return b"".join((head_bytes, *body)), spans
 
 
 def _program_identity(base: Mapping[str, bytes]) -> bytes:
@@ -913,10 +917,7 @@ def _dw(widths: Mapping[int, float]) -> int | float:
     """The most common width (becomes ``DW``; only other widths are listed in ``W``)."""
     if not widths:
         return 1000
-    counts: dict[float, int] = {}
-    for w in widths.values():
-        w = _pdf_num(w)
-        counts[w] = counts.get(w, 0) + 1
+    counts = Counter(map(_pdf_num, widths.values()))
     return max(sorted(counts), key=counts.__getitem__)
 
 
