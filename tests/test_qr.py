@@ -7,7 +7,7 @@ import io
 import pytest
 
 from archive_builder import document as dm
-from archive_builder.render.qr import qr_matrix
+from archive_builder.render.qr import dark_runs, qr_matrix, qr_runs
 
 zxingcpp = pytest.importorskip("zxingcpp")
 pdfium = pytest.importorskip("pypdfium2")
@@ -42,3 +42,9 @@ def test_matrix_is_cached_and_square():
     matrix = qr_matrix(PAYLOAD)
     assert matrix is qr_matrix(PAYLOAD)
     assert all(len(row) == len(matrix) for row in matrix)
+
+
+def test_runs_read_from_the_encoder_are_the_matrix_runs():
+    for text in (PAYLOAD, "AB1|4116210000000001|v12|0123456789abcdef", "x" * 120):
+        matrix = qr_matrix(text)
+        assert qr_runs(text) == (len(matrix), dark_runs(matrix))

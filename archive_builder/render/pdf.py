@@ -930,16 +930,16 @@ class _Painter:
 
     def draw_qr(self, text: str, x: float, y: float, s: float) -> None:
         """Draw the symbol as one filled path of row runs, inside an ``s``-point square."""
-        from .qr import QUIET_ZONE, dark_runs, qr_matrix
+        from .qr import QUIET_ZONE, qr_runs
 
-        matrix = qr_matrix(text)
-        n = len(matrix) + 2 * QUIET_ZONE
+        size, runs = qr_runs(text)
+        n = size + 2 * QUIET_ZONE
         m = s / n
         # Operators written directly: reportlab's path API formats every number with its
         # pure-Python fp_str (~1,200 calls for one symbol).
         ops = [
             f"{x + (col + QUIET_ZONE) * m:.2f} {y + s - (row + QUIET_ZONE + 1) * m:.2f} {length * m:.2f} {m:.2f} re"
-            for row, col, length in dark_runs(matrix)
+            for row, col, length in runs
         ]
         self.c._code.append("q 0 g " + " ".join(ops) + " f Q")
 
