@@ -856,7 +856,7 @@ def _make_sfnt_spans(tables: Mapping[str, bytes],
     while sr * 2 <= num:
         sr, es = sr * 2, es + 1
     header = [struct.pack(">IHHHH", 0x00010000, num, sr * 16, es, num * 16 - sr * 16)]
-    body = []
+    body: list[bytes] = []
     offset = 12 + 16 * num
     spans = {}
     head_index = -1
