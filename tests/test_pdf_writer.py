@@ -387,3 +387,11 @@ def test_warm_up_changes_no_byte() -> None:
     digests = [subprocess.run([sys.executable, "-c", script, mode], check=True, capture_output=True,
                               text=True).stdout.strip() for mode in ("cold", "warm")]
     assert digests[0] == digests[1] and len(digests[0]) == 64
+
+
+def test_memoised_number_text_is_the_formatted_number() -> None:
+    from archive_builder.render.pdf import _f, _n
+
+    for x in (-0.0, 0.0, 0, 1, 1.0, 12.345, -3.14159, 595.2756, 1e-9, -1e-9):
+        for _ in range(2):  # formatted, then from the memo
+            assert _n(x) == f"{x:.2f}" and _f(x) == f"{x:.4f}", x

@@ -72,18 +72,39 @@ MM = 72.0 / 25.4
 # ASCII85 makes reportlab 3–5× slower and files larger; nothing we write needs 7-bit streams.
 rl_config.useA85 = 0
 
+#: formatted numbers: a packet formats ~1,500 coordinates, 98 % of them met before (the
+#: grid of a template repeats), and a dictionary lookup costs a quarter of formatting one
+_N_TEXT: dict[float, str] = {}
+_F_TEXT: dict[float, str] = {}
+_MAX_MEMO = 200_000
+
+
 def _n(x: float) -> str:
     """A coordinate for the content stream (0.01 pt is far below printer resolution).
 
     reportlab's ``fp_str`` is pure Python when its C accelerator is absent and took a third
     of the render time.
     """
-    return f"{x:.2f}"
+    if not x:  # 0.0 and -0.0 are one key but format differently
+        return f"{x:.2f}"
+    text = _N_TEXT.get(x)
+    if text is None:
+        if len(_N_TEXT) >= _MAX_MEMO:
+            _N_TEXT.clear()
+        text = _N_TEXT[x] = f"{x:.2f}"
+    return text
 
 
 def _f(x: float) -> str:
     """A spacing value (Tc / TJ) that is multiplied along a line: more digits."""
-    return f"{x:.4f}"
+    if not x:
+        return f"{x:.4f}"
+    text = _F_TEXT.get(x)
+    if text is None:
+        if len(_F_TEXT) >= _MAX_MEMO:
+            _F_TEXT.clear()
+        text = _F_TEXT[x] = f"{x:.4f}"
+    return text
 
 
 _CJK_CLASS = "\u2e80-\u9fff\uac00-\ud7af\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\U00020000-\U0003ffff"
