@@ -32,24 +32,9 @@ _DARK = re.compile(rb"\x01+")
 
 
 def qr_runs(text: str) -> tuple[int, list[tuple[int, int, int]]]:
-    """The symbol's size in modules and ``dark_runs`` of its matrix, read straight from the
-    encoder's rows (what the PDF draws; converting every module first was a third of it)."""
+    """The symbol's size in modules and ``(row, first column, length)`` of every horizontal
+    run of dark modules, read straight from the encoder's rows with a regular expression
+    (what the PDF draws; converting every module to a boolean first was a third of it)."""
     rows = _rows(text)
     runs = [(r, m.start(), m.end() - m.start()) for r, row in enumerate(rows) for m in _DARK.finditer(row)]
     return len(rows), runs
-
-
-def dark_runs(matrix: tuple[tuple[bool, ...], ...]) -> list[tuple[int, int, int]]:
-    """Return ``(row, first column, length)`` of every horizontal run of dark modules."""
-    runs = []
-    for r, row in enumerate(matrix):
-        c = 0
-        while c < len(row):
-            if row[c]:
-                start = c
-                while c < len(row) and row[c]:
-                    c += 1
-                runs.append((r, start, c - start))
-            else:
-                c += 1
-    return runs
