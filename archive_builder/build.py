@@ -843,10 +843,14 @@ def _start_worker(warm: tuple[Path, str | None] | None) -> None:
     if warm is None:
         return
     try:
+        from PIL import Image
+
         from . import collate  # noqa: F401 - imported for the side effect of loading it
         from .config import load_archive_config
         from .packet import configured_fonts
-        from .render import pdf
+        from .render import evidence, pdf  # noqa: F401 - evidence: loaded by the first photo
+
+        Image.preinit()  # the common image plugins (JPEG, PNG …), also loaded by the first photo
 
         data_dir, set_option = warm
         config = load_archive_config(data_dir / "archive.toml")[0]
