@@ -574,3 +574,60 @@ def test_compact_tables_behave_like_the_dicts_they_replace():
     metrics = fontprogram._Metrics.of([(1000, 0), (500, -12)])
     assert metrics[1] == (500, -12) and len(metrics) == 2
     assert pickle.loads(pickle.dumps(metrics)) == metrics
+
+
+@needs_debian_fonts
+def test_packet_programs_number_their_glyphs_compactly(fs):
+    """A packet's program holds glyph 0, the glyphs drawn and their components, numbered
+    from 0 (loca and hmtx used to run to the face's largest glyph id used), and every code
+    still reaches its own outline and metrics through CIDToGIDMap, composites included:
+    É, Ç and i are composite glyphs in AR PL UMing, whose component ids are renumbered."""
+    text = "户主王堃ÉÇij一兀"
+    pdf = render(fs, [text], roles=("body",))
+    reader = PdfReader(io.BytesIO(pdf))
+    fonts = [ref.get_object() for ref in reader.pages[0]["/Resources"]["/Font"].values()]
+    sources = fontmerge._marker_sources(fs)
+    composites = 0
+    for font in fonts:
+        source = sources[str(font[fontprogram._FACE_KEY])[1:]]
+        cid = font["/DescendantFonts"][0].get_object()
+        program = cid["/FontDescriptor"].get_object()["/FontFile2"].get_object().get_data()
+        _check_sfnt_checksums(program)
+        _base, glyphs, metrics = fontmerge._split_program(program)
+        raw = cid["/CIDToGIDMap"].get_object().get_data()
+        codes = [int(m.group(1), 16)
+                 for m in fontprogram._BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
+        c2g = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0] for c in codes}
+        face_side = fontmerge._GlyphSource(source)
+        packet_side = fontmerge._GlyphSource(glyphs=glyphs, metrics=metrics, c2g=c2g)
+        for c in codes:
+            tree = face_side.tree(face_side.gid(c))
+            assert packet_side.tree(packet_side.gid(c)) == tree, chr(c)
+            composites += bool(tree[2])
+        used = fontprogram._composite_closure(source.face, {0, *(face_side.gid(c) for c in codes)})
+        assert struct.unpack(">H", F._Sfnt(program).table(b"maxp")[4:6])[0] == len(used)
+    assert composites >= 4
+    assert reader.pages[0].extract_text().strip() == text
+
+
+@needs_debian_fonts
+def test_merged_union_renumbers_composite_glyphs(fs):
+    """Packets drawing composite glyphs merge from their programs into a union whose glyphs
+    are the face's, components included (the union numbers glyphs its own way)."""
+    pdfs = [render(fs, [t], roles=("body",)) for t in ("王ÉÇ", "李ij", "张É一")]
+    merged, stats = _merged(pdfs, fonts=None)
+    assert stats["conflicts"] == 0 and stats["fonts_after"] == 1
+    reader = PdfReader(io.BytesIO(merged))
+    font = next(iter(reader.pages[0]["/Resources"]["/Font"].values())).get_object()
+    cid = font["/DescendantFonts"][0].get_object()
+    program = cid["/FontDescriptor"].get_object()["/FontFile2"].get_object().get_data()
+    _check_sfnt_checksums(program)
+    _base, glyphs, metrics = fontmerge._split_program(program)
+    raw = cid["/CIDToGIDMap"].get_object().get_data()
+    source = fs._font(fs.faces["body"])
+    face_side = fontmerge._GlyphSource(source)
+    union = fontmerge._GlyphSource(glyphs=glyphs, metrics=metrics, c2g={})
+    for ch in "王ÉÇ李ij张一":
+        c = source.cid_of(ord(ch))
+        assert union.tree(struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]) == face_side.tree(face_side.gid(c)), ch
+    assert [p.extract_text().strip() for p in reader.pages] == ["王ÉÇ", "李ij", "张É一"]

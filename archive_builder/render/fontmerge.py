@@ -12,7 +12,7 @@ import hashlib
 import operator
 import os
 import struct
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import compress, islice
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from .fontprogram import (
     _base_tables_from_face,
     _build_program,
     _cid2gid_stream,
-    _composite_closure,
+    _component_offsets,
     _dw,
     _load_registered,
     _program_identity,
@@ -71,7 +71,7 @@ def _parse_w(w: Any) -> dict[int, float]:
     return out
 
 
-def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], dict[int, tuple[int, int]]]:
+def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], Mapping[int, tuple[int, int]]]:
     f = _Sfnt(program)
     tables = {tag.decode("latin-1"): f.table(tag) for tag in f.tables}
     head = tables["head"]
@@ -86,17 +86,35 @@ def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], 
     present = list(compress(range(n), map(operator.lt, offs, islice(offs, 1, None))))
     glyphs = {g: glyf[offs[g] : offs[g + 1]] for g in present}
     nh = struct.unpack(">H", tables["hhea"][34:36])[0]
-    hmtx = tables["hmtx"]
-    metrics: dict[int, tuple[int, int]] = {}
-    last_aw = struct.unpack(">H", hmtx[4 * (nh - 1) : 4 * nh - 2])[0] if nh else 0
-    for g in [0, *present] if 0 not in glyphs else present:
-        if g < nh:
-            metrics[g] = struct.unpack(">Hh", hmtx[4 * g : 4 * g + 4])
-        else:
-            p = 4 * nh + 2 * (g - nh)
-            metrics[g] = (last_aw, struct.unpack(">h", hmtx[p : p + 2])[0])
+    metrics = _HmtxMetrics(tables["hmtx"], nh, n, [0, *present] if 0 not in glyphs else present)
     base = {k: v for k, v in tables.items() if k not in ("glyf", "loca", "hmtx", "cmap")}
     return base, glyphs, metrics
+
+
+class _HmtxMetrics(Mapping[int, tuple[int, int]]):
+    """(advance width, left side bearing) of a program's glyphs, read from ``hmtx`` when asked:
+    any glyph id below ``numGlyphs`` (empty glyphs have metrics too); iterating gives
+    ``listed`` (glyph 0 and the glyphs with outlines)."""
+
+    def __init__(self, hmtx: bytes, long_metrics: int, count: int, listed: list[int]) -> None:
+        self._hmtx, self._nh, self._count, self._listed = hmtx, long_metrics, count, listed
+        self._last_aw = struct.unpack(">H", hmtx[4 * (long_metrics - 1) : 4 * long_metrics - 2])[0] \
+            if long_metrics else 0
+
+    def __getitem__(self, g: int) -> tuple[int, int]:
+        if not 0 <= g < self._count:
+            raise KeyError(g)
+        if g < self._nh:
+            aw, lsb = struct.unpack(">Hh", self._hmtx[4 * g : 4 * g + 4])
+            return aw, lsb
+        p = 4 * self._nh + 2 * (g - self._nh)
+        return self._last_aw, struct.unpack(">h", self._hmtx[p : p + 2])[0]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self._listed)
+
+    def __len__(self) -> int:
+        return len(self._listed)
 
 
 def _iter_font_dicts(writer: Any) -> Iterable[tuple[int, Any]]:
@@ -154,26 +172,92 @@ def _marker_sources(fonts: Any) -> dict[str, Any]:
     return out
 
 
-def _glyphs_from_source(font: Any, gids: set[int]) -> tuple[dict[int, bytes], dict[int, tuple[int, int]]]:
-    """Glyph data and metrics of ``gids`` (plus composite components and glyph 0) from the
-    original face: the same values ``_split_program`` reads back from an embedded program."""
-    face = font.face
-    all_gids = _composite_closure(face, gids | {0})
-    glyf_off = face.get_table_pos("glyf")[0]
-    data = face._ttf_data
-    pos = face.glyphPos
-    glyphs: dict[int, bytes] = {}
-    for g in all_gids:
-        p0, p1 = pos[g], pos[g + 1]
-        if p1 > p0:
-            glyphs[g] = data[glyf_off + p0 : glyf_off + p1]
-    hm = face.hmetrics
-    metrics: dict[int, tuple[int, int]] = {}
-    for g in (*glyphs, 0):
-        aw, lsb = hm[g]
+#: A glyph as the union of a face's fonts sees it, whatever the glyph ids of the program it
+#: came from: (outline padded to 4 bytes with its components' ids zeroed, (advance width,
+#: left side bearing), the components' trees). Packet programs number their glyphs compactly
+#: (see ``GlobalCodeTTFont.subset``), so the same glyph has other ids in each packet.
+GlyphTree = tuple[bytes, tuple[int, int], tuple[Any, ...]]
+
+
+class _GlyphSource:
+    """The glyphs of one font to merge: from the original face (``font``, a loaded
+    ``GlobalCodeTTFont``) or from an embedded program (``glyphs``/``metrics`` of
+    ``_split_program`` and the font's CIDToGIDMap ``c2g``)."""
+
+    def __init__(self, font: Any = None, glyphs: Mapping[int, bytes] | None = None,
+                 metrics: Mapping[int, tuple[int, int]] | None = None,
+                 c2g: Mapping[int, int] | None = None) -> None:
+        self.font, self.glyphs, self.metrics, self.c2g = font, glyphs, metrics, c2g
+        if font is not None:
+            face = font.face
+            self._data, self._pos = face._ttf_data, face.glyphPos
+            self._glyf = face.get_table_pos("glyf")[0]
+
+    def gid(self, cid: int) -> int | None:
+        if self.font is not None:
+            return int(self.font.gid_of_cid(cid))
+        assert self.c2g is not None
+        return self.c2g.get(cid)
+
+    def outline(self, g: int) -> bytes:
+        if self.font is None:
+            assert self.glyphs is not None
+            data = bytes(self.glyphs.get(g, b""))
+        else:
+            p0, p1 = self._pos[g], self._pos[g + 1]
+            data = bytes(self._data[self._glyf + p0 : self._glyf + p1]) if p1 > p0 else b""
+        return data + b"\0" * (-len(data) & 3)
+
+    def metric(self, g: int) -> tuple[int, int]:
+        if self.font is None:
+            assert self.metrics is not None
+            aw, lsb = self.metrics[g]
+        else:
+            aw, lsb = self.font.face.hmetrics[g]
         lsb = int(lsb) & 0xFFFF
-        metrics[g] = (int(aw) & 0xFFFF, lsb - 0x10000 if lsb >= 0x8000 else lsb)
-    return glyphs, metrics
+        return int(aw) & 0xFFFF, lsb - 0x10000 if lsb >= 0x8000 else lsb
+
+    def tree(self, g: int, depth: int = 0) -> GlyphTree:
+        if depth > 16:
+            raise ValueError("composite glyphs nested too deep (or in a cycle)")
+        data = self.outline(g)
+        parts = _component_offsets(data)
+        if parts:
+            zeroed = bytearray(data)
+            for offset, _gid in parts:
+                zeroed[offset : offset + 2] = b"\0\0"
+            data = bytes(zeroed)
+        return data, self.metric(g), tuple(self.tree(c, depth + 1) for _o, c in parts)
+
+
+def _union_program(base: Mapping[str, bytes], notdef: GlyphTree,
+                   trees: Mapping[int, GlyphTree]) -> tuple[bytes, dict[int, int]]:
+    """The program holding ``notdef`` as glyph 0 and the glyph of every code in ``trees``, and
+    its CIDToGIDMap: glyphs numbered in code order, each composite followed by its components
+    (depth first); a glyph reached again is not written twice."""
+    glyphs: dict[int, bytes] = {}
+    metrics: dict[int, tuple[int, int]] = {}
+    ids: dict[GlyphTree, int] = {}
+
+    def emit(tree: GlyphTree) -> int:
+        got = ids.get(tree)
+        if got is not None:
+            return got
+        gid = ids[tree] = len(ids)
+        data, metric, children = tree
+        metrics[gid] = metric
+        child_ids = [emit(child) for child in children]
+        if child_ids:
+            out = bytearray(data)
+            for (offset, _zero), child in zip(_component_offsets(data), child_ids):
+                struct.pack_into(">H", out, offset, child)
+            data = bytes(out)
+        glyphs[gid] = data
+        return gid
+
+    emit(notdef)
+    c2g = {cid: emit(trees[cid]) for cid in sorted(trees)}
+    return _build_program(base, glyphs, metrics), c2g
 
 
 
@@ -350,9 +434,9 @@ def _pypdf_font(writer: Any, face: Any, sub: Any) -> Any:
     def number(v: Any) -> Any:
         return NumberObject(int(v)) if float(v).is_integer() else FloatObject(round(float(v), 3))
 
-    def stream(data: bytes, extra: dict[str, Any] | None = None) -> Any:
+    def stream(data: bytes, extra: dict[str, Any] | None = None, level: int = 6) -> Any:
         s = EncodedStreamObject()
-        s._data = zlib.compress(data)  # level 6, as reportlab's PDFZCompress
+        s._data = zlib.compress(data, level)  # level 6, as reportlab's PDFZCompress
         s[NameObject("/Filter")] = NameObject("/FlateDecode")
         for k, v in (extra or {}).items():
             s[NameObject(k)] = v
@@ -388,7 +472,7 @@ def _pypdf_font(writer: Any, face: Any, sub: Any) -> Any:
         NameObject("/DW"): number(sub.dw),
         NameObject("/W"): ArrayObject(widths),
         NameObject("/CIDToGIDMap"): NameObject("/Identity") if sub.identity
-        else stream(_cid2gid_stream(sub.cid2gid)),
+        else stream(_cid2gid_stream(sub.cid2gid), level=1),  # mostly zeros (see addObjects)
     })
     font = DictionaryObject({
         NameObject("/Type"): NameObject("/Font"),
@@ -481,20 +565,15 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     for (ps, ident), fids in groups.items():
         if len(fids) < 2:
             continue
-        glyphs_u: dict[int, bytes] = {}
-        metrics_u: dict[int, tuple[int, int]] = {}
         widths_u: dict[int, float] = {}
         tu_u: dict[int, bytes] = {}
-        c2g_u: dict[int, int] = {}
+        trees_u: dict[int, GlyphTree] = {}
+        notdef: GlyphTree | None = None
         ok = True
         base0 = None
-        # glyph ids used by marked fonts, per source font (glyphs read after the loop)
-        source_gids: dict[int, tuple[Any, set[int]]] = {}
         for fid in fids:
             font, cid, fd, base, glyphs, metrics, source = parsed[fid]
             base0 = base0 or base
-            if glyphs is not None and not _add_glyphs(glyphs_u, metrics_u, glyphs, metrics):
-                ok = False
             tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
                         for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
             explicit = _parse_w(cid.get("/W"))
@@ -503,29 +582,36 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
                 if tu_u.setdefault(c, u) != u:
                     ok = False
                 widths_u[c] = explicit.get(c, dw)
-            c2g = cid.get("/CIDToGIDMap")
-            cmap_used = [c for c, _u in tu_pairs]
-            if c2g is None or c2g == "/Identity":
-                pairs = {c: c for c in cmap_used}
-            else:
-                raw = c2g.get_object().get_data()
-                pairs = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]
-                         for c in cmap_used if 2 * c + 2 <= len(raw)}
-            for c, g in pairs.items():
-                if c2g_u.setdefault(c, g) != g:
-                    ok = False
             if source is not None:
-                source_gids.setdefault(id(source), (source, set()))[1].update(pairs.values())
+                glyph_source = _GlyphSource(source)
+            else:
+                c2g = cid.get("/CIDToGIDMap")
+                if c2g is None or c2g == "/Identity":
+                    pairs = {c: c for c, _u in tu_pairs}
+                else:
+                    raw = c2g.get_object().get_data()
+                    pairs = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]
+                             for c, _u in tu_pairs if 2 * c + 2 <= len(raw)}
+                glyph_source = _GlyphSource(glyphs=glyphs, metrics=metrics, c2g=pairs)
+            # glyphs compared as trees, not by id: each packet program numbers its own
+            try:
+                zero = glyph_source.tree(0)
+                if (notdef := notdef or zero) != zero:
+                    ok = False
+                for c, _u in tu_pairs:
+                    g = glyph_source.gid(c)
+                    tree = glyph_source.tree(g) if g is not None else None
+                    if tree is None or trees_u.setdefault(c, tree) != tree:
+                        ok = False
+            except (KeyError, IndexError, ValueError, struct.error):
+                ok = False
             if not ok:
                 break
-        for source, gids in source_gids.values() if ok else ():
-            if not _add_glyphs(glyphs_u, metrics_u, *_glyphs_from_source(source, gids)):
-                ok = False
         if not ok:
             conflicts += 1
             continue
-        assert base0 is not None
-        program = _build_program(base0, glyphs_u, metrics_u)
+        assert base0 is not None and notdef is not None
+        program, c2g_u = _union_program(base0, notdef, trees_u)
         tag = _subset_tag(ident, c2g_u)
         basefont = NameObject(f"/{tag}+{ps}")
 
@@ -604,20 +690,6 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
         "conflicts": conflicts,
         "retagged": retagged,
     }
-
-
-def _add_glyphs(glyphs_u: dict[int, bytes], metrics_u: dict[int, Any],
-                glyphs: Mapping[int, bytes], metrics: Mapping[int, Any]) -> bool:
-    """Add one font's glyphs and metrics to the union; False when a glyph id already there
-    has other data (two different programs under one face: the fonts cannot be merged)."""
-    ok = True
-    for g, d in glyphs.items():
-        if glyphs_u.setdefault(g, d) != d:
-            ok = False
-    for g, m in metrics.items():
-        if metrics_u.setdefault(g, m) != m and g in glyphs:
-            ok = False
-    return ok
 
 
 def _redirect_references(writer: Any, replace: Mapping[int, Any]) -> None:
