@@ -952,13 +952,12 @@ class _Painter:
         size, runs = qr_runs(text)
         n = size + 2 * QUIET_ZONE
         m = s / n
-        # Operators written directly: reportlab's path API formats every number with its
-        # pure-Python fp_str (~1,200 calls for one symbol).
-        ops = [
-            f"{x + (col + QUIET_ZONE) * m:.2f} {y + s - (row + QUIET_ZONE + 1) * m:.2f} {length * m:.2f} {m:.2f} re"
-            for row, col, length in runs
-        ]
-        self.c._code.append("q 0 g " + " ".join(ops) + " f Q")
+        # Operators written directly (reportlab's path API formats every number with its
+        # pure-Python fp_str, ~1,200 calls for one symbol), in module units: one matrix puts
+        # module (col, row) at its place, rows counted downwards, so each run is four integers.
+        ops = " ".join([f"{col} {row} {length} 1 re" for row, col, length in runs])
+        origin_x, origin_y = x + QUIET_ZONE * m, y + s - QUIET_ZONE * m
+        self.c._code.append(f"q 0 g {m:.4f} 0 0 {-m:.4f} {origin_x:.2f} {origin_y:.2f} cm {ops} f Q")
 
 
 def _pdf_date(iso: str) -> Callable[..., str]:
@@ -1149,7 +1148,7 @@ _WARM_TEXT = "户主姓名身份证号码家庭住址人口劳动力年收入支
 def warm_up(fonts: FontSet) -> None:
     """Render a small document in memory, once per worker process before its first packet.
 
-    A worker's first packet cost ~100 ms instead of ~15: importing segno, the fonts'
+    A worker's first packet cost ~100 ms instead of ~15: importing zxing-cpp, the fonts'
     coverage and width tables, the common glyphs' deflate blocks, reportlab's code paths.
     Done while the build process still reads the records, it costs nothing that waits.
     The caches it fills are functions of the fonts alone, so no packet's bytes change.
