@@ -469,14 +469,14 @@ def test_embedded_program_is_spliced_from_glyph_blocks_and_inflates_exactly(fs, 
     import zlib
 
     built: list[bytes] = []
-    real = fontprogram._assemble_program
+    real = fontprogram._assemble_compact
 
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
         built.append(result[0])
         return result
 
-    monkeypatch.setattr(fontprogram, "_assemble_program", spy)
+    monkeypatch.setattr(fontprogram, "_assemble_compact", spy)
     for i in range(3):  # overlapping characters: later documents reuse cached blocks
         built.clear()
         text = f"户主{i}号 A·b（）" + "".join(chr(0x4E00 + (i * 37 + k * 11) % 200) for k in range(40))

@@ -92,7 +92,7 @@ def _make_ttfont_class() -> type:
             self._numGlyphs = len(f.glyphPos) - 1
             self._enc: dict[str, bytes] = {}
             self._cids: dict[int, int] = {}
-            self._blocks: dict[int, tuple[bytes, int, bytes]] = {}
+            self._glyphs: dict[int, _Glyph] = {}
             self._chars: dict[str, tuple[int, int, int, float, str]] = {}
             self._secondary: dict[int, int] | None = None
             self._primary: dict[int, int] | None = None
@@ -153,24 +153,35 @@ def _make_ttfont_class() -> type:
             return (cid, cp, face.charToGlyph.get(cp, 0), face.charWidths.get(cp, face.defaultWidth),
                     f"<{cid:04X}> <{chr(cp).encode('utf-16-be').hex().upper()}>")
 
-        def _glyph_blocks(self, gids: set[int], deflated: bool = True) -> dict[int, tuple[bytes, int, bytes]]:
-            """The glyphs among ``gids`` that have outlines: gid -> (data padded to 4 bytes,
-            its checksum, its raw-deflate block); memoised per face for this process.
-            ``deflated=False``: the block may be left empty (b"") when not made yet."""
-            cache = self._blocks
-            out = {}
-            face = self.face
-            pos = face.glyphPos
-            for g in gids:
+        def _glyph_entries(self, gids: set[int], deflated: bool) -> dict[int, _Glyph]:
+            """``gids`` and every component of a composite among them (``_Glyph`` each),
+            memoised per face for this process. ``deflated=False``: an entry's block may be
+            left empty (b"") when not made yet."""
+            cache = self._glyphs
+            out: dict[int, _Glyph] = {}
+            todo = list(gids)
+            count = self._numGlyphs
+            while todo:
+                g = todo.pop()
+                if g in out:
+                    continue
                 entry = cache.get(g)
-                if entry is None or (deflated and not entry[2]):
-                    p0, p1 = pos[g], pos[g + 1]
-                    if p1 <= p0:
-                        continue
-                    entry = cache[g] = _glyph_block(
-                        face._ttf_data, face.get_table_pos("glyf")[0], p0, p1, deflated=deflated)
+                if entry is None or (deflated and entry[0] and not entry[2]):
+                    entry = cache[g] = self._glyph_entry(g, deflated)
                 out[g] = entry
+                todo.extend(c for c in entry[3] if c < count and c not in out)
             return out
+
+        def _glyph_entry(self, g: int, deflated: bool) -> _Glyph:
+            face = self.face
+            aw, lsb = face.hmetrics[g]
+            metric = struct.pack(">HH", int(aw) & 0xFFFF, int(lsb) & 0xFFFF)
+            p0, p1 = face.glyphPos[g], face.glyphPos[g + 1]
+            if p1 <= p0:
+                return b"", 0, b"", (), metric
+            data, checksum, block = _glyph_block(
+                face._ttf_data, face.get_table_pos("glyf")[0], p0, p1, deflated=deflated)
+            return data, checksum, block, tuple(_components(data)), metric
 
         def _state(self, doc: Any) -> _DocState:
             try:
@@ -221,28 +232,28 @@ def _make_ttfont_class() -> type:
                 if info[0] and info[0] not in used:
                     used[info[0]] = info
             face = self.face
-            gids = _composite_closure(face, {0, *(info[2] for info in used.values())})
-            blocks = self._glyph_blocks(gids, deflated=spliced)
+            entries = self._glyph_entries({0, *(info[2] for info in used.values())}, spliced)
             # Compact glyph ids: the program holds only its glyphs, numbered in the order of
             # the original ids, and CIDToGIDMap maps each code to its glyph. With the original
             # ids, loca and hmtx ran to the largest id used (~45,000 entries for WenQuanYi),
             # and building and compressing them was half of a packet's font time.
-            new = {g: i for i, g in enumerate(sorted(gids))}
-            glyphs: dict[int, bytes] = {}
+            order = sorted(entries)
+            new = {g: i for i, g in enumerate(order)}
+            datas = []
+            blocks = []
             glyf_sum = 0
-            deflated = []
-            for g in sorted(blocks):
-                data, checksum, block = blocks[g]
-                if data[0] & 0x80:  # numberOfContours < 0: a composite names its components
+            for g in order:
+                data, checksum, block, components, _metric = entries[g]
+                if components:  # a composite names its components by glyph id
                     data = _renumber_components(data, new)
                     checksum = _checksum(data)
                     block = _deflate_block(data) if spliced else b""
-                glyphs[new[g]] = data
+                datas.append(data)
+                blocks.append(block)
                 glyf_sum += checksum
-                deflated.append(block)
-            hmetrics = {new[g]: face.hmetrics[g] for g in gids}
             base = _base_tables_from_face(face)
-            program, glyf_span = _assemble_program(base, glyphs, hmetrics, glyf_sum=glyf_sum & 0xFFFFFFFF)
+            hmtx = b"".join([entries[g][4] for g in order])
+            program, spans = _assemble_compact(base, datas, glyf_sum, hmtx)
             cid2gid = {cid: new[info[2]] for cid, info in used.items()}
             widths = {cid: info[3] for cid, info in used.items()}
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
@@ -252,7 +263,7 @@ def _make_ttfont_class() -> type:
                 # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
                 # programs were a third of its rendering time, mostly compressing glyf again;
                 # box PDFs carry the shared programs (SharedFonts: compressed whole)
-                flate=_spliced_flate(program, glyf_span, deflated) if spliced else None,
+                flate=_spliced_flate(program, spans, blocks, base) if spliced else None,
                 basefont=f"{tag}+{ps}",
                 flags=(face.flags & ~FF_NONSYMBOLIC) | FF_SYMBOLIC,
                 widths=widths,
@@ -588,25 +599,95 @@ def _deflate_block(data: bytes) -> bytes:
     return c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
 
 
-def _spliced_flate(program: bytes, glyf_span: tuple[int, int], blocks: Sequence[bytes]) -> bytes:
-    """zlib stream of ``program`` whose ``glyf`` table (``glyf_span``) is the concatenation of
-    ``blocks`` (``_glyph_block``, in glyph order): only the tables around it are compressed.
+#: a glyph of a face, as ``GlobalCodeTTFont._glyph_entry`` caches it: its outline padded to
+#: 4 bytes (b"" for an empty glyph), the outline's checksum, its raw-deflate block
+#: (``_glyph_block``; b"" when not made), its components' original ids (a composite glyph's)
+#: and its hmtx entry
+_Glyph = tuple[bytes, int, bytes, tuple[int, ...], bytes]
 
-    The glyph blocks are independent deflate blocks, so the stream inflates to exactly
-    ``program``. Compressing each glyph alone costs ~35 % more glyf bytes than compressing
-    the table at once; in exchange a packet's three programs take ~0.1 ms instead of ~2 ms
-    (tested: ``zlib.decompress`` gives the program back).
+#: where ``_assemble_compact`` puts the tables: the sfnt directory, then the tables that are
+#: the same in every program of a face, then glyf, then the tables that depend on the glyphs
+#: (the directory lists them by tag, as it must; table data may lie in any order)
+_CONSTANT_ORDER = ("OS/2", "cmap", "cvt ", "fpgm", "name", "post", "prep")
+_VARIABLE_ORDER = ("head", "hhea", "hmtx", "loca", "maxp")
+
+
+def _assemble_compact(base: Mapping[str, bytes], datas: Sequence[bytes], glyf_sum: int,
+                      hmtx: bytes) -> tuple[bytes, dict[str, tuple[int, int]]]:
+    """A program of the glyphs ``datas`` (padded outlines numbered 0, 1, …; b"" for an empty
+    glyph) with their ``hmtx``; also each table's (start, end). See ``_CONSTANT_ORDER``."""
+    from itertools import accumulate
+
+    n = len(datas)
+    offsets = [0, *accumulate(map(len, datas))]
+    if offsets[-1] > 0x1FFFE:
+        loc_fmt, loca_arr = 1, array("I" if array("I").itemsize == 4 else "L", offsets)
+    else:
+        loc_fmt, loca_arr = 0, array("H", [o >> 1 for o in offsets])
+    if sys.byteorder == "little":
+        loca_arr.byteswap()
+    tables = {tag: base[tag] for tag in ("name", "OS/2", "cvt ", "fpgm", "prep", "post") if tag in base}
+    tables["cmap"] = _EMPTY_CMAP
+    tables["glyf"] = b"".join(datas)
+    tables["hmtx"] = hmtx
+    tables["loca"] = loca_arr.tobytes()
+    hhea, maxp, head = base["hhea"], base["maxp"], base["head"]
+    tables["hhea"] = hhea[:34] + struct.pack(">H", n) + hhea[36:]
+    tables["maxp"] = maxp[:4] + struct.pack(">H", n) + maxp[6:]
+    tables["head"] = head[:8] + b"\0\0\0\0" + head[12:50] + struct.pack(">h", loc_fmt) + head[52:]
+    order = [t for t in (*_CONSTANT_ORDER, "glyf", *_VARIABLE_ORDER) if t in tables]
+    return _make_sfnt_spans(tables, {"glyf": glyf_sum & 0xFFFFFFFF}, order=order)
+
+
+def _stored_block(data: bytes) -> bytes:
+    """``data`` as non-final stored deflate blocks (no compression; byte-aligned)."""
+    out = []
+    for i in range(0, len(data), 0xFFFF):
+        chunk = data[i : i + 0xFFFF]
+        out.append(b"\x00" + struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF) + chunk)
+    return b"".join(out)
+
+
+def _constant_block(base: Mapping[str, bytes], program: bytes, start: int, end: int) -> bytes:
+    """The deflate block of a program's constant tables (``program[start:end]``), made once
+    per face for this process (they are the same bytes in every program of the face)."""
+    cache = _CONSTANT_BLOCKS.get(id(base))
+    if cache is None or cache[0] is not base:
+        cache = _CONSTANT_BLOCKS[id(base)] = (base, {})
+    region = program[start:end]
+    block = cache[1].get(region)
+    if block is None:
+        block = cache[1][region] = _deflate_block(region)
+    return block
+
+
+#: id(base tables of a face) -> (those tables, {constant region: its deflate block})
+_CONSTANT_BLOCKS: dict[int, tuple[Mapping[str, bytes], dict[bytes, bytes]]] = {}
+
+
+def _spliced_flate(program: bytes, spans: Mapping[str, tuple[int, int]], blocks: Sequence[bytes],
+                   base: Mapping[str, bytes]) -> bytes:
+    """zlib stream of ``program`` (``_assemble_compact``) made of deflate blocks that refer to
+    nothing before them: the directory stored as it is (~200 bytes), the face's constant
+    tables from a block made once per process, the glyphs' cached blocks (``_glyph_block``,
+    in glyph order), and the tables that depend on the glyphs compressed now (the final block).
+
+    A packet's programs used to be compressed whole, a third of its rendering time. Compressing
+    each glyph alone costs ~35 % more glyf bytes than compressing the table at once; box PDFs
+    carry the shared programs, compressed whole (tested: ``zlib.decompress`` gives the
+    program back, whichever glyphs an earlier document put in the caches).
     """
     import zlib
 
-    start, end = glyf_span
-    head = zlib.compressobj(1, zlib.DEFLATED, -15)
-    tail = zlib.compressobj(1, zlib.DEFLATED, -15)
+    constants = [spans[t] for t in _CONSTANT_ORDER if t in spans]
+    directory_end = constants[0][0] if constants else spans["glyf"][0]
+    glyf_start, glyf_end = spans["glyf"]
     return b"".join((
         b"\x78\x01",  # zlib header: deflate, 32 KiB window, fastest
-        head.compress(program[:start]), head.flush(zlib.Z_SYNC_FLUSH),
+        _stored_block(program[:directory_end]),
+        _constant_block(base, program, directory_end, glyf_start) if glyf_start > directory_end else b"",
         *blocks,
-        tail.compress(program[end:]), tail.flush(zlib.Z_FINISH),
+        zlib.compress(program[glyf_end:], 1, -15),  # ends with the final block
         zlib.adler32(program).to_bytes(4, "big"),
     ))
 
@@ -878,13 +959,14 @@ def _make_sfnt(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = Non
     return _make_sfnt_spans(tables, sums)[0]
 
 
-def _make_sfnt_spans(tables: Mapping[str, bytes],
-                     sums: Mapping[str, int] | None = None) -> tuple[bytes, dict[str, tuple[int, int]]]:
+def _make_sfnt_spans(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = None, *,
+                     order: Sequence[str] | None = None) -> tuple[bytes, dict[str, tuple[int, int]]]:
     """Assemble an sfnt (TrueType) file; also return each table's (start, end) in it.
 
     ``sums``: table checksums already known.  ``checkSumAdjustment`` is derived from the
     header and the table checksums (tables are 4-byte aligned and zero-padded, so the file's
-    checksum is their sum) instead of summing the whole file again.
+    checksum is their sum) instead of summing the whole file again. ``order``: the order of
+    the tables' data in the file (default: by tag, the directory's order).
     """
     sums = sums or {}
     tags = sorted(tables)
@@ -892,13 +974,13 @@ def _make_sfnt_spans(tables: Mapping[str, bytes],
     sr, es = 1, 0
     while sr * 2 <= num:
         sr, es = sr * 2, es + 1
-    header = [struct.pack(">IHHHH", 0x00010000, num, sr * 16, es, num * 16 - sr * 16)]
     body: list[bytes] = []
     offset = 12 + 16 * num
     spans = {}
+    checksums = {}
     head_index = -1
     total = 0
-    for tag in tags:
+    for tag in order or tags:
         data = tables[tag]
         if tag == "head":
             head_index = len(body)
@@ -906,11 +988,16 @@ def _make_sfnt_spans(tables: Mapping[str, bytes],
         if checksum is None:
             checksum = _table_checksum(tag, data)
         total += checksum
-        header.append(struct.pack(">4sIII", tag.encode("latin-1"), checksum, offset, len(data)))
+        checksums[tag] = checksum
         spans[tag] = (offset, offset + len(data))
         pad = -len(data) & 3
         body.append(data + b"\0" * pad if pad else data)
         offset += len(data) + pad
+    if len(spans) != num:
+        raise ValueError("order must name every table once")
+    header = [struct.pack(">IHHHH", 0x00010000, num, sr * 16, es, num * 16 - sr * 16)]
+    header += [struct.pack(">4sIII", tag.encode("latin-1"), checksums[tag], spans[tag][0],
+                           spans[tag][1] - spans[tag][0]) for tag in tags]
     head_bytes = b"".join(header)
     total += _checksum(head_bytes)
     if head_index >= 0:
