@@ -790,6 +790,7 @@ class _Painter:
         self.escape = canvas._escape
         self.sub_names: dict[tuple[str, int], str] = {}
         self.rl_fonts: dict[str, Any] = {}
+        self.encoders: dict[str, tuple[set[str], dict[str, bytes]]] = {}  # see emit_text
         self.numbers: dict[int, str] = {}  # section index → "3" or "3–5"
         # renderPDF would otherwise select Helvetica (an unembedded font) for the drawing
         self.body_font = fonts.fonts.faces["body"].rl_name
@@ -826,7 +827,19 @@ class _Painter:
             font = self.rl_fonts.get(name)
             if font is None:
                 font = self.rl_fonts[name] = pdfmetrics.getFont(name)
-            chunks = font.splitString(run, doc)
+                if hasattr(font, "_enc"):  # a GlobalCodeTTFont: codes without splitString
+                    self.encoders[name] = (font._state(doc).used, font._enc)
+            coder = self.encoders.get(name)
+            if coder is not None:
+                # what GlobalCodeTTFont.splitString does, without its per-call lookup of the
+                # document's state (a WeakKeyDictionary): ~300 runs a packet
+                coder[0].update(run)
+                try:
+                    chunks = [(0, b"".join(map(coder[1].__getitem__, run)))]
+                except KeyError:  # a character not coded yet
+                    chunks = font.splitString(run, doc)
+            else:
+                chunks = font.splitString(run, doc)
             if gaps is not None:
                 bpc = max(1, sum(len(ch) for _, ch in chunks) // max(1, len(run)))
             for subset, chunk in chunks:
