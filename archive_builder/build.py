@@ -103,6 +103,9 @@ class HouseholdPlan:
     sources: tuple[str, ...] = ()  # evidence files read (absolute)
     #: ``PacketResult.fonts`` when rendered in this run (collation then reads no font back)
     fonts: tuple[tuple[str, str, str], ...] = ()
+    #: ``PacketResult.sha256`` when rendered in this run (the store and collation then do not
+    #: hash the file again)
+    packet_sha256: str = ""
 
 
 @dataclass
@@ -495,6 +498,7 @@ class Build:
                     "file": _file_stamp(outcome.pdf),
                 }
                 plan.fonts = outcome.fonts
+                plan.packet_sha256 = outcome.sha256
                 for text in outcome.warnings:
                     self.reporter.warn(_naming_household(hid, text))
                 self.state[hid] = plan.result
@@ -532,6 +536,7 @@ class Build:
                     sections=tuple(SectionPages(*s) for s in h.result["sections"]),
                     separators=tuple(h.result["separators"]),
                     fonts=h.fonts,
+                    sha256=h.packet_sha256,
                 )
                 for h in vplan.households
                 if h.result is not None
@@ -716,7 +721,7 @@ class Build:
                 household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
                 record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
                 template_set=self.tset_name, program_version=__version__, pages=h.result["pages"],
-                built_at=built_at,
+                built_at=built_at, packet_sha256=h.packet_sha256 or None,
             )
             for vplan in self.plans
             for h in vplan.households

@@ -101,6 +101,8 @@ class PacketInfo:
     separators: tuple[int, ...] = ()
     #: ``RenderResult.fonts`` when the packet was rendered by this build (else read back)
     fonts: tuple[tuple[str, str, str], ...] = ()
+    #: ``RenderResult.sha256`` when the packet was rendered by this build (else computed)
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -642,7 +644,7 @@ def _write_box(
                 )
             ).encode("utf-8")
         )
-        digest.update(hashlib.sha256(data).digest())
+        digest.update(bytes.fromhex(p.sha256) if p.sha256 else hashlib.sha256(data).digest())
         start = len(writer.pages)
         assert start == part.first, (start, part.first)
         size = _append_packet(writer, data, shared, p)

@@ -226,3 +226,6 @@ class RenderResult:
     #: the file's fonts of ours: (resource name, face marker, the characters it draws), so
     #: that collation need not read them back (``fontmerge.SharedFonts.adopt``)
     fonts: tuple[tuple[str, str, str], ...] = ()
+    #: sha256 (hex) of the file's bytes, when the writer wrote them ("" otherwise): the
+    #: version store and collation use it instead of reading the file again to hash it
+    sha256: str = ""

@@ -69,6 +69,9 @@ class PacketResult:
     docx: Path | None = None
     #: ``RenderResult.fonts`` of the PDF (for collation in the same build; not stored)
     fonts: tuple[tuple[str, str, str], ...] = ()
+    #: ``RenderResult.sha256`` of the PDF (for the version store and collation in the same
+    #: build; not stored: a file on disk is hashed when it is read)
+    sha256: str = ""
 
 
 @lru_cache(maxsize=4)
@@ -382,6 +385,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
         warnings=tuple(warnings) + tuple(result.warnings),
         docx=docx_path,
         fonts=result.fonts,
+        sha256=result.sha256,
     )
 
 

@@ -23,6 +23,7 @@ import getpass
 import hashlib
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import tempfile
@@ -100,6 +101,9 @@ class Entry:
     program_version: str
     pages: int
     built_at: str
+    #: sha256 of ``packet_pdf`` when the caller wrote it and knows it (the file is then copied
+    #: by the kernel instead of being read and hashed)
+    packet_sha256: str | None = None
 
 
 def _migrate_0_to_1(conn: sqlite3.Connection) -> None:
@@ -406,7 +410,7 @@ class VersionStore:
                 )
                 evidence_json = json.dumps(entry.evidence_hashes, ensure_ascii=False, sort_keys=True)
                 record_sha = writer.put_bytes(entry.record_json)
-                pdf_sha = writer.put_file(Path(entry.packet_pdf))
+                pdf_sha = writer.put_file(Path(entry.packet_pdf), sha=entry.packet_sha256)
                 evidence_sha = writer.put_bytes(evidence_json.encode("utf-8"))
                 todo.append((index, entry, record_sha, pdf_sha, evidence_sha, evidence_json))
             # 1. blobs first, all durable before any row commits
@@ -704,13 +708,33 @@ class _BlobBatch:
                 self._write(sha, iter([data]))
         return sha
 
-    def put_file(self, path: Path) -> str:
+    def put_file(self, path: Path, *, sha: str | None = None) -> str:
+        """Store the file ``path``; ``sha``: its sha256 when the caller knows it (it wrote the
+        file): an existing blob is then not read at all, and a new one is copied by the kernel
+        (65 MB of packets were read, hashed and written back by this process)."""
+        if sha is not None:
+            if not self._existing(sha):
+                self._copy(sha, path)
+            return sha
+
         def chunks() -> Iterator[bytes]:
             with open(path, "rb") as fh:
                 while chunk := fh.read(_CHUNK):
                     yield chunk
 
         return self._write(None, chunks())
+
+    def _copy(self, sha: str, path: Path) -> None:
+        fd, tmp_name = tempfile.mkstemp(prefix="tmp-", dir=self.store.blob_dir)
+        os.close(fd)
+        tmp = Path(tmp_name)
+        try:
+            shutil.copyfile(path, tmp)  # sendfile on Linux, fcopyfile on macOS
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+        self.pending[sha] = tmp
 
     def _write(self, sha: str | None, chunks: Iterator[bytes]) -> str:
         digest = hashlib.sha256()

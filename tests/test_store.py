@@ -348,6 +348,48 @@ def test_record_many_numbers_and_skips_like_record(tmp_path: Path) -> None:
     assert _record(store, tmp_path, "H1", "d").number == 4
 
 
+def test_a_packet_hash_the_caller_knows_is_used_without_reading_the_file(tmp_path: Path, monkeypatch) -> None:
+    """A build passes the sha256 its renderer computed: a new packet blob is copied (by the
+    kernel) under that name, an existing one is not read at all, and the result is the
+    same store as when the file is hashed here."""
+    import dataclasses
+
+    known = tmp_path / "known"
+    plain = tmp_path / "plain"
+    entries = [_entry(tmp_path, f"H{i}", c) for i, c in enumerate("abca")]
+    with_sha = [dataclasses.replace(e, packet_sha256=hashlib.sha256(e.packet_pdf.read_bytes()).hexdigest())
+                for e in entries]
+    VersionStore(plain).record_many(entries)
+    store = VersionStore(known)
+    from archive_builder import store as st
+
+    hashed: list[bytes] = []
+
+    class Sha256:
+        def __init__(self, data: bytes = b"") -> None:
+            self._h = hashlib.sha256(data)
+            hashed.append(bytes(data))
+
+        def update(self, data: bytes) -> None:
+            hashed.append(bytes(data))
+            self._h.update(data)
+
+        def hexdigest(self) -> str:
+            return self._h.hexdigest()
+
+    monkeypatch.setattr(st, "hashlib", type("hashlib", (), {"sha256": Sha256}))
+    results = store.record_many(with_sha)
+    monkeypatch.undo()
+    assert hashed and not [d for d in hashed if d.startswith(b"%PDF")]  # no packet hashed here
+    for v, e in zip(results, entries):
+        assert v is not None and store.blob(v.pdf_sha) == e.packet_pdf.read_bytes()
+        assert v.pdf_sha == VersionStore(plain).latest(e.household_id).pdf_sha
+    assert sorted(p.name for p in store.blob_dir.rglob("*") if p.is_file()) == sorted(
+        p.name for p in VersionStore(plain).blob_dir.rglob("*") if p.is_file())
+    assert not list(store.blob_dir.glob("tmp-*"))
+    _assert_consistent(store)
+
+
 def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -> None:
     from archive_builder import store as st
 

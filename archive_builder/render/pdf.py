@@ -1074,6 +1074,7 @@ def write_pdf(
         separators=tuple(lay.separators),
         warnings=tuple(lay.warnings + f.warnings()),
         fonts=ours,
+        sha256=hashlib.sha256(data).hexdigest(),
     )
 
 
