@@ -1051,7 +1051,10 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
     else:
         assert reg is not None
         font = reg[0]
+    from archive_builder.render.boxpages import plain_streams
+
     buf = io.BytesIO()
+    plain_streams()  # the same stream encoding whatever this process rendered before
     c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
     c.setTitle(title)
     c.setAuthor("archive-builder synthetic data")

@@ -135,11 +135,15 @@ def plain_streams() -> None:
     ``rl_config.useA85`` is process-global and ``render/pdf.py`` turns it off on import; unless
     every canvas of the collation does the same, a box or spine label written by a process
     that has not rendered a packet (the build's parent, a worker collating unchanged packets)
-    gets ASCII85 streams and the same input gives different bytes.
+    gets ASCII85 streams and the same input gives different bytes. The same holds for the
+    zlib level of reportlab's streams (``rlformat.fast_flate``).
     """
     from reportlab import rl_config
 
+    from archive_builder.render.rlformat import fast_flate
+
     rl_config.useA85 = 0
+    fast_flate()
 
 
 def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:

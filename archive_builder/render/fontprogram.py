@@ -1071,16 +1071,28 @@ def _w_array(widths: Mapping[int, float], dw: float | None = None, nested: Any =
 
 
 def _w_bytes(widths: Mapping[int, float], dw: float | None = None) -> bytes:
-    """``_w_array`` written out as a PDF array (reportlab copies bytes into the file)."""
-    from reportlab.lib.rl_accel import fp_str
-
+    """``_w_array`` written out as a PDF array (reportlab copies bytes into the file); each
+    width formatted as reportlab's ``fp_str`` formats it, once per process (a few distinct
+    values; ``fp_str`` is pure Python here)."""
+    text = _W_TEXT
     parts = []
     for item in _w_array(widths, dw, nested=list):
         if isinstance(item, list):
-            parts.append("[" + " ".join(fp_str(w) for w in item) + "]")
+            words = []
+            for w in item:
+                t = text.get(w)
+                if t is None:
+                    from reportlab.lib.rl_accel import fp_str
+
+                    t = text[w] = fp_str(w)
+                words.append(t)
+            parts.append("[" + " ".join(words) + "]")
         else:
             parts.append(str(item))
     return ("[" + " ".join(parts) + "]").encode("ascii")
+
+
+_W_TEXT: dict[float, str] = {}  # width -> fp_str(width), see _w_bytes
 
 
 def _pdf_array(items: list[Any]) -> Any:
