@@ -71,8 +71,24 @@ def _parse(text: bytes) -> Any:
     """The value of a dictionary or array of names, numbers and references.
 
     Numbers stay ``bytes`` (their text: FloatObject keeps it), names are ``_Name``,
-    references ``_Ref``, dictionaries ``dict`` and arrays ``list``.
+    references ``_Ref``, dictionaries ``dict`` and arrays ``list``. Memoised: the packets
+    of a village repeat most of their dictionaries byte for byte (the catalog, the page
+    tree, pages with the same object numbers); the values are shared, so callers only
+    read them.
     """
+    value = _PARSED.get(text)
+    if value is None:
+        value = _parse_text(text)
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        _PARSED[text] = value
+    return value
+
+
+_PARSED: dict[bytes, Any] = {}
+
+
+def _parse_text(text: bytes) -> Any:
     root: list[Any] = []
     stack: list[tuple[list[Any], bool]] = []  # open containers (items, is a dictionary)
     items, in_dict = root, False
