@@ -498,10 +498,12 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     unique subset tag.  Content streams are untouched (codes are document-independent).
 
     ``fonts`` (the ``FontSet`` the packets were rendered with) is optional: a font carrying
-    the private ``/ABFace`` key of a face this process has loaded contributes its glyph ids
-    (from ``ToUnicode``/``CIDToGIDMap``) and the union takes the glyphs from the font file —
-    no packet program is decompressed.  Other fonts are read back from their programs.  Both
-    routes give the same union program.
+    the private ``/ABFace`` key of a face this process has loaded contributes its codes (from
+    ``ToUnicode``) and the union takes their glyphs from the font file — no packet program is
+    decompressed.  Other fonts are read back from their programs, through their
+    ``CIDToGIDMap``.  Glyphs are compared as trees (``_GlyphSource.tree``), never by id, since
+    each packet program numbers its glyphs its own way; both routes give the same union
+    program (``_union_program``).
 
     Returns statistics: ``fonts_before``/``fonts_after`` (embedded font programs),
     ``font_bytes_before``/``font_bytes_after`` (their encoded stream bytes), ``groups``,

@@ -104,4 +104,3 @@ def fast_flate() -> None:
 
     encode._ab_level = FLATE_LEVEL  # type: ignore[attr-defined]
     cls.encode = encode  # type: ignore[method-assign]
-
