@@ -789,27 +789,6 @@ def _renumber_components(glyph: bytes, new: Mapping[int, int]) -> bytes:
     return bytes(out)
 
 
-def _composite_closure(face: Any, gids: set[int]) -> set[int]:
-    glyf_off = face.get_table_pos("glyf")[0]
-    data = face._ttf_data
-    todo = list(gids)
-    seen = set(gids)
-    n = len(face.glyphPos) - 1
-    pos = face.glyphPos
-    unpack_from = struct.unpack_from
-    while todo:
-        g = todo.pop()
-        p0, p1 = pos[g], pos[g + 1]
-        # only composite glyphs (numberOfContours < 0) have components: test before slicing
-        if p1 - p0 < 10 or unpack_from(">h", data, glyf_off + p0)[0] >= 0:
-            continue
-        for c in _components(data[glyf_off + p0 : glyf_off + p1]):
-            if c not in seen and c < n:
-                seen.add(c)
-                todo.append(c)
-    return seen
-
-
 _KEEP_NAME_IDS = {0, 1, 2, 3, 4, 5, 6}
 
 
