@@ -169,7 +169,8 @@ def _make_ttfont_class() -> type:
                 if entry is None or (deflated and entry[0] and not entry[2]):
                     entry = cache[g] = self._glyph_entry(g, deflated)
                 out[g] = entry
-                todo.extend(c for c in entry[3] if c < count and c not in out)
+                if entry[3]:
+                    todo.extend(c for c in entry[3] if c < count and c not in out)
             return out
 
         def _glyph_entry(self, g: int, deflated: bool) -> _Glyph:
@@ -257,7 +258,10 @@ def _make_ttfont_class() -> type:
             cid2gid = {cid: new[info[2]] for cid, info in used.items()}
             widths = {cid: info[3] for cid, info in used.items()}
             ps = face.name.decode("latin-1") + face.subfontNameX.decode("latin-1")
-            tag = _subset_tag(_program_identity(base), cid2gid)
+            identity = getattr(face, "_ab_identity", None)
+            if identity is None:
+                identity = face._ab_identity = _program_identity(base)
+            tag = _subset_tag(identity, cid2gid)
             return FontSubset(
                 program=program,
                 # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
@@ -270,7 +274,7 @@ def _make_ttfont_class() -> type:
                 dw=_dw(widths),
                 cid2gid=cid2gid,
                 tounicode=_tounicode_cmap_lines([used[c][4] for c in sorted(used)]).encode("ascii"),
-                text="".join(sorted(chr(info[1]) for info in used.values())),
+                text="".join(sorted(map(chr, [info[1] for info in used.values()]))),
                 marker=_source_key(self) or "",
             )
 
@@ -1002,8 +1006,10 @@ def _program_identity(base: Mapping[str, bytes]) -> bytes:
 def _subset_tag(identity: bytes, cid2gid: Mapping[int, int], salt: int = 0) -> str:
     h = hashlib.sha256(identity)
     h.update(struct.pack(">I", salt))
-    for cid in sorted(cid2gid):
-        h.update(struct.pack(">HH", cid, cid2gid[cid]))
+    pairs = array("H", [v for cid in sorted(cid2gid) for v in (cid, cid2gid[cid])])
+    if sys.byteorder == "little":
+        pairs.byteswap()
+    h.update(pairs.tobytes())  # the bytes of struct.pack(">HH", cid, gid) for each, in order
     v = int.from_bytes(h.digest()[:8], "big")
     letters = []
     for _ in range(6):
@@ -1020,7 +1026,9 @@ def _dw(widths: Mapping[int, float]) -> int | float:
     """The most common width (becomes ``DW``; only other widths are listed in ``W``)."""
     if not widths:
         return 1000
-    counts = Counter(map(_pdf_num, widths.values()))
+    counts: Counter[int | float] = Counter()
+    for w, k in Counter(widths.values()).items():  # a few distinct widths: each formatted once
+        counts[_pdf_num(w)] += k
     return max(sorted(counts), key=counts.__getitem__)
 
 
