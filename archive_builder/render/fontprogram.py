@@ -937,11 +937,6 @@ def _table_checksum(tag: str, data: bytes) -> int:
     return value
 
 
-def _make_sfnt(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = None) -> bytes:
-    """Assemble an sfnt (TrueType) file (see ``_make_sfnt_spans``)."""
-    return _make_sfnt_spans(tables, sums)[0]
-
-
 def _make_sfnt_spans(tables: Mapping[str, bytes], sums: Mapping[str, int] | None = None, *,
                      order: Sequence[str] | None = None) -> tuple[bytes, dict[str, tuple[int, int]]]:
     """Assemble an sfnt (TrueType) file; also return each table's (start, end) in it.
