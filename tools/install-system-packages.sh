@@ -1,11 +1,11 @@
 #!/bin/sh
 # Install the system packages archive-builder needs (Debian/Ubuntu); elsewhere, say what to do.
 #   sh tools/install-system-packages.sh          fonts for rendering (CJK + rare-character fallbacks)
-#   sh tools/install-system-packages.sh --test   also what the tests use (poppler-utils, qpdf, LibreOffice)
+#   sh tools/install-system-packages.sh --test   also what the tests use (poppler-utils, qpdf, LibreOffice, Chromium)
 set -eu
 packages="fonts-arphic-uming fonts-arphic-ukai fonts-wqy-zenhei fonts-babelstone-han fonts-hanazono fonts-dejavu-core"
 if [ "${1:-}" = "--test" ]; then
-  packages="$packages poppler-utils qpdf libreoffice-writer-nogui"
+  packages="$packages poppler-utils qpdf libreoffice-writer-nogui chromium"
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "未找到 apt-get：请自行安装 TrueType 中文字体（Windows 自带宋体/仿宋/黑体/楷体即可）；测试还需要 poppler 和 LibreOffice。" >&2
