@@ -459,6 +459,29 @@ def export_cmd(data: Path, out: Path) -> ExitCode:
     return ExitCode.ok
 
 
+@main.command("serve")
+@click.argument("data", type=DATA_DIR)
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出目录（默认：与 build 相同）")
+@click.option("--host", default="127.0.0.1", show_default=True, metavar="地址",
+              help="监听地址；只在本机使用时保持 127.0.0.1，供局域网使用时需同时给出 --token")
+@click.option("--port", type=click.IntRange(1, 65535), default=8421, show_default=True, help="端口")
+@click.option("--open", "open_browser", is_flag=True, help="启动后用默认浏览器打开")
+@click.option("--token", default=None, metavar="令牌", help="登录令牌；auto 表示随机生成（监听非本机地址时必须给出）")
+def serve_cmd(data: Path, out: Path | None, host: str, port: int, open_browser: bool, token: str | None) -> ExitCode:
+    """在浏览器中使用：启动本机网页服务（乡镇总览、村、户、核对纸质件、导入表格）。
+
+    \b
+    archive-builder serve households_sample --open
+    按 Ctrl+C 停止服务。
+    """
+    from .web.serve import ServeOptions, run
+
+    options = ServeOptions(data=data, out=out, host=host, port=port, open_browser=open_browser, token=token)
+    for line in run(options, started=lambda lines: [click.echo(text) for text in lines]):
+        click.echo(line, err=True)
+    return ExitCode.ok
+
+
 def entry() -> None:
     """The ``archive-builder`` console script: run the command, then end the process at once.
 

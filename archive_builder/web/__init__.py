@@ -1,0 +1,1 @@
+"""``archive-builder serve``: the program in a browser (see ``app.create_app``)."""
