@@ -9,6 +9,7 @@ anything is written; every failure renders a Chinese error page.
 from __future__ import annotations
 
 import hashlib
+import logging
 import hmac
 import secrets
 import shutil
@@ -20,6 +21,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
@@ -80,6 +83,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     async def check_csrf(request: Request) -> Any:
         form = await request.form(max_files=2, max_fields=20)
+        request.state.form = form  # closed (its spooled upload files too) by the middleware
         sent = str(form.get("csrf") or request.headers.get("x-csrf-token") or "")
         if not sent or not hmac.compare_digest(sent, csrf_token(request)):
             raise HTTPException(403, "页面已过期或请求来源不明（缺少安全令牌）。请刷新页面后重试。")
@@ -289,7 +293,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             raise
         pending[upload_id] = {"path": path, "name": Path(sheet.filename).name, "force": form.get("force") == "1"}
         return page(request, "import.html", report=report, upload_id=upload_id, applied=False,
-                    name=Path(sheet.filename).name)
+                    sheet_name=Path(sheet.filename).name)
 
     async def import_apply(request: Request) -> Response:
         form = await check_csrf(request)
@@ -302,7 +306,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         finally:
             shutil.rmtree(upload["path"].parent, ignore_errors=True)
         await _threaded(workspace.load)
-        return page(request, "import.html", report=report, upload_id="", applied=True, name=upload["name"])
+        return page(request, "import.html", report=report, upload_id="", applied=True, sheet_name=upload["name"])
 
     async def _read_upload(upload: Any) -> bytes:
         data = await upload.read(max_upload + 1)
@@ -360,14 +364,10 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         return response
 
     async def internal_error(request: Request, exc: Exception) -> Response:
+        logging.getLogger("archive_builder.web").error("request %s failed", request.url.path, exc_info=exc)
         return error_page(request, 500, f"处理请求时出错（{type(exc).__name__}）。服务仍在运行，可返回上一页重试。",
                           "如果反复出现，请把这段说明和操作步骤报告给维护人员。")
 
-    app = Starlette(routes=routes, exception_handlers={
-        HTTPException: http_error, ArchiveError: archive_error, Exception: internal_error,
-    })
-
-    @app.middleware("http")
     async def session_and_auth(request: Request, call_next: Any) -> Response:
         session = request.cookies.get(SESSION_COOKIE, "")
         fresh = not (len(session) == 32 and session.isalnum())
@@ -385,11 +385,20 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             response = await call_next(request)
         except Exception as exc:  # noqa: BLE001 - the last boundary: a Chinese page, never a traceback
             response = await internal_error(request, exc)
+        finally:
+            form = getattr(request.state, "form", None)
+            if form is not None:
+                await form.close()
         if fresh:
             response.set_cookie(SESSION_COOKIE, session, httponly=True, samesite="strict")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         return response
+
+    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=session_and_auth)],
+                    exception_handlers={
+        HTTPException: http_error, ArchiveError: archive_error, Exception: internal_error,
+    })
 
     app.state.workspace = workspace
     app.state.uploads = uploads

@@ -466,9 +466,12 @@ def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict
 
 def page_png(pdf: Path, page: int, dpi: float = 50) -> bytes:
     """One page of a PDF as PNG bytes (1-based page number)."""
-    from ..pdfdiff import render_page
+    from ..pdfdiff import _open
 
-    image = render_page(pdf, page, dpi)
+    with _open(pdf) as document:
+        if not 1 <= page <= len(document.doc):
+            raise ValueError(f"page {page} out of range")
+        image = document.render(page - 1, dpi)
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()

@@ -1,0 +1,297 @@
+"""``archive-builder serve``: the pages through Starlette's test client (no browser)."""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from datadir import mutate, valid_household, write_data_dir
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from archive_builder.web import app as web_app  # noqa: E402
+from archive_builder.web.app import create_app  # noqa: E402
+
+FIRST = "4116211052010001"
+SECOND = "4116211052010002"
+
+
+def _tree(root: Path) -> dict[str, int]:
+    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def _csrf(client: TestClient, url: str = "/") -> str:
+    page = client.get(url)
+    found = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+    assert found, page.text[:500]
+    return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    root = tmp_path_factory.mktemp("web")
+    second = mutate(valid_household(SECOND, serial=1), members__0__name="周桂英")
+    second["members"][1]["name"] = "孙立新"
+    data = write_data_dir(root / "data", [valid_household(FIRST), second])
+    out = root / "out"
+    from archive_builder.build import BuildOptions, build
+
+    summary = build(data, out, BuildOptions(jobs=1))
+    assert not summary.failed, summary.failed
+    app = create_app(data, out)
+    with TestClient(app, follow_redirects=True) as client:
+        yield {"data": data, "out": out, "client": client, "app": app}
+
+
+def test_township_page_is_chinese_and_counts(site: dict[str, Any]) -> None:
+    page = site["client"].get("/")
+    assert page.status_code == 200
+    assert "乡镇总览" in page.text and "冯老村" in page.text
+    assert "第1盒" in page.text and "竖条" in page.text  # downloads of the build's boxes
+    assert 'lang="zh-CN"' in page.text
+
+
+def test_search_finds_a_household_by_a_members_name(site: dict[str, Any]) -> None:
+    client = site["client"]
+    found = client.get("/search", params={"q": "孙立新"})
+    assert found.url.path == f"/household/{SECOND}"  # a single match opens the household
+    assert "周桂英 户" in found.text
+    listing = client.get("/village/411621105201", params={"q": "4116211052010"})
+    assert FIRST in listing.text and SECOND in listing.text
+    none = client.get("/village/411621105201", params={"q": "不存在的人"})
+    assert "没有符合条件的户" in none.text
+
+
+def test_village_pages(site: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(web_app, "PAGE_SIZE", 1)
+    client = site["client"]
+    first = client.get("/village/411621105201")
+    assert "第 1 / 2 页" in first.text and "下一页" in first.text
+    second = client.get("/village/411621105201", params={"page": "2"})
+    assert "第 2 / 2 页" in second.text
+    junk = client.get("/village/411621105201", params={"page": "abc"})
+    assert junk.status_code == 200
+
+
+def test_household_page_shows_sections_with_chinese_labels(site: dict[str, Any]) -> None:
+    page = site["client"].get(f"/household/{FIRST}")
+    assert page.status_code == 200
+    for label in ("家庭成员", "公民身份号码", "户类型", "版本记录", "重新生成", "下载 PDF"):
+        assert label in page.text
+    image = site["client"].get(f"/household/{FIRST}/v/1/page/1.png")
+    assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+
+
+def test_post_without_csrf_is_refused(site: dict[str, Any]) -> None:
+    client = site["client"]
+    before = _tree(site["out"] / ".store")
+    for data in ({}, {"csrf": "0" * 40}):
+        refused = client.post(f"/household/{FIRST}/regenerate", data=data)
+        assert refused.status_code == 403
+        assert "安全令牌" in refused.text
+    assert client.post("/build", data={}).status_code == 403
+    assert _tree(site["out"] / ".store") == before
+
+
+def test_regenerate_records_versions_and_compare_highlights(site: dict[str, Any]) -> None:
+    client, data = site["client"], site["data"]
+    csrf = _csrf(client, f"/household/{FIRST}")
+    same = client.post(f"/household/{FIRST}/regenerate", data={"csrf": csrf})
+    assert "数据未变化，仍为版本 1" in same.text  # the build's version: same content, same number
+    path = data / "冯老村" / FIRST / "household.yaml"
+    record = yaml.safe_load(path.read_text(encoding="utf-8"))
+    record["phone"] = "13912345678"
+    path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    changed = client.post(f"/household/{FIRST}/regenerate", data={"csrf": csrf})
+    assert "已重新生成，记录为版本 2" in changed.text
+    assert client.get(f"/household/{FIRST}/v/2.pdf").content.startswith(b"%PDF")
+    compared = client.get(f"/household/{FIRST}/compare", params={"a": "1", "b": "2"})
+    assert compared.status_code == 200
+    assert "13912345678" in compared.text and "联系电话" in compared.text
+    assert 'class="changed"' in compared.text and "红框标出" in compared.text
+
+
+@pytest.mark.parametrize("url", [
+    "/household/..%2F..%2Fetc%2Fpasswd",
+    "/household/../../etc/passwd",
+    "/household/%2e%2e/v/1.pdf",
+    f"/household/{FIRST}/v/99.pdf",
+    f"/household/{FIRST}/v/1/page/999.png",
+    "/output/box/..%2F..%2Fetc/1",
+    "/output/box/411621105201/99",
+    "/output/spine/..",
+    "/output/..%2Fmanifest.json",
+    "/static/../archive.toml",
+    "/static/..%2F..%2Fcore.py",
+])
+def test_paths_from_requests_are_never_files(site: dict[str, Any], url: str) -> None:
+    response = site["client"].get(url)
+    assert response.status_code == 404
+    assert "root:" not in response.text and "Traceback" not in response.text
+
+
+def test_files_by_id(site: dict[str, Any]) -> None:
+    client = site["client"]
+    box = client.get("/output/box/411621105201/1")
+    assert box.status_code == 200 and box.content.startswith(b"%PDF")
+    assert client.get("/output/manifest").json()["villages"][0]["code"] == "411621105201"
+
+
+def _cover_photo(site: dict[str, Any], number: int) -> bytes:
+    from archive_builder.web import core
+
+    path = site["app"].state.workspace.version_pdf(FIRST, number)
+    return core.page_png(path, 1, dpi=150)
+
+
+def test_verify_by_text_and_by_photo(site: dict[str, Any]) -> None:
+    pytest.importorskip("zxingcpp")
+    client = site["client"]
+    csrf = _csrf(client, "/verify")
+    versions = site["app"].state.workspace.versions(FIRST)
+    latest = versions[-1]
+    text = f"AB1|{FIRST}|v{latest.number}|{latest.content_hash[:12]}"
+    current = client.post("/verify", data={"csrf": csrf, "text": text})
+    assert "是最新版本" in current.text
+    photo = _cover_photo(site, versions[-1].number)
+    shown = client.post("/verify", data={"csrf": csrf}, files={"photo": ("封面.png", photo, "image/png")})
+    assert shown.status_code == 200 and "是最新版本" in shown.text
+    if len(versions) > 1:
+        old = client.post("/verify", data={"csrf": csrf},
+                          files={"photo": ("封面.png", _cover_photo(site, 1), "image/png")})
+        assert "已过期" in old.text
+
+
+def test_corrupt_photo_is_refused_and_writes_nothing(site: dict[str, Any]) -> None:
+    client = site["client"]
+    csrf = _csrf(client, "/verify")
+    before = _tree(site["out"])
+    refused = client.post("/verify", data={"csrf": csrf},
+                          files={"photo": ("封面.jpg", b"\xff\xd8\xff not really a jpeg", "image/jpeg")})
+    assert refused.status_code == 400
+    assert "不是可识别的图片" in refused.text
+    assert _tree(site["out"]) == before
+
+
+def test_corrupt_sheet_is_refused_and_writes_nothing(site: dict[str, Any]) -> None:
+    client = site["client"]
+    csrf = _csrf(client, "/import")
+    before = _tree(site["data"])
+    for name, body in (("人员.xlsx", b"PK\x03\x04 broken zip"), ("人员.exe", b"MZ")):
+        refused = client.post("/import", data={"csrf": csrf},
+                              files={"sheet": (name, body, "application/octet-stream")})
+        assert refused.status_code == 400, refused.text
+        assert "上传的文件无法使用" in refused.text
+    assert _tree(site["data"]) == before
+
+
+def test_upload_size_limit(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data")
+    with TestClient(create_app(data, tmp_path / "out", max_upload=1000)) as client:
+        csrf = _csrf(client, "/verify")
+        big = client.post("/verify", data={"csrf": csrf}, files={"photo": ("a.png", b"x" * 5000, "image/png")})
+        assert big.status_code == 413 and "文件太大" in big.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None:
+    from archive_builder.spreadsheet import export_sheet
+
+    client = site["client"]
+    sheet = tmp_path / "人员.xlsx"
+    export_sheet(site["data"], sheet)
+    import openpyxl
+
+    book = openpyxl.load_workbook(sheet)
+    rows = list(book.active.iter_rows())
+    header = [c.value for c in rows[0]]
+    column = next(i for i, h in enumerate(header) if h and "联系电话" in str(h))
+    for row in rows[1:]:
+        row[column].value = "13700001111"
+    buffer = io.BytesIO()
+    book.save(buffer)
+    csrf = _csrf(client, "/import")
+    before = _tree(site["data"])
+    dry = client.post("/import", data={"csrf": csrf, "force": "1"},
+                      files={"sheet": ("人员.xlsx", buffer.getvalue(), "application/octet-stream")})
+    assert dry.status_code == 200, dry.text
+    assert "试运行结果" in dry.text and "将更新" in dry.text
+    assert _tree(site["data"]) == before  # the dry run wrote nothing
+    upload = re.search(r'name="upload" value="([0-9a-f]+)"', dry.text)
+    assert upload
+    applied = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1)})
+    assert "已导入" in applied.text
+    assert "13700001111" in (site["data"] / "冯老村" / SECOND / "household.yaml").read_text(encoding="utf-8")
+    again = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1)})
+    assert again.status_code == 404  # applied once only
+
+
+def test_build_is_refused_while_another_build_holds_the_lock(site: dict[str, Any]) -> None:
+    from archive_builder.outdir import build_lock
+
+    client = site["client"]
+    csrf = _csrf(client)
+    with build_lock(site["out"]):
+        assert client.get("/build/status").json()["other"] is True
+        refused = client.post("/build", data={"csrf": csrf})
+        assert refused.status_code == 409
+        assert "另一个生成任务" in refused.text
+        busy = client.post(f"/household/{FIRST}/regenerate", data={"csrf": csrf})
+        assert busy.status_code == 409
+    assert client.get("/build/status").json()["other"] is False
+
+
+def test_failures_render_a_chinese_page_and_the_server_keeps_serving(
+    site: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workspace = site["app"].state.workspace
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(workspace, "search", broken)
+    failed = site["client"].get("/village/411621105201")
+    assert failed.status_code == 500
+    assert "服务器内部错误" in failed.text and "Traceback" not in failed.text
+    monkeypatch.undo()
+    assert site["client"].get("/village/411621105201").status_code == 200
+    assert "找不到" in site["client"].get("/household/123").text
+
+
+def test_token_is_required_when_set(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data")
+    with TestClient(create_app(data, tmp_path / "out", token="s3cret-token")) as client:
+        locked = client.get("/")
+        assert locked.status_code == 403 and "需要登录" in locked.text
+        assert client.get("/login", params={"token": "wrong-token"}).status_code == 403
+        opened = client.get("/login", params={"token": "s3cret-token"})
+        assert opened.status_code == 200 and "乡镇总览" in opened.text
+
+
+def test_non_loopback_host_needs_a_token() -> None:
+    from archive_builder.web.serve import ServeOptions, ServeRefused, check_options
+
+    with pytest.raises(ServeRefused, match="登录令牌"):
+        check_options(ServeOptions(Path("data"), host="0.0.0.0"))
+    assert check_options(ServeOptions(Path("data"), host="127.0.0.1")) is None
+    assert check_options(ServeOptions(Path("data"), host="::1")) is None
+    assert len(check_options(ServeOptions(Path("data"), host="0.0.0.0", token="auto")) or "") >= 16
+
+
+def test_cli_refuses_a_network_host_without_token(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from archive_builder.cli import main
+
+    data = write_data_dir(tmp_path / "data")
+    result = CliRunner().invoke(main, ["serve", str(data), "--host", "0.0.0.0"])
+    assert result.exit_code == 2
+    assert "无法启动服务" in result.output and "--token auto" in result.output
