@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import io
 import json
-import multiprocessing
+import subprocess
+import sys
 import re
 import tempfile
 import threading
@@ -333,6 +334,8 @@ def _show(value: Any) -> str:
         return "是" if value else "否"
     if isinstance(value, list | tuple):
         return "、".join(_show(v) for v in value)
+    if isinstance(value, dict) and "file" in value:  # an evidence reference: its name
+        return str(value.get("title") or value["file"])
     if isinstance(value, dict):
         return "；".join(f"{k} {_show(v)}" for k, v in value.items())
     return str(value)
@@ -553,39 +556,6 @@ def lock_held(out_dir: Path) -> bool:
         return False
 
 
-class _QueueReporter:
-    """``build.Reporter`` that sends progress to the server process."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-
-    def stage(self, name: str) -> None:
-        self.queue.put(("stage", name))
-
-    def start(self, total: int, label: str) -> None:
-        self.queue.put(("start", (total, label)))
-
-    def advance(self, text: str = "") -> None:
-        self.queue.put(("advance", text))
-
-    def warn(self, text: str) -> None:
-        self.queue.put(("warn", text))
-
-
-def _build_process(data_dir: str, out_dir: str, villages: tuple[str, ...], queue: Any) -> None:
-    """Run one build in a child process (its own worker pool; the server's threads stay apart)."""
-    from ..build import BuildOptions, build
-
-    try:
-        summary = build(Path(data_dir), Path(out_dir), BuildOptions(villages=villages), _QueueReporter(queue))
-        queue.put(("done", {"line": summary.line(), "failed": summary.failed[:50],
-                            "errors": sum(1 for p in summary.problems if p.is_error)}))
-    except ArchiveError as exc:
-        queue.put(("error", {"kind": exc.kind, "message": exc.message, "hint": exc.hint or ""}))
-    except BaseException as exc:  # noqa: BLE001 - reported on the page, never a traceback
-        queue.put(("error", {"kind": "内部错误", "message": f"{type(exc).__name__}: {exc}", "hint": ""}))
-
-
 @dataclass
 class BuildState:
     running: bool = False
@@ -617,45 +587,51 @@ class BuildJob:
                 raise BuildBusy("另一个生成任务（例如命令行中的 archive-builder build）正在使用输出目录",
                                 hint="请等待该任务结束后再生成")
             self.state = BuildState(running=True, villages=villages, stage="准备中", started_at=time.time())
-        context = multiprocessing.get_context("spawn")
-        queue = context.Queue()
-        process = context.Process(target=_build_process, daemon=True,
-                                  args=(str(self.workspace.data_dir), str(self.workspace.out_dir), villages, queue))
-        process.start()
-        threading.Thread(target=self._follow, args=(process, queue), daemon=True).start()
-
-    def _follow(self, process: Any, queue: Any) -> None:
-        import queue as queue_module
-
-        state = self.state
-        while True:
-            try:
-                kind, value = queue.get(timeout=0.5)
-            except queue_module.Empty:
-                if not process.is_alive():
-                    if not state.finished:
-                        state.error = {"kind": "生成中断", "message": "生成进程意外退出", "hint": "请重新生成"}
-                    break
-                continue
-            if kind == "stage":
-                state.stage, state.total, state.done, state.label = value, 0, 0, ""
-            elif kind == "start":
-                state.total, state.label = value
-                state.done = 0
-            elif kind == "advance":
-                state.done += 1
-            elif kind == "done":
-                state.summary, state.failed = value["line"], [tuple(f) for f in value["failed"]]
-                state.finished = True
-            elif kind == "error":
-                state.error, state.finished = value, True
-            if state.finished:
-                break
-        process.join(timeout=30)
         try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "archive_builder.web.buildchild", str(self.workspace.data_dir),
+                 str(self.workspace.out_dir), *villages],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True, encoding="utf-8",
+            )
+        except OSError as exc:
+            self.state.running = False
+            raise OutputError("无法启动生成进程", hint="请检查程序安装是否完整") from exc
+        threading.Thread(target=self._follow, args=(process,), daemon=True).start()
+
+    def _follow(self, process: Any) -> None:
+        state = self.state
+        try:
+            with process.stdout:
+                for line in process.stdout:
+                    self._event(state, line)
+            process.wait()
+            if not state.finished:
+                state.error = {"kind": "生成中断", "message": "生成进程意外退出，本次生成没有完成",
+                               "hint": "已写出的文件都是完整的；请重新生成"}
+                state.finished = True
             self.workspace.load()
         finally:
             state.running = False
+
+    @staticmethod
+    def _event(state: BuildState, line: str) -> None:
+        try:
+            kind, value = json.loads(line)
+        except ValueError:
+            return
+        if kind == "stage":
+            state.stage, state.total, state.done, state.label = value, 0, 0, ""
+        elif kind == "start":
+            state.total, state.label = value
+            state.done = 0
+        elif kind == "advance":
+            state.done += 1
+        elif kind == "done":
+            state.summary, state.failed = value["line"], [tuple(f) for f in value["failed"]]
+            state.finished = True
+        elif kind == "error":
+            state.error, state.finished = value, True
 
     def as_json(self) -> dict[str, Any]:
         s = self.state

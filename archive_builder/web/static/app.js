@@ -8,6 +8,13 @@
     });
   });
 
+  document.querySelectorAll(".file input[type=file]").forEach(function (input) {
+    input.addEventListener("change", function () {
+      var shown = input.parentNode.querySelector(".file-name");
+      if (shown) { shown.textContent = input.files.length ? input.files[0].name : "未选择文件"; }
+    });
+  });
+
   var panel = document.getElementById("build");
   if (!panel) { return; }
   var box = document.getElementById("progress");
@@ -29,7 +36,7 @@
     }
     var part = s.total ? "：" + s.done + " / " + s.total + " " + s.label : "";
     stage.textContent = (s.running ? "正在生成 · " : "") + s.stage + part;
-    var pct = s.total ? Math.round(100 * s.done / s.total) : (s.running ? 5 : 100);
+    var pct = s.running ? (s.total ? Math.round(100 * Math.min(s.done, s.total) / s.total) : 5) : 100;
     fill.style.width = pct + "%";
     fill.className = s.running ? "fill" : "fill done";
     button.disabled = !!s.running;
