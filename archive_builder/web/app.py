@@ -57,8 +57,10 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
                max_upload: int = MAX_UPLOAD, preload: bool = False) -> Starlette:
     """Return the ASGI app serving ``data_dir`` (its records warm in memory)."""
     workspace = core.Workspace(data_dir, out_dir)
-    if preload:
-        workspace.load()
+    if preload:  # read and check the records while the server starts; a request waits for them
+        import threading
+
+        threading.Thread(target=workspace.ensure_loaded, daemon=True).start()
     templates = _Env()
     secret = secrets.token_bytes(32)
     uploads = Path(tempfile.mkdtemp(prefix="archive-builder-web-"))
