@@ -91,8 +91,8 @@ class VillageInfo:
     def warnings(self) -> int:
         return sum(r.warnings for r in self.rows)
 
-    def counts(self, attribute: str) -> list[tuple[str, int]]:
-        counter = Counter(getattr(r, attribute) or "（未填）" for r in self.rows)
+    def counts(self, attribute: str, empty: str = "（未填）") -> list[tuple[str, int]]:
+        counter = Counter(getattr(r, attribute) or empty for r in self.rows)
         return sorted(counter.items(), key=lambda kv: -kv[1])
 
 
