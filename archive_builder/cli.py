@@ -476,8 +476,12 @@ def serve_cmd(data: Path, out: Path | None, host: str, port: int, open_browser: 
     """
     from .web.serve import ServeOptions, run
 
+    def started(lines: list[str]) -> None:
+        for text in lines:
+            click.echo(text)
+
     options = ServeOptions(data=data, out=out, host=host, port=port, open_browser=open_browser, token=token)
-    for line in run(options, started=lambda lines: [click.echo(text) for text in lines]):
+    for line in run(options, started=started):
         click.echo(line, err=True)
     return ExitCode.ok
 

@@ -15,10 +15,10 @@ from datadir import mutate, valid_household, write_data_dir
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from archive_builder.web import app as web_app  # noqa: E402
-from archive_builder.web.app import create_app  # noqa: E402
+from archive_builder.web import app as web_app
+from archive_builder.web.app import create_app
 
 FIRST = "4116211052010001"
 SECOND = "4116211052010002"
@@ -295,3 +295,25 @@ def test_cli_refuses_a_network_host_without_token(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["serve", str(data), "--host", "0.0.0.0"])
     assert result.exit_code == 2
     assert "无法启动服务" in result.output and "--token auto" in result.output
+
+
+def test_word_copy_download(site: dict[str, Any]) -> None:
+    word = site["client"].get(f"/household/{FIRST}/word.docx")
+    assert word.status_code == 200
+    assert word.content.startswith(b"PK")
+    assert "attachment" in word.headers["content-disposition"]
+
+
+def test_a_household_with_errors_shows_them_and_is_not_regenerated(tmp_path: Path) -> None:
+    bad = mutate(valid_household(FIRST), members__0__id_number="411621198503120000")
+    data = write_data_dir(tmp_path / "data", [bad])
+    with TestClient(create_app(data, tmp_path / "out")) as client:
+        page = client.get(f"/household/{FIRST}")
+        assert page.status_code == 200
+        assert "错误" in page.text and "家庭成员 第 1 项 公民身份号码" in page.text
+        csrf = _csrf(client, f"/household/{FIRST}")
+        refused = client.post(f"/household/{FIRST}/regenerate", data={"csrf": csrf})
+        assert refused.status_code == 400
+        assert "未生成档卡" in refused.text and "公民身份号码" in refused.text
+        assert "Traceback" not in refused.text
+    assert not list((tmp_path / "out").glob(".store/**/*.pdf"))

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import subprocess
 import sys
-import re
 import tempfile
 import threading
 import time
@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ArchiveError, HouseholdNotFoundError, OutputError, StoreError, ValidationFailed
+from ..errors import (
+    ArchiveError,
+    OutputError,
+    StoreError,
+    ValidationFailed,
+)
 from ..problems import Problem, Severity
-
-#: labels of the record's parts, in the order a clerk reads them (titles come from the model)
-_LIST_SECTIONS = ("members", "helpers", "procedure", "plan", "measures", "income", "visits", "outcomes")
 
 
 class UploadError(ArchiveError):
@@ -264,7 +266,12 @@ class Workspace:
         """
         from .. import __version__
         from ..outdir import build_lock, prepare
-        from ..packet import default_cache_dir, document_date, plan_packet, render_packet
+        from ..packet import (
+            default_cache_dir,
+            document_date,
+            plan_packet,
+            render_packet,
+        )
         from ..records.loader import load_household
         from ..validate import validate_dataset
 
@@ -317,7 +324,12 @@ class Workspace:
         2,000 households); the server already holds that index. None when the folder moved.
         """
         from ..problems import error
-        from ..records.loader import Dataset, _open_root, _village_only, load_household_folder
+        from ..records.loader import (
+            Dataset,
+            _open_root,
+            _village_only,
+            load_household_folder,
+        )
 
         row = self.by_id.get(household_id)
         if row is None or not row.loaded.folder.is_dir():
@@ -527,7 +539,7 @@ def check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not an image we can read"
+    except Exception as exc:
         raise UploadError("上传的文件不是可识别的图片，或图片已损坏",
                           hint="请上传封面的 JPG 或 PNG 照片，保证二维码清晰") from exc
 
@@ -564,7 +576,7 @@ def check_sheet(path: Path) -> None:
         read_rows(path)
     except ArchiveError as exc:
         raise UploadError(exc.message, hint=exc.hint or "请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格") from exc
-    except Exception as exc:  # noqa: BLE001 - a damaged file fails in many ways inside the readers
+    except Exception as exc:
         raise UploadError("上传的表格无法打开：文件已损坏或不是表格",
                           hint="请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格") from exc
 
@@ -686,4 +698,3 @@ def problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
              "hint": p.hint or "", "field": field_label(p.field)} for p in problems]
 
 
-__all__ = ["Workspace", "Row", "VillageInfo", "UploadError", "BuildBusy", "HouseholdNotFoundError", "json"]
