@@ -334,3 +334,16 @@ def test_token_auto_prints_the_login_url_once(tmp_path: Path, monkeypatch: pytes
     logins = [line for line in shown if "/login?token=" in line]
     assert len(logins) == 1 and ":8499/login?token=" in logins[0]
     assert any("只显示这一次" in line for line in shown)
+
+
+def test_reload_reads_changes_made_elsewhere(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data")
+    with TestClient(create_app(data, tmp_path / "out")) as client:
+        assert "周大勇" not in client.get("/search", params={"q": FIRST}).text
+        path = data / "冯老村" / FIRST / "household.yaml"
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+        record["members"][0]["name"] = "周大勇"
+        path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        csrf = _csrf(client)
+        client.post("/reload", data={"csrf": csrf})
+        assert "周大勇" in client.get("/search", params={"q": "周大勇"}).text
