@@ -347,3 +347,18 @@ def test_reload_reads_changes_made_elsewhere(tmp_path: Path) -> None:
         csrf = _csrf(client)
         client.post("/reload", data={"csrf": csrf})
         assert "周大勇" in client.get("/search", params={"q": "周大勇"}).text
+
+
+def test_other_host_names_are_refused_on_loopback(tmp_path: Path) -> None:
+    from archive_builder.web.serve import allowed_hosts
+
+    data = write_data_dir(tmp_path / "data")
+    hosts = allowed_hosts("127.0.0.1", None)
+    assert hosts is not None and allowed_hosts("0.0.0.0", "a-token-123") is None
+    app = create_app(data, tmp_path / "out", allowed_hosts=hosts)
+    with TestClient(app, base_url="http://127.0.0.1:8421") as client:
+        assert client.get("/").status_code == 200
+        rebound = client.get("/", headers={"host": "evil.example:8421"})
+        assert rebound.status_code == 400 and "不是本服务的地址" in rebound.text
+        assert client.get("/", headers={"host": "localhost:8421"}).status_code == 200
+        assert client.get("/", headers={"host": "[::1]:8421"}).status_code == 200

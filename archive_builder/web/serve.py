@@ -55,6 +55,13 @@ def check_options(options: ServeOptions) -> str | None:
     return token
 
 
+def allowed_hosts(host: str, token: str | None) -> tuple[str, ...] | None:
+    """The Host header names accepted: the loopback names (and the given host); any with a token."""
+    if token is not None:
+        return None  # reached by whatever name the office network gives this PC; the token guards it
+    return tuple(dict.fromkeys(("127.0.0.1", "localhost", "[::1]", host.lower() if ":" not in host else f"[{host}]")))
+
+
 def _shown_host(host: str) -> str:
     if host in ("0.0.0.0", "::"):
         try:
@@ -71,7 +78,7 @@ def run(options: ServeOptions, started: Callable[[list[str]], object]) -> Iterat
 
     from .app import create_app
 
-    app = create_app(options.data, options.out, token=token, preload=True)
+    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=allowed_hosts(options.host, token))
     base = f"http://{_shown_host(options.host)}:{options.port}/"
     url = f"{base}login?token={token}" if token else base
     lines = [f"档案服务已启动：{url}"]
