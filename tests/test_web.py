@@ -42,9 +42,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     second["members"][1]["name"] = "孙立新"
     data = write_data_dir(root / "data", [valid_household(FIRST), second])
     out = root / "out"
-    from archive_builder.build import BuildOptions, build
+    from archive_builder.web import core
 
-    summary = build(data, out, BuildOptions(jobs=1))
+    summary = core.build_now(data, out)
     assert not summary.failed, summary.failed
     app = create_app(data, out)
     with TestClient(app, follow_redirects=True) as client:
@@ -206,14 +206,12 @@ def test_upload_size_limit(tmp_path: Path) -> None:
 
 
 def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None:
-    from archive_builder.spreadsheet import export_sheet
-
-    client = site["client"]
-    sheet = tmp_path / "人员.xlsx"
-    export_sheet(site["data"], sheet)
     import openpyxl
 
-    book = openpyxl.load_workbook(sheet)
+    client = site["client"]
+    exported = client.get("/export.xlsx")
+    assert exported.status_code == 200 and exported.content.startswith(b"PK")
+    book = openpyxl.load_workbook(io.BytesIO(exported.content))
     rows = list(book.active.iter_rows())
     header = [c.value for c in rows[0]]
     column = next(i for i, h in enumerate(header) if h and "联系电话" in str(h))
@@ -238,11 +236,11 @@ def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_build_is_refused_while_another_build_holds_the_lock(site: dict[str, Any]) -> None:
-    from archive_builder.outdir import build_lock
+    from archive_builder.web import core
 
     client = site["client"]
     csrf = _csrf(client)
-    with build_lock(site["out"]):
+    with core.hold_build_lock(site["out"]):
         assert client.get("/build/status").json()["other"] is True
         refused = client.post("/build", data={"csrf": csrf})
         assert refused.status_code == 409

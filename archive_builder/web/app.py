@@ -324,6 +324,18 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         await _threaded(workspace.load)
         return page(request, "import.html", report=report, upload_id="", applied=True, sheet_name=upload["name"])
 
+    async def export(request: Request) -> Response:
+        folder = Path(tempfile.mkdtemp(dir=uploads))
+        try:
+            path = folder / "人员信息.xlsx"
+            await _threaded(core.export_sheet, workspace.data_dir, path)
+            data = path.read_bytes()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        name = urllib.parse.quote(f"{workspace.township or '全乡'}人员信息.xlsx")
+        return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+
     async def _read_upload(upload: Any) -> bytes:
         data = await upload.read(max_upload + 1)
         if len(data) > max_upload:
@@ -360,6 +372,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         Route("/import", import_form),
         Route("/import", import_upload, methods=["POST"]),
         Route("/import/apply", import_apply, methods=["POST"]),
+        Route("/export.xlsx", export),
         Route("/login", login),
         Mount("/static", StaticFiles(packages=[("archive_builder.web", "static")]), name="static"),
     ]
