@@ -428,7 +428,7 @@ def village_stats(
     tables.append(colors)
     near = f"{format((rules.near_ratio * 100).normalize(), 'f')}%"
     income_note = (
-        f"{income_year} 年家庭人均纯收入与监测收入标准 {money(threshold)} 元比较：低于标准；接近标准（不高于标准的 {near}）；高于标准。"
+        f"{income_year} 年家庭人均纯收入与监测收入标准 {money(threshold)} 元比较：低于标准；接近标准（达到标准，高出不超过 {near}）；高于标准（高出 {near} 以上）。"
         if threshold is not None else "archive.toml 未设置监测收入标准 income_threshold，无法比较。"
     )
     income = breakdown(
