@@ -20,10 +20,24 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..errors import HouseholdNotFoundError, NoticeError, OutputError, PeriodTooShortError, TemplateError, os_reason
+from ..errors import (
+    HouseholdNotFoundError,
+    NoticeError,
+    OutputError,
+    PeriodTooShortError,
+    TemplateError,
+    os_reason,
+)
 from ..records.idnumber import mask_id
 from ..records.models import Household, ProcedureStep
-from .common import as_mapping, group_of, group_order, load_villages, read_template_toml, template_file
+from .common import (
+    as_mapping,
+    group_of,
+    group_order,
+    load_villages,
+    read_template_toml,
+    template_file,
+)
 
 NOTICE_FILE = "notice/notice.toml"
 KINDS = ("识别公示", "退出公示", "监测公示", "公告")

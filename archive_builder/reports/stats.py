@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 from ..errors import TemplateError
 from ..problems import Problem
-from ..templates import money
 from ..records import vocab
 from ..records.idnumber import IdNumberError, parse_id
 from ..records.models import Household, Member
+from ..templates import money
 from .common import (
     as_mapping,
     group_of,
@@ -30,7 +30,7 @@ from .common import (
     template_file,
 )
 
-Value = Union[int, Decimal, str]
+Value = int | Decimal | str
 
 STATS_FILE = "stats/stats.toml"
 UNCOLORED = "未分色"
@@ -246,7 +246,7 @@ def breakdown(
             out += [len(in_group), sum(len(r.members) for r in in_group)]
         return tuple(out)
 
-    rows = tuple((name, *cells(per_value.get(name, []))) for name in labels)
+    rows: tuple[tuple[Value, ...], ...] = tuple((name, *cells(per_value.get(name, []))) for name in labels)
     columns = (label or title, *(["户数", "人数"] * (len(groups) + 1)))
     bands = (("", 1), ("全村", 2), *((group, 2) for group in groups))
     missing = len(records) - len(counted)

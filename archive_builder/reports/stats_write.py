@@ -190,7 +190,9 @@ def _pdf_table(table: StatsTable, styles: _Styles, width: float) -> Any:
     from reportlab.platypus import Paragraph, Table, TableStyle
 
     def para(value: Value, bold: bool = False) -> Any:
-        return Paragraph(_escape(_cell_text(value)), styles.cell_bold if bold else styles.cell)
+        if not isinstance(value, str):  # numbers never wrap: plain cells, drawn much faster
+            return _cell_text(value)
+        return Paragraph(_escape(value), styles.cell_bold if bold else styles.cell)
 
     data: list[list[Any]] = []
     spans: list[tuple[Any, ...]] = []
@@ -234,8 +236,14 @@ def _pdf_table(table: StatsTable, styles: _Styles, width: float) -> Any:
         ("RIGHTPADDING", (0, 0), (-1, -1), 2),
         *spans,
     ]
+    style += [("ALIGN", (0, 0), (-1, -1), "CENTER"), ("FONTSIZE", (0, 0), (-1, -1), styles.table_size)]
+    for index, values in enumerate(table.rows, start=header_rows):
+        if len(values) > 1 and values[1] == "小计":
+            style.append(("FONTNAME", (0, index), (-1, index), styles.face["heading"]))
     if table.footer:
-        style.append(("BACKGROUND", (0, len(data) - len(table.footer)), (-1, -1), colors.HexColor("#F3F3F3")))
+        first = len(data) - len(table.footer)
+        style.append(("BACKGROUND", (0, first), (-1, -1), colors.HexColor("#F3F3F3")))
+        style.append(("FONTNAME", (0, first), (-1, -1), styles.face["heading"]))
     return Table(data, colWidths=widths, repeatRows=header_rows, style=TableStyle(style), hAlign="CENTER")
 
 
@@ -336,7 +344,14 @@ def _initial_font(drawing: Any, face: str) -> Any:
 def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None = None) -> tuple[bytes, int]:
     """Return the PDF's bytes and its page count: per village its tables, each with its chart."""
     from reportlab.lib.units import mm
-    from reportlab.platypus import CondPageBreak, KeepTogether, PageBreak, Paragraph, SimpleDocTemplate, Spacer
+    from reportlab.platypus import (
+        CondPageBreak,
+        KeepTogether,
+        PageBreak,
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+    )
 
     from ..document import PageSetup
     from ..packet import font_set
