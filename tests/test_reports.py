@@ -157,6 +157,20 @@ def test_stats_measures_and_coverage_match_the_records(stats: Any) -> None:
         assert coverage["基本医疗"][1] == persons
 
 
+def test_stats_leave_out_a_broken_household_and_say_so(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    broken = next(data.glob("*李庄村/4116211052010005/household.yaml"))
+    broken.write_text("household_id: '4116211052010005'\nmembers: [\n", "utf-8")
+    result = runner_invoke(["stats", str(data), "--village", "李庄村", "-o", str(tmp_path / "统计.xlsx")])
+    assert result.exit_code == ExitCode.ok, result.output
+    assert "户 4116211052010005 的数据有错误，未计入" in result.output
+    village = village_tables(data, "李庄村")
+    assert village.households == len(_raw_villages()["李庄村"]) - 1
+    assert village.to_json()["skipped"] == ["4116211052010005"]
+    json.dumps(village.to_json(), ensure_ascii=False)  # the web app's shape
+
+
 def test_stats_colour_rules_come_from_the_template_set(tmp_path: Path) -> None:
     data = tmp_path / "data"
     shutil.copytree(SAMPLE, data)

@@ -70,6 +70,29 @@ class VillageStats:
     #: households of the village that could not be counted (their data has errors)
     skipped: tuple[Problem, ...] = ()
 
+    def to_json(self) -> dict[str, Any]:
+        """Return the village's tables as JSON-ready values (amounts as strings, e.g. "1234.50")."""
+
+        def cell(value: Value) -> Any:
+            return str(value) if isinstance(value, Decimal) else value
+
+        return {
+            "code": self.code, "name": self.name, "title": self.title, "groups": list(self.groups),
+            "households": self.households, "persons": self.persons,
+            "skipped": [p.household_id for p in self.skipped],
+            "tables": [
+                {
+                    "key": t.key, "title": t.title, "columns": list(t.columns),
+                    "bands": [list(b) for b in t.bands], "note": t.note,
+                    "rows": [[cell(v) for v in row] for row in t.rows],
+                    "footer": [[cell(v) for v in row] for row in t.footer],
+                    "chart": t.chart, "chart_title": t.chart_title,
+                    "chart_data": [list(d) for d in t.chart_data], "chart_colors": list(t.chart_colors),
+                }
+                for t in self.tables
+            ],
+        }
+
     def table(self, key: str) -> StatsTable:
         """Return the table called ``key`` (KeyError when there is none)."""
         for table in self.tables:
