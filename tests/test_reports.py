@@ -335,3 +335,31 @@ def test_scrub_masks_ids_phones_and_account_numbers() -> None:
 
 def runner_invoke(args: list[str]) -> Any:
     return CliRunner().invoke(main, args)
+
+
+def test_notice_on_a_small_data_dir(make_data_dir: Any, tmp_path: Path) -> None:
+    from datadir import valid_household
+
+    record = valid_household()
+    record["procedure"][1]["result"] = "户主电话 13800138000，身份证 " + record["members"][0]["id_number"]
+    data = make_data_dir([record])
+    result = runner_invoke(["notice", str(data), "--village", "冯老村", "--kind", "识别公示",
+                            "--households", "４１１６２１１０５２０１０００１", "-o", str(tmp_path / "公示.pdf")])
+    assert result.exit_code == ExitCode.ok, result.output
+    assert "未设置监督电话 supervision_phone" in result.output
+    assert "识别公示：1 户，2016-03-10 至 2016-03-17（7 天）" in result.output
+    text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "公示.pdf").pages)
+    _assert_no_personal_data(text)
+    assert "慢性病" not in text and "张建国" in text and "监督电话" in text
+    # no 退出 steps at all: a clear Chinese refusal, nothing written
+    result = runner_invoke(["notice", str(data), "--village", "冯老村", "--kind", "退出公示",
+                            "-o", str(tmp_path / "退出.pdf")])
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "冯老村没有任何户有「公示」（退出阶段）的程序记录" in result.output
+    assert not (tmp_path / "退出.pdf").exists()
+    result = runner_invoke(["notice", str(data), "--village", "冯老村", "--kind", "识别公示",
+                            "--households", "4116211052019999", "-o", str(tmp_path / "x.pdf")])
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "冯老村没有户编号为 4116211052019999 的户" in result.output
+    stats = runner_invoke(["stats", str(data), "-o", str(tmp_path / "统计.pdf")])
+    assert stats.exit_code == ExitCode.ok, stats.output

@@ -29,6 +29,7 @@ from ..errors import (
     os_reason,
 )
 from ..records.idnumber import mask_id
+from ..records.loader import typed_household_id
 from ..records.models import Household, ProcedureStep
 from .common import (
     as_mapping,
@@ -318,9 +319,12 @@ def _plan(
         r.household_id: [p for p in phased_steps(r) if p.step.kind == spec.step and p.phase in spec.phases]
         for r in loaded.records
     }
+    listed = list(dict.fromkeys(typed_household_id(h) for h in households if h.strip()))
     if start is None:
-        latest = max((p for steps in matching.values() for p in steps), key=lambda p: p.step.date, default=None)  # type: ignore[arg-type,return-value]
-        if latest is None and not households:
+        # the latest such step of the listed households, or of the whole village
+        pool = [matching.get(h, []) for h in listed] if listed else list(matching.values())
+        latest = max((p for steps in pool for p in steps), key=lambda p: p.step.date, default=None)  # type: ignore[arg-type,return-value]
+        if latest is None and not listed:
             raise NoticeError(
                 f"{vconf.name}没有任何户有「{spec.step}」（{'、'.join(spec.phases)}阶段）的程序记录，无法确定{spec.period_word}日期",
                 hint="请用 --from 指定开始日期、--households 列出户编号",
@@ -338,9 +342,9 @@ def _plan(
     end = start + timedelta(days=days)
 
     chosen: list[tuple[Household, str]] = []
-    if households:
+    if listed:
         skipped = {p.household_id for p in loaded.skipped}
-        for hid in dict.fromkeys(h.strip() for h in households if h.strip()):
+        for hid in listed:
             record = by_id.get(hid)
             if record is None:
                 if hid in skipped:
