@@ -204,6 +204,10 @@ def test_stats_pdf_charts_carry_chinese_text(stats: Any, tmp_path: Path) -> None
             assert "Helvetica" not in str(font["/BaseFont"])
             descendant = font["/DescendantFonts"][0].get_object()
             assert "/FontFile2" in descendant["/FontDescriptor"]
+    # each village's report is numbered from 1 and has its outline entry
+    numbers = [page.extract_text().strip().splitlines()[-1] for page in reader.pages]
+    assert numbers.count("— 1 —") == len(stats.villages)
+    assert [item.title for item in reader.outline] == [v.title for v in stats.villages]
     again = write_stats(stats, tmp_path / "again.pdf")
     assert again.path.read_bytes() == out.path.read_bytes()
 

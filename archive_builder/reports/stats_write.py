@@ -345,11 +345,13 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
     """Return the PDF's bytes and its page count: per village its tables, each with its chart."""
     from reportlab.lib.units import mm
     from reportlab.platypus import (
+        BaseDocTemplate,
         CondPageBreak,
+        Frame,
         KeepTogether,
         PageBreak,
+        PageTemplate,
         Paragraph,
-        SimpleDocTemplate,
         Spacer,
     )
 
@@ -362,9 +364,11 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
     styles = _Styles(fonts, {**page.sizes, **(sizes or {})})
     width = page.text_width_mm * mm
     story: list[Any] = []
+    first_pages: dict[str, int] = {"current": 1}  # each village's report is numbered from 1
     for v_index, village in enumerate(stats.villages):
         if v_index:
             story.append(PageBreak())
+        story.append(_village_start(v_index, village.title, first_pages))
         story.append(Paragraph(_escape(village.title), styles.title))
         place = f"{stats.county}{stats.township}{village.name}"
         story.append(Paragraph(_escape(
@@ -396,7 +400,7 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
     def footer(canvas: Any, doc: Any) -> None:
         canvas.saveState()
         canvas.setFont(styles.face["table"], 14)
-        text = page.page_number_format.format(n=doc.page)
+        text = page.page_number_format.format(n=doc.page - first_pages["current"] + 1)
         y = (page.height_mm - page.margin_top_mm - page.text_height_mm - 7) * mm - 14
         canvas.drawCentredString(page.margin_left_mm * mm + width / 2, y, text)
         canvas.restoreState()
@@ -405,13 +409,43 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
     bottom = (page.height_mm - page.margin_top_mm - page.text_height_mm) * mm
     right = (page.width_mm - page.margin_left_mm - page.text_width_mm) * mm
     title = "、".join(v.title for v in stats.villages) or "统计表"
-    doc = SimpleDocTemplate(
+    doc = BaseDocTemplate(
         buffer, pagesize=(page.width_mm * mm, page.height_mm * mm), invariant=1, pageCompression=1,
         leftMargin=page.margin_left_mm * mm, rightMargin=right, topMargin=page.margin_top_mm * mm,
         bottomMargin=bottom, title=title, author=f"{stats.county}{stats.township}", creator="archive-builder",
         subject="贫情分析、三色管理统计", initialFontName=styles.face["body"],
     )
+    frame = Frame(doc.leftMargin, doc.bottomMargin, doc.width, doc.height, id="text",
+                  leftPadding=0, rightPadding=0, topPadding=0, bottomPadding=0)
+    # the footer is drawn when a page ends, after the page's village start has been seen
+    doc.addPageTemplates([PageTemplate(id="page", frames=[frame], onPageEnd=footer)])
     if not story:
         story.append(Paragraph("没有可统计的村。", styles.subtitle))
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    doc.build(story)
     return buffer.getvalue(), doc.page
+
+
+def _village_start_class() -> type:
+    from reportlab.platypus import Flowable
+
+    class VillageStart(Flowable):  # type: ignore[misc]
+        """Zero-size mark at a village's first page: restarts page numbers, adds an outline entry."""
+
+        def __init__(self, index: int, title: str, first_pages: dict[str, int]) -> None:
+            super().__init__()
+            self.index, self.title, self.first_pages = index, title, first_pages
+
+        def wrap(self, available_width: float, available_height: float) -> tuple[float, float]:
+            return 0, 0
+
+        def draw(self) -> None:
+            self.first_pages["current"] = self.canv.getPageNumber()
+            key = f"village{self.index}"
+            self.canv.bookmarkPage(key)
+            self.canv.addOutlineEntry(self.title, key, level=0)
+
+    return VillageStart
+
+
+def _village_start(index: int, title: str, first_pages: dict[str, int]) -> Any:
+    return _village_start_class()(index, title, first_pages)
