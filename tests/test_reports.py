@@ -83,6 +83,13 @@ def _by_label(table: Any) -> dict[str, tuple[Any, ...]]:
     return {str(row[0]): tuple(row[1:]) for row in table.rows}
 
 
+def _copy_sample(tmp_path: Path) -> Path:
+    """Copy the sample's records and settings (not its photos and scans: reports never read them)."""
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data, ignore=shutil.ignore_patterns("*.jpg", "*.png", "*.tif", "*.pdf", "*.heic"))
+    return data
+
+
 @pytest.fixture(scope="module")
 def stats() -> Any:
     return compute_stats(SAMPLE)
@@ -158,8 +165,7 @@ def test_stats_measures_and_coverage_match_the_records(stats: Any) -> None:
 
 
 def test_stats_leave_out_a_broken_household_and_say_so(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(SAMPLE, data)
+    data = _copy_sample(tmp_path)
     broken = next(data.glob("*李庄村/4116211052010005/household.yaml"))
     broken.write_text("household_id: '4116211052010005'\nmembers: [\n", "utf-8")
     result = runner_invoke(["stats", str(data), "--village", "李庄村", "-o", str(tmp_path / "统计.xlsx")])
@@ -172,8 +178,7 @@ def test_stats_leave_out_a_broken_household_and_say_so(tmp_path: Path) -> None:
 
 
 def test_stats_colour_rules_come_from_the_template_set(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(SAMPLE, data)
+    data = _copy_sample(tmp_path)
     override = data / "templates" / "stats"
     override.mkdir(parents=True)
     (override / "stats.toml").write_text(
@@ -312,8 +317,7 @@ def test_notice_period_too_short_is_refused_in_chinese(tmp_path: Path) -> None:
 
 
 def test_notice_id_column_is_masked_and_forbidden_fields_refused(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    shutil.copytree(SAMPLE, data)
+    data = _copy_sample(tmp_path)
     override = data / "templates" / "notice"
     override.mkdir(parents=True)
     toml = (ROOT / "templates/default/notice/notice.toml").read_text("utf-8")
@@ -367,3 +371,22 @@ def test_notice_on_a_small_data_dir(make_data_dir: Any, tmp_path: Path) -> None:
     assert "冯老村没有户编号为 4116211052019999 的户" in result.output
     stats = runner_invoke(["stats", str(data), "-o", str(tmp_path / "统计.pdf")])
     assert stats.exit_code == ExitCode.ok, stats.output
+
+
+@pytest.mark.slow
+def test_commands_in_a_real_process(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    stats = subprocess.run([sys.executable, "-m", "archive_builder", "stats", str(SAMPLE), "--village", "前进村",
+                            "-o", str(tmp_path / "统计.pdf")], check=False, capture_output=True, text=True,
+                            encoding="utf-8")
+    assert stats.returncode == 0, stats.stderr
+    assert stats.stdout.startswith(str(tmp_path / "统计.pdf"))
+    notice = subprocess.run([sys.executable, "-m", "archive_builder", "notice", str(SAMPLE), "--village", "前进村",
+                             "--kind", "退出公示", "-o", str(tmp_path / "退出公示.docx")],
+                            check=False, capture_output=True, text=True,
+                            encoding="utf-8")
+    assert notice.returncode == 0, notice.stderr
+    assert "退出公示：" in notice.stdout
+    _assert_no_personal_data(_docx_text(tmp_path / "退出公示.docx"))
