@@ -390,3 +390,16 @@ def test_commands_in_a_real_process(tmp_path: Path) -> None:
     assert notice.returncode == 0, notice.stderr
     assert "退出公示：" in notice.stdout
     _assert_no_personal_data(_docx_text(tmp_path / "退出公示.docx"))
+
+
+def test_report_templates_do_not_change_the_packets_fingerprint(tmp_path: Path) -> None:
+    from archive_builder.templates import resolve_set
+
+    data = _copy_sample(tmp_path)
+    before = resolve_set("default", data_dir=data).fingerprint()
+    (data / "templates" / "notice").mkdir(parents=True)
+    (data / "templates" / "notice" / "notice.toml").write_text("[kinds]\n", "utf-8")
+    assert resolve_set("default", data_dir=data).fingerprint() == before
+    (data / "templates" / "sections").mkdir()
+    (data / "templates" / "sections" / "notes.xml").write_text("<section/>", "utf-8")
+    assert resolve_set("default", data_dir=data).fingerprint() != before
