@@ -473,6 +473,9 @@ def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -
     stats = compute_stats(data, villages)
     _echo_problems(list(stats.problems), quiet=opts.quiet)
     written = write_stats(stats, out)
+    for text in written.warnings:
+        if not opts.quiet:
+            click.echo(f"警告：{text}", err=True)
     unit = "个工作表" if written.kind == "xlsx" else "页"
     click.echo(f"{written.path}\t{written.parts} {unit}")
     return ExitCode.ok

@@ -403,3 +403,33 @@ def test_report_templates_do_not_change_the_packets_fingerprint(tmp_path: Path) 
     (data / "templates" / "sections").mkdir()
     (data / "templates" / "sections" / "notes.xml").write_text("<section/>", "utf-8")
     assert resolve_set("default", data_dir=data).fingerprint() != before
+
+
+def test_stats_pdf_prints_rare_characters_with_a_fallback_face(tmp_path: Path) -> None:
+    from archive_builder.reports.stats import Stats, StatsTable, VillageStats
+    from archive_builder.reports.stats_write import stats_pdf
+
+    table = StatsTable(key="household_type", title="户类型", columns=("户类型", "户数"),
+                       rows=(("脱贫户", 1),), chart="bar", chart_title="各类型户数", chart_data=(("脱贫户", 1.0),))
+    village = VillageStats(code="411621105201", name="𠮷堃村", title="𠮷堃村贫情分析统计表", groups=("喆组",),
+                           households=1, persons=1, tables=(table,))
+    stats = Stats(county="清河县", township="大李庄乡", year=2025, date="2025-12-31", income_threshold=None,
+                  villages=(village,))
+    data, pages, warnings = stats_pdf(stats)
+    (tmp_path / "rare.pdf").write_bytes(data)
+    text = PdfReader(tmp_path / "rare.pdf").pages[0].extract_text()
+    assert "𠮷堃村贫情分析统计表" in text
+    from archive_builder.packet import font_set
+
+    fonts = font_set()
+    ((face, _),) = fonts.runs("𠮷", "title")
+    if face == fonts.faces["title"].rl_name or fonts.missing_chars("𠮷", "title"):
+        pytest.skip("no fallback face for 𠮷 on this machine")
+    from reportlab.pdfbase import pdfmetrics
+
+    name = pdfmetrics.getFont(face).face.name
+    name = name.decode() if isinstance(name, bytes) else str(name)
+    fonts_used = [str(f.get_object()["/BaseFont"]) for f in PdfReader(tmp_path / "rare.pdf").pages[0]["/Resources"]
+                  ["/Font"].values()]
+    assert any(used.endswith("+" + name) for used in fonts_used), fonts_used  # the fallback face drew 𠮷
+    assert pages == 1 and warnings == ()

@@ -40,16 +40,18 @@ class StatsOutput:
     #: sheets of the workbook, or pages of the PDF
     parts: int
     kind: str  # "xlsx" | "pdf"
+    warnings: tuple[str, ...] = ()
 
 
 def write_stats(stats: Stats, out: Path, *, fonts: Any = None) -> StatsOutput:
     """Write ``stats`` to ``out`` (.xlsx or .pdf, by its suffix), atomically."""
     out = Path(out)
     suffix = out.suffix.lower()
+    warnings: tuple[str, ...] = ()
     if suffix == ".xlsx":
         data, parts = stats_xlsx(stats)
     elif suffix == ".pdf":
-        data, parts = stats_pdf(stats, fonts=fonts)
+        data, parts, warnings = stats_pdf(stats, fonts=fonts)
     else:
         raise OutputError(f"统计表只能保存为 .xlsx 或 .pdf：{out.name}", hint="例如 -o 统计.xlsx 或 -o 统计.pdf")
     try:
@@ -58,7 +60,7 @@ def write_stats(stats: Stats, out: Path, *, fonts: Any = None) -> StatsOutput:
     except OSError as exc:
         raise OutputError(f"无法写入 {out}：{os_reason(exc)}",
                           hint="请检查文件是否正被 Excel、WPS 或 PDF 阅读器打开，文件夹是否可写") from exc
-    return StatsOutput(out, parts, suffix[1:])
+    return StatsOutput(out, parts, suffix[1:], warnings)
 
 
 def _cell_text(value: Value) -> str:
@@ -163,6 +165,9 @@ class _Styles:
         from reportlab.lib.enums import TA_CENTER, TA_JUSTIFY
         from reportlab.lib.styles import ParagraphStyle
 
+        self.fonts = fonts
+        #: characters no font can print (reported, never silently drawn as blank boxes)
+        self.missing: dict[str, None] = {}
         self.face = {role: face.rl_name for role, face in fonts.faces.items()}
         self.title = ParagraphStyle("t", fontName=self.face["title"], fontSize=sizes["title"],
                                     leading=sizes["title"] * 1.4, alignment=TA_CENTER, wordWrap="CJK")
@@ -179,6 +184,30 @@ class _Styles:
                                    alignment=TA_CENTER, wordWrap="CJK")
         self.cell_bold = ParagraphStyle("cb", parent=self.cell, fontName=self.face["heading"])
         self.table_size = table
+        self.roles = {"t": "title", "s": "kai", "h": "heading", "hs": "heading", "n": "body", "c": "table",
+                      "cb": "heading"}
+
+    def para(self, text: str, style: Any) -> Any:
+        """Return a Paragraph of ``text``; characters the style's face lacks in a fallback face."""
+        from reportlab.platypus import Paragraph
+
+        role = self.roles[style.name]
+        for ch in self.fonts.missing_chars(text, role):
+            self.missing[ch] = None
+        runs = self.fonts.runs(text, role)
+        if len(runs) == 1 and runs[0][0] == style.fontName:
+            return Paragraph(_escape(text), style)
+        markup = "".join(
+            _escape(part) if name == style.fontName else f'<font face="{name}">{_escape(part)}</font>'
+            for name, part in runs
+        )
+        return Paragraph(markup, style)
+
+    def plain(self, text: str) -> str:
+        """Return ``text`` for a chart label (one face): missing characters are reported."""
+        for ch in self.fonts.missing_chars(text, "table"):
+            self.missing[ch] = None
+        return text
 
 
 def _escape(text: str) -> str:
@@ -187,12 +216,12 @@ def _escape(text: str) -> str:
 
 def _pdf_table(table: StatsTable, styles: _Styles, width: float) -> Any:
     from reportlab.lib import colors
-    from reportlab.platypus import Paragraph, Table, TableStyle
+    from reportlab.platypus import Table, TableStyle
 
     def para(value: Value, bold: bool = False) -> Any:
         if not isinstance(value, str):  # numbers never wrap: plain cells, drawn much faster
             return _cell_text(value)
-        return Paragraph(_escape(value), styles.cell_bold if bold else styles.cell)
+        return styles.para(value, styles.cell_bold if bold else styles.cell)
 
     data: list[list[Any]] = []
     spans: list[tuple[Any, ...]] = []
@@ -264,7 +293,7 @@ def _chart(table: StatsTable, styles: _Styles, width: float) -> Any:
     from reportlab.lib import colors
 
     face, bold = styles.face["table"], styles.face["heading"]
-    data = list(table.chart_data)
+    data = [(styles.plain(label), value) for label, value in table.chart_data]
     tints = [_hex(table.chart_colors[i] if i < len(table.chart_colors) else "", PALETTE[i % len(PALETTE)])
              for i in range(len(data))]
     if table.chart == "pie":
@@ -341,8 +370,11 @@ def _initial_font(drawing: Any, face: str) -> Any:
     return drawing
 
 
-def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None = None) -> tuple[bytes, int]:
-    """Return the PDF's bytes and its page count: per village its tables, each with its chart."""
+def stats_pdf(
+    stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None = None
+) -> tuple[bytes, int, tuple[str, ...]]:
+    """Return the PDF's bytes, its page count and warnings (characters no font has):
+    per village its tables, each with its chart."""
     from reportlab.lib.units import mm
     from reportlab.platypus import (
         BaseDocTemplate,
@@ -369,29 +401,29 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
         if v_index:
             story.append(PageBreak())
         story.append(_village_start(v_index, village.title, first_pages))
-        story.append(Paragraph(_escape(village.title), styles.title))
+        story.append(styles.para(village.title, styles.title))
         place = f"{stats.county}{stats.township}{village.name}"
-        story.append(Paragraph(_escape(
-            f"{place}　{village.households} 户 {village.persons} 人　统计日期：{cn_date(stats.date)}"), styles.subtitle))
+        story.append(styles.para(
+            f"{place}　{village.households} 户 {village.persons} 人　统计日期：{cn_date(stats.date)}", styles.subtitle))
         if village.skipped:
-            story.append(Paragraph(_escape(
+            story.append(styles.para(
                 f"注：{len(village.skipped)} 户的数据有错误，未计入（"
-                + "、".join(p.household_id or "" for p in village.skipped) + "）。"), styles.note))
+                + "、".join(p.household_id or "" for p in village.skipped) + "）。", styles.note))
         for t_index, table in enumerate(village.tables):
             number = CHINESE_NUMERALS[t_index] if t_index < 10 else f"十{CHINESE_NUMERALS[t_index - 10]}"
-            parts: list[Any] = [Paragraph(_escape(f"{number}、{table.title}"), styles.heading)]
+            parts: list[Any] = [styles.para(f"{number}、{table.title}", styles.heading)]
             if len(table.rows) < 16:
                 parts.append(_pdf_table(table, styles, width))
                 if table.note:
-                    parts.append(Paragraph(_escape("说明：" + table.note), styles.note))
+                    parts.append(styles.para("说明：" + table.note, styles.note))
                 story.append(CondPageBreak(60 * mm))
                 story.append(KeepTogether(parts))
             else:
                 story.append(CondPageBreak(60 * mm))
-                story.append(Paragraph(_escape(f"{number}、{table.title}"), styles.heading_split))
+                story.append(styles.para(f"{number}、{table.title}", styles.heading_split))
                 story.append(_pdf_table(table, styles, width))
                 if table.note:
-                    story.append(Paragraph(_escape("说明：" + table.note), styles.note))
+                    story.append(styles.para("说明：" + table.note, styles.note))
             if table.chart and table.chart_data:
                 story.append(Spacer(1, 4 * mm))
                 story.append(KeepTogether([_initial_font(_chart(table, styles, width), styles.face["table"])]))
@@ -422,7 +454,11 @@ def stats_pdf(stats: Stats, *, fonts: Any = None, sizes: dict[str, float] | None
     if not story:
         story.append(Paragraph("没有可统计的村。", styles.subtitle))
     doc.build(story)
-    return buffer.getvalue(), doc.page
+    warnings: tuple[str, ...] = ()
+    if styles.missing:
+        chars = "、".join(f"「{ch}」(U+{ord(ch):04X})" for ch in styles.missing)
+        warnings = (f"统计表 PDF 中有字体缺少的字：{chars}，印出为空白；请在 archive.toml [fonts] 中指定含这些字的字体",)
+    return buffer.getvalue(), doc.page, warnings
 
 
 def _village_start_class() -> type:
