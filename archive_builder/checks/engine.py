@@ -34,6 +34,7 @@ from .rules import (
     make_environment,
     param_mapping,
     parse_expression,
+    trust,
 )
 
 #: variables bound inside each loop before the rules run: name → helper factory (Facts method)
@@ -203,6 +204,9 @@ class Facts:
     def age_of(self, member: Any, on: Any = None) -> int | None:
         return years_between(_birth_date(member), on or self.ref_date)
 
+    def age_on(self, on: Any = None, person: Any = None) -> int | None:
+        return self.age_of(person, on)
+
     def age_now(self, member: Any) -> int | None:
         return self.age_of(member)
 
@@ -261,7 +265,7 @@ class Facts:
             "any_member": self.any_member,
             "all_members": self.all_members,
             "age_of": self.age_of,
-            "age_on": lambda on=None, person=None: self.age_of(person, on),
+            "age_on": self.age_on,
             "has_evidence": self.has_evidence,
             "evidence_types": self.types_of,
             "expected_evidence": self.expected_evidence,
@@ -290,6 +294,8 @@ COMMON = {
     "date": make_date,
     "as_date": as_date,
 }
+trust(*COMMON.values(), *(v for k, v in vars(Facts).items() if callable(v) and not k.startswith("__")))
+trust(Facts.age_fn(None, None), Facts.evidence_fn(None, None))  # type: ignore[arg-type]  # the closures' code
 
 
 def item_key(scope: str, item: Any) -> str:
@@ -377,7 +383,7 @@ class Auditor:
     # -- running
     def _render(self, template: jinja2.Template, variables: dict[str, Any]) -> list[tuple[int, int | None]]:
         found: list[tuple[int, int | None]] = []
-        variables = {**variables, "hit": lambda number, index: found.append((number, index))}
+        variables = {**variables, "hit": _hitter(found)}
         for _ in template.root_render_func(template.new_context(variables)):
             pass
         return found
@@ -440,6 +446,15 @@ class Auditor:
         except Exception as exc:  # noqa: BLE001 - a broken message still reports the problem
             message = f"{rule.description}（消息模板出错：{_explain(exc)}）"
         return Hit(rule, index, key_part, message or rule.description)
+
+
+def _hitter(found: list[tuple[int, int | None]]) -> Callable[[int, int | None], None]:
+    def hit(number: int, index: int | None) -> None:
+        found.append((number, index))
+    return hit
+
+
+trust(_hitter([]))
 
 
 def _explain(exc: BaseException) -> str:
