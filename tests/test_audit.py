@@ -450,3 +450,14 @@ def test_household_and_village_ledgers(data: Path) -> None:
     assert all(r.basis and r.advice for r in rows)
     assert {r.key for r in village_ledger(data, "李庄村", today=TODAY)} == {r.key for r in rows}
     assert village_ledger(data, "411621105201", today=TODAY)
+
+
+def test_village_rules_folder_applies_to_that_village_and_is_no_household(data: Path) -> None:
+    from archive_builder.validate import check_data_dir
+
+    folder = data / VILLAGE / "rules"
+    folder.mkdir()
+    (folder / "村规则.yaml").write_text("停用: [measure-evidence]\n", encoding="utf-8")
+    assert not any(k.startswith("measure-evidence|") for k in keys(data))
+    report = check_data_dir(data, today=TODAY)
+    assert not any("rules" in (p.file or "") or "rules" in p.message for p in report.problems), report.problems
