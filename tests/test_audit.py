@@ -431,13 +431,25 @@ def test_rules_option_adds_a_file(data: Path, tmp_path: Path) -> None:
     assert not any(k.startswith("measure-evidence|") for k in found)
 
 
-def test_rule_cannot_escape_the_sandbox(data: Path) -> None:
+@pytest.mark.parametrize("condition", ["household.__class__.__mro__", "household.parse_file('/etc/hostname')",
+                                       "household.model_copy", "archive.parse_raw('{}')"])
+def test_rule_cannot_escape_the_sandbox(data: Path, condition: str) -> None:
     (data / "rules").mkdir()
     (data / "rules" / "r.yaml").write_text(
         "规则:\n  - id: evil\n    类别: x\n    描述: d\n    依据: b\n    整改建议: a\n    消息: m\n    严重程度: 一般\n"
-        "    范围: 户\n    条件: household.__class__.__mro__\n", encoding="utf-8")
+        f"    范围: 户\n    条件: \"{condition}\"\n", encoding="utf-8")
     with pytest.raises(RuleFileError, match="evil"):
         run_audit(data)
+
+
+def test_rules_may_use_the_record_classes_own_properties(data: Path) -> None:
+    (data / "rules").mkdir()
+    (data / "rules" / "r.yaml").write_text(
+        "规则:\n  - id: head-name\n    类别: x\n    描述: d\n    依据: b\n    整改建议: a\n    严重程度: 提示\n"
+        "    范围: 收入年度\n    条件: household.head.name == '李长河' and income.net_income > 0\n"
+        "    消息: '{{ household.per_capita_income(income) }}'\n", encoding="utf-8")
+    found = keys(data)
+    assert {k for k in found if k.startswith("head-name|")} == {f"head-name|{HID}|收入{y}" for y in (2023, 2024, 2025)}
 
 
 # --- for the web app -----------------------------------------------------------------------------------

@@ -96,11 +96,12 @@ class RuleEnvironment(ImmutableSandboxedEnvironment):
                 return obj.__dict__[attribute]
             except KeyError:
                 pass
-        if isinstance(obj, BaseModel) and attribute not in type(obj).model_fields:
+        if fields is not None:
             extra = obj.__pydantic_extra__ or {}
             if attribute in extra:
                 return extra[attribute]
-            if not hasattr(type(obj), attribute):
+            if attribute not in _own_attributes(type(obj)):
+                # pydantic's own methods (parse_file reads files …) are not for rules
                 names = "、".join(type(obj).model_fields)
                 raise UnknownField(f"记录中没有字段「{attribute}」（可用字段：{names}）")
         return super().getattr(obj, attribute)
@@ -130,6 +131,21 @@ def _model_fields(cls: type) -> frozenset[str] | None:
         found = frozenset(cls.model_fields) if issubclass(cls, BaseModel) else None
         _FIELDS[cls] = found
         return found
+
+
+_OWN: dict[type, frozenset[str]] = {}
+
+
+def _own_attributes(cls: type) -> frozenset[str]:
+    """Public attributes a record class of ours defines (``head``, ``net_income`` …), memoised."""
+    found = _OWN.get(cls)
+    if found is None:
+        names: set[str] = set()
+        for klass in cls.__mro__:
+            if klass.__module__.startswith("archive_builder"):
+                names.update(name for name in vars(klass) if not name.startswith("_"))
+        found = _OWN[cls] = frozenset(names)
+    return found
 
 
 def trust(*functions: Any) -> None:
