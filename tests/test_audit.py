@@ -473,3 +473,8 @@ def test_village_rules_folder_applies_to_that_village_and_is_no_household(data: 
     assert not any(k.startswith("measure-evidence|") for k in keys(data))
     report = check_data_dir(data, today=TODAY)
     assert not any("rules" in (p.file or "") or "rules" in p.message for p in report.problems), report.problems
+
+
+def test_unknown_village_is_named(data: Path) -> None:
+    res = CliRunner().invoke(main, ["audit", str(data), "--village", "张庄村"])
+    assert res.exit_code == 2 and "找不到村：张庄村" in res.output and "李庄村" in res.output

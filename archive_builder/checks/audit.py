@@ -260,6 +260,17 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
     return result
 
 
+def _select(villages: list[Any], wanted: list[str]) -> list[Any]:
+    from ..errors import DataDirError
+
+    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
+    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
+    if unknown:
+        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
+        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
+    return chosen
+
+
 def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, previous: Path | None = None,
               today: dt.date | None = None, villages: Iterable[str] = ()) -> AuditResult:
     """Audit every household of ``data_dir`` against the rules; return the ledger.
@@ -280,8 +291,6 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
             pass  # a cache that cannot be written only costs time next run
     wanted = [v.strip() for v in villages if v.strip()]
     if wanted:
-        from ..build import _select
-
         dataset.villages = _select(dataset.villages, wanted)
     extra = [rules] if isinstance(rules, (str, Path)) else list(rules or ())
     return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous)
