@@ -170,7 +170,7 @@ PLANTED: dict[str, tuple[Callable[[dict[str, Any]], None], Callable[[dict[str, A
     "school-age": (_school, _member(6), "李犇犇"),
     "dangerous-house": (_house, lambda r: "", "C级"),
     "drinking-water": (_water, lambda r: "", "饮水安全"),
-    "exit-income": (_exit_income, lambda r: "|收入2024", "4868.00"),
+    "exit-income": (_exit_income, lambda r: "|收入2024", "4868.00元，低于收入标准8050.00元"),
     "income-missing": (_income_missing, lambda r: "", "2025"),
     "measure-evidence": (_measure_evidence, lambda r: "|措施2025/企业带贫分红/2025-11-01", "800"),
     "publicity-days": (_publicity, lambda r: "|程序公示/2018-03-08", "5天"),

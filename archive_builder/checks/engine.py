@@ -137,7 +137,7 @@ class Facts:
         value = by_year.get(year, by_year.get(str(year))) if year is not None else None
         if value is None:
             value = self.archive.income_threshold
-        return None if value is None else Decimal(str(value))
+        return None if value is None else Decimal(str(value)).quantize(Decimal("0.01"))
 
     # -- measures, visits, helpers, procedure
     def measures_of(self, category: Any = None, year: Any = None, since: Any = None) -> list[Any]:
