@@ -432,7 +432,8 @@ def test_rules_option_adds_a_file(data: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("condition", ["household.__class__.__mro__", "household.parse_file('/etc/hostname')",
-                                       "household.model_copy", "archive.parse_raw('{}')"])
+                                       "household.model_copy", "archive.parse_raw('{}')",
+                                       "household['parse_file']", "household.members | map(attribute='model_copy') | list"])
 def test_rule_cannot_escape_the_sandbox(data: Path, condition: str) -> None:
     (data / "rules").mkdir()
     (data / "rules" / "r.yaml").write_text(

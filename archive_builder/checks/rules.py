@@ -117,6 +117,8 @@ class RuleEnvironment(ImmutableSandboxedEnvironment):
     def getitem(self, obj: Any, argument: Any) -> Any:
         if obj is None:
             return None
+        if isinstance(argument, str) and _model_fields(type(obj)) is not None:
+            return self.getattr(obj, argument)  # record["x"], map(attribute="x"): the same fields only
         return super().getitem(obj, argument)
 
 
