@@ -84,6 +84,8 @@ class AuditResult:
     rule_files: list[str] = field(default_factory=list)
     disabled: list[str] = field(default_factory=list)
     rules: int = 0
+    #: 类别 in the order of the rule set (the summary's columns)
+    category_order: list[str] = field(default_factory=list)
 
     @property
     def open_rows(self) -> list[LedgerRow]:
@@ -100,7 +102,9 @@ class AuditResult:
         return ExitCode.problems if self.counts()["严重"] else ExitCode.ok
 
     def categories(self) -> list[str]:
-        return list(dict.fromkeys(row.category for row in self.rows))
+        """The 类别 found, in the rule set's order."""
+        found = {row.category for row in self.rows}
+        return [c for c in dict.fromkeys([*self.category_order, *(row.category for row in self.rows)]) if c in found]
 
     def by_village(self) -> dict[str, list[LedgerRow]]:
         out: dict[str, list[LedgerRow]] = {name: [] for name in self.villages}
@@ -252,6 +256,7 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
     result.rule_files = first_set.files
     result.disabled = first_set.disabled
     result.rules = len(first_set.rules)
+    result.category_order = list(dict.fromkeys(rule.category for rule in first_set.rules))
     result.rule_errors = list(dict.fromkeys(e.format() for e in errors))
     if previous is not None:
         from .ledger import merge_previous

@@ -278,15 +278,12 @@ def write_pdf(result: AuditResult, path: Path, *, data_dir: Path | None = None) 
     from ..render.pdf import write_pdf as render
 
     configured: dict[str, Any] = {}
-    if data_dir is not None:
-        try:
-            from ..config import load_archive_config
+    if data_dir is not None:  # the fonts archive.toml names, as for the packets
+        from ..config import load_archive_config
+        from ..templates import absolute_font
 
-            loaded = load_archive_config(Path(data_dir))
-            config = loaded[0] if isinstance(loaded, tuple) else loaded
-            configured = {k: str(Path(data_dir) / v) for k, v in (getattr(config, "fonts", None) or {}).items()}
-        except Exception:  # noqa: BLE001 - the fonts the program finds itself will do
-            configured = {}
+        config, _problems = load_archive_config(Path(data_dir) / "archive.toml")
+        configured = {role: absolute_font(value, Path(data_dir)) for role, value in config.fonts.items()}
     fonts = font_set(configured)
     buffer = io.BytesIO()
     render(ledger_document(result), buffer, fonts=fonts, qr=False)
