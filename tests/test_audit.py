@@ -479,3 +479,12 @@ def test_village_rules_folder_applies_to_that_village_and_is_no_household(data: 
 def test_unknown_village_is_named(data: Path) -> None:
     res = CliRunner().invoke(main, ["audit", str(data), "--village", "张庄村"])
     assert res.exit_code == 2 and "找不到村：张庄村" in res.output and "李庄村" in res.output
+
+
+def test_changed_rule_file_is_read_again(data: Path) -> None:
+    (data / "rules").mkdir()
+    rules = data / "rules" / "r.yaml"
+    rules.write_text("停用: [measure-evidence]\n", encoding="utf-8")
+    assert not any(k.startswith("measure-evidence|") for k in keys(data))
+    rules.write_text("停用: [visits-per-year]\n", encoding="utf-8")
+    assert any(k.startswith("measure-evidence|") for k in keys(data))
