@@ -257,23 +257,27 @@ def _formats(value: str | None) -> tuple[str, ...] | None:
 @main.command("packet")
 @click.argument("data", type=DATA_DIR)
 @click.argument("household_id")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出的 PDF 文件或文件夹（默认：当前文件夹）")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
+              help="输出的 .pdf 或 .docx 文件，或文件夹（默认：当前文件夹）")
 @click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx（同时生成可编辑的 Word 文档）")
 @click.option("--strict", is_flag=True, help="严格模式：警告也视为错误，不生成档卡")
 @click.option("--templates", "template_set", default=None, help="使用的模板集（默认：archive.toml 中 [templates] set）")
+@click.option("--store", "store_dir", type=click.Path(path_type=Path),
+              help="登记版本的档案输出目录（默认：archive.toml 中 [output] dir，或数据目录旁生成过的「<数据目录名>-档案输出」）")
 @click.pass_obj
 def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, formats: str | None, strict: bool,
-               template_set: str | None) -> ExitCode:
-    """生成一户（户编号 HOUSEHOLD_ID）的档卡 PDF，打印文件路径和页数。
+               template_set: str | None, store_dir: Path | None) -> ExitCode:
+    """生成一户的档卡 PDF，登记为新版本，打印文件路径、页数和版本号。
 
-    先校验该户数据；有错误时列出问题、不生成。
+    与 build 生成的档卡相同（件号、版本号、哈希都一样），登记在同一个档案输出目录的版本库中，
+    打印出来可以用 verify 核对。先校验该户数据；有错误时列出问题、不生成。
     """
     from .errors import ValidationFailed
     from .packet import make_packet
 
     try:
         outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict,
-                              template_set_name=template_set)
+                              template_set_name=template_set, store_dir=store_dir)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise
@@ -281,6 +285,11 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
     for text in outcome.result.warnings:
         if not opts.quiet:
             click.echo(f"警告：{text}", err=True)
+    if outcome.not_recorded:
+        click.echo(f"注意：{outcome.not_recorded}", err=True)
+    elif outcome.version is not None and not opts.quiet:
+        state = "已登记为新版本" if outcome.new_version else "内容未变，与已登记的版本相同"
+        click.echo(f"第 {outcome.version} 版（{state}，版本库：{outcome.store_dir}）", err=True)
     click.echo(f"{outcome.result.pdf}\t{outcome.result.pages} 页")
     if outcome.result.docx:
         click.echo(f"{outcome.result.docx}")

@@ -474,7 +474,8 @@ def test_verify_a_copy_from_elsewhere(built: Built) -> None:
     result = cli("verify", "-o", built.out, f"AB1|{built.a}|v1|0123456789abcdef")
     assert result.exit_code == ExitCode.problems, result.output
     assert (
-        "版本库中找不到这份档卡" in result.output and "已有版本：1、2" in result.output
+        "版本库中没有登记这一版" in result.output and "最新版本为第 2 版" in result.output
+        and "改动" not in result.output
     )
 
 
