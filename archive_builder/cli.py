@@ -123,6 +123,11 @@ class ArchiveGroup(_ChineseHelp, click.Group):
         except ArchiveError as exc:
             _print_error(ctx, exc)
             ctx.exit(int(exc.exit_code))
+        except BrokenPipeError:
+            # whoever read the output stopped reading (``| head -1``): nothing is wrong, and
+            # nothing more can be said there; end quietly as tools ended by SIGPIPE do
+            _silence_closed_pipe()
+            ctx.exit(int(ExitCode.broken_pipe))
         except KeyboardInterrupt:
             click.echo("已中断", err=True)
             ctx.exit(int(ExitCode.interrupted))
@@ -155,6 +160,22 @@ def _print_internal(ctx: click.Context, exc: Exception) -> None:
         "这是 archive-builder 的缺陷，不是您的数据问题。请报告：附上这段信息和加 -v 运行时的输出。",
         err=True,
     )
+
+
+def _silence_closed_pipe() -> None:
+    """Point stdout and stderr at the null device, so that flushing what is still buffered
+    for a reader that has gone (at exit too) raises nothing more."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # not a real file (tests' CliRunner)
+                pass
+    finally:
+        os.close(devnull)
 
 
 def _tolerant_streams() -> None:
