@@ -63,7 +63,13 @@ class _ChineseHelp:
     def format_options(
         self, ctx: click.Context, formatter: click.HelpFormatter
     ) -> None:
-        records = [r for p in self.get_params(ctx) if (r := p.get_help_record(ctx))]  # type: ignore[attr-defined]
+        params = self.get_params(ctx)  # type: ignore[attr-defined]
+        arguments = [(p.make_metavar(ctx), _ARGUMENTS.get(p.name or "", ("", ""))[1])
+                     for p in params if isinstance(p, click.Argument)]
+        if arguments:
+            with formatter.section("参数"):
+                formatter.write_dl(arguments)
+        records = [r for p in params if not isinstance(p, click.Argument) and (r := p.get_help_record(ctx))]
         if records:
             with formatter.section("选项"):
                 formatter.write_dl(records)
@@ -89,15 +95,40 @@ _METAVARS = {"text": "文本", "integer": "整数", "integer range": "整数", "
              "path": "路径", "filename": "文件", "file": "文件", "boolean": "是/否"}
 
 
+#: placeholders of option values by parameter name (before the type's, which say less)
+_OPTION_METAVARS = {"out": "输出目录", "store_dir": "输出目录", "data": "数据目录", "report": "报告文件",
+                    "image": "图片文件", "villages": "村", "formats": "格式", "template_set": "模板集"}
+
+#: arguments by parameter name: (placeholder, what to give)
+_ARGUMENTS = {
+    "data": ("数据目录", "含 archive.toml 的数据目录（格式见 archive-builder help 数据格式）"),
+    "household_id": ("户编号", "16 位户编号，如 4116211052010001"),
+    "first": ("户编号|旧.pdf", "要比较的户编号（配合 -o），或旧的 PDF 文件"),
+    "versions": ("版本", "户编号之后：要比较的版本号（0–2 个）；旧.pdf 之后：新的 PDF 文件"),
+    "text": ("二维码文字", "扫描封面二维码得到的文字，如 AB1|4116211052010001|v1|…"),
+    "file": ("表格文件", "要导入的 .xlsx、.xls 或 .csv 表格"),
+    "topic": ("主题", "要看的说明：数据格式、模板"),
+}
+
+
+def _argument_metavar(param: click.Argument) -> str:
+    name = _ARGUMENTS.get(param.name or "", (str(param.name),))[0]
+    if not param.required:
+        name = f"[{name}]"
+    return name + ("..." if param.nargs != 1 else "")
+
+
 class ArchiveCommand(_ChineseHelp, click.Command):
-    """A command with Chinese help."""
+    """A command with Chinese help: Chinese placeholders for every argument and option value."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("options_metavar", "[选项]")
         super().__init__(*args, **kwargs)
         for param in self.params:
-            if isinstance(param, click.Option) and param.metavar is None and not param.is_flag:
-                param.metavar = _METAVARS.get(param.type.name)
+            if isinstance(param, click.Argument) and param.metavar is None:
+                param.metavar = _argument_metavar(param)
+            elif isinstance(param, click.Option) and param.metavar is None and not param.is_flag:
+                param.metavar = _OPTION_METAVARS.get(param.name or "") or _METAVARS.get(param.type.name)
 
 
 class ArchiveGroup(_ChineseHelp, click.Group):
@@ -209,7 +240,7 @@ DATA_DIR = click.Path(path_type=Path, file_okay=True, dir_okay=True)
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """archive-builder：把农户数据生成为统一格式的扶贫档卡（一户一档）。
 
-    先用 validate 检查数据目录，再生成档卡。数据格式见 record-format.md。
+    先用 validate 检查数据目录，再生成档卡。数据格式：archive-builder help 数据格式。
     """
     _tolerant_streams()
     if verbose:  # the libraries' warnings too, for whoever investigates a problem
@@ -243,7 +274,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 def validate(
     opts: Options, data: Path, strict: bool, as_json: bool, today: Any
 ) -> ExitCode:
-    """检查数据目录 DATA：格式、身份证号码、必填项、佐证材料等。
+    """检查数据目录：格式、身份证号码、必填项、佐证材料等。
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。
     """
@@ -278,7 +309,7 @@ def _formats(value: str | None) -> tuple[str, ...] | None:
 @main.command("packet")
 @click.argument("data", type=DATA_DIR)
 @click.argument("household_id")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path),
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), metavar="文件或文件夹",
               help="输出的 .pdf 或 .docx 文件，或文件夹（默认：当前文件夹）")
 @click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx（同时生成可编辑的 Word 文档）")
 @click.option("--strict", is_flag=True, help="严格模式：警告也视为错误，不生成档卡")
@@ -433,7 +464,7 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
 @click.argument("text", required=False)
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="封面照片或扫描件（自动识别二维码）")
 def verify_cmd(out: Path, text: str | None, image: Path | None) -> ExitCode:
-    """核对纸质档卡是否为最新版本：TEXT 为封面二维码扫出的文字。"""
+    """核对纸质档卡是否为最新版本（封面二维码的文字或照片）。"""
     from .verify import decode_qr_image, verify
 
     if image is not None:
@@ -479,13 +510,38 @@ def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool
 
 @main.command("export")
 @click.argument("data", type=DATA_DIR)
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="输出的 .xlsx 文件")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, metavar="表格文件",
+              help="输出的 .xlsx 文件")
 def export_cmd(data: Path, out: Path) -> ExitCode:
     """把数据目录导出为每人一行的 .xlsx 表格（与导入格式相同）。"""
     from .spreadsheet import export_sheet
 
     rows = export_sheet(data, out)
     click.echo(f"已导出 {rows} 行到 {out}")
+    return ExitCode.ok
+
+
+@main.command("help")
+@click.argument("topic", required=False)
+@click.option("--path", "show_path", is_flag=True, help="只显示说明文件的位置（可用编辑器或浏览器打开）")
+@click.pass_context
+def help_cmd(ctx: click.Context, topic: str | None, show_path: bool) -> ExitCode:
+    """显示说明文档：数据格式、模板（随程序安装，无需另外下载）。
+
+    \b
+    archive-builder help 数据格式
+    archive-builder help 模板 --path
+    """
+    from .manual import TOPICS, topic_path
+
+    if topic is None:
+        click.echo("可看的说明（archive-builder help 主题）：")
+        for name, (file, what) in TOPICS.items():
+            click.echo(f"  {name}\t{what}")
+            click.echo(f"  \t{topic_path(name)}")
+        return ExitCode.ok
+    path = topic_path(topic)
+    click.echo(str(path) if show_path else path.read_text(encoding="utf-8"))
     return ExitCode.ok
 
 
@@ -514,4 +570,3 @@ def entry() -> None:
         except (OSError, ValueError):  # a closed pipe (e.g. `| head`): nothing more to say
             pass
     os._exit(code)
-

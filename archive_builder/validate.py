@@ -415,7 +415,7 @@ class _HouseholdRules:
             self.warn(
                 path,
                 f"未知字段「{key}」，已忽略",
-                "请检查键名拼写；可用的字段见数据格式说明（record-format.md）",
+                "请检查键名拼写；可用的字段见数据格式说明（archive-builder help 数据格式）",
             )
 
     def labels(self) -> None:
