@@ -184,6 +184,7 @@ class Build:
 
     def _run(self) -> BuildSummary:
         started = time.monotonic()
+        self._check_inputs()
         self.out = outdir.prepare(self.out_dir, self.data_dir)
         self.summary.out_dir = self.out
         with outdir.build_lock(self.out):
@@ -221,6 +222,13 @@ class Build:
                 self._record_uptodate()
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _check_inputs(self) -> None:
+        """Fail on an unusable data directory or an unknown ``--village`` before the output
+        folder is created: a build that cannot start leaves nothing behind."""
+        from .records.loader import open_villages
+
+        _select(open_villages(self.data_dir), self.options.villages)
 
     def load(self) -> None:
         from .records.cache import RecordCache

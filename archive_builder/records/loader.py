@@ -1178,6 +1178,16 @@ def _named(index: list[IndexEntry], name: str) -> list[IndexEntry]:
     return found
 
 
+def open_villages(data_dir: Path) -> list[Village]:
+    """Return the data directory's villages without their households (archive.toml checked).
+
+    Cheap (no household is read): a build checks its inputs with it before it writes anything.
+    Raises DataDirError when the folder is not a data directory.
+    """
+    root, _config, problems = _open_root(data_dir)
+    return [_village_only(root, folder, problems) for folder in _village_folders(root, problems)]
+
+
 def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
