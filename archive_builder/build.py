@@ -131,6 +131,7 @@ class BuildSummary:
     seconds: float = 0.0
     out_dir: Path | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: what rendering warned about in this run (shown as it happened; counted in ``line``)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
 
@@ -140,6 +141,9 @@ class BuildSummary:
         if self.failed:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
+        warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
+        if warnings:
+            parts.append(f"警告 {warnings} 条")
         parts.append(f"用时 {self.seconds:.1f} 秒")
         return " · ".join(parts)
 
@@ -509,6 +513,7 @@ class Build:
                 plan.packet_sha256 = outcome.sha256
                 for text in outcome.warnings:
                     self.reporter.warn(_naming_household(hid, text))
+                    self.summary.warnings.append(_naming_household(hid, text))
                 self.state[hid] = plan.result
         outdir.atomic_write_json(self.out / STATE_FILE, self.state)
 

@@ -47,8 +47,29 @@ class Options:
 # --- Chinese help ----------------------------------------------------------------------------
 
 
+def _closest_options(typed: str, known: list[str]) -> list[str]:
+    """The options a mistyped one most likely meant: the fewest edits away, and few at that
+    (click's own guess compares with the dashes, so ``--forse`` also "resembled" ``--jobs``)."""
+    from .records.loader import _edit_distance
+
+    word = typed.lstrip("-")
+    limit = max(1, len(word) // 3) + 1
+    scored = [(_edit_distance(word, k.lstrip("-"), limit), k) for k in known if k.startswith("--")]
+    best = min((d for d, _ in scored), default=limit)
+    return [k for d, k in scored if d == best < limit]
+
+
 class _ChineseHelp:
     """Chinese headings and help-option text for click's help pages."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc,no-any-return]
+        except click.NoSuchOption as exc:
+            known = [o for p in self.get_params(ctx) if isinstance(p, click.Option)  # type: ignore[attr-defined]
+                     for o in (*p.opts, *p.secondary_opts)]
+            exc.possibilities = _closest_options(exc.option_name, known)
+            raise
 
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         option = super().get_help_option(ctx)  # type: ignore[misc]

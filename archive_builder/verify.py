@@ -70,7 +70,7 @@ def parse_payload(text: str) -> tuple[str, int, str]:
     if match is None:
         raise PayloadError(
             f"「{text.strip()[:80]}」不是档卡封面二维码的内容。",
-            hint="应形如 AB1|户编号|v版本号|哈希，例如 AB1|4116210001|v2|3f9a0c1d2e4b5a69；"
+            hint="应形如 AB1|户编号|v版本号|哈希，例如 AB1|4116211052010001|v2|3f9a0c1d2e4b5a69；"
             "请完整复制扫码得到的文字。",
         )
     return match["hid"], int(match["number"]), match["hash"].lower()

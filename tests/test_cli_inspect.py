@@ -291,7 +291,7 @@ def test_verify_a_mistyped_version_number_goes_by_the_hash(out: Path) -> None:
 def test_verify_an_unknown_copy(out: Path) -> None:
     result = cli("verify", "-o", out, f"AB1|{HID}|v1|0123456789abcdef")
     assert result.exit_code == ExitCode.problems, result.output
-    assert "版本库中找不到这份档卡" in result.output
+    assert "版本库中没有登记这一版" in result.output and "改动" not in result.output
 
 
 def test_verify_an_image_without_a_qr_code(out: Path, tmp_path: Path) -> None:

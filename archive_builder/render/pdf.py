@@ -736,6 +736,7 @@ class _Layout:
             assets = self.evidence.assets(Path(b.source), display_path=b.display_path)
         parts = [p for p in (b.title, b.kind, b.date, b.display_path) if p]
         caption = " · ".join(parts)
+        rasterised: dict[str, list[Any]] = {}  # note -> the pages placed as images for it
         for k, asset in enumerate(assets):
             if not self.fresh():
                 self.new_page()
@@ -751,12 +752,14 @@ class _Layout:
                 w, h = asset.width_px * s, asset.height_px * s
                 self.page.items.append(("img", asset, bx + (bw - w) / 2, by + (bh - h) / 2, w, h))
                 if asset.note:  # a PDF page rasterised (e.g. its fonts are not embedded)
-                    self.warnings.append(raster_warning(b.display_path, asset))
+                    rasterised.setdefault(asset.note, []).append(asset)
             elif isinstance(asset, PdfPageAsset):
                 self.merges.append((len(self.pages) - 1, asset, box))
             else:
                 self.placeholder(asset, box)
             self.y = self.bottom
+        # one warning per file and reason, not one per page
+        self.warnings.extend(raster_warning(b.display_path, *pages) for pages in rasterised.values())
 
     def placeholder(self, asset: Any, box: tuple[float, float, float, float]) -> None:
         bx, by, bw, bh = box
