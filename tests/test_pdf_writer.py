@@ -311,7 +311,7 @@ def test_write_to_path(fonts, tmp_path: Path) -> None:
 
 
 def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
-    tall = "很长的说明文字。" * 400
+    tall = "很长的说明文字。" * 800
     doc = Document(title="t", sections=(Section("t", "表", (
         Table(("项目", "说明"), (("甲", "短"), ("乙", tall), ("丙", "短")), widths=(1, 5)),
         KeyValue(tuple((f"项目{i}", "内容" * 30) for i in range(40)), columns=2),
@@ -323,7 +323,7 @@ def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
     # the tall row continues on following pages, each with the header repeated
     assert sum("项目 说明" in t for t in texts) >= 3
     body = "".join(re.sub(r"— \d+ —|项目 说明", "", t) for t in texts).replace("\n", "")
-    assert body.count("很长的说明文字。") == 400
+    assert body.count("很长的说明文字。") == 800
     # every KeyValue label is printed exactly once (a row is never split)
     whole = "".join(texts)
     for i in range(40):

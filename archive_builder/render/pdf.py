@@ -54,6 +54,7 @@ from ..document import (
     Title,
 )
 from . import rlformat
+from .columns import column_widths
 from .fontprogram import _DOC_FONTS
 from .linebreak import _SPACE as _SPACES
 from .linebreak import break_lines_widths
@@ -574,11 +575,17 @@ class _Layout:
         role = "table"
         size = self.size(role)
         n = len(b.header) or max((len(r) for r in b.rows), default=1)
-        widths = list(b.widths) if len(b.widths) == n else [1.0] * n
-        total = sum(widths) or 1.0
+        # widths from the content; the template's are preferences (render/columns.py)
+        widths, scale = column_widths(
+            self.tw, b.header, b.rows, b.widths,
+            lambda text, bold: self.f.width(text, "heading" if bold else role, size),
+            2 * CELL_PAD_X + 0.5, footer=b.footer,
+        )
+        size *= scale
         xs = [self.left]
         for w in widths:
-            xs.append(xs[-1] + self.tw * w / total)
+            xs.append(xs[-1] + w)
+        xs[-1] = self.left + self.tw
         aligns = list(b.align) + ["left"] * (n - len(b.align))
 
         def row(values: tuple[str, ...], r_role: str, header: bool = False) -> _Row:
