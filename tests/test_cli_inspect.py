@@ -167,7 +167,7 @@ def test_diff_exit_codes(out: Path, record: dict[str, Any]) -> None:
     assert result.exit_code == ExitCode.problems, result.output
     old = record["members"][1]["name"]
     assert f"  家庭成员「{old}」· 姓名：{old} → 王嘉懿" in result.output
-    assert "变化的页面（1 处）：\n  原第 1 页 → 新第 1 页" in result.output
+    assert "变化的页面（1 处）：\n  原封面 → 新封面" in result.output  # the page carries no number
     for same in (("1", "1"), ("2",), ("v2", "2")):
         result = cli("diff", "-o", out, HID, *same)
         assert result.exit_code == ExitCode.ok, (same, result.output)
