@@ -68,8 +68,8 @@ class _ChineseHelp:
         except click.NoSuchOption as exc:
             known = [o for p in self.get_params(ctx) if isinstance(p, click.Option)  # type: ignore[attr-defined]
                      for o in (*p.opts, *p.secondary_opts)]
-            exc.possibilities = _closest_options(exc.option_name, known)
-            raise
+            raise click.NoSuchOption(exc.option_name, possibilities=_closest_options(exc.option_name, known),
+                                     ctx=exc.ctx) from None
 
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         option = super().get_help_option(ctx)  # type: ignore[misc]

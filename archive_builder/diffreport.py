@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
-from .errors import ArchiveError, ExitCode, os_reason
 from .diff import page_name
+from .errors import ArchiveError, ExitCode, os_reason
 from .pdfdiff import Box, _open, _Pdf, diff_boxes
 
 if TYPE_CHECKING:
