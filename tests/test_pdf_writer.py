@@ -395,3 +395,16 @@ def test_memoised_number_text_is_the_formatted_number() -> None:
     for x in (-0.0, 0.0, 0, 1, 1.0, 12.345, -3.14159, 595.2756, 1e-9, -1e-9):
         for _ in range(2):  # formatted, then from the memo
             assert _n(x) == f"{x:.2f}" and _f(x) == f"{x:.4f}", x
+
+
+def test_a_heading_never_ends_a_page_without_its_table(fonts) -> None:
+    """A heading goes to the next page with its table when the table's header row and first
+    row do not fit under it (it used to need room for one more line only)."""
+    for filler in range(200, 262, 2):  # somewhere in this range the heading lands at a page's foot
+        blocks = (Spacer(filler), Heading("2024 年度", level=2),
+                  Table(("类别", "项目"), (("产业帮扶", "到户产业奖补"),)))
+        data, _ = render(Document(title="t", sections=(Section("s", "措施", blocks),)), fonts)
+        for page in PdfReader(io.BytesIO(data)).pages:
+            text = page.extract_text()
+            if "2024 年度" in text:
+                assert "产业帮扶" in text, (filler, text)

@@ -366,8 +366,13 @@ class _Layout:
             self.layout = sec.layout
             first = len(self.pages)
             self.new_page()
-            for block in sec.blocks:
-                self.block(block, sec)
+            for k, block in enumerate(sec.blocks):
+                following = sec.blocks[k + 1] if k + 1 < len(sec.blocks) else None
+                if isinstance(block, Heading) and isinstance(following, Table):
+                    # a heading never ends a page without the start of its table
+                    self.heading(block, keep=self.table_start_height(following))
+                else:
+                    self.block(block, sec)
             self.sections.append((first, len(self.pages) - 1))
 
     def separator(self, title: str) -> None:
@@ -432,14 +437,16 @@ class _Layout:
             self.y -= self.th * 0.05
         self.snap()
 
-    def heading(self, b: Heading) -> None:
+    def heading(self, b: Heading, keep: float = 0.0) -> None:
+        """``keep``: the height of what must follow on the same page (default one more line)."""
         role = "heading" if b.level <= 1 else "kai"
         size = self.size(role)
         lh = self.line_height(size)
         if self.layout != "prose" and not self.fresh():
             self.y -= size * 0.4
-        # keep with next: the heading and at least one more line
-        self.ensure(lh * 2)
+        # keep with next: the heading and at least one more line (or the start of its table)
+        lines = len(self.f.break_lines(b.text, role, size, self.tw)) or 1
+        self.ensure(min(lh * lines + max(keep, lh), self.th))
         indent = 2.0 if self.layout == "prose" else 0.0
         self.flow_lines(b.text, role, size, "left", indent_chars=indent, leading=lh)
         self.snap()
@@ -571,7 +578,31 @@ class _Layout:
         flush()
         self.flow_rows(rows)
 
+    def table_start_height(self, b: Table) -> float:
+        """The height a table needs on the page it starts: caption, header row, first row."""
+        caption, header, body = self.table_rows(b)
+        return caption + sum(r.height for r in header) + (body[0].height if body else 0.0)
+
     def table(self, b: Table) -> None:
+        caption, header, body = self.table_rows(b)
+        if b.caption:
+            size = self.size("table")
+            cs = size * 1.25
+            self.ensure(cs * 1.6 + size * 4)
+            self.flow_lines(b.caption, "heading", cs, "center", leading=cs * 1.6)
+        self.flow_rows(body, header)
+
+    def table_rows(self, b: Table) -> tuple[float, list[_Row], list[_Row]]:
+        """Return the table's caption height, header rows and body rows (nothing placed);
+        laid out once when a heading asked for the table's start first."""
+        last = getattr(self, "_last_table", None)
+        if last is not None and last[0] is b:
+            return last[1]  # type: ignore[no-any-return]
+        result = self._table_rows(b)
+        self._last_table = (b, result)
+        return result
+
+    def _table_rows(self, b: Table) -> tuple[float, list[_Row], list[_Row]]:
         role = "table"
         size = self.size(role)
         n = len(b.header) or max((len(r) for r in b.rows), default=1)
@@ -598,13 +629,13 @@ class _Layout:
                 cells.append(self.cell(xs[i], xs[i + 1] - xs[i], v, r_role, size, al, header))
             return self.make_row(cells)
 
+        caption = 0.0
         if b.caption:
-            cs = size * 1.25
-            self.ensure(cs * 1.6 + size * 4)
-            self.flow_lines(b.caption, "heading", cs, "center", leading=cs * 1.6)
+            cs = self.size("table") * 1.25
+            caption = len(self.f.break_lines(b.caption, "heading", cs, self.tw)) * cs * 1.6
         header = [row(b.header, "heading", True)] if b.header else []
         body = [row(r, role) for r in b.rows] + [row(r, "heading") for r in b.footer]
-        self.flow_rows(body, header)
+        return caption, header, body
 
     def contents(self, b: Contents) -> None:
         entries = [i for i, s in enumerate(self.doc.sections) if s.in_contents]
