@@ -584,7 +584,7 @@ class _Layout:
         return caption + sum(r.height for r in header) + (body[0].height if body else 0.0)
 
     def table(self, b: Table) -> None:
-        caption, header, body = self.table_rows(b)
+        _, header, body = self.table_rows(b)
         if b.caption:
             size = self.size("table")
             cs = size * 1.25
