@@ -31,6 +31,7 @@ SMALLEST = 0.7
 
 _SPLIT = re.compile(r"[\s\u3000、，；;]+|(?=[（(《])|(?<=[）)》])")
 _RUN = re.compile(rf"^[{RUN_CHARS}]+$")
+_SEPARATED = re.compile(r"[\s\u3000、，；;（(《）)》]")
 
 
 def unbreakable_words(text: str, *, prose: bool = False) -> list[str]:
@@ -38,6 +39,8 @@ def unbreakable_words(text: str, *, prose: bool = False) -> list[str]:
 
     ``prose``: the cell is in a column of free text, where only number runs are whole words.
     """
+    if len(text) <= LABEL_CHARS and not prose and not _SEPARATED.search(text):
+        return [text]  # the usual cell: one short label, name or number
     words = []
     for line in text.split("\n"):
         for piece in _SPLIT.split(line):
@@ -51,6 +54,8 @@ def unbreakable_words(text: str, *, prose: bool = False) -> list[str]:
 
 def is_prose(text: str) -> bool:
     """True for free text: a line longer than two labels, or a piece longer than one."""
+    if len(text) <= LABEL_CHARS:
+        return False
     return any(len(line) > 2 * LABEL_CHARS or any(len(p.strip()) > LABEL_CHARS for p in _SPLIT.split(line))
                for line in text.split("\n"))
 
@@ -118,6 +123,15 @@ def column_widths(
     prose column: only its number runs (and its header's words) must stay whole.
     """
     n = len(header) or max((len(r) for r in rows), default=1)
+    measured: dict[tuple[str, bool], float] = {}  # labels repeat down a column
+
+    def width(text: str, bold: bool) -> float:
+        key = (text, bold)
+        found = measured.get(key)
+        if found is None:
+            found = measured[key] = measure(text, bold)
+        return found
+
     prose = [any(is_prose(r[i]) for r in rows if i < len(r)) for i in range(n)]
     words = [0.0] * n
     lines = [0.0] * n
@@ -127,10 +141,15 @@ def column_widths(
     for i, text, is_header in cells:
         if not text:
             continue
-        for word in unbreakable_words(text, prose=prose[i] and not is_header):
-            words[i] = max(words[i], measure(word, is_header))
+        found = unbreakable_words(text, prose=prose[i] and not is_header)
+        if found == [text]:  # one word: the line is the word
+            lines[i] = max(lines[i], w := width(text, is_header))
+            words[i] = max(words[i], w)
+            continue
+        for word in found:
+            words[i] = max(words[i], width(word, is_header))
         for line in text.split("\n"):
-            lines[i] = max(lines[i], measure(line, is_header))
+            lines[i] = max(lines[i], width(line, is_header))
     room = total - n * padding
     scale = 1.0
     if sum(words) > room > 0:
