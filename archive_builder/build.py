@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
 from .document import SectionPages
-from .errors import ArchiveError, DataDirError, WorkerLostError, quiet_library_logs
+from .errors import ArchiveError, DataDirError, OutputError, WorkerLostError, quiet_library_logs
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -389,7 +389,7 @@ class Build:
                     vplan.missing.append((item_no, hid, _head_name(household)))
                     household.record = household.partial = None
                     continue
-                pdf = vfolder / PACKETS_DIR / f"{hid}.pdf"
+                pdf = _inside(self.out, vfolder / PACKETS_DIR / f"{outdir.safe_file_name(hid)}.pdf")
                 docx = pdf.with_suffix(".docx") if "docx" in formats else None
                 planned = plan_packet(
                     self.dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=cache_dir,
@@ -809,6 +809,13 @@ def _release_validation_data(household: Any) -> None:
     household, 170 MB for a 2,000-household township)."""
     household.positions = {}
     household.raw = None
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """``path`` if it stays under the output folder ``out``; a name never makes it leave."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"输出文件 {path} 不在输出文件夹 {out} 之内，已拒绝写入")
+    return path
 
 
 def _naming_household(household_id: str, text: str) -> str:
