@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import document as dm
@@ -305,19 +306,61 @@ class _SearchPathLoader(jinja2.BaseLoader):
         self.builtin = builtin
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
-        if ":" in template:
-            prefix, _, rest = template.partition(":")
-            folders = [self.builtin / prefix]
-            template = rest
-        else:
-            folders = self.search
+        folders, pieces = self._where(template)
         for folder in folders:
-            path = folder / template
-            if path.is_file():
+            path = folder.joinpath(*pieces)
+            if path.is_file() and _within(path, folder):
                 mtime = path.stat().st_mtime_ns
-                source = path.read_text(encoding="utf-8")
+                try:
+                    source = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    # the reason only: a template's (or another file's) text never reaches a message
+                    raise jinja2.TemplateNotFound(template, message=f"{path} 无法读取（不是 UTF-8 文本或无法访问）") from exc
                 return source, str(path), lambda p=path, m=mtime: p.stat().st_mtime_ns == m
-        raise jinja2.TemplateNotFound(template, message="；".join(str(f / template) for f in folders))
+        raise jinja2.TemplateNotFound(template, message="；".join(str(f.joinpath(*pieces)) for f in folders))
+
+    def _where(self, template: str) -> tuple[list[Path], list[str]]:
+        """The folders to look in and the name's parts; a name may not leave its folder.
+
+        Allowed: ``sections/x.xml`` (searched along the set's search path) and
+        ``default:sections/x.xml`` (a built-in set). Refused: absolute names, ``..``, drive
+        letters, backslashes and any prefix that is not a built-in set's name.
+        """
+        prefix, sep, rest = template.partition(":")
+        if sep:
+            if not _SET_NAME.fullmatch(prefix) or not (self.builtin / prefix).is_dir():
+                raise _refused(template)
+            folders, name = [self.builtin / prefix], rest
+        else:
+            folders, name = self.search, template
+        if "\\" in name or "\0" in name or name.startswith("/") or not name:
+            raise _refused(template)
+        try:
+            pieces = split_template_path(name)  # refuses ".." (and drops "." and empty parts)
+        except jinja2.TemplateNotFound:
+            raise _refused(template) from None
+        if not pieces:
+            raise _refused(template)
+        return folders, pieces
+
+
+_SET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _refused(template: str) -> jinja2.TemplateNotFound:
+    shown = template if len(template) <= 80 else template[:77] + "…"
+    return jinja2.TemplateNotFound(
+        template,
+        message=f"模板名 {shown} 不允许：只能引用模板文件夹内的文件（不能用绝对路径、..、盘符或反斜杠）",
+    )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """True if ``path`` (symlinks resolved) lies inside ``folder``."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def money(value: Any, places: int = 2) -> str:

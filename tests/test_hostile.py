@@ -52,3 +52,61 @@ def test_household_id_cannot_leave_the_output_folder(tmp_path: Path, hid: str) -
     assert not Path("/tmp/PWNED_abs.pdf").exists()
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert [f["household_id"] for f in manifest["failed"]] == [hid]
+
+
+# --------------------------------------------------------------------------- 2 template names
+
+
+SECRET = "TOP-SECRET-LINE-42"
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "{% include '{secret}' %}",
+        "{% include '../../outside/secret.txt' %}",
+        "{% include '../../../../../../../../..{secret}' %}",
+        "{% include '/etc:passwd' %}",
+        "{% include '{secret_dir}:secret.txt' %}",
+        "{% import '{secret}' as x %}",
+        "{% extends '{secret}' %}",
+        "{% include 'sections/link.xml' %}",
+        "{% include 'sections\\\\..\\\\..\\\\outside\\\\secret.txt' %}",
+        "{% include '/proc/self/environ' %}",
+        "{% include '/etc/passwd' %}",
+    ],
+)
+def test_template_names_stay_inside_the_template_folders(tmp_path: Path, statement: str) -> None:
+    from archive_builder import templates as t
+    from archive_builder.errors import TemplateError
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "secret.txt"
+    secret.write_text(SECRET + "\n<section/>", encoding="utf-8")
+    data = tmp_path / "data"
+    sections = data / "templates" / "sections"
+    sections.mkdir(parents=True)
+    (sections / "link.xml").symlink_to(secret)
+    text = statement.replace("{secret}", str(secret)).replace("{secret_dir}", str(outside))
+    (sections / "notes.xml").write_text(f"<section>{text}</section>", encoding="utf-8")
+    tset = t.resolve_set("default", data_dir=data)
+    with pytest.raises(TemplateError) as info:
+        t.render_section_xml(tset, "sections/notes.xml", {})
+    shown = str(info.value)
+    assert SECRET not in shown
+    assert "root:" not in shown
+    import os
+
+    assert not any(f"{k}=" in shown for k in os.environ if len(k) > 3)
+
+
+def test_builtin_prefix_still_works(tmp_path: Path) -> None:
+    from archive_builder import templates as t
+
+    data = tmp_path / "data"
+    sections = data / "templates" / "sections"
+    sections.mkdir(parents=True)
+    (sections / "notes.xml").write_text('{% extends "default:sections/notes.xml" %}', encoding="utf-8")
+    tset = t.resolve_set("default", data_dir=data)
+    assert "<section" in t.render_section_xml(tset, "sections/notes.xml", {"household": {"notes": "x"}})
