@@ -4,6 +4,7 @@ timeout so that a hang fails instead of blocking the run."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -110,3 +111,132 @@ def test_builtin_prefix_still_works(tmp_path: Path) -> None:
     (sections / "notes.xml").write_text('{% extends "default:sections/notes.xml" %}', encoding="utf-8")
     tset = t.resolve_set("default", data_dir=data)
     assert "<section" in t.render_section_xml(tset, "sections/notes.xml", {"household": {"notes": "x"}})
+
+
+# --------------------------------------------------------------------------- 3 active content
+
+ACTIVE = ("/JS", "/JavaScript", "/Launch", "/EmbeddedFile", "/EmbeddedFiles", "/AcroForm",
+          "/OpenAction", "/URI", "/XFA", "/Annots", "/AA", "/Filespec")
+
+
+def hostile_pdf() -> bytes:
+    """A one-page PDF (a grey block, no text) carrying every kind of active content."""
+    import pikepdf
+
+    pdf = pikepdf.new()
+    pdf.add_blank_page(page_size=(595, 842))
+    page = pdf.pages[0]
+    page.obj.Contents = pdf.make_stream(b"0.5 g 100 100 300 300 re f")
+    js = pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("app.alert('x')"))
+    launch = pikepdf.Dictionary(S=pikepdf.Name.Launch, F=pikepdf.String("calc.exe"))
+    uri = pikepdf.Dictionary(S=pikepdf.Name.URI, URI=pikepdf.String("http://evil.example/"))
+    evil = pdf.make_stream(b"MZ evil program")
+    evil.Type = pikepdf.Name.EmbeddedFile
+    spec = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Filespec, F=pikepdf.String("evil.exe"), EF=pikepdf.Dictionary(F=evil)))
+    stamp = pdf.make_stream(b"1 0 0 rg 0 0 50 20 re f")
+    stamp.Type = pikepdf.Name.XObject
+    stamp.Subtype = pikepdf.Name.Form
+    stamp.BBox = [0, 0, 50, 20]
+    field = pdf.make_indirect(pikepdf.Dictionary(
+        Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Widget, FT=pikepdf.Name.Btn,
+        T=pikepdf.String("ok"), Rect=[400, 700, 450, 720], F=4, A=js,
+        AP=pikepdf.Dictionary(N=stamp), P=page.obj))
+    annots = [
+        pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 0, 100, 100], A=launch),
+        pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 100, 100, 200], A=uri),
+        pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.Link, Rect=[0, 200, 100, 300], A=js),
+        pikepdf.Dictionary(Type=pikepdf.Name.Annot, Subtype=pikepdf.Name.FileAttachment,
+                           Rect=[0, 300, 20, 320], FS=spec),
+        field,
+    ]
+    page.obj.Annots = pdf.make_indirect(pikepdf.Array([pdf.make_indirect(a) for a in annots[:4]] + [field]))
+    page.obj.AA = pikepdf.Dictionary(O=js)
+    # a script hidden where nothing would run it: still cut out
+    page.obj.Resources = pikepdf.Dictionary(Hidden=pikepdf.Dictionary(S=pikepdf.Name.JavaScript, JS=pikepdf.String("x")))
+    pdf.Root.OpenAction = js
+    pdf.Root.AA = pikepdf.Dictionary(WC=js)
+    pdf.Root.Names = pikepdf.Dictionary(
+        JavaScript=pikepdf.Dictionary(Names=[pikepdf.String("a"), js]),
+        EmbeddedFiles=pikepdf.Dictionary(Names=[pikepdf.String("evil.exe"), spec]),
+    )
+    pdf.Root.AcroForm = pikepdf.Dictionary(Fields=[field], XFA=pdf.make_stream(b"<xdp:xdp/>"))
+    buf = io.BytesIO()
+    pdf.save(buf)
+    return buf.getvalue()
+
+
+def active_names(path: Path) -> set[str]:
+    """Every active-content name used as a key or value in any object of the PDF (pikepdf)."""
+    import pikepdf
+
+    found: set[str] = set()
+
+    def walk(value: Any, depth: int = 0) -> None:
+        if depth > 50:
+            return
+        if isinstance(value, pikepdf.Name):
+            if str(value) in ACTIVE:
+                found.add(str(value))
+        elif isinstance(value, pikepdf.Array):
+            for item in value:
+                if not getattr(item, "is_indirect", False):
+                    walk(item, depth + 1)
+                elif isinstance(item, pikepdf.Name):
+                    walk(item, depth + 1)
+        elif isinstance(value, (pikepdf.Dictionary, pikepdf.Stream)):
+            for key in value.keys():
+                if key in ACTIVE:
+                    found.add(key)
+                item = value.get(key)
+                if item is not None and (not getattr(item, "is_indirect", False) or isinstance(item, pikepdf.Name)):
+                    walk(item, depth + 1)
+
+    with pikepdf.open(path) as pdf:
+        for obj in pdf.objects:
+            walk(obj)
+        walk(pdf.trailer)
+    return found
+
+
+def test_hostile_pdf_is_really_hostile(tmp_path: Path) -> None:
+    path = tmp_path / "h.pdf"
+    path.write_bytes(hostile_pdf())
+    assert {"/JS", "/Launch", "/EmbeddedFile", "/AcroForm", "/OpenAction"} <= active_names(path)
+
+
+def test_evidence_pdf_is_placed_as_content_only(tmp_path: Path) -> None:
+    from archive_builder.render.evidence import EvidenceCache, PdfPageAsset
+
+    src = tmp_path / "statement.pdf"
+    src.write_bytes(hostile_pdf())
+    assets = EvidenceCache(tmp_path / "cache").assets(src, display_path="statement.pdf")
+    assert len(assets) == 1 and isinstance(assets[0], PdfPageAsset), assets
+    asset = assets[0]
+    assert asset.path is not None and asset.path != src
+    assert active_names(asset.path) == set()
+    assert {"actions", "javascript", "attachments", "forms", "xfa"} <= set(asset.removed)
+    # what prints stays: the grey block and the form field's red appearance
+    import pypdfium2 as pdfium
+
+    doc = pdfium.PdfDocument(str(asset.path))
+    image = doc[0].render(scale=1).to_pil().convert("RGB")
+    assert image.getpixel((200, 842 - 200)) == (128, 128, 128) or sum(image.getpixel((200, 842 - 200))) < 500
+    r, g, b = image.getpixel((425, 842 - 710))
+    assert r > 200 and g < 60 and b < 60, (r, g, b)
+    doc.close()
+
+
+def test_build_with_hostile_evidence_has_no_active_content(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data", [valid_household()])
+    folder = data / "冯老村" / "4116211052010001"
+    (folder / "佐证" / "银行流水.pdf").write_bytes(hostile_pdf())
+    (folder / "佐证" / "分红凭证.pdf").write_bytes(hostile_pdf())
+    out = tmp_path / "out"
+    built = run("build", data, "-o", out, "-j", "1")
+    assert built.exit_code in (ExitCode.ok, ExitCode.partial), built.output
+    assert "JavaScript" in built.output and "已去除" in built.output
+    pdfs = pdfs_under(out)
+    assert any("分户档卡" in str(p) for p in pdfs) and any("盒" in p.name for p in pdfs), pdfs
+    for pdf in pdfs:
+        assert active_names(pdf) == set(), pdf

@@ -58,7 +58,8 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the normalisation changes what is written, so old cache entries are ignored.
 #: 3: PDF pages with unembedded fonts are rasterised.
-CACHE_VERSION = 3
+#: 4: PDF pages are placed from a sanitised copy (no actions, scripts, attachments, forms).
+CACHE_VERSION = 4
 
 MM_PER_INCH = 25.4
 DEFAULT_HINT = "请重新扫描或替换该文件。"
@@ -108,6 +109,8 @@ class ImageAsset:
     #: empty for ordinary images
     note: str = ""
     data: bytes | None = field(default=None, repr=False)
+    #: kinds of active content removed from the source PDF (see ``pdfclean.LABELS``)
+    removed: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -133,6 +136,15 @@ class PdfPageAsset:
     width_pt: float
     height_pt: float
     rotation: int  # 0, 90, 180 or 270, clockwise as in /Rotate
+    #: the sanitised copy in the cache (page content only) that is placed instead of ``source``
+    path: Path | None = field(default=None, compare=False)
+    #: kinds of active content removed from the source (see ``pdfclean.LABELS``)
+    removed: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def placed(self) -> Path:
+        """The file whose page is placed: the sanitised copy when there is one."""
+        return self.path if self.path is not None else self.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +174,15 @@ def asset_warning(
 def raster_warning(display_path: str, asset: ImageAsset) -> str:
     """Return the Chinese warning for a PDF page placed as an image (``asset.note`` set)."""
     return f"佐证材料 {display_path} 第 {asset.page + 1} 页{asset.note}，已转为图像以保证打印一致"
+
+
+def removed_warning(display_path: str, removed: tuple[str, ...]) -> str:
+    """Return the Chinese warning for an evidence PDF whose active content was removed."""
+    from .pdfclean import describe
+
+    return (
+        f"佐证材料 {display_path} 含有{describe(removed)}，已去除，只保留页面上打印的内容"
+    )
 
 
 def open_evidence_pdf(source: Path) -> Any:
@@ -305,9 +326,13 @@ class EvidenceCache:
                             source,
                             item["page"],
                             str(item.get("note", "")),
+                            removed=tuple(item.get("removed", ())),
                         )
                     )
                 else:
+                    clean = folder / item["file"]
+                    if clean.stat().st_size != item["bytes"]:
+                        return None
                     result.append(
                         PdfPageAsset(
                             source,
@@ -315,6 +340,8 @@ class EvidenceCache:
                             item["width"],
                             item["height"],
                             item["rotation"],
+                            path=clean,
+                            removed=tuple(item.get("removed", ())),
                         )
                     )
         except (OSError, ValueError, KeyError, TypeError):
@@ -476,8 +503,24 @@ class EvidenceCache:
         return frame, bilevel and frame.mode == "L"
 
     def _pdf_entries(self, data: bytes, key: str) -> list[dict[str, Any]]:
-        """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc)."""
+        """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc).
+
+        Both come from the sanitised copy (``pdfclean``): page content only, nothing that acts.
+        """
+        from . import pdfclean
+
+        try:
+            data, removed = pdfclean.sanitise(data)
+        except pdfclean.Unreadable as e:
+            if e.encrypted:
+                raise _Unusable(REASON_ENCRYPTED, HINT_ENCRYPTED) from e
+            logger.debug("evidence PDF could not be sanitised", exc_info=True)
+            raise _Unusable(REASON_CORRUPT) from e
         entries = _pdf_entries(data)
+        clean = f"{key}.pdf"
+        _atomic_write(self._entry_dir(key) / clean, data)
+        for entry in entries:
+            entry.update(file=clean, bytes=len(data), removed=list(removed))
         document = None
         try:
             for entry in entries:
@@ -498,6 +541,7 @@ class EvidenceCache:
                     height=height,
                     bytes=len(blob),
                     note=NOTE_UNEMBEDDED_FONTS,
+                    removed=list(removed),
                 )
         finally:
             if document is not None:

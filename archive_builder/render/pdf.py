@@ -728,7 +728,7 @@ class _Layout:
 
     # --- evidence -----------------------------------------------------------------------------
     def evidence_block(self, b: Evidence) -> None:
-        from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning
+        from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning, removed_warning
 
         if self.evidence is None:
             assets: list[Any] = [Placeholder(Path(b.source), b.display_path, "未配置佐证材料缓存")]
@@ -736,6 +736,9 @@ class _Layout:
             assets = self.evidence.assets(Path(b.source), display_path=b.display_path)
         parts = [p for p in (b.title, b.kind, b.date, b.display_path) if p]
         caption = " · ".join(parts)
+        removed = next((a.removed for a in assets if getattr(a, "removed", ())), ())
+        if removed:
+            self.warnings.append(removed_warning(b.display_path, removed))
         for k, asset in enumerate(assets):
             if not self.fresh():
                 self.new_page()
@@ -1089,9 +1092,9 @@ def _merge_evidence(data: bytes, merges: list[tuple[int, Any, tuple[float, float
     writer = PdfWriter(clone_from=reader)
     sources: dict[Path, Any] = {}
     for page_index, asset, (bx, by, bw, bh) in merges:
-        src = sources.get(asset.source)
+        src = sources.get(asset.placed)
         if src is None:
-            src = sources[asset.source] = open_evidence_pdf(asset.source)
+            src = sources[asset.placed] = open_evidence_pdf(asset.placed)
         spage = src.pages[asset.page]
         box = spage.cropbox
         x0, y0 = float(box.left), float(box.bottom)
