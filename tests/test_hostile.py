@@ -240,3 +240,86 @@ def test_build_with_hostile_evidence_has_no_active_content(tmp_path: Path) -> No
     assert any("分户档卡" in str(p) for p in pdfs) and any("盒" in p.name for p in pdfs), pdfs
     for pdf in pdfs:
         assert active_names(pdf) == set(), pdf
+
+
+# --------------------------------------------------------------------------- 4, 5, 11, 19 evidence paths
+
+HID = "4116211052010001"
+
+
+def one_household(tmp_path: Path, **changes: Any) -> tuple[Path, Path]:
+    record = valid_household(HID)
+    record.update(changes)
+    data = write_data_dir(tmp_path / "data", [record])
+    return data, data / "冯老村" / HID
+
+
+def test_fifo_as_evidence_neither_hangs_nor_passes_as_a_folder(tmp_path: Path) -> None:
+    import os
+
+    data, folder = one_household(tmp_path)
+    (folder / "户口簿.jpg").unlink()
+    os.mkfifo(folder / "户口簿.jpg")
+    checked = run("validate", data)
+    assert checked.exit_code in (ExitCode.ok, ExitCode.problems), checked.output
+    assert "不是普通文件" in checked.output and "是文件夹" not in checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.ok, built.output
+    assert "不是普通文件" in built.output
+    packet = run("packet", data, HID, "-o", tmp_path / "p.pdf")
+    assert packet.exit_code == ExitCode.ok, packet.output
+    assert (tmp_path / "p.pdf").is_file()
+
+
+def test_symlink_loop_as_evidence_is_one_problem(tmp_path: Path) -> None:
+    data, folder = one_household(tmp_path)
+    (folder / "户口簿.jpg").unlink()
+    (folder / "户口簿.jpg").symlink_to("户口簿.jpg")
+    checked = run("validate", data)
+    assert checked.exit_code == ExitCode.problems, checked.output
+    assert "循环的符号链接" in checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.partial, built.output
+    assert "循环的符号链接" in built.output
+
+
+def test_backslash_paths_validate_and_print_alike(tmp_path: Path) -> None:
+    from PIL import Image
+
+    data, folder = one_household(tmp_path, evidence=["照片\\photo_01.jpg"])
+    (folder / "照片").mkdir()
+    Image.new("RGB", (40, 30), (200, 0, 0)).save(folder / "照片" / "photo_01.jpg")
+    checked = run("validate", data)
+    assert "photo_01" not in checked.output, checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.ok, built.output
+    assert "photo_01" not in built.output and "不存在" not in built.output
+
+
+def test_decomposed_file_name_matches_composed_record(tmp_path: Path) -> None:
+    import unicodedata
+
+    from PIL import Image
+
+    name = "户口簿（é）.jpg"
+    data, folder = one_household(tmp_path, evidence=[unicodedata.normalize("NFC", name)])
+    Image.new("RGB", (40, 30)).save(folder / unicodedata.normalize("NFD", name))
+    checked = run("validate", data)
+    assert "不存在" not in checked.output, checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.ok, built.output
+    assert "不存在" not in built.output
+
+
+def test_household_folder_linking_outside_is_refused(tmp_path: Path) -> None:
+    data, folder = one_household(tmp_path)
+    outside = tmp_path / "elsewhere" / "x"
+    outside.parent.mkdir()
+    folder.rename(outside)
+    (data / "冯老村" / HID).symlink_to(outside)
+    checked = run("validate", data)
+    assert checked.exit_code == ExitCode.problems, checked.output
+    assert "数据目录以外" in checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert "数据目录以外" in built.output
+    assert not list((tmp_path / "out").rglob(f"{HID}.pdf"))

@@ -215,7 +215,14 @@ def resolve_evidence(folder: Path, file: str) -> Path:
             "parent", f"佐证材料路径「{file}」含有「..」，指向了本户文件夹以外", keep
         )
     base = _resolved_folder(os.path.abspath(folder))
-    resolved = _resolve_below(base, text)
+    try:
+        resolved = _resolve_below(base, _normalised_name(base, text))
+    except (OSError, RuntimeError) as exc:  # a symbolic link that points to itself (a loop)
+        raise EvidencePathError(
+            "loop",
+            f"佐证材料「{file}」是一个循环的符号链接（指向自己），无法打开",
+            "请删除这个链接，把实际文件复制到本户文件夹中",
+        ) from exc
     if not resolved.is_relative_to(base):
         raise EvidencePathError(
             "escape",
@@ -223,6 +230,41 @@ def resolve_evidence(folder: Path, file: str) -> Path:
             "请把实际文件复制到本户文件夹中，不要使用快捷方式或符号链接",
         )
     return resolved
+
+
+def _normalised_name(base: Path, relative: str) -> str:
+    """``relative`` with each missing component replaced by the folder's entry that is the same
+    name after Unicode normalisation (macOS writes names decomposed, NFD, and records are
+    typed composed, NFC: the two look identical). Costs nothing when the file exists."""
+    if os.path.lexists(base / relative) or relative.isascii():
+        return relative
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    found = base
+    out: list[str] = []
+    for part in parts:
+        if not os.path.lexists(found / part):
+            wanted = unicodedata.normalize("NFC", part)
+            try:
+                names = os.listdir(found)
+            except OSError:
+                return relative
+            match = next((n for n in names if unicodedata.normalize("NFC", n) == wanted), None)
+            if match is None:
+                return relative
+            part = match
+        out.append(part)
+        found = found / part
+    return "/".join(out)
+
+
+def evidence_source(folder: Path, file: str) -> str:
+    """The absolute path to read evidence ``file`` of ``folder`` from, as ``resolve_evidence``
+    finds it (backslashes as separators, names matched after Unicode normalisation); a path
+    that it refuses falls back to the plain join (validation reports it, nothing reads it)."""
+    try:
+        return str(resolve_evidence(folder, file))
+    except EvidencePathError:
+        return os.path.abspath(folder / file.replace("\\", "/"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -256,8 +298,11 @@ def _resolve_below(base: Path, relative: str) -> Path:
 
 def real_path(folder: Path, file: str) -> str:
     """``os.path.realpath(folder / file)``, cheaper for the usual relative path (see above)."""
-    if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
-        return str(_resolve_below(_resolved_folder(os.path.abspath(folder)), file))
+    try:
+        if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
+            return str(_resolve_below(_resolved_folder(os.path.abspath(folder)), file))
+    except (OSError, RuntimeError):  # a symbolic link loop
+        pass
     return os.path.realpath(folder / file)
 
 
@@ -975,6 +1020,16 @@ def _load_village(
             )
         )
     for sub in _subfolders(folder):
+        if _links_out(root, sub):
+            problems.append(
+                error(
+                    f"户文件夹「{sub.name}」是一个链接，实际指向数据目录以外的 {_link_target(sub)}，未读取",
+                    "请把该户的文件夹（连同佐证材料）复制到数据目录中，不要使用快捷方式或符号链接",
+                    file=_relative(root, sub),
+                    village=config.name,
+                )
+            )
+            continue
         if jobs is None:
             household = load_household_folder(root, sub, config.name, cache)
         else:
@@ -990,6 +1045,23 @@ def _load_village(
         else:
             problems.append(_no_record(root, sub, config.name))
     return village
+
+
+def _link_target(folder: Path) -> str:
+    try:
+        return str(folder.resolve())
+    except (OSError, RuntimeError):
+        return "（无法解析）"
+
+
+def _links_out(root: Path, folder: Path) -> bool:
+    """True if ``folder`` is a symbolic link (or junction) that leads out of the data directory."""
+    try:
+        if not folder.is_symlink() and not (os.name == "nt" and folder.is_junction()):
+            return False
+        return not folder.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return True
 
 
 def _no_record(root: Path, folder: Path, village_name: str) -> Problem:

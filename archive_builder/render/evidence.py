@@ -43,6 +43,7 @@ import io
 import json
 import logging
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ PIL_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "GIF", "BMP", "WEBP")
 REASON_MISSING = "文件不存在"
 REASON_DIRECTORY = "该路径是文件夹，不是文件"
 REASON_EMPTY = "文件为空（0 字节）"
+REASON_NOT_REGULAR = "不是普通文件（是管道、设备或套接字）"
+HINT_NOT_REGULAR = "请把实际的文件（照片、扫描件或 PDF）放在这里。"
 REASON_CORRUPT = "文件已损坏或格式无法识别"
 REASON_TRUNCATED = "图片数据不完整（文件被截断，可能是拷贝或上传中断）"
 REASON_BOMB = "图片像素超过安全上限（可能是解压炸弹）"
@@ -638,16 +641,21 @@ def _stat(source: Path) -> os.stat_result:
         raise _Unusable(REASON_MISSING, HINT_MISSING) from e
     except OSError as e:
         raise _Unusable(f"无法访问文件（{os_reason(e)}）", HINT_MISSING) from e
-    if source.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise _Unusable(REASON_DIRECTORY, HINT_MISSING)
+    if not stat.S_ISREG(st.st_mode):
+        raise _Unusable(REASON_NOT_REGULAR, HINT_NOT_REGULAR)
     if st.st_size == 0:
         raise _Unusable(REASON_EMPTY)
     return st
 
 
 def _read(source: Path) -> bytes:
+    from ..hashing import open_regular
+
     try:
-        data = source.read_bytes()
+        with open_regular(source) as handle:  # never blocks (a FIFO), regular files only
+            data = handle.read()
     except FileNotFoundError as e:
         raise _Unusable(REASON_MISSING, HINT_MISSING) from e
     except PermissionError as e:
