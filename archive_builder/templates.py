@@ -471,6 +471,8 @@ def render_section_xml(tset: TemplateSet, template: str, context: Mapping[str, A
 # --------------------------------------------------------------------------- XML → model
 
 _WS = re.compile(r"\s*\n\s*")
+#: characters XML 1.0 cannot hold (control characters, surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(element: ET.Element) -> str:
@@ -575,6 +577,9 @@ def parse_section(
     xml_text: str, spec: SectionSpec, *, template: str = "", allowed_sources: frozenset[str] | None = None
 ) -> dm.Section | None:
     """Return the section the XML describes, or None when it says ``skip="true"``."""
+    if _NOT_XML.search(xml_text):
+        # record text read elsewhere than the loader (which reports them): map, never fail
+        xml_text = _NOT_XML.sub(lambda m: "\n" if m.group() == "\x0b" else "", xml_text)
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:

@@ -323,3 +323,65 @@ def test_household_folder_linking_outside_is_refused(tmp_path: Path) -> None:
     built = run("build", data, "-o", tmp_path / "out", "-j", "1")
     assert "数据目录以外" in built.output
     assert not list((tmp_path / "out").rglob(f"{HID}.pdf"))
+
+
+# --------------------------------------------------------------------------- 6, 8, 20 record text
+
+
+def json_household(tmp_path: Path, mutate: Any) -> Path:
+    record = valid_household(HID)
+    data = write_data_dir(tmp_path / "data", [dict(record, _format="json")])
+    path = data / "冯老村" / HID / "household.json"
+    path.write_text(mutate(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return data
+
+
+def test_lone_surrogate_is_an_error_of_its_field(tmp_path: Path) -> None:
+    data = json_household(tmp_path, lambda t: t.replace('"address": "', '"address": "A\\ud800B'))
+    checked = run("validate", data)
+    assert checked.exit_code == ExitCode.problems, checked.output
+    assert "[address]" in checked.output and "U+D800" in checked.output
+    assert "household.json:" in checked.output
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.partial, built.output
+    assert json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))["failed"]
+
+
+@pytest.mark.parametrize("char", ["\x00", "\x07", "\x0b", "\x0c", "\x1b", "\ufffe", "\uffff"])
+def test_control_characters_are_named_by_validate_and_mapped_in_print(tmp_path: Path, char: str) -> None:
+    from pypdf import PdfReader
+
+    record = valid_household(HID)
+    record["notes"] = f"第一行{char}第二行"
+    data = write_data_dir(tmp_path / "data", [dict(record, _format="json")])
+    checked = run("validate", data)
+    assert "[notes]" in checked.output and "控制字符" in checked.output, checked.output
+    assert checked.exit_code in (ExitCode.ok, ExitCode.problems)
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.ok, built.output
+    assert "不是有效的 XML" not in built.output
+    packet = next((tmp_path / "out").rglob(f"{HID}.pdf"))
+    text = "".join(page.extract_text() for page in PdfReader(packet).pages)
+    assert "第一行" in text and "第二行" in text
+
+
+def test_control_characters_in_a_template_context_never_fail_rendering() -> None:
+    from archive_builder.templates import SectionSpec, parse_section
+
+    spec = SectionSpec(key="notes", title="户说明", template="sections/notes.xml")
+    section = parse_section("<section><p>a\x0bb\x00c\ufffe</p></section>", spec)
+    assert section is not None
+    assert section.blocks[0].text.replace("\n", "") == "abc"
+
+
+def test_overlong_text_is_refused_with_its_length(tmp_path: Path) -> None:
+    record = valid_household(HID)
+    record["members"][0]["name"] = "张" * 1_000_000
+    data = write_data_dir(tmp_path / "data", [record])
+    checked = run("validate", data)
+    assert checked.exit_code == ExitCode.problems
+    assert "1000000 个字符" in checked.output
+    assert len(checked.output) < 20_000
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.partial
+    assert len(built.output) < 20_000

@@ -739,7 +739,71 @@ def read_record_file(path: Path, display: str) -> _Parsed:
         _parse_json(text, display, parsed)
     else:
         _parse_yaml(text, display, parsed)
+    if parsed.ok:
+        parsed.data = _checked_text(parsed.data, [], parsed, display)
     return parsed
+
+
+#: longest text a field may hold (a 户说明 of several pages is ~3,000 characters)
+MAX_TEXT = 10_000
+#: lone surrogates (not Unicode text), C0/C1 control characters but tab and line breaks,
+#: and the non-characters U+FFFE/U+FFFF: none can be printed or written to XML or UTF-8
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _checked_text(value: Any, path: list[str | int], parsed: _Parsed, display: str) -> Any:
+    """``value`` with its text made printable, each repair or refusal a problem of its field.
+
+    A lone surrogate (``"\\ud800"`` in JSON) is not text at all: an error, shown as U+FFFD.
+    Control characters (Word's Shift+Enter is U+000B) are a warning: a vertical tab becomes a
+    line break, the others are removed. Text longer than ``MAX_TEXT`` is an error.
+    """
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            _text_problem(parsed, display, path, error,
+                          f"太长（{len(value)} 个字符，上限 {MAX_TEXT}）",
+                          "请核对该项内容，删去多余的文字（可能是误粘贴了整个文件）")
+            return value[:MAX_TEXT]
+        if not _BAD_TEXT.search(value):
+            return value
+        if _SURROGATE.search(value):
+            codes = sorted({f"U+{ord(c):04X}" for c in _SURROGATE.findall(value)})
+            _text_problem(parsed, display, path, error,
+                          f"含有无效的 Unicode 字符（单独的代理项 {'、'.join(codes[:3])}），不是有效的文字",
+                          "请重新输入该项（常见于其他程序错误导出的 JSON 文件）")
+            value = _SURROGATE.sub("\ufffd", value)
+        controls = _BAD_TEXT.findall(value)
+        if controls:
+            codes = sorted({f"U+{ord(c):04X}" for c in controls})
+            _text_problem(parsed, display, path, warning,
+                          f"含有不可见的控制字符（{'、'.join(codes[:5])}），打印时已去除（垂直制表符 U+000B 改为换行）",
+                          "请重新输入该项（常见于从 Word 或网页复制粘贴），或确认打印结果")
+            value = _BAD_TEXT.sub(lambda m: "\n" if m.group() == "\x0b" else "", value)
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            name = _checked_text(key, path, parsed, display) if isinstance(key, str) else key
+            out[name] = _checked_text(item, [*path, name], parsed, display)
+        return out
+    if isinstance(value, list):
+        return [_checked_text(item, [*path, index], parsed, display) for index, item in enumerate(value)]
+    return value
+
+
+def _text_problem(parsed: _Parsed, display: str, path: list[str | int], make: Any, what: str, hint: str) -> None:
+    from .models import field_label
+
+    where = join_path(path)
+    try:
+        label = field_label(Household, where) if where else "记录"
+    except Exception:  # noqa: BLE001 - an unknown key: its own name
+        label = where
+    line, column = parsed.positions.get(where) or (None, None)
+    parsed.problems.append(
+        make(f"「{label}」{what}", hint, file=display, line=line, column=column, field=where or None)
+    )
 
 
 # --- households ----------------------------------------------------------------------------
