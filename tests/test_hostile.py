@@ -385,3 +385,66 @@ def test_overlong_text_is_refused_with_its_length(tmp_path: Path) -> None:
     built = run("build", data, "-o", tmp_path / "out", "-j", "1")
     assert built.exit_code == ExitCode.partial
     assert len(built.output) < 20_000
+
+
+# --------------------------------------------------------------------------- 7 broken evidence PDFs
+
+
+def raw_pdf(page_extra: bytes = b"", content: bytes | None = None) -> bytes:
+    """A one-page PDF written by hand, so that its structure can be broken at will."""
+    def stream(head: bytes, data: bytes) -> bytes:
+        return head[:-2] + b" /Length %d >>\nstream\n" % len(data) + data + b"\nendstream"
+
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 200 200] " + page_extra
+        + b" /Contents 4 0 R /Resources << >> >>",
+        content or stream(b"<< >>", b"0 g 10 10 100 100 re f"),
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n" % number + body + b"\nendobj\n")
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for offset in offsets:
+        out.write(b"%010d 00000 n \n" % offset)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def broken_pdfs() -> dict[str, bytes]:
+    import zlib
+
+    data = b"0 g 10 10 100 100 re f"
+    hexed = data
+    for _ in range(6):
+        hexed = hexed.hex().encode()
+    chain = b"[" + b" /ASCIIHexDecode" * 1000 + b"]"
+    bomb = zlib.compress(b" " * (300 * 1024 * 1024), 9)
+    return {
+        "cropbox.pdf": raw_pdf(b"/CropBox /Nope"),
+        "filters.pdf": raw_pdf(content=b"<< /Filter " + chain + b" /Length %d >>\nstream\n" % len(hexed)
+                               + hexed + b"\nendstream"),
+        "bomb.pdf": raw_pdf(content=b"<< /Filter /FlateDecode /Length %d >>\nstream\n" % len(bomb)
+                            + bomb + b"\nendstream"),
+        "length.pdf": raw_pdf(content=b"<< /Length 4 0 R >>\nstream\n" + data + b"\nendstream"),
+    }
+
+
+def test_broken_evidence_pdfs_are_placeholders_not_failed_households(tmp_path: Path) -> None:
+    files = broken_pdfs()
+    record = valid_household(HID)
+    record["evidence"] = list(files)
+    data = write_data_dir(tmp_path / "data", [record])
+    for name, body in files.items():
+        (data / "冯老村" / HID / name).write_bytes(body)
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code == ExitCode.ok, built.output
+    for name in ("cropbox.pdf", "filters.pdf", "bomb.pdf"):
+        assert f"{name} 无法读取" in built.output, built.output
+    packet = run("packet", data, HID, "-o", tmp_path / "p.pdf")
+    assert packet.exit_code == ExitCode.ok, packet.output

@@ -828,6 +828,34 @@ def _is_grey(image: Image.Image) -> bool:
     return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
 
 
+#: more filters on one stream than any real file uses (a chain of 1,000 is an attack)
+MAX_FILTERS = 8
+
+
+def _trial_merge(page: Any) -> None:
+    """Do to ``page`` what the PDF writer will do (crop box, rotation, decoding its content
+    and merging it into a page), so that a page that cannot be placed fails here, as this
+    file's placeholder, and not later in the household's packet. pypdf bounds the decoded
+    size of every stream (a flate bomb raises instead of filling the memory)."""
+    from pypdf import PdfWriter, Transformation
+    from pypdf.generic import ArrayObject
+
+    box = page.cropbox
+    for value in (box.left, box.bottom, box.width, box.height):
+        float(value)
+    int(page.get("/Rotate", 0) or 0)
+    contents = page.get("/Contents")
+    streams = contents.get_object() if contents is not None else None
+    for stream in streams if isinstance(streams, ArrayObject) else [streams]:
+        stream = stream.get_object() if stream is not None else None
+        filters = stream.get("/Filter") if hasattr(stream, "get") else None
+        filters = filters.get_object() if filters is not None else None
+        if isinstance(filters, ArrayObject) and len(filters) > MAX_FILTERS:
+            raise ValueError(f"{len(filters)} filters on one content stream")
+    target = PdfWriter().add_blank_page(100, 100)
+    target.merge_transformed_page(page, Transformation().scale(0.5, 0.5), over=True, expand=False)
+
+
 _FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
 
 
@@ -952,6 +980,7 @@ def _pdf_entries(data: bytes) -> list[dict[str, Any]]:
             if width <= 0 or height <= 0:
                 raise _Unusable(REASON_CORRUPT)
             rotation = page.rotation % 360 if page.rotation % 90 == 0 else 0
+            _trial_merge(page)
             if rotation in (90, 270):
                 width, height = height, width
             entries.append(
