@@ -448,3 +448,29 @@ def test_broken_evidence_pdfs_are_placeholders_not_failed_households(tmp_path: P
         assert f"{name} 无法读取" in built.output, built.output
     packet = run("packet", data, HID, "-o", tmp_path / "p.pdf")
     assert packet.exit_code == ExitCode.ok, packet.output
+
+
+# --------------------------------------------------------------------------- 12 encrypted evidence
+
+
+@pytest.mark.parametrize("revision", [4, 6])  # AES-128, AES-256
+def test_aes_encrypted_evidence_pdfs(tmp_path: Path, revision: int) -> None:
+    import pikepdf
+
+    from archive_builder.render.evidence import EvidenceCache, PdfPageAsset, Placeholder
+
+    def encrypted(user: str) -> Path:
+        pdf = pikepdf.open(io.BytesIO(raw_pdf()))
+        path = tmp_path / f"{revision}-{user or 'owner'}.pdf"
+        pdf.save(path, encryption=pikepdf.Encryption(owner="bank", user=user, R=revision, aes=True))
+        return path
+
+    cache = EvidenceCache(tmp_path / "cache")
+    owner_only = cache.assets(encrypted(""), display_path="statement.pdf")
+    assert isinstance(owner_only[0], PdfPageAsset), owner_only
+    locked = cache.assets(encrypted("secret"), display_path="locked.pdf")
+    assert isinstance(locked[0], Placeholder) and "已加密" in locked[0].reason, locked
+    # pypdf (the writer and diff) can open AES files too: cryptography is installed
+    from archive_builder.render.evidence import open_evidence_pdf
+
+    assert len(open_evidence_pdf(encrypted("")).pages) == 1
