@@ -474,3 +474,60 @@ def test_aes_encrypted_evidence_pdfs(tmp_path: Path, revision: int) -> None:
     from archive_builder.render.evidence import open_evidence_pdf
 
     assert len(open_evidence_pdf(encrypted("")).pages) == 1
+
+
+# --------------------------------------------------------------------------- 9, 20 orientation and size
+
+_STORED_TO_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+                      6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "TIFF-G4", "TIFF-RGB"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_orientation_is_applied_exactly_once(tmp_path: Path, fmt: str, orientation: int) -> None:
+    from PIL import Image, TiffImagePlugin
+
+    from archive_builder.render.evidence import EvidenceCache, ImageAsset
+
+    mode, ink, paper = ("1", 0, 1) if fmt == "TIFF-G4" else ("RGB", (0, 0, 0), (255, 255, 255))
+    stored = Image.new(mode, (200, 100), paper)
+    stored.paste(ink, (0, 0, 40, 40))  # a block in the stored top-left corner
+    path = tmp_path / ("scan.jpg" if fmt == "JPEG" else "scan.tif")
+    if fmt == "JPEG":
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        stored.save(path, "JPEG", quality=95, exif=exif.tobytes())
+    else:
+        info = TiffImagePlugin.ImageFileDirectory_v2()
+        info[0x0112] = orientation
+        stored.save(path, "TIFF", compression="group4" if mode == "1" else "raw", tiffinfo=info)
+    expected = stored.convert("L")
+    if orientation in _STORED_TO_UPRIGHT:
+        expected = expected.transpose(getattr(Image.Transpose, _STORED_TO_UPRIGHT[orientation]))
+    assets = EvidenceCache(tmp_path / "cache").assets(path, display_path=path.name)
+    asset = assets[0]
+    assert isinstance(asset, ImageAsset), asset
+    assert (asset.width_px, asset.height_px) == expected.size
+    with Image.open(io.BytesIO(asset.image_bytes())) as out:
+        got = out.convert("L")
+        assert got.size == expected.size
+        w, h = got.size
+        for x, y in ((10, 10), (w - 10, 10), (10, h - 10), (w - 10, h - 10)):
+            assert (got.getpixel((x, y)) < 128) == (expected.getpixel((x, y)) < 128), (x, y)
+
+
+def test_huge_jpeg_is_judged_after_the_draft(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    from archive_builder.render.evidence import EvidenceCache, ImageAsset, Placeholder
+
+    path = tmp_path / "panorama.jpg"
+    Image.linear_gradient("L").resize((4000, 4000)).save(path, quality=70)
+    # 16 MP is over twice this limit: Pillow alone refuses it from the header
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000_000)
+    cache = EvidenceCache(tmp_path / "cache")
+    asset = cache.assets(path, display_path=path.name)[0]
+    assert isinstance(asset, ImageAsset), asset
+    png = tmp_path / "huge.png"
+    Image.new("1", (4000, 4000)).save(png)  # no draft for PNG: still a bomb
+    assert isinstance(cache.assets(png, display_path=png.name)[0], Placeholder)

@@ -392,7 +392,16 @@ class EvidenceCache:
                 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; _decode_frame judges the
                 # size actually decoded instead (a JPEG drafted to 1/8 is small).
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data), formats=formats) as img:
+                limit = Image.MAX_IMAGE_PIXELS
+                # Pillow refuses more than twice the limit from the header alone, before a
+                # JPEG could be drafted down to 1/8 (a 196 MP panorama decodes to 3 MP):
+                # the decoded size is checked instead (_decode_frame), against ``limit``.
+                Image.MAX_IMAGE_PIXELS = None
+                try:
+                    img = Image.open(io.BytesIO(data), formats=formats)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
+                with img:
                     # (a JPEG that can pass through never gets here: see _passed_through)
                     n_frames = (
                         getattr(img, "n_frames", 1) if img.format == "TIFF" else 1
@@ -401,7 +410,7 @@ class EvidenceCache:
                     for index in range(n_frames):
                         if index:
                             img.seek(index)
-                        frames.append(self._encode(*self._decode_frame(img)))
+                        frames.append(self._encode(*self._decode_frame(img, limit)))
         except _Unusable:
             raise
         except (Image.DecompressionBombError, MemoryError) as e:
@@ -476,20 +485,20 @@ class EvidenceCache:
             ext = "jpg"
         return buf.getvalue(), ext, frame.width, frame.height
 
-    def _decode_frame(self, img: Image.Image) -> tuple[Image.Image, bool]:
+    def _decode_frame(self, img: Image.Image, max_pixels: int | None) -> tuple[Image.Image, bool]:
         orientation = _orientation(img)
-        swap = orientation in (5, 6, 7, 8)
-        width, height = img.size
-        upright = (height, width) if swap else (width, height)
-        target_up = self.target_size(*upright)
-        target = (target_up[1], target_up[0]) if swap else target_up
+        target = self._oriented_target(img.size, orientation)
         if img.format in ("JPEG", "MPO") and target != img.size:
             # DCT scaling by 1/2, 1/4 or 1/8, never below ``target``: decoding gets cheap.
             img.draft("RGB", target)
-        max_pixels = Image.MAX_IMAGE_PIXELS
         if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
             raise _Unusable(REASON_BOMB, HINT_BOMB)
         img.load()
+        if orientation != 1 and _orientation(img) == 1:
+            # This Pillow applied the orientation itself while loading (TIFF since Pillow 13)
+            # and removed the tag: applying it again would rotate or mirror the scan twice.
+            orientation = 1
+            target = self._oriented_target(img.size, 1)
         bilevel = img.mode == "1"
         frame = _to_8bit(img)
         if frame.size != target:
@@ -504,6 +513,14 @@ class EvidenceCache:
             frame = frame.transpose(method)
         frame.info = {}  # no EXIF (orientation applied), no ICC (converted to sRGB)
         return frame, bilevel and frame.mode == "L"
+
+    def _oriented_target(self, size: tuple[int, int], orientation: int) -> tuple[int, int]:
+        """The stored-axes size a ``size`` image is reduced to, given its EXIF orientation."""
+        swap = orientation in (5, 6, 7, 8)
+        width, height = size
+        upright = (height, width) if swap else (width, height)
+        target_up = self.target_size(*upright)
+        return (target_up[1], target_up[0]) if swap else target_up
 
     def _pdf_entries(self, data: bytes, key: str) -> list[dict[str, Any]]:
         """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc).
