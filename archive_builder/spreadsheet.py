@@ -1243,6 +1243,24 @@ def _per_capita(record: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _never_formula(cell: Any) -> None:
+    """Keep a text value that looks like a formula (``=HYPERLINK(…)``, ``=cmd|…``, ``+1``) text.
+
+    openpyxl writes any string starting with ``=`` as a live formula. The cell is stored as a
+    string instead, with Excel's quote prefix (the invisible leading ``'``), so that neither
+    opening nor editing the cell evaluates it; the value itself is unchanged, so importing the
+    export gives back exactly what was exported (OWASP's advice, without altering the text).
+    """
+    value = cell.value
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+
+
 def export_sheet(data_dir: Path, out: Path) -> int:
     """Write every household of ``data_dir`` to ``out`` (.xlsx), one row per person; return rows.
 
@@ -1283,8 +1301,10 @@ def export_sheet(data_dir: Path, out: Path) -> int:
             sheet.append(values)
             rows += 1
             for index, column in enumerate(columns):
+                cell = sheet.cell(row=rows + 1, column=index + 1)
                 if column.kind not in ("int",) and column.key not in ("per_capita", "size"):
-                    sheet.cell(row=rows + 1, column=index + 1).number_format = "@"
+                    cell.number_format = "@"
+                _never_formula(cell)
     for index, column in enumerate(columns, start=1):
         letter = sheet.cell(row=1, column=index).column_letter
         sheet.column_dimensions[letter].width = 22 if column.kind in ("id", "code") else max(10, len(column.header) * 2)

