@@ -575,3 +575,63 @@ def test_export_writes_formula_like_text_as_text_and_reads_it_back(tmp_path: Pat
     # the income ledger is not part of the sheet (人均纯收入 is computed, not imported)
     keep = [i for i, h in enumerate(first_values[0]) if "收入" not in str(h)]
     assert [[r[i] for i in keep] for r in first_values] == [[r[i] for i in keep] for r in second_values]
+
+
+# --------------------------------------------------------------------------- 16 spreadsheet bombs
+
+
+def bomb_xlsx(path: Path, padding: int) -> Path:
+    """A valid .xlsx whose worksheet XML is padded with ``padding`` bytes of whitespace."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["户编号", "姓名"])
+    plain = io.BytesIO()
+    book.save(plain)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+        for info in src.infolist():
+            body = src.read(info)
+            if info.filename.endswith("sheet1.xml"):
+                body = body.replace(b"<sheetData>", b"<sheetData>" + b" " * padding, 1)
+            dst.writestr(info.filename, body)
+    return path
+
+
+def test_zip_bomb_sheet_is_refused_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from archive_builder import spreadsheet
+    from archive_builder.spreadsheet import SheetError, import_sheet
+
+    monkeypatch.setattr(spreadsheet, "MAX_XLSX_BYTES", 8 * 1024 * 1024)
+    sheet = bomb_xlsx(tmp_path / "bomb.xlsx", 40 * 1024 * 1024)
+    assert sheet.stat().st_size < 1024 * 1024
+    parsed: list[Any] = []
+    monkeypatch.setattr("openpyxl.load_workbook", lambda *a, **k: parsed.append(a))
+    with pytest.raises(SheetError) as info:
+        import_sheet(sheet, tmp_path / "data")
+    assert "压缩炸弹" in info.value.message and "bomb.xlsx" in info.value.message
+    assert parsed == []
+    result = run("import", sheet, tmp_path / "data2")
+    assert result.exit_code == ExitCode.input_unusable, result.output
+
+
+def test_sheet_rows_and_columns_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from openpyxl import Workbook
+
+    from archive_builder import spreadsheet
+    from archive_builder.spreadsheet import SheetError, read_rows
+
+    monkeypatch.setattr(spreadsheet, "MAX_ROWS", 50)
+    monkeypatch.setattr(spreadsheet, "MAX_COLUMNS", 20)
+    book = Workbook()
+    for r in range(60):
+        book.active.append([f"r{r}", "x"])
+    book.save(tmp_path / "rows.xlsx")
+    with pytest.raises(SheetError, match="超过 50 行"):
+        read_rows(tmp_path / "rows.xlsx")
+    book = Workbook()
+    book.active.append(["x"] * 30)
+    book.save(tmp_path / "cols.xlsx")
+    with pytest.raises(SheetError, match="超过 20 列"):
+        read_rows(tmp_path / "cols.xlsx")
