@@ -338,7 +338,7 @@ class Build:
                     workers = value
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
                 workers = None
-        return max(1, self.options.jobs or workers or os.cpu_count() or 1)
+        return self._bounded(workers)
 
     def plan(self) -> None:
         from .store import VersionStore
@@ -646,8 +646,20 @@ class Build:
         return configured_fonts(tset, self.dataset.config, self.data_dir.resolve())
 
     def _jobs(self) -> int:
-        """Return the number of worker processes: -j, else archive.toml [build] workers, else CPUs."""
-        return max(1, self.options.jobs or self.dataset.config.build.workers or os.cpu_count() or 1)
+        """Return the number of worker processes: -j, else archive.toml [build] workers, else CPUs;
+        never more than the CPUs (each worker is a whole process with its own fonts)."""
+        return self._bounded(self.dataset.config.build.workers)
+
+    def _bounded(self, workers: int | None) -> int:
+        cpus = os.cpu_count() or 1
+        wanted = self.options.jobs or workers or cpus
+        if wanted > cpus and not getattr(self, "_lowered", False):
+            self._lowered = True
+            where = f"-j {wanted}" if self.options.jobs else f"archive.toml 中 [build] workers = {wanted}"
+            text = f"{where} 超过本机的处理器数 {cpus}，已按 {cpus} 个并行进程运行"
+            self.summary.warnings.append(text)
+            self.reporter.warn(text)
+        return max(1, min(wanted, cpus))
 
     def _run_parallel(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
         return self._start_parallel(function, argument_lists)()
@@ -673,7 +685,7 @@ class Build:
 
             return serial
         if self._pool is None:
-            self._start_pool()
+            self._start_pool(jobs)  # no more workers than pieces of work
         assert self._pool is not None
         futures = {self._pool.submit(function, *args): index for index, args in enumerate(argument_lists)}
 

@@ -635,3 +635,33 @@ def test_sheet_rows_and_columns_are_bounded(tmp_path: Path, monkeypatch: pytest.
     book.save(tmp_path / "cols.xlsx")
     with pytest.raises(SheetError, match="超过 20 列"):
         read_rows(tmp_path / "cols.xlsx")
+
+
+# --------------------------------------------------------------------------- 15 workers
+
+
+@pytest.mark.parametrize("workers", [100000, 200])
+def test_workers_setting_is_bounded_by_cpus_and_said_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        workers: int) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from datadir import ARCHIVE_TOML
+
+    from archive_builder import build as build_module
+
+    started: list[int] = []
+
+    class Recording(ProcessPoolExecutor):
+        def __init__(self, max_workers: int | None = None, **kwargs: Any) -> None:
+            started.append(max_workers or 0)
+            super().__init__(max_workers=max_workers, **kwargs)
+
+    monkeypatch.setattr(build_module, "ProcessPoolExecutor", Recording)
+    monkeypatch.setattr(build_module.os, "cpu_count", lambda: 2)
+    households = [valid_household(f"41162110520100{i:02d}", serial=i) for i in range(3)]
+    data = write_data_dir(tmp_path / "data", households,
+                          archive=ARCHIVE_TOML + f"\n[build]\nworkers = {workers}\n")
+    built = CliRunner().invoke(main, ["build", str(data), "-o", str(tmp_path / "out")])
+    assert built.exit_code == ExitCode.ok, built.output
+    assert f"workers = {workers}" in built.output and "已按 2 个并行进程运行" in built.output
+    assert started and max(started) <= 2, started
