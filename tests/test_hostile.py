@@ -665,3 +665,53 @@ def test_workers_setting_is_bounded_by_cpus_and_said_so(tmp_path: Path, monkeypa
     assert built.exit_code == ExitCode.ok, built.output
     assert f"workers = {workers}" in built.output and "已按 2 个并行进程运行" in built.output
     assert started and max(started) <= 2, started
+
+
+# --------------------------------------------------------------------------- 14 malformed templates
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("{% include 'sections/notes.xml' %}", "递归"),
+        ('<section><heading level="abc">x</heading></section>', "level"),
+        ('<section><spacer mm="nan"/></section>', "mm"),
+        ('<section><p size="inf">x</p></section>', "size"),
+        ('<section><table widths="nan,1"><tr><c>a</c></tr></table></section>', "widths"),
+        ('<section><kv columns="1e9"><row key="a">b</row></kv></section>', "columns"),
+        ("<section>{{ 'a' * 10**9 }}</section>", "过大"),
+        ("<section>{{ 'a' * 10**4 * 10**4 }}</section>", "过大"),
+        ("<section>{{ 2 ** 999999999 }}</section>", "乘方"),
+        ("<section>{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}</section>", "上限"),
+        ("<section>{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}</section>", "上限"),
+        ("<section>{{ 'a'|center(10**9) }}</section>", "过大"),
+        ("<section>{{ '%0999999999d'|format(1) }}</section>", "过大"),
+        ("{% macro m() %}{{ m() }}{% endmacro %}<section>{{ m() }}</section>", "递归"),
+        ("<section>\n\n{{ hh.nope.deeper() }}</section>", "第 3 行"),
+    ],
+)
+def test_malformed_templates_are_template_errors(tmp_path: Path, text: str, said: str) -> None:
+    from archive_builder import templates as t
+    from archive_builder.errors import TemplateError
+
+    data = tmp_path / "data"
+    sections = data / "templates" / "sections"
+    sections.mkdir(parents=True)
+    (sections / "notes.xml").write_text(text, encoding="utf-8")
+    tset = t.resolve_set("default", data_dir=data)
+    spec = next(s for s in tset.sections if s.key == "notes")
+    with pytest.raises(TemplateError) as info:
+        xml = t.render_section_xml(tset, "sections/notes.xml", {"hh": {"notes": "x"}})
+        t.parse_section(xml, spec, template="sections/notes.xml")
+    assert said in str(info.value), str(info.value)
+    assert "notes.xml" in str(info.value)
+
+
+def test_malformed_template_fails_households_not_the_build(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data", [dict(valid_household(HID), notes="户情况")])
+    sections = data / "templates" / "sections"
+    sections.mkdir(parents=True)
+    (sections / "notes.xml").write_text('<section><heading level="abc">x</heading></section>', encoding="utf-8")
+    built = run("build", data, "-o", tmp_path / "out", "-j", "1")
+    assert built.exit_code != ExitCode.internal, built.output
+    assert "内部错误" not in built.output and "level" in built.output
