@@ -651,15 +651,18 @@ class Build:
         return self._bounded(self.dataset.config.build.workers)
 
     def _bounded(self, workers: int | None) -> int:
+        """The configured number of workers, at most the CPUs (``-j``, typed for this run,
+        at most four per CPU); a lowered setting is reported once."""
         cpus = os.cpu_count() or 1
         wanted = self.options.jobs or workers or cpus
-        if wanted > cpus and not getattr(self, "_lowered", False):
+        limit = 4 * cpus if self.options.jobs else cpus
+        if wanted > limit and not getattr(self, "_lowered", False):
             self._lowered = True
             where = f"-j {wanted}" if self.options.jobs else f"archive.toml 中 [build] workers = {wanted}"
-            text = f"{where} 超过本机的处理器数 {cpus}，已按 {cpus} 个并行进程运行"
+            text = f"{where} 超过本机的处理器数 {cpus}，已按 {limit} 个并行进程运行"
             self.summary.warnings.append(text)
             self.reporter.warn(text)
-        return max(1, min(wanted, cpus))
+        return max(1, min(wanted, limit))
 
     def _run_parallel(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
         return self._start_parallel(function, argument_lists)()
