@@ -715,3 +715,39 @@ def test_malformed_template_fails_households_not_the_build(tmp_path: Path) -> No
     built = run("build", data, "-o", tmp_path / "out", "-j", "1")
     assert built.exit_code != ExitCode.internal, built.output
     assert "内部错误" not in built.output and "level" in built.output
+
+
+# --------------------------------------------------------------------------- 13 diff of odd PDFs
+
+
+def reportlab_pdf(path: Path, size: tuple[float, float], pages: int, text: str = "page") -> Path:
+    from reportlab.pdfgen import canvas
+
+    c = canvas.Canvas(str(path), pagesize=size)
+    for i in range(pages):
+        c.rect(10, 10, 100, 100, fill=1)
+        c.drawString(20, size[1] - 40, f"{text} {i}")
+        c.showPage()
+    c.save()
+    return path
+
+
+def test_diff_of_odd_pdfs_never_crashes(tmp_path: Path) -> None:
+    from archive_builder import pdfdiff
+
+    a = reportlab_pdf(tmp_path / "a.pdf", (595, 842), 4)
+    b = reportlab_pdf(tmp_path / "b.pdf", (300, 200), 1, "other")
+    huge = reportlab_pdf(tmp_path / "huge.pdf", (14400, 14400), 1)
+    loop = tmp_path / "loop.pdf"
+    loop.write_bytes(raw_pdf().replace(b"/Kids [3 0 R] /Count 1", b"/Kids [3 0 R 2 0 R] /Count 2"))
+    for old, new in ((a, b), (b, a), (a, huge)):
+        result = run("diff", old, new, "--report", tmp_path / "r.html")
+        assert result.exit_code == ExitCode.problems, result.output
+        assert (tmp_path / "r.html").is_file()
+    for args in ((a, loop), (loop, a, "--report", tmp_path / "r2.html")):
+        result = run("diff", *args)
+        assert result.exit_code == ExitCode.input_unusable, result.output
+        assert "页面结构已损坏" in result.output
+    with pdfdiff._open(huge) as pdf:
+        image = pdf.render(0, 60)
+        assert image.width * image.height <= pdfdiff.MAX_RENDER_PIXELS
