@@ -24,7 +24,15 @@ from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
 from .document import SectionPages
-from .errors import ArchiveError, DataDirError, OutputError, WorkerLostError, quiet_library_logs
+from .errors import (
+    ArchiveError,
+    DataDirError,
+    OutputError,
+    WorkerLostError,
+    disk_full,
+    disk_full_error,
+    quiet_library_logs,
+)
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -183,6 +191,15 @@ class Build:
             gc.set_threshold(*threshold)
 
     def _run(self) -> BuildSummary:
+        try:
+            return self._run_steps()
+        except Exception as exc:
+            out = getattr(self, "out", self.out_dir)
+            if not isinstance(exc, OutputError) and disk_full(exc, out):
+                raise disk_full_error(out) from exc
+            raise
+
+    def _run_steps(self) -> BuildSummary:
         started = time.monotonic()
         self.out = outdir.prepare(self.out_dir, self.data_dir)
         self.summary.out_dir = self.out

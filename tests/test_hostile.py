@@ -751,3 +751,59 @@ def test_diff_of_odd_pdfs_never_crashes(tmp_path: Path) -> None:
     with pdfdiff._open(huge) as pdf:
         image = pdf.render(0, 60)
         assert image.width * image.height <= pdfdiff.MAX_RENDER_PIXELS
+
+
+# --------------------------------------------------------------------------- 17 full disk
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and ".cache" not in p.parts and ".store" not in p.parts and ".state" not in p.parts}
+
+
+@pytest.mark.parametrize("where", ["state", "store", "store-io", "packet"])
+def test_full_disk_is_the_output_folder_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str) -> None:
+    import errno
+    import shutil
+    import sqlite3
+
+    from archive_builder import build as build_module
+    from archive_builder import outdir, store
+
+    data = write_data_dir(tmp_path / "data", [valid_household(HID)])
+    out = tmp_path / "out"
+    assert run("build", data, "-o", out, "-j", "1").exit_code == ExitCode.ok
+    before = _snapshot(out)
+    record = data / "冯老村" / HID / "household.yaml"
+    record.write_text(record.read_text("utf-8").replace("12号", "13号"), "utf-8")
+
+    def full(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(errno.ENOSPC, "No space left on device", str(out / "x"))
+
+    if where == "state":
+        monkeypatch.setattr(outdir, "atomic_write_json", full)
+    elif where == "packet":
+        monkeypatch.setattr(build_module.outdir, "atomic_write_json", full)
+        monkeypatch.setattr("archive_builder.packet.atomic_file", full)
+    else:
+        message = "database or disk is full" if where == "store" else "disk I/O error"
+
+        def sqlite_full(*args: Any, **kwargs: Any) -> Any:
+            raise store.StoreError("版本库写入失败") from sqlite3.OperationalError(message)
+
+        monkeypatch.setattr(store.VersionStore, "record_many", sqlite_full)
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(100, 100, 0))
+    built = run("build", data, "-o", out, "-j", "1")
+    assert built.exit_code == ExitCode.output_unusable, built.output
+    assert "磁盘空间不足" in built.output and str(out) in built.output
+    assert "内部错误" not in built.output
+    # nothing half-written: the manifest is the previous one, every PDF is whole (the one
+    # household already re-rendered is complete), no temporary files are left
+    from pypdf import PdfReader
+
+    after = _snapshot(out)
+    assert after["manifest.json"] == before["manifest.json"]
+    assert set(after) == set(before)
+    for name in after:
+        if name.endswith(".pdf"):
+            assert len(PdfReader(out / name).pages) > 0
