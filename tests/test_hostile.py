@@ -807,3 +807,23 @@ def test_full_disk_is_the_output_folder_error(tmp_path: Path, monkeypatch: pytes
     for name in after:
         if name.endswith(".pdf"):
             assert len(PdfReader(out / name).pages) > 0
+
+
+# --------------------------------------------------------------------------- 18 verify --image
+
+
+def test_verify_image_bomb_is_a_clear_error(tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    # a PNG header claiming 100000 × 100000 pixels, with a tiny (broken) body
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * 1000)) + chunk(b"IEND", b""))
+    bomb = tmp_path / "cover.png"
+    bomb.write_bytes(png)
+    result = run("verify", "--image", bomb, "-o", tmp_path / "out")
+    assert result.exit_code not in (ExitCode.internal, 0), result.output
+    assert "内部错误" not in result.output and "像素过多" in result.output
