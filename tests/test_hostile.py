@@ -827,3 +827,14 @@ def test_verify_image_bomb_is_a_clear_error(tmp_path: Path) -> None:
     result = run("verify", "--image", bomb, "-o", tmp_path / "out")
     assert result.exit_code not in (ExitCode.internal, 0), result.output
     assert "内部错误" not in result.output and "像素过多" in result.output
+
+
+def test_long_values_are_shortened_in_messages(tmp_path: Path) -> None:
+    record = valid_household(HID)
+    record["members"][0]["name"] = "张" + "x" * 5000  # under the cap, but not a name
+    data = write_data_dir(tmp_path / "data", [record])
+    checked = run("validate", data)
+    assert "x" * 200 not in checked.output, checked.output[:2000]
+    from archive_builder.problems import warning
+
+    assert len(warning(f"姓名「{'张' * 100000}」有误").message) < 200
