@@ -1121,7 +1121,8 @@ def _link_target(folder: Path) -> str:
 def _links_out(root: Path, folder: Path) -> bool:
     """True if ``folder`` is a symbolic link (or junction) that leads out of the data directory."""
     try:
-        if not folder.is_symlink() and not (os.name == "nt" and folder.is_junction()):
+        junction = os.name == "nt" and bool(getattr(folder, "is_junction", lambda: False)())
+        if not folder.is_symlink() and not junction:
             return False
         return not folder.resolve().is_relative_to(root.resolve())
     except (OSError, RuntimeError):

@@ -865,7 +865,7 @@ def _trial_merge(page: Any) -> None:
     streams = contents.get_object() if contents is not None else None
     for stream in streams if isinstance(streams, ArrayObject) else [streams]:
         stream = stream.get_object() if stream is not None else None
-        filters = stream.get("/Filter") if hasattr(stream, "get") else None
+        filters = stream.get("/Filter") if stream is not None and hasattr(stream, "get") else None
         filters = filters.get_object() if filters is not None else None
         if isinstance(filters, ArrayObject) and len(filters) > MAX_FILTERS:
             raise ValueError(f"{len(filters)} filters on one content stream")
