@@ -1,16 +1,15 @@
 """The ``archive-builder`` command line: parse, call one core function, print, exit.
 
+Every command calls one function of :mod:`archive_builder.api` (the web app calls the same
+ones) and prints its result; this module imports nothing else of the core but the errors.
 Adding a command is adding one function at the end of this file::
 
-    @main.command("packet")
-    @click.argument("data", type=DATA_DIR)
-    @click.pass_obj
-    def packet(opts: Options, data: Path) -> ExitCode:
-        \"\"\"生成一户的档卡。\"\"\"
-        from .packet import make_packet   # lazy: start-up stays fast
-
-        result = make_packet(data)
-        ...
+    @main.command("history")
+    @OUT_OPTION
+    @click.argument("household_id")
+    def history_cmd(out: Path, household_id: str) -> ExitCode:
+        \"\"\"列出一户的全部版本。\"\"\"
+        click.echo(api.history(out, household_id).format_text())
         return ExitCode.ok
 
 The core raises ``ArchiveError`` subclasses; ``ArchiveGroup.invoke`` is the one place that
@@ -30,8 +29,8 @@ from typing import Any
 
 import click
 
-from . import __version__, cli_messages
-from .errors import ArchiveError, ExitCode, quiet_library_logs
+from . import __version__, api, cli_messages
+from .errors import ArchiveError, ExitCode, ValidationFailed, quiet_library_logs
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
@@ -226,14 +225,12 @@ def validate(
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。
     """
-    from .validate import check_data_dir, format_report
-
     day: date | None = today.date() if today else None
-    report = check_data_dir(data, strict=strict, today=day)
+    report = api.validate(data, strict=strict, today=day)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(format_report(report, quiet=opts.quiet))
+        click.echo(report.format_text(quiet=opts.quiet))
     return ExitCode.problems if report.summary.errors else ExitCode.ok
 
 
@@ -268,12 +265,9 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
 
     先校验该户数据；有错误时列出问题、不生成。
     """
-    from .errors import ValidationFailed
-    from .packet import make_packet
-
     try:
-        outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict,
-                              template_set_name=template_set)
+        outcome = api.render_packet(data, household_id, out, formats=_formats(formats), strict=strict,
+                                    template_set=template_set)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise
@@ -304,14 +298,12 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
 
     只重新生成内容有变化的户。退出码：0 全部生成；3 部分户未生成；2 数据目录无法使用；4 输出目录无法使用。
     """
-    from .build import BuildOptions, build
     from .progress import TerminalReporter
 
     reporter = TerminalReporter(quiet=opts.quiet, verbose=bool(opts.verbose))
-    options = BuildOptions(villages=villages, jobs=jobs, force=force, formats=_formats(formats), strict=strict,
-                           template_set=template_set)
     try:
-        summary = build(data, out, options, reporter)
+        summary = api.build(data, out, villages=villages, jobs=jobs, force=force, formats=_formats(formats),
+                            strict=strict, template_set=template_set, progress=reporter)
     finally:
         reporter.close()
     _echo_problems(summary.problems, quiet=opts.quiet)
@@ -323,21 +315,6 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
     return ExitCode.partial if summary.failed else ExitCode.ok
 
 
-def _store(out: Path | None, data: Path | None = None) -> Any:
-    from .errors import StoreError
-    from .outdir import default_output
-    from .store import VersionStore
-
-    if out is None:
-        if data is None:
-            raise StoreError("请用 -o 指定生成时的输出目录", hint="例如 archive-builder history -o 档案输出 4116211052010001")
-        out = default_output(data)
-    store = VersionStore(out)
-    if not store.exists():
-        raise StoreError(f"输出目录 {out} 中没有版本记录", hint="请先运行 archive-builder build，或用 -o 指定正确的输出目录")
-    return store
-
-
 OUT_OPTION = click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
                           help="生成时的输出目录（其中的 .store 保存各版本）")
 
@@ -347,9 +324,7 @@ OUT_OPTION = click.option("-o", "--output", "out", type=click.Path(path_type=Pat
 @click.argument("household_id")
 def history_cmd(out: Path, household_id: str) -> ExitCode:
     """列出一户的全部版本：版本号、时间、哈希、页数和变化摘要。"""
-    from .diff import format_history
-
-    click.echo(format_history(_store(out), household_id))
+    click.echo(api.history(out, household_id).format_text())
     return ExitCode.ok
 
 
@@ -366,11 +341,8 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     archive-builder diff 旧.pdf 新.pdf
     退出码：0 相同；1 有差异；2 出错。
     """
-    from .diff import compare_pdfs, compare_versions, write_report
-    from .diffreport import check_report_path
-
     if report is not None:
-        check_report_path(report)
+        api.check_report_path(report)
     # A household id is never a file; a second argument ending in .pdf means PDF mode too,
     # so a damaged or misnamed file gets the Chinese "cannot open" message, not a usage error.
     pdf_mode = (
@@ -381,7 +353,7 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     if pdf_mode:
         if len(versions) != 1:
             raise click.UsageError("比较 PDF 时需要两个文件：archive-builder diff 旧.pdf 新.pdf")
-        comparison = compare_pdfs(Path(first), Path(versions[0]))
+        comparison = api.compare_pdfs(first, versions[0])
     else:
         if len(versions) > 2:
             raise click.UsageError("最多给出两个版本号")
@@ -391,10 +363,10 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
             raise click.UsageError(f"版本号应为数字，例如 1 或 v1：{' '.join(versions)}") from exc
         if out is None:
             raise click.UsageError("比较版本时请用 -o 指定生成时的输出目录")
-        comparison = compare_versions(_store(out), first, *numbers)
+        comparison = api.compare(out, first, *numbers)
     click.echo(comparison.format_text())
     if report is not None:
-        click.echo(f"报告：{write_report(report, comparison)}")
+        click.echo(f"报告：{api.write_report(report, comparison)}")
     return ExitCode(comparison.exit_code)
 
 
@@ -404,13 +376,9 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="封面照片或扫描件（自动识别二维码）")
 def verify_cmd(out: Path, text: str | None, image: Path | None) -> ExitCode:
     """核对纸质档卡是否为最新版本：TEXT 为封面二维码扫出的文字。"""
-    from .verify import decode_qr_image, verify
-
-    if image is not None:
-        text = decode_qr_image(image)
-    if not text:
+    if image is None and not text:
         raise click.UsageError("请给出二维码文字，或用 --image 指定封面照片")
-    result = verify(_store(out), text)
+    result = api.verify(out, text, image)
     click.echo(result.format_text())
     return ExitCode(result.exit_code)
 
@@ -424,9 +392,9 @@ def store_group() -> None:
 @OUT_OPTION
 def store_check_cmd(out: Path) -> ExitCode:
     """重新计算版本库中每个数据块的哈希，报告损坏或缺失。"""
-    ok, text = _store(out).check_text()
-    click.echo(text)
-    return ExitCode.ok if ok else ExitCode.problems
+    checked = api.check_store(out)
+    click.echo(checked.format_text())
+    return ExitCode.ok if checked.ok else ExitCode.problems
 
 
 @main.command("import")
@@ -437,9 +405,7 @@ def store_check_cmd(out: Path) -> ExitCode:
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出问题列表")
 def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool) -> ExitCode:
     """从国家系统导出的表格（.xlsx/.xls/.csv，每人一行）导入数据目录。"""
-    from .spreadsheet import import_sheet
-
-    report = import_sheet(file, data, force=force, dry_run=dry_run)
+    report = api.import_sheet(file, data, force=force, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({"problems": [p.to_json() for p in report.problems]}, ensure_ascii=False, indent=2))
     else:
@@ -452,10 +418,7 @@ def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="输出的 .xlsx 文件")
 def export_cmd(data: Path, out: Path) -> ExitCode:
     """把数据目录导出为每人一行的 .xlsx 表格（与导入格式相同）。"""
-    from .spreadsheet import export_sheet
-
-    rows = export_sheet(data, out)
-    click.echo(f"已导出 {rows} 行到 {out}")
+    click.echo(api.export_sheet(data, out).format_text())
     return ExitCode.ok
 
 

@@ -173,3 +173,10 @@ class StoreError(ArchiveError):
 
     exit_code = ExitCode.input_unusable
     kind = "版本库错误"
+
+
+class ArgumentError(ArchiveError):
+    """A core function was called with arguments that cannot work together."""
+
+    exit_code = ExitCode.input_unusable
+    kind = "参数错误"

@@ -80,6 +80,10 @@ class Report:
             "summary": self.summary.to_json(),
         }
 
+    def format_text(self, *, quiet: bool = False) -> str:
+        """Return the Chinese report ``validate`` prints (``quiet``: errors only)."""
+        return format_report(self, quiet=quiet)
+
 
 def check_data_dir(
     data_dir: Path, *, strict: bool = False, today: date | None = None
