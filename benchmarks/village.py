@@ -76,8 +76,10 @@ from pathlib import Path
 import archive_builder.build as B
 
 log = tempfile.mktemp(prefix="ab-stages-")
-def wrap(name):
-    task = getattr(B, name)
+import archive_builder.scheduler as S
+
+def wrap(module, name):
+    task = getattr(module, name)
     def timed(*args, **kwargs):
         started = time.process_time()
         try:
@@ -86,10 +88,10 @@ def wrap(name):
             with open(log, "a") as fh:
                 fh.write(f"{name} {time.process_time() - started}\\n")
     timed.__name__ = timed.__qualname__ = name
-    timed.__module__ = "archive_builder.build"
-    setattr(B, name, timed)
-for name in ("_safe_render", "_collate_box", "_parse_chunk"):
-    wrap(name)
+    timed.__module__ = module.__name__
+    setattr(module, name, timed)
+for module, name in ((B, "_safe_render"), (B, "_collate_box"), (S, "_run_chunk")):
+    wrap(module, name)
 data, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 started = time.perf_counter()
 B.Build(data, out, B.BuildOptions(jobs=jobs)).run()
@@ -102,7 +104,7 @@ for line in open(log):
 os.unlink(log)
 me = resource.getrusage(resource.RUSAGE_SELF)
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-labels = {"_safe_render": "rendering packets", "_collate_box": "collating boxes", "_parse_chunk": "parsing in workers"}
+labels = {"_safe_render": "rendering packets", "_collate_box": "collating boxes", "_run_chunk": "parsing in workers"}
 print(f"stage CPU             wall {wall:.2f} s; all processes {me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime:.2f} core-s")
 for name, label in labels.items():
     each = total[name] / count[name] * 1000 if count[name] else 0

@@ -977,9 +977,12 @@ def test_spawned_workers_give_the_same_bytes(tmp_path, small):
 def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, jobs):
     """A first build parses its households in worker processes; the dataset, its problems and
     the record cache are exactly what the serial loader gives, in the same order."""
-    from archive_builder import build as build_module
-    from archive_builder.build import Build, BuildOptions
+    from contextlib import ExitStack
+
+    from archive_builder import scheduler as scheduler_module
+    from archive_builder.build import Build, BuildOptions, read_settings
     from archive_builder.outdir import prepare
+    from archive_builder.scheduler import Scheduler
     from archive_builder.records.cache import RecordCache
     from archive_builder.records.loader import load_dataset
     from archive_builder.validate import validate_dataset
@@ -997,13 +1000,13 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
 
     pools: list[int] = []
 
-    class CountingPool(build_module.ProcessPoolExecutor):
+    class CountingPool(scheduler_module.ProcessPoolExecutor):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             pools.append(kwargs.get("max_workers") or args[0])
             super().__init__(*args, **kwargs)
 
-    monkeypatch.setattr(build_module, "ProcessPoolExecutor", CountingPool)
-    monkeypatch.setattr(build_module, "_PARSE_PER_WORKER", 2)
+    monkeypatch.setattr(scheduler_module, "ProcessPoolExecutor", CountingPool)
+    monkeypatch.setattr(scheduler_module, "PARSE_PER_WORKER", 2)
 
     def household_view(dataset: Any) -> list[Any]:
         return [
@@ -1022,18 +1025,15 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
     for run in (1, 2):  # the second run finds every household in the record cache
         b = Build(data, out, BuildOptions(jobs=jobs))
         b.out = prepare(out, data)
-        b._saving = None
-        b.load()
-        if b._saving is not None:
-            b._saving.join()
-        if b._pool is not None:
-            b._pool.shutdown()
-        # the first run parsed in the build's pool (started for it) and in this process; the
-        # second found all cached
+        settings = read_settings(data, b.options)
+        with ExitStack() as later, Scheduler(settings.jobs) as scheduler:
+            dataset = b.load(settings, scheduler, later)
+        # the first run parsed in a pool (started for it) and in this process; the second
+        # found all cached
         assert pools == [jobs], pools
-        assert household_view(b.dataset) == household_view(serial)
-        assert b.dataset.problems == serial.problems
-        assert b.validation.problems() == serial_problems
+        assert household_view(dataset) == household_view(serial)
+        assert dataset.problems == serial.problems
+        assert b.validate(dataset, settings).problems() == serial_problems
     serial_cache.save()
     cached = RecordCache(out / ".cache" / "records.pickle")._old
     assert cached and cached.keys() == RecordCache(tmp_path / "serial.pickle")._old.keys()
@@ -1091,17 +1091,19 @@ def test_rendering_warnings_name_the_household_and_stay_in_the_manifest(tmp_path
 @pytest.mark.parametrize(("setting", "expected"), [
     ("workers = 1", 1), ("workers = 3", 3), ('workers = "two"', None), ("workers = 0", None), ("", None),
 ])
-def test_early_worker_count_comes_from_archive_toml(tmp_path, setting, expected):
-    """Before the dataset is loaded, [build] workers is read on its own (a bad value is left
-    for loading to report); with one worker no pool is started early."""
-    from archive_builder.build import Build, BuildOptions
+def test_worker_count_comes_from_archive_toml_read_once(tmp_path, setting, expected):
+    """[build] workers is read with the rest of archive.toml, before the records (a bad value
+    is reported by loading); -j wins; with one worker no pool is started early."""
+    from archive_builder.build import BuildOptions, read_settings
+    from archive_builder.scheduler import Scheduler
 
     data = tmp_path / "data"
     data.mkdir()
     (data / "archive.toml").write_text(f"[build]\n{setting}\n", encoding="utf-8")
-    b = Build(data, tmp_path / "out", BuildOptions())
-    assert b._early_jobs() == (expected or os.cpu_count() or 1)
-    assert Build(data, tmp_path / "out", BuildOptions(jobs=2))._early_jobs() == 2
+    settings = read_settings(data, BuildOptions())
+    assert settings.jobs == (expected or os.cpu_count() or 1)
+    assert read_settings(data, BuildOptions(jobs=2)).jobs == 2
     if expected == 1:
-        b._start_early_pool()
-        assert b._pool is None
+        with Scheduler(settings.jobs) as scheduler:
+            scheduler.start_early()
+            assert scheduler._pool is None

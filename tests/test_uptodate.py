@@ -172,9 +172,10 @@ def test_a_file_edited_while_the_run_reads_the_data_is_seen_by_the_next_run(buil
     _touch_record(data, out)
     real_load = Build.load
 
-    def load_then_edit(self: Build) -> None:
-        real_load(self)
+    def load_then_edit(self: Build, *args: Any) -> Any:
+        dataset = real_load(self, *args)
         _change_record(data, out)  # after the records were read
+        return dataset
 
     monkeypatch.setattr(Build, "load", load_then_edit)
     build(data, out)
