@@ -982,9 +982,9 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
     from archive_builder import scheduler as scheduler_module
     from archive_builder.build import Build, BuildOptions, read_settings
     from archive_builder.outdir import prepare
-    from archive_builder.scheduler import Scheduler
     from archive_builder.records.cache import RecordCache
     from archive_builder.records.loader import load_dataset
+    from archive_builder.scheduler import Scheduler
     from archive_builder.validate import validate_dataset
 
     data = make_data(tmp_path / "data")
