@@ -40,14 +40,14 @@ from typing import TYPE_CHECKING, Literal
 from .errors import ArgumentError, StoreError
 
 if TYPE_CHECKING:
-    from .build import BuildSummary
-    from .diff import Comparison, HistoryEntry
-    from .packet import PacketOutcome
+    from .archive.build import BuildSummary
+    from .archive.packet import PacketOutcome
+    from .io.spreadsheet import ImportReport
     from .records.loader import Dataset
-    from .spreadsheet import ImportReport
-    from .store import VersionStore
     from .validate import Report
-    from .verify import VerifyResult
+    from .versions.diff import Comparison, HistoryEntry
+    from .versions.store import VersionStore
+    from .versions.verify import VerifyResult
 
 __all__ = [
     "ExportResult", "History", "ProgressEvent", "StoreCheck", "build", "check_store", "compare",
@@ -137,7 +137,7 @@ def render_packet(
     Raises HouseholdNotFoundError, and ValidationFailed (its ``problems`` attached) when the
     record has errors.
     """
-    from .packet import make_packet
+    from .archive.packet import make_packet
 
     return make_packet(Path(data_dir), household_id, Path(out) if out is not None else None,
                        formats=formats, strict=strict, today=today, template_set_name=template_set)
@@ -161,8 +161,8 @@ def build(
     the data. Households whose records have errors are listed in ``BuildSummary.failed``;
     the others are still built. Raises DataDirError, OutputError, WorkerLostError.
     """
-    from .build import BuildOptions
-    from .build import build as run_build
+    from .archive.build import BuildOptions
+    from .archive.build import build as run_build
 
     options = BuildOptions(villages=tuple(villages), jobs=jobs, force=force, formats=formats, strict=strict,
                            template_set=template_set)
@@ -173,7 +173,7 @@ def build(
 
 
 def _open_store(out: Path | str) -> VersionStore:
-    from .store import VersionStore
+    from .versions.store import VersionStore
 
     store = VersionStore(Path(out))
     if not store.exists():
@@ -197,7 +197,7 @@ class History:
 
 def history(out: Path | str, household_id: str) -> History:
     """Return the versions of ``household_id`` recorded in the output folder ``out``."""
-    from .diff import history as entries
+    from .versions.diff import history as entries
 
     return History(household_id, entries(_open_store(out), household_id))
 
@@ -205,28 +205,28 @@ def history(out: Path | str, household_id: str) -> History:
 def compare(out: Path | str, household_id: str, v1: int | None = None, v2: int | None = None) -> Comparison:
     """Compare two stored versions of a household (default: the last two; ``v1`` alone: with
     the latest). ``Comparison.identical`` says whether anything changed."""
-    from .diff import compare_versions
+    from .versions.diff import compare_versions
 
     return compare_versions(_open_store(out), household_id, v1, v2)
 
 
 def compare_pdfs(a: Path | str, b: Path | str) -> Comparison:
     """Compare two PDF files by text (per section) and by rendered pages."""
-    from .diff import compare_pdfs as compare_files
+    from .versions.diff import compare_pdfs as compare_files
 
     return compare_files(Path(a), Path(b))
 
 
 def check_report_path(path: Path | str) -> None:
     """Raise ReportError when a comparison report cannot be written to ``path`` (call it first)."""
-    from .diffreport import check_report_path as check
+    from .versions.diffreport import check_report_path as check
 
     check(Path(path))
 
 
 def write_report(path: Path | str, comparison: Comparison) -> Path:
     """Write ``comparison`` as an HTML or PDF report (chosen by the suffix); return its path."""
-    from .diff import write_report as write
+    from .versions.diff import write_report as write
 
     return write(Path(path), comparison)
 
@@ -234,8 +234,8 @@ def write_report(path: Path | str, comparison: Comparison) -> Path:
 def verify(out: Path | str, text: str | None = None, image: Path | str | None = None) -> VerifyResult:
     """Return whether the paper copy whose cover QR reads ``text`` (or is photographed in
     ``image``) is the current version in the output folder ``out``."""
-    from .verify import decode_qr_image
-    from .verify import verify as check
+    from .versions.verify import decode_qr_image
+    from .versions.verify import verify as check
 
     if image is not None:
         text = decode_qr_image(Path(image))
@@ -266,7 +266,7 @@ def check_store(out: Path | str) -> StoreCheck:
 
 def import_sheet(file: Path | str, data_dir: Path | str, *, force: bool = False, dry_run: bool = False) -> ImportReport:
     """Import a national-system spreadsheet into ``data_dir``; return what was (or would be) done."""
-    from .spreadsheet import import_sheet as run_import
+    from .io.spreadsheet import import_sheet as run_import
 
     return run_import(Path(file), Path(data_dir), force=force, dry_run=dry_run)
 
@@ -284,6 +284,6 @@ class ExportResult:
 
 def export_sheet(data_dir: Path | str, out: Path | str) -> ExportResult:
     """Write every household of ``data_dir`` to the .xlsx file ``out``, one row per person."""
-    from .spreadsheet import export_sheet as run_export
+    from .io.spreadsheet import export_sheet as run_export
 
     return ExportResult(Path(out), run_export(Path(data_dir), Path(out)))

@@ -375,7 +375,7 @@ def paragraphs(value: Any) -> list[str]:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (keyed by each template's source checksum)."""
-    from .outdir import user_cache_dir
+    from .archive.outdir import user_cache_dir
 
     folder = user_cache_dir("templates")
     if folder is None:

@@ -106,7 +106,7 @@ def check_data_dir(
 
 def _build_caches(data_dir: Path) -> tuple[RecordCache | None, RecordCache | None]:
     """The record and rule caches a build left in the configured output folder, if any."""
-    from .outdir import configured_output
+    from .archive.outdir import configured_output
 
     try:
         folder = configured_output(Path(data_dir)) / ".cache"

@@ -36,7 +36,7 @@ def _pin_one_core() -> None:
 
 
 def packets(work: Path, households: int, repeat: int) -> None:
-    from archive_builder.packet import font_set, plan_packet, render_packet
+    from archive_builder.archive.packet import font_set, plan_packet, render_packet
     from archive_builder.records.loader import load_dataset
 
     data = work / "data"

@@ -73,10 +73,10 @@ def touch_one(data: Path) -> Path:
 _STAGES = """
 import collections, os, resource, sys, tempfile, time
 from pathlib import Path
-import archive_builder.build as B
+import archive_builder.archive.build as B
 
 log = tempfile.mktemp(prefix="ab-stages-")
-import archive_builder.scheduler as S
+import archive_builder.archive.scheduler as S
 
 def wrap(module, name):
     task = getattr(module, name)

@@ -37,7 +37,7 @@ def make_data_dir(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def font_set():
     """The process-wide FontSet (discovered and registered once per test process)."""
-    from archive_builder.packet import font_set as process_font_set
+    from archive_builder.archive.packet import font_set as process_font_set
 
     return process_font_set()
 

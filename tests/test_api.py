@@ -12,7 +12,7 @@ from datadir import valid_household
 
 from archive_builder import api
 from archive_builder.errors import ArgumentError, DataDirError, HouseholdNotFoundError, StoreError, ValidationFailed
-from archive_builder.verify import qr_payload
+from archive_builder.versions.verify import qr_payload
 
 ROOT = Path(__file__).resolve().parent.parent
 HID = "4116211052010001"

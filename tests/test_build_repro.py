@@ -67,7 +67,7 @@ def test_rebuild_from_scratch_is_byte_identical(tmp_path, small):
 def test_versions_store_the_packets_as_written(small):
     """The store takes each packet's hash from its renderer (the file is not hashed again):
     every recorded PDF blob is the packet file's bytes, and `store check` finds the store sound."""
-    from archive_builder.store import VersionStore
+    from archive_builder.versions.store import VersionStore
 
     _data, out, _ = small
     store = VersionStore(out)
@@ -126,12 +126,12 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
     the record cache are exactly what the serial loader gives, in the same order."""
     from contextlib import ExitStack
 
-    from archive_builder import scheduler as scheduler_module
-    from archive_builder.build import Build, BuildOptions, read_settings
-    from archive_builder.outdir import prepare
+    from archive_builder.archive import scheduler as scheduler_module
+    from archive_builder.archive.build import Build, BuildOptions, read_settings
+    from archive_builder.archive.outdir import prepare
+    from archive_builder.archive.scheduler import Scheduler
     from archive_builder.records.cache import RecordCache
     from archive_builder.records.loader import load_dataset
-    from archive_builder.scheduler import Scheduler
     from archive_builder.validate import validate_dataset
 
     data = make_data(tmp_path / "data")
@@ -187,8 +187,8 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
 
 
 def test_archive_toml_output_dir_and_fonts_are_relative_to_the_data(tmp_path):
-    from archive_builder.build import configured_output
-    from archive_builder.packet import configured_fonts
+    from archive_builder.archive.build import configured_output
+    from archive_builder.archive.packet import configured_fonts
     from archive_builder.records.loader import load_dataset
     from archive_builder.render.fonts import FontSet
     from archive_builder.templates import resolve_set
@@ -241,8 +241,8 @@ def test_rendering_warnings_name_the_household_and_stay_in_the_manifest(tmp_path
 def test_worker_count_comes_from_archive_toml_read_once(tmp_path, setting, expected):
     """[build] workers is read with the rest of archive.toml, before the records (a bad value
     is reported by loading); -j wins; with one worker no pool is started early."""
-    from archive_builder.build import BuildOptions, read_settings
-    from archive_builder.scheduler import Scheduler
+    from archive_builder.archive.build import BuildOptions, read_settings
+    from archive_builder.archive.scheduler import Scheduler
 
     data = tmp_path / "data"
     data.mkdir()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_builder import hashing
+from archive_builder.archive import hashing
 from archive_builder.records.cache import RecordCache
 
 

@@ -348,7 +348,7 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
 
 def test_validate_after_a_build_reads_its_caches_and_still_sees_changes(tmp_path: Path) -> None:
     """The build's record and rule caches make re-checking fast; a changed file is read again."""
-    from archive_builder.outdir import default_output
+    from archive_builder.archive.outdir import default_output
     from archive_builder.records import cache as record_cache
     from archive_builder.synthetic import (
         dump_household_yaml,

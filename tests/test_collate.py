@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from archive_builder.collate import (
+from archive_builder.archive.collate import (
     CONTENTS_ROWS,
     MM,
     PacketInfo,
@@ -640,7 +640,7 @@ def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
 
 
 def test_missing_items_go_to_the_box_they_would_have_been_filed_in():
-    from archive_builder.collate import MissingItem, assign_missing
+    from archive_builder.archive.collate import MissingItem, assign_missing
 
     boxes = [[fake_info(2, 3), fake_info(3, 3)], [fake_info(5, 3), fake_info(7, 3)]]
     missing = [MissingItem(n, f"h{n}", "户主") for n in (8, 1, 4, 6)]
@@ -650,7 +650,7 @@ def test_missing_items_go_to_the_box_they_would_have_been_filed_in():
 
 
 def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts):
-    from archive_builder.collate import MissingItem
+    from archive_builder.archive.collate import MissingItem
 
     packets = make_packets(tmp_path, count=3, sizes=(1, 2))
     first = [MissingItem(99, "4116211052010099", "张三")]
@@ -696,7 +696,7 @@ def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
     a page with anything else (a link here) goes through pypdf's ``append``."""
     from pypdf import PdfWriter
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     data = _two_page_pdf(link)
     writer = PdfWriter()
@@ -722,7 +722,7 @@ def test_names_written_once_writes_the_same_bytes():
     from pypdf import PdfWriter
     from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     def written(memo: bool) -> bytes:
         writer = PdfWriter()
@@ -794,7 +794,7 @@ def test_append_pages_leaves_parsed_content_streams_to_pypdf():
     from pypdf import PdfWriter
     from pypdf.generic import ContentStream
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     reader = PdfReader(io.BytesIO(_two_page_pdf(False)))
     page = reader.pages[0]

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from archive_builder import uptodate
-from archive_builder.build import Build, BuildOptions, SilentReporter
+from archive_builder.archive import uptodate
+from archive_builder.archive.build import Build, BuildOptions, SilentReporter
 from archive_builder.synthetic import (
     dump_household_yaml,
     iter_records,

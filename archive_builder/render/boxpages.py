@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from archive_builder.render.rlformat import settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archive_builder.collate import VillageInfo
+    from archive_builder.archive.collate import VillageInfo
 
 MM = 72.0 / 25.4
 A4_W = 210.0 * MM

@@ -41,6 +41,7 @@ from typing import Any
 
 from lxml import etree
 
+from ..archive.outdir import atomic_write
 from ..document import (
     Block,
     Contents,
@@ -59,7 +60,6 @@ from ..document import (
     Title,
 )
 from ..errors import RenderError
-from ..outdir import atomic_write
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"

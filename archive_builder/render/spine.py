@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive_builder.outdir import atomic_write
+from archive_builder.archive.outdir import atomic_write
 from archive_builder.render.boxpages import (
     MM,
     draw_text,
@@ -35,7 +35,7 @@ from archive_builder.render.boxpages import (
 from archive_builder.render.rlformat import settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archive_builder.collate import BoxResult, VillageInfo
+    from archive_builder.archive.collate import BoxResult, VillageInfo
     from archive_builder.render.fonts import FontSet
 
 PAGE_W_MM = 210.0

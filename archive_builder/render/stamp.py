@@ -69,7 +69,7 @@ def _digits_pdf(fonts: Any) -> tuple[bytes, dict[str, float]]:
     import hashlib
     import json
 
-    from ..outdir import atomic_write, user_cache_dir
+    from ..archive.outdir import atomic_write, user_cache_dir
 
     if _shared_face(fonts) is not None:
         return _make_digits_pdf(None, fonts)

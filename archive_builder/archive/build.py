@@ -2,7 +2,7 @@
 
 load → validate → plan (content hashes) → render packets → collate boxes → record versions →
 manifest. Each stage is a method that takes the values the stages before it returned; the
-worker processes are :mod:`archive_builder.scheduler`'s. Two stages overlap because the
+worker processes are :mod:`archive_builder.archive.scheduler`'s. Two stages overlap because the
 scheduler lets them: planning hands each changed household to the workers as soon as it is
 planned (so packets render while the rest are checked), and versions are recorded while the
 workers collate boxes. A run with nothing to do ends after ``uptodate.check``.
@@ -19,9 +19,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from . import __version__, hashing, outdir, uptodate
-from .document import SectionPages
-from .errors import ArchiveError, DataDirError
+from .. import __version__
+from ..document import SectionPages
+from ..errors import ArchiveError, DataDirError
+from ..problems import Problem, Severity, error, warning
+from . import hashing, outdir, uptodate
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -32,14 +34,13 @@ from .packet import (
     render_packet,
     template_set,
 )
-from .problems import Problem, Severity, error, warning
 from .scheduler import Scheduler, Task, default_jobs, young_gc
 
 if TYPE_CHECKING:
-    from .config import ArchiveConfig
-    from .records.loader import Dataset, Village
-    from .store import VersionStore
-    from .validate import Validation
+    from ..config import ArchiveConfig
+    from ..records.loader import Dataset, Village
+    from ..validate import Validation
+    from ..versions.store import VersionStore
 
 SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
@@ -100,8 +101,8 @@ class Settings:
 
 def read_settings(data_dir: Path, options: BuildOptions) -> Settings:
     """Return the build's settings: archive.toml's, overridden by the options given."""
-    from .config import load_archive_config
-    from .records import loader  # noqa: F401 - the record models, imported once before workers fork
+    from ..config import load_archive_config
+    from ..records import loader  # noqa: F401 - the record models, imported once before workers fork
 
     config, problems = load_archive_config(data_dir / "archive.toml")
     config = config.with_overrides(templates__set=options.template_set)
@@ -257,8 +258,8 @@ class Build:
     # ------------------------------------------------------------------ stages
     def load(self, settings: Settings, scheduler: Scheduler, later: ExitStack) -> Dataset:
         """Read every record (parsing only those the record cache does not hold)."""
-        from .records.cache import RecordCache
-        from .records.loader import load_dataset
+        from ..records.cache import RecordCache
+        from ..records.loader import load_dataset
 
         self.reporter.stage("读取与校验数据")
         records = RecordCache(self.out / ".cache" / "records.pickle")
@@ -272,15 +273,15 @@ class Build:
     def validate(self, dataset: Dataset, settings: Settings) -> Validation:
         """Check the rules across households now; each household's own rules are checked as
         it is planned (``plan``), so its packet renders while the next one is checked."""
-        from .records.cache import RecordCache
-        from .validate import Validation
+        from ..records.cache import RecordCache
+        from ..validate import Validation
 
         return Validation(dataset, strict=self.options.strict, cache=RecordCache(self.out / ".cache" / "rules.pickle"))
 
     def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
              scheduler: Scheduler) -> BuildPlan:
         """Hash every household's inputs; hand those that changed to the scheduler to render."""
-        from .store import VersionStore
+        from ..versions.store import VersionStore
 
         self.reporter.stage("比对内容哈希")
         plan = BuildPlan(dataset, [], outdir.read_json(self.out / STATE_FILE, {}), VersionStore(self.out))
@@ -459,7 +460,7 @@ class Build:
 
     def record_versions(self, plan: BuildPlan, settings: Settings) -> None:
         """Add a version to the store for every packet whose content changed."""
-        from .store import Entry
+        from ..versions.store import Entry
 
         self.reporter.stage("登记版本")
         built_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -581,7 +582,7 @@ class Build:
         """Remember the stat signature of this run's inputs and outputs for the next run."""
         import os
 
-        from .render.fonts import font_search_dirs
+        from ..render.fonts import font_search_dirs
 
         tsets = [template_set(settings.template_set, self.data, v.path.resolve()) for v in villages]
         if any(t.form_sections for t in tsets):
@@ -617,8 +618,8 @@ class Build:
 
     def _write_spine(self, info: Any, boxes: list[dict[str, Any]], spine: Path, options: Any,
                      font_config: dict[str, Any]) -> None:
+        from ..render.spine import write_spine_labels
         from .collate import BoxResult
-        from .render.spine import write_spine_labels
 
         results = [
             BoxResult(file=self.out / b["file"], box_no=b["box_no"], pages=b["pages"], sheets=b["sheets"],
@@ -707,8 +708,8 @@ def _warm_worker(data: Path, config: ArchiveConfig) -> None:
     """
     from PIL import Image
 
+    from ..render import evidence, pdf  # noqa: F401 - evidence: loaded by the first photo
     from . import collate  # noqa: F401 - imported for the side effect of loading it
-    from .render import evidence, pdf  # noqa: F401 - evidence: loaded by the first photo
 
     Image.preinit()  # the common image plugins (JPEG, PNG …), also loaded by the first photo
     tset = template_set(config.templates.set, data, data)
@@ -739,7 +740,7 @@ def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
     except ArchiveError as exc:
         return exc
     except Exception as exc:  # noqa: BLE001 - reported per household, never kills the build
-        from .errors import RenderError
+        from ..errors import RenderError
 
         return RenderError(f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}")
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import yaml
 
-from .errors import (
+from ..archive.outdir import atomic_write, safe_file_name
+from ..errors import (
     ArchiveError,
     DataDirError,
     ExitCode,
@@ -42,12 +43,11 @@ from .errors import (
     OutputError,
     os_reason,
 )
-from .outdir import atomic_write, safe_file_name
-from .problems import Problem, Severity, count
-from .records import vocab
-from .records.idnumber import IdNumberError, parse_id
-from .records.loader import load_yaml
-from .records.models import Causes, Household, IncomeYear, Living, Member, Monitor
+from ..problems import Problem, Severity, count
+from ..records import vocab
+from ..records.idnumber import IdNumberError, parse_id
+from ..records.loader import load_yaml
+from ..records.models import Causes, Household, IncomeYear, Living, Member, Monitor
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import document as dm
-from . import hashing, templates
-from .context import build_context, evidence_items
-from .errors import ArchiveError, OutputError, RenderError, ValidationFailed, os_reason
+from .. import document as dm
+from .. import templates
+from ..context import build_context, evidence_items
+from ..errors import ArchiveError, OutputError, RenderError, ValidationFailed, os_reason
+from . import hashing
 from .outdir import atomic_file, safe_file_name
 
 
@@ -76,7 +77,7 @@ class PacketResult:
 
 @lru_cache(maxsize=4)
 def _font_set(configured: tuple[tuple[str, Any], ...], base_dir: str) -> Any:
-    from .render.fonts import FontSet
+    from ..render.fonts import FontSet
 
     return FontSet.discover(dict(configured) or None, base_dir=Path(base_dir) if base_dir else None)
 
@@ -108,7 +109,7 @@ def template_set(name: str, data_dir: Path, village_dir: Path) -> templates.Temp
 
 @lru_cache(maxsize=4)
 def _evidence_cache(cache_dir: Path, dpi: int) -> Any:
-    from .render.evidence import EvidenceCache
+    from ..render.evidence import EvidenceCache
 
     return EvidenceCache(cache_dir, dpi=dpi)
 
@@ -227,8 +228,8 @@ class FormSections:
     def section(self, spec: templates.SectionSpec) -> dm.Section:
         import time
 
-        from .errors import ExternalToolError
-        from .render import forms
+        from ..errors import ExternalToolError
+        from ..render import forms
 
         template = self.tset.form_path(spec)
         filled = self.work / f"{len(self.rendered):02d}_{spec.key}.docx"
@@ -276,7 +277,7 @@ def _pdf_pages(pdf: Path, form_name: str) -> int:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
-    from .errors import ExternalToolError
+    from ..errors import ExternalToolError
 
     try:
         pages = len(PdfReader(pdf).pages)
@@ -326,7 +327,7 @@ def render_packet(request: PacketRequest) -> PacketResult:
 
 
 def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Path | None) -> PacketResult:
-    from .render.pdf import write_pdf
+    from ..render.pdf import write_pdf
 
     fonts = font_set(request.fonts)
     evidence = _evidence_cache(request.cache_dir, int(tset.settings.get("evidence_dpi", 200)))
@@ -363,7 +364,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
 
     docx_path = None
     if request.out_docx is not None:
-        from .render.docx import write_docx
+        from ..render.docx import write_docx
 
         docx = write_docx(
             document,
@@ -442,7 +443,7 @@ def plan_packet(
     ``version_of(household_id, content_hash)`` gives the version number printed on the
     cover (the version store's next number); None prints version 1.
     """
-    from .verify import qr_payload
+    from ..versions.verify import qr_payload
 
     config = dataset.config
     data_dir = _resolved(Path(dataset.root))
@@ -456,7 +457,7 @@ def plan_packet(
     evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
     extra: dict[str, Any] = {}
     if tset.form_sections:
-        from .render.forms import find_soffice
+        from ..render.forms import find_soffice
 
         # a packet made without LibreOffice has placeholder pages: rebuild it once one exists
         extra["form_converter"] = find_soffice() is not None
@@ -539,10 +540,10 @@ def make_packet(
     else the template set's ``[output] formats``. The cover's version number follows the build output beside the
     data directory when there is one, so the printed copy matches what the next build records.
     """
+    from ..records.loader import load_household, typed_household_id
+    from ..validate import validate_dataset
+    from ..versions.store import VersionStore
     from .outdir import default_output
-    from .records.loader import load_household, typed_household_id
-    from .store import VersionStore
-    from .validate import validate_dataset
 
     household_id = typed_household_id(household_id)
     dataset = load_household(data_dir, household_id)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ArchiveError, ExitCode, StoreError, os_reason
+from ..errors import ArchiveError, ExitCode, StoreError, os_reason
 from .store import Version, VersionStore
 
 if TYPE_CHECKING:  # the diff machinery (pypdfium2 …) is imported only when verifying

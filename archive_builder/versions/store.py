@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .errors import StoreError
+from ..errors import StoreError
 
 STORE_DIR = ".store"
 CATALOG = "catalog.sqlite"

@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import WorkerLostError, quiet_library_logs
+from ..errors import WorkerLostError, quiet_library_logs
 
 #: allocations between collections of the youngest generation (Python's default: 700).
 #: Rendering and collating allocate millions of short-lived objects, nearly all freed by

@@ -181,7 +181,7 @@ _FIELD_ORDER = {path: n for n, path in enumerate(FALLBACK_LABELS)}
 def _model_labels() -> Labels | None:
     """Return the label function of ``records.models`` when it offers one."""
     try:
-        from .records import models
+        from ..records import models
     except ImportError:
         return None
     table = getattr(models, "FIELD_LABELS", None)
@@ -622,7 +622,7 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        from .errors import ExitCode
+        from ..errors import ExitCode
 
         return int(ExitCode.ok if self.identical else ExitCode.problems)
 
@@ -701,7 +701,7 @@ def compare_versions(
 
     With only ``v1`` given, ``v1`` is compared with the latest version.
     """
-    from .errors import StoreError
+    from ..errors import StoreError
 
     versions = store.versions(household_id)
     if not versions:
@@ -773,7 +773,7 @@ class HistoryEntry:
 
 def history(store: VersionStore, household_id: str) -> list[HistoryEntry]:
     """Return every version of the household, oldest first, each with its change summary."""
-    from .errors import StoreError
+    from ..errors import StoreError
 
     versions = store.versions(household_id)
     if not versions:

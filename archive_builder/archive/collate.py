@@ -54,8 +54,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archive_builder.archive.outdir import atomic_file, safe_file_name
 from archive_builder.document import SectionPages
-from archive_builder.outdir import atomic_file, safe_file_name
 from archive_builder.problems import Problem, warning
 from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit_size re-exported
     A4_H,
@@ -412,7 +412,7 @@ def _append_packet(writer: Any, data: bytes, shared: Any, p: PacketInfo) -> tupl
     """
     size = None
     if shared is not None:
-        from archive_builder.packetpdf import PageCountMismatch, append_packet
+        from archive_builder.archive.packetpdf import PageCountMismatch, append_packet
 
         try:
             size = append_packet(writer, data, shared, p.fonts, pages=p.pages)
