@@ -26,8 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic data generators
 
-from archive_builder.synthetic import write_dataset
+from synthetic import write_dataset
 
 
 def _pin_one_core() -> None:

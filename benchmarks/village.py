@@ -6,9 +6,8 @@ Generates a synthetic village (2 print-size photos per household), then times wh
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
 process of the run, workers included), output size and the bytes of embedded font programs.
 
-``--set anchor`` (the default) renders the packet the performance anchors measured (cover,
-members, cause, measures, income, photos; simplex) with benchmarks/templates/anchor, so the
-figures compare with ../shared/research/performance-anchors.md; ``--set default`` renders the
+``--set anchor`` (the default) renders a short packet (cover, members, cause, measures,
+income, photos; simplex) with benchmarks/templates/anchor; ``--set default`` renders the
 full default packet (contents, separator sheets, every section, duplex). ``--stages`` adds
 one more full build whose worker tasks report their CPU time: rendering, collating, parsing,
 and the build process itself.
@@ -28,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic data generators
 
-from archive_builder.synthetic import write_archive_toml, write_dataset
+from synthetic import write_archive_toml, write_dataset
 
 ANCHOR_SET = Path(__file__).resolve().parent / "templates" / "anchor"
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from pypdf import PdfReader
 
 from archive_builder.cli import main
-from archive_builder.synthetic import dump_household_yaml, iter_records, write_dataset
+from synthetic import dump_household_yaml, iter_records, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "households_sample"

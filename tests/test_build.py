@@ -36,7 +36,7 @@ from build_helpers import (
 from pypdf import PdfReader
 
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import dump_household_yaml, iter_records
+from synthetic import dump_household_yaml, iter_records
 
 # --------------------------------------------------------------------------- 1. full build
 

@@ -29,7 +29,7 @@ from click.testing import CliRunner
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import dump_household_yaml, iter_records
+from synthetic import dump_household_yaml, iter_records
 
 # --------------------------------------------------------------------------- 6. reproducible
 

@@ -18,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import generate_household
+from synthetic import generate_household
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import qr_payload
 

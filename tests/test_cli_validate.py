@@ -350,7 +350,7 @@ def test_validate_after_a_build_reads_its_caches_and_still_sees_changes(tmp_path
     """The build's record and rule caches make re-checking fast; a changed file is read again."""
     from archive_builder.archive.outdir import default_output
     from archive_builder.records import cache as record_cache
-    from archive_builder.synthetic import (
+    from synthetic import (
         dump_household_yaml,
         iter_records,
         write_dataset,

@@ -15,7 +15,7 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import generate_household
+from synthetic import generate_household
 from archive_builder.versions.diff import (
     FieldChange,
     changed_pages,

@@ -29,7 +29,7 @@ from click.testing import CliRunner, Result
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import write_dataset
+from synthetic import write_dataset
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import decode_qr_image
 

@@ -20,7 +20,7 @@ from archive_builder.io.spreadsheet import (
 )
 from archive_builder.problems import Severity
 from archive_builder.records.loader import load_dataset
-from archive_builder.synthetic import generate_household, make_id_number
+from synthetic import generate_household, make_id_number
 from archive_builder.validate import validate_dataset
 
 TODAY = dt.date(2025, 11, 20)

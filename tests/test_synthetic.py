@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archive_builder import synthetic as syn
+import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "households_sample"

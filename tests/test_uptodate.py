@@ -16,7 +16,7 @@ import pytest
 
 from archive_builder.archive import uptodate
 from archive_builder.archive.build import Build, BuildOptions, SilentReporter
-from archive_builder.synthetic import (
+from synthetic import (
     dump_household_yaml,
     iter_records,
     write_archive_toml,

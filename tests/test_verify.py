@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from archive_builder.errors import ExitCode
-from archive_builder.synthetic import generate_household
+from synthetic import generate_household
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import PayloadError, parse_payload, qr_payload, verify
 

@@ -2,7 +2,7 @@
 
 * :func:`render_form` fills a ``.docx`` with docxtpl tags.  Autoescaping is ALWAYS on:
   with docxtpl's default a value containing ``<`` silently truncates the document and a bare
-  ``&`` disappears (library notes E8).  The Jinja environment is sandboxed (forms come from
+  ``&`` disappears.  The Jinja environment is sandboxed (forms come from
   outside) and records variables the form uses but the context lacks; those, and fonts the
   form names that this machine lacks, come back as Chinese warnings.
 * :class:`LibreOffice` converts a rendered form to PDF headless, with its own profile

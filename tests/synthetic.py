@@ -2,7 +2,7 @@
 
 Everything produced here is made up: names, ID numbers (with valid GB 11643 check
 characters), amounts and dates.  The output follows the record format described in
-``shared/record-format.md``: canonical English keys, enumerated values as Chinese labels.
+``docs/record-format.md``: canonical English keys, enumerated values as Chinese labels.
 
 The generator is deterministic: the same seed gives the same records and the same file
 bytes (seeded ``random.Random`` with string seeds, fixed JPEG quality, no timestamps).
