@@ -5,6 +5,10 @@ same a household at a time, for the build); ``check_data_dir`` is
 the one core function behind ``archive-builder validate``; ``format_report`` is its text form.
 Rules warn or err without knowing about ``--strict``: strict mode turns every warning into an
 error at the end (``problems.escalate``).
+
+Why one module of this size: one method per rule of a household (``_HouseholdRules``) plus
+the rules across households; a rule is read beside its neighbours, and the list is the
+contract of ``validate``.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def run_build(data: Path, out: Path, jobs: int, *extra: str) -> tuple[float, flo
 
 
 def font_bytes(pdf: Path) -> int:
-    from archive_builder.render.fonts import font_report
+    from pdffonts import font_report
 
     return sum(f.get("bytes") or 0 for f in font_report(pdf))
 

@@ -18,9 +18,9 @@ from typing import Any
 
 from click.testing import CliRunner
 from pypdf import PdfReader
+from synthetic import dump_household_yaml, iter_records, write_dataset
 
 from archive_builder.cli import main
-from synthetic import dump_household_yaml, iter_records, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "households_sample"

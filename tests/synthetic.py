@@ -1042,7 +1042,7 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
 
     reg = _cjk_font()
     text_ok = reg is not None and all(
-        ord(ch) in reg[1].face.charToGlyph for line in [title, *[l for p in pages for l in p]]
+        ord(ch) in reg[1].face.charToGlyph for line in [title, *[line for p in pages for line in p]]
         for ch in line if not ch.isspace())
     if not text_ok:
         title = fallback_title

@@ -34,9 +34,9 @@ from build_helpers import (
     unembedded_fonts,
 )
 from pypdf import PdfReader
+from synthetic import dump_household_yaml, iter_records
 
 from archive_builder.errors import ExitCode
-from synthetic import dump_household_yaml, iter_records
 
 # --------------------------------------------------------------------------- 1. full build
 

@@ -26,10 +26,10 @@ from build_helpers import (
     summary_line,
 )
 from click.testing import CliRunner
+from synthetic import dump_household_yaml, iter_records
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from synthetic import dump_household_yaml, iter_records
 
 # --------------------------------------------------------------------------- 6. reproducible
 

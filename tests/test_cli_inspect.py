@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from synthetic import generate_household
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from synthetic import generate_household
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import qr_payload
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from collation import collate_village
 
 from archive_builder.archive.collate import (
     CONTENTS_ROWS,
@@ -17,7 +18,6 @@ from archive_builder.archive.collate import (
     VillageInfo,
     box_pages,
     box_sheets,
-    collate_village,
     draw_text,
     packet_offsets,
     plan_boxes,

@@ -13,9 +13,9 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
+from synthetic import generate_household
 
 from archive_builder.errors import ExitCode
-from synthetic import generate_household
 from archive_builder.versions.diff import (
     FieldChange,
     changed_pages,

@@ -26,10 +26,10 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from synthetic import write_dataset
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from synthetic import write_dataset
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import decode_qr_image
 

@@ -22,13 +22,13 @@ import pypdfium2 as pdfium
 import pytest
 import yaml
 from click.testing import CliRunner
+from pdffonts import font_report
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from archive_builder.cli import main
 from archive_builder.context import build_context, evidence_items
 from archive_builder.records.loader import load_household
-from archive_builder.render.fonts import font_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"

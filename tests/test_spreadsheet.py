@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 from openpyxl import Workbook, load_workbook
+from synthetic import generate_household, make_id_number
 
 from archive_builder.errors import ExitCode
 from archive_builder.io.spreadsheet import (
@@ -20,7 +21,6 @@ from archive_builder.io.spreadsheet import (
 )
 from archive_builder.problems import Severity
 from archive_builder.records.loader import load_dataset
-from synthetic import generate_household, make_id_number
 from archive_builder.validate import validate_dataset
 
 TODAY = dt.date(2025, 11, 20)

@@ -17,9 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import yaml
-
 import synthetic as syn
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "households_sample"

@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from archive_builder.archive import uptodate
-from archive_builder.archive.build import Build, BuildOptions, SilentReporter
 from synthetic import (
     dump_household_yaml,
     iter_records,
     write_archive_toml,
     write_dataset,
 )
+
+from archive_builder.archive import uptodate
+from archive_builder.archive.build import Build, BuildOptions, SilentReporter
 
 REPO = Path(__file__).resolve().parents[1]
 LOAD_STAGE = "读取与校验数据"

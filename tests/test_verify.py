@@ -9,9 +9,9 @@ import random
 from pathlib import Path
 
 import pytest
+from synthetic import generate_household
 
 from archive_builder.errors import ExitCode
-from synthetic import generate_household
 from archive_builder.versions.store import VersionStore
 from archive_builder.versions.verify import PayloadError, parse_payload, qr_payload, verify
 

@@ -6,6 +6,9 @@ worker processes are :mod:`archive_builder.archive.scheduler`'s. Two stages over
 scheduler lets them: planning hands each changed household to the workers as soon as it is
 planned (so packets render while the rest are checked), and versions are recorded while the
 workers collate boxes. A run with nothing to do ends after ``uptodate.check``.
+
+Why one module of this size: the pipeline, its stage methods and the plan records they hand
+each other; a stage is read beside the ones it feeds.
 """
 
 from __future__ import annotations

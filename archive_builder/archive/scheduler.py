@@ -25,7 +25,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, as_
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from ..errors import WorkerLostError, quiet_library_logs
 
@@ -82,7 +82,7 @@ class Scheduler:
     _waiting: list[Task] = field(default_factory=list)
     _in_flight: list[Future[Any]] = field(default_factory=list)
 
-    def __enter__(self) -> Scheduler:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:

@@ -13,6 +13,9 @@ Rules of thumb: the input file is opened read-only; nothing in the data director
 overwritten without ``force``; every write is atomic; problems are collected, never raised one
 by one. Only an unusable input (unreadable file, no header row, a required column missing)
 raises ``SheetError``.
+
+Why one module of this size: the column table, cell parsing, import planning and export all
+follow the national system's one table of columns; they change together when it does.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ cannot be used at all (missing, no ``archive.toml``, unreadable) raises ``DataDi
 Positions: YAML is composed node by node (PyYAML ``compose``) so every key keeps its line and
 column; JSON keys are found by a light text search. ``LoadedHousehold.position(path)`` gives
 the line/column of a field path or of its nearest present parent.
+
+Why one module of this size: reading records with source positions (YAML with line and
+column, JSON), the fast single-household path and the record cache hooks share the parsed
+representation.
 """
 
 from __future__ import annotations

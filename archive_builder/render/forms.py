@@ -13,6 +13,10 @@
   as its own section: styles are copied under a per-form prefix (so the form keeps its own
   look and does not restyle the packet), images, hyperlinks and lists come along, theme
   fonts are resolved to the form's own font names, page size and margins are the form's.
+
+Why one module of this size: filling a Word form and converting it with LibreOffice are one
+boundary with an external program; its time-outs, profiles and font checks are read
+together.
 """
 
 from __future__ import annotations

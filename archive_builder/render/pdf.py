@@ -14,6 +14,9 @@ between font runs.
 
 Pages of evidence PDFs are merged in afterwards with pypdf; that path is skipped entirely
 when a document has none.
+
+Why one module of this size: the layout engine and the painter of the document model share
+the page model and the font runs; each block kind has its layout and painting side by side.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ matched by what identifies their entries (members by ID number, income by year, 
 year/category/item/provider/date with fuzzy pairing for edits …), never by position, so
 reordering a list is not a change. The PDF side lives in ``pdfdiff`` and the reports in
 ``diffreport``; ``compare_versions`` and ``compare_pdfs`` tie them together for the CLI.
+
+Why one module of this size: the record differ (list matching by key, labels) and the
+comparisons and history built on it share its ``FieldChange`` model and wording.
 """
 
 from __future__ import annotations
