@@ -14,7 +14,6 @@ each other; a stage is read beside the ones it feeds.
 from __future__ import annotations
 
 import functools
-import hashlib
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -416,7 +415,15 @@ class Build:
 
     def start_collation(self, plan: BuildPlan, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
         """Hand every box whose households changed to the workers; the others are reused."""
-        from .collate import MissingItem, PacketInfo, PrintOptions, VillageInfo, assign_missing, plan_boxes
+        from .collate import (
+            MissingItem,
+            PacketInfo,
+            PrintOptions,
+            VillageInfo,
+            assign_missing,
+            box_fingerprint,
+            plan_boxes,
+        )
 
         printing = settings.config.print
         options = PrintOptions(duplex=printing.duplex, sheets_per_box=printing.sheets_per_box,
@@ -446,11 +453,8 @@ class Build:
             collation.files[vplan.code] = len(boxes)
             for box_no, box in enumerate(boxes, start=1):
                 missing = notes[box_no - 1]
-                fingerprint = hashlib.sha256(hashing.canonical_json([
-                    vplan.info, box_no, len(boxes), options.__dict__, settings.build_date, __version__,
-                    [[p.household_id, p.item_no, p.pages, hashes[p.household_id]] for p in box],
-                    [[m.item_no, m.household_id, m.head] for m in missing],
-                ])).hexdigest()
+                fingerprint = box_fingerprint(vplan.info, box_no, len(boxes), options, settings.build_date,
+                                              [(p, hashes[p.household_id]) for p in box], missing)
                 previous = collation.box_state.get(f"{vplan.code}/{box_no}")
                 if (not self.options.force and previous is not None and previous["fingerprint"] == fingerprint
                         and (self.out / previous["box"]["file"]).is_file()):

@@ -704,6 +704,20 @@ def _write_box(
     )
 
 
+def box_fingerprint(info: dict[str, Any], box_no: int, box_count: int, options: PrintOptions, date: str,
+                    packets: Sequence[tuple[PacketInfo, str]], missing: Sequence[MissingItem]) -> str:
+    """Return the hash of everything a box's file depends on: the village, its place among the
+    village's boxes, the print options, the date, the program, and each packet (with its
+    household's content hash) and missing item. The same fingerprint means the same file."""
+    from archive_builder.archive import hashing
+
+    return hashlib.sha256(hashing.canonical_json([
+        info, box_no, box_count, options.__dict__, date, __version__,
+        [[p.household_id, p.item_no, p.pages, content_hash] for p, content_hash in packets],
+        [[m.item_no, m.household_id, m.head] for m in missing],
+    ])).hexdigest()
+
+
 def collate_box(
     village: VillageInfo,
     box_no: int,
