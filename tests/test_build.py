@@ -190,6 +190,7 @@ def test_packet_replaced_behind_the_state_is_rendered_again(tmp_path):
     assert packet.read_bytes() == original
 
 
+@pytest.mark.slow
 def test_removed_households_leave_no_stale_files(tmp_path, small):
     """Households deleted from the data: the village shrinks to one box, and neither the old
     second box nor the deleted households' packets stay in the output folder."""

@@ -54,6 +54,7 @@ def _worker_dies(request: Any) -> Any:
     os._exit(9)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(sys.platform == "win32", reason="forked workers inherit the stand-in")
 def test_a_worker_that_dies_is_reported_and_the_rerun_completes(tmp_path, monkeypatch):
     from archive_builder.archive import build as build_module

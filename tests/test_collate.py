@@ -502,9 +502,8 @@ def test_shared_fonts_do_not_depend_on_the_faces_loaded(built, fonts, tmp_path, 
 def test_fonts_without_marker_are_merged_from_their_programs(tmp_path, fonts):
     """Packets whose fonts carry no face marker (older packets, other fonts) are copied and
     merged from their embedded programs: still one copy of each face, the same text."""
+    from pdffonts import font_report
     from pypdf import PdfWriter
-
-    from archive_builder.render.fonts import font_report
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")
@@ -568,7 +567,7 @@ def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
 
 def test_numbers_share_the_table_face_of_the_box(built, fonts):
     """The digits are drawn with the box's merged table face: no font program of their own."""
-    from archive_builder.render.fonts import font_report
+    from pdffonts import font_report
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")

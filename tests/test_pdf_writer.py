@@ -379,6 +379,7 @@ print(hashlib.sha256(buf.getvalue()).hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_warm_up_changes_no_byte() -> None:
     """A worker's warm-up (render.pdf.warm_up) fills per-process caches only: a fresh process
     writes the same document to the same bytes with and without it."""

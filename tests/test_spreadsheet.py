@@ -166,6 +166,7 @@ def test_report_text_counts_and_unmapped(national: tuple[Path, Path, Any]) -> No
     assert "监测收入标准暂用默认值 8050.0" in text
 
 
+@pytest.mark.slow
 def test_export_then_reimport_is_identical(national: tuple[Path, Path, Any], tmp_path: Path) -> None:
     _, data, _ = national
     out = tmp_path / "导出.xlsx"
