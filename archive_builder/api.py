@@ -19,6 +19,8 @@ function                                                  returns
 ``check_store(out)``                                      ``StoreCheck`` (ok, Chinese text)
 ``import_sheet(file, data_dir, *, force, dry_run)``       ``ImportReport``
 ``export_sheet(data_dir, out)``                           ``ExportResult`` (file, rows)
+``stats(data_dir, out, *, villages)``                     ``StatsResult`` (the tables, the file written)
+``notice(data_dir, village, kind, out, ...)``             ``NoticeResult`` (公示/公告 file, households)
 ========================================================  ==========================================
 
 ``out`` is always the build's output folder (the one holding ``manifest.json`` and ``.store``).
@@ -31,7 +33,7 @@ warning about the run, e.g. a missing font).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -44,15 +46,18 @@ if TYPE_CHECKING:
     from .archive.packet import PacketOutcome
     from .io.spreadsheet import ImportReport
     from .records.loader import Dataset
+    from .reports.notice import NoticeResult
+    from .reports.stats import Stats
+    from .reports.stats_write import StatsOutput
     from .validate import Report
     from .versions.diff import Comparison, HistoryEntry
     from .versions.store import VersionStore
     from .versions.verify import VerifyResult
 
 __all__ = [
-    "ExportResult", "History", "ProgressEvent", "StoreCheck", "build", "check_store", "compare",
-    "compare_pdfs", "export_sheet", "history", "import_sheet", "load", "render_packet", "validate",
-    "verify", "write_report",
+    "ExportResult", "History", "ProgressEvent", "StatsResult", "StoreCheck", "build", "check_store",
+    "compare", "compare_pdfs", "export_sheet", "history", "import_sheet", "load", "notice", "render_packet",
+    "stats", "validate", "verify", "write_report",
 ]
 
 
@@ -287,3 +292,35 @@ def export_sheet(data_dir: Path | str, out: Path | str) -> ExportResult:
     from .io.spreadsheet import export_sheet as run_export
 
     return ExportResult(Path(out), run_export(Path(data_dir), Path(out)))
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    """A village statistics report: the tables computed and the file they were written to."""
+
+    stats: Stats
+    output: StatsOutput
+
+
+def stats(data_dir: Path | str, out: Path | str, *, villages: tuple[str, ...] = ()) -> StatsResult:
+    """Count households, people, measures and incomes by village and group; write them to
+    ``out`` (.xlsx, one sheet per table, or .pdf with charts). Households whose data cannot
+    be read are left out and listed in ``StatsResult.stats.problems``."""
+    from .reports.stats import compute_stats
+    from .reports.stats_write import write_stats
+
+    tables = compute_stats(Path(data_dir), villages)
+    return StatsResult(tables, write_stats(tables, Path(out)))
+
+
+def notice(data_dir: Path | str, village: str, kind: str, out: Path | str, *, households: Sequence[str] = (),
+           start: date | None = None, days: int | None = None) -> NoticeResult:
+    """Write a public notice (公示/公告) of ``kind`` for ``village`` to ``out`` (.pdf or .docx):
+    the households chosen by their procedure records (or ``households``), no personal data.
+    Raises NoticeError (e.g. PeriodTooShortError) when it cannot be made as asked."""
+    from .reports.notice import make_notice
+
+    return make_notice(Path(data_dir), village, kind, Path(out), households=households, start=start, days=days)
