@@ -124,3 +124,10 @@ def test_the_api_never_prints_or_imports_click() -> None:
     modules = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     modules |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
     assert not any(m.split(".")[0] == "click" for m in modules)
+
+
+def test_stats_through_the_api(make_data_dir, tmp_path: Path) -> None:
+    data = make_data_dir()
+    result = api.stats(data, tmp_path / "统计.xlsx")
+    assert result.output.kind == "xlsx" and result.output.path.is_file()
+    assert result.output.parts >= 1 and not result.stats.problems
