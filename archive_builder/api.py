@@ -137,18 +137,21 @@ def render_packet(
     strict: bool = False,
     template_set: str | None = None,
     today: date | None = None,
+    store_dir: Path | str | None = None,
 ) -> PacketOutcome:
     """Validate one household and render its packet; return the file, its pages and warnings.
 
     ``out`` is a ``.pdf`` file or a folder (default: the current folder). ``formats`` ``None``
     follows archive.toml and the template set; ``("pdf", "docx")`` adds a Word copy.
     Raises HouseholdNotFoundError, and ValidationFailed (its ``problems`` attached) when the
-    record has errors.
+    record has errors. The packet is recorded as a version in the build's version store
+    (``store_dir``, else the one the data directory's build uses), so its paper copy verifies.
     """
     from .archive.packet import make_packet
 
     return make_packet(Path(data_dir), household_id, Path(out) if out is not None else None,
-                       formats=formats, strict=strict, today=today, template_set_name=template_set)
+                       formats=formats, strict=strict, today=today, template_set_name=template_set,
+                       store_dir=Path(store_dir) if store_dir is not None else None)
 
 
 def build(

@@ -187,6 +187,7 @@ class BuildSummary:
     seconds: float = 0.0
     out_dir: Path | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: what rendering warned about in this run (shown as it happened; counted in ``line``)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
     #: the audit's counts (``checks.AuditResult.line``), "" when not audited
@@ -199,6 +200,9 @@ class BuildSummary:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
         parts.append(f"用时 {self.seconds:.1f} 秒")
+        warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
+        if warnings:
+            parts.append(f"警告 {warnings} 条")
         if self.audit:
             parts.append(self.audit)
         return " · ".join(parts)
@@ -234,6 +238,7 @@ class Build:
         import time
 
         started = time.monotonic()
+        self._check_inputs()
         self.out = self.summary.out_dir = outdir.prepare(self.out, self.data_dir)
         with outdir.build_lock(self.out), young_gc():
             recorded = uptodate.check(self.data, self.out, self.options)
@@ -417,6 +422,7 @@ class Build:
         household.packet_sha256 = outcome.sha256
         for text in outcome.warnings:
             self.reporter.warn(_naming_household(household.household_id, text))
+            self.summary.warnings.append(_naming_household(household.household_id, text))
 
     def start_collation(self, plan: BuildPlan, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
         """Hand every box whose households changed to the workers; the others are reused."""
@@ -581,6 +587,13 @@ class Build:
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
 
     # ------------------------------------------------------------------ helpers
+    def _check_inputs(self) -> None:
+        """Fail on an unusable data directory or an unknown ``--village`` before the output
+        folder is created: a build that cannot start leaves nothing behind."""
+        from ..records.loader import open_villages
+
+        _select(open_villages(self.data_dir), self.options.villages)
+
     def _replay(self, recorded: dict[str, Any], seconds: float) -> BuildSummary:
         """Report what the last run reported: nothing changed since it (see uptodate.py)."""
         self.summary.villages = recorded["villages"]
