@@ -556,7 +556,7 @@ class VersionStore:
             return found[0]
         existing = [v.number for v in self.versions(household_id)]
         if not existing:
-            from .records.loader import find_similar_ids
+            from ..records.loader import find_similar_ids
 
             similar = find_similar_ids(self.households(), household_id)
             raise StoreError(
