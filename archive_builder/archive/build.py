@@ -199,10 +199,10 @@ class BuildSummary:
         if self.failed:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
-        parts.append(f"用时 {self.seconds:.1f} 秒")
         warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
         if warnings:
             parts.append(f"警告 {warnings} 条")
+        parts.append(f"用时 {self.seconds:.1f} 秒")
         if self.audit:
             parts.append(self.audit)
         return " · ".join(parts)
