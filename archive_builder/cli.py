@@ -1,16 +1,15 @@
 """The ``archive-builder`` command line: parse, call one core function, print, exit.
 
+Every command calls one function of :mod:`archive_builder.api` (the web app calls the same
+ones) and prints its result; this module imports nothing else of the core but the errors.
 Adding a command is adding one function at the end of this file::
 
-    @main.command("packet")
-    @click.argument("data", type=DATA_DIR)
-    @click.pass_obj
-    def packet(opts: Options, data: Path) -> ExitCode:
-        \"\"\"生成一户的档卡。\"\"\"
-        from .packet import make_packet   # lazy: start-up stays fast
-
-        result = make_packet(data)
-        ...
+    @main.command("history")
+    @OUT_OPTION
+    @click.argument("household_id")
+    def history_cmd(out: Path, household_id: str) -> ExitCode:
+        \"\"\"列出一户的全部版本。\"\"\"
+        click.echo(api.history(out, household_id).format_text())
         return ExitCode.ok
 
 The core raises ``ArchiveError`` subclasses; ``ArchiveGroup.invoke`` is the one place that
@@ -30,8 +29,8 @@ from typing import Any
 
 import click
 
-from . import __version__, cli_messages
-from .errors import ArchiveError, ExitCode, OutputError, disk_full, disk_full_error, quiet_library_logs
+from . import __version__, api, cli_messages
+from .errors import ArchiveError, ExitCode, OutputError, ValidationFailed, disk_full, disk_full_error, quiet_library_logs
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
@@ -311,14 +310,12 @@ def validate(
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。
     """
-    from .validate import check_data_dir, format_report
-
     day: date | None = today.date() if today else None
-    report = check_data_dir(data, strict=strict, today=day)
+    report = api.validate(data, strict=strict, today=day)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
-        click.echo(format_report(report, quiet=opts.quiet))
+        click.echo(report.format_text(quiet=opts.quiet))
     return ExitCode.problems if report.summary.errors else ExitCode.ok
 
 
@@ -357,12 +354,9 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
     与 build 生成的档卡相同（件号、版本号、哈希都一样），登记在同一个档案输出目录的版本库中，
     打印出来可以用 verify 核对。先校验该户数据；有错误时列出问题、不生成。
     """
-    from .errors import ValidationFailed
-    from .packet import make_packet
-
     try:
-        outcome = make_packet(data, household_id, out, formats=_formats(formats), strict=strict,
-                              template_set_name=template_set, store_dir=store_dir)
+        outcome = api.render_packet(data, household_id, out, formats=_formats(formats), strict=strict,
+                                    template_set=template_set, store_dir=store_dir)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise
@@ -398,14 +392,12 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
 
     只重新生成内容有变化的户。退出码：0 全部生成；3 部分户未生成；2 数据目录无法使用；4 输出目录无法使用。
     """
-    from .build import BuildOptions, build
     from .progress import TerminalReporter
 
     reporter = TerminalReporter(quiet=opts.quiet, verbose=bool(opts.verbose))
-    options = BuildOptions(villages=villages, jobs=jobs, force=force, formats=_formats(formats), strict=strict,
-                           template_set=template_set)
     try:
-        summary = build(data, out, options, reporter)
+        summary = api.build(data, out, villages=villages, jobs=jobs, force=force, formats=_formats(formats),
+                            strict=strict, template_set=template_set, progress=reporter)
     finally:
         reporter.close()
     _echo_problems(summary.problems, quiet=opts.quiet)
@@ -417,21 +409,6 @@ def build_cmd(opts: Options, data: Path, out: Path | None, villages: tuple[str, 
     return ExitCode.partial if summary.failed else ExitCode.ok
 
 
-def _store(out: Path | None, data: Path | None = None) -> Any:
-    from .errors import StoreError
-    from .outdir import default_output
-    from .store import VersionStore
-
-    if out is None:
-        if data is None:
-            raise StoreError("请用 -o 指定生成时的输出目录", hint="例如 archive-builder history -o 档案输出 4116211052010001")
-        out = default_output(data)
-    store = VersionStore(out)
-    if not store.exists():
-        raise StoreError(f"输出目录 {out} 中没有版本记录", hint="请先运行 archive-builder build，或用 -o 指定正确的输出目录")
-    return store
-
-
 OUT_OPTION = click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True,
                           help="生成时的输出目录（其中的 .store 保存各版本）")
 
@@ -441,9 +418,7 @@ OUT_OPTION = click.option("-o", "--output", "out", type=click.Path(path_type=Pat
 @click.argument("household_id")
 def history_cmd(out: Path, household_id: str) -> ExitCode:
     """列出一户的全部版本：版本号、时间、哈希、页数和变化摘要。"""
-    from .diff import format_history
-
-    click.echo(format_history(_store(out), household_id))
+    click.echo(api.history(out, household_id).format_text())
     return ExitCode.ok
 
 
@@ -460,11 +435,8 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     archive-builder diff 旧.pdf 新.pdf
     退出码：0 相同；1 有差异；2 出错。
     """
-    from .diff import compare_pdfs, compare_versions, write_report
-    from .diffreport import check_report_path
-
     if report is not None:
-        check_report_path(report)
+        api.check_report_path(report)
     # A household id is never a file; a second argument ending in .pdf means PDF mode too,
     # so a damaged or misnamed file gets the Chinese "cannot open" message, not a usage error.
     pdf_mode = (
@@ -475,7 +447,7 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
     if pdf_mode:
         if len(versions) != 1:
             raise click.UsageError("比较 PDF 时需要两个文件：archive-builder diff 旧.pdf 新.pdf")
-        comparison = compare_pdfs(Path(first), Path(versions[0]))
+        comparison = api.compare_pdfs(first, versions[0])
     else:
         if len(versions) > 2:
             raise click.UsageError("最多给出两个版本号")
@@ -485,10 +457,10 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
             raise click.UsageError(f"版本号应为数字，例如 1 或 v1：{' '.join(versions)}") from exc
         if out is None:
             raise click.UsageError("比较版本时请用 -o 指定生成时的输出目录")
-        comparison = compare_versions(_store(out), first, *numbers)
+        comparison = api.compare(out, first, *numbers)
     click.echo(comparison.format_text())
     if report is not None:
-        click.echo(f"报告：{write_report(report, comparison)}")
+        click.echo(f"报告：{api.write_report(report, comparison)}")
     return ExitCode(comparison.exit_code)
 
 
@@ -498,13 +470,9 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="封面照片或扫描件（自动识别二维码）")
 def verify_cmd(out: Path, text: str | None, image: Path | None) -> ExitCode:
     """核对纸质档卡是否为最新版本（封面二维码的文字或照片）。"""
-    from .verify import decode_qr_image, verify
-
-    if image is not None:
-        text = decode_qr_image(image)
-    if not text:
+    if image is None and not text:
         raise click.UsageError("请给出二维码文字，或用 --image 指定封面照片")
-    result = verify(_store(out), text)
+    result = api.verify(out, text, image)
     click.echo(result.format_text())
     return ExitCode(result.exit_code)
 
@@ -518,9 +486,9 @@ def store_group() -> None:
 @OUT_OPTION
 def store_check_cmd(out: Path) -> ExitCode:
     """重新计算版本库中每个数据块的哈希，报告损坏或缺失。"""
-    ok, text = _store(out).check_text()
-    click.echo(text)
-    return ExitCode.ok if ok else ExitCode.problems
+    checked = api.check_store(out)
+    click.echo(checked.format_text())
+    return ExitCode.ok if checked.ok else ExitCode.problems
 
 
 @main.command("import")
@@ -531,9 +499,7 @@ def store_check_cmd(out: Path) -> ExitCode:
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出问题列表")
 def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool) -> ExitCode:
     """从国家系统导出的表格（.xlsx/.xls/.csv，每人一行）导入数据目录。"""
-    from .spreadsheet import import_sheet
-
-    report = import_sheet(file, data, force=force, dry_run=dry_run)
+    report = api.import_sheet(file, data, force=force, dry_run=dry_run)
     if as_json:
         click.echo(json.dumps({"problems": [p.to_json() for p in report.problems]}, ensure_ascii=False, indent=2))
     else:
@@ -547,10 +513,7 @@ def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool
               help="输出的 .xlsx 文件")
 def export_cmd(data: Path, out: Path) -> ExitCode:
     """把数据目录导出为每人一行的 .xlsx 表格（与导入格式相同）。"""
-    from .spreadsheet import export_sheet
-
-    rows = export_sheet(data, out)
-    click.echo(f"已导出 {rows} 行到 {out}")
+    click.echo(api.export_sheet(data, out).format_text())
     return ExitCode.ok
 
 
@@ -599,9 +562,7 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
     规则：内置全国通用规则，加上数据目录 rules/*.yaml 中县里增加、修改或停用的规则。
     退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录或规则文件无法使用。
     """
-    from .checks import run_audit, write_pdf, write_xlsx
-
-    result = run_audit(data, rules=list(rules), previous=previous, today=today.date() if today else None,
+    result = api.audit(data, rules=rules, previous=previous, today=today.date() if today else None,
                        villages=villages)
     for text in result.rule_errors:
         click.echo(f"规则出错：{text}", err=True)
@@ -609,9 +570,9 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
         if not opts.quiet:
             click.echo(f"未检查：户 {hid}：{reason}（请先运行 archive-builder validate 修正）", err=True)
     if out is not None:
-        click.echo(f"台账：{write_xlsx(result, out)}", err=as_json)
+        click.echo(f"台账：{api.write_ledger(result, out)}", err=as_json)
     if pdf is not None:
-        click.echo(f"台账 PDF：{write_pdf(result, pdf, data_dir=data)}", err=as_json)
+        click.echo(f"台账 PDF：{api.write_ledger(result, pdf, as_pdf=True, data_dir=data)}", err=as_json)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -631,12 +592,9 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
 @click.pass_obj
 def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -> ExitCode:
     """按村、村民组统计户数人数（户类型、属性、脱贫状态、监测、风险、致贫原因、三色）、帮扶措施、收入和“三保障”。"""
-    from .reports.stats import compute_stats
-    from .reports.stats_write import write_stats
-
-    stats = compute_stats(data, villages)
-    _echo_problems(list(stats.problems), quiet=opts.quiet)
-    written = write_stats(stats, out)
+    result = api.stats(data, out, villages=villages)
+    _echo_problems(list(result.stats.problems), quiet=opts.quiet)
+    written = result.output
     for text in written.warnings:
         if not opts.quiet:
             click.echo(f"警告：{text}", err=True)
@@ -661,10 +619,8 @@ def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -
 def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: tuple[str, ...], start: Any,
                days: int | None, out: Path) -> ExitCode:
     """生成公示、公告（公文格式）：名单不含身份证号码、电话、银行账号和健康状况。"""
-    from .reports.notice import make_notice
-
-    result = make_notice(data, village, kind, out, households=[h for item in households for h in item.split(",")],
-                         start=start.date() if start else None, days=days)
+    result = api.notice(data, village, kind, out, households=[h for item in households for h in item.split(",")],
+                        start=start.date() if start else None, days=days)
     for text in result.warnings:
         if not opts.quiet:
             click.echo(f"警告：{text}", err=True)

@@ -39,6 +39,8 @@ class ArchiveSection(Section):
     township: str = Field(default="", title="乡(镇)")
     year: int | None = Field(default=None, title="归档年度")
     fonds_no: str = Field(default="", title="全宗号")
+    #: printed on box covers; default: the township's 人民政府
+    fonds_name: str = Field(default="", title="全宗名称")
     retention: Literal["永久", "30年", "10年"] = Field(default="永久", title="保管期限")
     #: 当年监测收入标准 (元/人·年); a province sets it per year, so it is data, not code
     income_threshold: Decimal | None = Field(default=None, title="监测收入标准")

@@ -177,6 +177,13 @@ class StoreError(ArchiveError):
     kind = "版本库错误"
 
 
+class ArgumentError(ArchiveError):
+    """A core function was called with arguments that cannot work together."""
+
+    exit_code = ExitCode.input_unusable
+    kind = "参数错误"
+
+
 class NoticeError(ArchiveError):
     """A public notice (公示/公告) cannot be made as asked: period, households, template."""
 

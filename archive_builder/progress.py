@@ -1,6 +1,6 @@
 """Progress on stderr: a bar when stderr is a terminal, plain lines otherwise.
 
-Only the CLI creates a reporter; the build calls its four methods. Nothing here ever writes
+Only the CLI creates a reporter and passes it to ``api.build`` as the progress callback. Nothing here ever writes
 to stdout, which carries results only.
 """
 
@@ -32,6 +32,17 @@ class TerminalReporter:
             self._bar.console.print(text, markup=False, highlight=False)
         else:
             print(text, file=self.stream, flush=True)
+
+    def __call__(self, event: Any) -> None:
+        """Show one ``api.ProgressEvent``."""
+        if event.kind == "stage":
+            self.stage(event.name)
+        elif event.kind == "start":
+            self.start(event.total, event.label)
+        elif event.kind == "advance":
+            self.advance(event.text)
+        elif event.kind == "warn":
+            self.warn(event.text)
 
     def stage(self, name: str) -> None:
         self._finish_bar()

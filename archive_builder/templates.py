@@ -427,7 +427,7 @@ def paragraphs(value: Any) -> list[str]:
 
 def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (keyed by each template's source checksum)."""
-    from .outdir import user_cache_dir
+    from .archive.outdir import user_cache_dir
 
     # "-2": templates are compiled with bounded * and ** since then; older bytecode is not
     folder = user_cache_dir("templates-2")

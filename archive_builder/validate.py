@@ -5,6 +5,10 @@ same a household at a time, for the build); ``check_data_dir`` is
 the one core function behind ``archive-builder validate``; ``format_report`` is its text form.
 Rules warn or err without knowing about ``--strict``: strict mode turns every warning into an
 error at the end (``problems.escalate``).
+
+Why one module of this size: one method per rule of a household (``_HouseholdRules``) plus
+the rules across households; a rule is read beside its neighbours, and the list is the
+contract of ``validate``.
 """
 
 from __future__ import annotations
@@ -80,6 +84,10 @@ class Report:
             "summary": self.summary.to_json(),
         }
 
+    def format_text(self, *, quiet: bool = False) -> str:
+        """Return the Chinese report ``validate`` prints (``quiet``: errors only)."""
+        return format_report(self, quiet=quiet)
+
 
 def check_data_dir(
     data_dir: Path, *, strict: bool = False, today: date | None = None
@@ -102,7 +110,7 @@ def check_data_dir(
 
 def _build_caches(data_dir: Path) -> tuple[RecordCache | None, RecordCache | None]:
     """The record and rule caches a build left in the configured output folder, if any."""
-    from .outdir import configured_output
+    from .archive.outdir import configured_output
 
     try:
         folder = configured_output(Path(data_dir)) / ".cache"

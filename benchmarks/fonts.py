@@ -20,17 +20,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # tests/pdffonts.py
 
 from reportlab import rl_config
 
 rl_config.useA85 = 0
 
+from pdffonts import font_report
 from pypdf import PdfReader, PdfWriter
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from archive_builder.render.fonts import FontSet, font_report, merge_font_subsets
+from archive_builder.render.fonts import FontSet, merge_font_subsets
 
 ROLES_DRAWN = ("body", "heading", "kai", "title")
 PAGES = 7

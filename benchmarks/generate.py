@@ -13,8 +13,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic data generators
 
-from archive_builder.synthetic import VILLAGE_NAMES, write_dataset
+from synthetic import VILLAGE_NAMES, write_dataset
 
 
 def main(argv: list[str] | None = None) -> int:

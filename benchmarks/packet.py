@@ -26,8 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic data generators
 
-from archive_builder.synthetic import write_dataset
+from synthetic import write_dataset
 
 
 def _pin_one_core() -> None:
@@ -36,7 +37,7 @@ def _pin_one_core() -> None:
 
 
 def packets(work: Path, households: int, repeat: int) -> None:
-    from archive_builder.packet import font_set, plan_packet, render_packet
+    from archive_builder.archive.packet import font_set, plan_packet, render_packet
     from archive_builder.records.loader import load_dataset
 
     data = work / "data"

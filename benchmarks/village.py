@@ -6,9 +6,8 @@ Generates a synthetic village (2 print-size photos per household), then times wh
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
 process of the run, workers included), output size and the bytes of embedded font programs.
 
-``--set anchor`` (the default) renders the packet the performance anchors measured (cover,
-members, cause, measures, income, photos; simplex) with benchmarks/templates/anchor, so the
-figures compare with ../shared/research/performance-anchors.md; ``--set default`` renders the
+``--set anchor`` (the default) renders a short packet (cover, members, cause, measures,
+income, photos; simplex) with benchmarks/templates/anchor; ``--set default`` renders the
 full default packet (contents, separator sheets, every section, duplex). ``--stages`` adds
 one more full build whose worker tasks report their CPU time: rendering, collating, parsing,
 and the build process itself.
@@ -28,8 +27,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic data generators
 
-from archive_builder.synthetic import write_archive_toml, write_dataset
+from synthetic import write_archive_toml, write_dataset
 
 ANCHOR_SET = Path(__file__).resolve().parent / "templates" / "anchor"
 
@@ -51,7 +51,7 @@ def run_build(data: Path, out: Path, jobs: int, *extra: str) -> tuple[float, flo
 
 
 def font_bytes(pdf: Path) -> int:
-    from archive_builder.render.fonts import font_report
+    from pdffonts import font_report
 
     return sum(f.get("bytes") or 0 for f in font_report(pdf))
 
@@ -73,11 +73,13 @@ def touch_one(data: Path) -> Path:
 _STAGES = """
 import collections, os, resource, sys, tempfile, time
 from pathlib import Path
-import archive_builder.build as B
+import archive_builder.archive.build as B
 
 log = tempfile.mktemp(prefix="ab-stages-")
-def wrap(name):
-    task = getattr(B, name)
+import archive_builder.archive.scheduler as S
+
+def wrap(module, name):
+    task = getattr(module, name)
     def timed(*args, **kwargs):
         started = time.process_time()
         try:
@@ -86,10 +88,10 @@ def wrap(name):
             with open(log, "a") as fh:
                 fh.write(f"{name} {time.process_time() - started}\\n")
     timed.__name__ = timed.__qualname__ = name
-    timed.__module__ = "archive_builder.build"
-    setattr(B, name, timed)
-for name in ("_safe_render", "_collate_box", "_parse_chunk"):
-    wrap(name)
+    timed.__module__ = module.__name__
+    setattr(module, name, timed)
+for module, name in ((B, "_safe_render"), (B, "_collate_box"), (S, "_run_chunk")):
+    wrap(module, name)
 data, out, jobs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 started = time.perf_counter()
 B.Build(data, out, B.BuildOptions(jobs=jobs)).run()
@@ -102,7 +104,7 @@ for line in open(log):
 os.unlink(log)
 me = resource.getrusage(resource.RUSAGE_SELF)
 kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-labels = {"_safe_render": "rendering packets", "_collate_box": "collating boxes", "_parse_chunk": "parsing in workers"}
+labels = {"_safe_render": "rendering packets", "_collate_box": "collating boxes", "_run_chunk": "parsing in workers"}
 print(f"stage CPU             wall {wall:.2f} s; all processes {me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime:.2f} core-s")
 for name, label in labels.items():
     each = total[name] / count[name] * 1000 if count[name] else 0

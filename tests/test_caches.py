@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_builder import hashing
+from archive_builder.archive import hashing
 from archive_builder.records.cache import RecordCache
 
 
@@ -141,8 +141,9 @@ def test_positions_are_a_compact_mapping():
 
 
 def test_valid_records_keep_only_what_the_rules_read_of_their_mapping(tmp_path):
+    from synthetic import write_dataset
+
     from archive_builder.records.loader import load_dataset
-    from archive_builder.synthetic import write_dataset
 
     data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 2),), seed=5, photos_per_household=0)
     for _, household in load_dataset(data).households():

@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from synthetic import generate_household
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from archive_builder.store import VersionStore
-from archive_builder.synthetic import generate_household
-from archive_builder.verify import qr_payload
+from archive_builder.versions.store import VersionStore
+from archive_builder.versions.verify import qr_payload
 
 HID = "4116211052010007"
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from archive_builder.packet import font_set
+from archive_builder.archive.packet import font_set
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"

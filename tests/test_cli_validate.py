@@ -348,13 +348,14 @@ def test_done_when_scenario(tmp_path: Path, make_data_dir: Any) -> None:
 
 def test_validate_after_a_build_reads_its_caches_and_still_sees_changes(tmp_path: Path) -> None:
     """The build's record and rule caches make re-checking fast; a changed file is read again."""
-    from archive_builder.outdir import default_output
-    from archive_builder.records import cache as record_cache
-    from archive_builder.synthetic import (
+    from synthetic import (
         dump_household_yaml,
         iter_records,
         write_dataset,
     )
+
+    from archive_builder.archive.outdir import default_output
+    from archive_builder.records import cache as record_cache
     from archive_builder.validate import check_data_dir
 
     data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 4),), seed=3,

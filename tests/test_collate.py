@@ -8,8 +8,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from collation import collate_village
 
-from archive_builder.collate import (
+from archive_builder.archive.collate import (
     CONTENTS_ROWS,
     MM,
     PacketInfo,
@@ -17,7 +18,6 @@ from archive_builder.collate import (
     VillageInfo,
     box_pages,
     box_sheets,
-    collate_village,
     draw_text,
     packet_offsets,
     plan_boxes,
@@ -502,9 +502,8 @@ def test_shared_fonts_do_not_depend_on_the_faces_loaded(built, fonts, tmp_path, 
 def test_fonts_without_marker_are_merged_from_their_programs(tmp_path, fonts):
     """Packets whose fonts carry no face marker (older packets, other fonts) are copied and
     merged from their embedded programs: still one copy of each face, the same text."""
+    from pdffonts import font_report
     from pypdf import PdfWriter
-
-    from archive_builder.render.fonts import font_report
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")
@@ -568,7 +567,7 @@ def test_numbers_with_cjk_fallback_font(tmp_path, fonts, monkeypatch):
 
 def test_numbers_share_the_table_face_of_the_box(built, fonts):
     """The digits are drawn with the box's merged table face: no font program of their own."""
-    from archive_builder.render.fonts import font_report
+    from pdffonts import font_report
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")
@@ -640,7 +639,7 @@ def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
 
 
 def test_missing_items_go_to_the_box_they_would_have_been_filed_in():
-    from archive_builder.collate import MissingItem, assign_missing
+    from archive_builder.archive.collate import MissingItem, assign_missing
 
     boxes = [[fake_info(2, 3), fake_info(3, 3)], [fake_info(5, 3), fake_info(7, 3)]]
     missing = [MissingItem(n, f"h{n}", "户主") for n in (8, 1, 4, 6)]
@@ -650,7 +649,7 @@ def test_missing_items_go_to_the_box_they_would_have_been_filed_in():
 
 
 def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts):
-    from archive_builder.collate import MissingItem
+    from archive_builder.archive.collate import MissingItem
 
     packets = make_packets(tmp_path, count=3, sizes=(1, 2))
     first = [MissingItem(99, "4116211052010099", "张三")]
@@ -696,7 +695,7 @@ def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
     a page with anything else (a link here) goes through pypdf's ``append``."""
     from pypdf import PdfWriter
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     data = _two_page_pdf(link)
     writer = PdfWriter()
@@ -722,7 +721,7 @@ def test_names_written_once_writes_the_same_bytes():
     from pypdf import PdfWriter
     from pypdf.generic import DictionaryObject, NameObject, TextStringObject
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     def written(memo: bool) -> bytes:
         writer = PdfWriter()
@@ -794,7 +793,7 @@ def test_append_pages_leaves_parsed_content_streams_to_pypdf():
     from pypdf import PdfWriter
     from pypdf.generic import ContentStream
 
-    from archive_builder import collate
+    from archive_builder.archive import collate
 
     reader = PdfReader(io.BytesIO(_two_page_pdf(False)))
     page = reader.pages[0]

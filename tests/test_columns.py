@@ -81,7 +81,7 @@ def _whole_on_a_line(lines: list[str], words: set[str]) -> list[str]:
 
 
 def test_members_table_breaks_no_label_or_id_in_the_pdf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archive_builder.packet import make_packet
+    from archive_builder.archive.packet import make_packet
 
     monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
     data, record = _sample_household(tmp_path)
@@ -95,7 +95,7 @@ def test_members_table_breaks_no_label_or_id_in_the_pdf(tmp_path: Path, monkeypa
 
 @pytest.mark.slow
 def test_members_table_breaks_no_label_or_id_in_the_docx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archive_builder.packet import make_packet
+    from archive_builder.archive.packet import make_packet
     from archive_builder.render.forms import find_soffice
 
     soffice = find_soffice()
@@ -122,7 +122,7 @@ def test_members_table_breaks_no_label_or_id_in_the_docx(tmp_path: Path, monkeyp
 @pytest.mark.parametrize(("attribute", "value"), [("widths", "1,2"), ("align", "left,center")])
 def test_widths_or_align_of_the_wrong_length_is_a_template_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str, value: str) -> None:
-    from archive_builder.packet import make_packet
+    from archive_builder.archive.packet import make_packet
 
     monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
     data, _ = _sample_household(tmp_path)

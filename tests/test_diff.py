@@ -13,8 +13,10 @@ from reportlab.lib.pagesizes import A4
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
+from synthetic import generate_household
 
-from archive_builder.diff import (
+from archive_builder.errors import ExitCode
+from archive_builder.versions.diff import (
     FieldChange,
     changed_pages,
     compare_pdfs,
@@ -24,8 +26,6 @@ from archive_builder.diff import (
     summarize,
     write_report,
 )
-from archive_builder.errors import ExitCode
-from archive_builder.synthetic import generate_household
 
 UMING = Path("/usr/share/fonts/truetype/arphic/uming.ttc")
 
@@ -263,7 +263,7 @@ def test_pdf_without_outline_is_one_section(tmp_path: Path) -> None:
 def test_unreadable_pdf_is_an_input_error(
     tmp_path: Path, pdfs: tuple[Path, Path]
 ) -> None:
-    from archive_builder.pdfdiff import PdfDiffError
+    from archive_builder.versions.pdfdiff import PdfDiffError
 
     bad = tmp_path / "bad.pdf"
     bad.write_bytes(b"not a pdf")
@@ -330,7 +330,7 @@ def _store_version(store, tmp_path: Path, rec: dict, pdf: Path):
     import hashlib
     import json
 
-    from archive_builder.store import VersionStore
+    from archive_builder.versions.store import VersionStore
 
     assert isinstance(store, VersionStore)
     data = json.dumps(rec, ensure_ascii=False, sort_keys=True, default=str).encode()
@@ -349,9 +349,9 @@ def _store_version(store, tmp_path: Path, rec: dict, pdf: Path):
 
 
 def test_compare_versions_and_history(tmp_path: Path, record: dict, pdfs) -> None:
-    from archive_builder.diff import compare_versions, format_history, history
     from archive_builder.errors import StoreError
-    from archive_builder.store import VersionStore
+    from archive_builder.versions.diff import compare_versions, format_history, history
+    from archive_builder.versions.store import VersionStore
 
     store = VersionStore(tmp_path / "out")
     hid = record["household_id"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archive_builder.build import BuildOptions, build
-from archive_builder.diff import compare_versions, write_report
-from archive_builder.packet import make_packet
-from archive_builder.store import VersionStore
+from archive_builder.archive.build import BuildOptions, build
+from archive_builder.archive.packet import make_packet
+from archive_builder.versions.diff import compare_versions, write_report
+from archive_builder.versions.store import VersionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"

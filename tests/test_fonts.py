@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("reportlab")
 pytest.importorskip("pypdf")
 
+from pdffonts import font_report
 from pypdf import PdfReader, PdfWriter
 from reportlab import rl_config
 from reportlab.pdfgen.canvas import Canvas
@@ -25,7 +26,6 @@ from archive_builder.render.fonts import (
     ROLES,
     FontNotFoundError,
     FontSet,
-    font_report,
     merge_font_subsets,
 )
 

@@ -110,7 +110,7 @@ def test_mutated_records_give_problems_not_tracebacks(
 def test_arbitrary_text_as_yaml(tmp_path_factory: Any, text: str) -> None:
     root = tmp_path_factory.mktemp("text")
     write_data_dir(root, [{"_text": text, "_folder": "h"}])
-    validate_dataset(load_dataset(root), today=date(2025, 6, 1))
+    _check_reported(root, 1)
 
 
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", "100")), deadline=None)
@@ -124,4 +124,19 @@ def test_arbitrary_bytes(tmp_path_factory: Any, data: bytes) -> None:
             {"_text": data, "_folder": "j", "_format": "json"},
         ],
     )
-    validate_dataset(load_dataset(root), today=date(2025, 6, 1))
+    _check_reported(root, 2)
+
+
+def _check_reported(root: Path, households: int) -> None:
+    """Whatever a record file holds, loading and validating it raise nothing; every
+    household folder is seen, and one without a usable record has an error that names it,
+    with a message and a hint."""
+    dataset = load_dataset(root)
+    problems = validate_dataset(dataset, today=date(2025, 6, 1))
+    assert all(p.message and p.hint for p in problems)
+    seen = [h for _, h in dataset.households()]
+    assert len(seen) == households
+    for household in seen:
+        if household.record is None:
+            assert any(p.is_error and (p.file or "").startswith(household.display.split("/")[0])
+                       for p in problems), household.display

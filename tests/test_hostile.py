@@ -543,7 +543,7 @@ def test_export_writes_formula_like_text_as_text_and_reads_it_back(tmp_path: Pat
     import yaml
     from openpyxl import load_workbook
 
-    from archive_builder.spreadsheet import export_sheet, import_sheet
+    from archive_builder.io.spreadsheet import export_sheet, import_sheet
 
     households = []
     for serial, payload in enumerate(PAYLOADS):
@@ -600,8 +600,8 @@ def bomb_xlsx(path: Path, padding: int) -> Path:
 
 
 def test_zip_bomb_sheet_is_refused_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archive_builder import spreadsheet
-    from archive_builder.spreadsheet import SheetError, import_sheet
+    from archive_builder.io import spreadsheet
+    from archive_builder.io.spreadsheet import SheetError, import_sheet
 
     monkeypatch.setattr(spreadsheet, "MAX_XLSX_BYTES", 8 * 1024 * 1024)
     sheet = bomb_xlsx(tmp_path / "bomb.xlsx", 40 * 1024 * 1024)
@@ -619,8 +619,8 @@ def test_zip_bomb_sheet_is_refused_before_parsing(tmp_path: Path, monkeypatch: p
 def test_sheet_rows_and_columns_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openpyxl import Workbook
 
-    from archive_builder import spreadsheet
-    from archive_builder.spreadsheet import SheetError, read_rows
+    from archive_builder.io import spreadsheet
+    from archive_builder.io.spreadsheet import SheetError, read_rows
 
     monkeypatch.setattr(spreadsheet, "MAX_ROWS", 50)
     monkeypatch.setattr(spreadsheet, "MAX_COLUMNS", 20)
@@ -647,7 +647,7 @@ def test_workers_setting_is_bounded_by_cpus_and_said_so(tmp_path: Path, monkeypa
 
     from datadir import ARCHIVE_TOML
 
-    from archive_builder import build as build_module
+    from archive_builder.archive import scheduler as scheduler_module
 
     started: list[int] = []
 
@@ -656,8 +656,8 @@ def test_workers_setting_is_bounded_by_cpus_and_said_so(tmp_path: Path, monkeypa
             started.append(max_workers or 0)
             super().__init__(max_workers=max_workers, **kwargs)
 
-    monkeypatch.setattr(build_module, "ProcessPoolExecutor", Recording)
-    monkeypatch.setattr(build_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(scheduler_module, "ProcessPoolExecutor", Recording)
+    monkeypatch.setattr(scheduler_module.os, "cpu_count", lambda: 2)
     households = [valid_household(f"41162110520100{i:02d}", serial=i) for i in range(3)]
     data = write_data_dir(tmp_path / "data", households,
                           archive=ARCHIVE_TOML + f"\n[build]\nworkers = {workers}\n")
@@ -733,7 +733,7 @@ def reportlab_pdf(path: Path, size: tuple[float, float], pages: int, text: str =
 
 
 def test_diff_of_odd_pdfs_never_crashes(tmp_path: Path) -> None:
-    from archive_builder import pdfdiff
+    from archive_builder.versions import pdfdiff
 
     a = reportlab_pdf(tmp_path / "a.pdf", (595, 842), 4)
     b = reportlab_pdf(tmp_path / "b.pdf", (300, 200), 1, "other")
@@ -767,8 +767,9 @@ def test_full_disk_is_the_output_folder_error(tmp_path: Path, monkeypatch: pytes
     import shutil
     import sqlite3
 
-    from archive_builder import build as build_module
-    from archive_builder import outdir, store
+    from archive_builder.archive import build as build_module
+    from archive_builder.archive import outdir
+    from archive_builder.versions import store
 
     data = write_data_dir(tmp_path / "data", [valid_household(HID)])
     out = tmp_path / "out"
@@ -784,7 +785,7 @@ def test_full_disk_is_the_output_folder_error(tmp_path: Path, monkeypatch: pytes
         monkeypatch.setattr(outdir, "atomic_write_json", full)
     elif where == "packet":
         monkeypatch.setattr(build_module.outdir, "atomic_write_json", full)
-        monkeypatch.setattr("archive_builder.packet.atomic_file", full)
+        monkeypatch.setattr("archive_builder.archive.packet.atomic_file", full)
     else:
         message = "database or disk is full" if where == "store" else "disk I/O error"
 

@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner, Result
+from synthetic import write_dataset
 
 from archive_builder.cli import main
 from archive_builder.errors import ExitCode
-from archive_builder.store import VersionStore
-from archive_builder.synthetic import write_dataset
-from archive_builder.verify import decode_qr_image
+from archive_builder.versions.store import VersionStore
+from archive_builder.versions.verify import decode_qr_image
 
 REPO = Path(__file__).resolve().parents[1]
 VILLAGE = ("411621105201", "李庄村", 4)
@@ -541,7 +541,7 @@ _KILLING_BUILD = textwrap.dedent(
     """
     import os, signal, sys, time
     from pathlib import Path
-    from archive_builder import store
+    from archive_builder.versions import store
     from archive_builder.cli import main
 
     point, nth, how, marker = sys.argv[1], int(sys.argv[2]), sys.argv[3], Path(sys.argv[4])

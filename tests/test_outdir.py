@@ -9,7 +9,7 @@ import textwrap
 
 import pytest
 
-from archive_builder import outdir
+from archive_builder.archive import outdir
 from archive_builder.errors import ExitCode, OutputError
 
 
@@ -59,7 +59,7 @@ def test_second_build_on_same_output_is_told_clearly(tmp_path):
         [sys.executable, "-c", textwrap.dedent(f"""
             import sys, time
             from pathlib import Path
-            from archive_builder import outdir
+            from archive_builder.archive import outdir
             with outdir.build_lock(Path({str(out)!r})):
                 print("locked", flush=True)
                 time.sleep(30)

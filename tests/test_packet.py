@@ -22,13 +22,13 @@ import pypdfium2 as pdfium
 import pytest
 import yaml
 from click.testing import CliRunner
+from pdffonts import font_report
 from PIL import Image
 from pypdf import PdfReader, PdfWriter
 
 from archive_builder.cli import main
 from archive_builder.context import build_context, evidence_items
 from archive_builder.records.loader import load_household
-from archive_builder.render.fonts import font_report
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"
@@ -187,6 +187,7 @@ def test_sample_has_48_households() -> None:
     assert len(SAMPLE_IDS) == 48
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("household_id", SAMPLE_IDS)
 def test_packet_for_every_sample_household(sample_packets: dict[str, Rendered], household_id: str) -> None:
     r = sample_packets[household_id]
@@ -259,6 +260,7 @@ def test_packet_for_every_sample_household(sample_packets: dict[str, Rendered], 
 RARE = "堃喆犇\U00020BB7"
 
 
+@pytest.mark.slow
 def test_rare_names_extract_exactly(sample_packets: dict[str, Rendered]) -> None:
     """Names with 堃, 喆, 犇 and 𠮷 (U+20BB7, CJK Ext. B, drawn by a fallback font) read back."""
     seen = set()

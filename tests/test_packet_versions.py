@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from archive_builder.build import BuildOptions, build
+from archive_builder.archive.build import BuildOptions, build
+from archive_builder.archive.packet import make_packet
 from archive_builder.errors import OutputError
-from archive_builder.packet import make_packet
-from archive_builder.store import VersionStore
-from archive_builder.verify import decode_qr_image, verify
+from archive_builder.versions.store import VersionStore
+from archive_builder.versions.verify import decode_qr_image, verify
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"
@@ -41,7 +41,7 @@ def _cover_photo(pdf: Path, photo: Path) -> Path:
 
 
 def _qr_text(store: VersionStore, number: int) -> str:
-    from archive_builder.verify import qr_payload
+    from archive_builder.versions.verify import qr_payload
 
     return qr_payload(HOUSEHOLD, number, store.get(HOUSEHOLD, number).content_hash)
 
@@ -107,7 +107,7 @@ def test_without_an_output_folder_the_cover_claims_no_version(data: Path, tmp_pa
 
 @pytest.mark.parametrize("where", ["data", "data/sub", "out"])
 def test_refuses_output_in_the_data_folder_or_a_build_outputs_root(data: Path, tmp_path: Path, where: str) -> None:
-    from archive_builder.outdir import prepare
+    from archive_builder.archive.outdir import prepare
 
     prepare(tmp_path / "out", data)
     with pytest.raises(OutputError):

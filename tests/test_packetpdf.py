@@ -6,11 +6,12 @@ import io
 from pathlib import Path
 
 import pytest
+from collation import collate_village
 from pypdf import PdfReader, PdfWriter
 
-from archive_builder import collate, packetpdf
-from archive_builder.collate import PacketInfo, PrintOptions, collate_village
-from archive_builder.packetpdf import NotOurs, RawStream, _parse, _Ref, append_packet
+from archive_builder.archive import collate, packetpdf
+from archive_builder.archive.collate import PacketInfo, PrintOptions
+from archive_builder.archive.packetpdf import NotOurs, RawStream, _parse, _Ref, append_packet
 from archive_builder.render.fontmerge import SharedFonts
 from tests.test_collate import (
     VILLAGE,

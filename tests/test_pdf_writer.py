@@ -207,24 +207,26 @@ def test_byte_identical(fonts, rendered) -> None:
     assert again == rendered[0]
 
 
-def test_memoised_reportlab_formatting_writes_the_same_bytes(fonts, rendered) -> None:
-    """rlformat's memoised pdfdoc.format/PDFName (installed by the writer) change no byte."""
+def test_memoised_reportlab_formatting_writes_the_same_bytes(fonts, rendered, monkeypatch) -> None:
+    """rlformat's memoised pdfdoc.format/PDFName change no byte; they are reportlab's own
+    outside ``rlformat.settings()`` (never patched at import)."""
+    from reportlab import rl_config
     from reportlab.pdfbase import pdfdoc
 
     from archive_builder.render import rlformat
 
-    assert getattr(pdfdoc.format, "_ab_memoised", False)
-    rlformat.uninstall()
-    try:
-        assert not getattr(pdfdoc.format, "_ab_memoised", False)
-        plain, _ = render(full_document(), fonts)
-    finally:
-        rlformat.install()
+    plain_format, plain_a85 = pdfdoc.format, rl_config.useA85
+    with rlformat.settings():
+        assert pdfdoc.format is not plain_format and rl_config.useA85 == 0
+        assert pdfdoc.PDFName("A b#") == "/A#20b#23"
+        assert pdfdoc.PDFName("ab", "a", "z") == "/ab"
+    assert (pdfdoc.format, rl_config.useA85) == (plain_format, plain_a85)
+    monkeypatch.setattr(rlformat, "MEMO", False)
+    plain, _ = render(full_document(), fonts)
     assert plain == rendered[0]
+    monkeypatch.undo()
     memoised, _ = render(full_document(), fonts)  # and with the memos filled
     assert memoised == plain
-    assert pdfdoc.PDFName("A b#") == pdfdoc.PDFName.plain("A b#") == "/A#20b#23"
-    assert pdfdoc.PDFName("ab", "a", "z") == "/ab"
 
 
 def test_prose_grid(fonts) -> None:
@@ -377,6 +379,7 @@ print(hashlib.sha256(buf.getvalue()).hexdigest())
 """
 
 
+@pytest.mark.slow
 def test_warm_up_changes_no_byte() -> None:
     """A worker's warm-up (render.pdf.warm_up) fills per-process caches only: a fresh process
     writes the same document to the same bytes with and without it."""

@@ -116,7 +116,7 @@ def test_stats_counts_match_the_records(stats: Any) -> None:
             ("income", lambda r: [_band(_per_capita(r, 2025), threshold)]),
         ):
             width = 2 + 2 * len(groups)
-            expected: dict[str, list[int]] = defaultdict(lambda: [0] * width)  # noqa: B023 - used at once
+            expected: dict[str, list[int]] = defaultdict(lambda: [0] * width)
             for record in records:
                 size = len(record["members"])
                 for value in value_of(record):
@@ -419,7 +419,7 @@ def test_stats_pdf_prints_rare_characters_with_a_fallback_face(tmp_path: Path) -
     (tmp_path / "rare.pdf").write_bytes(data)
     text = PdfReader(tmp_path / "rare.pdf").pages[0].extract_text()
     assert "𠮷堃村贫情分析统计表" in text
-    from archive_builder.packet import font_set
+    from archive_builder.archive.packet import font_set
 
     fonts = font_set()
     ((face, _),) = fonts.runs("𠮷", "title")

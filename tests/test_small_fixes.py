@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from archive_builder.build import BuildSummary
+from archive_builder.archive.build import BuildSummary
+from archive_builder.archive.packet import make_packet
 from archive_builder.cli import main
 from archive_builder.errors import StoreError
-from archive_builder.packet import make_packet
 from archive_builder.problems import warning
-from archive_builder.store import VersionStore
+from archive_builder.versions.store import VersionStore
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_builder.collate import BoxResult, VillageInfo
+from archive_builder.archive.collate import BoxResult, VillageInfo
 from archive_builder.render.spine import (
     MIN_MARGIN_MM,
     PAGE_W_MM,

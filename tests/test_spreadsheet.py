@@ -10,17 +10,17 @@ from typing import Any
 import pytest
 import yaml
 from openpyxl import Workbook, load_workbook
+from synthetic import generate_household, make_id_number
 
 from archive_builder.errors import ExitCode
-from archive_builder.problems import Severity
-from archive_builder.records.loader import load_dataset
-from archive_builder.spreadsheet import (
+from archive_builder.io.spreadsheet import (
     SheetError,
     export_sheet,
     import_sheet,
     parse_date,
 )
-from archive_builder.synthetic import generate_household, make_id_number
+from archive_builder.problems import Severity
+from archive_builder.records.loader import load_dataset
 from archive_builder.validate import validate_dataset
 
 TODAY = dt.date(2025, 11, 20)
@@ -166,6 +166,7 @@ def test_report_text_counts_and_unmapped(national: tuple[Path, Path, Any]) -> No
     assert "监测收入标准暂用默认值 8050.0" in text
 
 
+@pytest.mark.slow
 def test_export_then_reimport_is_identical(national: tuple[Path, Path, Any], tmp_path: Path) -> None:
     _, data, _ = national
     out = tmp_path / "导出.xlsx"
@@ -513,8 +514,8 @@ def test_sixteen_digit_household_id_as_number_is_refused(tmp_path: Path) -> None
 
 def test_dump_record_keeps_rare_characters_readable() -> None:
     """libyaml (the fast emitter) escapes characters beyond the BMP; those records use PyYAML's."""
+    from archive_builder.io.spreadsheet import dump_record
     from archive_builder.records.loader import load_yaml
-    from archive_builder.spreadsheet import dump_record
 
     rare = {"household_id": "4116211052010001", "members": [{"name": "周𠮷祥", "relation": "户主"}]}
     text = dump_record(rare)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from archive_builder.errors import StoreError
-from archive_builder.store import SCHEMA_VERSION, Entry, VersionStore, short_blob
+from archive_builder.versions.store import SCHEMA_VERSION, Entry, VersionStore, short_blob
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -155,7 +155,7 @@ def test_small_blobs_live_in_the_catalog_and_cannot_be_changed(tmp_path: Path) -
 
 def test_schema_1_store_is_migrated_and_its_blob_files_still_read(tmp_path: Path) -> None:
     """A store written before small blobs moved into the catalog keeps them as files."""
-    from archive_builder import store as st
+    from archive_builder.versions import store as st
 
     old = VersionStore(tmp_path)
     real = st.SMALL_BLOB
@@ -190,7 +190,7 @@ _CHILD = textwrap.dedent(
     """
     import hashlib, json, sys, time
     from pathlib import Path
-    from archive_builder import store as st
+    from archive_builder.versions import store as st
 
     out, pause, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     if pause != "none":
@@ -361,7 +361,7 @@ def test_a_packet_hash_the_caller_knows_is_used_without_reading_the_file(tmp_pat
                 for e in entries]
     VersionStore(plain).record_many(entries)
     store = VersionStore(known)
-    from archive_builder import store as st
+    from archive_builder.versions import store as st
 
     hashed: list[bytes] = []
 
@@ -391,7 +391,7 @@ def test_a_packet_hash_the_caller_knows_is_used_without_reading_the_file(tmp_pat
 
 
 def test_record_many_blobs_durable_before_any_row(tmp_path: Path, monkeypatch) -> None:
-    from archive_builder import store as st
+    from archive_builder.versions import store as st
 
     store = VersionStore(tmp_path)
     entries = [_entry(tmp_path, f"H{i}", f"c{i}") for i in range(6)]
@@ -429,7 +429,7 @@ _BATCH_CHILD = textwrap.dedent(
     """
     import hashlib, json, sys, time
     from pathlib import Path
-    from archive_builder import store as st
+    from archive_builder.versions import store as st
 
     out, pause, start = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     if pause != "none":

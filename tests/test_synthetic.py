@@ -17,9 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import synthetic as syn
 import yaml
-
-from archive_builder import synthetic as syn
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "households_sample"
@@ -340,6 +339,7 @@ def test_sample_odd_evidence() -> None:
     assert total < 16 * 1024 * 1024
 
 
+@pytest.mark.slow
 @needs_sample
 def test_sample_reproducible(tmp_path: Path) -> None:
     """tools/make_sample.py recreates the committed text files byte for byte."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_builder.build import BuildOptions, build
+from archive_builder.archive.build import BuildOptions, build
 from archive_builder.errors import DataDirError
 
 

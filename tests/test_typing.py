@@ -9,6 +9,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_the_package_type_checks(tmp_path: Path) -> None:
     api = pytest.importorskip("mypy.api")
     stdout, stderr, status = api.run([

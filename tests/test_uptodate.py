@@ -13,15 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from archive_builder import uptodate
-from archive_builder.build import Build, BuildOptions, SilentReporter
-from archive_builder.synthetic import (
+from synthetic import (
     dump_household_yaml,
     iter_records,
     write_archive_toml,
     write_dataset,
 )
+
+from archive_builder.archive import uptodate
+from archive_builder.archive.build import Build, BuildOptions, SilentReporter
 
 REPO = Path(__file__).resolve().parents[1]
 LOAD_STAGE = "读取与校验数据"
@@ -172,9 +172,10 @@ def test_a_file_edited_while_the_run_reads_the_data_is_seen_by_the_next_run(buil
     _touch_record(data, out)
     real_load = Build.load
 
-    def load_then_edit(self: Build) -> None:
-        real_load(self)
+    def load_then_edit(self: Build, *args: Any) -> Any:
+        dataset = real_load(self, *args)
         _change_record(data, out)  # after the records were read
+        return dataset
 
     monkeypatch.setattr(Build, "load", load_then_edit)
     build(data, out)

@@ -9,11 +9,11 @@ import random
 from pathlib import Path
 
 import pytest
+from synthetic import generate_household
 
 from archive_builder.errors import ExitCode
-from archive_builder.store import VersionStore
-from archive_builder.synthetic import generate_household
-from archive_builder.verify import PayloadError, parse_payload, qr_payload, verify
+from archive_builder.versions.store import VersionStore
+from archive_builder.versions.verify import PayloadError, parse_payload, qr_payload, verify
 
 
 def _build(store: VersionStore, tmp_path: Path, record: dict):
@@ -118,7 +118,7 @@ def test_decode_qr_from_a_photo(tmp_path: Path) -> None:
     from reportlab.graphics.shapes import Drawing
     from reportlab.pdfgen import canvas
 
-    from archive_builder.verify import decode_qr_image
+    from archive_builder.versions.verify import decode_qr_image
 
     payload = "AB1|4116210007|v2|3f9a0c1d2e4b5a69"
     pdf = tmp_path / "cover.pdf"

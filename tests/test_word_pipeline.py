@@ -310,7 +310,7 @@ def test_packet_command_without_libreoffice(tmp_path, monkeypatch):
 
 
 def _plan_hash(data: Path) -> str:
-    from archive_builder.packet import _template_set, plan_packet
+    from archive_builder.archive.packet import _template_set, plan_packet
     from archive_builder.records.loader import load_dataset
 
     _template_set.cache_clear()
@@ -405,8 +405,8 @@ def test_external_pages_keep_numbers_and_outline(tmp_path, font_set):
 
 
 def test_word_copy_setting_makes_docx(tmp_path):
-    from archive_builder.build import BuildOptions, build
-    from archive_builder.packet import make_packet
+    from archive_builder.archive.build import BuildOptions, build
+    from archive_builder.archive.packet import make_packet
 
     archive = ARCHIVE_TOML + "\n[output]\nword_copy = true\n"
     data = write_data_dir(tmp_path / "data", [valid_household()], archive=archive)

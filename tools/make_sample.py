@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic data generators
 
-from archive_builder import synthetic as syn
+import synthetic as syn
 
 SEED = "households_sample-v1"
 YEAR = 2025

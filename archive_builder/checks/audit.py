@@ -155,14 +155,14 @@ class AuditResult:
 
 def _record_cache(data_dir: Path) -> Any:
     """The record cache of a build of this data directory, else a per-user one for audits."""
-    from ..outdir import configured_output, user_cache_dir
+    from ..archive.outdir import configured_output, user_cache_dir
     from ..records.cache import RecordCache
 
     try:
         built = configured_output(data_dir) / ".cache" / "records.pickle"
         if built.is_file():
             return RecordCache(built)
-    except Exception:  # noqa: BLE001 - an unusable archive.toml is reported by the load itself
+    except Exception:  # noqa: BLE001, S110 - an unusable archive.toml is reported by the load itself
         pass
     folder = user_cache_dir("audit")
     if folder is None:
@@ -172,7 +172,7 @@ def _record_cache(data_dir: Path) -> Any:
 
 
 def _ref_date(config: Any) -> dt.date:
-    from ..packet import document_date
+    from ..archive.packet import document_date
 
     return dt.date.fromisoformat(document_date(config))
 

@@ -205,7 +205,7 @@ def xlsx_bytes(result: AuditResult) -> bytes:
 
 
 def _write(path: Path, data: bytes, what: str) -> Path:
-    from ..outdir import atomic_write
+    from ..archive.outdir import atomic_write
 
     try:
         atomic_write(Path(path), data)
@@ -274,7 +274,7 @@ def ledger_document(result: AuditResult) -> Any:
 
 def write_pdf(result: AuditResult, path: Path, *, data_dir: Path | None = None) -> Path:
     """Write the printable ledger (fonts embedded, text extractable) atomically."""
-    from ..packet import font_set
+    from ..archive.packet import font_set
     from ..render.pdf import write_pdf as render
 
     configured: dict[str, Any] = {}

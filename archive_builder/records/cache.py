@@ -128,7 +128,7 @@ class RecordCache:
     @staticmethod
     def _dump(path: Path, value: Any) -> None:
         # streamed: for 2,000 households the pickle is ~100 MB, which need not exist in memory
-        from ..outdir import atomic_file
+        from ..archive.outdir import atomic_file
 
         with atomic_file(path, durable=False) as handle:  # a lost cache is only rebuilt
             pickle.dump(value, handle, protocol=5)

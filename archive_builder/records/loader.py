@@ -7,6 +7,10 @@ cannot be used at all (missing, no ``archive.toml``, unreadable) raises ``DataDi
 Positions: YAML is composed node by node (PyYAML ``compose``) so every key keeps its line and
 column; JSON keys are found by a light text search. ``LoadedHousehold.position(path)`` gives
 the line/column of a field path or of its nearest present parent.
+
+Why one module of this size: reading records with source positions (YAML with line and
+column, JSON), the fast single-household path and the record cache hooks share the parsed
+representation.
 """
 
 from __future__ import annotations
@@ -996,7 +1000,9 @@ def _with(problem: Problem, **where: Any) -> Problem:
 # --- the data directory --------------------------------------------------------------------
 
 
-def _open_root(data_dir: Path) -> tuple[Path, ArchiveConfig, list[Problem]]:
+def _open_root(
+    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None
+) -> tuple[Path, ArchiveConfig, list[Problem]]:
     root = Path(data_dir)
     if not root.exists():
         raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
@@ -1017,7 +1023,7 @@ def _open_root(data_dir: Path) -> tuple[Path, ArchiveConfig, list[Problem]]:
             f"{root} 中没有 archive.toml，不是数据目录",
             hint="请指定包含 archive.toml 的文件夹（如 households_sample），或参照数据格式说明新建 archive.toml",
         )
-    config, problems = load_archive_config(toml, "archive.toml")
+    config, problems = archive or load_archive_config(toml, "archive.toml")
     return root, config, problems
 
 
@@ -1151,15 +1157,17 @@ ParseMany = Callable[[Callable[..., LoadedHousehold], list[tuple[Any, ...]]], It
 
 
 def load_dataset(
-    data_dir: Path, *, cache: RecordCache | None = None, parse_many: ParseMany | None = None
+    data_dir: Path, *, cache: RecordCache | None = None, parse_many: ParseMany | None = None,
+    archive: tuple[ArchiveConfig, list[Problem]] | None = None,
 ) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
     With ``cache``, a household whose record file is byte-for-byte unchanged is not parsed again.
     With ``parse_many``, the households to parse are handed to it all at once (to parse them in
-    worker processes); the result is the same as without.
+    worker processes); the result is the same as without. ``archive``: archive.toml as the
+    caller already read it (``load_archive_config``), with its problems.
     """
-    root, config, problems = _open_root(data_dir)
+    root, config, problems = _open_root(data_dir, archive)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
     villages = [
         _load_village(root, folder, problems, cache, jobs)

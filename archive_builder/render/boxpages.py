@@ -15,8 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from archive_builder.render.rlformat import settings
+
 if TYPE_CHECKING:  # pragma: no cover
-    from archive_builder.collate import VillageInfo
+    from archive_builder.archive.collate import VillageInfo
 
 MM = 72.0 / 25.4
 A4_W = 210.0 * MM
@@ -129,27 +131,9 @@ def retention_label(retention: str) -> str:
 # --------------------------------------------------------------------------- front/back matter
 
 
-def plain_streams() -> None:
-    """Have reportlab write Flate-only streams in this process, as ``render/pdf.py`` does.
-
-    ``rl_config.useA85`` is process-global and ``render/pdf.py`` turns it off on import; unless
-    every canvas of the collation does the same, a box or spine label written by a process
-    that has not rendered a packet (the build's parent, a worker collating unchanged packets)
-    gets ASCII85 streams and the same input gives different bytes. The same holds for the
-    zlib level of reportlab's streams (``rlformat.fast_flate``).
-    """
-    from reportlab import rl_config
-
-    from archive_builder.render.rlformat import fast_flate
-
-    rl_config.useA85 = 0
-    fast_flate()
-
-
 def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:
     from reportlab.pdfgen import canvas
 
-    plain_streams()
     c = canvas.Canvas(
         buf,
         pagesize=(A4_W, A4_H),
@@ -177,18 +161,19 @@ def render_box_pages(
     ``numbered`` is the number of archive-numbered pages in the box; ``missing`` the item
     numbers of this box that have no packet (written on the 备考表).
     """
-    buf = io.BytesIO()
-    c = _canvas(buf, fonts, f"{village.name} 第{box_no}盒")
-    _draw_cover(c, fonts, village, box_no, rows[0].item_no, rows[-1].item_no, len(rows))
-    c.showPage()
-    k = contents_pages(len(rows))
-    for page in range(k):
-        chunk = rows[page * CONTENTS_ROWS : (page + 1) * CONTENTS_ROWS]
-        _draw_contents(c, fonts, village, box_no, chunk, page, k)
+    with settings():  # reportlab as we write with it (see render/rlformat.py)
+        buf = io.BytesIO()
+        c = _canvas(buf, fonts, f"{village.name} 第{box_no}盒")
+        _draw_cover(c, fonts, village, box_no, rows[0].item_no, rows[-1].item_no, len(rows))
         c.showPage()
-    _draw_remarks(c, fonts, village, box_no, len(rows), numbered, date, missing)
-    c.showPage()
-    c.save()
+        k = contents_pages(len(rows))
+        for page in range(k):
+            chunk = rows[page * CONTENTS_ROWS : (page + 1) * CONTENTS_ROWS]
+            _draw_contents(c, fonts, village, box_no, chunk, page, k)
+            c.showPage()
+        _draw_remarks(c, fonts, village, box_no, len(rows), numbered, date, missing)
+        c.showPage()
+        c.save()
     return buf.getvalue()
 
 

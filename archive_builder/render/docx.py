@@ -24,6 +24,10 @@ Design notes
   (with the same python-docx, Pillow, pypdfium2 and zlib).
 * Word cannot know where pages break, so the contents page shows the PDF's page numbers
   only when ``page_numbers`` is given (section key → printed number).
+
+Why one module of this size: the Word writer of the document model, one function per block
+kind, mirroring ``render/pdf.py``; splitting it would separate blocks that share page and
+style setup.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from typing import Any
 
 from lxml import etree
 
+from ..archive.outdir import atomic_write
 from ..document import (
     Block,
     Contents,
@@ -59,7 +64,6 @@ from ..document import (
     Title,
 )
 from ..errors import RenderError
-from ..outdir import atomic_write
 
 W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -857,7 +861,9 @@ def _style(styles: Any, style_id: str, name: str, *, based_on: str | None = "Nor
 def _setup_styles(package_doc: Any, page: PageSetup, fonts: Mapping[str, str], title_bold: bool) -> None:
     styles = package_doc.styles.element
     _strip_theme_fonts(styles)
-    size = lambda role: float(page.sizes.get(role, page.sizes.get("body", 16.0)))
+
+    def size(role: str) -> float:
+        return float(page.sizes.get(role, page.sizes.get("body", 16.0)))
 
     defaults = styles.find(w("docDefaults"))
     rpr = defaults.find(f"{w('rPrDefault')}/{w('rPr')}")

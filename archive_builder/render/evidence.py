@@ -34,6 +34,10 @@ Output carries no metadata: EXIF is dropped (the orientation is already applied,
 photos carry GPS positions that must not travel into the archive), and an embedded ICC
 profile is converted to sRGB once instead of kept, because the PDF declares DeviceRGB and
 viewers ignore a profile inside the JPEG stream.
+
+Why one module of this size: every evidence format's normalisation (JPEG pass-through, re-
+encoding, TIFF, PDF pages, HEIF) goes through one content-addressed cache and one set of
+Chinese placeholder reasons.
 """
 
 from __future__ import annotations
@@ -44,7 +48,6 @@ import json
 import logging
 import os
 import stat
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -677,7 +680,7 @@ def _stat(source: Path) -> os.stat_result:
 
 
 def _read(source: Path) -> bytes:
-    from ..hashing import open_regular
+    from ..archive.hashing import open_regular
 
     try:
         with open_regular(source) as handle:  # never blocks (a FIFO), regular files only
@@ -696,18 +699,11 @@ def _read(source: Path) -> bytes:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    """Write a cache file atomically; a cache entry lost to a power cut is only made again."""
+    from ..archive.outdir import atomic_file
+
+    with atomic_file(path, durable=False) as handle:
+        handle.write(data)
 
 
 def _is_heif(data: bytes) -> bool:

@@ -299,7 +299,7 @@ _DIR_INDEX: dict[tuple[str, ...], dict[str, Path]] = {}
 
 
 def _cache_dir() -> Path | None:
-    from ..outdir import user_cache_dir
+    from ..archive.outdir import user_cache_dir
 
     return user_cache_dir("fonts")
 

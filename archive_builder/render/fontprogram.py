@@ -4,6 +4,10 @@ and the embedded TrueType subsets it writes.
 See the docstring of ``archive_builder.render.fonts`` for why glyph codes are a function of
 the font file only (``GlobalCodeTTFont``); ``fontmerge`` relies on it to share one font per
 face among the packets of a box.
+
+Why one module of this size: the document-independent CID font and the TrueType subset
+programs it embeds are one format: codes, glyph blocks and table assembly depend on each
+other byte for byte.
 """
 
 from __future__ import annotations

@@ -58,7 +58,7 @@ Modules
 ``fontfiles`` finds and probes font files (the light sfnt/``cmap`` reader, the per-file
 coverage cache, the search folders); ``fontprogram`` is the reportlab font class above and
 the subset programs it embeds; ``fontmerge`` shares the fonts of a collated box
-(``SharedFonts``, ``merge_font_subsets``, ``font_report``). This module chooses the faces
+(``SharedFonts``, ``merge_font_subsets``). This module chooses the faces
 (``FontSet``) and keeps the public names of all three.
 
 Notes for the PDF writer
@@ -106,7 +106,7 @@ from .fontfiles import (
     _standard_dirs,
     font_search_dirs,
 )
-from .fontmerge import SharedFonts, font_report, merge_font_subsets
+from .fontmerge import SharedFonts, merge_font_subsets
 from .fontprogram import GlobalCodeTTFont, _load_registered
 
 __all__ = [
@@ -116,7 +116,6 @@ __all__ = [
     "FontSet",
     "GlobalCodeTTFont",
     "SharedFonts",
-    "font_report",
     "font_search_dirs",
     "merge_font_subsets",
 ]

@@ -2,7 +2,7 @@
 
 * :func:`render_form` fills a ``.docx`` with docxtpl tags.  Autoescaping is ALWAYS on:
   with docxtpl's default a value containing ``<`` silently truncates the document and a bare
-  ``&`` disappears (library notes E8).  The Jinja environment is sandboxed (forms come from
+  ``&`` disappears.  The Jinja environment is sandboxed (forms come from
   outside) and records variables the form uses but the context lacks; those, and fonts the
   form names that this machine lacks, come back as Chinese warnings.
 * :class:`LibreOffice` converts a rendered form to PDF headless, with its own profile
@@ -13,6 +13,10 @@
   as its own section: styles are copied under a per-form prefix (so the form keeps its own
   look and does not restyle the packet), images, hyperlinks and lists come along, theme
   fonts are resolved to the form's own font names, page size and margins are the form's.
+
+Why one module of this size: filling a Word form and converting it with LibreOffice are one
+boundary with an external program; its time-outs, profiles and font checks are read
+together.
 """
 
 from __future__ import annotations

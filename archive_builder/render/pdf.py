@@ -14,6 +14,9 @@ between font runs.
 
 Pages of evidence PDFs are merged in afterwards with pypdf; that path is skipped entirely
 when a document has none.
+
+Why one module of this size: the layout engine and the painter of the document model share
+the page model and the font runs; each block kind has its layout and painting side by side.
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ from datetime import date as _date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from reportlab import rl_config
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfdoc import PDFImageXObject
 from reportlab.pdfgen.canvas import Canvas
@@ -65,14 +67,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["CREATOR", "write_pdf"]
 
-rlformat.install()  # the same bytes, a sixth less rendering time (see rlformat)
-rlformat.fast_flate()  # page streams at zlib level 1 (see rlformat.fast_flate)
 
 CREATOR = "archive-builder"
 MM = 72.0 / 25.4
-
-# ASCII85 makes reportlab 3–5× slower and files larger; nothing we write needs 7-bit streams.
-rl_config.useA85 = 0
 
 #: entries a number memo holds before it is emptied
 _MAX_MEMO = 200_000
@@ -1065,41 +1062,42 @@ def write_pdf(
             painter_numbers[si] = num
         sections.append(SectionPages(sec.key, sec.title, first, last, num))
 
-    buf = io.BytesIO()
-    body_font = fonts.faces["body"].rl_name
-    c = Canvas(
-        buf,
-        pagesize=(lay.pw, lay.ph),
-        invariant=1,
-        pageCompression=1,
-        initialFontName=body_font,
-        initialFontSize=12,
-    )
-    c.setDateFormatter(_pdf_date(doc.date))
-    c.setTitle(doc.title)
-    if doc.subject:
-        c.setSubject(doc.subject)
-    if doc.keywords:
-        c.setKeywords(", ".join(doc.keywords))
-    if doc.author:
-        c.setAuthor(doc.author)
-    c.setCreator(CREATOR)
-    c.setFont(body_font, 12)  # never let the default Helvetica into the page resources
+    with rlformat.settings():  # reportlab as we write with it (see rlformat)
+        buf = io.BytesIO()
+        body_font = fonts.faces["body"].rl_name
+        c = Canvas(
+            buf,
+            pagesize=(lay.pw, lay.ph),
+            invariant=1,
+            pageCompression=1,
+            initialFontName=body_font,
+            initialFontSize=12,
+        )
+        c.setDateFormatter(_pdf_date(doc.date))
+        c.setTitle(doc.title)
+        if doc.subject:
+            c.setSubject(doc.subject)
+        if doc.keywords:
+            c.setKeywords(", ".join(doc.keywords))
+        if doc.author:
+            c.setAuthor(doc.author)
+        c.setCreator(CREATOR)
+        c.setFont(body_font, 12)  # never let the default Helvetica into the page resources
 
-    painter = _Painter(c, f, lay)
-    painter.numbers = painter_numbers
-    first_of = {first: si for si, (first, _last) in enumerate(lay.sections)}
-    for idx, pg in enumerate(lay.pages):
-        starts = first_of.get(idx)
-        if starts is not None:
-            key = f"s{starts}"
-            c.bookmarkPage(key, fit="XYZ", top=lay.ph)
-            c.addOutlineEntry(doc.sections[starts].title, key, level=0)
-        painter.paint_page(pg)
-        c.showPage()
-    if lay.pages:
-        c.showOutline()
-    c.save()
+        painter = _Painter(c, f, lay)
+        painter.numbers = painter_numbers
+        first_of = {first: si for si, (first, _last) in enumerate(lay.sections)}
+        for idx, pg in enumerate(lay.pages):
+            starts = first_of.get(idx)
+            if starts is not None:
+                key = f"s{starts}"
+                c.bookmarkPage(key, fit="XYZ", top=lay.ph)
+                c.addOutlineEntry(doc.sections[starts].title, key, level=0)
+            painter.paint_page(pg)
+            c.showPage()
+        if lay.pages:
+            c.showOutline()
+        c.save()
     data = buf.getvalue()
     # pypdf rewrites the file when it merges pages in: then collation reads its fonts itself
     ours = () if lay.merges or lay.externals else tuple(c._doc.__dict__.get(_DOC_FONTS, ()))

@@ -1,35 +1,48 @@
-"""reportlab's object serialisation with its repeated work memoised (the same bytes out).
+"""reportlab as we write with it, switched on only for the duration of a document (``settings``).
 
-reportlab writes every PDF object through ``pdfdoc.format``: each dictionary key goes
-through ``PDFName`` (a character-by-character escape) and the ``extpdfdoc`` codec, each
-number through ``fp_str``. A packet has ~45 objects but ~770 such calls, a sixth of its
-rendering time, nearly all on the same few dozen names and numbers. ``install()`` puts
-memoising versions of ``pdfdoc.format`` and ``pdfdoc.PDFName`` in their place: for a
-string or a number the bytes depend on nothing else, so they are computed once per
-process; everything else goes to reportlab's own function. The output is byte-for-byte
-what reportlab writes (tested on whole packets).
+Three process-global reportlab settings are changed, within ``with settings():`` and nowhere
+else, so a process that writes a PDF with reportlab outside it (a report, a test's fixture)
+gets reportlab's own behaviour:
+
+- **memoised formatting** (byte-neutral): reportlab writes every PDF object through
+  ``pdfdoc.format``; each dictionary key goes through ``PDFName`` (a character-by-character
+  escape) and the ``extpdfdoc`` codec, each number through ``fp_str``. A packet has ~45
+  objects but ~770 such calls, nearly all on the same few dozen names and numbers. For a
+  string or a number the bytes depend on nothing else, so they are computed once per process
+  (the memos live as long as the process); everything else goes to reportlab's function.
+- **Flate-only streams** (``rl_config.useA85 = 0``): ASCII85 makes reportlab slower and files
+  larger; nothing we write needs 7-bit streams.
+- **zlib level 1** for the streams reportlab compresses (page content, ToUnicode maps, box
+  pages) instead of 6: page content streams are ~2 % of a packet's bytes; level 1 halves
+  their compression time for ~1 KB more a packet.
+
+Every canvas of a build (packets, box pages, page-number stamps, spines) is written inside
+``settings()``, so the same input gives the same bytes whichever process writes it.
 """
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 #: strings longer than this are encoded each time (names and operators are short)
 _MAX_KEY = 128
 #: entries per memo before it is emptied (a long build meets a bounded set of names)
 _MAX_ENTRIES = 50_000
+#: zlib level of the streams reportlab compresses inside ``settings()``
+FLATE_LEVEL = 1
+#: False: ``settings()`` leaves formatting to reportlab (tests compare the bytes both ways)
+MEMO = True
+
+_encoded: dict[Any, bytes] = {}
+_names: dict[str, str] = {}
+_depth = 0
 
 
-def install() -> None:
-    """Replace ``pdfdoc.format`` and ``pdfdoc.PDFName`` with memoising versions (once)."""
-    from reportlab.pdfbase import pdfdoc
-
-    if getattr(pdfdoc.format, "_ab_memoised", False):
-        return
-    plain_format = pdfdoc.format
-    plain_name = pdfdoc.PDFName
-    encoded: dict[Any, bytes] = {}
-    names: dict[str, str] = {}
+def _memoised(plain_format: Any, plain_name: Any) -> tuple[Any, Any]:
+    """Return memoising versions of reportlab's ``pdfdoc.format`` and ``pdfdoc.PDFName``."""
     default_lo, default_hi = plain_name.__defaults__ or (chr(0x21), chr(0x7E))
 
     def format(element: Any, document: Any, toplevel: int = 0) -> Any:
@@ -42,65 +55,57 @@ def install() -> None:
             key = (kind, element)
         else:
             return plain_format(element, document, toplevel)
-        data = encoded.get(key)
+        data = _encoded.get(key)
         if data is None:
             data = plain_format(element, document, toplevel)
-            if len(encoded) >= _MAX_ENTRIES:
-                encoded.clear()
-            encoded[key] = data
+            if len(_encoded) >= _MAX_ENTRIES:
+                _encoded.clear()
+            _encoded[key] = data
         return data
 
     def PDFName(data: str, lo: str = default_lo, hi: str = default_hi) -> str:
         if lo != default_lo or hi != default_hi or type(data) is not str:
             return plain_name(data, lo, hi)
-        name = names.get(data)
+        name = _names.get(data)
         if name is None:
             name = plain_name(data)
-            if len(names) >= _MAX_ENTRIES:
-                names.clear()
-            names[data] = name
+            if len(_names) >= _MAX_ENTRIES:
+                _names.clear()
+            _names[data] = name
         return name
 
-    format._ab_memoised = True  # type: ignore[attr-defined]
-    format.plain = plain_format  # type: ignore[attr-defined]
-    PDFName.plain = plain_name  # type: ignore[attr-defined]
-    pdfdoc.format = format
-    pdfdoc.PDFName = PDFName
+    return format, PDFName
 
 
-def uninstall() -> None:
-    """Put reportlab's own functions back (tests compare both)."""
-    from reportlab.pdfbase import pdfdoc
-
-    if getattr(pdfdoc.format, "_ab_memoised", False):
-        pdfdoc.format = pdfdoc.format.plain  # type: ignore[attr-defined]
-        pdfdoc.PDFName = pdfdoc.PDFName.plain  # type: ignore[attr-defined]
+def _encode(self: Any, text: Any) -> bytes:
+    if isinstance(text, str):
+        text = text.encode("utf8")
+    return zlib.compress(text, FLATE_LEVEL)
 
 
-#: zlib level of the streams reportlab compresses (page content, ToUnicode maps, box pages)
-FLATE_LEVEL = 1
-
-
-def fast_flate() -> None:
-    """Compress reportlab's streams at ``FLATE_LEVEL`` instead of zlib's default 6.
-
-    Page content streams are ~2 % of a packet's bytes and level 6 took 0.58 ms a packet of
-    the ~0.3 ms level 1 needs, for 12 % fewer bytes of those streams (~1 KB a packet). The
-    memo above is byte-neutral; this is not, so it is a separate switch (tests compare
-    ``install``/``uninstall`` under it).
-    """
-    import zlib
-
-    from reportlab.pdfbase import pdfdoc
-
-    cls = pdfdoc.PDFStreamFilterZCompress
-    if getattr(cls.encode, "_ab_level", None) == FLATE_LEVEL:
+@contextmanager
+def settings() -> Iterator[None]:
+    """Write with reportlab as the module docstring says until the block ends (re-entrant)."""
+    global _depth
+    if _depth:
+        _depth += 1
+        try:
+            yield
+        finally:
+            _depth -= 1
         return
+    from reportlab import rl_config
+    from reportlab.pdfbase import pdfdoc
 
-    def encode(self: Any, text: Any) -> bytes:
-        if isinstance(text, str):
-            text = text.encode("utf8")
-        return zlib.compress(text, FLATE_LEVEL)
-
-    encode._ab_level = FLATE_LEVEL  # type: ignore[attr-defined]
-    cls.encode = encode  # type: ignore[method-assign]
+    stream_filter = pdfdoc.PDFStreamFilterZCompress
+    saved = (pdfdoc.format, pdfdoc.PDFName, stream_filter.encode, rl_config.useA85)
+    if MEMO:
+        pdfdoc.format, pdfdoc.PDFName = _memoised(saved[0], saved[1])
+    stream_filter.encode = _encode  # type: ignore[method-assign]
+    rl_config.useA85 = 0
+    _depth = 1
+    try:
+        yield
+    finally:
+        _depth = 0
+        pdfdoc.format, pdfdoc.PDFName, stream_filter.encode, rl_config.useA85 = saved  # type: ignore[method-assign]

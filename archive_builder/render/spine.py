@@ -25,17 +25,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from archive_builder.outdir import atomic_write
+from archive_builder.archive.outdir import atomic_write
 from archive_builder.render.boxpages import (
     MM,
     draw_text,
     fit_size,
-    plain_streams,
     retention_label,
 )
+from archive_builder.render.rlformat import settings
 
 if TYPE_CHECKING:  # pragma: no cover
-    from archive_builder.collate import BoxResult, VillageInfo
+    from archive_builder.archive.collate import BoxResult, VillageInfo
     from archive_builder.render.fonts import FontSet
 
 PAGE_W_MM = 210.0
@@ -234,36 +234,36 @@ def write_spine_labels(
     per_page = strips_per_page(width_mm)
     w, h = width_mm * MM, height_mm * MM
     page_w, page_h = PAGE_W_MM * MM, PAGE_H_MM * MM
-    buf = io.BytesIO()
-    plain_streams()
-    c = canvas.Canvas(
-        buf,
-        pagesize=(page_w, page_h),
-        invariant=1,
-        pageCompression=1,
-        initialFontName=fonts.faces["body"].rl_name,  # never an unembedded Helvetica
-        initialFontSize=10,
-    )
-    c.setTitle("档案盒脊竖条")
-    c.setSubject(f"盒脊宽 {width_mm} mm，共 {len(boxes)} 条")
-    c.setCreator("archive-builder")
-    pages = 0
-    for start in range(0, len(boxes), per_page):
-        chunk = boxes[start : start + per_page]
-        n = len(chunk)
-        x0 = (page_w - n * w) / 2 if n == per_page else (page_w - per_page * w) / 2
-        y0 = (page_h - h) / 2
-        for i, (village, box) in enumerate(chunk):
-            _draw_strip(c, fonts, x0 + i * w, y0, w, h, village, box)
-        _cut_marks(c, x0, y0, n, w, h)
-        note = f"盒脊竖条 · 宽 {width_mm} mm × 高 {height_mm:g} mm · 沿裁切线裁下 · 第 {pages + 1} 页"
-        draw_text(c, fonts, note, "body", 8, page_w / 2, 6 * MM, "center")
-        c.showPage()
-        pages += 1
-    if not pages:
-        draw_text(c, fonts, "没有需要打印的盒脊竖条", "body", 12, page_w / 2, page_h / 2, "center")
-        c.showPage()
-        pages = 1
-    c.save()
+    with settings():  # reportlab as we write with it (see render/rlformat.py)
+        buf = io.BytesIO()
+        c = canvas.Canvas(
+            buf,
+            pagesize=(page_w, page_h),
+            invariant=1,
+            pageCompression=1,
+            initialFontName=fonts.faces["body"].rl_name,  # never an unembedded Helvetica
+            initialFontSize=10,
+        )
+        c.setTitle("档案盒脊竖条")
+        c.setSubject(f"盒脊宽 {width_mm} mm，共 {len(boxes)} 条")
+        c.setCreator("archive-builder")
+        pages = 0
+        for start in range(0, len(boxes), per_page):
+            chunk = boxes[start : start + per_page]
+            n = len(chunk)
+            x0 = (page_w - n * w) / 2 if n == per_page else (page_w - per_page * w) / 2
+            y0 = (page_h - h) / 2
+            for i, (village, box) in enumerate(chunk):
+                _draw_strip(c, fonts, x0 + i * w, y0, w, h, village, box)
+            _cut_marks(c, x0, y0, n, w, h)
+            note = f"盒脊竖条 · 宽 {width_mm} mm × 高 {height_mm:g} mm · 沿裁切线裁下 · 第 {pages + 1} 页"
+            draw_text(c, fonts, note, "body", 8, page_w / 2, 6 * MM, "center")
+            c.showPage()
+            pages += 1
+        if not pages:
+            draw_text(c, fonts, "没有需要打印的盒脊竖条", "body", 12, page_w / 2, page_h / 2, "center")
+            c.showPage()
+            pages = 1
+        c.save()
     atomic_write(out, buf.getvalue())
     return pages

@@ -19,7 +19,8 @@ import io
 import os
 from typing import Any
 
-from archive_builder.render.boxpages import MM, face_name, plain_streams
+from archive_builder.render.boxpages import MM, face_name
+from archive_builder.render.rlformat import settings
 
 #: size (5号) and position: distance of the number from the side edge and of its baseline
 #: from the top edge
@@ -68,7 +69,7 @@ def _digits_pdf(fonts: Any) -> tuple[bytes, dict[str, float]]:
     import hashlib
     import json
 
-    from ..outdir import atomic_write, user_cache_dir
+    from ..archive.outdir import atomic_write, user_cache_dir
 
     if _shared_face(fonts) is not None:
         return _make_digits_pdf(None, fonts)
@@ -112,12 +113,12 @@ def _make_digits_pdf(path: str | None, fonts: Any) -> tuple[bytes, dict[str, flo
         if name not in pdfmetrics.getRegisteredFontNames():
             pdfmetrics.registerFont(TTFont(name, path))
     buf = io.BytesIO()
-    plain_streams()
-    c = canvas.Canvas(buf, invariant=1, pageCompression=0, initialFontName=name)
-    c.setFont(name, NUMBER_SIZE)
-    c.drawString(10, 10, "0123456789")
-    c.showPage()
-    c.save()
+    with settings():  # reportlab as we write with it (see render/rlformat.py)
+        c = canvas.Canvas(buf, invariant=1, pageCompression=0, initialFontName=name)
+        c.setFont(name, NUMBER_SIZE)
+        c.drawString(10, 10, "0123456789")
+        c.showPage()
+        c.save()
     return buf.getvalue(), {d: pdfmetrics.stringWidth(d, name, NUMBER_SIZE) for d in "0123456789"}
 
 

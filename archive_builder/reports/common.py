@@ -68,7 +68,7 @@ def load_villages(data_dir: Path, villages: Iterable[str] = ()) -> tuple[Dataset
 
 def template_file(dataset: Dataset, village: Village, relpath: str) -> Path:
     """Return the template-set file ``relpath`` for ``village`` (village → data dir → set)."""
-    from ..packet import template_set
+    from ..archive.packet import template_set
 
     tset = template_set(dataset.config.templates.set, dataset.root.resolve(), village.path.resolve())
     return tset.find(relpath)

@@ -334,7 +334,7 @@ def _plan(
             if days is None and latest.step.date_to is not None:
                 days = max(spec.min_days, (latest.step.date_to - latest.step.date).days)
         else:
-            from ..packet import document_date
+            from ..archive.packet import document_date
 
             start = date.fromisoformat(document_date(config))
     days = spec.min_days if days is None else days
@@ -433,8 +433,8 @@ def make_notice(
     days: int | None = None,
 ) -> NoticeResult:
     """Plan the notice and write it to ``out`` (.pdf or .docx, by its suffix), atomically."""
-    from ..outdir import atomic_file
-    from ..packet import configured_fonts, font_set, template_set
+    from ..archive.outdir import atomic_file
+    from ..archive.packet import configured_fonts, font_set, template_set
 
     out = Path(out)
     suffix = out.suffix.lower()

@@ -499,7 +499,7 @@ def compute_stats(data_dir: Path, villages: Iterable[str] = ()) -> Stats:
     for a wrong ``stats/stats.toml``. Households whose data cannot be read are left out and
     listed in ``Stats.problems``.
     """
-    from ..packet import document_date
+    from ..archive.packet import document_date
 
     dataset, loaded = load_villages(Path(data_dir), villages)
     config = dataset.config

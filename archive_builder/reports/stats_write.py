@@ -15,8 +15,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ..archive.outdir import atomic_write
 from ..errors import OutputError, os_reason
-from ..outdir import atomic_write
 from ..templates import cn_date
 from .stats import Stats, StatsTable, Value, VillageStats
 
@@ -387,8 +387,8 @@ def stats_pdf(
         Spacer,
     )
 
+    from ..archive.packet import font_set
     from ..document import PageSetup
-    from ..packet import font_set
 
     fonts = fonts or font_set()
     fonts.register()

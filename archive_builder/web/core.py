@@ -122,7 +122,7 @@ class Workspace:
     """One data directory and its output folder, loaded once and kept in memory."""
 
     def __init__(self, data_dir: Path, out_dir: Path | None = None) -> None:
-        from ..outdir import configured_output
+        from ..archive.outdir import configured_output
 
         self.data_dir = Path(data_dir).resolve()
         if not (self.data_dir / "archive.toml").is_file():
@@ -184,7 +184,7 @@ class Workspace:
 
     def refresh_up_to_date(self) -> None:
         from .. import uptodate
-        from ..build import BuildOptions
+        from ..archive.build import BuildOptions
 
         try:
             self.up_to_date = uptodate.check(self.data_dir, self.out_dir, BuildOptions()) is not None
@@ -210,13 +210,13 @@ class Workspace:
         return found
 
     def manifest(self) -> dict[str, Any]:
-        from ..outdir import read_json
+        from ..archive.outdir import read_json
 
         value = read_json(self.out_dir / "manifest.json", {})
         return value if isinstance(value, dict) else {}
 
     def store(self) -> Any:
-        from ..store import VersionStore
+        from ..versions.store import VersionStore
 
         return VersionStore(self.out_dir)
 
@@ -265,8 +265,8 @@ class Workspace:
         Returns (version, new) where ``new`` is False when the content was already recorded.
         """
         from .. import __version__
-        from ..outdir import build_lock, prepare
-        from ..packet import (
+        from ..archive.outdir import build_lock, prepare
+        from ..archive.packet import (
             default_cache_dir,
             document_date,
             plan_packet,
@@ -364,7 +364,7 @@ class Workspace:
 
     def word_copy(self, household_id: str, folder: Path) -> Path:
         """Render the household's packet with its Word copy into ``folder``; return the .docx."""
-        from ..packet import make_packet
+        from ..archive.packet import make_packet
 
         outcome = make_packet(self.data_dir, household_id, folder / f"{household_id}.pdf", formats=("pdf", "docx"))
         if outcome.result.docx is None:
@@ -480,7 +480,7 @@ def _inner_model(annotation: Any) -> Any:
 
 
 def history(workspace: Workspace, household_id: str) -> list[Any]:
-    from ..diff import history as core_history
+    from ..versions.diff import history as core_history
 
     store = workspace.store()
     if not store.exists():
@@ -493,8 +493,8 @@ def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict
     """The comparison of two versions, as ``diff --report`` draws it: fields and page pairs."""
     import base64
 
-    from ..diff import compare_versions
-    from ..diffreport import REPORT_DPI, _field_rows, _pictures
+    from ..versions.diff import compare_versions
+    from ..versions.diffreport import REPORT_DPI, _field_rows, _pictures
 
     store = workspace.store()
     if not store.exists():
@@ -518,7 +518,7 @@ def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict
 
 def page_png(pdf: Path, page: int, dpi: float = 50) -> bytes:
     """One page of a PDF as PNG bytes (1-based page number)."""
-    from ..pdfdiff import _open
+    from ..versions.pdfdiff import _open
 
     with _open(pdf) as document:
         if not 1 <= page <= len(document.doc):
@@ -546,7 +546,7 @@ def check_image(data: bytes) -> None:
 
 def change_rows(changes: list[Any]) -> list[tuple[str, str, str, str]]:
     """Field changes as table rows (字段, 原值, 新值, 类型), as the comparison report shows them."""
-    from ..diff import format_value
+    from ..versions.diff import format_value
 
     kinds = {"added": "新增", "removed": "删除", "changed": "修改"}
     return [(c.label, format_value(c.old, prefix=c.schema), format_value(c.new, prefix=c.schema),
@@ -554,7 +554,7 @@ def change_rows(changes: list[Any]) -> list[tuple[str, str, str, str]]:
 
 
 def verify_text(workspace: Workspace, text: str) -> Any:
-    from ..verify import verify
+    from ..versions.verify import verify
 
     store = workspace.store()
     if not store.exists():
@@ -564,7 +564,7 @@ def verify_text(workspace: Workspace, text: str) -> Any:
 
 
 def verify_photo(workspace: Workspace, data: bytes, suffix: str) -> Any:
-    from ..verify import decode_qr_image
+    from ..versions.verify import decode_qr_image
 
     check_image(data)
     with tempfile.TemporaryDirectory(prefix="archive-builder-web-") as tmp:
@@ -579,7 +579,7 @@ SHEET_SUFFIXES = (".xlsx", ".xls", ".csv")
 
 def check_sheet(path: Path) -> None:
     """Raise UploadError unless ``path`` is a sheet that opens."""
-    from ..spreadsheet import read_rows
+    from ..io.spreadsheet import read_rows
 
     try:
         read_rows(path)
@@ -592,7 +592,7 @@ def check_sheet(path: Path) -> None:
 
 def export_sheet(data_dir: Path, path: Path) -> int:
     """Write the data directory as a one-row-per-person .xlsx; return the rows written."""
-    from ..spreadsheet import export_sheet as core_export
+    from ..io.spreadsheet import export_sheet as core_export
 
     return int(core_export(Path(data_dir), Path(path)))
 
@@ -600,20 +600,20 @@ def export_sheet(data_dir: Path, path: Path) -> int:
 def build_now(data_dir: Path, out_dir: Path, villages: tuple[str, ...] = (), reporter: Any = None,
               jobs: int | None = 1) -> Any:
     """Run a build in this process (the pages start theirs in a child: ``BuildJob``)."""
-    from ..build import BuildOptions, build
+    from ..archive.build import BuildOptions, build
 
     return build(Path(data_dir), Path(out_dir), BuildOptions(villages=villages, jobs=jobs), reporter)
 
 
 def hold_build_lock(out_dir: Path) -> Any:
     """The output folder's build lock, as the CLI takes it (a context manager)."""
-    from ..outdir import build_lock
+    from ..archive.outdir import build_lock
 
     return build_lock(Path(out_dir))
 
 
 def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False) -> Any:
-    from ..spreadsheet import import_sheet as core_import
+    from ..io.spreadsheet import import_sheet as core_import
 
     return core_import(path, workspace.data_dir, force=force, dry_run=dry_run)
 
@@ -623,7 +623,7 @@ def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool
 
 def lock_held(out_dir: Path) -> bool:
     """Whether another build (any process) holds the output folder's lock right now."""
-    from ..outdir import LOCK, build_lock
+    from ..archive.outdir import LOCK, build_lock
 
     if not (out_dir / LOCK).exists():
         return False

@@ -2,7 +2,7 @@
 
 Everything produced here is made up: names, ID numbers (with valid GB 11643 check
 characters), amounts and dates.  The output follows the record format described in
-``shared/record-format.md``: canonical English keys, enumerated values as Chinese labels.
+``docs/record-format.md``: canonical English keys, enumerated values as Chinese labels.
 
 The generator is deterministic: the same seed gives the same records and the same file
 bytes (seeded ``random.Random`` with string seeds, fixed JPEG quality, no timestamps).
@@ -1042,7 +1042,7 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
 
     reg = _cjk_font()
     text_ok = reg is not None and all(
-        ord(ch) in reg[1].face.charToGlyph for line in [title, *[l for p in pages for l in p]]
+        ord(ch) in reg[1].face.charToGlyph for line in [title, *[line for p in pages for line in p]]
         for ch in line if not ch.isspace())
     if not text_ok:
         title = fallback_title
@@ -1051,28 +1051,28 @@ def pdf_document_bytes(title: str, pages: Sequence[Sequence[str]], *,
     else:
         assert reg is not None
         font = reg[0]
-    from archive_builder.render.boxpages import plain_streams
+    from archive_builder.render.rlformat import settings
 
     buf = io.BytesIO()
-    plain_streams()  # the same stream encoding whatever this process rendered before
-    c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
-    c.setTitle(title)
-    c.setAuthor("archive-builder synthetic data")
-    w, h = A4
-    for k, lines in enumerate(pages):
-        y = h - 72
-        if k == 0:
-            c.setFont(font, 18)
-            c.drawCentredString(w / 2, y, title)
-            y -= 40
-        c.setFont(font, 11)
-        for line in lines:
-            c.drawString(64, y, line)
-            y -= 20
-        c.setFont(font, 9)
-        c.drawCentredString(w / 2, 40, f"第 {k + 1} 页 共 {len(pages)} 页" if text_ok else f"{k + 1} / {len(pages)}")
-        c.showPage()
-    c.save()
+    with settings():  # the same stream encoding whatever this process rendered before
+        c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
+        c.setTitle(title)
+        c.setAuthor("archive-builder synthetic data")
+        w, h = A4
+        for k, lines in enumerate(pages):
+            y = h - 72
+            if k == 0:
+                c.setFont(font, 18)
+                c.drawCentredString(w / 2, y, title)
+                y -= 40
+            c.setFont(font, 11)
+            for line in lines:
+                c.drawString(64, y, line)
+                y -= 20
+            c.setFont(font, 9)
+            c.drawCentredString(w / 2, 40, f"第 {k + 1} 页 共 {len(pages)} 页" if text_ok else f"{k + 1} / {len(pages)}")
+            c.showPage()
+        c.save()
     return buf.getvalue()
 
 

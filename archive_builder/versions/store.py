@@ -14,6 +14,9 @@ point therefore leaves either no new row, or a row whose blobs all exist. Orphan
 blobs are named by their content. Rows and small blobs are protected against UPDATE and DELETE
 by triggers; blob files are never rewritten or deleted. Stores written before small blobs moved
 into the catalog (schema 1) keep theirs as files, which are read as before.
+
+Why one module of this size: the schema, its migrations and the batched, fsync-ordered blob
+writes make one durability argument that has to be read as a whole.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from .errors import StoreError
+from ..errors import StoreError
 
 STORE_DIR = ".store"
 CATALOG = "catalog.sqlite"
@@ -553,7 +556,7 @@ class VersionStore:
             return found[0]
         existing = [v.number for v in self.versions(household_id)]
         if not existing:
-            from .records.loader import find_similar_ids
+            from ..records.loader import find_similar_ids
 
             similar = find_similar_ids(self.households(), household_id)
             raise StoreError(

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 STATE_FILE = ".state/uptodate.json"
 _FORMAT = 1

@@ -13,6 +13,9 @@ Rules of thumb: the input file is opened read-only; nothing in the data director
 overwritten without ``force``; every write is atomic; problems are collected, never raised one
 by one. Only an unusable input (unreadable file, no header row, a required column missing)
 raises ``SheetError``.
+
+Why one module of this size: the column table, cell parsing, import planning and export all
+follow the national system's one table of columns; they change together when it does.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from typing import Any
 
 import yaml
 
-from .errors import (
+from ..archive.outdir import atomic_write, safe_file_name
+from ..errors import (
     ArchiveError,
     DataDirError,
     ExitCode,
@@ -42,12 +46,11 @@ from .errors import (
     OutputError,
     os_reason,
 )
-from .outdir import atomic_write, safe_file_name
-from .problems import Problem, Severity, count
-from .records import vocab
-from .records.idnumber import IdNumberError, parse_id
-from .records.loader import load_yaml
-from .records.models import Causes, Household, IncomeYear, Living, Member, Monitor
+from ..problems import Problem, Severity, count
+from ..records import vocab
+from ..records.idnumber import IdNumberError, parse_id
+from ..records.loader import load_yaml
+from ..records.models import Causes, Household, IncomeYear, Living, Member, Monitor
 
 logger = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw
 
+from ..errors import ArchiveError, ExitCode, os_reason
 from .diff import page_name
-from .errors import ArchiveError, ExitCode, os_reason
 from .pdfdiff import Box, _open, _Pdf, diff_boxes
 
 if TYPE_CHECKING:
@@ -271,7 +271,7 @@ def _pair_title(pic: _PagePicture, comparison: Comparison) -> str:
 def _fonts() -> tuple[str, Any]:
     """Return (font name, FontSet or None): the project's fonts, else AR PL UMing."""
     try:
-        from .render.fonts import FontSet
+        from ..render.fonts import FontSet
 
         fontset = FontSet.discover()
         fontset.register()
@@ -288,7 +288,7 @@ def _fonts() -> tuple[str, Any]:
                 TTFont("AB-Report-UMing", str(uming), subfontIndex=0)
             )
         except OSError as exc:
-            from .errors import FontError
+            from ..errors import FontError
 
             raise FontError(
                 "找不到可嵌入的中文字体，无法生成 PDF 报告。",

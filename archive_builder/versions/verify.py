@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ArchiveError, ExitCode, StoreError, os_reason
+from ..errors import ArchiveError, ExitCode, StoreError, os_reason
 from .store import Version, VersionStore
 
 if TYPE_CHECKING:  # the diff machinery (pypdfium2 …) is imported only when verifying
@@ -210,7 +210,7 @@ def decode_qr_image(path: Path) -> str:
         ) from None
     from PIL import Image, ImageOps
 
-    from .hashing import open_regular
+    from ..archive.hashing import open_regular
 
     try:
         with open_regular(path) as handle, Image.open(handle) as raw:  # a FIFO never blocks

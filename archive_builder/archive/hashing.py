@@ -14,7 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 
 _CHUNK = 1 << 20
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from .errors import OutputError, os_reason
+from ..errors import OutputError, os_reason
 
 MARKER = ".archive-builder-output"
 LOCK = ".archive-builder.lock"
@@ -140,7 +140,7 @@ def default_output(data_dir: Path) -> Path:
 
 def configured_output(data_dir: Path) -> Path:
     """Return archive.toml's ``[output] dir`` (relative to the data directory), else the default."""
-    from .config import load_archive_config
+    from ..config import load_archive_config
 
     toml = Path(data_dir) / "archive.toml"
     if toml.is_file():

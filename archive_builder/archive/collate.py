@@ -38,6 +38,9 @@ Decisions (documented here because the manifest, the tests and the clerk rely on
   file identifier (/ID) is a hash of every input (packet bytes, village, options, date).
 * **Atomic**: each box is written to a temporary file in ``out_dir`` and moved into place
   with ``os.replace``.
+
+Why one module of this size: the box layout rules (listed above) and the assembly that
+follows them are read together; the layout part is pure and tested on its own.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archive_builder import __version__
+from archive_builder.archive.outdir import atomic_file, safe_file_name
 from archive_builder.document import SectionPages
-from archive_builder.outdir import atomic_file, safe_file_name
 from archive_builder.problems import Problem, warning
 from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit_size re-exported
     A4_H,
@@ -70,6 +74,7 @@ from archive_builder.render.boxpages import (  # noqa: F401 - MM, draw_text, fit
     pdf_date,
     render_box_pages,
 )
+from archive_builder.render.fonts import SharedFonts, merge_font_subsets
 from archive_builder.render.stamp import NumberStamper
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -412,7 +417,7 @@ def _append_packet(writer: Any, data: bytes, shared: Any, p: PacketInfo) -> tupl
     """
     size = None
     if shared is not None:
-        from archive_builder.packetpdf import PageCountMismatch, append_packet
+        from archive_builder.archive.packetpdf import PageCountMismatch, append_packet
 
         try:
             size = append_packet(writer, data, shared, p.fonts, pages=p.pages)
@@ -550,33 +555,6 @@ def _release(writer: Any, reader: Any, start: int) -> None:
             del page.__dict__["original_page"]
 
 
-def _shared_fonts(writer: Any, fonts: Any) -> Any:
-    """The box's ``SharedFonts`` (one copy of each face), or None without the fonts helper."""
-    try:
-        from archive_builder.render.fonts import SharedFonts
-    except ImportError:
-        return None
-    return SharedFonts(writer, fonts)
-
-
-def _merge_font_subsets(writer: Any, fonts: Any = None) -> None:
-    try:
-        from archive_builder.render.fonts import merge_font_subsets
-    except ImportError:  # the fonts helper is optional until it exists
-        return
-    # with the FontSet the union's glyphs come from the font files (no packet program is
-    # decompressed: ~0.3 s less per 25-household box)
-    merge_font_subsets(writer, fonts)
-
-
-def _program_version() -> str:
-    try:
-        from archive_builder import __version__  # type: ignore[attr-defined]
-    except ImportError:
-        return "0"
-    return str(__version__)
-
-
 def _write_box(
     village: VillageInfo,
     box_no: int,
@@ -596,7 +574,7 @@ def _write_box(
     layout = _layout(packets, options)
     digest = hashlib.sha256()
     digest.update(
-        repr((COLLATE_FORMAT, _program_version(), village, box_no, options, date, path.name, tuple(missing)))
+        repr((COLLATE_FORMAT, __version__, village, box_no, options, date, path.name, tuple(missing)))
         .encode("utf-8")
     )
 
@@ -610,7 +588,7 @@ def _write_box(
     matter = PdfReader(io.BytesIO(render_box_pages(village, box_no, rows, layout.numbered, fonts, date, missing)))
     k = contents_pages(len(packets))
     writer = PdfWriter()
-    shared = _shared_fonts(writer, fonts)
+    shared = SharedFonts(writer, fonts)
     if shared is not None:
         shared.adopt(matter)
     stamper = NumberStamper(writer, fonts, shared)
@@ -689,7 +667,9 @@ def _write_box(
 
     if shared is not None:
         shared.finish()
-    _merge_font_subsets(writer, fonts)
+    # with the FontSet the union's glyphs come from the font files (no packet program is
+    # decompressed)
+    merge_font_subsets(writer, fonts)
     if compress:
         writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
 
@@ -722,6 +702,20 @@ def _write_box(
         numbers=tuple(numbers),
         numbered_pages=layout.numbered,
     )
+
+
+def box_fingerprint(info: dict[str, Any], box_no: int, box_count: int, options: PrintOptions, date: str,
+                    packets: Sequence[tuple[PacketInfo, str]], missing: Sequence[MissingItem]) -> str:
+    """Return the hash of everything a box's file depends on: the village, its place among the
+    village's boxes, the print options, the date, the program, and each packet (with its
+    household's content hash) and missing item. The same fingerprint means the same file."""
+    from archive_builder.archive import hashing
+
+    return hashlib.sha256(hashing.canonical_json([
+        info, box_no, box_count, options.__dict__, date, __version__,
+        [[p.household_id, p.item_no, p.pages, content_hash] for p, content_hash in packets],
+        [[m.item_no, m.household_id, m.head] for m in missing],
+    ])).hexdigest()
 
 
 def collate_box(
@@ -783,40 +777,3 @@ def remove_stale_boxes(village: VillageInfo, out_dir: Path, keep: Sequence[Path 
             except OSError:
                 pass
     return removed
-
-
-def collate_village(
-    village: VillageInfo,
-    packets: Sequence[PacketInfo],
-    out_dir: Path,
-    options: PrintOptions,
-    *,
-    fonts: FontSet,
-    date: str,
-    problems: list[Problem] | None = None,
-    compress: bool = False,
-    missing: Sequence[MissingItem] = (),
-) -> list[BoxResult]:
-    """Write the village's box PDFs into ``out_dir``; return one result per box.
-
-    ``date`` (ISO ``YYYY-MM-DD``) is the collation date printed on the 备考表 and written as
-    the PDF dates. Warnings (oversized households) go to ``problems`` if given. Box files of
-    this village numbered beyond the new box count (left from an earlier, larger build) are
-    removed. ``missing``: item numbers without a packet, noted on the 备考表 of their box.
-    ``compress`` runs pypdf's ``compress_identical_objects`` — measured on a
-    231-household village it saved 0.03 % of the bytes for ~0.2 s, so it is off by default
-    (fonts are shared by ``merge_font_subsets`` instead).
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_boxes(packets, options, problems=problems)
-    notes = assign_missing(plan, missing)
-    results = [
-        collate_box(
-            village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date, compress=compress,
-            missing=notes[box_no - 1],
-        )
-        for box_no, box in enumerate(plan, start=1)
-    ]
-    remove_stale_boxes(village, out_dir, [r.file for r in results])
-    return results

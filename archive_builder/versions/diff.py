@@ -5,6 +5,9 @@ matched by what identifies their entries (members by ID number, income by year, 
 year/category/item/provider/date with fuzzy pairing for edits …), never by position, so
 reordering a list is not a change. The PDF side lives in ``pdfdiff`` and the reports in
 ``diffreport``; ``compare_versions`` and ``compare_pdfs`` tie them together for the CLI.
+
+Why one module of this size: the record differ (list matching by key, labels) and the
+comparisons and history built on it share its ``FieldChange`` model and wording.
 """
 
 from __future__ import annotations
@@ -181,7 +184,7 @@ _FIELD_ORDER = {path: n for n, path in enumerate(FALLBACK_LABELS)}
 def _model_labels() -> Labels | None:
     """Return the label function of ``records.models`` when it offers one."""
     try:
-        from .records import models
+        from ..records import models
     except ImportError:
         return None
     table = getattr(models, "FIELD_LABELS", None)
@@ -629,7 +632,7 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        from .errors import ExitCode
+        from ..errors import ExitCode
 
         return int(ExitCode.ok if self.identical else ExitCode.problems)
 
@@ -720,7 +723,7 @@ def compare_versions(
 
     With only ``v1`` given, ``v1`` is compared with the latest version.
     """
-    from .errors import StoreError
+    from ..errors import StoreError
 
     versions = store.versions(household_id)
     if not versions:
@@ -773,8 +776,8 @@ def _model_text_changes(old_record: dict, new_record: dict, old_set: str, new_se
     """The text changes of two versions on their document models (see docdiff.py), each with
     the page it is on as printed; None when a version cannot be rendered again (its template
     set is gone): the PDF's text lines are compared instead."""
-    from . import docdiff
-    from .errors import ArchiveError
+    from .. import docdiff
+    from ..errors import ArchiveError
 
     try:
         old_items = docdiff.document_items(docdiff.record_document(old_record, old_set))
@@ -826,7 +829,7 @@ class HistoryEntry:
 
 def history(store: VersionStore, household_id: str) -> list[HistoryEntry]:
     """Return every version of the household, oldest first, each with its change summary."""
-    from .errors import StoreError
+    from ..errors import StoreError
 
     versions = store.versions(household_id)
     if not versions:

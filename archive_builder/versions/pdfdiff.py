@@ -21,7 +21,7 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from PIL import Image, ImageChops
 
-from .errors import ArchiveError, ExitCode, os_reason
+from ..errors import ArchiveError, ExitCode, os_reason
 
 Box = tuple[int, int, int, int]
 

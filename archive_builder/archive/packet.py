@@ -28,10 +28,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from . import document as dm
-from . import hashing, templates
-from .context import build_context, evidence_items
-from .errors import ArchiveError, OutputError, RenderError, ValidationFailed, os_reason
+from .. import document as dm
+from .. import templates
+from ..context import build_context, evidence_items
+from ..errors import ArchiveError, OutputError, RenderError, ValidationFailed, os_reason
+from . import hashing
 from .outdir import atomic_file, safe_file_name
 
 
@@ -76,7 +77,7 @@ class PacketResult:
 
 @lru_cache(maxsize=4)
 def _font_set(configured: tuple[tuple[str, Any], ...], base_dir: str) -> Any:
-    from .render.fonts import FontSet
+    from ..render.fonts import FontSet
 
     return FontSet.discover(dict(configured) or None, base_dir=Path(base_dir) if base_dir else None)
 
@@ -108,7 +109,7 @@ def template_set(name: str, data_dir: Path, village_dir: Path) -> templates.Temp
 
 @lru_cache(maxsize=4)
 def _evidence_cache(cache_dir: Path, dpi: int) -> Any:
-    from .render.evidence import EvidenceCache
+    from ..render.evidence import EvidenceCache
 
     return EvidenceCache(cache_dir, dpi=dpi)
 
@@ -227,8 +228,8 @@ class FormSections:
     def section(self, spec: templates.SectionSpec) -> dm.Section:
         import time
 
-        from .errors import ExternalToolError
-        from .render import forms
+        from ..errors import ExternalToolError
+        from ..render import forms
 
         template = self.tset.form_path(spec)
         filled = self.work / f"{len(self.rendered):02d}_{spec.key}.docx"
@@ -276,7 +277,7 @@ def _pdf_pages(pdf: Path, form_name: str) -> int:
     from pypdf import PdfReader
     from pypdf.errors import PyPdfError
 
-    from .errors import ExternalToolError
+    from ..errors import ExternalToolError
 
     try:
         pages = len(PdfReader(pdf).pages)
@@ -326,7 +327,7 @@ def render_packet(request: PacketRequest) -> PacketResult:
 
 
 def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Path | None) -> PacketResult:
-    from .render.pdf import write_pdf
+    from ..render.pdf import write_pdf
 
     fonts = font_set(request.fonts)
     evidence = _evidence_cache(request.cache_dir, int(tset.settings.get("evidence_dpi", 200)))
@@ -363,7 +364,7 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
 
     docx_path = None
     if request.out_docx is not None:
-        from .render.docx import write_docx
+        from ..render.docx import write_docx
 
         docx = write_docx(
             document,
@@ -443,7 +444,7 @@ def plan_packet(
     cover (the version store's next number; None from it: the cover claims no version);
     without ``version_of`` the cover says version 1.
     """
-    from .verify import qr_payload
+    from ..versions.verify import qr_payload
 
     config = dataset.config
     data_dir = _resolved(Path(dataset.root))
@@ -457,7 +458,7 @@ def plan_packet(
     evidence = hashing.evidence_hashes((e["display"], Path(e["source"])) for e in items)
     extra: dict[str, Any] = {}
     if tset.form_sections:
-        from .render.forms import find_soffice
+        from ..render.forms import find_soffice
 
         # a packet made without LibreOffice has placeholder pages: rebuild it once one exists
         extra["form_converter"] = find_soffice() is not None
@@ -540,8 +541,8 @@ def packet_store_dir(data_dir: Path, given: Path | None = None) -> Path | None:
     ``given`` wins; else archive.toml's ``[output] dir``; else the default output folder beside
     the data directory when a build has used it. None: there is nowhere to record the packet.
     """
+    from ..versions.store import VersionStore
     from .outdir import MARKER, configured_output, default_output
-    from .store import VersionStore
 
     if given is not None:
         return given
@@ -618,10 +619,11 @@ def make_packet(
     """
     from datetime import UTC, datetime
 
-    from . import __version__, outdir
-    from .records.loader import item_number, load_household, typed_household_id
-    from .store import Entry, VersionStore
-    from .validate import validate_dataset
+    from .. import __version__
+    from ..records.loader import item_number, load_household, typed_household_id
+    from ..validate import validate_dataset
+    from ..versions.store import Entry, VersionStore
+    from . import outdir
 
     household_id = typed_household_id(household_id)
     dataset = load_household(data_dir, household_id)

@@ -1,0 +1,826 @@
+"""The village build: :meth:`Build.run` is the whole pipeline, read top to bottom.
+
+load → validate → plan (content hashes) → render packets → collate boxes → record versions →
+manifest. Each stage is a method that takes the values the stages before it returned; the
+worker processes are :mod:`archive_builder.archive.scheduler`'s. Two stages overlap because the
+scheduler lets them: planning hands each changed household to the workers as soon as it is
+planned (so packets render while the rest are checked), and versions are recorded while the
+workers collate boxes. A run with nothing to do ends after ``uptodate.check``.
+
+Why one module of this size: the pipeline, its stage methods and the plan records they hand
+each other; a stage is read beside the ones it feeds.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from .. import __version__
+from ..document import SectionPages
+from ..errors import ArchiveError, DataDirError, OutputError, disk_full, disk_full_error
+from ..problems import Problem, Severity, error, warning
+from . import hashing, outdir, uptodate
+from .packet import (
+    PacketRequest,
+    PacketResult,
+    configured_fonts,
+    document_date,
+    font_set,
+    plan_packet,
+    render_packet,
+    template_set,
+)
+from .scheduler import Scheduler, Task, bounded_jobs, default_jobs, young_gc
+
+if TYPE_CHECKING:
+    from ..config import ArchiveConfig
+    from ..records.loader import Dataset, Village
+    from ..validate import Validation
+    from ..versions.store import VersionStore
+
+SCHEMA_VERSION = 1
+STATE_FILE = ".state/households.json"
+BOX_STATE_FILE = ".state/boxes.json"
+PACKETS_DIR = "分户档卡"
+
+
+class Reporter(Protocol):
+    """What the build tells the person running it (the CLI draws bars or prints lines)."""
+
+    def stage(self, name: str) -> None: ...
+    def start(self, total: int, label: str) -> None: ...
+    def advance(self, text: str = "") -> None: ...
+    def warn(self, text: str) -> None: ...
+
+
+class SilentReporter:
+    def stage(self, name: str) -> None:
+        pass
+
+    def start(self, total: int, label: str) -> None:
+        pass
+
+    def advance(self, text: str = "") -> None:
+        pass
+
+    def warn(self, text: str) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    villages: tuple[str, ...] = ()  # codes or names; empty = all
+    jobs: int | None = None
+    force: bool = False
+    formats: tuple[str, ...] | None = None  # None = template set / archive.toml default
+    strict: bool = False
+    build_date: str | None = None  # documents' date; default archive.toml build.date or today
+    template_set: str | None = None  # overrides archive.toml [templates] set
+
+
+@dataclass(frozen=True)
+class Settings:
+    """archive.toml, read once, with the command's options applied."""
+
+    config: ArchiveConfig
+    #: what loading archive.toml found wrong (reported with the dataset's problems)
+    config_problems: tuple[Problem, ...]
+    jobs: int
+    #: () = each village's template set decides
+    formats: tuple[str, ...]
+    build_date: str
+
+    @property
+    def template_set(self) -> str:
+        return self.config.templates.set
+
+
+def read_settings(data_dir: Path, options: BuildOptions) -> Settings:
+    """Return the build's settings: archive.toml's, overridden by the options given."""
+    from ..config import load_archive_config
+    from ..records import loader  # noqa: F401 - the record models, imported once before workers fork
+
+    config, problems = load_archive_config(data_dir / "archive.toml")
+    config = config.with_overrides(templates__set=options.template_set)
+    formats = options.formats
+    if formats is None:  # archive.toml [output] word_copy = true asks for Word copies
+        formats = ("pdf", "docx") if config.output.word_copy else ()
+    return Settings(config=config, config_problems=tuple(problems),
+                    jobs=default_jobs(options.jobs, config.build.workers), formats=formats,
+                    build_date=options.build_date or document_date(config))
+
+
+@dataclass
+class HouseholdPlan:
+    household_id: str
+    village_code: str
+    item_no: int
+    head: str
+    members: int
+    household_type: str
+    content_hash: str
+    #: the render handed to the scheduler; None = unchanged (``result`` set)
+    task: Task | None
+    record_json: bytes = b""
+    evidence: dict[str, str] = field(default_factory=dict)
+    result: dict[str, Any] | None = None  # state entry once rendered
+    formats: list[str] = field(default_factory=list)
+    sources: tuple[str, ...] = ()  # evidence files read (absolute)
+    #: ``PacketResult.fonts`` when rendered in this run (collation then reads no font back)
+    fonts: tuple[tuple[str, str, str], ...] = ()
+    #: ``PacketResult.sha256`` when rendered in this run (the store and collation then do not
+    #: hash the file again)
+    packet_sha256: str = ""
+
+
+@dataclass
+class VillagePlan:
+    code: str
+    name: str
+    folder: Path
+    households: list[HouseholdPlan]
+    failed: list[Problem] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+    #: (件号, 户编号, 户主) of the households whose records have errors (no packet)
+    missing: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BuildPlan:
+    """What the build will produce: the chosen villages' households, changed or not."""
+
+    dataset: Dataset
+    villages: list[VillagePlan]
+    #: households.json: what each household's packet was last built from
+    state: dict[str, Any]
+    store: VersionStore
+
+    def households(self) -> Iterable[tuple[VillagePlan, HouseholdPlan]]:
+        return ((v, h) for v in self.villages for h in v.households)
+
+
+@dataclass
+class Collation:
+    """Boxes handed to the workers (``tasks``) and those reused as they are."""
+
+    options: Any  # collate.PrintOptions
+    box_state: dict[str, Any]
+    jobs: list[tuple[str, int, str]]  # (village code, box number, fingerprint)
+    tasks: list[Task]
+    files: dict[str, int]  # village code → number of boxes
+
+
+@dataclass
+class BuildSummary:
+    rendered: int = 0
+    unchanged: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (household_id, reason)
+    villages_collated: int = 0
+    villages: int = 0
+    households: int = 0
+    seconds: float = 0.0
+    out_dir: Path | None = None
+    problems: list[Problem] = field(default_factory=list)
+    #: what rendering warned about in this run (shown as it happened; counted in ``line``)
+    warnings: list[str] = field(default_factory=list)
+    versions_recorded: int = 0
+    #: the audit's counts (``checks.AuditResult.line``), "" when not audited
+    audit: str = ""
+
+    def line(self) -> str:
+        """Return the one-line Chinese summary, e.g. 渲染 3 户 · 未变化 228 户 · 用时 1.2 秒."""
+        parts = [f"渲染 {self.rendered} 户", f"未变化 {self.unchanged} 户"]
+        if self.failed:
+            parts.append(f"未生成 {len(self.failed)} 户")
+        parts.append(f"整理 {self.villages_collated} 个村")
+        warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
+        if warnings:
+            parts.append(f"警告 {warnings} 条")
+        parts.append(f"用时 {self.seconds:.1f} 秒")
+        if self.audit:
+            parts.append(self.audit)
+        return " · ".join(parts)
+
+
+def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
+    wanted = [w.strip() for w in wanted if w.strip()]
+    if not wanted:
+        return list(villages)
+    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
+    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
+    if unknown:
+        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
+        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
+    return chosen
+
+
+class Build:
+    """One run of ``archive-builder build``: where it reads, where it writes, what it reports."""
+
+    def __init__(self, data_dir: Path, out_dir: Path, options: BuildOptions, reporter: Reporter | None = None):
+        self.data_dir = Path(data_dir)
+        self.data = self.data_dir.resolve()
+        self.out = Path(out_dir)
+        self.options = options
+        self.reporter = reporter or SilentReporter()
+        self.summary = BuildSummary()
+        #: rendering failures, for the manifest's problems (the CLI reports them from ``failed``)
+        self._render_problems: list[Problem] = []
+
+    def run(self) -> BuildSummary:
+        """Run the build; a full disk anywhere is the output folder's error, not an internal one."""
+        try:
+            return self._run()
+        except Exception as exc:
+            if not isinstance(exc, OutputError) and disk_full(exc, self.out):
+                raise disk_full_error(self.out) from exc
+            raise
+
+    def _run(self) -> BuildSummary:
+        """load → validate → plan → render → collate → record versions → manifest."""
+        import time
+
+        started = time.monotonic()
+        self._check_inputs()
+        self.out = self.summary.out_dir = outdir.prepare(self.out, self.data_dir)
+        with outdir.build_lock(self.out), young_gc():
+            recorded = uptodate.check(self.data, self.out, self.options)
+            if recorded is not None:  # nothing changed since the last run: report what it did
+                return self._replay(recorded, time.monotonic() - started)
+            uptodate.forget(self.out)
+            digest = uptodate.data_digest(self.data)
+            clean_work_files(self.out)
+            settings = read_settings(self.data_dir, self.options)
+            self._say_lowered_jobs(settings)
+            with ExitStack() as later, Scheduler(settings.jobs) as scheduler:
+                scheduler.start_early(functools.partial(_warm_worker, self.data, settings.config))
+                dataset = self.load(settings, scheduler, later)
+                villages = _select(dataset.villages, self.options.villages)
+                self.dataset, self.villages = dataset, villages  # for the audit line (``build``)
+                fonts = functools.partial(_font_config, self.data, settings, villages)
+                scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts
+                validation = self.validate(dataset, settings)
+                plan = self.plan(dataset, villages, validation, settings, scheduler)
+                self.render(plan, scheduler)
+                collation = self.start_collation(plan, settings, fonts, scheduler)
+                self.record_versions(plan, settings)
+                boxes = self.finish_collation(plan, collation, settings, fonts, scheduler)
+            self.write_manifest(plan, boxes, settings)
+            if not self.summary.failed:
+                self._record_uptodate(digest, plan, villages, settings, fonts)
+        self.summary.seconds = time.monotonic() - started
+        return self.summary
+
+    # ------------------------------------------------------------------ stages
+    def load(self, settings: Settings, scheduler: Scheduler, later: ExitStack) -> Dataset:
+        """Read every record (parsing only those the record cache does not hold)."""
+        from ..records.cache import RecordCache
+        from ..records.loader import load_dataset
+
+        self.reporter.stage("读取与校验数据")
+        records = RecordCache(self.out / ".cache" / "records.pickle")
+        dataset = load_dataset(self.data_dir, cache=records, parse_many=scheduler.parse_many,
+                               archive=(settings.config, list(settings.config_problems)))
+        # pickled as parsed, while planning goes on and releases what it no longer needs
+        later.callback(_join, records.save_in_background())
+        dataset.config = settings.config
+        return dataset
+
+    def validate(self, dataset: Dataset, settings: Settings) -> Validation:
+        """Check the rules across households now; each household's own rules are checked as
+        it is planned (``plan``), so its packet renders while the next one is checked."""
+        from ..records.cache import RecordCache
+        from ..validate import Validation
+
+        return Validation(dataset, strict=self.options.strict, cache=RecordCache(self.out / ".cache" / "rules.pickle"))
+
+    def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
+             scheduler: Scheduler) -> BuildPlan:
+        """Hash every household's inputs; hand those that changed to the scheduler to render."""
+        from ..versions.store import VersionStore
+
+        self.reporter.stage("比对内容哈希")
+        plan = BuildPlan(dataset, [], outdir.read_json(self.out / STATE_FILE, {}), VersionStore(self.out))
+        errors = _errors_by_household(validation.dataset_problems())
+        memo = hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
+        hashing.use_memo(memo)
+        try:
+            for village in villages:
+                plan.villages.append(self._plan_village(plan, village, validation, errors, settings, scheduler))
+        finally:
+            hashing.use_memo(None)
+        memo.save()
+        # the villages not built are validated too: the report covers the whole data directory
+        self.summary.problems = validation.problems()
+        if validation.cache is not None:
+            validation.cache.save()
+        for _, household in dataset.households():
+            _release_validation_data(household)
+        self.summary.villages = len(plan.villages)
+        self.summary.households = sum(len(v.households) for v in plan.villages) + len(self.summary.failed)
+        return plan
+
+    def _plan_village(self, plan: BuildPlan, village: Village, validation: Validation,
+                      errors: dict[tuple[str, str], list[Problem]], settings: Settings,
+                      scheduler: Scheduler) -> VillagePlan:
+        vconf, archive = village.config, settings.config.archive
+        tset = template_set(settings.template_set, self.data, village.path.resolve())
+        formats = settings.formats or tset.formats
+        template_fingerprint = tset.fingerprint()
+        vfolder = self.out / outdir.safe_file_name(f"{vconf.code}_{vconf.name}")
+        vplan = VillagePlan(code=vconf.code, name=vconf.name, folder=vfolder, households=[], info={
+            "code": vconf.code, "name": vconf.name, "county": archive.county, "township": archive.township,
+            "year": archive.year, "fonds_no": archive.fonds_no, "retention": archive.retention,
+            "fonds_name": archive.fonds_name or f"{archive.township}人民政府",
+        })
+        item_no = 0
+        for household in sorted(village.households, key=lambda h: str(h.household_id)):
+            hid = str(household.household_id)
+            _errors_by_household(validation.household(village, household), errors)
+            _release_validation_data(household)
+            found = errors.get((vconf.name, hid), [])
+            # numbered by 户编号 among all the village's households, produced or not: a record
+            # with errors keeps its 件号 (noted on its box's 备考表), so fixing it changes no
+            # other household's cover
+            item_no += 1
+            if household.record is None or found:
+                reason = found[0].message if found else "记录无法读取"
+                self.summary.failed.append((hid, f"数据有误：{reason}"))
+                vplan.failed.extend(found)
+                vplan.missing.append((item_no, hid, _head_name(household)))
+                household.record = household.partial = None
+                continue
+            pdf = _inside(self.out, vfolder / PACKETS_DIR / f"{outdir.safe_file_name(hid)}.pdf")
+            docx = pdf.with_suffix(".docx") if "docx" in formats else None
+            planned = plan_packet(
+                plan.dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=self.out / ".cache" / "evidence",
+                item_no=item_no, build_date=settings.build_date, version_of=plan.store.next_number,
+                template_fingerprint=template_fingerprint,
+            )
+            previous = plan.state.get(hid)
+            unchanged = (
+                not self.options.force
+                and previous is not None
+                and previous.get("content_hash") == planned.content_hash
+                and previous.get("formats") == list(formats)
+                and previous.get("file") == _file_stamp(pdf)
+                and (docx is None or docx.is_file())
+            )
+            record = planned.request.record
+            household.record = household.partial = None  # the plan keeps what the build needs
+            vplan.households.append(HouseholdPlan(
+                household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
+                members=len(record.get("members", [])), household_type=record.get("household_type", ""),
+                content_hash=planned.content_hash,
+                task=None if unchanged else scheduler.submit(_safe_render, planned.request, throttle=True),
+                record_json=planned.record_json, evidence=dict(planned.evidence),
+                result=previous if unchanged else None, formats=list(formats), sources=planned.sources,
+            ))
+        return vplan
+
+    def render(self, plan: BuildPlan, scheduler: Scheduler) -> None:
+        """Wait for the packets planning handed over; note each one's result in the state."""
+        todo = [h for _, h in plan.households() if h.result is None]
+        self.summary.unchanged = sum(1 for _, h in plan.households() if h.result is not None)
+        if not todo:
+            return
+        self.reporter.stage("生成分户档卡")
+        self.reporter.start(len(todo), "档卡")
+        tasks = [h.task for h in todo]
+        assert all(tasks)  # planning handed every changed household over
+        outcomes = scheduler.gather(tasks, self.reporter.advance)  # type: ignore[arg-type]
+        names = {v.code: v.name for v in plan.villages}
+        for household, outcome in zip(todo, outcomes, strict=True):
+            household.task = None
+            if isinstance(outcome, BaseException):
+                self._render_failed(household, outcome, names.get(household.village_code))
+            else:
+                self._rendered(household, outcome, plan.state)
+        outdir.atomic_write_json(self.out / STATE_FILE, plan.state)
+
+    def _render_failed(self, household: HouseholdPlan, outcome: BaseException, village: str | None) -> None:
+        hid = household.household_id
+        message = getattr(outcome, "message", None) or f"{type(outcome).__name__}: {outcome}"
+        hint = getattr(outcome, "hint", None)
+        self.summary.failed.append((hid, message))
+        self._render_problems.append(error(message, hint, village=village, household_id=hid))
+        self.reporter.warn(f"户 {hid} 未生成：{message}" + (f"\n  提示：{hint}" if hint else ""))
+        household.result = None
+
+    def _rendered(self, household: HouseholdPlan, outcome: PacketResult, state: dict[str, Any]) -> None:
+        self.summary.rendered += 1
+        household.result = state[household.household_id] = {
+            "content_hash": household.content_hash,
+            "pdf": outcome.pdf.relative_to(self.out).as_posix(),
+            "docx": outcome.docx.relative_to(self.out).as_posix() if outcome.docx else None,
+            "pages": outcome.pages,
+            "sections": [[s.key, s.title, s.first, s.last, s.number] for s in outcome.sections],
+            "separators": list(outcome.separators),
+            "warnings": list(outcome.warnings),
+            "formats": household.formats,
+            # The packet file as this run left it: a file replaced since (by a run that was
+            # killed before it could record its state) is rendered again.
+            "file": _file_stamp(outcome.pdf),
+        }
+        household.fonts = outcome.fonts
+        household.packet_sha256 = outcome.sha256
+        for text in outcome.warnings:
+            self.reporter.warn(_naming_household(household.household_id, text))
+            self.summary.warnings.append(_naming_household(household.household_id, text))
+
+    def start_collation(self, plan: BuildPlan, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
+        """Hand every box whose households changed to the workers; the others are reused."""
+        from .collate import (
+            MissingItem,
+            PacketInfo,
+            PrintOptions,
+            VillageInfo,
+            assign_missing,
+            box_fingerprint,
+            plan_boxes,
+        )
+
+        printing = settings.config.print
+        options = PrintOptions(duplex=printing.duplex, sheets_per_box=printing.sheets_per_box,
+                               spine_width_mm=printing.spine_width_mm)
+        collation = Collation(options, outdir.read_json(self.out / BOX_STATE_FILE, {}), [], [], {})
+        for vplan in plan.villages:
+            info = VillageInfo(**vplan.info)
+            packets = [
+                PacketInfo(
+                    household_id=h.household_id, head=h.head, members=h.members, household_type=h.household_type,
+                    item_no=h.item_no, pdf=self.out / h.result["pdf"], pages=h.result["pages"],
+                    sections=tuple(SectionPages(*s) for s in h.result["sections"]),
+                    separators=tuple(h.result["separators"]), fonts=h.fonts, sha256=h.packet_sha256,
+                )
+                for h in vplan.households
+                if h.result is not None
+            ]
+            hashes = {h.household_id: h.content_hash for h in vplan.households}
+            warnings: list[Problem] = []
+            boxes = plan_boxes(packets, options, problems=warnings)
+            self.summary.problems.extend(warnings)
+            # households not produced keep their number: the 备考表 of their box says it is missing
+            notes = assign_missing(boxes, [
+                *(MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None),
+                *(MissingItem(*entry) for entry in vplan.missing),
+            ])
+            collation.files[vplan.code] = len(boxes)
+            for box_no, box in enumerate(boxes, start=1):
+                missing = notes[box_no - 1]
+                fingerprint = box_fingerprint(vplan.info, box_no, len(boxes), options, settings.build_date,
+                                              [(p, hashes[p.household_id]) for p in box], missing)
+                previous = collation.box_state.get(f"{vplan.code}/{box_no}")
+                if (not self.options.force and previous is not None and previous["fingerprint"] == fingerprint
+                        and (self.out / previous["box"]["file"]).is_file()):
+                    continue
+                collation.jobs.append((vplan.code, box_no, fingerprint))
+                collation.tasks.append(scheduler.submit(
+                    _collate_box, fonts(), info, box_no, len(boxes), box, vplan.folder, options,
+                    settings.build_date, missing))
+        return collation
+
+    def record_versions(self, plan: BuildPlan, settings: Settings) -> None:
+        """Add a version to the store for every packet whose content changed."""
+        from ..versions.store import Entry
+
+        self.reporter.stage("登记版本")
+        built_at = datetime.now(UTC).isoformat(timespec="seconds")
+        entries = [
+            Entry(
+                household_id=h.household_id, village_code=vplan.code, content_hash=h.content_hash,
+                record_json=h.record_json, packet_pdf=self.out / h.result["pdf"], evidence_hashes=h.evidence,
+                template_set=settings.template_set, program_version=__version__, pages=h.result["pages"],
+                built_at=built_at, packet_sha256=h.packet_sha256 or None,
+            )
+            for vplan, h in plan.households()
+            if h.result is not None
+        ]
+        # one batch: the blobs of every changed household are made durable together, then rows
+        self.summary.versions_recorded += sum(v is not None for v in plan.store.record_many(entries))
+
+    def finish_collation(self, plan: BuildPlan, collation: Collation, settings: Settings, fonts: Any,
+                         scheduler: Scheduler) -> dict[str, tuple[list[dict[str, Any]], str]]:
+        """Wait for the boxes; write the spines of villages whose boxes changed, drop stale files.
+
+        Returns each village's boxes (as recorded in boxes.json) and its spine file.
+        """
+        from .collate import VillageInfo, remove_stale_boxes
+
+        if collation.tasks:
+            self.reporter.stage("整理村档案盒")
+            self.reporter.start(len(collation.tasks), "盒")
+        box_state = collation.box_state
+        changed_villages = set()
+        for (code, box_no, fingerprint), result in zip(
+                collation.jobs, scheduler.gather(collation.tasks, self.reporter.advance), strict=True):
+            box_state[f"{code}/{box_no}"] = {"fingerprint": fingerprint, "box": {
+                "file": result.file.relative_to(self.out).as_posix(), "box_no": result.box_no,
+                "pages": result.pages, "sheets": result.sheets, "first_item": result.first_item,
+                "last_item": result.last_item, "households": [list(h) for h in result.households],
+                "numbers": [list(n) for n in result.numbers],
+            }}
+            changed_villages.add(code)
+        villages: dict[str, tuple[list[dict[str, Any]], str]] = {}
+        for vplan in plan.villages:
+            info = VillageInfo(**vplan.info)
+            count = collation.files[vplan.code]
+            boxes = [box_state[f"{vplan.code}/{n}"]["box"] for n in range(1, count + 1)]
+            for n in range(count + 1, 10_000):  # forget boxes the village no longer has
+                if box_state.pop(f"{vplan.code}/{n}", None) is None:
+                    break
+            remove_stale_boxes(info, vplan.folder, [self.out / b["file"] for b in boxes])
+            self._remove_stale_packets(vplan)
+            spine = vplan.folder / f"{outdir.safe_file_name(f'{vplan.code}_{vplan.name}')}_竖条.pdf"
+            if boxes and (vplan.code in changed_villages or not spine.is_file()):
+                self._write_spine(info, boxes, spine, collation.options, fonts())
+                self.summary.villages_collated += 1
+            villages[vplan.code] = (boxes, spine.relative_to(self.out).as_posix() if boxes else "")
+        outdir.atomic_write_json(self.out / BOX_STATE_FILE, box_state)
+        return villages
+
+    def write_manifest(self, plan: BuildPlan, boxes: dict[str, tuple[list[dict[str, Any]], str]],
+                       settings: Settings) -> None:
+        """Write manifest.json: every village's boxes, spine and households, and the problems."""
+        villages: list[dict[str, Any]] = []
+        for vplan in plan.villages:
+            village_boxes, spine = boxes.get(vplan.code, ([], ""))
+            where: dict[str, tuple[int, int, int]] = {}
+            for box in village_boxes:
+                for hid, first, last in box["households"]:
+                    where[hid] = (box["box_no"], first, last)
+            households = []
+            for h in vplan.households:
+                if h.result is None:
+                    continue
+                box_no, first, last = where.get(h.household_id, (None, None, None))
+                households.append({
+                    "household_id": h.household_id, "head": h.head, "item_no": h.item_no, "box": box_no,
+                    "first_page": first, "last_page": last, "packet": h.result["pdf"],
+                    "docx": h.result.get("docx"), "content_hash": h.content_hash,
+                })
+            villages.append({
+                "code": vplan.code, "name": vplan.name,
+                "boxes": [{k: b[k] for k in ("file", "pages", "sheets", "first_item", "last_item")}
+                          for b in village_boxes],
+                "spine_labels": spine or None,
+                "households": households,
+            })
+        failed = [{"household_id": hid, "reason": reason} for hid, reason in self.summary.failed]
+        # what rendering found (unreadable evidence, rasterised pages, characters no font has),
+        # for every packet in the folder, rendered by this run or an earlier one
+        rendering = [
+            warning(_naming_household(h.household_id, text), village=vplan.name, household_id=h.household_id)
+            for vplan, h in plan.households()
+            if h.result is not None
+            for text in h.result.get("warnings", ())
+        ]
+        kept_villages, kept_failed = self._unselected_entries(plan)
+        order = {v.config.code: i for i, v in enumerate(plan.dataset.villages)}
+        villages = sorted([*villages, *kept_villages], key=lambda v: order.get(v["code"], len(order)))
+        failed += kept_failed
+        manifest = {
+            "schema_version": SCHEMA_VERSION,
+            "program_version": __version__,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_date": settings.build_date,
+            "villages": villages,
+            "failed": failed,
+            "problems": [p.to_json() for p in [*self.summary.problems, *self._render_problems, *rendering]],
+        }
+        outdir.atomic_write_json(self.out / "manifest.json", manifest)
+
+    # ------------------------------------------------------------------ helpers
+    def _say_lowered_jobs(self, settings: Settings) -> None:
+        lowered = bounded_jobs(self.options.jobs, settings.config.build.workers)[1]
+        if lowered:
+            self.summary.warnings.append(lowered)
+            self.reporter.warn(lowered)
+
+    def _check_inputs(self) -> None:
+        """Fail on an unusable data directory or an unknown ``--village`` before the output
+        folder is created: a build that cannot start leaves nothing behind."""
+        from ..records.loader import open_villages
+
+        _select(open_villages(self.data_dir), self.options.villages)
+
+    def _replay(self, recorded: dict[str, Any], seconds: float) -> BuildSummary:
+        """Report what the last run reported: nothing changed since it (see uptodate.py)."""
+        self.summary.villages = recorded["villages"]
+        self.summary.households = self.summary.unchanged = recorded["households"]
+        self.summary.problems = [Problem.from_json(p) for p in recorded["problems"]]
+        self.summary.seconds = seconds
+        return self.summary
+
+    def _record_uptodate(self, digest: str, plan: BuildPlan, villages: list[Village], settings: Settings,
+                         fonts: Any) -> None:
+        """Remember the stat signature of this run's inputs and outputs for the next run."""
+        import os
+
+        from ..render.fonts import font_search_dirs
+
+        tsets = [template_set(settings.template_set, self.data, v.path.resolve()) for v in villages]
+        if any(t.form_sections for t in tsets):
+            return  # their packets also depend on whether LibreOffice is installed
+        faces = font_set(fonts(), register=False) if villages else None
+        files = [str(f.path) for f in ([*faces.faces.values(), *faces.fallbacks] if faces else [])]
+        files += [s for _, h in plan.households() for s in h.sources if not s.startswith(f"{self.data}{os.sep}")]
+        trees = [str(p) for t in tsets for p in t.search_path if p.is_dir()]
+        trees += [str(p) for p in font_search_dirs() if p.is_dir()]
+        uptodate.record(digest, self.out, self.options, trees=trees, files=files, summary={
+            "villages": self.summary.villages, "households": self.summary.households,
+            "problems": [p.to_json() for p in self.summary.problems],
+        })
+
+    def _remove_stale_packets(self, vplan: VillagePlan) -> None:
+        """Delete packets in the village's 分户档卡 folder of households no longer in its archive.
+
+        A household removed from the data, or one not produced this run, would otherwise keep an
+        outdated packet beside the current ones, ready to be printed by mistake (its versions
+        stay in the version store).
+        """
+        keep = {
+            self.out / path
+            for h in vplan.households
+            if h.result is not None
+            for path in (h.result["pdf"], h.result.get("docx"))
+            if path
+        }
+        folder = vplan.folder / PACKETS_DIR
+        for path in folder.glob("*") if folder.is_dir() else ():
+            if path.suffix in (".pdf", ".docx") and not path.name.startswith(".") and path not in keep:
+                path.unlink(missing_ok=True)
+
+    def _write_spine(self, info: Any, boxes: list[dict[str, Any]], spine: Path, options: Any,
+                     font_config: dict[str, Any]) -> None:
+        from ..render.spine import write_spine_labels
+        from .collate import BoxResult
+
+        results = [
+            BoxResult(file=self.out / b["file"], box_no=b["box_no"], pages=b["pages"], sheets=b["sheets"],
+                      first_item=b["first_item"], last_item=b["last_item"],
+                      households=tuple(tuple(h) for h in b["households"]))
+            for b in boxes
+        ]
+        write_spine_labels([(info, r) for r in results], spine, width_mm=options.spine_width_mm,
+                           fonts=font_set(font_config))
+
+    def _unselected_entries(self, plan: BuildPlan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Return the last manifest's villages (and failed households) that this run did not build.
+
+        With ``--village`` the output folder still holds the other villages' boxes; the manifest
+        describes the whole folder, so their entries are kept while their box files exist.
+        """
+        if not self.options.villages:
+            return [], []
+        previous = outdir.read_json(self.out / "manifest.json", {})
+        built = {v.code for v in plan.villages}
+        others = {
+            v.config.code: {str(h.household_id) for h in v.households}
+            for v in plan.dataset.villages
+            if v.config.code not in built
+        }
+        villages = [
+            v for v in previous.get("villages", [])
+            if v.get("code") in others and all((self.out / b["file"]).is_file() for b in v.get("boxes", []))
+        ]
+        ids = {hid for v in villages for hid in others[v["code"]]}
+        failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
+        return villages, failed
+
+
+def _release_validation_data(household: Any) -> None:
+    """Drop what only validation reads: source positions and the raw mapping (85 KB a
+    household, 170 MB for a 2,000-household township)."""
+    household.positions = {}
+    household.raw = None
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """``path`` if it stays under the output folder ``out``; a name never makes it leave."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"输出文件 {path} 不在输出文件夹 {out} 之内，已拒绝写入")
+    return path
+
+
+def _naming_household(household_id: str, text: str) -> str:
+    """A packet's warning as a village build shows it: with the household it is about."""
+    return text if text.startswith(f"户 {household_id}") else f"户 {household_id}：{text}"
+
+
+def _head_name(household: Any) -> str:
+    """The 户主's name of a household whose record has errors (empty when it cannot be read)."""
+    for record in (household.record, getattr(household, "partial", None)):
+        if record is not None and record.head is not None:
+            return str(record.head.name)
+    return ""
+
+
+def _file_stamp(path: Path) -> list[int] | None:
+    """Return ``[size, mtime_ns]`` of a file, or None when it does not exist."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def _errors_by_household(problems: Iterable[Problem],
+                         into: dict[tuple[str, str], list[Problem]] | None = None) -> dict[tuple[str, str], list[Problem]]:
+    """Return the errors of ``problems`` by (village name, 户编号), added to ``into``."""
+    found = {} if into is None else into
+    for problem in problems:
+        if problem.severity is Severity.error and problem.household_id:
+            found.setdefault((problem.village or "", problem.household_id), []).append(problem)
+    return found
+
+
+def _font_config(data: Path, settings: Settings, villages: Sequence[Village]) -> dict[str, Any]:
+    """The fonts the build's documents use (the template set's, then archive.toml's)."""
+    tset = template_set(settings.template_set, data, villages[0].path.resolve())
+    return configured_fonts(tset, settings.config, data)
+
+
+def _warm_worker(data: Path, config: ArchiveConfig) -> None:
+    """Load the rendering modules and the fonts in a worker started early (see scheduler).
+
+    The fonts are those of archive.toml and the data directory's template set (a village's
+    own templates may add more later); the worker reads them itself, so the build process
+    does not wait for it.
+    """
+    from PIL import Image
+
+    from ..render import evidence, pdf  # noqa: F401 - evidence: loaded by the first photo
+    from . import collate  # noqa: F401 - imported for the side effect of loading it
+
+    Image.preinit()  # the common image plugins (JPEG, PNG …), also loaded by the first photo
+    tset = template_set(config.templates.set, data, data)
+    pdf.warm_up(font_set(configured_fonts(tset, config, data)))
+
+
+def _join(process: Any) -> None:
+    """Wait for the record cache's saver (seconds for 2,000 households; never hang)."""
+    if process is not None:
+        process.join(timeout=600)
+        if process.is_alive():
+            process.kill()
+
+
+def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:
+    """Collate one box in a worker process (fonts are discovered once per process)."""
+    from .collate import collate_box
+
+    fonts = font_set(font_config)
+    info, box_no, box_count, packets, folder, options, date, missing = args
+    return collate_box(info, box_no, box_count, packets, folder, options, fonts=fonts, date=date, missing=missing)
+
+
+def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
+    """Render in a worker; return the exception instead of raising so one bad household is isolated."""
+    try:
+        return render_packet(request)
+    except ArchiveError as exc:
+        return exc
+    except Exception as exc:  # noqa: BLE001 - reported per household, never kills the build
+        from ..errors import RenderError
+
+        return RenderError(f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}")
+
+
+def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
+          reporter: Reporter | None = None) -> BuildSummary:
+    """Build every (or the chosen) village's archive; return what happened."""
+    run = Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter)
+    summary = run.run()
+    summary.audit = _audit_line(run)
+    return summary
+
+
+def _audit_line(run: Build) -> str:
+    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
+    import dataclasses
+
+    from ..checks import audit_dataset
+
+    if getattr(run, "dataset", None) is None:
+        return ""
+    try:
+        dataset = dataclasses.replace(run.dataset, villages=list(getattr(run, "villages", run.dataset.villages)))
+        return audit_dataset(dataset).line()
+    except ArchiveError as exc:  # a county's broken rule file must not fail the build
+        return f"问题台账：未检查（{exc.message}）"
+
+
+configured_output = outdir.configured_output
+
+
+def clean_work_files(out_dir: Path) -> None:
+    """Remove leftovers of killed runs (``*.part`` temp files of atomic writes)."""
+    for path in out_dir.rglob(".*.part"):
+        path.unlink(missing_ok=True)
