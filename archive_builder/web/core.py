@@ -183,7 +183,7 @@ class Workspace:
                     self.load()
 
     def refresh_up_to_date(self) -> None:
-        from .. import uptodate
+        from ..archive import uptodate
         from ..archive.build import BuildOptions
 
         try:
