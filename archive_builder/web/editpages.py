@@ -89,14 +89,14 @@ class EditPages:
         return "您的账号只能生成自己所管村的档案：请在村页面中生成。"
 
     async def login_form(self, request: Request) -> Response:
-        return self.ctx.page(request, "login_account.html", wrong=False, name="")
+        return self.ctx.page(request, "login_account.html", wrong=False, login_name="")
 
     async def login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=10)
         name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
         account = self.accounts().get(name)
         if account is None or not accounts.check_password(account, password):
-            return self.ctx.page(request, "login_account.html", status_code=403, wrong=True, name=name[:50])
+            return self.ctx.page(request, "login_account.html", status_code=403, wrong=True, login_name=name[:50])
         cookie = secrets.token_urlsafe(24)
         self.sessions[cookie] = account.name
         response = RedirectResponse("/", status_code=303)
