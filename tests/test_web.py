@@ -199,6 +199,9 @@ def test_upload_size_limit(tmp_path: Path) -> None:
         csrf = _csrf(client, "/verify")
         big = client.post("/verify", data={"csrf": csrf}, files={"photo": ("a.png", b"x" * 5000, "image/png")})
         assert big.status_code == 413 and "文件太大" in big.text
+        huge = client.post("/import", data={"csrf": csrf},
+                           files={"sheet": ("a.xlsx", b"x" * 200_000, "application/octet-stream")})
+        assert huge.status_code == 413 and "未接收" in huge.text  # refused by its length, unread
     assert not (tmp_path / "out").exists()
 
 
@@ -317,3 +320,17 @@ def test_a_household_with_errors_shows_them_and_is_not_regenerated(tmp_path: Pat
         assert "未生成档卡" in refused.text and "公民身份号码" in refused.text
         assert "Traceback" not in refused.text
     assert not list((tmp_path / "out").glob(".store/**/*.pdf"))
+
+
+def test_token_auto_prints_the_login_url_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn
+
+    from archive_builder.web.serve import ServeOptions, run
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    data = write_data_dir(tmp_path / "data")
+    shown: list[str] = []
+    list(run(ServeOptions(data, tmp_path / "out", host="0.0.0.0", port=8499, token="auto"), shown.extend))
+    logins = [line for line in shown if "/login?token=" in line]
+    assert len(logins) == 1 and ":8499/login?token=" in logins[0]
+    assert any("只显示这一次" in line for line in shown)

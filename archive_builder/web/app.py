@@ -41,6 +41,8 @@ from .editpages import AppContext, EditPages
 PAGE_SIZE = 50
 #: the largest upload accepted (a phone photo or a township's sheet)
 MAX_UPLOAD = 20 * 1024 * 1024
+#: room for the form's other fields around an upload
+_FORM_OVERHEAD = 64 * 1024
 SESSION_COOKIE = "ab_session"
 AUTH_COOKIE = "ab_auth"
 
@@ -262,7 +264,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     # --- paper copies ---------------------------------------------------------------------------
     async def verify_form(request: Request) -> Response:
-        return page(request, "verify.html", result=None, text="")
+        return page(request, "verify.html", result=None, text="", changes=[])
 
     async def verify_submit(request: Request) -> Response:
         form = await check_csrf(request)
@@ -278,7 +280,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             result = await _threaded(core.verify_text, workspace, text)
         else:
             raise core.UploadError("请粘贴二维码文字，或选择一张封面照片", hint="二维码文字以 AB1| 开头")
-        return page(request, "verify.html", result=result, text=text)
+        return page(request, "verify.html", result=result, text=text, changes=core.change_rows(result.changes))
 
     # --- sheets ---------------------------------------------------------------------------------
     async def import_form(request: Request) -> Response:
@@ -398,6 +400,10 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
                 response: Response = error_page(request, 403, "需要登录：请使用启动服务时显示的登录地址打开本页。",
                                                 "登录地址形如 http://地址:端口/login?token=……")
                 return response
+        length = request.headers.get("content-length", "")
+        if request.method == "POST" and length.isdigit() and int(length) > max_upload + _FORM_OVERHEAD:
+            # refused before the body is read: nothing is spooled, nothing written
+            return error_page(request, 413, f"文件超过 {max_upload // (1024 * 1024)} MB，未接收")
         try:
             account = editing.account(request)
             if account is None and not path.startswith(("/static/", "/login")):

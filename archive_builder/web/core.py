@@ -544,6 +544,15 @@ def check_image(data: bytes) -> None:
                           hint="请上传封面的 JPG 或 PNG 照片，保证二维码清晰") from exc
 
 
+def change_rows(changes: list[Any]) -> list[tuple[str, str, str, str]]:
+    """Field changes as table rows (字段, 原值, 新值, 类型), as the comparison report shows them."""
+    from ..diff import format_value
+
+    kinds = {"added": "新增", "removed": "删除", "changed": "修改"}
+    return [(c.label, format_value(c.old, prefix=c.schema), format_value(c.new, prefix=c.schema),
+             kinds.get(c.kind, c.kind)) for c in changes]
+
+
 def verify_text(workspace: Workspace, text: str) -> Any:
     from ..verify import verify
 
