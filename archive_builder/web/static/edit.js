@@ -69,6 +69,8 @@
       var f = form.querySelector('.field[data-field="' + CSS.escape(path) + '"]');
       if (f) {
         f.classList.add(p.error ? "has-err" : "has-warn");
+        var closed = f.closest("details");
+        if (closed && p.error) { closed.open = true; }
         var msg = f.querySelector(".msg");
         var line = document.createElement("span");
         line.className = p.error ? "err" : "warn";
