@@ -332,7 +332,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     # --- login (only with --token) ----------------------------------------------------------------
     async def login(request: Request) -> Response:
-        if editing.accounts() and not request.query_params.get("token"):
+        if editing.known_accounts() and not request.query_params.get("token"):
             return await editing.login_form(request)
         sent = request.query_params.get("token", "")
         if token and sent and hmac.compare_digest(sent.encode(), token.encode()):

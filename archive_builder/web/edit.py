@@ -36,7 +36,6 @@ from ..problems import Problem
 from ..records import models as m
 from ..records import yamlwrite
 from ..records.yamlwrite import DELETE, ORIGIN, Amounts
-from . import accounts
 from . import core
 
 EDITOR_COOKIE = "ab_editor"
@@ -212,7 +211,8 @@ def overlay(base: Any, wanted: dict[str, Any]) -> dict[str, Any]:
         if value is DELETE:
             out.pop(key, None)
         elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
-            old = out.get(key) if isinstance(out.get(key), list) else []
+            found = out.get(key)
+            old: list[Any] = found if isinstance(found, list) else []
             items = []
             for item in value:
                 origin = item.get(ORIGIN)
@@ -477,6 +477,13 @@ def safe_evidence_name(folder: Path, kind: str, title: str, suffix: str) -> str:
         number += 1
         name = f"{stem}_{number}{suffix}"
     return name
+
+
+def unretire(folder: Path, retired: str, file: str) -> None:
+    """Undo ``retire`` (the save that needed it failed)."""
+    source, target = folder / retired, folder / file
+    if source.is_file() and not target.exists():
+        source.rename(target)
 
 
 def retire(folder: Path, file: str) -> str | None:

@@ -47,12 +47,12 @@ class EditPages:
         self.sessions: dict[str, str] = {}  # account cookie → account name
 
     # --- accounts -------------------------------------------------------------------------------
-    def accounts(self) -> dict[str, accounts.Account]:
+    def known_accounts(self) -> dict[str, accounts.Account]:
         return accounts.load(self.workspace.out_dir)
 
     def account(self, request: Request) -> accounts.Account | None:
         """The request's account; LOCAL without accounts; None when a login is needed."""
-        known = self.accounts()
+        known = self.known_accounts()
         if not known:
             return accounts.LOCAL
         name = self.sessions.get(request.cookies.get(edit.ACCOUNT_COOKIE, ""), "")
@@ -94,7 +94,7 @@ class EditPages:
     async def login(self, request: Request) -> Response:
         form = await request.form(max_files=0, max_fields=10)
         name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
-        account = self.accounts().get(name)
+        account = self.known_accounts().get(name)
         if account is None or not accounts.check_password(account, password):
             return self.ctx.page(request, "login_account.html", status_code=403, wrong=True, login_name=name[:50])
         cookie = secrets.token_urlsafe(24)
@@ -224,7 +224,7 @@ class EditPages:
         """The file changed since the form was opened: nothing saved; both versions shown."""
         from .app import _threaded
 
-        mine_text, lines = "", []
+        mine_text, lines = "", list[str]()
         if base is not None:
             mine = await _threaded(edit.candidate, self.workspace, row, base, wanted)
             mine_text = edit.yamlwrite.decode(mine.data)[0]
@@ -286,18 +286,22 @@ class EditPages:
         from ..outdir import atomic_write
 
         atomic_write(folder / name, bytes(data))
-        retired = None
-        if index is not None:
-            items = disk.doc.get("evidence")
-            old = items[index]
-            retired = edit.retire(folder, str(old.get("file") if isinstance(old, dict) else old))
-        wanted = edit.evidence_wanted(disk.doc, index, name, kind, title if index is None or form.get("title") else "",
-                                      dt.date.today() if index is None else None)
-        found = await _threaded(edit.candidate, self.workspace, row, disk, wanted)
-        lines, summary = edit.change_lines(row.loaded, found.loaded)
+        retired, old_file = None, ""
         try:
+            if index is not None:
+                old = disk.doc.get("evidence")[index]
+                old_file = str(old.get("file") if isinstance(old, dict) else old)
+                retired = edit.retire(folder, old_file)
+            wanted = edit.evidence_wanted(disk.doc, index, name, kind,
+                                          title if index is None or form.get("title") else "",
+                                          dt.date.today() if index is None else None)
+            found = await _threaded(edit.candidate, self.workspace, row, disk, wanted)
+            lines, _summary = edit.change_lines(row.loaded, found.loaded)
             yamlwrite.replace(path, found.data, disk.sha)
-        except yamlwrite.EditConflict:
+        except BaseException:  # the record was not changed: leave the folder as it was
+            (folder / name).unlink(missing_ok=True)
+            if retired:
+                edit.unretire(folder, retired, old_file)
             raise
         if retired:
             lines.append(f"原文件已改名保留为 {retired}")
