@@ -365,3 +365,18 @@ def test_serving_beyond_loopback_with_accounts_needs_no_token(tmp_path: Path) ->
         check_options(ServeOptions(data=data, out=out, host="0.0.0.0"))
     accounts.add(out, "张三", "档案员", (), "long-password")
     assert check_options(ServeOptions(data=data, out=out, host="0.0.0.0")) is None
+
+
+@pytest.mark.slow
+def test_saving_an_unchanged_form_leaves_every_sample_record_byte_for_byte(site: dict[str, Any]) -> None:
+    client = site["client"]
+    workspace = client.app.state.workspace
+    workspace.ensure_loaded()
+    for row in workspace.rows:
+        before = row.loaded.file.read_bytes()
+        fields = set_field(_open_form(client, row.household_id), "editor", "张三")
+        checked = client.post(f"/household/{row.household_id}/check", data=as_data(fields)).json()
+        assert checked["errors"] == 0, (row.household_id, checked)
+        saved = client.post(f"/household/{row.household_id}/edit", data=as_data(fields))
+        assert "没有修改" in saved.text, row.household_id
+        assert row.loaded.file.read_bytes() == before, row.household_id

@@ -216,7 +216,8 @@ def merge(doc: dict[str, Any], wanted: dict[str, Any], *, json_mode: bool = Fals
                 del doc[key]  # an empty value written in the file stays as it was
             continue
         if key not in doc:
-            doc[key] = convert(value)
+            if value not in ([], {}):  # an empty list the form always sends is not a change
+                doc[key] = convert(value)
             continue
         old = doc[key]
         if isinstance(old, dict) and isinstance(value, dict) and not _is_amounts(value):
@@ -248,6 +249,14 @@ def _merge_amounts(old: dict[str, Any], new: dict[str, Any], convert: Any) -> No
             old[key] = convert(value)
 
 
+def _scalar_item_kept(old: Any, wanted: dict[str, Any]) -> bool:
+    """Whether a list item written as a bare value (an evidence path) says what ``wanted`` says."""
+    if isinstance(old, dict | list):
+        return False
+    rest = {k: v for k, v in wanted.items() if k != ORIGIN and v is not DELETE and v not in ([], {})}
+    return set(rest) <= {"file"} and same(old, rest.get("file"))
+
+
 def _flow_like(old: Any, new: Any) -> Any:
     fa_old, fa_new = getattr(old, "fa", None), getattr(new, "fa", None)
     if fa_old is not None and fa_new is not None and not fa_old.flow_style():
@@ -260,10 +269,13 @@ def _merge_list(old: list[Any], wanted: list[Any], convert: Any, json_mode: bool
     origins: list[int | None] = []
     for value in wanted:
         origin = value.get(ORIGIN) if isinstance(value, dict) else None
-        if isinstance(origin, int) and 0 <= origin < len(old) and origin not in origins \
-                and isinstance(old[origin], dict):
+        known = isinstance(origin, int) and 0 <= origin < len(old) and origin not in origins
+        if known and isinstance(old[origin], dict):
             merge(old[origin], value, json_mode=json_mode)
             items.append(old[origin])
+            origins.append(origin)
+        elif known and _scalar_item_kept(old[origin], value):
+            items.append(old[origin])  # a bare path (``- 照片/a.jpg``) the form did not change
             origins.append(origin)
         else:
             items.append(convert(value))

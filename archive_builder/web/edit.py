@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import io
 import re
 import secrets
@@ -70,6 +71,7 @@ class Forbidden(ArchiveError):
 # --- field kinds -------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=512)
 def kind_of(model: type[BaseModel], name: str) -> str:
     """The input kind of one model field."""
     info = model.model_fields[name]
@@ -342,7 +344,8 @@ class Candidate:
         return [p for p in self.problems if p.is_error]
 
 
-def _check(workspace: core.Workspace, row: core.Row, data: bytes) -> tuple[Any, list[Problem]]:
+def _check(workspace: core.Workspace, row: core.Row, data: bytes,
+           suffix: str = "") -> tuple[Any, list[Problem]]:
     """Load ``data`` as ``row``'s record file (in its real folder) and validate it with clashes."""
     from ..problems import error
     from ..records.loader import Dataset, _open_root, _village_only, parse_household
@@ -351,7 +354,7 @@ def _check(workspace: core.Workspace, row: core.Row, data: bytes) -> tuple[Any, 
     folder = row.loaded.folder
     root, config, general = _open_root(workspace.data_dir)
     village = _village_only(root, folder.parent, general)
-    suffix = row.loaded.file.suffix if row.loaded.file is not None else ".yaml"
+    suffix = suffix or (row.loaded.file.suffix if row.loaded.file is not None else ".yaml")
     with tempfile.TemporaryDirectory(prefix="archive-builder-edit-") as tmp:
         path = Path(tmp) / f"household{suffix}"
         path.write_bytes(data)
@@ -386,6 +389,45 @@ def candidate(workspace: core.Workspace, row: core.Row, base: yamlwrite.Editable
     return Candidate(base, data, loaded, problems)
 
 
+def quick_problems(workspace: core.Workspace, row: core.Row, base_raw: bytes,
+                   wanted: dict[str, Any]) -> list[Problem]:
+    """The problems of the form's values, for the live check (~50 ms instead of ~350 ms).
+
+    The same data as ``candidate`` (the wanted values laid over the file's), loaded and checked
+    by the same loader and rules; only the file text differs (written by PyYAML's C emitter
+    instead of the round-trip one), which no rule reads. A save always runs ``candidate``.
+    """
+    import yaml
+
+    from ..records.loader import load_yaml
+
+    text, _bom = yamlwrite.decode(base_raw)
+    try:
+        import json
+
+        base = json.loads(text) if text.lstrip().startswith("{") else load_yaml(text)
+    except Exception:  # noqa: BLE001 - an unreadable file: the save reports it
+        base = {}
+    view = _dumpable(overlay(base, wanted))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    data = yaml.dump(view, Dumper=dumper, allow_unicode=True, sort_keys=False).encode()
+    return _check(workspace, row, data, ".yaml")[1]
+
+
+def _dumpable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): _dumpable(v) for k, v in value.items() if k != ORIGIN and v is not DELETE}
+    if isinstance(value, list):
+        return [_dumpable(v) for v in value]
+    if isinstance(value, str):
+        return str(value)  # ruamel's quoted-string subclasses
+    if isinstance(value, bool | int | float | dt.date) or value is None:
+        return value
+    return str(value)
+
+
 def problems_for_form(problems: list[Problem]) -> list[dict[str, Any]]:
     out = []
     for p in problems:
@@ -417,14 +459,18 @@ def pack_base(record: yamlwrite.EditableRecord) -> str:
     return base64.b64encode(record.raw).decode()
 
 
-def unpack_base(path: Path, sha: str, packed: str) -> yamlwrite.EditableRecord | None:
+def unpack_raw(sha: str, packed: str) -> bytes | None:
+    """The file bytes a form was opened on (None when they do not match the form's hash)."""
     try:
         raw = base64.b64decode(packed.encode(), validate=True)
     except ValueError:
         return None
-    if yamlwrite.sha256(raw) != sha:
-        return None
-    return yamlwrite.parse(path, raw)
+    return raw if yamlwrite.sha256(raw) == sha else None
+
+
+def unpack_base(path: Path, sha: str, packed: str) -> yamlwrite.EditableRecord | None:
+    raw = unpack_raw(sha, packed)
+    return None if raw is None else yamlwrite.parse(path, raw)
 
 
 # --- evidence uploads -----------------------------------------------------------------------------

@@ -176,13 +176,14 @@ class EditPages:
         """Live checks as the clerk types: the problems the form's values would have, as JSON."""
         row = self.ctx.household_row(request.path_params["hid"])
         form = await self.form(request)
-        base = edit.unpack_base(self.record_file(row), str(form.get("base") or ""), str(form.get("base_text") or ""))
-        if base is None:
+        raw = edit.unpack_raw(str(form.get("base") or ""), str(form.get("base_text") or ""))
+        if raw is None:
             return JSONResponse({"problems": [], "stale": True})
         from .app import _threaded
 
-        found = await _threaded(edit.candidate, self.workspace, row, base, edit.wanted_from_form(form))
-        return JSONResponse({"problems": edit.problems_for_form(found.problems), "errors": len(found.errors)})
+        problems = await _threaded(edit.quick_problems, self.workspace, row, raw, edit.wanted_from_form(form))
+        return JSONResponse({"problems": edit.problems_for_form(problems),
+                             "errors": sum(1 for p in problems if p.is_error)})
 
     async def save(self, request: Request) -> Response:
         from .app import _threaded
