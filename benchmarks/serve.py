@@ -84,7 +84,11 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copytree(ROOT / "households_sample", sample)
         measure("households_sample", sample, args.runs)
         if not args.skip_big:
-            from archive_builder.synthetic import VILLAGE_NAMES, write_dataset
+            try:
+                from archive_builder.synthetic import VILLAGE_NAMES, write_dataset
+            except ImportError:  # the generator lives with the tests in later layouts
+                sys.path.insert(0, str(ROOT / "tests"))
+                from synthetic import VILLAGE_NAMES, write_dataset  # type: ignore[no-redef]
 
             per, extra = divmod(args.households, args.villages)
             villages = [(f"411621105{201 + k:03d}", VILLAGE_NAMES[k % len(VILLAGE_NAMES)] + (

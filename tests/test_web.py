@@ -42,9 +42,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     second["members"][1]["name"] = "孙立新"
     data = write_data_dir(root / "data", [valid_household(FIRST), second])
     out = root / "out"
-    from archive_builder.build import BuildOptions, build
+    from archive_builder.web import core
 
-    summary = build(data, out, BuildOptions(jobs=1))
+    summary = core.build_now(data, out)
     assert not summary.failed, summary.failed
     app = create_app(data, out)
     with TestClient(app, follow_redirects=True) as client:
@@ -206,14 +206,12 @@ def test_upload_size_limit(tmp_path: Path) -> None:
 
 
 def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None:
-    from archive_builder.spreadsheet import export_sheet
-
-    client = site["client"]
-    sheet = tmp_path / "人员.xlsx"
-    export_sheet(site["data"], sheet)
     import openpyxl
 
-    book = openpyxl.load_workbook(sheet)
+    client = site["client"]
+    exported = client.get("/export.xlsx")
+    assert exported.status_code == 200 and exported.content.startswith(b"PK")
+    book = openpyxl.load_workbook(io.BytesIO(exported.content))
     rows = list(book.active.iter_rows())
     header = [c.value for c in rows[0]]
     column = next(i for i, h in enumerate(header) if h and "联系电话" in str(h))
@@ -238,11 +236,11 @@ def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_build_is_refused_while_another_build_holds_the_lock(site: dict[str, Any]) -> None:
-    from archive_builder.outdir import build_lock
+    from archive_builder.web import core
 
     client = site["client"]
     csrf = _csrf(client)
-    with build_lock(site["out"]):
+    with core.hold_build_lock(site["out"]):
         assert client.get("/build/status").json()["other"] is True
         refused = client.post("/build", data={"csrf": csrf})
         assert refused.status_code == 409
@@ -334,3 +332,31 @@ def test_token_auto_prints_the_login_url_once(tmp_path: Path, monkeypatch: pytes
     logins = [line for line in shown if "/login?token=" in line]
     assert len(logins) == 1 and ":8499/login?token=" in logins[0]
     assert any("只显示这一次" in line for line in shown)
+
+
+def test_reload_reads_changes_made_elsewhere(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data")
+    with TestClient(create_app(data, tmp_path / "out")) as client:
+        assert "周大勇" not in client.get("/search", params={"q": FIRST}).text
+        path = data / "冯老村" / FIRST / "household.yaml"
+        record = yaml.safe_load(path.read_text(encoding="utf-8"))
+        record["members"][0]["name"] = "周大勇"
+        path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        csrf = _csrf(client)
+        client.post("/reload", data={"csrf": csrf})
+        assert "周大勇" in client.get("/search", params={"q": "周大勇"}).text
+
+
+def test_other_host_names_are_refused_on_loopback(tmp_path: Path) -> None:
+    from archive_builder.web.serve import allowed_hosts
+
+    data = write_data_dir(tmp_path / "data")
+    hosts = allowed_hosts("127.0.0.1", None)
+    assert hosts is not None and allowed_hosts("0.0.0.0", "a-token-123") is None
+    app = create_app(data, tmp_path / "out", allowed_hosts=hosts)
+    with TestClient(app, base_url="http://127.0.0.1:8421") as client:
+        assert client.get("/").status_code == 200
+        rebound = client.get("/", headers={"host": "evil.example:8421"})
+        assert rebound.status_code == 400 and "不是本服务的地址" in rebound.text
+        assert client.get("/", headers={"host": "localhost:8421"}).status_code == 200
+        assert client.get("/", headers={"host": "[::1]:8421"}).status_code == 200

@@ -168,10 +168,10 @@ def test_verify_a_cover_photo(page: Any, server: dict[str, Any], tmp_path: Path)
 def test_import_a_sheet(page: Any, server: dict[str, Any], tmp_path: Path) -> None:
     import openpyxl
 
-    from archive_builder.spreadsheet import export_sheet
+    from archive_builder.web import core
 
     sheet = tmp_path / "人员信息.xlsx"
-    export_sheet(server["data"], sheet)
+    core.export_sheet(server["data"], sheet)
     book = openpyxl.load_workbook(sheet)
     rows = list(book.active.iter_rows())
     column = next(i for i, c in enumerate(rows[0]) if c.value and "联系电话" in str(c.value))

@@ -63,8 +63,14 @@ class _Env:
 
 
 def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None = None,
-               max_upload: int = MAX_UPLOAD, preload: bool = False) -> Starlette:
-    """Return the ASGI app serving ``data_dir`` (its records warm in memory)."""
+               max_upload: int = MAX_UPLOAD, preload: bool = False,
+               allowed_hosts: tuple[str, ...] | None = None) -> Starlette:
+    """Return the ASGI app serving ``data_dir`` (its records warm in memory).
+
+    ``allowed_hosts``: the names the browser may use for the server (the Host header without
+    its port); a page of another site that rebinds its name to 127.0.0.1 is then refused.
+    None accepts any (the test client).
+    """
     workspace = core.Workspace(data_dir, out_dir)
     if preload:  # read and check the records while the server starts; a request waits for them
         import threading
@@ -324,6 +330,18 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         await _threaded(workspace.load)
         return page(request, "import.html", report=report, upload_id="", applied=True, sheet_name=upload["name"])
 
+    async def export(request: Request) -> Response:
+        folder = Path(tempfile.mkdtemp(dir=uploads))
+        try:
+            path = folder / "人员信息.xlsx"
+            await _threaded(core.export_sheet, workspace.data_dir, path)
+            data = path.read_bytes()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        name = urllib.parse.quote(f"{workspace.township or '全乡'}人员信息.xlsx")
+        return Response(data, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
+
     async def _read_upload(upload: Any) -> bytes:
         data = await upload.read(max_upload + 1)
         if len(data) > max_upload:
@@ -362,6 +380,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         Route("/import", import_form),
         Route("/import", import_upload, methods=["POST"]),
         Route("/import/apply", import_apply, methods=["POST"]),
+        Route("/export.xlsx", export),
         Route("/login", login),
         *editing.routes(),
         Mount("/static", StaticFiles(packages=[("archive_builder.web", "static")]), name="static"),
@@ -394,6 +413,12 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             session = secrets.token_hex(16)
         request.state.session = session
         path = request.url.path
+        if allowed_hosts is not None:
+            raw = request.headers.get("host", "").lower()
+            name = raw if raw.endswith("]") else raw.rsplit(":", 1)[0]  # "[::1]:8421" → "[::1]"
+            if name not in allowed_hosts:
+                return error_page(request, 400, "请求的地址不是本服务的地址，已拒绝。",
+                                  "请使用启动服务时显示的地址打开本页。")
         if token and not path.startswith(("/static/", "/login")):
             cookie = request.cookies.get(AUTH_COOKIE, "")
             if not hmac.compare_digest(cookie.encode(), sign("auth").encode()):

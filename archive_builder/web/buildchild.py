@@ -38,12 +38,12 @@ class _PipeReporter:
 
 
 def main(argv: list[str]) -> int:
-    from ..build import BuildOptions, build
+    from .core import build_now
 
     data_dir, out_dir, *villages = argv
     reporter = _PipeReporter(sys.stdout)
     try:
-        summary = build(Path(data_dir), Path(out_dir), BuildOptions(villages=tuple(villages)), reporter)
+        summary = build_now(Path(data_dir), Path(out_dir), tuple(villages), reporter, jobs=None)
         reporter._send("done", {"line": summary.line(), "failed": [list(f) for f in summary.failed[:50]]})
     except ArchiveError as exc:
         reporter._send("error", {"kind": exc.kind, "message": exc.message, "hint": exc.hint or ""})

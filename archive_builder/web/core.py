@@ -592,6 +592,28 @@ def check_sheet(path: Path) -> None:
                           hint="请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格") from exc
 
 
+def export_sheet(data_dir: Path, path: Path) -> int:
+    """Write the data directory as a one-row-per-person .xlsx; return the rows written."""
+    from ..spreadsheet import export_sheet as core_export
+
+    return int(core_export(Path(data_dir), Path(path)))
+
+
+def build_now(data_dir: Path, out_dir: Path, villages: tuple[str, ...] = (), reporter: Any = None,
+              jobs: int | None = 1) -> Any:
+    """Run a build in this process (the pages start theirs in a child: ``BuildJob``)."""
+    from ..build import BuildOptions, build
+
+    return build(Path(data_dir), Path(out_dir), BuildOptions(villages=villages, jobs=jobs), reporter)
+
+
+def hold_build_lock(out_dir: Path) -> Any:
+    """The output folder's build lock, as the CLI takes it (a context manager)."""
+    from ..outdir import build_lock
+
+    return build_lock(Path(out_dir))
+
+
 def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False) -> Any:
     from ..spreadsheet import import_sheet as core_import
 

@@ -66,6 +66,13 @@ def _has_accounts(options: ServeOptions) -> bool:
         return False
 
 
+def allowed_hosts(host: str, token: str | None) -> tuple[str, ...] | None:
+    """The Host header names accepted: the loopback names (and the given host); any with a token."""
+    if token is not None:
+        return None  # reached by whatever name the office network gives this PC; the token guards it
+    return tuple(dict.fromkeys(("127.0.0.1", "localhost", "[::1]", host.lower() if ":" not in host else f"[{host}]")))
+
+
 def _shown_host(host: str) -> str:
     if host in ("0.0.0.0", "::"):
         try:
@@ -82,7 +89,7 @@ def run(options: ServeOptions, started: Callable[[list[str]], object]) -> Iterat
 
     from .app import create_app
 
-    app = create_app(options.data, options.out, token=token, preload=True)
+    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=None if _has_accounts(options) else allowed_hosts(options.host, token))
     base = f"http://{_shown_host(options.host)}:{options.port}/"
     url = f"{base}login?token={token}" if token else base
     lines = [f"档案服务已启动：{url}"]
