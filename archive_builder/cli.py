@@ -575,6 +575,56 @@ def users_remove(name: str, data: Path | None, out: Path | None) -> ExitCode:
 
     accounts.remove(_users_out(data, out), name)
     click.echo(f"已删除账号 {name}")
+
+@main.command("stats")
+@click.argument("data", type=DATA_DIR)
+@click.option("--village", "villages", multiple=True, help="只统计这个村（村代码或村名，可重复；默认全部）")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("统计.xlsx"), show_default=True,
+              help="输出文件：.xlsx（每张表一个工作表）或 .pdf（含统计图）")
+@click.pass_obj
+def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -> ExitCode:
+    """按村、村民组统计户数人数（户类型、属性、脱贫状态、监测、风险、致贫原因、三色）、帮扶措施、收入和“三保障”。"""
+    from .reports.stats import compute_stats
+    from .reports.stats_write import write_stats
+
+    stats = compute_stats(data, villages)
+    _echo_problems(list(stats.problems), quiet=opts.quiet)
+    written = write_stats(stats, out)
+    for text in written.warnings:
+        if not opts.quiet:
+            click.echo(f"警告：{text}", err=True)
+    unit = "个工作表" if written.kind == "xlsx" else "页"
+    click.echo(f"{written.path}\t{written.parts} {unit}")
+    return ExitCode.ok
+
+
+@main.command("notice")
+@click.argument("data", type=DATA_DIR)
+@click.option("--village", required=True, help="村代码或村名")
+@click.option("--kind", required=True, type=click.Choice(["识别公示", "退出公示", "监测公示", "公告"]),
+              metavar="识别公示|退出公示|监测公示|公告", help="公示种类")
+@click.option("--households", multiple=True, metavar="户编号",
+              help="只公示这些户（可重复）；默认为公示期内有该种程序记录的户")
+@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), metavar="日期",
+              help="公示开始日期，如 2025-06-02（默认：本村最近一次该种公示的日期）")
+@click.option("--days", type=int, metavar="天数", help="公示天数（默认：规定的最少天数；监测公示不少于 5 天，识别、退出不少于 7 天）")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, metavar="文件",
+              help="输出文件：.pdf 或 .docx（可编辑的 Word 文档）")
+@click.pass_obj
+def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: tuple[str, ...], start: Any,
+               days: int | None, out: Path) -> ExitCode:
+    """生成公示、公告（公文格式）：名单不含身份证号码、电话、银行账号和健康状况。"""
+    from .reports.notice import make_notice
+
+    result = make_notice(data, village, kind, out, households=[h for item in households for h in item.split(",")],
+                         start=start.date() if start else None, days=days)
+    for text in result.warnings:
+        if not opts.quiet:
+            click.echo(f"警告：{text}", err=True)
+    plan = result.plan
+    pages = f"\t{result.pages} 页" if result.pages is not None else ""
+    click.echo(f"{result.path}{pages}")
+    click.echo(f"{plan.kind.name}：{len(plan.rows)} 户，{plan.start} 至 {plan.end}（{plan.days} 天）")
     return ExitCode.ok
 
 

@@ -117,6 +117,8 @@ class VillageConfig(Section):
     name: str = Field(default="", title="村名")
     groups: list[str] = Field(default_factory=list, title="村民组")
     first_secretary: str | None = Field(default=None, title="驻村第一书记")
+    #: printed on public notices (公示/公告) so villagers can object; a landline or hotline
+    supervision_phone: str | None = Field(default=None, title="监督电话")
 
 
 _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")

@@ -173,3 +173,16 @@ class StoreError(ArchiveError):
 
     exit_code = ExitCode.input_unusable
     kind = "版本库错误"
+
+
+class NoticeError(ArchiveError):
+    """A public notice (公示/公告) cannot be made as asked: period, households, template."""
+
+    exit_code = ExitCode.input_unusable
+    kind = "公示无法生成"
+
+
+class PeriodTooShortError(NoticeError):
+    """The notice period is shorter than the rule of its kind allows."""
+
+    kind = "公示期不足"

@@ -111,12 +111,17 @@ class TemplateSet:
 _TREE_HASHES: dict[tuple[Any, ...], str] = {}
 
 
+#: template folders the packets never read (village reports): editing them rebuilds no packet
+REPORT_FOLDERS = frozenset({"stats", "notice"})
+
+
 def _tree_hash(folders: Iterable[Path]) -> str:
     """Return a hash of the files' names and bytes; bytes are read again only when a stat changes."""
     files = []
     for folder in folders:
         if folder.is_dir():
-            for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            for path in sorted(p for p in folder.rglob("*")
+                               if p.is_file() and p.relative_to(folder).parts[0] not in REPORT_FOLDERS):
                 stat = path.stat()
                 files.append((folder, path, stat.st_size, stat.st_mtime_ns))
     listing = tuple(files)

@@ -776,6 +776,7 @@ def build(out: Path) -> tuple[int, int]:
                     "name": vname,
                     "groups": groups,
                     "first_secretary": secretary,
+                    "supervision_phone": f"0394-62{code[-3:]}12",
                 }
             ),
             encoding="utf-8",

@@ -89,7 +89,9 @@ def run(options: ServeOptions, started: Callable[[list[str]], object]) -> Iterat
 
     from .app import create_app
 
-    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=None if _has_accounts(options) else allowed_hosts(options.host, token))
+    # with accounts every request needs a login, as with a token: any Host name may reach it
+    hosts = None if _has_accounts(options) else allowed_hosts(options.host, token)
+    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=hosts)
     base = f"http://{_shown_host(options.host)}:{options.port}/"
     url = f"{base}login?token={token}" if token else base
     lines = [f"档案服务已启动：{url}"]
