@@ -575,6 +575,8 @@ def users_remove(name: str, data: Path | None, out: Path | None) -> ExitCode:
 
     accounts.remove(_users_out(data, out), name)
     click.echo(f"已删除账号 {name}")
+    return ExitCode.ok
+
 
 @main.command("stats")
 @click.argument("data", type=DATA_DIR)

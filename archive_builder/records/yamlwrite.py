@@ -268,8 +268,9 @@ def _merge_list(old: list[Any], wanted: list[Any], convert: Any, json_mode: bool
     items: list[Any] = []
     origins: list[int | None] = []
     for value in wanted:
-        origin = value.get(ORIGIN) if isinstance(value, dict) else None
-        known = isinstance(origin, int) and 0 <= origin < len(old) and origin not in origins
+        found = value.get(ORIGIN) if isinstance(value, dict) else None
+        origin: int = found if isinstance(found, int) else -1
+        known = 0 <= origin < len(old) and origin not in origins
         if known and isinstance(old[origin], dict):
             merge(old[origin], value, json_mode=json_mode)
             items.append(old[origin])
