@@ -12,6 +12,10 @@ the packet regenerated.
 Why refuse rather than keep a draft: a draft would be a second copy of the record that
 ``build`` must know about and that can go stale; the form keeps what was typed, so refusing
 loses nothing and the file on disk is always a record that builds.
+
+Like ``core`` for the pages that read, this module is the editing pages' door into the core
+(``editpages`` imports nothing else of the package but ``errors``): ``yamlwrite`` and
+``journal`` are re-exported from here.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from .. import journal
 from ..errors import ArchiveError
 from ..problems import Problem
 from ..records import models as m
@@ -596,3 +601,23 @@ def evidence_types() -> list[str]:
 
 def quoted(text: str) -> str:
     return urllib.parse.quote(text, safe="")
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write an uploaded file atomically (the project's one writer of files)."""
+    from ..outdir import atomic_write
+
+    atomic_write(path, data)
+
+
+def refresh_row(workspace: core.Workspace, household_id: str) -> None:
+    """Re-read one household into the warm index (after a save that was not regenerated)."""
+    from ..validate import validate_dataset
+
+    dataset = workspace._load_one(household_id)
+    if dataset is not None:
+        (village, household), = list(dataset.households())
+        workspace._update_row(village, household, validate_dataset(dataset))
+
+
+__all__ = ["journal", "yamlwrite", "write_file", "refresh_row", "candidate", "quick_problems", "form_sections"]

@@ -21,9 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from .. import journal
 from ..errors import ArchiveError, ValidationFailed
-from ..records import yamlwrite
 from . import accounts, core, edit
 
 MAX_FIELDS = 20000
@@ -147,11 +145,11 @@ class EditPages:
         sha, choices = "", []
         if may and row.loaded.file is not None:
             try:
-                record = yamlwrite.open_record(Path(row.loaded.file))
+                record = edit.yamlwrite.open_record(Path(row.loaded.file))
                 sha, choices = record.sha, edit.evidence_choices(record.doc)
             except ArchiveError:
                 pass
-        return {"journal": journal.entries(self.workspace.out_dir, row.household_id), "may_edit": may,
+        return {"journal": edit.journal.entries(self.workspace.out_dir, row.household_id), "may_edit": may,
                 "file_sha": sha, "evidence_choices": choices, "evidence_types": edit.evidence_types(),
                 "editor": self.editor_name(request), "account": account}
 
@@ -159,7 +157,7 @@ class EditPages:
         account = request.state.account
         return account.name or urllib.parse.unquote(request.cookies.get(edit.EDITOR_COOKIE, ""))[:30]
 
-    def edit_page(self, request: Request, row: core.Row, base: yamlwrite.EditableRecord, view: dict[str, Any],
+    def edit_page(self, request: Request, row: core.Row, base: edit.yamlwrite.EditableRecord, view: dict[str, Any],
                   problems: list[Any], status: int = 200, message: str = "") -> Response:
         return self.ctx.page(request, "edit.html", status_code=status, row=row, sections=edit.form_sections(view),
                              base_sha=base.sha, base_text=edit.pack_base(base), problems=problems,
@@ -169,7 +167,7 @@ class EditPages:
     # --- the form -------------------------------------------------------------------------------
     async def edit_form(self, request: Request) -> Response:
         row = self.ctx.household_row(request.path_params["hid"])
-        base = yamlwrite.open_record(self.record_file(row))
+        base = edit.yamlwrite.open_record(self.record_file(row))
         return self.edit_page(request, row, base, base.doc, edit.problems_for_form(row.problems))
 
     async def check(self, request: Request) -> Response:
@@ -195,7 +193,7 @@ class EditPages:
         wanted = edit.wanted_from_form(form)
         sent_sha = str(form.get("base") or "")
         base = edit.unpack_base(path, sent_sha, str(form.get("base_text") or ""))
-        disk = yamlwrite.open_record(path)
+        disk = edit.yamlwrite.open_record(path)
         if base is None or disk.sha != sent_sha:
             return await self.conflict(request, row, base, disk, wanted)
         before = row.loaded
@@ -204,24 +202,24 @@ class EditPages:
         if found.errors:
             view = edit.overlay(plain, wanted)
             return self.remember(self.edit_page(
-                request, row, yamlwrite.open_record(path), view, edit.problems_for_form(found.problems), status=400,
+                request, row, edit.yamlwrite.open_record(path), view, edit.problems_for_form(found.problems), status=400,
                 message=f"有 {len(found.errors)} 处错误，没有保存。请按标红的提示改正后再保存（已填写的内容都还在）。"),
                 request, editor)
         if found.data == disk.raw:
             return self._back(request, row, "没有修改，文件未变", editor)
         lines, summary = edit.change_lines(before, found.loaded)
         try:
-            yamlwrite.replace(path, found.data, disk.sha)
-        except yamlwrite.EditConflict:
-            return await self.conflict(request, row, base, yamlwrite.open_record(path), wanted)
-        journal.record(self.workspace.out_dir, user=editor, household_id=row.household_id,
+            edit.yamlwrite.replace(path, found.data, disk.sha)
+        except edit.yamlwrite.EditConflict:
+            return await self.conflict(request, row, base, edit.yamlwrite.open_record(path), wanted)
+        edit.journal.record(self.workspace.out_dir, user=editor, household_id=row.household_id,
                        village_code=row.village_code, action="修改了", changes=lines, summary=summary,
-                       before_sha=disk.sha, after_sha=yamlwrite.sha256(found.data))
+                       before_sha=disk.sha, after_sha=edit.yamlwrite.sha256(found.data))
         message = await self._regenerate(row.household_id, "已保存")
         return self._back(request, row, message, editor)
 
-    async def conflict(self, request: Request, row: core.Row, base: yamlwrite.EditableRecord | None,
-                       disk: yamlwrite.EditableRecord, wanted: dict[str, Any]) -> Response:
+    async def conflict(self, request: Request, row: core.Row, base: edit.yamlwrite.EditableRecord | None,
+                       disk: edit.yamlwrite.EditableRecord, wanted: dict[str, Any]) -> Response:
         """The file changed since the form was opened: nothing saved; both versions shown."""
         from .app import _threaded
 
@@ -247,12 +245,7 @@ class EditPages:
         return f"{done}，已重新生成档卡（版本 {version.number}）" if new else f"{done}，档卡内容未变（版本 {version.number}）"
 
     def _refresh(self, household_id: str) -> None:
-        from ..validate import validate_dataset
-
-        dataset = self.workspace._load_one(household_id)
-        if dataset is not None:
-            (village, household), = list(dataset.households())
-            self.workspace._update_row(village, household, validate_dataset(dataset))
+        edit.refresh_row(self.workspace, household_id)
 
     def _back(self, request: Request, row: core.Row, message: str, editor: str) -> Response:
         response = RedirectResponse(f"/household/{edit.quoted(row.household_id)}?msg={urllib.parse.quote(message)}",
@@ -277,16 +270,14 @@ class EditPages:
         title = str(form.get("title") or "").strip()[:60] or Path(upload.filename).stem[:60]
         replace_at = str(form.get("replace") or "")
         path = self.record_file(row)
-        disk = yamlwrite.open_record(path)
+        disk = edit.yamlwrite.open_record(path)
         index = int(replace_at) if replace_at.isdigit() else None
         choices = dict(edit.evidence_choices(disk.doc))
         if index is not None and index not in choices:
             raise core.UploadError("要替换的佐证材料已不存在（记录文件可能刚被修改）", hint="请刷新页面后重试")
         folder = row.loaded.folder
         name = edit.safe_evidence_name(folder, kind, title, suffix)
-        from ..outdir import atomic_write
-
-        atomic_write(folder / name, bytes(data))
+        edit.write_file(folder / name, bytes(data))
         retired, old_file = None, ""
         try:
             if index is not None:
@@ -298,7 +289,7 @@ class EditPages:
                                           dt.date.today() if index is None else None)
             found = await _threaded(edit.candidate, self.workspace, row, disk, wanted)
             lines, _summary = edit.change_lines(row.loaded, found.loaded)
-            yamlwrite.replace(path, found.data, disk.sha)
+            edit.yamlwrite.replace(path, found.data, disk.sha)
         except BaseException:  # the record was not changed: leave the folder as it was
             (folder / name).unlink(missing_ok=True)
             if retired:
@@ -306,10 +297,10 @@ class EditPages:
             raise
         if retired:
             lines.append(f"原文件已改名保留为 {retired}")
-        journal.record(self.workspace.out_dir, user=editor, household_id=row.household_id,
+        edit.journal.record(self.workspace.out_dir, user=editor, household_id=row.household_id,
                        village_code=row.village_code, action="替换了佐证材料" if index is not None else "上传了佐证材料",
                        changes=lines, summary=f"{title}（{name}）", before_sha=disk.sha,
-                       after_sha=yamlwrite.sha256(found.data))
+                       after_sha=edit.yamlwrite.sha256(found.data))
         message = await self._regenerate(row.household_id, f"已上传 {name}")
         return self._back(request, row, message, editor)
 
