@@ -239,13 +239,14 @@ def packet_images(pdf: Path) -> list[Any]:
 @pytest.mark.slow
 def test_evidence_upload_is_stored_safely_and_upright_in_the_packet(site: dict[str, Any]) -> None:
     client = site["client"]
-    done = _upload(client, HID, _jpeg_with_orientation(6), "mmexport1701234567890.jpg")
+    done = _upload(client, HID, _jpeg_with_orientation(6), "mmexport1701234567890.jpg", date="2025-06-30")
     assert done.status_code == 200 and "已上传" in done.text, done.text[:2000]
     folder = site["data"] / FOLDER
     stored = folder / "银行流水_2025年分红银行流水.jpg"
     assert stored.is_file()
     text = site["yaml"].read_text(encoding="utf-8")
     assert "file: 银行流水_2025年分红银行流水.jpg" in text and "type: 银行流水" in text
+    assert "date: 2025-06-30" in text
     assert "张三 上传了佐证材料" in done.text
     version = re.search(r"已重新生成档卡（版本 (\d+)）", done.text)
     assert version, done.text[:2000]
@@ -274,6 +275,21 @@ def test_an_upload_that_is_not_a_picture_is_refused(site: dict[str, Any]) -> Non
     before = sorted(p.name for p in (site["data"] / FOLDER).iterdir())
     refused = _upload(site["client"], HID, b"MZ\x90\x00 not a picture", "照片.jpg")
     assert refused.status_code == 400 and "不是可识别的图片" in refused.text
+    assert sorted(p.name for p in (site["data"] / FOLDER).iterdir()) == before
+
+
+def test_a_heic_photo_without_a_decoder_is_refused_in_chinese(site: dict[str, Any]) -> None:
+    pytest.importorskip("PIL")
+    try:
+        import pillow_heif  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("pillow-heif is installed here: HEIC photos are accepted")
+    heic = b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64
+    before = sorted(p.name for p in (site["data"] / FOLDER).iterdir())
+    refused = _upload(site["client"], HID, heic, "IMG_1234.HEIC")
+    assert refused.status_code == 400 and "pillow-heif" in refused.text
     assert sorted(p.name for p in (site["data"] / FOLDER).iterdir()) == before
 
 

@@ -570,6 +570,8 @@ def evidence_wanted(doc: dict[str, Any], index: int | None, file: str, kind: str
                 entry["type"] = kind
             if title:
                 entry["title"] = title
+            if when is not None:
+                entry["date"] = when
         wanted.append(entry)
     if index is None:
         entry = {"file": file, "type": kind or "其他"}
@@ -591,6 +593,20 @@ def evidence_choices(doc: dict[str, Any]) -> list[tuple[int, str]]:
         else:
             out.append((n, str(item)))
     return out
+
+
+def quick_evidence_choices(path: Path) -> list[tuple[int, str]]:
+    """``evidence_choices`` of a record file read by the fast loader (for the household page)."""
+    import json
+
+    from ..records.loader import load_yaml
+
+    try:
+        text, _bom = yamlwrite.decode(path.read_bytes())
+        doc = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text)
+    except Exception:  # noqa: BLE001 - an unreadable record: nothing to replace
+        return []
+    return evidence_choices(doc) if isinstance(doc, dict) else []
 
 
 def evidence_types() -> list[str]:

@@ -8,6 +8,7 @@ account of a request (``account``) and the refusal of a request the account may 
 from __future__ import annotations
 
 import datetime as dt
+import contextlib
 import hmac
 import secrets
 import urllib.parse
@@ -21,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from ..errors import ArchiveError, ValidationFailed
+from ..errors import ValidationFailed
 from . import accounts, core, edit
 
 MAX_FIELDS = 20000
@@ -72,7 +73,7 @@ class EditPages:
                 self.workspace.ensure_loaded()
                 row = self.workspace.row(hid)
             if row is not None and not account.may_edit(row.village_code, row.village_name):
-                return f"您的账号（{account.role}）只能修改 {'、'.join(account.villages)} 的数据，不能修改{row.village_name}的户。"
+                return f"您的账号（{account.role}）只能修改{'、'.join(account.villages)}的数据，不能修改{row.village_name}的户。"
             return ""
         if path.startswith("/import") and not account.can_edit_anything:
             return "只有档案员可以导入表格。"
@@ -142,15 +143,9 @@ class EditPages:
         """What the household page shows of editing: journal, evidence upload, the edit button."""
         account = request.state.account
         may = not account.read_only and account.may_edit(row.village_code, row.village_name)
-        sha, choices = "", []
-        if may and row.loaded.file is not None:
-            try:
-                record = edit.yamlwrite.open_record(Path(row.loaded.file))
-                sha, choices = record.sha, edit.evidence_choices(record.doc)
-            except ArchiveError:
-                pass
+        choices = edit.quick_evidence_choices(Path(row.loaded.file)) if may and row.loaded.file is not None else []
         return {"journal": edit.journal.entries(self.workspace.out_dir, row.household_id), "may_edit": may,
-                "file_sha": sha, "evidence_choices": choices, "evidence_types": edit.evidence_types(),
+                "evidence_choices": choices, "evidence_types": edit.evidence_types(),
                 "editor": self.editor_name(request), "account": account}
 
     def editor_name(self, request: Request) -> str:
@@ -286,7 +281,7 @@ class EditPages:
                 retired = edit.retire(folder, old_file)
             wanted = edit.evidence_wanted(disk.doc, index, name, kind,
                                           title if index is None or form.get("title") else "",
-                                          dt.date.today() if index is None else None)
+                                          _date(str(form.get("date") or "")))
             found = await _threaded(edit.candidate, self.workspace, row, disk, wanted)
             lines, _summary = edit.change_lines(row.loaded, found.loaded)
             edit.yamlwrite.replace(path, found.data, disk.sha)
@@ -321,3 +316,10 @@ def _plain_doc(doc: Any) -> Any:
     if isinstance(doc, list):
         return [_plain_doc(v) for v in doc]
     return doc
+
+
+def _date(text: str) -> dt.date | None:
+    """The evidence's own date when the form gives one (never the upload day in its place)."""
+    with contextlib.suppress(ValueError):
+        return dt.date.fromisoformat(text.strip())
+    return None
