@@ -360,3 +360,14 @@ def test_other_host_names_are_refused_on_loopback(tmp_path: Path) -> None:
         assert rebound.status_code == 400 and "不是本服务的地址" in rebound.text
         assert client.get("/", headers={"host": "localhost:8421"}).status_code == 200
         assert client.get("/", headers={"host": "[::1]:8421"}).status_code == 200
+
+
+def test_uploads_do_not_outlive_the_server(tmp_path: Path) -> None:
+    data = write_data_dir(tmp_path / "data")
+    app = create_app(data, tmp_path / "out")
+    uploads = app.state.uploads
+    with TestClient(app) as client:
+        csrf = _csrf(client, "/import")
+        client.post("/import", data={"csrf": csrf}, files={"sheet": ("a.csv", "户编号,姓名\n".encode(), "text/csv")})
+        assert uploads.is_dir()
+    assert not uploads.exists()

@@ -8,6 +8,7 @@ anything is written; every failure renders a Chinese error page.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -15,6 +16,7 @@ import secrets
 import shutil
 import tempfile
 import urllib.parse
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -452,7 +454,15 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         response.headers.setdefault("X-Frame-Options", "SAMEORIGIN")
         return response
 
-    app = Starlette(routes=routes, middleware=[Middleware(BaseHTTPMiddleware, dispatch=session_and_auth)],
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:  # uploaded sheets and photos hold personal data: none outlives the server
+            shutil.rmtree(uploads, ignore_errors=True)
+
+    app = Starlette(routes=routes, lifespan=lifespan,
+                    middleware=[Middleware(BaseHTTPMiddleware, dispatch=session_and_auth)],
                     exception_handlers={
         HTTPException: http_error, ArchiveError: archive_error, Exception: internal_error,
     })
