@@ -133,6 +133,8 @@ class BuildSummary:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
+    #: the audit's counts (``checks.AuditResult.line``), "" when not audited
+    audit: str = ""
 
     def line(self) -> str:
         """Return the one-line Chinese summary, e.g. 渲染 3 户 · 未变化 228 户 · 用时 1.2 秒."""
@@ -141,6 +143,8 @@ class BuildSummary:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
         parts.append(f"用时 {self.seconds:.1f} 秒")
+        if self.audit:
+            parts.append(self.audit)
         return " · ".join(parts)
 
 
@@ -894,7 +898,25 @@ def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
 def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
           reporter: Reporter | None = None) -> BuildSummary:
     """Build every (or the chosen) village's archive; return what happened."""
-    return Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter).run()
+    run = Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter)
+    summary = run.run()
+    summary.audit = _audit_line(run)
+    return summary
+
+
+def _audit_line(run: Build) -> str:
+    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
+    import dataclasses
+
+    from .checks import audit_dataset
+
+    if getattr(run, "dataset", None) is None:
+        return ""
+    try:
+        dataset = dataclasses.replace(run.dataset, villages=list(getattr(run, "villages", run.dataset.villages)))
+        return audit_dataset(dataset).line()
+    except ArchiveError as exc:  # a county's broken rule file must not fail the build
+        return f"问题台账：未检查（{exc.message}）"
 
 
 configured_output = outdir.configured_output
