@@ -131,6 +131,7 @@ class BuildSummary:
     seconds: float = 0.0
     out_dir: Path | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: what rendering warned about in this run (shown as it happened; counted in ``line``)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
     #: the audit's counts (``checks.AuditResult.line``), "" when not audited
@@ -142,6 +143,9 @@ class BuildSummary:
         if self.failed:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
+        warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
+        if warnings:
+            parts.append(f"警告 {warnings} 条")
         parts.append(f"用时 {self.seconds:.1f} 秒")
         if self.audit:
             parts.append(self.audit)
@@ -188,6 +192,7 @@ class Build:
 
     def _run(self) -> BuildSummary:
         started = time.monotonic()
+        self._check_inputs()
         self.out = outdir.prepare(self.out_dir, self.data_dir)
         self.summary.out_dir = self.out
         with outdir.build_lock(self.out):
@@ -225,6 +230,13 @@ class Build:
                 self._record_uptodate()
         self.summary.seconds = time.monotonic() - started
         return self.summary
+
+    def _check_inputs(self) -> None:
+        """Fail on an unusable data directory or an unknown ``--village`` before the output
+        folder is created: a build that cannot start leaves nothing behind."""
+        from .records.loader import open_villages
+
+        _select(open_villages(self.data_dir), self.options.villages)
 
     def load(self) -> None:
         from .records.cache import RecordCache
@@ -505,6 +517,7 @@ class Build:
                 plan.packet_sha256 = outcome.sha256
                 for text in outcome.warnings:
                     self.reporter.warn(_naming_household(hid, text))
+                    self.summary.warnings.append(_naming_household(hid, text))
                 self.state[hid] = plan.result
         outdir.atomic_write_json(self.out / STATE_FILE, self.state)
 
