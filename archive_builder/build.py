@@ -24,7 +24,15 @@ from typing import Any, Protocol
 
 from . import __version__, hashing, outdir, uptodate
 from .document import SectionPages
-from .errors import ArchiveError, DataDirError, WorkerLostError, quiet_library_logs
+from .errors import (
+    ArchiveError,
+    DataDirError,
+    OutputError,
+    WorkerLostError,
+    disk_full,
+    disk_full_error,
+    quiet_library_logs,
+)
 from .packet import (
     PacketRequest,
     PacketResult,
@@ -191,6 +199,15 @@ class Build:
             gc.set_threshold(*threshold)
 
     def _run(self) -> BuildSummary:
+        try:
+            return self._run_steps()
+        except Exception as exc:
+            out = getattr(self, "out", self.out_dir)
+            if not isinstance(exc, OutputError) and disk_full(exc, out):
+                raise disk_full_error(out) from exc
+            raise
+
+    def _run_steps(self) -> BuildSummary:
         started = time.monotonic()
         self._check_inputs()
         self.out = outdir.prepare(self.out_dir, self.data_dir)
@@ -354,7 +371,7 @@ class Build:
                     workers = value
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
                 workers = None
-        return max(1, self.options.jobs or workers or os.cpu_count() or 1)
+        return self._bounded(workers)
 
     def plan(self) -> None:
         from .store import VersionStore
@@ -405,7 +422,7 @@ class Build:
                     vplan.missing.append((item_no, hid, _head_name(household)))
                     household.record = household.partial = None
                     continue
-                pdf = vfolder / PACKETS_DIR / f"{hid}.pdf"
+                pdf = _inside(self.out, vfolder / PACKETS_DIR / f"{outdir.safe_file_name(hid)}.pdf")
                 docx = pdf.with_suffix(".docx") if "docx" in formats else None
                 planned = plan_packet(
                     self.dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=cache_dir,
@@ -663,8 +680,23 @@ class Build:
         return configured_fonts(tset, self.dataset.config, self.data_dir.resolve())
 
     def _jobs(self) -> int:
-        """Return the number of worker processes: -j, else archive.toml [build] workers, else CPUs."""
-        return max(1, self.options.jobs or self.dataset.config.build.workers or os.cpu_count() or 1)
+        """Return the number of worker processes: -j, else archive.toml [build] workers, else CPUs;
+        never more than the CPUs (each worker is a whole process with its own fonts)."""
+        return self._bounded(self.dataset.config.build.workers)
+
+    def _bounded(self, workers: int | None) -> int:
+        """The configured number of workers, at most the CPUs (``-j``, typed for this run,
+        at most four per CPU); a lowered setting is reported once."""
+        cpus = os.cpu_count() or 1
+        wanted = self.options.jobs or workers or cpus
+        limit = 4 * cpus if self.options.jobs else cpus
+        if wanted > limit and not getattr(self, "_lowered", False):
+            self._lowered = True
+            where = f"-j {wanted}" if self.options.jobs else f"archive.toml 中 [build] workers = {wanted}"
+            text = f"{where} 超过本机的处理器数 {cpus}，已按 {limit} 个并行进程运行"
+            self.summary.warnings.append(text)
+            self.reporter.warn(text)
+        return max(1, min(wanted, limit))
 
     def _run_parallel(self, function: Any, argument_lists: list[tuple[Any, ...]]) -> list[Any]:
         return self._start_parallel(function, argument_lists)()
@@ -690,7 +722,7 @@ class Build:
 
             return serial
         if self._pool is None:
-            self._start_pool()
+            self._start_pool(jobs)  # no more workers than pieces of work
         assert self._pool is not None
         futures = {self._pool.submit(function, *args): index for index, args in enumerate(argument_lists)}
 
@@ -826,6 +858,13 @@ def _release_validation_data(household: Any) -> None:
     household, 170 MB for a 2,000-household township)."""
     household.positions = {}
     household.raw = None
+
+
+def _inside(out: Path, path: Path) -> Path:
+    """``path`` if it stays under the output folder ``out``; a name never makes it leave."""
+    if not path.resolve().is_relative_to(out.resolve()):
+        raise OutputError(f"输出文件 {path} 不在输出文件夹 {out} 之内，已拒绝写入")
+    return path
 
 
 def _naming_household(household_id: str, text: str) -> str:

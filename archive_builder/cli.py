@@ -31,7 +31,7 @@ from typing import Any
 import click
 
 from . import __version__, cli_messages
-from .errors import ArchiveError, ExitCode, quiet_library_logs
+from .errors import ArchiveError, ExitCode, OutputError, disk_full, disk_full_error, quiet_library_logs
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
@@ -173,6 +173,8 @@ class ArchiveGroup(_ChineseHelp, click.Group):
         ):
             raise
         except ArchiveError as exc:
+            if not isinstance(exc, OutputError) and disk_full(exc):
+                exc = disk_full_error(_full_folder(exc))
             _print_error(ctx, exc)
             ctx.exit(int(exc.exit_code))
         except BrokenPipeError:
@@ -184,11 +186,21 @@ class ArchiveGroup(_ChineseHelp, click.Group):
             click.echo("已中断", err=True)
             ctx.exit(int(ExitCode.interrupted))
         except Exception as exc:  # noqa: BLE001 - the boundary: anything else is a bug
+            if disk_full(exc):  # not a bug: the disk is full (any command that writes)
+                error = disk_full_error(_full_folder(exc))
+                _print_error(ctx, error)
+                ctx.exit(int(error.exit_code))
             _print_internal(ctx, exc)
             ctx.exit(int(ExitCode.internal))
         if isinstance(result, int) and result:
             ctx.exit(int(result))
         return result
+
+
+def _full_folder(exc: BaseException) -> str:
+    """The folder of the file a disk-full error was writing, when it says."""
+    name = getattr(exc, "filename", None) or getattr(exc.__cause__, "filename", None)
+    return str(Path(name).parent) if name else "（当前输出位置）"
 
 
 def _verbose(ctx: click.Context) -> bool:

@@ -103,6 +103,8 @@ def evidence_items(record: Mapping[str, Any], folder: Path) -> list[dict[str, st
     The household's own list comes first, then files named by procedure steps, measures and
     visits (titled after what they document).
     """
+    from .records.loader import evidence_source
+
     found: dict[str, dict[str, str]] = {}
 
     def add(ref: Any, title: str = "", kind: str = "", date: Any = "") -> None:
@@ -116,8 +118,9 @@ def evidence_items(record: Mapping[str, Any], folder: Path) -> list[dict[str, st
         if not path or path in found:
             return
         found[path] = {
-            # absolute and normalised (not resolve(): 0.1 s of a 231-household plan in realpath)
-            "source": os.path.abspath(folder / path),
+            # absolute, as validation finds it: backslashes are separators, names match after
+            # Unicode normalisation (only components below the folder are looked at)
+            "source": evidence_source(folder, path),
             "display": path,
             "title": title or Path(path).stem,
             "kind": kind,

@@ -89,6 +89,8 @@ def _highlight(
             min(base.width - 1, x1 + 3),
             min(base.height - 1, y1 + 3),
         )
+        if box[2] < box[0] or box[3] < box[1]:
+            continue  # a change beyond this page's edge (the other page is larger)
         draw.rectangle(box, fill=_HIGHLIGHT_FILL, outline=_HIGHLIGHT_LINE, width=2)
     return Image.alpha_composite(base, overlay).convert("RGB")
 

@@ -188,3 +188,43 @@ class PeriodTooShortError(NoticeError):
     """The notice period is shorter than the rule of its kind allows."""
 
     kind = "公示期不足"
+
+
+#: free bytes below which an ambiguous write failure (SQLite's "disk I/O error") is a full disk
+_NEARLY_FULL = 1 << 20
+
+
+def disk_full(exc: BaseException, folder: object = None) -> bool:
+    """True if ``exc`` (or what caused it) is a full disk or an exhausted quota.
+
+    ``OSError`` ENOSPC/EDQUOT and SQLite's SQLITE_FULL always are; SQLite's plain "disk I/O
+    error" is when ``folder``'s disk has (almost) no free space left.
+    """
+    import errno
+    import shutil
+    import sqlite3
+
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 10:
+        seen += 1
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+            return True
+        if isinstance(current, sqlite3.Error):
+            if getattr(current, "sqlite_errorcode", None) == 13 or "disk is full" in str(current):
+                return True
+            if "disk I/O error" in str(current) and folder is not None:
+                try:
+                    return shutil.disk_usage(str(folder)).free < _NEARLY_FULL
+                except OSError:
+                    return False
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def disk_full_error(folder: object) -> OutputError:
+    """The output-folder error (exit 4) for a full disk under ``folder``."""
+    return OutputError(
+        f"磁盘空间不足：输出文件夹 {folder} 所在的磁盘已满，本次没有完成；之前的输出文件保持不变",
+        hint="请清理该磁盘的空间（或用 -o 换到空间充足的文件夹）后重新运行",
+    )

@@ -38,12 +38,37 @@ def file_sha256(path: Path) -> str | None:
     """Return the sha256 of a file's bytes, or None when it cannot be read."""
     digest = hashlib.sha256()
     try:
-        with path.open("rb") as handle:
+        with open_regular(path) as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     except OSError:
         return None
     return digest.hexdigest()
+
+
+def open_regular(path: Path) -> Any:
+    """Open ``path`` for reading if it is a regular file; raise ``OSError`` otherwise.
+
+    Opening never blocks: a FIFO (named pipe) put where a photo should be would wait for a
+    writer forever with a plain ``open``. Directories, pipes, sockets and devices are refused.
+    """
+    import errno
+    import os
+    import stat
+
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            code = errno.EISDIR if stat.S_ISDIR(mode) else errno.EINVAL
+            raise OSError(code, "not a regular file", str(path))
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 class HashMemo:

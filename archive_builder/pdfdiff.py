@@ -78,6 +78,11 @@ class _Section:
     end: int  # 0-based, exclusive
 
 
+#: the most pixels one page is rendered with for comparing (an A3 page at 60 dpi is 0.7
+#: million; a MediaBox of 200 inches square would be 144 million)
+MAX_RENDER_PIXELS = 4_000_000
+
+
 class _Pdf:
     """An open PDF with its page texts and sections."""
 
@@ -91,8 +96,15 @@ class _Pdf:
                 f"无法打开 PDF 文件 {path}：{reason}",
                 hint="检查文件是否存在、是否为完整的 PDF（未损坏、未加密）。",
             ) from exc
-        self.count = len(self.doc)
-        self.raw: list[list[str]] = [self._lines(i) for i in range(self.count)]
+        try:
+            self.count = len(self.doc)
+            self.raw: list[list[str]] = [self._lines(i) for i in range(self.count)]
+        except pdfium.PdfiumError as exc:  # a page tree that loops, a page that cannot be read
+            self.doc.close()
+            raise PdfDiffError(
+                f"PDF 文件 {path} 的页面结构已损坏（页面无法读取），无法比较",
+                hint="请用 PDF 阅读器打开该文件另存（或重新生成）后再比较。",
+            ) from exc
         self.text: list[list[str]] = [
             [line for line in lines if not _PAGE_NUMBER.match(line)]
             for lines in self.raw
@@ -132,12 +144,25 @@ class _Pdf:
         return sections
 
     def render(self, index: int, dpi: float) -> Image.Image:
-        page = self.doc[index]
+        """The page at ``dpi``, or smaller: never more than ``MAX_RENDER_PIXELS`` pixels."""
         try:
-            bitmap = page.render(scale=dpi / 72)
-            image = bitmap.to_pil().convert("RGB")
-        finally:
-            page.close()
+            page = self.doc[index]
+            try:
+                width, height = page.get_size()
+                scale = dpi / 72
+                area = max(1.0, abs(width * height)) * scale * scale
+                if area > MAX_RENDER_PIXELS:
+                    # a poster-sized MediaBox (0.99: pdfium rounds the pixel size up)
+                    scale *= 0.99 * (MAX_RENDER_PIXELS / area) ** 0.5
+                bitmap = page.render(scale=scale)
+                image = bitmap.to_pil().convert("RGB")
+            finally:
+                page.close()
+        except (pdfium.PdfiumError, MemoryError) as exc:
+            raise PdfDiffError(
+                f"PDF 文件 {self.path} 的第 {index + 1} 页无法绘制，无法比较",
+                hint="请用 PDF 阅读器打开该文件另存（或重新生成）后再比较。",
+            ) from exc
         return image
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from enum import Enum
@@ -17,6 +18,15 @@ class Severity(str, Enum):
         return "错误" if self is Severity.error else "警告"
 
 
+_LONG_QUOTE = 80
+_LONG_QUOTED = re.compile("「([^」]{%d,})」" % (_LONG_QUOTE + 1))
+
+
+def _shorten(match: re.Match[str]) -> str:
+    text = match.group(1)
+    return f"「{text[:40]}…{text[-10:]}」（共 {len(text)} 个字符）"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One thing wrong with the data, located as precisely as the source allows."""
@@ -30,6 +40,14 @@ class Problem:
     village: str | None = None
     household_id: str | None = None
     field: str | None = None
+
+    def __post_init__(self) -> None:
+        # a value quoted in a message (「…」) is shown in part when long: a pasted 1 MB name
+        # must not fill the screen and the report
+        for name in ("message", "hint"):
+            text = getattr(self, name)
+            if text and len(text) > _LONG_QUOTE:
+                object.__setattr__(self, name, _LONG_QUOTED.sub(_shorten, text))
 
     @property
     def is_error(self) -> bool:

@@ -224,14 +224,70 @@ def read_rows(file: Path) -> list[SheetRows]:
     )
 
 
+#: sane limits of a sheet to import: a township's 全乡人员信息 has some 10,000 rows of 40
+#: columns (~30 MB of XML); a zip bomb of 2 MB unpacks to a gigabyte
+MAX_XLSX_BYTES = 300 * 1024 * 1024
+MAX_XLSX_RATIO = 200
+MAX_ROWS = 200_000
+MAX_COLUMNS = 1_000
+
+
+def _check_xlsx_size(file: Path) -> None:
+    """Refuse an .xlsx whose parts unpack to more than is sane, before any XML is parsed."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(file) as archive:
+            infos = archive.infolist()
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # not a zip: the reader says it is not a valid .xlsx
+    total = sum(max(0, i.file_size) for i in infos)
+    packed = sum(max(0, i.compress_size) for i in infos)
+    worst = max(infos, key=lambda i: i.file_size, default=None)
+    ratio = worst.file_size / max(1, worst.compress_size) if worst is not None else 0
+    if total > MAX_XLSX_BYTES or (worst is not None and worst.file_size > 10 * 1024 * 1024 and ratio > MAX_XLSX_RATIO):
+        raise SheetError(
+            f"表格文件 {file.name} 解压后有 {total / 1024 / 1024:.0f} MB（文件本身 {packed / 1024 / 1024:.1f} MB），"
+            f"超过安全上限 {MAX_XLSX_BYTES // 1024 // 1024} MB，可能是“压缩炸弹”，未导入",
+            hint="请确认文件来源；正常的全乡人员信息表远小于此。可在 Excel/WPS 中只保留需要的工作表和行列后另存再导入",
+        )
+
+
+def _sheet_rows(title: str, rows: Iterator[Any], file: Path) -> SheetRows:
+    """The rows of one worksheet, refused past ``MAX_ROWS`` rows or ``MAX_COLUMNS`` columns."""
+    out = []
+    for index, row in enumerate(rows):
+        if index >= MAX_ROWS:
+            raise SheetError(
+                f"表格文件 {file.name} 的工作表「{title}」超过 {MAX_ROWS} 行，未导入",
+                hint="请删除空白行或把数据分成几个文件后分别导入",
+            )
+        values = list(row)
+        if len(values) > MAX_COLUMNS:
+            while values and values[-1] is None:
+                values.pop()  # a formatted but empty column far to the right
+            if len(values) > MAX_COLUMNS:
+                raise SheetError(
+                    f"表格文件 {file.name} 的工作表「{title}」超过 {MAX_COLUMNS} 列，未导入",
+                    hint="请删除多余的列后另存再导入",
+                )
+        out.append(values)
+    return SheetRows(title, out)
+
+
 def _read_xlsx(file: Path) -> list[SheetRows]:
     from openpyxl import load_workbook  # type: ignore[import-untyped]
 
+    _check_xlsx_size(file)
     # read_only opens the file for reading only; data_only gives cached formula results
     book = load_workbook(file, read_only=True, data_only=True)
     try:
-        return [SheetRows(ws.title, [list(row) for row in ws.iter_rows(values_only=True)])
-                for ws in book.worksheets]
+        for ws in book.worksheets:
+            # the declared size: a sheet claiming a million rows of 16,384 columns is refused
+            # before openpyxl pads every row to its width
+            if (ws.max_column or 0) > 16 * MAX_COLUMNS or (ws.max_row or 0) > 16 * MAX_ROWS:
+                ws.reset_dimensions()
+        return [_sheet_rows(ws.title, ws.iter_rows(values_only=True), file) for ws in book.worksheets]
     finally:
         book.close()
 
@@ -1243,6 +1299,24 @@ def _per_capita(record: dict[str, Any]) -> float | None:
     return float(value) if value is not None else None
 
 
+#: first characters that make a spreadsheet read a cell as a formula (OWASP CSV injection)
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+
+
+def _never_formula(cell: Any) -> None:
+    """Keep a text value that looks like a formula (``=HYPERLINK(…)``, ``=cmd|…``, ``+1``) text.
+
+    openpyxl writes any string starting with ``=`` as a live formula. The cell is stored as a
+    string instead, with Excel's quote prefix (the invisible leading ``'``), so that neither
+    opening nor editing the cell evaluates it; the value itself is unchanged, so importing the
+    export gives back exactly what was exported (OWASP's advice, without altering the text).
+    """
+    value = cell.value
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+
+
 def export_sheet(data_dir: Path, out: Path) -> int:
     """Write every household of ``data_dir`` to ``out`` (.xlsx), one row per person; return rows.
 
@@ -1283,8 +1357,10 @@ def export_sheet(data_dir: Path, out: Path) -> int:
             sheet.append(values)
             rows += 1
             for index, column in enumerate(columns):
+                cell = sheet.cell(row=rows + 1, column=index + 1)
                 if column.kind not in ("int",) and column.key not in ("per_capita", "size"):
-                    sheet.cell(row=rows + 1, column=index + 1).number_format = "@"
+                    cell.number_format = "@"
+                _never_formula(cell)
     for index, column in enumerate(columns, start=1):
         letter = sheet.cell(row=1, column=index).column_letter
         sheet.column_dimensions[letter].width = 22 if column.kind in ("id", "code") else max(10, len(column.header) * 2)

@@ -12,8 +12,11 @@ reaches the built-in set, so an override can extend the template it replaces.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
+import math
 import re
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.loaders import split_template_path
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from . import document as dm
 from .errors import TemplateError, os_reason
@@ -310,19 +315,61 @@ class _SearchPathLoader(jinja2.BaseLoader):
         self.builtin = builtin
 
     def get_source(self, environment: jinja2.Environment, template: str) -> tuple[str, str, Callable[[], bool]]:
-        if ":" in template:
-            prefix, _, rest = template.partition(":")
-            folders = [self.builtin / prefix]
-            template = rest
-        else:
-            folders = self.search
+        folders, pieces = self._where(template)
         for folder in folders:
-            path = folder / template
-            if path.is_file():
+            path = folder.joinpath(*pieces)
+            if path.is_file() and _within(path, folder):
                 mtime = path.stat().st_mtime_ns
-                source = path.read_text(encoding="utf-8")
+                try:
+                    source = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError) as exc:
+                    # the reason only: a template's (or another file's) text never reaches a message
+                    raise jinja2.TemplateNotFound(template, message=f"{path} 无法读取（不是 UTF-8 文本或无法访问）") from exc
                 return source, str(path), lambda p=path, m=mtime: p.stat().st_mtime_ns == m
-        raise jinja2.TemplateNotFound(template, message="；".join(str(f / template) for f in folders))
+        raise jinja2.TemplateNotFound(template, message="；".join(str(f.joinpath(*pieces)) for f in folders))
+
+    def _where(self, template: str) -> tuple[list[Path], list[str]]:
+        """The folders to look in and the name's parts; a name may not leave its folder.
+
+        Allowed: ``sections/x.xml`` (searched along the set's search path) and
+        ``default:sections/x.xml`` (a built-in set). Refused: absolute names, ``..``, drive
+        letters, backslashes and any prefix that is not a built-in set's name.
+        """
+        prefix, sep, rest = template.partition(":")
+        if sep:
+            if not _SET_NAME.fullmatch(prefix) or not (self.builtin / prefix).is_dir():
+                raise _refused(template)
+            folders, name = [self.builtin / prefix], rest
+        else:
+            folders, name = self.search, template
+        if "\\" in name or "\0" in name or name.startswith("/") or not name:
+            raise _refused(template)
+        try:
+            pieces = split_template_path(name)  # refuses ".." (and drops "." and empty parts)
+        except jinja2.TemplateNotFound:
+            raise _refused(template) from None
+        if not pieces:
+            raise _refused(template)
+        return folders, pieces
+
+
+_SET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+def _refused(template: str) -> jinja2.TemplateNotFound:
+    shown = template if len(template) <= 80 else template[:77] + "…"
+    return jinja2.TemplateNotFound(
+        template,
+        message=f"模板名 {shown} 不允许：只能引用模板文件夹内的文件（不能用绝对路径、..、盘符或反斜杠）",
+    )
+
+
+def _within(path: Path, folder: Path) -> bool:
+    """True if ``path`` (symlinks resolved) lies inside ``folder``."""
+    try:
+        return path.resolve().is_relative_to(folder.resolve())
+    except (OSError, RuntimeError):
+        return False
 
 
 def money(value: Any, places: int = 2) -> str:
@@ -382,7 +429,8 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     """Compiled templates kept between runs (keyed by each template's source checksum)."""
     from .outdir import user_cache_dir
 
-    folder = user_cache_dir("templates")
+    # "-2": templates are compiled with bounded * and ** since then; older bytecode is not
+    folder = user_cache_dir("templates-2")
     if folder is None:
         return None
     try:
@@ -394,7 +442,7 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
 
 @lru_cache(maxsize=16)
 def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+    env = _BoundedSandbox(
         loader=_SearchPathLoader(search, builtin),
         bytecode_cache=_bytecode_cache(),
         autoescape=True,
@@ -408,14 +456,125 @@ def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedE
     env.filters.update(
         money=money, cn_date=cn_date, mask_id=mask_id, yes_no=yes_no, join_labels=join_labels, paragraphs=paragraphs
     )
+    # what can make a gigabyte in one call is bounded (loops are charged by ``range``)
+    env.globals["range"] = _bounded_range
+    env.globals.pop("lipsum", None)
+    for name in ("center", "indent", "wordwrap", "truncate", "format"):
+        env.filters[name] = _bounded_filter(env.filters[name])
     return env
 
 
+_HUGE_WIDTH = re.compile(r"\d{7,}|\*")
+
+
+def _bounded_filter(function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` refusing widths (or %-format widths) that would make huge strings."""
+    import functools
+
+    @functools.wraps(function)
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args[1:], *kwargs.values()):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_OUTPUT:
+                raise SecurityError(f"过滤器 {function.__name__} 的参数 {value} 过大")
+        if function.__name__ == "do_format" and args and isinstance(args[0], str) and _HUGE_WIDTH.search(args[0]):
+            raise SecurityError("format 过滤器的宽度过大")
+        return function(*args, **kwargs)
+
+    return bounded
+
+
+#: bounds of one section's rendering: output characters, loop steps and sequence items made
+#: (``range`` calls and ``*`` repetitions), seconds; a section of a real household is ~10 KB
+MAX_OUTPUT = 5_000_000
+MAX_STEPS = 2_000_000
+MAX_SECONDS = 60.0
+
+
+class _Budget:
+    """What one rendering may still spend; ``charge`` raises SecurityError past a bound."""
+
+    def __init__(self) -> None:
+        self.steps = MAX_STEPS
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def charge(self, steps: int) -> None:
+        self.steps -= max(0, steps)
+        if self.steps < 0:
+            raise SecurityError(f"模板的循环或重复次数超过上限 {MAX_STEPS}")
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"模板渲染超过 {MAX_SECONDS:g} 秒")
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def _charge(steps: int) -> None:
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.charge(steps)
+
+
+def _bounded_range(*args: int) -> range:
+    rng = safe_range(*args)
+    _charge(len(rng))
+    return rng
+
+
+class _BoundedSandbox(ImmutableSandboxedEnvironment):
+    """The sandbox, with ``*`` and ``**`` bounded: ``'a' * 10**9`` must not take 8 GB."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(left, int) and isinstance(right, int):
+            if right > 0 and abs(left) > 1 and right * max(1, abs(left).bit_length()) > 4096:
+                raise SecurityError("模板中的乘方结果过大")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and not isinstance(times, bool):
+                    size = len(seq) * max(0, times)
+                    if size > MAX_OUTPUT:
+                        raise SecurityError(f"模板中重复生成的内容过大（{size} 项）")
+                    _charge(size)
+        return super().call_binop(context, operator, left, right)
+
+
+def _template_line(exc: BaseException) -> str:
+    """「sections/x.xml 第 N 行」 of the innermost template frame of ``exc``'s traceback."""
+    where = ""
+    tb = exc.__traceback__
+    while tb is not None:
+        name = tb.tb_frame.f_code.co_filename
+        if name.endswith((".xml", ".html", ".j2", ".txt")) or "/templates/" in name.replace("\\", "/"):
+            where = f"（{name} 第 {tb.tb_lineno} 行）"
+        tb = tb.tb_next
+    return where
+
+
 def render_section_xml(tset: TemplateSet, template: str, context: Mapping[str, Any]) -> str:
-    """Return the XML text a section template renders for ``context``."""
+    """Return the XML text a section template renders for ``context``, within the bounds
+    above (output size, loop steps, time): a template is a file anyone may edit."""
     env = _environment(tset.search_path, builtin_root())
+    token = _BUDGET.set(_Budget())
     try:
-        return env.get_template(template).render(context)
+        parts: list[str] = []
+        size = 0
+        budget = _BUDGET.get()
+        assert budget is not None
+        for chunk in env.get_template(template).generate(context):
+            size += len(chunk)
+            if size > MAX_OUTPUT:
+                raise SecurityError(f"模板生成的内容超过 {MAX_OUTPUT} 个字符")
+            budget.charge(1)
+            parts.append(chunk)
+        return "".join(parts)
+    except RecursionError as exc:
+        raise TemplateError(
+            f"模板 {template} 无限递归（引用了自身，或宏调用自己）{_template_line(exc)}",
+            hint="请检查 {% include %}、{% extends %}、{% import %} 与宏，不要让模板引用自己",
+        ) from None
+    except MemoryError:
+        raise TemplateError(f"模板 {template} 生成的内容过大，内存不足", hint="请检查模板中的循环与重复") from None
     except jinja2.TemplateNotFound as exc:
         searched = exc.message or ""
         raise TemplateError(f"找不到模板 {template}", hint=f"已查找：{searched}") from exc
@@ -425,14 +584,24 @@ def render_section_xml(tset: TemplateSet, template: str, context: Mapping[str, A
             hint="请检查 {{ }} 与 {% %} 标记是否成对、拼写是否正确",
         ) from exc
     except jinja2.exceptions.SecurityError as exc:
-        raise TemplateError(f"模板 {template} 试图执行不允许的操作：{exc}", hint="模板只能读取数据，不能调用内部方法") from exc
-    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
-        raise TemplateError(f"模板 {template} 渲染失败：{exc}", hint="请检查模板中引用的字段名与运算") from exc
+        raise TemplateError(
+            f"模板 {template} 试图执行不允许的操作：{str(exc)[:200]}{_template_line(exc)}",
+            hint="模板只能读取数据，不能调用内部方法；循环、重复和生成的内容都有上限",
+        ) from None
+    except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError, AttributeError, LookupError) as exc:
+        raise TemplateError(
+            f"模板 {template} 渲染失败{_template_line(exc)}：{str(exc)[:200]}",
+            hint="请检查模板中引用的字段名与运算",
+        ) from None
+    finally:
+        _BUDGET.reset(token)
 
 
 # --------------------------------------------------------------------------- XML → model
 
 _WS = re.compile(r"\s*\n\s*")
+#: characters XML 1.0 cannot hold (control characters, surrogates, U+FFFE/U+FFFF)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _text(element: ET.Element) -> str:
@@ -474,6 +643,31 @@ def _floats(value: str | None) -> tuple[float, ...]:
 _ALIGNS = ("left", "center", "right", "justify")
 
 
+class _BadAttribute(ValueError):
+    """An attribute of a template's XML that is not a usable number."""
+
+
+def _number(value: str | None, name: str, low: float, high: float, default: float | None = None) -> float:
+    """``value`` as a finite number within [low, high]; raise _BadAttribute naming ``name``."""
+    if value is None:
+        assert default is not None
+        return default
+    try:
+        number = float(value.strip())
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number) or not low <= number <= high:
+        raise _BadAttribute(f"{name}=\"{value[:20]}\" 不是 {low:g} 到 {high:g} 之间的数字")
+    return number
+
+
+def _integer(value: str | None, name: str, low: int, high: int, default: int) -> int:
+    number = _number(value, name, low, high, default)
+    if number != int(number):
+        raise _BadAttribute(f"{name}=\"{value}\" 应为整数")
+    return int(number)
+
+
 def _aligns(value: str | None) -> tuple[Any, ...]:
     if not value:
         return ()
@@ -490,7 +684,7 @@ def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block |
     if tag == "title":
         return dm.Title(_text(el), subtitle=at.get("subtitle", ""))
     if tag == "heading":
-        return dm.Heading(_text(el), level=int(at.get("level", "1")))
+        return dm.Heading(_text(el), level=_integer(at.get("level"), "level", 1, 2, 1))
     if tag == "p":
         size = at.get("size")
         return dm.Paragraph(
@@ -498,12 +692,12 @@ def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block |
             align=at.get("align", "justify"),  # type: ignore[arg-type]
             indent=_bool(at.get("indent"), True),
             role=at.get("role", "body"),  # type: ignore[arg-type]
-            size=float(size) if size else None,
+            size=_number(size, "size", 4.0, 72.0) if size else None,
         )
     if tag == "kv":
         pairs = tuple((r.attrib.get("key", ""), _text(r)) for r in el if r.tag == "row")
         wide = tuple(r.attrib.get("key", "") for r in el if r.tag == "row" and _bool(r.attrib.get("wide"), False))
-        return dm.KeyValue(pairs, columns=int(at.get("columns", "2")), wide=wide)
+        return dm.KeyValue(pairs, columns=_integer(at.get("columns"), "columns", 1, 6, 2), wide=wide)
     if tag == "table":
         header: tuple[str, ...] = ()
         rows: list[tuple[str, ...]] = []
@@ -533,11 +727,11 @@ def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block |
         )
         return dm.Signature(labels, date=at.get("date", ""), fingerprint=_bool(at.get("fingerprint"), False))
     if tag == "spacer":
-        return dm.Spacer(float(at.get("mm", "5")))
+        return dm.Spacer(_number(at.get("mm"), "mm", 0.0, 300.0, 5.0))
     if tag == "pagebreak":
         return dm.PageBreak()
     if tag == "qr":
-        return dm.QRCode(_text(el), size_mm=float(at.get("size", "28")), caption=at.get("caption", ""))
+        return dm.QRCode(_text(el), size_mm=_number(at.get("size"), "size", 10.0, 100.0, 28.0), caption=at.get("caption", ""))
     if tag == "contents":
         return dm.Contents()
     if tag == "evidence":
@@ -561,6 +755,9 @@ def parse_section(
     xml_text: str, spec: SectionSpec, *, template: str = "", allowed_sources: frozenset[str] | None = None
 ) -> dm.Section | None:
     """Return the section the XML describes, or None when it says ``skip="true"``."""
+    if _NOT_XML.search(xml_text):
+        # record text read elsewhere than the loader (which reports them): map, never fail
+        xml_text = _NOT_XML.sub(lambda m: "\n" if m.group() == "\x0b" else "", xml_text)
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as exc:
@@ -574,17 +771,26 @@ def parse_section(
         raise TemplateError(f"模板 {template or spec.template} 的最外层标记应为 <section>，实为 <{root.tag}>")
     if _bool(root.attrib.get("skip"), False):
         return None
-    try:
-        blocks = tuple(b for b in (_block(el, allowed_sources) for el in root) if b is not None)
-    except TemplateError as exc:
-        name = template or spec.template
-        if name in exc.message:
-            raise
-        raise TemplateError(f"模板 {name}：{exc.message}", hint=exc.hint) from exc
+    name = template or spec.template
+    blocks = []
+    for el in root:
+        try:
+            block = _block(el, allowed_sources)
+        except _BadAttribute as exc:
+            raise TemplateError(
+                f"模板 {name} 中 <{el.tag}> 的属性 {exc}",
+                hint="请改正模板中该标记的属性",
+            ) from None
+        except TemplateError as exc:
+            if name in exc.message:
+                raise
+            raise TemplateError(f"模板 {name}：{exc.message}", hint=exc.hint) from exc
+        if block is not None:
+            blocks.append(block)
     return dm.Section(
         key=spec.key,
         title=root.attrib.get("title", spec.title),
-        blocks=blocks,
+        blocks=tuple(blocks),
         layout=root.attrib.get("layout", "form"),  # type: ignore[arg-type]
         in_contents=_bool(root.attrib.get("in_contents"), spec.in_contents),
     )

@@ -712,11 +712,17 @@ class _HouseholdRules:
                         f"本户文件夹中有「{near}」，是否指它？请改正记录中的文件名" if near
                         else "请把该文件放入本户文件夹，或改正文件名（注意扩展名和大小写）",
                     )
-            elif not target.is_file():
+            elif target.is_dir():
                 self.warn(
                     field,
                     f"佐证材料「{shown}」是文件夹，不是文件",
                     "请写出文件夹中具体的文件名",
+                )
+            elif not target.is_file():
+                self.warn(
+                    field,
+                    f"佐证材料「{shown}」不是普通文件（是管道、设备或套接字），档案中将以占位页代替",
+                    "请把实际的文件（照片、扫描件或 PDF）放在这里",
                 )
             elif not os.access(target, os.R_OK):
                 self.warn(field, f"佐证材料文件「{shown}」无法读取", "请检查文件权限")

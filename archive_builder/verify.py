@@ -210,12 +210,27 @@ def decode_qr_image(path: Path) -> str:
         ) from None
     from PIL import Image, ImageOps
 
+    from .hashing import open_regular
+
     try:
-        with Image.open(path) as raw:
+        with open_regular(path) as handle, Image.open(handle) as raw:  # a FIFO never blocks
+            if raw.format == "JPEG" and raw.width * raw.height > _QR_PIXELS:
+                raw.draft("L", (raw.width // 2, raw.height // 2))  # a QR code needs no more
+            if raw.width * raw.height > _QR_PIXELS * 4:
+                raise Image.DecompressionBombError(f"{raw.width}x{raw.height}")
             image = ImageOps.exif_transpose(raw).convert("L")
+    except Image.DecompressionBombError as exc:
+        raise QrDecodeError(
+            f"图片 {path.name} 的像素过多，超过安全上限（可能是解压炸弹），未读取",
+            hint="请用手机正常拍摄封面二维码（或把图片缩小到长边不超过 6000 像素）后重试。",
+        ) from exc
     except OSError as exc:
         raise QrDecodeError(
             f"无法打开图片 {path}：{_image_reason(exc)}", hint="检查文件是否为完整的图片。"
+        ) from exc
+    except (ValueError, MemoryError, SyntaxError) as exc:  # decoders raise these on hostile files
+        raise QrDecodeError(
+            f"无法打开图片 {path}：不是可识别的图片格式，或文件已损坏", hint="检查文件是否为完整的图片。"
         ) from exc
     # zxing-cpp tries rotations and downscaled copies itself
     for found in zxingcpp.read_barcodes(image):
@@ -225,6 +240,10 @@ def decode_qr_image(path: Path) -> str:
         f"在图片 {path.name} 中没有找到档卡二维码。",
         hint="请正面拍摄封面二维码，保证清晰、无反光、二维码占画面较大比例。",
     )
+
+
+#: pixels of a phone photo of a cover (a 48 MP phone camera is 8000×6000)
+_QR_PIXELS = 50_000_000
 
 
 def _image_reason(exc: OSError) -> str:

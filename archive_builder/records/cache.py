@@ -21,7 +21,8 @@ from typing import Any
 
 from .. import __version__
 
-_FORMAT = 1
+#: 2: text is checked on reading (surrogates, control characters, length: issue 17)
+_FORMAT = 2
 
 
 def _vocab_fingerprint() -> str:

@@ -215,7 +215,14 @@ def resolve_evidence(folder: Path, file: str) -> Path:
             "parent", f"佐证材料路径「{file}」含有「..」，指向了本户文件夹以外", keep
         )
     base = _resolved_folder(os.path.abspath(folder))
-    resolved = _resolve_below(base, text)
+    try:
+        resolved = _resolve_below(base, _normalised_name(base, text))
+    except (OSError, RuntimeError) as exc:  # a symbolic link that points to itself (a loop)
+        raise EvidencePathError(
+            "loop",
+            f"佐证材料「{file}」是一个循环的符号链接（指向自己），无法打开",
+            "请删除这个链接，把实际文件复制到本户文件夹中",
+        ) from exc
     if not resolved.is_relative_to(base):
         raise EvidencePathError(
             "escape",
@@ -223,6 +230,41 @@ def resolve_evidence(folder: Path, file: str) -> Path:
             "请把实际文件复制到本户文件夹中，不要使用快捷方式或符号链接",
         )
     return resolved
+
+
+def _normalised_name(base: Path, relative: str) -> str:
+    """``relative`` with each missing component replaced by the folder's entry that is the same
+    name after Unicode normalisation (macOS writes names decomposed, NFD, and records are
+    typed composed, NFC: the two look identical). Costs nothing when the file exists."""
+    if os.path.lexists(base / relative) or relative.isascii():
+        return relative
+    parts = [p for p in relative.split("/") if p not in ("", ".")]
+    found = base
+    out: list[str] = []
+    for part in parts:
+        if not os.path.lexists(found / part):
+            wanted = unicodedata.normalize("NFC", part)
+            try:
+                names = os.listdir(found)
+            except OSError:
+                return relative
+            match = next((n for n in names if unicodedata.normalize("NFC", n) == wanted), None)
+            if match is None:
+                return relative
+            part = match
+        out.append(part)
+        found = found / part
+    return "/".join(out)
+
+
+def evidence_source(folder: Path, file: str) -> str:
+    """The absolute path to read evidence ``file`` of ``folder`` from, as ``resolve_evidence``
+    finds it (backslashes as separators, names matched after Unicode normalisation); a path
+    that it refuses falls back to the plain join (validation reports it, nothing reads it)."""
+    try:
+        return str(resolve_evidence(folder, file))
+    except EvidencePathError:
+        return os.path.abspath(folder / file.replace("\\", "/"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -256,8 +298,11 @@ def _resolve_below(base: Path, relative: str) -> Path:
 
 def real_path(folder: Path, file: str) -> str:
     """``os.path.realpath(folder / file)``, cheaper for the usual relative path (see above)."""
-    if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
-        return str(_resolve_below(_resolved_folder(os.path.abspath(folder)), file))
+    try:
+        if file and "\\" not in file and not file.startswith("/") and ".." not in file.split("/"):
+            return str(_resolve_below(_resolved_folder(os.path.abspath(folder)), file))
+    except (OSError, RuntimeError):  # a symbolic link loop
+        pass
     return os.path.realpath(folder / file)
 
 
@@ -694,7 +739,71 @@ def read_record_file(path: Path, display: str) -> _Parsed:
         _parse_json(text, display, parsed)
     else:
         _parse_yaml(text, display, parsed)
+    if parsed.ok:
+        parsed.data = _checked_text(parsed.data, [], parsed, display)
     return parsed
+
+
+#: longest text a field may hold (a 户说明 of several pages is ~3,000 characters)
+MAX_TEXT = 10_000
+#: lone surrogates (not Unicode text), C0/C1 control characters but tab and line breaks,
+#: and the non-characters U+FFFE/U+FFFF: none can be printed or written to XML or UTF-8
+_BAD_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _checked_text(value: Any, path: list[str | int], parsed: _Parsed, display: str) -> Any:
+    """``value`` with its text made printable, each repair or refusal a problem of its field.
+
+    A lone surrogate (``"\\ud800"`` in JSON) is not text at all: an error, shown as U+FFFD.
+    Control characters (Word's Shift+Enter is U+000B) are a warning: a vertical tab becomes a
+    line break, the others are removed. Text longer than ``MAX_TEXT`` is an error.
+    """
+    if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            _text_problem(parsed, display, path, error,
+                          f"太长（{len(value)} 个字符，上限 {MAX_TEXT}）",
+                          "请核对该项内容，删去多余的文字（可能是误粘贴了整个文件）")
+            return value[:MAX_TEXT]
+        if not _BAD_TEXT.search(value):
+            return value
+        if _SURROGATE.search(value):
+            codes = sorted({f"U+{ord(c):04X}" for c in _SURROGATE.findall(value)})
+            _text_problem(parsed, display, path, error,
+                          f"含有无效的 Unicode 字符（单独的代理项 {'、'.join(codes[:3])}），不是有效的文字",
+                          "请重新输入该项（常见于其他程序错误导出的 JSON 文件）")
+            value = _SURROGATE.sub("\ufffd", value)
+        controls = _BAD_TEXT.findall(value)
+        if controls:
+            codes = sorted({f"U+{ord(c):04X}" for c in controls})
+            _text_problem(parsed, display, path, warning,
+                          f"含有不可见的控制字符（{'、'.join(codes[:5])}），打印时已去除（垂直制表符 U+000B 改为换行）",
+                          "请重新输入该项（常见于从 Word 或网页复制粘贴），或确认打印结果")
+            value = _BAD_TEXT.sub(lambda m: "\n" if m.group() == "\x0b" else "", value)
+        return value
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            name = _checked_text(key, path, parsed, display) if isinstance(key, str) else key
+            out[name] = _checked_text(item, [*path, name], parsed, display)
+        return out
+    if isinstance(value, list):
+        return [_checked_text(item, [*path, index], parsed, display) for index, item in enumerate(value)]
+    return value
+
+
+def _text_problem(parsed: _Parsed, display: str, path: list[str | int], make: Any, what: str, hint: str) -> None:
+    from .models import field_label
+
+    where = join_path(path)
+    try:
+        label = field_label(Household, where) if where else "记录"
+    except Exception:  # noqa: BLE001 - an unknown key: its own name
+        label = where
+    line, column = parsed.positions.get(where) or (None, None)
+    parsed.problems.append(
+        make(f"「{label}」{what}", hint, file=display, line=line, column=column, field=where or None)
+    )
 
 
 # --- households ----------------------------------------------------------------------------
@@ -975,6 +1084,16 @@ def _load_village(
             )
         )
     for sub in _subfolders(folder):
+        if _links_out(root, sub):
+            problems.append(
+                error(
+                    f"户文件夹「{sub.name}」是一个链接，实际指向数据目录以外的 {_link_target(sub)}，未读取",
+                    "请把该户的文件夹（连同佐证材料）复制到数据目录中，不要使用快捷方式或符号链接",
+                    file=_relative(root, sub),
+                    village=config.name,
+                )
+            )
+            continue
         if jobs is None:
             household = load_household_folder(root, sub, config.name, cache)
         else:
@@ -990,6 +1109,24 @@ def _load_village(
         else:
             problems.append(_no_record(root, sub, config.name))
     return village
+
+
+def _link_target(folder: Path) -> str:
+    try:
+        return str(folder.resolve())
+    except (OSError, RuntimeError):
+        return "（无法解析）"
+
+
+def _links_out(root: Path, folder: Path) -> bool:
+    """True if ``folder`` is a symbolic link (or junction) that leads out of the data directory."""
+    try:
+        junction = os.name == "nt" and bool(getattr(folder, "is_junction", lambda: False)())
+        if not folder.is_symlink() and not junction:
+            return False
+        return not folder.resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError):
+        return True
 
 
 def _no_record(root: Path, folder: Path, village_name: str) -> Problem:

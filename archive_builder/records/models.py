@@ -165,6 +165,20 @@ def _sex(value: Any) -> Any:
     return value
 
 
+#: characters a 户编号 may not contain: it names the household's output files
+_UNSAFE_ID = re.compile(r'[\\/:*?"<>|\x00-\x1f\x7f]')
+
+
+def _household_id(value: Any) -> Any:
+    """A 户编号 names output files: no path separators, drive letters, ``..`` or leading dot."""
+    value = _text(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text and (_UNSAFE_ID.search(text) or text.startswith(".") or text.endswith(".")):
+            raise PydanticCustomError("household_id_unsafe", "户编号不能用作文件名")
+    return value
+
+
 def _id_number(value: Any) -> Any:
     value = _text(value)
     return normalize_id(value) if isinstance(value, str) else value
@@ -204,6 +218,7 @@ MonthOrDay = Annotated[
 Flag = Annotated[bool, BeforeValidator(_to_bool)]
 Sex = Annotated[Literal["男", "女"], BeforeValidator(_sex)]
 IdNumber = Annotated[str, BeforeValidator(_id_number)]
+HouseholdId = Annotated[str, BeforeValidator(_household_id)]
 Amounts = Annotated[dict[str, Money], BeforeValidator(_empty_mapping)]
 
 
@@ -415,7 +430,7 @@ def _listify_models(value: Any) -> Any:
 class Household(Record):
     """一户 (§4): the whole record of ``household.yaml``."""
 
-    household_id: Text = Field(title="户编号")
+    household_id: HouseholdId = Field(title="户编号")
     group: Text | None = Field(default=None, title="村民组")
     address: Text | None = Field(default=None, title="家庭住址")
     phone: Text | None = Field(default=None, title="联系电话")

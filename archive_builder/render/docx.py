@@ -686,7 +686,7 @@ class _Writer:
                 stream: Any = io.BytesIO(asset.image_bytes())
             elif isinstance(asset, PdfPageAsset):
                 try:
-                    data, wpx, hpx = pdf_page_png(asset.source, asset.page, PDF_PAGE_DPI)
+                    data, wpx, hpx = pdf_page_png(asset.placed, asset.page, PDF_PAGE_DPI)
                 except Exception as e:  # noqa: BLE001 - a page pdfium cannot draw: placeholder, go on
                     self.placeholder(b.display_path, f"PDF 第 {asset.page + 1} 页无法渲染：{e}",
                                      "请把该文件重新导出为 PDF 或图片后替换。")

@@ -43,6 +43,7 @@ import io
 import json
 import logging
 import os
+import stat
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -58,7 +59,8 @@ logger = logging.getLogger(__name__)
 
 #: Bump when the normalisation changes what is written, so old cache entries are ignored.
 #: 3: PDF pages with unembedded fonts are rasterised.
-CACHE_VERSION = 3
+#: 4: PDF pages are placed from a sanitised copy (no actions, scripts, attachments, forms).
+CACHE_VERSION = 4
 
 MM_PER_INCH = 25.4
 DEFAULT_HINT = "请重新扫描或替换该文件。"
@@ -75,6 +77,8 @@ PIL_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "GIF", "BMP", "WEBP")
 REASON_MISSING = "文件不存在"
 REASON_DIRECTORY = "该路径是文件夹，不是文件"
 REASON_EMPTY = "文件为空（0 字节）"
+REASON_NOT_REGULAR = "不是普通文件（是管道、设备或套接字）"
+HINT_NOT_REGULAR = "请把实际的文件（照片、扫描件或 PDF）放在这里。"
 REASON_CORRUPT = "文件已损坏或格式无法识别"
 REASON_TRUNCATED = "图片数据不完整（文件被截断，可能是拷贝或上传中断）"
 REASON_BOMB = "图片像素超过安全上限（可能是解压炸弹）"
@@ -108,6 +112,8 @@ class ImageAsset:
     #: empty for ordinary images
     note: str = ""
     data: bytes | None = field(default=None, repr=False)
+    #: kinds of active content removed from the source PDF (see ``pdfclean.LABELS``)
+    removed: tuple[str, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -133,6 +139,15 @@ class PdfPageAsset:
     width_pt: float
     height_pt: float
     rotation: int  # 0, 90, 180 or 270, clockwise as in /Rotate
+    #: the sanitised copy in the cache (page content only) that is placed instead of ``source``
+    path: Path | None = field(default=None, compare=False)
+    #: kinds of active content removed from the source (see ``pdfclean.LABELS``)
+    removed: tuple[str, ...] = field(default=(), compare=False)
+
+    @property
+    def placed(self) -> Path:
+        """The file whose page is placed: the sanitised copy when there is one."""
+        return self.path if self.path is not None else self.source
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +186,15 @@ def raster_warning(display_path: str, asset: ImageAsset, *more: ImageAsset) -> s
             runs.append([page])
     shown = "、".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
     return f"佐证材料 {display_path} 第 {shown} 页{asset.note}，已转为图像以保证打印一致"
+
+
+def removed_warning(display_path: str, removed: tuple[str, ...]) -> str:
+    """Return the Chinese warning for an evidence PDF whose active content was removed."""
+    from .pdfclean import describe
+
+    return (
+        f"佐证材料 {display_path} 含有{describe(removed)}，已去除，只保留页面上打印的内容"
+    )
 
 
 def open_evidence_pdf(source: Path) -> Any:
@@ -314,9 +338,13 @@ class EvidenceCache:
                             source,
                             item["page"],
                             str(item.get("note", "")),
+                            removed=tuple(item.get("removed", ())),
                         )
                     )
                 else:
+                    clean = folder / item["file"]
+                    if clean.stat().st_size != item["bytes"]:
+                        return None
                     result.append(
                         PdfPageAsset(
                             source,
@@ -324,6 +352,8 @@ class EvidenceCache:
                             item["width"],
                             item["height"],
                             item["rotation"],
+                            path=clean,
+                            removed=tuple(item.get("removed", ())),
                         )
                     )
         except (OSError, ValueError, KeyError, TypeError):
@@ -371,7 +401,16 @@ class EvidenceCache:
                 # Pillow warns between 1x and 2x MAX_IMAGE_PIXELS; _decode_frame judges the
                 # size actually decoded instead (a JPEG drafted to 1/8 is small).
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                with Image.open(io.BytesIO(data), formats=formats) as img:
+                limit = Image.MAX_IMAGE_PIXELS
+                # Pillow refuses more than twice the limit from the header alone, before a
+                # JPEG could be drafted down to 1/8 (a 196 MP panorama decodes to 3 MP):
+                # the decoded size is checked instead (_decode_frame), against ``limit``.
+                Image.MAX_IMAGE_PIXELS = None
+                try:
+                    img = Image.open(io.BytesIO(data), formats=formats)
+                finally:
+                    Image.MAX_IMAGE_PIXELS = limit
+                with img:
                     # (a JPEG that can pass through never gets here: see _passed_through)
                     n_frames = (
                         getattr(img, "n_frames", 1) if img.format == "TIFF" else 1
@@ -380,7 +419,7 @@ class EvidenceCache:
                     for index in range(n_frames):
                         if index:
                             img.seek(index)
-                        frames.append(self._encode(*self._decode_frame(img)))
+                        frames.append(self._encode(*self._decode_frame(img, limit)))
         except _Unusable:
             raise
         except (Image.DecompressionBombError, MemoryError) as e:
@@ -455,20 +494,20 @@ class EvidenceCache:
             ext = "jpg"
         return buf.getvalue(), ext, frame.width, frame.height
 
-    def _decode_frame(self, img: Image.Image) -> tuple[Image.Image, bool]:
+    def _decode_frame(self, img: Image.Image, max_pixels: int | None) -> tuple[Image.Image, bool]:
         orientation = _orientation(img)
-        swap = orientation in (5, 6, 7, 8)
-        width, height = img.size
-        upright = (height, width) if swap else (width, height)
-        target_up = self.target_size(*upright)
-        target = (target_up[1], target_up[0]) if swap else target_up
+        target = self._oriented_target(img.size, orientation)
         if img.format in ("JPEG", "MPO") and target != img.size:
             # DCT scaling by 1/2, 1/4 or 1/8, never below ``target``: decoding gets cheap.
             img.draft("RGB", target)
-        max_pixels = Image.MAX_IMAGE_PIXELS
         if max_pixels is not None and img.size[0] * img.size[1] > max_pixels:
             raise _Unusable(REASON_BOMB, HINT_BOMB)
         img.load()
+        if orientation != 1 and _orientation(img) == 1:
+            # This Pillow applied the orientation itself while loading (TIFF since Pillow 13)
+            # and removed the tag: applying it again would rotate or mirror the scan twice.
+            orientation = 1
+            target = self._oriented_target(img.size, 1)
         bilevel = img.mode == "1"
         frame = _to_8bit(img)
         if frame.size != target:
@@ -484,9 +523,33 @@ class EvidenceCache:
         frame.info = {}  # no EXIF (orientation applied), no ICC (converted to sRGB)
         return frame, bilevel and frame.mode == "L"
 
+    def _oriented_target(self, size: tuple[int, int], orientation: int) -> tuple[int, int]:
+        """The stored-axes size a ``size`` image is reduced to, given its EXIF orientation."""
+        swap = orientation in (5, 6, 7, 8)
+        width, height = size
+        upright = (height, width) if swap else (width, height)
+        target_up = self.target_size(*upright)
+        return (target_up[1], target_up[0]) if swap else target_up
+
     def _pdf_entries(self, data: bytes, key: str) -> list[dict[str, Any]]:
-        """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc)."""
+        """One entry per page: "pdf" (merged as vector) or "image" (rasterised, see module doc).
+
+        Both come from the sanitised copy (``pdfclean``): page content only, nothing that acts.
+        """
+        from . import pdfclean
+
+        try:
+            data, removed = pdfclean.sanitise(data)
+        except pdfclean.Unreadable as e:
+            if e.encrypted:
+                raise _Unusable(REASON_ENCRYPTED, HINT_ENCRYPTED) from e
+            logger.debug("evidence PDF could not be sanitised", exc_info=True)
+            raise _Unusable(REASON_CORRUPT) from e
         entries = _pdf_entries(data)
+        clean = f"{key}.pdf"
+        _atomic_write(self._entry_dir(key) / clean, data)
+        for entry in entries:
+            entry.update(file=clean, bytes=len(data), removed=list(removed))
         document = None
         try:
             for entry in entries:
@@ -507,6 +570,7 @@ class EvidenceCache:
                     height=height,
                     bytes=len(blob),
                     note=NOTE_UNEMBEDDED_FONTS,
+                    removed=list(removed),
                 )
         finally:
             if document is not None:
@@ -603,16 +667,21 @@ def _stat(source: Path) -> os.stat_result:
         raise _Unusable(REASON_MISSING, HINT_MISSING) from e
     except OSError as e:
         raise _Unusable(f"无法访问文件（{os_reason(e)}）", HINT_MISSING) from e
-    if source.is_dir():
+    if stat.S_ISDIR(st.st_mode):
         raise _Unusable(REASON_DIRECTORY, HINT_MISSING)
+    if not stat.S_ISREG(st.st_mode):
+        raise _Unusable(REASON_NOT_REGULAR, HINT_NOT_REGULAR)
     if st.st_size == 0:
         raise _Unusable(REASON_EMPTY)
     return st
 
 
 def _read(source: Path) -> bytes:
+    from ..hashing import open_regular
+
     try:
-        data = source.read_bytes()
+        with open_regular(source) as handle:  # never blocks (a FIFO), regular files only
+            data = handle.read()
     except FileNotFoundError as e:
         raise _Unusable(REASON_MISSING, HINT_MISSING) from e
     except PermissionError as e:
@@ -785,6 +854,34 @@ def _is_grey(image: Image.Image) -> bool:
     return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
 
 
+#: more filters on one stream than any real file uses (a chain of 1,000 is an attack)
+MAX_FILTERS = 8
+
+
+def _trial_merge(page: Any) -> None:
+    """Do to ``page`` what the PDF writer will do (crop box, rotation, decoding its content
+    and merging it into a page), so that a page that cannot be placed fails here, as this
+    file's placeholder, and not later in the household's packet. pypdf bounds the decoded
+    size of every stream (a flate bomb raises instead of filling the memory)."""
+    from pypdf import PdfWriter, Transformation
+    from pypdf.generic import ArrayObject
+
+    box = page.cropbox
+    for value in (box.left, box.bottom, box.width, box.height):
+        float(value)
+    int(page.get("/Rotate", 0) or 0)
+    contents = page.get("/Contents")
+    streams = contents.get_object() if contents is not None else None
+    for stream in streams if isinstance(streams, ArrayObject) else [streams]:
+        stream = stream.get_object() if stream is not None else None
+        filters = stream.get("/Filter") if stream is not None and hasattr(stream, "get") else None
+        filters = filters.get_object() if filters is not None else None
+        if isinstance(filters, ArrayObject) and len(filters) > MAX_FILTERS:
+            raise ValueError(f"{len(filters)} filters on one content stream")
+    target = PdfWriter().add_blank_page(100, 100)
+    target.merge_transformed_page(page, Transformation().scale(0.5, 0.5), over=True, expand=False)
+
+
 _FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
 
 
@@ -909,6 +1006,7 @@ def _pdf_entries(data: bytes) -> list[dict[str, Any]]:
             if width <= 0 or height <= 0:
                 raise _Unusable(REASON_CORRUPT)
             rotation = page.rotation % 360 if page.rotation % 90 == 0 else 0
+            _trial_merge(page)
             if rotation in (90, 270):
                 width, height = height, width
             entries.append(

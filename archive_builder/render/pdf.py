@@ -766,7 +766,7 @@ class _Layout:
 
     # --- evidence -----------------------------------------------------------------------------
     def evidence_block(self, b: Evidence) -> None:
-        from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning
+        from .evidence import ImageAsset, PdfPageAsset, Placeholder, raster_warning, removed_warning
 
         if self.evidence is None:
             assets: list[Any] = [Placeholder(Path(b.source), b.display_path, "未配置佐证材料缓存")]
@@ -774,6 +774,9 @@ class _Layout:
             assets = self.evidence.assets(Path(b.source), display_path=b.display_path)
         parts = [p for p in (b.title, b.kind, b.date, b.display_path) if p]
         caption = " · ".join(parts)
+        removed = next((a.removed for a in assets if getattr(a, "removed", ())), ())
+        if removed:
+            self.warnings.append(removed_warning(b.display_path, removed))
         rasterised: dict[str, list[Any]] = {}  # note -> the pages placed as images for it
         for k, asset in enumerate(assets):
             if not self.fresh():
@@ -1130,9 +1133,9 @@ def _merge_evidence(data: bytes, merges: list[tuple[int, Any, tuple[float, float
     writer = PdfWriter(clone_from=reader)
     sources: dict[Path, Any] = {}
     for page_index, asset, (bx, by, bw, bh) in merges:
-        src = sources.get(asset.source)
+        src = sources.get(asset.placed)
         if src is None:
-            src = sources[asset.source] = open_evidence_pdf(asset.source)
+            src = sources[asset.placed] = open_evidence_pdf(asset.placed)
         spage = src.pages[asset.page]
         box = spage.cropbox
         x0, y0 = float(box.left), float(box.bottom)
