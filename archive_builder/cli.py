@@ -544,6 +544,98 @@ def serve_cmd(data: Path, out: Path | None, host: str, port: int, open_browser: 
     return ExitCode.ok
 
 
+@main.group("users", cls=ArchiveGroup)
+def users_group() -> None:
+    """网页服务的账号：添加、列出、删除（账号保存在输出目录的 users.json 中）。
+
+    \b
+    archive-builder users add 张三 --role 村文书 --village 李庄村 -d households_sample
+    角色：档案员（全部操作）、村文书（只能修改所管村）、检查员（只读）。
+    """
+
+
+def _users_out(data: Path | None, out: Path | None) -> Path:
+    from .outdir import configured_output
+
+    if out is not None:
+        return out
+    folder = data or Path.cwd()
+    if not (folder / "archive.toml").is_file():
+        from .errors import DataDirError
+
+        raise DataDirError("请用 -d 指定数据目录（或用 -o 指定输出目录）",
+                           hint="例如 archive-builder users add 张三 --role 村文书 --village 李庄村 -d households_sample")
+    return configured_output(folder)
+
+
+USERS_DATA = click.option("-d", "--data", type=click.Path(path_type=Path, file_okay=False), default=None,
+                          metavar="数据目录", help="数据目录（账号保存在它的输出目录中）")
+USERS_OUT = click.option("-o", "--output", "out", type=click.Path(path_type=Path, file_okay=False), default=None,
+                         metavar="输出目录", help="输出目录（默认：数据目录的输出目录）")
+
+
+@users_group.command("add")
+@click.argument("name", metavar="账号名")
+@click.option("--role", required=True, type=click.Choice(["档案员", "村文书", "检查员"]), metavar="角色",
+              help="档案员、村文书 或 检查员")
+@click.option("--village", "villages", multiple=True, metavar="村", help="村文书所管的村（村名或村代码，可重复）")
+@click.option("--password-stdin", is_flag=True, help="从标准输入读取密码（供脚本使用）")
+@USERS_DATA
+@USERS_OUT
+def users_add(name: str, role: str, villages: tuple[str, ...], password_stdin: bool, data: Path | None,
+              out: Path | None) -> ExitCode:
+    """添加账号（已有同名账号时更新其角色、村和密码）。"""
+    from .web import accounts
+
+    target = _users_out(data, out)
+    known = None
+    folder = data or (Path.cwd() if (Path.cwd() / "archive.toml").is_file() else None)
+    if folder is not None and villages:
+        from .records.loader import _open_root, _village_folders, _village_only
+
+        root, _config, problems = _open_root(folder)
+        known = []
+        for village_folder in _village_folders(root, problems):
+            config = _village_only(root, village_folder, problems).config
+            known.append((str(config.code), str(config.name)))
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("密码", hide_input=True, confirmation_prompt="再次输入密码")
+    account = accounts.add(target, name, role, villages, password, known_villages=known)
+    where = f"，所管村：{'、'.join(account.villages)}" if account.villages else ""
+    click.echo(f"已添加账号 {account.name}（{account.role}{where}），保存在 {accounts.users_path(target)}")
+    return ExitCode.ok
+
+
+@users_group.command("list")
+@USERS_DATA
+@USERS_OUT
+def users_list(data: Path | None, out: Path | None) -> ExitCode:
+    """列出账号。"""
+    from .web import accounts
+
+    found = accounts.load(_users_out(data, out))
+    if not found:
+        click.echo("还没有账号：本机使用（127.0.0.1）时不需要账号。")
+    for account in found.values():
+        click.echo(f"{account.name}\t{account.role}\t{'、'.join(account.villages)}")
+    return ExitCode.ok
+
+
+@users_group.command("remove")
+@click.argument("name", metavar="账号名")
+@USERS_DATA
+@USERS_OUT
+def users_remove(name: str, data: Path | None, out: Path | None) -> ExitCode:
+    """删除账号。"""
+    from .web import accounts
+
+    accounts.remove(_users_out(data, out), name)
+    click.echo(f"已删除账号 {name}")
+    return ExitCode.ok
+
+
 @main.command("audit")
 @click.argument("data", type=DATA_DIR)
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="写出问题台账 .xlsx（每村一个工作表，另有汇总表）")

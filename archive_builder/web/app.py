@@ -38,6 +38,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..errors import ArchiveError
 from . import core
+from .editpages import AppContext, EditPages
 
 PAGE_SIZE = 50
 #: the largest upload accepted (a phone photo or a township's sheet)
@@ -90,7 +91,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         context.update(request=request, csrf=csrf_token(request), township=workspace.township,
-                       job=workspace.job.state)
+                       job=workspace.job.state, me=getattr(request.state, "account", None))
         return HTMLResponse(templates.render(name, **context), status_code=status_code)
 
     def error_page(request: Request, status: int, message: str, hint: str = "", kind: str = "") -> HTMLResponse:
@@ -113,6 +114,8 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         if row is None:
             raise HTTPException(404, f"找不到户编号为 {household_id} 的户")
         return row
+
+    editing = EditPages(AppContext(workspace, page, csrf_token, household_row, max_upload))
 
     # --- pages -------------------------------------------------------------------------------
     async def township(request: Request) -> Response:
@@ -170,7 +173,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             show = next((v for v in versions if v.number == wanted), show)
         return page(request, "household.html", row=row, sections=core.record_sections(row.loaded),
                     problems=core.problems_json(row.problems), versions=versions, history=entries, show=show,
-                    message=request.query_params.get("msg", "")[:200])
+                    message=request.query_params.get("msg", "")[:200], **editing.household_context(request, row))
 
     async def regenerate(request: Request) -> Response:
         await check_csrf(request)
@@ -251,6 +254,9 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         workspace.ensure_loaded()
         if code and workspace.village(code) is None:
             raise HTTPException(404, "找不到这个村")
+        refused = editing.may_build(request.state.account, code)
+        if refused:
+            raise HTTPException(403, refused)
         workspace.job.start((code,) if code else ())
         if request.headers.get("x-requested-with") == "fetch":
             return JSONResponse(workspace.job.as_json())
@@ -346,6 +352,8 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     # --- login (only with --token) ----------------------------------------------------------------
     async def login(request: Request) -> Response:
+        if editing.known_accounts() and not request.query_params.get("token"):
+            return await editing.login_form(request)
         sent = request.query_params.get("token", "")
         if token and sent and hmac.compare_digest(sent.encode(), token.encode()):
             response = RedirectResponse("/", status_code=303)
@@ -376,6 +384,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         Route("/import/apply", import_apply, methods=["POST"]),
         Route("/export.xlsx", export),
         Route("/login", login),
+        *editing.routes(),
         Mount("/static", StaticFiles(packages=[("archive_builder.web", "static")]), name="static"),
     ]
 
@@ -423,7 +432,16 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             # refused before the body is read: nothing is spooled, nothing written
             return error_page(request, 413, f"文件超过 {max_upload // (1024 * 1024)} MB，未接收")
         try:
+            account = editing.account(request)
+            if account is None and not path.startswith(("/static/", "/login")):
+                return RedirectResponse("/login", status_code=303)
+            request.state.account = account
+            refused = editing.refusal(request, account) if account is not None else ""
+            if refused:
+                return error_page(request, 403, refused, "如需修改，请联系档案员调整账号权限。")
             response = await call_next(request)
+        except ArchiveError as exc:
+            response = await archive_error(request, exc)
         except Exception as exc:  # noqa: BLE001 - the last boundary: a Chinese page, never a traceback
             response = await internal_error(request, exc)
         finally:

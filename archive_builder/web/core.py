@@ -486,6 +486,8 @@ def history(workspace: Workspace, household_id: str) -> list[Any]:
     if not store.exists():
         return []
     with store:
+        if not store.versions(household_id):  # not regenerated yet while others were
+            return []
         return core_history(store, household_id)
 
 

@@ -45,7 +45,7 @@ def check_options(options: ServeOptions) -> str | None:
         token = secrets.token_urlsafe(18)
     if token is not None and len(token) < 8:
         raise ServeRefused("登录令牌太短（至少 8 个字符）", hint="用 --token auto 自动生成一个足够长的令牌")
-    if not is_loopback(options.host) and token is None:
+    if not is_loopback(options.host) and token is None and not _has_accounts(options):
         raise ServeRefused(
             f"监听地址 {options.host} 不是本机地址：局域网中的任何人都能打开档案，必须设置登录令牌",
             hint=f"加上 --token auto（自动生成令牌并显示登录地址），或 --token 您的令牌；"
@@ -53,6 +53,17 @@ def check_options(options: ServeOptions) -> str | None:
             f"--host {options.host} --token auto",
         )
     return token
+
+
+def _has_accounts(options: ServeOptions) -> bool:
+    """Whether the output folder has accounts (then each person logs in with their own)."""
+    from ..outdir import configured_output
+    from .accounts import load
+
+    try:
+        return bool(load(options.out or configured_output(options.data)))
+    except ArchiveError:
+        return False
 
 
 def allowed_hosts(host: str, token: str | None) -> tuple[str, ...] | None:
@@ -78,7 +89,9 @@ def run(options: ServeOptions, started: Callable[[list[str]], object]) -> Iterat
 
     from .app import create_app
 
-    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=allowed_hosts(options.host, token))
+    # with accounts every request needs a login, as with a token: any Host name may reach it
+    hosts = None if _has_accounts(options) else allowed_hosts(options.host, token)
+    app = create_app(options.data, options.out, token=token, preload=True, allowed_hosts=hosts)
     base = f"http://{_shown_host(options.host)}:{options.port}/"
     url = f"{base}login?token={token}" if token else base
     lines = [f"档案服务已启动：{url}"]

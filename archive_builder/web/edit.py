@@ -1,0 +1,639 @@
+"""Fixing a household's data in the browser: the edit form, live checks, evidence, the journal.
+
+The form is drawn from the record models (labels, vocabularies, value types), its inputs named
+by field path (``members[2].id_number``), so a problem of ``validate`` lands beside the input
+it concerns. A save goes: form → wanted values → merged into the file's round-trip document
+(``records.yamlwrite``: only changed values are rewritten) → the candidate file checked with the
+same loader and rules as ``validate`` → refused while it has errors (the form comes back with
+the problems beside the fields; nothing is written) → written atomically only if the file on
+disk is still the one the form was opened from → one journal entry with the labelled diff →
+the packet regenerated.
+
+Why refuse rather than keep a draft: a draft would be a second copy of the record that
+``build`` must know about and that can go stale; the form keeps what was typed, so refusing
+loses nothing and the file on disk is always a record that builds.
+
+Like ``core`` for the pages that read, this module is the editing pages' door into the core
+(``editpages`` imports nothing else of the package but ``errors``): ``yamlwrite`` and
+``journal`` are re-exported from here.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import io
+import re
+import secrets
+import tempfile
+import typing
+import urllib.parse
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .. import journal
+from ..errors import ArchiveError
+from ..problems import Problem
+from ..records import models as m
+from ..records import yamlwrite
+from ..records.yamlwrite import DELETE, ORIGIN, Amounts
+from . import core
+
+EDITOR_COOKIE = "ab_editor"
+ACCOUNT_COOKIE = "ab_account"
+#: multi-line text inputs
+_LONG = {"note", "content", "text", "plan", "needs", "result", "notes", "address"}
+#: the record's parts in the order of the form: (key, model of an item, is a list)
+SECTIONS: tuple[tuple[str, Any, bool], ...] = (
+    ("", m.Household, False),
+    ("causes", m.Causes, False),
+    ("members", m.Member, True),
+    ("monitor", m.Monitor, False),
+    ("living", m.Living, False),
+    ("helpers", m.Helper, True),
+    ("application", m.Application, False),
+    ("procedure", m.ProcedureStep, True),
+    ("plan", m.PlanItem, True),
+    ("measures", m.Measure, True),
+    ("income", m.IncomeYear, True),
+    ("visits", m.Visit, True),
+    ("outcomes", m.Outcome, True),
+    ("evidence", m.EvidenceRef, True),
+)
+_BASIC_SKIP = {name for name, _, _ in SECTIONS if name} | {"notes"}
+_READ_ONLY = {"household_id"}  # identity: changed by moving folders, not in a form
+
+
+class Forbidden(ArchiveError):
+    kind = "没有权限"
+
+
+# --- field kinds -------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=512)
+def kind_of(model: type[BaseModel], name: str) -> str:
+    """The input kind of one model field."""
+    info = model.model_fields[name]
+    vocab = m.vocab_of(model, name)
+    inner, is_container = m._child(info.annotation)
+    origin = typing.get_origin(m._unwrap(info.annotation))
+    if vocab:
+        return "labels" if origin is list else "label"
+    if origin is dict:
+        return "amounts"
+    if origin is list:
+        return "evidence" if inner is m.EvidenceRef else "list"
+    base = m._unwrap(info.annotation)
+    if base is Decimal:
+        return "money"
+    if base is dt.date:
+        return "date"
+    if base is m.PartialDate:
+        return "month"
+    if base is bool:
+        return "flag"
+    if base is int:
+        return "int"
+    if typing.get_origin(base) is typing.Literal:
+        return "choice"
+    return "long" if name in _LONG else "text"
+
+
+# --- drawing the form from a document ---------------------------------------------------------
+
+
+def _text_of(value: Any) -> str:
+    if value is None or value is DELETE:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    return str(value)
+
+
+def _field(model: type[BaseModel], name: str, path: str, value: Any) -> dict[str, Any]:
+    info = model.model_fields[name]
+    kind = kind_of(model, name)
+    entry: dict[str, Any] = {"name": path, "label": info.title or name, "kind": kind,
+                             "required": info.is_required(), "readonly": model is m.Household and name in _READ_ONLY}
+    vocab = m.vocab_of(model, name)
+    if vocab:
+        from ..records import vocab as vocabularies
+
+        entry["options"] = list(vocabularies.get(vocab).labels)
+        entry["vocab"] = vocab
+    if kind == "labels":
+        values = [str(v) for v in (value if isinstance(value, list) else [value] if value else [])]
+        entry["checked"] = [v for v in values if v in entry["options"]]
+        entry["extra"] = "、".join(v for v in values if v not in entry["options"])
+    elif kind == "amounts":
+        pairs = [(str(k), _text_of(v)) for k, v in (value.items() if isinstance(value, dict) else [])]
+        entry["pairs"] = pairs + [("", "")]
+    elif kind == "evidence":
+        items = value if isinstance(value, list) else [value] if value else []
+        entry["value"] = "、".join(str(i.get("title") or i.get("file")) if isinstance(i, dict) else str(i)
+                                   for i in items)
+    elif kind == "choice":
+        entry["options"] = ["男", "女"]
+        entry["value"] = _text_of(value)
+    else:
+        entry["value"] = _text_of(value)
+    return entry
+
+
+def _fields(model: type[BaseModel], prefix: str, data: Any) -> list[dict[str, Any]]:
+    data = data if isinstance(data, dict) else {}
+    out = []
+    for name in model.model_fields:
+        if model is m.Household and name in _BASIC_SKIP:
+            continue
+        if kind_of(model, name) == "list":
+            continue
+        path = f"{prefix}.{name}" if prefix else name
+        out.append(_field(model, name, path, data.get(name)))
+    return out
+
+
+def _summary(key: str, item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    picks = {"members": ("name", "relation"), "helpers": ("name", "unit"), "procedure": ("kind", "date"),
+             "plan": ("year",), "measures": ("year", "category", "item"), "income": ("year",),
+             "visits": ("date", "visitor"), "outcomes": ("date",), "evidence": ("title", "file")}
+    return " ".join(_text_of(item.get(k)) for k in picks.get(key, ()) if item.get(k) not in (None, ""))
+
+
+def form_sections(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """The form's sections drawn from a record document (the file's, or one with typed values)."""
+    sections = []
+    for key, model, is_list in SECTIONS:
+        title = "基本信息" if not key else str(m.Household.model_fields[key].title)
+        if not is_list:
+            fields = _fields(model, key, doc if not key else doc.get(key))
+            if not key:
+                fields.append(_field(m.Household, "notes", "notes", doc.get("notes")))
+            sections.append({"key": key or "basic", "title": title, "list": False, "fields": fields,
+                             "optional": bool(key) and not m.Household.model_fields[key].is_required(),
+                             "present": bool(key) and isinstance(doc.get(key), dict)})
+            continue
+        items = doc.get(key)
+        items = items if isinstance(items, list) else []
+        rows = []
+        for index, item in enumerate(items):
+            if key == "evidence" and not isinstance(item, dict):
+                item = {"file": item}
+            rows.append({"origin": _origin_of(item, index), "summary": _summary(key, item),
+                         "fields": _fields(model, f"{key}[{index}]", item)})
+        sections.append({"key": key, "title": title, "list": True, "rows": rows,
+                         "blank": _fields(model, f"{key}[__i__]", {}),
+                         "min": 1 if key == "members" else 0})
+    return sections
+
+
+def _origin_of(item: Any, index: int) -> int | str:
+    if not isinstance(item, dict) or ORIGIN not in item:
+        return index
+    return item[ORIGIN] if item[ORIGIN] is not None else ""
+
+
+def overlay(base: Any, wanted: dict[str, Any]) -> dict[str, Any]:
+    """``wanted`` laid over the file's values as plain data, list items keeping their ``ORIGIN``.
+
+    What the form shows again after a refused save: the typed values, and for each row the
+    position of the file's item it continues (so the next save still merges into the right one).
+    """
+    out = dict(base) if isinstance(base, dict) else {}
+    for key, value in wanted.items():
+        if key == ORIGIN:
+            continue
+        if value is DELETE:
+            out.pop(key, None)
+        elif isinstance(value, list) and any(isinstance(v, dict) for v in value):
+            found = out.get(key)
+            old: list[Any] = found if isinstance(found, list) else []
+            items = []
+            for item in value:
+                origin = item.get(ORIGIN)
+                start = old[origin] if isinstance(origin, int) and 0 <= origin < len(old) else {}
+                if not isinstance(start, dict):
+                    start = {"file": start}
+                merged = overlay(start, item)
+                merged[ORIGIN] = origin
+                items.append(merged)
+            out[key] = items
+        elif isinstance(value, dict) and not isinstance(value, Amounts):
+            out[key] = overlay(out.get(key), value)
+        else:
+            out[key] = value
+    return out
+
+
+# --- reading the form back ---------------------------------------------------------------------
+
+
+_INT = re.compile(r"[+-]?\d+")
+_MONTH = re.compile(r"\d{4}-\d{2}")
+
+
+def _typed(kind: str, text: str) -> Any:
+    text = text.strip()
+    if text == "":
+        return DELETE
+    if kind == "int":
+        return int(text) if _INT.fullmatch(text) else text
+    if kind == "money":
+        try:
+            value = Decimal(text.replace(",", ""))
+        except InvalidOperation:
+            return text
+        return value if value.is_finite() else text
+    if kind in ("date", "month"):
+        if kind == "month" and _MONTH.fullmatch(text):
+            return text
+        try:
+            return dt.date.fromisoformat(text)
+        except ValueError:
+            return text
+    if kind == "flag":
+        return {"1": True, "0": False}.get(text, text)
+    return text
+
+
+_SPLIT = re.compile(r"[、,，;；\s]+")
+
+
+def _value(form: Any, model: type[BaseModel], name: str, path: str) -> Any:
+    kind = kind_of(model, name)
+    if kind == "labels":
+        values = [str(v) for v in form.getlist(path)]
+        values += [v for v in _SPLIT.split(str(form.get(path + "+") or "")) if v]
+        return values if values else DELETE
+    if kind == "amounts":
+        keys, amounts = form.getlist(path + ".k"), form.getlist(path + ".v")
+        pairs = Amounts()
+        for k, v in zip(keys, amounts, strict=False):
+            k, v = str(k).strip(), str(v).strip()
+            if k or v:
+                pairs[k or "合计"] = _typed("money", v) if v else v
+        return pairs if pairs else DELETE
+    if kind == "evidence":
+        return None  # not in the form: kept as written
+    return _typed(kind, str(form.get(path) or ""))
+
+
+def _mapping(form: Any, model: type[BaseModel], prefix: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in model.model_fields:
+        if model is m.Household and name in _BASIC_SKIP | _READ_ONLY:
+            continue
+        if kind_of(model, name) == "list":
+            continue
+        path = f"{prefix}.{name}" if prefix else name
+        value = _value(form, model, name, path)
+        if value is not None:
+            out[name] = value
+    return out
+
+
+def wanted_from_form(form: Any) -> dict[str, Any]:
+    """The values a submitted form asks for, in the shape ``yamlwrite.merge`` takes."""
+    wanted = _mapping(form, m.Household, "")
+    wanted["notes"] = _typed("long", str(form.get("notes") or ""))
+    keys = [str(k) for k in form.keys()]
+    for key, model, is_list in SECTIONS:
+        if not key:
+            continue
+        if not is_list:
+            if form.get(f"{key}.__present") is None:
+                continue  # an optional part the clerk did not open
+            value = _mapping(form, model, key)
+            wanted[key] = value if any(v is not DELETE for v in value.values()) else DELETE
+            continue
+        if form.get(f"{key}.__list") is None:
+            continue
+        pattern = re.compile(re.escape(key) + r"\[(\d+)\]\.")
+        indexes = sorted({int(found.group(1)) for k in keys if (found := pattern.match(k))})
+        items = []
+        for index in indexes:
+            item = _mapping(form, model, f"{key}[{index}]")
+            origin = str(form.get(f"{key}[{index}].__origin") or "")
+            item[ORIGIN] = int(origin) if origin.isdigit() else None
+            if item[ORIGIN] is None and all(v is DELETE for k, v in item.items() if k != ORIGIN):
+                continue  # an added row left empty
+            items.append(item)
+        wanted[key] = items
+    return wanted
+
+
+# --- candidates: the file as it would be saved, checked like `validate` --------------------------
+
+
+@dataclass
+class Candidate:
+    record: yamlwrite.EditableRecord  # with the wanted values merged in
+    data: bytes  # the file as it would be written
+    loaded: Any  # LoadedHousehold of ``data``
+    problems: list[Problem]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.is_error]
+
+
+def _check(workspace: core.Workspace, row: core.Row, data: bytes,
+           suffix: str = "") -> tuple[Any, list[Problem]]:
+    """Load ``data`` as ``row``'s record file (in its real folder) and validate it with clashes."""
+    from ..problems import error
+    from ..records.loader import Dataset, _open_root, _village_only, parse_household
+    from ..validate import validate_dataset
+
+    folder = row.loaded.folder
+    root, config, general = _open_root(workspace.data_dir)
+    village = _village_only(root, folder.parent, general)
+    suffix = suffix or (row.loaded.file.suffix if row.loaded.file is not None else ".yaml")
+    with tempfile.TemporaryDirectory(prefix="archive-builder-edit-") as tmp:
+        path = Path(tmp) / f"household{suffix}"
+        path.write_bytes(data)
+        household = parse_household(root, folder, village.config.name, [path], row.loaded.display)
+    village.households.append(household)
+    problems: list[Problem] = []
+    where = {"file": household.display, "village": village.config.name, "household_id": household.household_id}
+    record = household.record or household.partial
+    numbers = {str(x.id_number) for x in record.members} if record is not None else set()
+    for other in workspace.rows:
+        if other is row:
+            continue
+        if other.household_id == household.household_id:
+            problems.append(error(f"户编号 {household.household_id} 重复：{other.loaded.display} 中也使用了这个户编号",
+                                  "户编号在整个数据目录中必须唯一", field="household_id", **where))
+        for number in sorted(numbers.intersection(other.id_numbers)):
+            index = next((i for i, x in enumerate(record.members) if str(x.id_number) == number), None) \
+                if record is not None else None
+            problems.append(error(
+                f"公民身份号码 {number} 重复：户 {other.household_id}（{other.head}，{other.loaded.display}）中也有此人",
+                "同一人只能登记在一户中，请核对后改正",
+                field=f"members[{index}].id_number" if index is not None else "members", **where))
+    problems = validate_dataset(Dataset(root, config, [village], problems)) + problems
+    return household, [p for p in problems if p.household_id or p.field]
+
+
+def candidate(workspace: core.Workspace, row: core.Row, base: yamlwrite.EditableRecord,
+              wanted: dict[str, Any]) -> Candidate:
+    yamlwrite.merge(base.doc, wanted, json_mode=base.is_json)
+    data = yamlwrite.render(base)
+    loaded, problems = _check(workspace, row, data)
+    return Candidate(base, data, loaded, problems)
+
+
+def quick_problems(workspace: core.Workspace, row: core.Row, base_raw: bytes,
+                   wanted: dict[str, Any]) -> list[Problem]:
+    """The problems of the form's values, for the live check (~50 ms instead of ~350 ms).
+
+    The same data as ``candidate`` (the wanted values laid over the file's), loaded and checked
+    by the same loader and rules; only the file text differs (written by PyYAML's C emitter
+    instead of the round-trip one), which no rule reads. A save always runs ``candidate``.
+    """
+    import yaml
+
+    from ..records.loader import load_yaml
+
+    text, _bom = yamlwrite.decode(base_raw)
+    try:
+        import json
+
+        base = json.loads(text) if text.lstrip().startswith("{") else load_yaml(text)
+    except Exception:  # noqa: BLE001 - an unreadable file: the save reports it
+        base = {}
+    view = _dumpable(overlay(base, wanted))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    data = yaml.dump(view, Dumper=dumper, allow_unicode=True, sort_keys=False).encode()
+    return _check(workspace, row, data, ".yaml")[1]
+
+
+def _dumpable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {str(k): _dumpable(v) for k, v in value.items() if k != ORIGIN and v is not DELETE}
+    if isinstance(value, list):
+        return [_dumpable(v) for v in value]
+    if isinstance(value, str):
+        return str(value)  # ruamel's quoted-string subclasses
+    if isinstance(value, bool | int | float | dt.date) or value is None:
+        return value
+    return str(value)
+
+
+def problems_for_form(problems: list[Problem]) -> list[dict[str, Any]]:
+    out = []
+    for p in problems:
+        item = core.problems_json([p])[0]
+        item["path"] = p.field or ""
+        out.append(item)
+    return out
+
+
+# --- the labelled change --------------------------------------------------------------------------
+
+
+def change_lines(old: Any, new: Any) -> tuple[list[str], str]:
+    """The field-level change between two records (``diff``'s labels) and its summary."""
+    from ..diff import _change_line, diff_records, summarize
+
+    def plain(loaded: Any) -> dict[str, Any]:
+        record = loaded.record or loaded.partial if loaded is not None else None
+        return record.model_dump(mode="json", warnings=False) if record is not None else {}
+
+    changes = diff_records(plain(old), plain(new))
+    return [_change_line(c) for c in changes], summarize(changes)
+
+
+# --- the base a form was opened on ------------------------------------------------------------------
+
+
+def pack_base(record: yamlwrite.EditableRecord) -> str:
+    return base64.b64encode(record.raw).decode()
+
+
+def unpack_raw(sha: str, packed: str) -> bytes | None:
+    """The file bytes a form was opened on (None when they do not match the form's hash)."""
+    try:
+        raw = base64.b64decode(packed.encode(), validate=True)
+    except ValueError:
+        return None
+    return raw if yamlwrite.sha256(raw) == sha else None
+
+
+def unpack_base(path: Path, sha: str, packed: str) -> yamlwrite.EditableRecord | None:
+    raw = unpack_raw(sha, packed)
+    return None if raw is None else yamlwrite.parse(path, raw)
+
+
+# --- evidence uploads -----------------------------------------------------------------------------
+
+_FORMATS = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "HEIF": ".heic", "MPO": ".jpg"}
+ALLOWED_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".heic", ".heif", ".pdf")
+
+
+def checked_evidence(data: bytes, filename: str) -> str:
+    """The suffix to store an uploaded evidence file under; UploadError when it is unusable."""
+    suffix = Path(filename).suffix.lower()
+    if not data:
+        raise core.UploadError("上传的文件是空的", hint="请重新选择文件")
+    if data.startswith(b"%PDF-"):
+        from pypdf import PdfReader
+
+        try:
+            pages = len(PdfReader(io.BytesIO(data)).pages)
+        except Exception as exc:  # noqa: BLE001 - a damaged PDF fails in many ways
+            raise core.UploadError("上传的 PDF 无法打开：文件已损坏或加了密码", hint="请重新扫描或另存后上传") from exc
+        if pages < 1:
+            raise core.UploadError("上传的 PDF 没有页面", hint="请重新扫描后上传")
+        return ".pdf"
+    from PIL import Image
+
+    from ..render.evidence import HINT_HEIF, REASON_HEIF, _is_heif, _register_heif
+
+    if (_is_heif(data) or suffix in (".heic", ".heif")) and not _register_heif():
+        raise core.UploadError(REASON_HEIF, hint=HINT_HEIF)
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format or ""
+            image.verify()
+    except Exception as exc:  # noqa: BLE001 - any failure means "not an image we can read"
+        raise core.UploadError("上传的文件不是可识别的图片或 PDF，或已损坏",
+                               hint="支持 JPG、PNG、TIF、HEIC（需安装解码组件）照片和 PDF 扫描件") from exc
+    if kind not in _FORMATS:
+        raise core.UploadError(f"不支持这种图片格式：{kind or suffix}", hint="请另存为 JPG 或 PNG 后上传")
+    return _FORMATS[kind]
+
+
+def safe_evidence_name(folder: Path, kind: str, title: str, suffix: str) -> str:
+    """A new file name inside ``folder``: ``类型_名称.jpg`` made safe, never an existing one."""
+    from ..outdir import safe_file_name
+
+    stem = re.sub(r"\s+", "_", safe_file_name(f"{kind or '材料'}_{title}" if title else kind or "材料"))[:40]
+    stem = stem.strip("._") or "材料"
+    name, number = f"{stem}{suffix}", 1
+    while (folder / name).exists():
+        number += 1
+        name = f"{stem}_{number}{suffix}"
+    return name
+
+
+def unretire(folder: Path, retired: str, file: str) -> None:
+    """Undo ``retire`` (the save that needed it failed)."""
+    source, target = folder / retired, folder / file
+    if source.is_file() and not target.exists():
+        source.rename(target)
+
+
+def retire(folder: Path, file: str) -> str | None:
+    """Rename a replaced evidence file to ``名称_已替换_时间.后缀`` (kept, never deleted)."""
+    from ..records.loader import EvidencePathError, resolve_evidence
+
+    try:
+        path = resolve_evidence(folder, file)
+    except EvidencePathError:
+        return None
+    if not path.is_file():
+        return None
+    stamp = dt.datetime.now().strftime("%Y%m%d%H%M%S")
+    target = path.with_name(f"{path.stem}_已替换_{stamp}{path.suffix}")
+    while target.exists():
+        target = path.with_name(f"{path.stem}_已替换_{stamp}_{secrets.token_hex(2)}{path.suffix}")
+    path.rename(target)
+    return target.relative_to(folder.resolve()).as_posix()
+
+
+def evidence_wanted(doc: dict[str, Any], index: int | None, file: str, kind: str, title: str,
+                    when: dt.date | None) -> dict[str, Any]:
+    """The ``evidence`` list with one entry added (index None) or one entry's file replaced."""
+    items = doc.get("evidence")
+    items = items if isinstance(items, list) else []
+    wanted: list[Any] = []
+    for n, item in enumerate(items):
+        entry: dict[str, Any] = dict(item) if isinstance(item, dict) else {"file": item}
+        entry[ORIGIN] = n
+        if n == index:
+            entry["file"] = file
+            if kind:
+                entry["type"] = kind
+            if title:
+                entry["title"] = title
+            if when is not None:
+                entry["date"] = when
+        wanted.append(entry)
+    if index is None:
+        entry = {"file": file, "type": kind or "其他"}
+        if title:
+            entry["title"] = title
+        if when is not None:
+            entry["date"] = when
+        entry[ORIGIN] = None
+        wanted.append(entry)
+    return {"evidence": wanted}
+
+
+def evidence_choices(doc: dict[str, Any]) -> list[tuple[int, str]]:
+    items = doc.get("evidence") if isinstance(doc, dict) else None
+    out = []
+    for n, item in enumerate(items if isinstance(items, list) else []):
+        if isinstance(item, dict):
+            out.append((n, f"{item.get('title') or item.get('file')}（{item.get('file')}）"))
+        else:
+            out.append((n, str(item)))
+    return out
+
+
+def quick_evidence_choices(path: Path) -> list[tuple[int, str]]:
+    """``evidence_choices`` of a record file read by the fast loader (for the household page)."""
+    import json
+
+    from ..records.loader import load_yaml
+
+    try:
+        text, _bom = yamlwrite.decode(path.read_bytes())
+        doc = json.loads(text) if path.suffix.lower() == ".json" else load_yaml(text)
+    except Exception:  # noqa: BLE001 - an unreadable record: nothing to replace
+        return []
+    return evidence_choices(doc) if isinstance(doc, dict) else []
+
+
+def evidence_types() -> list[str]:
+    from ..records import vocab
+
+    return list(vocab.get("evidence_type").labels)
+
+
+def quoted(text: str) -> str:
+    return urllib.parse.quote(text, safe="")
+
+
+def write_file(path: Path, data: bytes) -> None:
+    """Write an uploaded file atomically (the project's one writer of files)."""
+    from ..outdir import atomic_write
+
+    atomic_write(path, data)
+
+
+def refresh_row(workspace: core.Workspace, household_id: str) -> None:
+    """Re-read one household into the warm index (after a save that was not regenerated)."""
+    from ..validate import validate_dataset
+
+    dataset = workspace._load_one(household_id)
+    if dataset is not None:
+        (village, household), = list(dataset.households())
+        workspace._update_row(village, household, validate_dataset(dataset))
+
+
+__all__ = ["journal", "yamlwrite", "write_file", "refresh_row", "candidate", "quick_problems", "form_sections"]
