@@ -183,6 +183,26 @@ def build(
 # --- versions ----------------------------------------------------------------------------------
 
 
+def output_folder(data_dir: Path | str) -> Path:
+    """The output folder a build of ``data_dir`` uses when none is given: archive.toml's
+    ``[output] dir``, else ``<数据目录名>-档案输出`` beside the data directory."""
+    from .archive.outdir import configured_output
+
+    return configured_output(Path(data_dir))
+
+
+def village_names(data_dir: Path | str) -> list[tuple[str, str]]:
+    """(code, name) of every village of a data directory, read from the village.toml files only."""
+    from .records.loader import _open_root, _village_folders, _village_only
+
+    root, _config, problems = _open_root(Path(data_dir))
+    found = []
+    for folder in _village_folders(root, problems):
+        config = _village_only(root, folder, problems).config
+        found.append((str(config.code), str(config.name)))
+    return found
+
+
 def _open_store(out: Path | str) -> VersionStore:
     from .versions.store import VersionStore
 

@@ -555,8 +555,6 @@ def users_group() -> None:
 
 
 def _users_out(data: Path | None, out: Path | None) -> Path:
-    from .outdir import configured_output
-
     if out is not None:
         return out
     folder = data or Path.cwd()
@@ -565,7 +563,7 @@ def _users_out(data: Path | None, out: Path | None) -> Path:
 
         raise DataDirError("请用 -d 指定数据目录（或用 -o 指定输出目录）",
                            hint="例如 archive-builder users add 张三 --role 村文书 --village 李庄村 -d households_sample")
-    return configured_output(folder)
+    return api.output_folder(folder)
 
 
 USERS_DATA = click.option("-d", "--data", type=click.Path(path_type=Path, file_okay=False), default=None,
@@ -591,13 +589,7 @@ def users_add(name: str, role: str, villages: tuple[str, ...], password_stdin: b
     known = None
     folder = data or (Path.cwd() if (Path.cwd() / "archive.toml").is_file() else None)
     if folder is not None and villages:
-        from .records.loader import _open_root, _village_folders, _village_only
-
-        root, _config, problems = _open_root(folder)
-        known = []
-        for village_folder in _village_folders(root, problems):
-            config = _village_only(root, village_folder, problems).config
-            known.append((str(config.code), str(config.name)))
+        known = api.village_names(folder)
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:

@@ -23,7 +23,7 @@ pytest.importorskip("httpx")
 
 from starlette.testclient import TestClient
 
-from archive_builder import journal
+from archive_builder.versions import journal
 from archive_builder.web import accounts
 from archive_builder.web.app import create_app
 

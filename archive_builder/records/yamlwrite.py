@@ -313,7 +313,7 @@ def render(record: EditableRecord) -> bytes:
 
 def replace(path: Path, data: bytes, expected_sha: str) -> None:
     """Write ``data`` to ``path`` atomically if the file still holds the bytes of ``expected_sha``."""
-    from ..outdir import atomic_write
+    from ..archive.outdir import atomic_write
 
     with _WRITE_LOCK:
         try:

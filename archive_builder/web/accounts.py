@@ -69,7 +69,7 @@ def users_path(out_dir: Path) -> Path:
 
 def load(out_dir: Path) -> dict[str, Account]:
     """The accounts of an output folder (empty without the file)."""
-    from ..outdir import read_json
+    from ..archive.outdir import read_json
 
     path = users_path(out_dir)
     if not path.is_file():
@@ -87,7 +87,7 @@ def load(out_dir: Path) -> dict[str, Account]:
 
 
 def _save(out_dir: Path, accounts: dict[str, Account]) -> None:
-    from ..outdir import atomic_write_json
+    from ..archive.outdir import atomic_write_json
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     atomic_write_json(users_path(out_dir), {"users": [

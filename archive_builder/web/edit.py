@@ -36,7 +36,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .. import journal
+from ..versions import journal
 from ..errors import ArchiveError
 from ..problems import Problem
 from ..records import models as m
@@ -447,7 +447,7 @@ def problems_for_form(problems: list[Problem]) -> list[dict[str, Any]]:
 
 def change_lines(old: Any, new: Any) -> tuple[list[str], str]:
     """The field-level change between two records (``diff``'s labels) and its summary."""
-    from ..diff import _change_line, diff_records, summarize
+    from ..versions.diff import _change_line, diff_records, summarize
 
     def plain(loaded: Any) -> dict[str, Any]:
         record = loaded.record or loaded.partial if loaded is not None else None
@@ -519,7 +519,7 @@ def checked_evidence(data: bytes, filename: str) -> str:
 
 def safe_evidence_name(folder: Path, kind: str, title: str, suffix: str) -> str:
     """A new file name inside ``folder``: ``类型_名称.jpg`` made safe, never an existing one."""
-    from ..outdir import safe_file_name
+    from ..archive.outdir import safe_file_name
 
     stem = re.sub(r"\s+", "_", safe_file_name(f"{kind or '材料'}_{title}" if title else kind or "材料"))[:40]
     stem = stem.strip("._") or "材料"
@@ -621,7 +621,7 @@ def quoted(text: str) -> str:
 
 def write_file(path: Path, data: bytes) -> None:
     """Write an uploaded file atomically (the project's one writer of files)."""
-    from ..outdir import atomic_write
+    from ..archive.outdir import atomic_write
 
     atomic_write(path, data)
 

@@ -57,7 +57,7 @@ def check_options(options: ServeOptions) -> str | None:
 
 def _has_accounts(options: ServeOptions) -> bool:
     """Whether the output folder has accounts (then each person logs in with their own)."""
-    from ..outdir import configured_output
+    from ..archive.outdir import configured_output
     from .accounts import load
 
     try:
