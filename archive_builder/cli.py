@@ -422,6 +422,48 @@ def export_cmd(data: Path, out: Path) -> ExitCode:
     return ExitCode.ok
 
 
+@main.command("audit")
+@click.argument("data", type=DATA_DIR)
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="写出问题台账 .xlsx（每村一个工作表，另有汇总表）")
+@click.option("--rules", "rules", type=click.Path(path_type=Path), multiple=True,
+              help="另加的规则文件（.yaml），在数据目录 rules/ 中的规则之后应用，可重复")
+@click.option("--previous", type=click.Path(path_type=Path), help="上一轮的台账 .xlsx：保留整改状态和备注，标出新增、仍未整改、已整改")
+@click.option("--json", "as_json", is_flag=True, help="以 JSON 输出到标准输出，供脚本使用")
+@click.option("--pdf", "pdf", type=click.Path(path_type=Path), help="另存可打印的问题台账 PDF")
+@click.option("--village", "villages", multiple=True, help="只检查这个村（村代码或村名，可重复）")
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="按这一天计算整改时限（测试用）")
+@click.pass_obj
+def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ...], previous: Path | None,
+              as_json: bool, pdf: Path | None, villages: tuple[str, ...], today: Any) -> ExitCode:
+    """按政策规则检查数据目录 DATA（两不愁三保障、收入、程序、帮扶措施、佐证材料、监测），生成问题台账。
+
+    规则：内置全国通用规则，加上数据目录 rules/*.yaml 中县里增加、修改或停用的规则。
+    退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录或规则文件无法使用。
+    """
+    from .checks import run_audit, write_pdf, write_xlsx
+
+    result = run_audit(data, rules=list(rules), previous=previous, today=today.date() if today else None,
+                       villages=villages)
+    for text in result.rule_errors:
+        click.echo(f"规则出错：{text}", err=True)
+    for hid, reason in result.skipped:
+        if not opts.quiet:
+            click.echo(f"未检查：户 {hid}：{reason}（请先运行 archive-builder validate 修正）", err=True)
+    if out is not None:
+        click.echo(f"台账：{write_xlsx(result, out)}", err=as_json)
+    if pdf is not None:
+        click.echo(f"台账 PDF：{write_pdf(result, pdf, data_dir=data)}", err=as_json)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
+    else:
+        if not opts.quiet and out is None and pdf is None:
+            for row in result.rows:
+                where = f"{row.village} {row.household_id} {row.head}".strip()
+                click.echo(f"[{row.severity}] {where}：{row.description}")
+        click.echo(f"检查 {result.households} 户，{result.line()}")
+    return result.exit_code
+
+
 @main.command("stats")
 @click.argument("data", type=DATA_DIR)
 @click.option("--village", "villages", multiple=True, help="只统计这个村（村代码或村名，可重复；默认全部）")

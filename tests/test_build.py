@@ -48,7 +48,7 @@ def test_sample_build_subprocess(sample):
     # stdout carries results only: the manifest path and the summary
     lines = proc.stdout.splitlines()
     assert lines[0] == str(out.resolve() / "manifest.json")
-    assert re.fullmatch(r"渲染 48 户 · 未变化 0 户 · 整理 3 个村 · 用时 [\d.]+ 秒", lines[1]), lines
+    assert re.fullmatch(r"渲染 48 户 · 未变化 0 户 · 整理 3 个村 · 用时 [\d.]+ 秒 · 问题台账：严重 \d+ 条 · .*", lines[1]), lines
     assert len(lines) == 2, lines
     assert "▶" in proc.stderr  # progress went to stderr
 
@@ -98,7 +98,7 @@ def test_sample_pdfs_pass_qpdf_check(sample):
 
 def test_small_build_reads_back(small):
     _data, out, result = small
-    assert re.fullmatch(r"渲染 12 户 · 未变化 0 户 · 整理 2 个村 · 用时 [\d.]+ 秒", summary_line(result))
+    assert re.fullmatch(r"渲染 12 户 · 未变化 0 户 · 整理 2 个村 · 用时 [\d.]+ 秒 · 问题台账：严重 \d+ 条 · .*", summary_line(result))
     assert result.stdout.strip().splitlines()[0] == str(out.resolve() / "manifest.json")
     m = check_build(out)
     assert [len(v["boxes"]) for v in m["villages"]] == [2, 2], "每村应装两盒（测试前提）"

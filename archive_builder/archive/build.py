@@ -189,6 +189,8 @@ class BuildSummary:
     problems: list[Problem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
+    #: the audit's counts (``checks.AuditResult.line``), "" when not audited
+    audit: str = ""
 
     def line(self) -> str:
         """Return the one-line Chinese summary, e.g. 渲染 3 户 · 未变化 228 户 · 用时 1.2 秒."""
@@ -197,6 +199,8 @@ class BuildSummary:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
         parts.append(f"用时 {self.seconds:.1f} 秒")
+        if self.audit:
+            parts.append(self.audit)
         return " · ".join(parts)
 
 
@@ -248,6 +252,8 @@ class Build:
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts
                 validation = self.validate(dataset, settings)
+                # before planning releases the records
+                self.summary.audit = _audit_line(dataset, villages)
                 plan = self.plan(dataset, villages, validation, settings, scheduler)
                 self.render(plan, scheduler)
                 collation = self.start_collation(plan, settings, fonts, scheduler)
@@ -789,6 +795,18 @@ def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
         from ..errors import RenderError
 
         return RenderError(f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}")
+
+
+def _audit_line(dataset: Dataset, villages: list[Village]) -> str:
+    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
+    import dataclasses
+
+    from ..checks import audit_dataset
+
+    try:
+        return audit_dataset(dataclasses.replace(dataset, villages=list(villages))).line()
+    except ArchiveError as exc:  # a county's broken rule file must not fail the build
+        return f"问题台账：未检查（{exc.message}）"
 
 
 def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,

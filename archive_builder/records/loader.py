@@ -47,7 +47,7 @@ from .models import Household, join_path, split_path
 HOUSEHOLD_FILES = ("household.yaml", "household.yml", "household.json")
 #: a folder holding this file is build output, never data
 OUTPUT_MARKER = ".archive-builder-output"
-SKIPPED_FOLDERS = frozenset({"templates"})
+SKIPPED_FOLDERS = frozenset({"templates", "rules"})  # a village's own templates and audit rules
 
 Position = tuple[int | None, int | None]
 

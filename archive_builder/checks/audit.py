@@ -1,0 +1,338 @@
+"""The audit: every rule over every household of a data directory → the 问题台账 rows.
+
+``run_audit`` is the core of ``archive-builder audit``; it never prints. Each problem has a
+stable key (rule id + 户编号 + the member / measure / year / step it is about), so the next
+round's ledger can be matched against this one (``previous``): what clerks typed in 整改状态
+and 备注 is kept, and each problem is marked 新增, 仍未整改 or 已整改 (gone from the data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ExitCode
+from .engine import Auditor, Facts, RuleRunError
+from .rules import SEVERITIES, RuleSet, load_rule_set, rule_files
+
+#: the ledger's columns, in order (the first 13 are the county's form; the rest keep rounds apart)
+COLUMNS = ("序号", "村", "村民组", "户编号", "户主", "问题类别", "问题描述", "依据", "严重程度", "整改建议",
+           "帮扶责任人", "整改时限", "整改状态", "复核结果", "备注", "问题编码")
+#: what a clerk chooses in 整改状态 (a drop-down in the .xlsx)
+STATUSES = ("未整改", "整改中", "已整改", "不属实")
+REVIEW_NEW, REVIEW_OPEN, REVIEW_FIXED = "新增", "仍未整改", "已整改"
+
+
+@dataclass
+class LedgerRow:
+    """One problem in the 问题台账."""
+
+    key: str
+    rule_id: str
+    village: str
+    village_code: str
+    group: str
+    household_id: str
+    head: str
+    category: str
+    description: str
+    basis: str
+    severity: str
+    advice: str
+    helpers: str
+    deadline: str
+    status: str = "未整改"
+    review: str = REVIEW_NEW
+    note: str = ""
+
+    @property
+    def is_open(self) -> bool:
+        """Still in the data (not 已整改 by the last audit)."""
+        return self.review != REVIEW_FIXED
+
+    def cells(self, number: int) -> tuple[Any, ...]:
+        """The row's values in ``COLUMNS`` order."""
+        return (number, self.village, self.group, self.household_id, self.head, self.category, self.description,
+                self.basis, self.severity, self.advice, self.helpers, self.deadline, self.status, self.review,
+                self.note, self.key)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class AuditResult:
+    """What ``run_audit`` found."""
+
+    rows: list[LedgerRow]
+    #: the run's date (整改时限 counts from it)
+    date: dt.date
+    county: str = ""
+    township: str = ""
+    #: village names in data-directory order (every village, with problems or not)
+    villages: list[str] = field(default_factory=list)
+    households: int = 0
+    #: households whose record could not be read: (户编号, why) — run validate first
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: rules that failed on some household (the county's rule needs fixing)
+    rule_errors: list[str] = field(default_factory=list)
+    rule_files: list[str] = field(default_factory=list)
+    disabled: list[str] = field(default_factory=list)
+    rules: int = 0
+    #: 类别 in the order of the rule set (the summary's columns)
+    category_order: list[str] = field(default_factory=list)
+
+    @property
+    def open_rows(self) -> list[LedgerRow]:
+        return [row for row in self.rows if row.is_open]
+
+    def counts(self) -> dict[str, int]:
+        """Open problems by 严重程度 (every severity present, 0 when none)."""
+        found = Counter(row.severity for row in self.open_rows)
+        return {severity: found.get(severity, 0) for severity in SEVERITIES}
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """1 when a 严重 problem is open, else 0."""
+        return ExitCode.problems if self.counts()["严重"] else ExitCode.ok
+
+    def categories(self) -> list[str]:
+        """The 类别 found, in the rule set's order."""
+        found = {row.category for row in self.rows}
+        return [c for c in dict.fromkeys([*self.category_order, *(row.category for row in self.rows)]) if c in found]
+
+    def by_village(self) -> dict[str, list[LedgerRow]]:
+        out: dict[str, list[LedgerRow]] = {name: [] for name in self.villages}
+        for row in self.rows:
+            out.setdefault(row.village, []).append(row)
+        return out
+
+    def table(self) -> list[tuple[str, dict[str, int], int]]:
+        """Open problems per village × 类别: (village, {类别: n}, 已整改 count)."""
+        categories = self.categories()
+        out = []
+        for village, rows in self.by_village().items():
+            counter = Counter(row.category for row in rows if row.is_open)
+            out.append((village, {c: counter.get(c, 0) for c in categories}, sum(not r.is_open for r in rows)))
+        return out
+
+    def for_village(self, village: str) -> list[LedgerRow]:
+        """The rows of one village (by name or 12-digit code)."""
+        return [row for row in self.rows if village in (row.village, row.village_code)]
+
+    def for_household(self, household_id: str) -> list[LedgerRow]:
+        return [row for row in self.rows if row.household_id == household_id]
+
+    def line(self) -> str:
+        """One Chinese line: 问题台账：严重 2 条 · 一般 5 条 · 提示 0 条."""
+        counts = self.counts()
+        text = "问题台账：" + " · ".join(f"{k} {v} 条" for k, v in counts.items())
+        fixed = len(self.rows) - len(self.open_rows)
+        if fixed:
+            text += f" · 已整改 {fixed} 条"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "county": self.county,
+            "township": self.township,
+            "households": self.households,
+            "counts": self.counts(),
+            "fixed": len(self.rows) - len(self.open_rows),
+            "rule_files": self.rule_files,
+            "disabled": self.disabled,
+            "skipped": [{"household_id": h, "reason": r} for h, r in self.skipped],
+            "rule_errors": self.rule_errors,
+            "problems": [row.to_json() for row in self.rows],
+        }
+
+
+def _record_cache(data_dir: Path) -> Any:
+    """The record cache of a build of this data directory, else a per-user one for audits."""
+    from ..archive.outdir import configured_output, user_cache_dir
+    from ..records.cache import RecordCache
+
+    try:
+        built = configured_output(data_dir) / ".cache" / "records.pickle"
+        if built.is_file():
+            return RecordCache(built)
+    except Exception:  # noqa: BLE001 - an unusable archive.toml is reported by the load itself
+        pass
+    folder = user_cache_dir("audit")
+    if folder is None:
+        return None
+    digest = hashlib.sha256(str(Path(data_dir).resolve()).encode()).hexdigest()[:16]
+    return RecordCache(folder / f"records-{digest}.pickle")
+
+
+def _ref_date(config: Any) -> dt.date:
+    from ..archive.packet import document_date
+
+    return dt.date.fromisoformat(document_date(config))
+
+
+def _helpers(facts: Facts) -> str:
+    return "、".join(h.name for h in facts.current_helpers())
+
+
+class _RuleSets:
+    """The rule set of each village (most villages share one: compiled once)."""
+
+    def __init__(self, root: Path, extra: Sequence[Path], archive: Any, ref_date: dt.date) -> None:
+        self.root, self.extra, self.archive, self.ref_date = root, extra, archive, ref_date
+        self._by_files: dict[tuple[Path, ...], tuple[RuleSet, Auditor]] = {}
+
+    def get(self, village_dir: Path | None) -> tuple[RuleSet, Auditor]:
+        files = tuple(rule_files(self.root, village_dir, self.extra))
+        found = self._by_files.get(files)
+        if found is None:
+            key = (_signature(files), str(self.root), self.archive.model_dump_json(), self.ref_date)
+            found = _COMPILED.get(key)
+            if found is None:  # compiling a rule set takes ~0.3 s: once per process (the web app)
+                rule_set = load_rule_set(files, root=self.root)
+                found = (rule_set, Auditor(rule_set, self.archive, self.ref_date))
+                if len(_COMPILED) >= 16:
+                    _COMPILED.pop(next(iter(_COMPILED)))
+                _COMPILED[key] = found
+            self._by_files[files] = found
+        return found
+
+
+#: compiled rule sets of this process, by what they were made from
+_COMPILED: dict[tuple[Any, ...], tuple[RuleSet, Auditor]] = {}
+
+
+def _signature(files: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
+    """Each rule file's path, size and modification time (a changed file is read again)."""
+    out = []
+    for path in files:
+        try:
+            stat = Path(path).stat()
+            out.append((str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns))
+        except OSError:
+            out.append((str(path), -1, -1))  # load_rule_set reports it
+    return tuple(out)
+
+
+def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | None = None,
+                  previous: Path | None = None) -> AuditResult:
+    """Audit a loaded ``Dataset`` (see ``run_audit``)."""
+    today = today or dt.date.today()
+    config = dataset.config
+    ref_date = _ref_date(config)
+    sets = _RuleSets(Path(dataset.root), [Path(p) for p in rules], config.archive, ref_date)
+    rows: list[LedgerRow] = []
+    errors: list[RuleRunError] = []
+    result = AuditResult(rows, today, config.archive.county, config.archive.township)
+    first_set: RuleSet | None = None
+    for village in dataset.villages:
+        rule_set, auditor = sets.get(village.path)
+        first_set = first_set or rule_set
+        vname = village.config.name or Path(village.path).name
+        result.villages.append(vname)
+        records = []
+        for household in village.households:
+            result.households += 1
+            record = household.record
+            if record is None:
+                why = next((p.message for p in household.problems if p.is_error), "数据有误")
+                result.skipped.append((household.household_id, why))
+                continue
+            records.append(record)
+            hits = auditor.household(record, errors)
+            if not hits:
+                continue
+            facts = Facts(record, config.archive, rule_set.params, ref_date)
+            head = record.head.name if record.head else ""
+            helpers = _helpers(facts)
+            seen: set[str] = set()
+            for hit in hits:
+                rule = hit.rule
+                key = base = "|".join(p for p in (rule.id, str(record.household_id), hit.key) if p)
+                n = 2
+                while key in seen:  # two measures alike in year, item and date
+                    key, n = f"{base}#{n}", n + 1
+                seen.add(key)
+                rows.append(LedgerRow(
+                    key=key, rule_id=rule.id, village=vname, village_code=village.config.code,
+                    group=record.group or "", household_id=str(record.household_id), head=head,
+                    category=rule.category, description=f"{rule.description}：{hit.message}", basis=rule.basis,
+                    severity=rule.severity, advice=rule.advice, helpers=helpers,
+                    deadline=(today + dt.timedelta(days=rule.days)).isoformat(),
+                ))
+        for hit in auditor.village(village.config, records, errors):
+            rule = hit.rule
+            rows.append(LedgerRow(
+                key=f"{rule.id}|村{village.config.code or vname}", rule_id=rule.id, village=vname,
+                village_code=village.config.code, group="", household_id="", head="", category=rule.category,
+                description=f"{rule.description}：{hit.message}", basis=rule.basis, severity=rule.severity,
+                advice=rule.advice, helpers="", deadline=(today + dt.timedelta(days=rule.days)).isoformat(),
+            ))
+    if first_set is None:  # no village: still check the rule files
+        first_set, _ = sets.get(None)
+    result.rule_files = first_set.files
+    result.disabled = first_set.disabled
+    result.rules = len(first_set.rules)
+    result.category_order = list(dict.fromkeys(rule.category for rule in first_set.rules))
+    result.rule_errors = list(dict.fromkeys(e.format() for e in errors))
+    if previous is not None:
+        from .ledger import merge_previous
+
+        merge_previous(result, previous)
+    return result
+
+
+def _select(villages: list[Any], wanted: list[str]) -> list[Any]:
+    from ..errors import DataDirError
+
+    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
+    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
+    if unknown:
+        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
+        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
+    return chosen
+
+
+def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, previous: Path | None = None,
+              today: dt.date | None = None, villages: Iterable[str] = ()) -> AuditResult:
+    """Audit every household of ``data_dir`` against the rules; return the ledger.
+
+    ``rules``: extra rule file(s), applied after ``DATA/rules/*.yaml``. ``previous``: last round's
+    ledger (.xlsx written by this program) to carry 整改状态 and 备注 over. ``today``: the audit's
+    date (整改时限 counts from it). ``villages``: only these villages (code or name).
+    Raises RuleFileError (a rule file is wrong), DataDirError, LedgerError.
+    """
+    from ..records.loader import load_dataset
+
+    cache = _record_cache(Path(data_dir))
+    dataset = load_dataset(Path(data_dir), cache=cache)
+    if cache is not None:
+        try:
+            cache.save()
+        except OSError:
+            pass  # a cache that cannot be written only costs time next run
+    wanted = [v.strip() for v in villages if v.strip()]
+    if wanted:
+        dataset.villages = _select(dataset.villages, wanted)
+    extra = [rules] if isinstance(rules, (str, Path)) else list(rules or ())
+    return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous)
+
+
+def household_ledger(data_dir: Path, household_id: str, *, today: dt.date | None = None) -> list[LedgerRow]:
+    """The ledger rows of one household (for the web app's household page); fast: reads one record."""
+    from ..records.loader import load_household
+
+    dataset = load_household(Path(data_dir), household_id)
+    result = audit_dataset(dataset, today=today)
+    return result.for_household(str(household_id))
+
+
+def village_ledger(data_dir: Path, village: str, *, today: dt.date | None = None) -> list[LedgerRow]:
+    """The ledger rows of one village (code or name), for the web app's village page."""
+    return run_audit(Path(data_dir), today=today, villages=[village]).for_village(village)
