@@ -10,7 +10,9 @@ is filled with docxtpl (:func:`~archive_builder.render.forms.render_form`, autoe
 converted to PDF with LibreOffice *before* layout, so the section's page count is known and
 the contents page and outline stay true; its pages take the section's place in the PDF
 (:class:`~archive_builder.document.ExternalPages`) and the filled form itself is that section
-of the .docx.  When LibreOffice is missing, the PDF gets an explanatory page for that section
+of the .docx. A build fills and converts every household's forms before rendering, in one
+LibreOffice run per worker (:mod:`archive_builder.render.batchconvert`), and hands each
+packet its converted forms in ``PacketRequest.prepared_forms``; a single packet converts here.  When LibreOffice is missing, the PDF gets an explanatory page for that section
 and the packet a warning naming the package to install; every other section and household is
 built as usual.  Whether a converter is available is part of the content hash of a household
 whose set has forms, so installing LibreOffice later rebuilds exactly those packets.  When
