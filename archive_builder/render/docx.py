@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import io
 import math
 import re
@@ -103,17 +104,22 @@ SEPARATOR_BOOKMARK_PREFIX = "_abs"
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+@functools.lru_cache(maxsize=None)
 def w(tag: str) -> str:
-    """Clark name of a WordprocessingML tag: ``w("p")`` → ``{ns}p``."""
+    """Clark name of a WordprocessingML tag: ``w("p")`` → ``{ns}p`` (memoised: a packet
+    creates tens of thousands of elements)."""
     return f"{{{W_NS}}}{tag}"
+
+
+_SubElement = etree.SubElement
 
 
 def _el(tag: str, parent: Any = None, **attrs: Any) -> Any:
     """Create ``w:<tag>`` with ``w:``-namespaced attributes (``val="x"`` → ``w:val``)."""
-    attrib = {w(k): str(v) for k, v in attrs.items() if v is not None}
+    attrib = {w(k): str(v) for k, v in attrs.items() if v is not None} if attrs else None
     if parent is None:
         return etree.Element(w(tag), attrib, nsmap={"w": W_NS})
-    return etree.SubElement(parent, w(tag), attrib)
+    return _SubElement(parent, w(tag), attrib)
 
 
 PPR_ORDER = ["pStyle", "keepNext", "keepLines", "pageBreakBefore", "framePr", "widowControl", "numPr", "suppressLineNumbers", "pBdr", "shd", "tabs", "suppressAutoHyphens", "kinsoku", "wordWrap", "overflowPunct", "topLinePunct", "autoSpaceDE", "autoSpaceDN", "bidi", "adjustRightInd", "snapToGrid", "spacing", "ind", "contextualSpacing", "mirrorIndents", "suppressOverlap", "jc", "textDirection", "textAlignment", "textboxTightWrap", "outlineLvl", "divId", "cnfStyle", "rPr", "sectPr", "pPrChange"]
