@@ -19,6 +19,8 @@ function                                                  returns
 ``check_store(out)``                                      ``StoreCheck`` (ok, Chinese text)
 ``import_sheet(file, data_dir, *, force, dry_run)``       ``ImportReport``
 ``export_sheet(data_dir, out)``                           ``ExportResult`` (file, rows)
+``audit(data_dir, *, rules, previous, today, villages)``  ``AuditResult`` (问题台账 rows, counts)
+``write_ledger(result, path, *, as_pdf, data_dir)``       the written .xlsx (or PDF) ledger's path
 ``stats(data_dir, out, *, villages)``                     ``StatsResult`` (the tables, the file written)
 ``notice(data_dir, village, kind, out, ...)``             ``NoticeResult`` (公示/公告 file, households)
 ========================================================  ==========================================
@@ -44,6 +46,7 @@ from .errors import ArgumentError, StoreError
 if TYPE_CHECKING:
     from .archive.build import BuildSummary
     from .archive.packet import PacketOutcome
+    from .checks.audit import AuditResult
     from .io.spreadsheet import ImportReport
     from .records.loader import Dataset
     from .reports.notice import NoticeResult
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from .versions.verify import VerifyResult
 
 __all__ = [
-    "ExportResult", "History", "ProgressEvent", "StatsResult", "StoreCheck", "build", "check_store",
+    "ExportResult", "History", "audit", "write_ledger", "ProgressEvent", "StatsResult", "StoreCheck", "build", "check_store",
     "compare", "compare_pdfs", "export_sheet", "history", "import_sheet", "load", "notice", "render_packet",
     "stats", "validate", "verify", "write_report",
 ]
@@ -134,18 +137,21 @@ def render_packet(
     strict: bool = False,
     template_set: str | None = None,
     today: date | None = None,
+    store_dir: Path | str | None = None,
 ) -> PacketOutcome:
     """Validate one household and render its packet; return the file, its pages and warnings.
 
     ``out`` is a ``.pdf`` file or a folder (default: the current folder). ``formats`` ``None``
     follows archive.toml and the template set; ``("pdf", "docx")`` adds a Word copy.
     Raises HouseholdNotFoundError, and ValidationFailed (its ``problems`` attached) when the
-    record has errors.
+    record has errors. The packet is recorded as a version in the build's version store
+    (``store_dir``, else the one the data directory's build uses), so its paper copy verifies.
     """
     from .archive.packet import make_packet
 
     return make_packet(Path(data_dir), household_id, Path(out) if out is not None else None,
-                       formats=formats, strict=strict, today=today, template_set_name=template_set)
+                       formats=formats, strict=strict, today=today, template_set_name=template_set,
+                       store_dir=Path(store_dir) if store_dir is not None else None)
 
 
 def build(
@@ -324,3 +330,26 @@ def notice(data_dir: Path | str, village: str, kind: str, out: Path | str, *, ho
     from .reports.notice import make_notice
 
     return make_notice(Path(data_dir), village, kind, Path(out), households=households, start=start, days=days)
+
+
+def audit(data_dir: Path | str, *, rules: Sequence[Path | str] = (), previous: Path | str | None = None,
+          today: date | None = None, villages: Sequence[str] = ()) -> AuditResult:
+    """Check every (or the chosen) village's households against the policy rules (built-in,
+    then ``DATA/rules/*.yaml``, then ``rules``); return the 问题台账. ``previous``: last round's
+    ledger (.xlsx) whose 整改状态 and 备注 carry over. Raises RuleFileError, DataDirError."""
+    from .checks import run_audit
+
+    return run_audit(Path(data_dir), rules=[Path(r) for r in rules],
+                     previous=Path(previous) if previous is not None else None, today=today, villages=villages)
+
+
+def write_ledger(result: AuditResult, path: Path | str, *, as_pdf: bool = False,
+                 data_dir: Path | str | None = None) -> Path:
+    """Write the 问题台账 to ``path``: the .xlsx workbook, or with ``as_pdf`` the printable PDF
+    (``data_dir``: in the fonts its archive.toml names). Return the path written."""
+    from .checks import write_pdf, write_xlsx
+
+    path = Path(path)
+    if as_pdf:
+        return write_pdf(result, path, data_dir=Path(data_dir) if data_dir is not None else None)
+    return write_xlsx(result, path)

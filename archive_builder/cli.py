@@ -46,8 +46,29 @@ class Options:
 # --- Chinese help ----------------------------------------------------------------------------
 
 
+def _closest_options(typed: str, known: list[str]) -> list[str]:
+    """The options a mistyped one most likely meant: the fewest edits away, and few at that
+    (click's own guess compares with the dashes, so ``--forse`` also "resembled" ``--jobs``)."""
+    from .records.loader import _edit_distance
+
+    word = typed.lstrip("-")
+    limit = max(1, len(word) // 3) + 1
+    scored = [(_edit_distance(word, k.lstrip("-"), limit), k) for k in known if k.startswith("--")]
+    best = min((d for d, _ in scored), default=limit)
+    return [k for d, k in scored if d == best < limit]
+
+
 class _ChineseHelp:
     """Chinese headings and help-option text for click's help pages."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)  # type: ignore[misc,no-any-return]
+        except click.NoSuchOption as exc:
+            known = [o for p in self.get_params(ctx) if isinstance(p, click.Option)  # type: ignore[attr-defined]
+                     for o in (*p.opts, *p.secondary_opts)]
+            raise click.NoSuchOption(exc.option_name, possibilities=_closest_options(exc.option_name, known),
+                                     ctx=exc.ctx) from None
 
     def get_help_option(self, ctx: click.Context) -> click.Option | None:
         option = super().get_help_option(ctx)  # type: ignore[misc]
@@ -62,7 +83,13 @@ class _ChineseHelp:
     def format_options(
         self, ctx: click.Context, formatter: click.HelpFormatter
     ) -> None:
-        records = [r for p in self.get_params(ctx) if (r := p.get_help_record(ctx))]  # type: ignore[attr-defined]
+        params = self.get_params(ctx)  # type: ignore[attr-defined]
+        arguments = [(p.make_metavar(ctx), _ARGUMENTS.get(p.name or "", ("", ""))[1])
+                     for p in params if isinstance(p, click.Argument)]
+        if arguments:
+            with formatter.section("参数"):
+                formatter.write_dl(arguments)
+        records = [r for p in params if not isinstance(p, click.Argument) and (r := p.get_help_record(ctx))]
         if records:
             with formatter.section("选项"):
                 formatter.write_dl(records)
@@ -88,15 +115,40 @@ _METAVARS = {"text": "文本", "integer": "整数", "integer range": "整数", "
              "path": "路径", "filename": "文件", "file": "文件", "boolean": "是/否"}
 
 
+#: placeholders of option values by parameter name (before the type's, which say less)
+_OPTION_METAVARS = {"out": "输出目录", "store_dir": "输出目录", "data": "数据目录", "report": "报告文件",
+                    "image": "图片文件", "villages": "村", "formats": "格式", "template_set": "模板集"}
+
+#: arguments by parameter name: (placeholder, what to give)
+_ARGUMENTS = {
+    "data": ("数据目录", "含 archive.toml 的数据目录（格式见 archive-builder help 数据格式）"),
+    "household_id": ("户编号", "16 位户编号，如 4116211052010001"),
+    "first": ("户编号|旧.pdf", "要比较的户编号（配合 -o），或旧的 PDF 文件"),
+    "versions": ("版本", "户编号之后：要比较的版本号（0–2 个）；旧.pdf 之后：新的 PDF 文件"),
+    "text": ("二维码文字", "扫描封面二维码得到的文字，如 AB1|4116211052010001|v1|…"),
+    "file": ("表格文件", "要导入的 .xlsx、.xls 或 .csv 表格"),
+    "topic": ("主题", "要看的说明：数据格式、模板"),
+}
+
+
+def _argument_metavar(param: click.Argument) -> str:
+    name = _ARGUMENTS.get(param.name or "", (str(param.name),))[0]
+    if not param.required:
+        name = f"[{name}]"
+    return name + ("..." if param.nargs != 1 else "")
+
+
 class ArchiveCommand(_ChineseHelp, click.Command):
-    """A command with Chinese help."""
+    """A command with Chinese help: Chinese placeholders for every argument and option value."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("options_metavar", "[选项]")
         super().__init__(*args, **kwargs)
         for param in self.params:
-            if isinstance(param, click.Option) and param.metavar is None and not param.is_flag:
-                param.metavar = _METAVARS.get(param.type.name)
+            if isinstance(param, click.Argument) and param.metavar is None:
+                param.metavar = _argument_metavar(param)
+            elif isinstance(param, click.Option) and param.metavar is None and not param.is_flag:
+                param.metavar = _OPTION_METAVARS.get(param.name or "") or _METAVARS.get(param.type.name)
 
 
 class ArchiveGroup(_ChineseHelp, click.Group):
@@ -122,6 +174,11 @@ class ArchiveGroup(_ChineseHelp, click.Group):
         except ArchiveError as exc:
             _print_error(ctx, exc)
             ctx.exit(int(exc.exit_code))
+        except BrokenPipeError:
+            # whoever read the output stopped reading (``| head -1``): nothing is wrong, and
+            # nothing more can be said there; end quietly as tools ended by SIGPIPE do
+            _silence_closed_pipe()
+            ctx.exit(int(ExitCode.broken_pipe))
         except KeyboardInterrupt:
             click.echo("已中断", err=True)
             ctx.exit(int(ExitCode.interrupted))
@@ -156,6 +213,22 @@ def _print_internal(ctx: click.Context, exc: Exception) -> None:
     )
 
 
+def _silence_closed_pipe() -> None:
+    """Point stdout and stderr at the null device, so that flushing what is still buffered
+    for a reader that has gone (at exit too) raises nothing more."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # not a real file (tests' CliRunner)
+                pass
+    finally:
+        os.close(devnull)
+
+
 def _tolerant_streams() -> None:
     # A Windows console or a pipe in GBK cannot encode every name (𠮷): never die on output.
     for stream in (sys.stdout, sys.stderr):
@@ -187,7 +260,7 @@ DATA_DIR = click.Path(path_type=Path, file_okay=True, dir_okay=True)
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """archive-builder：把农户数据生成为统一格式的扶贫档卡（一户一档）。
 
-    先用 validate 检查数据目录，再生成档卡。数据格式见 record-format.md。
+    先用 validate 检查数据目录，再生成档卡。数据格式：archive-builder help 数据格式。
     """
     _tolerant_streams()
     if verbose:  # the libraries' warnings too, for whoever investigates a problem
@@ -221,7 +294,7 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 def validate(
     opts: Options, data: Path, strict: bool, as_json: bool, today: Any
 ) -> ExitCode:
-    """检查数据目录 DATA：格式、身份证号码、必填项、佐证材料等。
+    """检查数据目录：格式、身份证号码、必填项、佐证材料等。
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。
     """
@@ -254,20 +327,24 @@ def _formats(value: str | None) -> tuple[str, ...] | None:
 @main.command("packet")
 @click.argument("data", type=DATA_DIR)
 @click.argument("household_id")
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="输出的 PDF 文件或文件夹（默认：当前文件夹）")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), metavar="文件或文件夹",
+              help="输出的 .pdf 或 .docx 文件，或文件夹（默认：当前文件夹）")
 @click.option("--format", "formats", default=None, help="输出格式：pdf 或 pdf,docx（同时生成可编辑的 Word 文档）")
 @click.option("--strict", is_flag=True, help="严格模式：警告也视为错误，不生成档卡")
 @click.option("--templates", "template_set", default=None, help="使用的模板集（默认：archive.toml 中 [templates] set）")
+@click.option("--store", "store_dir", type=click.Path(path_type=Path),
+              help="登记版本的档案输出目录（默认：archive.toml 中 [output] dir，或数据目录旁生成过的「<数据目录名>-档案输出」）")
 @click.pass_obj
 def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, formats: str | None, strict: bool,
-               template_set: str | None) -> ExitCode:
-    """生成一户（户编号 HOUSEHOLD_ID）的档卡 PDF，打印文件路径和页数。
+               template_set: str | None, store_dir: Path | None) -> ExitCode:
+    """生成一户的档卡 PDF，登记为新版本，打印文件路径、页数和版本号。
 
-    先校验该户数据；有错误时列出问题、不生成。
+    与 build 生成的档卡相同（件号、版本号、哈希都一样），登记在同一个档案输出目录的版本库中，
+    打印出来可以用 verify 核对。先校验该户数据；有错误时列出问题、不生成。
     """
     try:
         outcome = api.render_packet(data, household_id, out, formats=_formats(formats), strict=strict,
-                                    template_set=template_set)
+                                    template_set=template_set, store_dir=store_dir)
     except ValidationFailed as exc:
         _echo_problems(exc.problems, quiet=opts.quiet)
         raise
@@ -275,6 +352,11 @@ def packet_cmd(opts: Options, data: Path, household_id: str, out: Path | None, f
     for text in outcome.result.warnings:
         if not opts.quiet:
             click.echo(f"警告：{text}", err=True)
+    if outcome.not_recorded:
+        click.echo(f"注意：{outcome.not_recorded}", err=True)
+    elif outcome.version is not None and not opts.quiet:
+        state = "已登记为新版本" if outcome.new_version else "内容未变，与已登记的版本相同"
+        click.echo(f"第 {outcome.version} 版（{state}，版本库：{outcome.store_dir}）", err=True)
     click.echo(f"{outcome.result.pdf}\t{outcome.result.pages} 页")
     if outcome.result.docx:
         click.echo(f"{outcome.result.docx}")
@@ -375,7 +457,7 @@ def diff_cmd(out: Path | None, first: str, versions: tuple[str, ...], report: Pa
 @click.argument("text", required=False)
 @click.option("--image", type=click.Path(path_type=Path, exists=True, dir_okay=False), help="封面照片或扫描件（自动识别二维码）")
 def verify_cmd(out: Path, text: str | None, image: Path | None) -> ExitCode:
-    """核对纸质档卡是否为最新版本：TEXT 为封面二维码扫出的文字。"""
+    """核对纸质档卡是否为最新版本（封面二维码的文字或照片）。"""
     if image is None and not text:
         raise click.UsageError("请给出二维码文字，或用 --image 指定封面照片")
     result = api.verify(out, text, image)
@@ -415,7 +497,8 @@ def import_cmd(file: Path, data: Path, force: bool, dry_run: bool, as_json: bool
 
 @main.command("export")
 @click.argument("data", type=DATA_DIR)
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, help="输出的 .xlsx 文件")
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, metavar="表格文件",
+              help="输出的 .xlsx 文件")
 def export_cmd(data: Path, out: Path) -> ExitCode:
     """把数据目录导出为每人一行的 .xlsx 表格（与导入格式相同）。"""
     click.echo(api.export_sheet(data, out).format_text())
@@ -435,14 +518,12 @@ def export_cmd(data: Path, out: Path) -> ExitCode:
 @click.pass_obj
 def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ...], previous: Path | None,
               as_json: bool, pdf: Path | None, villages: tuple[str, ...], today: Any) -> ExitCode:
-    """按政策规则检查数据目录 DATA（两不愁三保障、收入、程序、帮扶措施、佐证材料、监测），生成问题台账。
+    """按政策规则检查数据目录（两不愁三保障、收入、程序、帮扶措施、佐证材料、监测），生成问题台账。
 
     规则：内置全国通用规则，加上数据目录 rules/*.yaml 中县里增加、修改或停用的规则。
     退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录或规则文件无法使用。
     """
-    from .checks import run_audit, write_pdf, write_xlsx
-
-    result = run_audit(data, rules=list(rules), previous=previous, today=today.date() if today else None,
+    result = api.audit(data, rules=rules, previous=previous, today=today.date() if today else None,
                        villages=villages)
     for text in result.rule_errors:
         click.echo(f"规则出错：{text}", err=True)
@@ -450,9 +531,9 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
         if not opts.quiet:
             click.echo(f"未检查：户 {hid}：{reason}（请先运行 archive-builder validate 修正）", err=True)
     if out is not None:
-        click.echo(f"台账：{write_xlsx(result, out)}", err=as_json)
+        click.echo(f"台账：{api.write_ledger(result, out)}", err=as_json)
     if pdf is not None:
-        click.echo(f"台账 PDF：{write_pdf(result, pdf, data_dir=data)}", err=as_json)
+        click.echo(f"台账 PDF：{api.write_ledger(result, pdf, as_pdf=True, data_dir=data)}", err=as_json)
     if as_json:
         click.echo(json.dumps(result.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -468,7 +549,7 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
 @click.argument("data", type=DATA_DIR)
 @click.option("--village", "villages", multiple=True, help="只统计这个村（村代码或村名，可重复；默认全部）")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), default=Path("统计.xlsx"), show_default=True,
-              help="输出文件：.xlsx（每张表一个工作表）或 .pdf（含统计图）")
+              metavar="文件", help="输出文件：.xlsx（每张表一个工作表）或 .pdf（含统计图）")
 @click.pass_obj
 def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -> ExitCode:
     """按村、村民组统计户数人数（户类型、属性、脱贫状态、监测、风险、致贫原因、三色）、帮扶措施、收入和“三保障”。"""
@@ -511,6 +592,30 @@ def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: t
     return ExitCode.ok
 
 
+@main.command("help")
+@click.argument("topic", required=False)
+@click.option("--path", "show_path", is_flag=True, help="只显示说明文件的位置（可用编辑器或浏览器打开）")
+@click.pass_context
+def help_cmd(ctx: click.Context, topic: str | None, show_path: bool) -> ExitCode:
+    """显示说明文档：数据格式、模板（随程序安装，无需另外下载）。
+
+    \b
+    archive-builder help 数据格式
+    archive-builder help 模板 --path
+    """
+    from .manual import TOPICS, topic_path
+
+    if topic is None:
+        click.echo("可看的说明（archive-builder help 主题）：")
+        for name, (file, what) in TOPICS.items():
+            click.echo(f"  {name}\t{what}")
+            click.echo(f"  \t{topic_path(name)}")
+        return ExitCode.ok
+    path = topic_path(topic)
+    click.echo(str(path) if show_path else path.read_text(encoding="utf-8"))
+    return ExitCode.ok
+
+
 def entry() -> None:
     """The ``archive-builder`` console script: run the command, then end the process at once.
 
@@ -536,4 +641,3 @@ def entry() -> None:
         except (OSError, ValueError):  # a closed pipe (e.g. `| head`): nothing more to say
             pass
     os._exit(code)
-

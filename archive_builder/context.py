@@ -202,7 +202,7 @@ def build_context(
         "item_no": item_no,
         "content_hash": content_hash,
         "version": version,
-        "version_label": f"第 {version} 版 · {content_hash[:8]}" if version else content_hash[:8],
+        "version_label": f"第 {version} 版 · {content_hash[:8]}" if version else f"未登记 · {content_hash[:8]}",
         "qr_text": qr_text or f"{hh.get('household_id', '')}|{content_hash[:16]}",
         "build_date": build_date,
     }

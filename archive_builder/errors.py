@@ -26,6 +26,8 @@ class ExitCode(IntEnum):
     #: a bug: something we did not expect
     internal = 70
     interrupted = 130
+    #: the reader of the output went away (``| head``): 128 + SIGPIPE, as a shell reports a tool it ended
+    broken_pipe = 141
 
 
 #: errno → what the clerk reads (the system's own text is English on most Linux machines)

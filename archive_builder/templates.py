@@ -460,13 +460,29 @@ def _cells(row: ET.Element) -> tuple[str, ...]:
 def _floats(value: str | None) -> tuple[float, ...]:
     if not value:
         return ()
-    return tuple(float(v) for v in value.replace("，", ",").split(","))
+    try:
+        numbers = tuple(float(v) for v in value.replace("，", ",").split(","))
+    except ValueError:
+        raise TemplateError(f"<table> 的 widths=\"{value}\" 不是一组数字",
+                            hint="应为用逗号分隔的相对宽度，例如 widths=\"4,3,10\"") from None
+    if any(not (n >= 0) or n == float("inf") for n in numbers):
+        raise TemplateError(f"<table> 的 widths=\"{value}\" 中有负数或无效的数",
+                            hint="相对宽度应为非负数，例如 widths=\"4,3,10\"")
+    return numbers
+
+
+_ALIGNS = ("left", "center", "right", "justify")
 
 
 def _aligns(value: str | None) -> tuple[Any, ...]:
     if not value:
         return ()
-    return tuple(v.strip() for v in value.split(","))
+    aligns = tuple(v.strip() for v in value.replace("，", ",").split(","))
+    unknown = [a for a in aligns if a not in _ALIGNS]
+    if unknown:
+        raise TemplateError(f"<table> 的 align 中有未知的对齐方式：{'、'.join(unknown)}",
+                            hint="可用：left、center、right、justify")
+    return aligns
 
 
 def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block | None:
@@ -499,8 +515,16 @@ def _block(el: ET.Element, allowed_sources: frozenset[str] | None) -> dm.Block |
                 rows.append(_cells(child))
             elif child.tag == "tfoot":
                 footer.extend(_cells(r) for r in child if r.tag == "tr")
+        columns = len(header) or max((len(r) for r in rows), default=0)
+        widths, aligns = _floats(at.get("widths")), _aligns(at.get("align"))
+        for name, values in (("widths", widths), ("align", aligns)):
+            if values and columns and len(values) != columns:
+                raise TemplateError(
+                    f"<table> 的 {name} 有 {len(values)} 项，但表格有 {columns} 列",
+                    hint=f"{name} 应为 {columns} 个用逗号分隔的值，每列一个（或删去 {name}）",
+                )
         return dm.Table(
-            header, tuple(rows), widths=_floats(at.get("widths")), align=_aligns(at.get("align")),
+            header, tuple(rows), widths=widths, align=aligns,
             footer=tuple(footer), caption=at.get("caption", ""),
         )
     if tag == "signature":
@@ -550,7 +574,13 @@ def parse_section(
         raise TemplateError(f"模板 {template or spec.template} 的最外层标记应为 <section>，实为 <{root.tag}>")
     if _bool(root.attrib.get("skip"), False):
         return None
-    blocks = tuple(b for b in (_block(el, allowed_sources) for el in root) if b is not None)
+    try:
+        blocks = tuple(b for b in (_block(el, allowed_sources) for el in root) if b is not None)
+    except TemplateError as exc:
+        name = template or spec.template
+        if name in exc.message:
+            raise
+        raise TemplateError(f"模板 {name}：{exc.message}", hint=exc.hint) from exc
     return dm.Section(
         key=spec.key,
         title=root.attrib.get("title", spec.title),
@@ -592,7 +622,12 @@ def render_sections(
             section = form_section(spec)
         else:
             xml_text = render_section_xml(tset, spec.template, context)
-            section = parse_section(xml_text, spec, template=spec.template, allowed_sources=allowed_sources)
+            try:
+                section = parse_section(xml_text, spec, template=spec.template, allowed_sources=allowed_sources)
+            except TemplateError as exc:  # name the file itself: a county's copy or the built-in one
+                where = str(tset.find(spec.template))
+                raise TemplateError(exc.message.replace(f"模板 {spec.template}", f"模板 {where}", 1),
+                                    hint=exc.hint) from exc
         if section is None:
             continue
         if spec.group and spec.group != last_group:

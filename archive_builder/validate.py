@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -423,7 +423,7 @@ class _HouseholdRules:
             self.warn(
                 path,
                 f"未知字段「{key}」，已忽略",
-                "请检查键名拼写；可用的字段见数据格式说明（record-format.md）",
+                "请检查键名拼写；可用的字段见数据格式说明（archive-builder help 数据格式）",
             )
 
     def labels(self) -> None:
@@ -691,6 +691,8 @@ class _HouseholdRules:
         missing: dict[
             Path, list[str]
         ] = {}  # one warning per missing file, however often named
+        # the files other entries name are not what a missing one meant: never suggested
+        named = {ref.file.strip().replace("\\", "/").lower() for _, ref in self.record.evidence_refs()}
         for path, ref in self.record.evidence_refs():
             field = f"{path}.file" if self._is_mapping(path) else path
             try:
@@ -711,7 +713,7 @@ class _HouseholdRules:
             if not exists:
                 missing.setdefault(target, []).append(field)
                 if len(missing[target]) == 1:
-                    near = _nearest_file(folder, shown)
+                    near = _nearest_file(folder, shown, taken=named)
                     self.warn(
                         field,
                         f"佐证材料文件「{shown}」不存在，档案中将以占位页代替",
@@ -732,19 +734,23 @@ class _HouseholdRules:
         return f"{path}.file" in self.household.positions
 
 
-def _nearest_file(folder: Path, wanted: str, limit: int = 500) -> str | None:
+def _nearest_file(folder: Path, wanted: str, limit: int = 500, *, taken: Collection[str] = ()) -> str | None:
     """The household's file whose path is closest to ``wanted`` (another case, extension or a
-    slip of one character), as written in a record; None when nothing is close."""
+    slip of one character), as written in a record; None when nothing is close. Files in
+    ``taken`` (lower-case paths another evidence entry names) are never suggested."""
     import difflib
 
     wanted = wanted.replace("\\", "/")
+    taken = set(taken) - {wanted.lower()}
     try:
         files: list[str] = []
         for path in folder.rglob("*"):
             if len(files) >= limit:
                 break
             if path.is_file() and path.name not in HOUSEHOLD_FILES and not path.name.startswith("."):
-                files.append(path.relative_to(folder).as_posix())
+                relative = path.relative_to(folder).as_posix()
+                if relative.lower() not in taken:
+                    files.append(relative)
     except OSError:
         return None
     same = [f for f in files if f.lower() == wanted.lower()]

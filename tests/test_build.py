@@ -48,7 +48,9 @@ def test_sample_build_subprocess(sample):
     # stdout carries results only: the manifest path and the summary
     lines = proc.stdout.splitlines()
     assert lines[0] == str(out.resolve() / "manifest.json")
-    assert re.fullmatch(r"渲染 48 户 · 未变化 0 户 · 整理 3 个村 · 用时 [\d.]+ 秒 · 问题台账：严重 \d+ 条 · .*", lines[1]), lines
+    # the sample's three evidence PDFs with unembedded fonts: one warning each, counted
+    assert re.fullmatch(r"渲染 48 户 · 未变化 0 户 · 整理 3 个村 · 警告 3 条 · 用时 [\d.]+ 秒 · 问题台账：严重 \d+ 条 · .*",
+                        lines[1]), lines
     assert len(lines) == 2, lines
     assert "▶" in proc.stderr  # progress went to stderr
 

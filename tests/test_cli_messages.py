@@ -16,7 +16,7 @@ ENGLISH = re.compile(r"Error|Usage|Try '|No such|Missing|Invalid|not a valid|Did
 
 @pytest.mark.parametrize(("argv", "chinese"), [
     (["build", "--nope"], "没有选项 '--nope'"),
-    (["build"], "缺少参数 'DATA'。"),
+    (["build"], "缺少参数 '数据目录'。"),
     (["build", "data", "-j", "x"], "'x' 不是有效的数字"),
     (["build", "data", "-j", "0"], "不在范围"),
     (["build", "data", "--format"], "需要一个取值"),

@@ -595,6 +595,9 @@ def test_pdf_with_unembedded_font_becomes_images(tmp_path: Path, cache: Evidence
     assert evidence.raster_warning("docs/statement.pdf", first) == (
         "佐证材料 docs/statement.pdf 第 1 页使用了未嵌入的字体，已转为图像以保证打印一致"
     )
+    assert evidence.raster_warning("docs/statement.pdf", *assets) == (  # type: ignore[arg-type]
+        "佐证材料 docs/statement.pdf 第 1–2 页使用了未嵌入的字体，已转为图像以保证打印一致"
+    )
     # cached like any image, and identical bytes when computed again
     again = EvidenceCache(cache.cache_dir).assets(src, display_path="statement.pdf")
     assert again == assets

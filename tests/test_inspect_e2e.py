@@ -224,8 +224,13 @@ def test_diff_lists_exactly_the_two_field_changes(built: Built) -> None:
     assert result.exit_code == ExitCode.problems, result.output
     assert result.output.startswith(f"户 {built.a} 版本 1 与版本 2 的比较\n")
     assert sorted(_field_lines(result.output)) == sorted(built.expected_lines)
-    # the rendered side: the members and income sections changed, on their pages
-    assert "▌家庭成员（" in result.output and "▌收入台账（" in result.output
+    # the rendered side: the members and income sections changed, each change on its page
+    # as printed, named by section, heading, row and column
+    assert "\n  ▌家庭成员\n" in result.output and "\n  ▌收入台账\n" in result.output
+    text = result.output[result.output.index("文本变化"):result.output.index("变化的页面")]
+    changes = [line.strip() for line in text.splitlines() if line.startswith("    ")]
+    assert changes and all(re.match(r"^[~+-] (家庭成员|收入台账) · ", line) for line in changes), changes
+    assert any(" · 家庭纯收入 · 金额（元）：" in line and re.search(r"（新第 \d+ 页）$", line) for line in changes)
     assert "\n变化的页面（" in result.output
 
 
@@ -303,9 +308,9 @@ def test_html_report(built: Built, tmp_path: Path) -> None:
         alt for alt, data in images if _red_pixels(base64.b64decode(data)) > 50
     ]
     # the changed member page is drawn highlighted on both sides
-    member_page = re.search(r"▌家庭成员（原第 (\d+)", text)
+    member_page = re.search(r"家庭成员 · [^<]*（新第 (\d+) 页）", text)
     assert member_page is not None
-    assert f"原 第 {member_page.group(1)} 页" in highlighted, highlighted
+    assert f"原第 {member_page.group(1)} 页" in highlighted, highlighted
 
 
 def _fonts_embedded(reader: Any) -> list[tuple[str, bool]]:
@@ -403,8 +408,8 @@ def test_pdf_against_pdf(built: Built, tmp_path: Path) -> None:
         r"^变化的页面（(\d+) 处）：\n  (.+)$", result.output, re.MULTILINE
     )
     assert pages is not None, result.output
-    pairs = re.findall(r"原第 (\d+) 页 → 新第 (\d+) 页", pages.group(2))
-    assert ("1", "1") in pairs  # the cover: its QR code and version line
+    pairs = re.findall(r"原(第 \d+ 页|封面) → 新(第 \d+ 页|封面)", pages.group(2))
+    assert ("封面", "封面") in pairs  # the cover: its QR code and version line
     assert len(pairs) == int(pages.group(1)) and len(pairs) < 10
     assert "▌家庭成员（" in result.output and "▌收入台账（" in result.output
 
@@ -474,7 +479,8 @@ def test_verify_a_copy_from_elsewhere(built: Built) -> None:
     result = cli("verify", "-o", built.out, f"AB1|{built.a}|v1|0123456789abcdef")
     assert result.exit_code == ExitCode.problems, result.output
     assert (
-        "版本库中找不到这份档卡" in result.output and "已有版本：1、2" in result.output
+        "版本库中没有登记这一版" in result.output and "最新版本为第 2 版" in result.output
+        and "改动" not in result.output
     )
 
 

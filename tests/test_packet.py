@@ -335,7 +335,7 @@ def test_evidence_pdf_with_unembedded_fonts_is_rasterised_with_a_warning(
 ) -> None:
     """The sample's bank statement carries unembedded Helvetica: placed as images, warned."""
     r = sample_packets["4116211052010001"]
-    assert "银行流水_2024.pdf 第 2 页使用了未嵌入的字体，已转为图像以保证打印一致" in r.stderr
+    assert "银行流水_2024.pdf 第 1–3 页使用了未嵌入的字体，已转为图像以保证打印一致" in r.stderr
     texts = page_texts(r.pdf)
     reader = PdfReader(r.pdf)
     pages = [i for i, lines in enumerate(texts) if "银行流水" in (lines[0] if lines else "")]

@@ -313,7 +313,7 @@ def test_write_to_path(fonts, tmp_path: Path) -> None:
 
 
 def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
-    tall = "很长的说明文字。" * 400
+    tall = "很长的说明文字。" * 800
     doc = Document(title="t", sections=(Section("t", "表", (
         Table(("项目", "说明"), (("甲", "短"), ("乙", tall), ("丙", "短")), widths=(1, 5)),
         KeyValue(tuple((f"项目{i}", "内容" * 30) for i in range(40)), columns=2),
@@ -325,7 +325,7 @@ def test_tall_row_is_split_and_rows_are_kept_whole(fonts) -> None:
     # the tall row continues on following pages, each with the header repeated
     assert sum("项目 说明" in t for t in texts) >= 3
     body = "".join(re.sub(r"— \d+ —|项目 说明", "", t) for t in texts).replace("\n", "")
-    assert body.count("很长的说明文字。") == 400
+    assert body.count("很长的说明文字。") == 800
     # every KeyValue label is printed exactly once (a row is never split)
     whole = "".join(texts)
     for i in range(40):
@@ -398,3 +398,16 @@ def test_memoised_number_text_is_the_formatted_number() -> None:
     for x in (-0.0, 0.0, 0, 1, 1.0, 12.345, -3.14159, 595.2756, 1e-9, -1e-9):
         for _ in range(2):  # formatted, then from the memo
             assert _n(x) == f"{x:.2f}" and _f(x) == f"{x:.4f}", x
+
+
+def test_a_heading_never_ends_a_page_without_its_table(fonts) -> None:
+    """A heading goes to the next page with its table when the table's header row and first
+    row do not fit under it (it used to need room for one more line only)."""
+    for filler in range(200, 262, 2):  # somewhere in this range the heading lands at a page's foot
+        blocks = (Spacer(filler), Heading("2024 年度", level=2),
+                  Table(("类别", "项目"), (("产业帮扶", "到户产业奖补"),)))
+        data, _ = render(Document(title="t", sections=(Section("s", "措施", blocks),)), fonts)
+        for page in PdfReader(io.BytesIO(data)).pages:
+            text = page.extract_text()
+            if "2024 年度" in text:
+                assert "产业帮扶" in text, (filler, text)

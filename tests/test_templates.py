@@ -213,7 +213,7 @@ def test_builtin_set_found_after_plain_install(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     source = tmp_path / "src"
-    for name in ("archive_builder", "templates"):
+    for name in ("archive_builder", "templates", "docs"):
         shutil.copytree(root / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "builtin_templates"))
     for name in ("setup.cfg", "pyproject.toml", "README.md"):
         shutil.copy(root / name, source / name)

@@ -456,6 +456,15 @@ def test_missing_evidence_suggests_the_file_meant(make_data_dir: Any) -> None:
             assert "注意扩展名和大小写" in problem.hint
 
 
+def test_missing_evidence_never_suggests_a_file_another_entry_uses(make_data_dir: Any) -> None:
+    record = valid_household()
+    record["evidence"].append("户口薄.jpg")  # one slipped character from 户口簿.jpg, listed above it
+    data = make_data_dir([record], name="taken")
+    (problem,) = validate_dataset(load_dataset(data), today=TODAY)
+    assert problem.message == "佐证材料文件「户口薄.jpg」不存在，档案中将以占位页代替"
+    assert "户口簿.jpg" not in problem.hint
+
+
 # --- dataset level and report ----------------------------------------------------------------
 
 

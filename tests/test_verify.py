@@ -98,7 +98,12 @@ def test_unknown_copies(tmp_path: Path, record: dict) -> None:
     assert verify(store, "AB1|4116210007|v1|0123456789abcdef").status == "unknown"
     v1 = _build(store, tmp_path, record)
     result = verify(store, "AB1|4116210007|v1|0123456789abcdef")
-    assert result.status == "unknown" and "已有版本：1" in result.reason
+    assert result.status == "unknown"
+    # the honest explanation, without suggesting tampering or contradicting the paper's 第 1 版
+    assert "从未在此输出目录登记过" in result.reason and "第 1 版哈希为" in result.reason
+    assert "改动" not in result.format_text() and "对不上" not in result.format_text()
+    missing = verify(store, "AB1|4116210007|v3|0123456789abcdef")
+    assert "只登记了第 1 版，没有第 3 版" in missing.reason
     # a mistyped version number is corrected by the hash
     wrong_number = verify(store, qr_payload("4116210007", 5, v1.content_hash))
     assert wrong_number.status == "current" and wrong_number.copy == v1
@@ -129,3 +134,9 @@ def test_decode_qr_from_a_photo(tmp_path: Path) -> None:
     doc[0].render(scale=3).to_pil().rotate(90, expand=True).save(photo, quality=80)
     doc.close()
     assert decode_qr_image(photo) == payload
+
+
+def test_a_cover_without_a_version_claim_is_explained() -> None:
+    with pytest.raises(PayloadError) as info:
+        parse_payload("4116210007|0123456789abcdef")
+    assert "没有登记版本" in info.value.message and "--store" in (info.value.hint or "")

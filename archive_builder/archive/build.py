@@ -187,6 +187,7 @@ class BuildSummary:
     seconds: float = 0.0
     out_dir: Path | None = None
     problems: list[Problem] = field(default_factory=list)
+    #: what rendering warned about in this run (shown as it happened; counted in ``line``)
     warnings: list[str] = field(default_factory=list)
     versions_recorded: int = 0
     #: the audit's counts (``checks.AuditResult.line``), "" when not audited
@@ -198,6 +199,9 @@ class BuildSummary:
         if self.failed:
             parts.append(f"未生成 {len(self.failed)} 户")
         parts.append(f"整理 {self.villages_collated} 个村")
+        warnings = len(self.warnings) + sum(1 for p in self.problems if not p.is_error)
+        if warnings:
+            parts.append(f"警告 {warnings} 条")
         parts.append(f"用时 {self.seconds:.1f} 秒")
         if self.audit:
             parts.append(self.audit)
@@ -236,6 +240,7 @@ class Build:
         import time
 
         started = time.monotonic()
+        self._check_inputs()
         self.out = self.summary.out_dir = outdir.prepare(self.out, self.data_dir)
         with outdir.build_lock(self.out), young_gc():
             recorded = uptodate.check(self.data, self.out, self.options)
@@ -249,6 +254,7 @@ class Build:
                 scheduler.start_early(functools.partial(_warm_worker, self.data, settings.config))
                 dataset = self.load(settings, scheduler, later)
                 villages = _select(dataset.villages, self.options.villages)
+                self.dataset, self.villages = dataset, villages  # for the audit line (``build``)
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts
                 validation = self.validate(dataset, settings)
@@ -457,6 +463,7 @@ class Build:
         household.packet_sha256 = outcome.sha256
         for text in outcome.warnings:
             self.reporter.warn(_naming_household(household.household_id, text))
+            self.summary.warnings.append(_naming_household(household.household_id, text))
 
     def start_collation(self, plan: BuildPlan, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
         """Hand every box whose households changed to the workers; the others are reused."""
@@ -621,6 +628,13 @@ class Build:
         outdir.atomic_write_json(self.out / "manifest.json", manifest)
 
     # ------------------------------------------------------------------ helpers
+    def _check_inputs(self) -> None:
+        """Fail on an unusable data directory or an unknown ``--village`` before the output
+        folder is created: a build that cannot start leaves nothing behind."""
+        from ..records.loader import open_villages
+
+        _select(open_villages(self.data_dir), self.options.villages)
+
     def _replay(self, recorded: dict[str, Any], seconds: float) -> BuildSummary:
         """Report what the last run reported: nothing changed since it (see uptodate.py)."""
         self.summary.villages = recorded["villages"]
@@ -812,7 +826,25 @@ def _audit_line(dataset: Dataset, villages: list[Village]) -> str:
 def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
           reporter: Reporter | None = None) -> BuildSummary:
     """Build every (or the chosen) village's archive; return what happened."""
-    return Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter).run()
+    run = Build(data_dir, out_dir or configured_output(data_dir), options or BuildOptions(), reporter)
+    summary = run.run()
+    summary.audit = _audit_line(run)
+    return summary
+
+
+def _audit_line(run: Build) -> str:
+    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
+    import dataclasses
+
+    from ..checks import audit_dataset
+
+    if getattr(run, "dataset", None) is None:
+        return ""
+    try:
+        dataset = dataclasses.replace(run.dataset, villages=list(getattr(run, "villages", run.dataset.villages)))
+        return audit_dataset(dataset).line()
+    except ArchiveError as exc:  # a county's broken rule file must not fail the build
+        return f"问题台账：未检查（{exc.message}）"
 
 
 configured_output = outdir.configured_output

@@ -475,7 +475,8 @@ def plan_packet(
     """Return the household's content hash and the request that renders it.
 
     ``version_of(household_id, content_hash)`` gives the version number printed on the
-    cover (the version store's next number); None prints version 1.
+    cover (the version store's next number; None from it: the cover claims no version);
+    without ``version_of`` the cover says version 1.
     """
     from ..versions.verify import qr_payload
 
@@ -522,7 +523,7 @@ def plan_packet(
         content_hash=content_hash,
         version=version,
         build_date=build_date,
-        qr_text=qr_payload(hid, version, content_hash),
+        qr_text=qr_payload(hid, version, content_hash) if version is not None else "",
         fonts=fonts_conf,
     )
     return PlannedPacket(request, content_hash, record_json, evidence, head,
@@ -553,8 +554,77 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class PacketOutcome:
+    """What :func:`make_packet` made: the files, and the version the cover names."""
+
     result: PacketResult
     warnings: tuple[Any, ...]  # Problem objects (validation warnings)
+    #: the version number printed on the cover; None when the cover makes no version claim
+    version: int | None = None
+    #: the output folder whose version store holds that version (None: not recorded)
+    store_dir: Path | None = None
+    #: True when this run added the version; False when the store already had this content
+    new_version: bool = False
+    item_no: int | str = ""
+    #: why the packet was not recorded (Chinese, for the user), "" when it was
+    not_recorded: str = ""
+
+
+def packet_store_dir(data_dir: Path, given: Path | None = None) -> Path | None:
+    """Return the output folder whose version store a single packet is recorded in.
+
+    ``given`` wins; else archive.toml's ``[output] dir``; else the default output folder beside
+    the data directory when a build has used it. None: there is nowhere to record the packet.
+    """
+    from ..versions.store import VersionStore
+    from .outdir import MARKER, configured_output, default_output
+
+    if given is not None:
+        return given
+    configured = configured_output(data_dir)
+    if configured != default_output(data_dir):
+        return configured
+    if (configured / MARKER).exists() or VersionStore(configured).exists():
+        return configured
+    return None
+
+
+def _packet_paths(out: Path | None, data_dir: Path, name: str, formats: tuple[str, ...]) -> tuple[Path, Path | None]:
+    """Return where the packet's PDF (and .docx when asked) go; refuse places that are not for it.
+
+    ``out`` is a ``.pdf`` or ``.docx`` file name or a folder (default: the current folder).
+    """
+    from .outdir import MARKER
+
+    folder: Path | None = None
+    if out is None:
+        folder = Path.cwd()
+    elif out.suffix.lower() == ".pdf":
+        pdf = out
+    elif out.suffix.lower() == ".docx":
+        pdf = out.with_suffix(".pdf")
+        formats = (*formats, "docx")
+    elif out.is_dir() or not out.suffix:
+        folder = out
+    else:
+        raise OutputError(
+            f"输出位置 {out} 既不是文件夹，也不是 .pdf 或 .docx 文件名",
+            hint="写入文件夹时请给出已有的文件夹（或不带扩展名的新文件夹名），写入文件时请以 .pdf 或 .docx 结尾",
+        )
+    if folder is not None:
+        pdf = folder / f"{safe_file_name(name)}.pdf"
+    target = pdf.resolve()
+    data = Path(data_dir).resolve()
+    if data == target.parent or data in target.parents:
+        raise OutputError(
+            f"输出位置 {out if out is not None else target.parent} 位于数据目录 {data_dir} 之内",
+            hint="程序不在数据目录中写文件：请用 -o 指定数据目录之外的文件夹，例如 -o 档卡/",
+        )
+    if (target.parent / MARKER).exists():
+        raise OutputError(
+            f"{target.parent} 是 build 的档案输出目录，不能把单户档卡放在它的根目录中",
+            hint="请用 -o 另选一个文件夹保存单户档卡，例如 -o 档卡/；版本会登记到档案输出目录的版本库中",
+        )
+    return target, target.with_suffix(".docx") if "docx" in formats else None
 
 
 def make_packet(
@@ -566,18 +636,28 @@ def make_packet(
     strict: bool = False,
     today: Any = None,
     template_set_name: str | None = None,
+    store_dir: Path | None = None,
+    record: bool = True,
 ) -> PacketOutcome:
-    """Validate one household and render its packet; the secretary's command.
+    """Validate one household, render its packet and record it as a version; the secretary's command.
 
-    ``out`` is a ``.pdf`` file or a folder (default: the current folder); the file is named
-    ``<户编号>_<户主>.pdf``. ``formats`` None = archive.toml ``[output] word_copy`` (pdf,docx),
-    else the template set's ``[output] formats``. The cover's version number follows the build output beside the
-    data directory when there is one, so the printed copy matches what the next build records.
+    The packet is the document the village build makes: same 件号, same content hash, and the
+    version number of the build's version store, in which it is recorded, so its paper copy
+    verifies. The store is ``store_dir``, else the folder :func:`packet_store_dir` finds; when
+    there is none (or ``record`` is False) the cover makes no version claim and
+    ``PacketOutcome.not_recorded`` says why.
+
+    ``out`` is a ``.pdf``/``.docx`` file or a folder (default: the current folder); in a folder
+    the file is named ``<户编号>_<户主>.pdf``. ``formats`` None = archive.toml ``[output] word_copy``
+    (pdf,docx), else the template set's ``[output] formats``.
     """
-    from ..records.loader import load_household, typed_household_id
+    from datetime import UTC, datetime
+
+    from .. import __version__
+    from ..records.loader import item_number, load_household, typed_household_id
     from ..validate import validate_dataset
-    from ..versions.store import VersionStore
-    from .outdir import default_output
+    from ..versions.store import Entry, VersionStore
+    from . import outdir
 
     household_id = typed_household_id(household_id)
     dataset = load_household(data_dir, household_id)
@@ -591,23 +671,43 @@ def make_packet(
             hint="请按上面列出的问题修改数据后重新生成；运行 archive-builder validate 可检查整个数据目录",
         )
     (village, household), = list(dataset.households())
+    config = dataset.config
     if formats is None:
-        config = dataset.config
         formats = ("pdf", "docx") if config.output.word_copy else template_set(
             config.templates.set, Path(data_dir).resolve(), village.path.resolve()).formats
-    build_date = document_date(dataset.config)
     assert household.record is not None  # validated above: a record with errors stops here
     head = household.record.head.name if household.record.head else ""
-    if out is None or out.suffix.lower() != ".pdf":
-        out = (out or Path.cwd()) / f"{safe_file_name(f'{household_id}_{head}')}.pdf"
-    store = VersionStore(default_output(data_dir))
-    planned = plan_packet(
-        dataset, village, household,
-        out_pdf=out.resolve(),
-        out_docx=out.resolve().with_suffix(".docx") if "docx" in formats else None,
-        cache_dir=default_cache_dir(),
-        build_date=build_date,
-        version_of=store.next_number if store.exists() else None,
+    pdf, docx = _packet_paths(out, data_dir, f"{household_id}_{head}", tuple(formats))
+    where = packet_store_dir(data_dir, store_dir) if record else None
+    item_no = item_number(village.path, household_id)
+    outcome_args: dict[str, Any] = {"item_no": item_no}
+
+    def render(version_of: Any) -> PlannedPacket:
+        return plan_packet(
+            dataset, village, household, out_pdf=pdf, out_docx=docx, cache_dir=default_cache_dir(),
+            item_no=item_no, build_date=document_date(config), version_of=version_of,
+        )
+
+    if where is None:
+        planned = render(lambda _hid, _hash: None)
+        result = render_packet(planned.request)
+        reason = ("没有登记版本：找不到档案输出目录（archive.toml 中没有 [output] dir，数据目录旁也没有生成过的"
+                  f"「{outdir.default_output(data_dir).name}」）。封面二维码不含版本号，无法用 verify 核对；"
+                  "先运行 archive-builder build，或用 --store 指定档案输出目录后重新生成") if record else ""
+        return PacketOutcome(result, tuple(p for p in problems if not p.is_error), not_recorded=reason,
+                             **outcome_args)
+    store_out = outdir.prepare(where, data_dir)
+    with outdir.build_lock(store_out, wait_seconds=5.0), VersionStore(store_out) as store:
+        planned = render(store.next_number)
+        result = render_packet(planned.request)
+        entry = Entry(
+            household_id=household_id, village_code=village.config.code, content_hash=planned.content_hash,
+            record_json=planned.record_json, packet_pdf=result.pdf, evidence_hashes=dict(planned.evidence),
+            template_set=config.templates.set, program_version=__version__, pages=result.pages,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"), packet_sha256=result.sha256 or None,
+        )
+        added = store.record_many([entry])[0]
+    return PacketOutcome(
+        result, tuple(p for p in problems if not p.is_error), version=planned.request.version,
+        store_dir=store_out, new_version=added is not None, **outcome_args,
     )
-    result = render_packet(planned.request)
-    return PacketOutcome(result, tuple(p for p in problems if not p.is_error))

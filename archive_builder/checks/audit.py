@@ -162,7 +162,7 @@ def _record_cache(data_dir: Path) -> Any:
         built = configured_output(data_dir) / ".cache" / "records.pickle"
         if built.is_file():
             return RecordCache(built)
-    except Exception:  # noqa: BLE001 - an unusable archive.toml is reported by the load itself
+    except Exception:  # noqa: BLE001, S110 - an unusable archive.toml is reported by the load itself
         pass
     folder = user_cache_dir("audit")
     if folder is None:

@@ -106,7 +106,7 @@ class RuleEnvironment(ImmutableSandboxedEnvironment):
                 raise UnknownField(f"记录中没有字段「{attribute}」（可用字段：{names}）")
         return super().getattr(obj, attribute)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         code = getattr(getattr(__obj, "__func__", __obj), "__code__", None)
         if code is not None and code in __self.trusted:
             kwargs.pop("_loop_vars", None)  # what Jinja passes for its own context.call

@@ -1068,24 +1068,29 @@ def scan_index(data_dir: Path) -> list[IndexEntry]:
     root = Path(data_dir)
     entries = []
     for village in _village_folders(root, []):
-        for folder in _subfolders(village):
-            for file in _record_files(folder)[:1]:
-                try:
-                    text = file.read_text("utf-8-sig", errors="replace")
-                except OSError:
-                    continue
-                match = _HOUSEHOLD_ID.search(text)
-                ids = frozenset(m.upper() for m in _ID_NUMBER.findall(text))
-                entries.append(
-                    IndexEntry(
-                        village,
-                        folder,
-                        file,
-                        match.group(1) if match else folder.name,
-                        ids,
-                    )
-                )
+        entries.extend(_village_index(village))
     return entries
+
+
+def _village_index(village: Path) -> list[IndexEntry]:
+    entries = []
+    for folder in _subfolders(village):
+        for file in _record_files(folder)[:1]:
+            try:
+                text = file.read_text("utf-8-sig", errors="replace")
+            except OSError:
+                continue
+            match = _HOUSEHOLD_ID.search(text)
+            ids = frozenset(m.upper() for m in _ID_NUMBER.findall(text))
+            entries.append(IndexEntry(village, folder, file, match.group(1) if match else folder.name, ids))
+    return entries
+
+
+def item_number(village_folder: Path, household_id: str) -> int | str:
+    """Return the household's 件号 as ``build`` numbers it: its place among the village's
+    households ordered by 户编号 (those with errors count too); "" when it is not listed."""
+    ids = sorted(e.household_id for e in _village_index(Path(village_folder)))
+    return ids.index(household_id) + 1 if household_id in ids else ""
 
 
 def _edit_distance(a: str, b: str, stop: int) -> int:
@@ -1179,6 +1184,16 @@ def _named(index: list[IndexEntry], name: str) -> list[IndexEntry]:
         if name in entry.folder.name or line.search(text):
             found.append(entry)
     return found
+
+
+def open_villages(data_dir: Path) -> list[Village]:
+    """Return the data directory's villages without their households (archive.toml checked).
+
+    Cheap (no household is read): a build checks its inputs with it before it writes anything.
+    Raises DataDirError when the folder is not a data directory.
+    """
+    root, _config, problems = _open_root(data_dir)
+    return [_village_only(root, folder, problems) for folder in _village_folders(root, problems)]
 
 
 def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:

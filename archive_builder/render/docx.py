@@ -114,6 +114,14 @@ def w(tag: str) -> str:
 _SubElement = etree.SubElement
 
 
+def _em_width(text: str) -> float:
+    """Width of ``text`` in em: CJK and full-width characters 1, others 0.65 (digits and Latin
+    letters of the widest fonts Word or LibreOffice may put in place of 宋体, e.g. DejaVu Sans)."""
+    import unicodedata
+
+    return sum(1.0 if unicodedata.east_asian_width(ch) in "WF" else 0.65 for ch in text)
+
+
 def _el(tag: str, parent: Any = None, **attrs: Any) -> Any:
     """Create ``w:<tag>`` with ``w:``-namespaced attributes (``val="x"`` → ``w:val``)."""
     attrib = {w(k): str(v) for k, v in attrs.items() if v is not None} if attrs else None
@@ -548,8 +556,9 @@ class _Writer:
     def cover_form(self, b: KeyValue) -> None:
         """Cover pages: "label：value" lines, the value centred on an underline."""
         size = self.size("body")
-        longest = max((len(k) + 1 for k, _ in b.rows), default=2)
-        label_w = min(round(longest * size * 20 * 1.05), self.text_width_twips // 2)
+        longest = max((_em_width(f"{k}：") for k, _ in b.rows), default=2.0)
+        # the label on one line: its text, the cell's margins and a little room for the font
+        label_w = min(round((longest + 0.6) * size * 20 + 2 * 85), self.text_width_twips // 2)
         form_w = round(self.text_width_twips * 0.72)
         widths = [label_w, max(form_w - label_w, 1)]
         tbl = self.new_table(widths, style="ABPlainTable")
@@ -561,9 +570,21 @@ class _Writer:
                       borders={"top": "nil", "left": "nil", "bottom": "single", "right": "nil"})
 
     def table(self, b: Table) -> None:
+        from .columns import column_widths
+
         ncols = len(b.header) or max((len(r) for r in b.rows), default=1)
-        weights = list(b.widths) if len(b.widths) == ncols else [1.0] * ncols
-        widths = self.relative_widths(weights, self.text_width_twips)
+        size = self.size("table")
+        # as in the PDF: widths from the content (no ID number, date or label split over two
+        # lines), the template's as preferences; measured by character class, as Word's
+        # fonts are not this process's
+        exact, scale = column_widths(
+            float(self.text_width_twips), b.header, b.rows, b.widths,
+            lambda text, bold: _em_width(text) * size * 20 * (1.05 if bold else 1.0), 2 * 85 + size * 20 * 0.25,
+            smallest=0.6, footer=b.footer,
+        )
+        widths = [round(w) for w in exact]
+        widths[-1] += self.text_width_twips - sum(widths)
+        cell_size = size * scale if scale < 1 else None
         if b.caption:
             p = self.para(style="ABPlain", align="center", keep_next=True)
             self.run(p, b.caption, "heading", self.size("table") * 1.25)
@@ -574,14 +595,14 @@ class _Writer:
             for i in range(ncols):
                 text = b.header[i] if i < len(b.header) else ""
                 self.cell(tr, text, widths[i], align="center", role="heading",
-                          size=self.size("table"))
+                          size=cell_size or size)
         for rows, role in ((b.rows, "table"), (b.footer, "heading")):
             for values in rows:
                 tr = self.row(tbl)
                 for i in range(ncols):
                     text = values[i] if i < len(values) else ""
                     self.cell(tr, text, widths[i], align=aligns[i], role=role,
-                              size=None if role == "table" else self.size("table"))
+                              size=cell_size if role == "table" else (cell_size or size))
 
     def contents(self, b: Contents) -> None:
         widths = self.relative_widths((0.12, 0.70, 0.18), self.text_width_twips)

@@ -162,9 +162,18 @@ def asset_warning(
     )
 
 
-def raster_warning(display_path: str, asset: ImageAsset) -> str:
-    """Return the Chinese warning for a PDF page placed as an image (``asset.note`` set)."""
-    return f"佐证材料 {display_path} 第 {asset.page + 1} 页{asset.note}，已转为图像以保证打印一致"
+def raster_warning(display_path: str, asset: ImageAsset, *more: ImageAsset) -> str:
+    """Return the one Chinese warning for the pages of a PDF placed as images for the same
+    reason (``asset.note``): "第 1–3、5 页"."""
+    pages = sorted({a.page + 1 for a in (asset, *more)})
+    runs: list[list[int]] = []
+    for page in pages:
+        if runs and page == runs[-1][-1] + 1:
+            runs[-1].append(page)
+        else:
+            runs.append([page])
+    shown = "、".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
+    return f"佐证材料 {display_path} 第 {shown} 页{asset.note}，已转为图像以保证打印一致"
 
 
 def open_evidence_pdf(source: Path) -> Any:

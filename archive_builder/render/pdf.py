@@ -56,6 +56,7 @@ from ..document import (
     Title,
 )
 from . import rlformat
+from .columns import column_widths
 from .fontprogram import _DOC_FONTS
 from .linebreak import _SPACE as _SPACES
 from .linebreak import break_lines_widths
@@ -362,8 +363,13 @@ class _Layout:
             self.layout = sec.layout
             first = len(self.pages)
             self.new_page()
-            for block in sec.blocks:
-                self.block(block, sec)
+            for k, block in enumerate(sec.blocks):
+                following = sec.blocks[k + 1] if k + 1 < len(sec.blocks) else None
+                if isinstance(block, Heading) and isinstance(following, Table):
+                    # a heading never ends a page without the start of its table
+                    self.heading(block, keep=self.table_start_height(following))
+                else:
+                    self.block(block, sec)
             self.sections.append((first, len(self.pages) - 1))
 
     def separator(self, title: str) -> None:
@@ -428,14 +434,16 @@ class _Layout:
             self.y -= self.th * 0.05
         self.snap()
 
-    def heading(self, b: Heading) -> None:
+    def heading(self, b: Heading, keep: float = 0.0) -> None:
+        """``keep``: the height of what must follow on the same page (default one more line)."""
         role = "heading" if b.level <= 1 else "kai"
         size = self.size(role)
         lh = self.line_height(size)
         if self.layout != "prose" and not self.fresh():
             self.y -= size * 0.4
-        # keep with next: the heading and at least one more line
-        self.ensure(lh * 2)
+        # keep with next: the heading and at least one more line (or the start of its table)
+        lines = len(self.f.break_lines(b.text, role, size, self.tw)) or 1
+        self.ensure(min(lh * lines + max(keep, lh), self.th))
         indent = 2.0 if self.layout == "prose" else 0.0
         self.flow_lines(b.text, role, size, "left", indent_chars=indent, leading=lh)
         self.snap()
@@ -567,15 +575,45 @@ class _Layout:
         flush()
         self.flow_rows(rows)
 
+    def table_start_height(self, b: Table) -> float:
+        """The height a table needs on the page it starts: caption, header row, first row."""
+        caption, header, body = self.table_rows(b)
+        return caption + sum(r.height for r in header) + (body[0].height if body else 0.0)
+
     def table(self, b: Table) -> None:
+        _, header, body = self.table_rows(b)
+        if b.caption:
+            size = self.size("table")
+            cs = size * 1.25
+            self.ensure(cs * 1.6 + size * 4)
+            self.flow_lines(b.caption, "heading", cs, "center", leading=cs * 1.6)
+        self.flow_rows(body, header)
+
+    def table_rows(self, b: Table) -> tuple[float, list[_Row], list[_Row]]:
+        """Return the table's caption height, header rows and body rows (nothing placed);
+        laid out once when a heading asked for the table's start first."""
+        last = getattr(self, "_last_table", None)
+        if last is not None and last[0] is b:
+            return last[1]  # type: ignore[no-any-return]
+        result = self._table_rows(b)
+        self._last_table = (b, result)
+        return result
+
+    def _table_rows(self, b: Table) -> tuple[float, list[_Row], list[_Row]]:
         role = "table"
         size = self.size(role)
         n = len(b.header) or max((len(r) for r in b.rows), default=1)
-        widths = list(b.widths) if len(b.widths) == n else [1.0] * n
-        total = sum(widths) or 1.0
+        # widths from the content; the template's are preferences (render/columns.py)
+        widths, scale = column_widths(
+            self.tw, b.header, b.rows, b.widths,
+            lambda text, bold: self.f.width(text, "heading" if bold else role, size),
+            2 * CELL_PAD_X + 0.5, footer=b.footer,
+        )
+        size *= scale
         xs = [self.left]
         for w in widths:
-            xs.append(xs[-1] + self.tw * w / total)
+            xs.append(xs[-1] + w)
+        xs[-1] = self.left + self.tw
         aligns = list(b.align) + ["left"] * (n - len(b.align))
 
         def row(values: tuple[str, ...], r_role: str, header: bool = False) -> _Row:
@@ -588,13 +626,13 @@ class _Layout:
                 cells.append(self.cell(xs[i], xs[i + 1] - xs[i], v, r_role, size, al, header))
             return self.make_row(cells)
 
+        caption = 0.0
         if b.caption:
-            cs = size * 1.25
-            self.ensure(cs * 1.6 + size * 4)
-            self.flow_lines(b.caption, "heading", cs, "center", leading=cs * 1.6)
+            cs = self.size("table") * 1.25
+            caption = len(self.f.break_lines(b.caption, "heading", cs, self.tw)) * cs * 1.6
         header = [row(b.header, "heading", True)] if b.header else []
         body = [row(r, role) for r in b.rows] + [row(r, "heading") for r in b.footer]
-        self.flow_rows(body, header)
+        return caption, header, body
 
     def contents(self, b: Contents) -> None:
         entries = [i for i, s in enumerate(self.doc.sections) if s.in_contents]
@@ -733,6 +771,7 @@ class _Layout:
             assets = self.evidence.assets(Path(b.source), display_path=b.display_path)
         parts = [p for p in (b.title, b.kind, b.date, b.display_path) if p]
         caption = " · ".join(parts)
+        rasterised: dict[str, list[Any]] = {}  # note -> the pages placed as images for it
         for k, asset in enumerate(assets):
             if not self.fresh():
                 self.new_page()
@@ -748,12 +787,14 @@ class _Layout:
                 w, h = asset.width_px * s, asset.height_px * s
                 self.page.items.append(("img", asset, bx + (bw - w) / 2, by + (bh - h) / 2, w, h))
                 if asset.note:  # a PDF page rasterised (e.g. its fonts are not embedded)
-                    self.warnings.append(raster_warning(b.display_path, asset))
+                    rasterised.setdefault(asset.note, []).append(asset)
             elif isinstance(asset, PdfPageAsset):
                 self.merges.append((len(self.pages) - 1, asset, box))
             else:
                 self.placeholder(asset, box)
             self.y = self.bottom
+        # one warning per file and reason, not one per page
+        self.warnings.extend(raster_warning(b.display_path, *pages) for pages in rasterised.values())
 
     def placeholder(self, asset: Any, box: tuple[float, float, float, float]) -> None:
         bx, by, bw, bh = box

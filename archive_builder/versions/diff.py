@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -618,6 +618,13 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
     #: True when two stored records were compared (False for two bare PDF files)
     records_compared: bool = False
+    #: 1-based PDF page -> the page number printed on it (numbered pages only)
+    old_printed: dict[int, int] = field(default_factory=dict)
+    new_printed: dict[int, int] = field(default_factory=dict)
+
+    def page_pair(self, old: int | None, new: int | None) -> str:
+        """Return "原第 3 页 → 新第 3 页" with the numbers printed on the pages."""
+        return page_pair_text(old, new, self.old_printed, self.new_printed)
 
     @property
     def identical(self) -> bool:
@@ -660,7 +667,7 @@ class Comparison:
                 lines += [f"    {line}" for line in t.lines]
         if self.pages:
             lines.append(f"\n变化的页面（{len(self.pages)} 处）：")
-            lines.append("  " + "；".join(page_pair_text(a, b) for a, b in self.pages))
+            lines.append("  " + "；".join(self.page_pair(a, b) for a, b in self.pages))
         return "\n".join(lines)
 
 
@@ -676,13 +683,25 @@ def _change_line(c: FieldChange) -> str:
     return f"{c.label}：{old} → {new}"
 
 
-def page_pair_text(old: int | None, new: int | None) -> str:
-    """Return "原第 3 页 → 新第 3 页" (or 新增/删除)."""
+def page_name(page: int, printed: Mapping[int, int] | None = None) -> str:
+    """Return "第 3 页" as printed on the page (PDF page ``page``, 1-based), or where the page
+    carries no number "封面" (the first) or "未编页码的第 5 张" (separator sheets)."""
+    if printed is None:
+        return f"第 {page} 页"
+    number = printed.get(page)
+    if number is not None:
+        return f"第 {number} 页"
+    return "封面" if page == 1 else f"未编页码的第 {page} 张"
+
+
+def page_pair_text(old: int | None, new: int | None, old_printed: Mapping[int, int] | None = None,
+                   new_printed: Mapping[int, int] | None = None) -> str:
+    """Return "原第 3 页 → 新第 3 页" (or 新增/删除), with the printed numbers when given."""
     if old is None:
-        return f"新增 新第 {new} 页"
+        return f"新增 新{page_name(new or 0, new_printed)}"
     if new is None:
-        return f"删除 原第 {old} 页"
-    return f"原第 {old} 页 → 新第 {new} 页"
+        return f"删除 原{page_name(old, old_printed)}"
+    return f"原{page_name(old, old_printed)} → 新{page_name(new, new_printed)}"
 
 
 def _version_name(v: Version) -> str:
@@ -745,7 +764,39 @@ def compare_versions(
         assert comparison.old_pdf and comparison.new_pdf
         pdf = compare_pdf_files(comparison.old_pdf, comparison.new_pdf)
         comparison.text_changes, comparison.pages = pdf.text_changes, pdf.pages
+        comparison.old_printed, comparison.new_printed = pdf.old_printed, pdf.new_printed
+        model = _model_text_changes(old_record, new_record, old_v.template_set, new_v.template_set, pdf)
+        if model is not None:
+            comparison.text_changes = model
     return comparison
+
+
+def _model_text_changes(old_record: dict, new_record: dict, old_set: str, new_set: str,
+                        pdf: Any) -> list[SectionTextChange] | None:
+    """The text changes of two versions on their document models (see docdiff.py), each with
+    the page it is on as printed; None when a version cannot be rendered again (its template
+    set is gone): the PDF's text lines are compared instead."""
+    from .. import docdiff
+    from ..errors import ArchiveError
+
+    try:
+        old_items = docdiff.document_items(docdiff.record_document(old_record, old_set))
+        new_items = docdiff.document_items(docdiff.record_document(new_record, new_set))
+    except ArchiveError:
+        return None
+    old_numbers = [pdf.old_printed.get(i + 1) for i in range(len(pdf.old_text))]
+    new_numbers = [pdf.new_printed.get(i + 1) for i in range(len(pdf.new_text))]
+    by_section: dict[str, list[str]] = {}
+    for change in docdiff.diff_items(old_items, new_items):
+        if change.new is not None:
+            page = docdiff.printed_page(pdf.new_text, new_numbers, change.new)
+            page = f"新{page}" if page else ""
+        else:
+            assert change.old is not None
+            page = docdiff.printed_page(pdf.old_text, old_numbers, change.old)
+            page = f"原{page}" if page else ""
+        by_section.setdefault(change.item.section, []).append(change.line(page))
+    return [SectionTextChange(section, "changed", None, None, lines) for section, lines in by_section.items()]
 
 
 def compare_pdfs(old: Path, new: Path) -> Comparison:
@@ -759,6 +810,8 @@ def compare_pdfs(old: Path, new: Path) -> Comparison:
         new_pdf=Path(new),
         text_changes=pdf.text_changes,
         pages=pdf.pages,
+        old_printed=pdf.old_printed,
+        new_printed=pdf.new_printed,
     )
 
 

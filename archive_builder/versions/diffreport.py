@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageDraw
 
 from ..errors import ArchiveError, ExitCode, os_reason
+from .diff import page_name
 from .pdfdiff import Box, _open, _Pdf, diff_boxes
 
 if TYPE_CHECKING:
@@ -239,12 +240,12 @@ def render_html(
     if not comparison.pages:
         parts.append("<p>无页面变化。</p>")
     for pic in _pictures(comparison, dpi, max_pages):
-        parts.append(f'<h3>{e(_pair_title(pic))}</h3><div class="pair">')
+        parts.append(f'<h3>{e(_pair_title(pic, comparison))}</h3><div class="pair">')
         parts.append(
-            _figure(f"原 第 {pic.old} 页" if pic.old else "原：无", pic.old_png)
+            _figure(f"原{page_name(pic.old, comparison.old_printed)}" if pic.old else "原：无", pic.old_png)
         )
         parts.append(
-            _figure(f"新 第 {pic.new} 页" if pic.new else "新：无", pic.new_png)
+            _figure(f"新{page_name(pic.new, comparison.new_printed)}" if pic.new else "新：无", pic.new_png)
         )
         parts.append("</div>")
     if len(comparison.pages) > max_pages:
@@ -255,10 +256,8 @@ def render_html(
     return "\n".join(parts)
 
 
-def _pair_title(pic: _PagePicture) -> str:
-    from .diff import page_pair_text
-
-    text = page_pair_text(pic.old, pic.new)
+def _pair_title(pic: _PagePicture, comparison: Comparison) -> str:
+    text = comparison.page_pair(pic.old, pic.new)
     if pic.old is not None and pic.new is not None:
         text += f"（{pic.regions} 处变化区域）"
     return text
@@ -345,12 +344,14 @@ def render_pdf(
         textColor=colors.HexColor("#555555"),
     )
     h1 = ParagraphStyle("h1", parent=body, fontSize=16, leading=22, spaceAfter=6)
+    # a heading never ends a page: it stays with what it introduces
     h2 = ParagraphStyle(
-        "h2", parent=body, fontSize=13, leading=18, spaceBefore=10, spaceAfter=4
+        "h2", parent=body, fontSize=13, leading=18, spaceBefore=10, spaceAfter=4, keepWithNext=1
     )
     h3 = ParagraphStyle(
-        "h3", parent=body, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2
+        "h3", parent=body, fontSize=11, leading=15, spaceBefore=6, spaceAfter=2, keepWithNext=1
     )
+    caption_style = ParagraphStyle("caption", parent=small, alignment=1)  # centred under its page
     dele = ParagraphStyle("del", parent=body, backColor=colors.HexColor("#ffdddd"))
     ins = ParagraphStyle("ins", parent=body, backColor=colors.HexColor("#ddffdd"))
 
@@ -410,24 +411,27 @@ def render_pdf(
             )
             story.append(p(line, style))
 
-    story.append(p(f"变化的页面（{len(comparison.pages)} 处）", h2))
+    pages_heading: list[Any] = [p(f"变化的页面（{len(comparison.pages)} 处）", h2)]
     if not comparison.pages:
-        story.append(p("无页面变化。"))
-    image_h = page_h - 2 * margin - 40
+        story += [*pages_heading, p("无页面变化。")]
+        pages_heading = []
+    # room on the page for the section heading, the pair's heading and the captions too, so
+    # "变化的页面" starts on the page of its first pair
+    image_h = page_h - 2 * margin - 100
     for pic in _pictures(comparison, dpi, max_pages):
         cells = []
         for caption, png in (
-            (f"原 第 {pic.old} 页" if pic.old else "原：无", pic.old_png),
-            (f"新 第 {pic.new} 页" if pic.new else "新：无", pic.new_png),
+            (f"原{page_name(pic.old, comparison.old_printed)}" if pic.old else "原：无", pic.old_png),
+            (f"新{page_name(pic.new, comparison.new_printed)}" if pic.new else "新：无", pic.new_png),
         ):
             if png is None:
-                cells.append([p("（无对应页）", small), p(caption, small)])
+                cells.append([p("（无对应页）", caption_style), p(caption, caption_style)])
                 continue
             with Image.open(io.BytesIO(png)) as im:
                 w, h = im.size
             scale = min((width / 2 - 12) / w, image_h / h)
             cells.append(
-                [RLImage(io.BytesIO(png), w * scale, h * scale), p(caption, small)]
+                [RLImage(io.BytesIO(png), w * scale, h * scale), p(caption, caption_style)]
             )
         pair = Table([cells], colWidths=[width / 2, width / 2])
         pair.setStyle(
@@ -439,7 +443,9 @@ def render_pdf(
                 ]
             )
         )
-        story.append(KeepTogether([p(_pair_title(pic), h3), pair]))
+        # the section's heading goes with its first pair, each pair's heading with its pages
+        story.append(KeepTogether([*pages_heading, p(_pair_title(pic, comparison), h3), pair]))
+        pages_heading = []
     if len(comparison.pages) > max_pages:
         story.append(
             p(f"另有 {len(comparison.pages) - max_pages} 处变化的页面未画出。")

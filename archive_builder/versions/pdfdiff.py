@@ -66,6 +66,8 @@ class SectionTextChange:
             return f"第 {p[0]} 页" if p[0] == p[1] else f"第 {p[0]}–{p[1]} 页"
 
         kind = {"added": "，新增", "removed": "，删除"}.get(self.kind, "")
+        if self.old_pages is None and self.new_pages is None:
+            return f"{self.section}{f'（{kind[1:]}）' if kind else ''}"
         return f"{self.section}（原{pages(self.old_pages)} → 新{pages(self.new_pages)}{kind}）"
 
 
@@ -96,6 +98,8 @@ class _Pdf:
             for lines in self.raw
         ]
         self.sections = self._sections()
+        #: the page number printed on each page ("— 3 —", "第 3 页"), None where there is none
+        self.printed: list[int | None] = [_printed_number(lines) for lines in self.raw]
 
     def _lines(self, index: int) -> list[str]:
         page = self.doc[index]
@@ -140,6 +144,15 @@ class _Pdf:
         self.doc.close()
 
 
+def _printed_number(lines: list[str]) -> int | None:
+    """The page number printed on a page: its last line that is only a page number."""
+    for line in reversed(lines):
+        if _PAGE_NUMBER.match(line):
+            digits = re.search(r"\d+", line)
+            return int(digits.group()) if digits else None
+    return None
+
+
 @contextmanager
 def _open(path: Path) -> Iterator[_Pdf]:
     pdf = _Pdf(Path(path))
@@ -168,8 +181,15 @@ def _match_sections(a: _Pdf, b: _Pdf) -> list[tuple[_Section | None, _Section | 
     return pairs
 
 
-def _span(s: _Section | None) -> tuple[int, int] | None:
-    return (s.start + 1, s.end) if s is not None else None
+def _span(s: _Section | None, pdf: _Pdf | None = None) -> tuple[int, int] | None:
+    """The section's first and last page: as printed on them when they are numbered."""
+    if s is None:
+        return None
+    if pdf is not None:
+        numbers = [n for n in pdf.printed[s.start:s.end] if n is not None]
+        if numbers:
+            return numbers[0], numbers[-1]
+    return (s.start + 1, s.end)
 
 
 def _section_text_change(
@@ -186,7 +206,7 @@ def _section_text_change(
             # a section of blank (image-only) pages added or removed
             kind = "added" if sa is None else "removed"
             title = (sb or sa).title  # type: ignore[union-attr]
-            return SectionTextChange(title, kind, _span(sa), _span(sb), [])
+            return SectionTextChange(title, kind, _span(sa, a), _span(sb, b), [])
         return None
     lines = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
@@ -198,7 +218,7 @@ def _section_text_change(
         lines += [f"+ {line}" for line in new_lines[j1:j2]]
     kind = "added" if sa is None else "removed" if sb is None else "changed"
     title = (sb or sa).title  # type: ignore[union-attr]
-    return SectionTextChange(title, kind, _span(sa), _span(sb), lines)
+    return SectionTextChange(title, kind, _span(sa, a), _span(sb, b), lines)
 
 
 def _page_pairs(
@@ -326,6 +346,16 @@ class PdfComparison:
     text_changes: list[SectionTextChange]
     #: changed pages as (old, new), 1-based; None where a page has no counterpart
     pages: list[tuple[int | None, int | None]]
+    #: 1-based page -> the number printed on it (numbered pages only)
+    old_printed: dict[int, int] = field(default_factory=dict)
+    new_printed: dict[int, int] = field(default_factory=dict)
+    #: each page's text lines and printed number (for placing changes found elsewhere)
+    old_text: list[list[str]] = field(default_factory=list)
+    new_text: list[list[str]] = field(default_factory=list)
+
+
+def _numbers(pdf: _Pdf) -> dict[int, int]:
+    return {i + 1: n for i, n in enumerate(pdf.printed) if n is not None}
 
 
 def _compare_open(a: _Pdf, b: _Pdf, *, raster: bool = True) -> PdfComparison:
@@ -344,7 +374,7 @@ def _compare_open(a: _Pdf, b: _Pdf, *, raster: bool = True) -> PdfComparison:
                 pages.append(
                     (None if i is None else i + 1, None if j is None else j + 1)
                 )
-    return PdfComparison(a.count, b.count, text_changes, pages)
+    return PdfComparison(a.count, b.count, text_changes, pages, _numbers(a), _numbers(b), a.text, b.text)
 
 
 def _read(path: Path) -> bytes:
@@ -363,7 +393,7 @@ def compare_pdf_files(
     """Return the text changes and the changed pages of two PDF files."""
     if _read(Path(old_pdf)) == _read(Path(new_pdf)):
         with _open(old_pdf) as a:
-            return PdfComparison(a.count, a.count, [], [])
+            return PdfComparison(a.count, a.count, [], [], _numbers(a), _numbers(a), a.text, a.text)
     with _open(old_pdf) as a, _open(new_pdf) as b:
         return _compare_open(a, b, raster=raster)
 

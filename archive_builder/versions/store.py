@@ -556,9 +556,13 @@ class VersionStore:
             return found[0]
         existing = [v.number for v in self.versions(household_id)]
         if not existing:
+            from ..records.loader import find_similar_ids
+
+            similar = find_similar_ids(self.households(), household_id)
             raise StoreError(
                 f"版本库中没有户 {household_id} 的任何版本。",
-                hint="检查户编号和输出目录（-o）是否正确；该户需至少生成过一次。",
+                hint=f"相近的户编号：{'、'.join(similar)}" if similar
+                else "检查户编号和输出目录（-o）是否正确；该户需至少生成过一次。",
             )
         listed = "、".join(str(n) for n in existing)
         raise StoreError(

@@ -24,6 +24,9 @@ _PAYLOAD = re.compile(
     r"^AB1\|(?P<hid>[^|\s]+)\|[vV](?P<number>\d{1,6})\|(?P<hash>[0-9a-fA-F]{8,64})$"
 )
 
+#: what a cover printed without a version claim holds (``<household_id>|<16 hex digits>``)
+_UNRECORDED = re.compile(r"^[^|\s]+\|[0-9a-fA-F]{16}$")
+
 Status = Literal["current", "outdated", "unknown"]
 
 
@@ -58,10 +61,16 @@ def parse_payload(text: str) -> tuple[str, int, str]:
     """Return ``(household_id, version, hash prefix)`` from a payload; PayloadError if malformed."""
     cleaned = text.strip().replace("｜", "|")  # full-width bars from a Chinese IME
     match = _PAYLOAD.match(cleaned)
+    if match is None and _UNRECORDED.match(cleaned):
+        raise PayloadError(
+            f"「{cleaned}」是一份没有登记版本的档卡（生成时找不到档案输出目录），无法核对是否为最新版本。",
+            hint="请用 archive-builder packet 数据目录 户编号 --store 档案输出目录 重新生成并打印，"
+            "或打印 build 生成的档卡。",
+        )
     if match is None:
         raise PayloadError(
             f"「{text.strip()[:80]}」不是档卡封面二维码的内容。",
-            hint="应形如 AB1|户编号|v版本号|哈希，例如 AB1|4116210001|v2|3f9a0c1d2e4b5a69；"
+            hint="应形如 AB1|户编号|v版本号|哈希，例如 AB1|4116211052010001|v2|3f9a0c1d2e4b5a69；"
             "请完整复制扫码得到的文字。",
         )
     return match["hid"], int(match["number"]), match["hash"].lower()
@@ -103,7 +112,7 @@ class VerifyResult:
                 f"  生成时间 {self.copy.when}，共 {self.copy.pages} 页。"
             )
         if self.status == "unknown":
-            return f"{head}：版本库中找不到这份档卡。\n  {self.reason}"
+            return f"{head}：无法核对，版本库中没有登记这一版。\n  {self.reason}"
         assert self.copy is not None and self.latest is not None
         from .diff import non_data_change
 
@@ -148,11 +157,7 @@ def verify(store: VersionStore, text: str) -> VerifyResult:
         # the hash is what the paper shows for certain; the number could be mistyped
         matches = [v for v in versions if v.content_hash.startswith(hash_prefix)]
         if not matches:
-            listed = "、".join(str(v.number) for v in versions)
-            result.reason = (
-                f"版本号与哈希都对不上（已有版本：{listed}）；"
-                "这份纸质件可能来自别的输出目录，或二维码内容被改动。"
-            )
+            result.reason = _never_recorded(number, hash_prefix, copy, versions)
             return result
         copy = matches[-1]
         result.reason = (
@@ -176,6 +181,22 @@ def verify(store: VersionStore, text: str) -> VerifyResult:
         copy.evidence, latest.evidence
     )
     return result
+
+
+def _never_recorded(number: int, hash_prefix: str, same_number: Version | None, versions: list[Version]) -> str:
+    """Why a paper copy whose hash no stored version has is not found: it was never recorded here."""
+    latest = versions[-1]
+    if same_number is not None:
+        said = (f"此输出目录登记的第 {number} 版哈希为 {same_number.short_hash}，"
+                f"与纸质件的 {hash_prefix[:12]} 不同")
+    else:
+        listed = "、".join(str(v.number) for v in versions)
+        said = f"此输出目录只登记了第 {listed} 版，没有第 {number} 版"
+    return (
+        f"{said}：这份档卡的内容从未在此输出目录登记过。常见原因：它由另一个输出目录生成，"
+        f"或是用未登记版本的方式单独生成的。此输出目录的最新版本为第 {latest.number} 版"
+        f"（{latest.when}，{latest.short_hash}）；请打印最新版本，或用 -o 指定生成这份档卡时的输出目录。"
+    )
 
 
 def decode_qr_image(path: Path) -> str:
