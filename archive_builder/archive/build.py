@@ -258,8 +258,6 @@ class Build:
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts
                 validation = self.validate(dataset, settings)
-                # before planning releases the records
-                self.summary.audit = _audit_line(dataset, villages)
                 plan = self.plan(dataset, villages, validation, settings, scheduler)
                 self.render(plan, scheduler)
                 collation = self.start_collation(plan, settings, fonts, scheduler)
@@ -809,18 +807,6 @@ def _safe_render(request: PacketRequest) -> PacketResult | BaseException:
         from ..errors import RenderError
 
         return RenderError(f"户 {request.household_id} 的档卡生成失败：{type(exc).__name__}: {exc}")
-
-
-def _audit_line(dataset: Dataset, villages: list[Village]) -> str:
-    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
-    import dataclasses
-
-    from ..checks import audit_dataset
-
-    try:
-        return audit_dataset(dataclasses.replace(dataset, villages=list(villages))).line()
-    except ArchiveError as exc:  # a county's broken rule file must not fail the build
-        return f"问题台账：未检查（{exc.message}）"
 
 
 def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | None = None,
