@@ -105,7 +105,9 @@ def convert_batch(sources: Sequence[Path], out_dir: Path, *, timeout: float,
                 batch_failed = True  # the files it finished are kept; the others go alone
             for source in sources:
                 pdf = out_dir / f"{Path(source).stem}.pdf"
-                if _complete(pdf) if batch_failed else pdf.is_file() and pdf.stat().st_size > 0:
+                # after a failed run, only the files LibreOffice finished writing count
+                done = _complete(pdf) if batch_failed else pdf.is_file() and pdf.stat().st_size > 0
+                if done:
                     results[Path(source)] = pdf
         office.timeout = float(timeout)
         for source in sources:
