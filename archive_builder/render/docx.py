@@ -1062,7 +1062,7 @@ def _package_bytes(package_doc: Any, when: dt.datetime) -> bytes:
     parts = list(package.parts)
     for part in parts:
         part.before_marshal()
-    writer = _DeterministicZip(when)
+    writer: Any = _DeterministicZip(when)  # python-docx's PhysPkgWriter interface: write, close
     PackageWriter._write_content_types_stream(writer, parts)  # noqa: SLF001 - python-docx's own steps
     PackageWriter._write_pkg_rels(writer, package.rels)  # noqa: SLF001
     PackageWriter._write_parts(writer, parts)  # noqa: SLF001
