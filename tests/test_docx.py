@@ -200,6 +200,27 @@ def test_deterministic_bytes(tmp_path, evidence):
     assert core.created.year == 2024 and core.title == "冯老村 张三 档卡"
 
 
+def test_warm_writer_gives_the_cold_bytes(tmp_path, evidence):
+    """The prepared package is reused across packets: a packet with a Word form (which adds
+    styles and lists to its copy) leaves the next packet exactly as a fresh process writes it."""
+    from archive_builder.render import docx as docx_module
+
+    from test_forms import CONTEXT, FORM
+
+    doc = _doc(tmp_path)
+    docx_module._BASES.clear()
+    cold = tmp_path / "cold.docx"
+    write_docx(doc, cold, evidence=evidence)
+    assert len(docx_module._BASES) == 1
+    write_docx(doc, tmp_path / "form.docx", evidence=evidence, forms={"application": FORM}, context=CONTEXT)
+    warm = tmp_path / "warm.docx"
+    write_docx(doc, warm, evidence=evidence)
+    assert len(docx_module._BASES) == 1
+    assert warm.read_bytes() == cold.read_bytes()
+    styles = _xml(warm, "word/styles.xml")
+    assert not [s for s in styles.iter(f"{{{W_NS}}}style") if s.get(f"{{{W_NS}}}styleId", "").startswith("F1")]
+
+
 def test_pdf_evidence_page_rendered(tmp_path, evidence):
     from reportlab.pdfgen import canvas
 

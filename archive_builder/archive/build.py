@@ -232,6 +232,8 @@ class Build:
         self.summary = BuildSummary()
         #: rendering failures, for the manifest's problems (the CLI reports them from ``failed``)
         self._render_problems: list[Problem] = []
+        #: renders waiting for the batch conversion of their Word forms (``_convert_forms``)
+        self._form_renders: list[Task] = []
 
     def run(self) -> BuildSummary:
         """Run the build; a full disk anywhere is the output folder's error, not an internal one."""
@@ -378,11 +380,39 @@ class Build:
                 household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
                 members=len(record.get("members", [])), household_type=record.get("household_type", ""),
                 content_hash=planned.content_hash,
-                task=None if unchanged else scheduler.submit(_safe_render, planned.request, throttle=True),
+                task=None if unchanged else self._submit_render(scheduler, planned.request, tset),
                 record_json=planned.record_json, evidence=dict(planned.evidence),
                 result=previous if unchanged else None, formats=list(formats), sources=planned.sources,
             ))
         return vplan
+
+    def _submit_render(self, scheduler: Scheduler, request: PacketRequest, tset: Any) -> Task:
+        """Hand a household's render to the workers; one with Word forms waits for the batch
+        conversion of every household's forms (``render``)."""
+        if tset.form_sections:
+            task = Task(_safe_render, (request,))
+            self._form_renders.append(task)
+            return task
+        return scheduler.submit(_safe_render, request, throttle=True)
+
+    def _convert_forms(self, plan: BuildPlan, scheduler: Scheduler, work: Path) -> None:
+        """Fill and convert the Word forms of the households waiting for it, in one
+        LibreOffice run per worker (:mod:`~archive_builder.render.batchconvert`); then hand
+        their renders to the workers."""
+        from ..render import batchconvert, forms
+
+        deferred, self._form_renders = self._form_renders, []
+        requests = [task.args[0] for task in deferred]
+        timeouts = [float(template_set(r.template_set, r.data_dir, r.village_dir).settings.get(
+            "form_timeout", forms.DEFAULT_TIMEOUT)) for r in requests]
+        prepared = batchconvert.prepare_forms(
+            requests, work, jobs=scheduler.jobs, timeout=max(timeouts),
+            run_fill=lambda args: scheduler.gather([scheduler.submit(batchconvert.fill, *a) for a in args]))
+        by_task = {id(task): scheduler.submit(_safe_render, request, throttle=True)
+                   for task, request in zip(deferred, prepared, strict=True)}
+        for _, household in plan.households():
+            if household.task is not None and id(household.task) in by_task:
+                household.task = by_task[id(household.task)]
 
     def render(self, plan: BuildPlan, scheduler: Scheduler) -> None:
         """Wait for the packets planning handed over; note each one's result in the state."""
@@ -392,6 +422,15 @@ class Build:
             return
         self.reporter.stage("生成分户档卡")
         self.reporter.start(len(todo), "档卡")
+        with ExitStack() as stack:
+            if self._form_renders:
+                import tempfile
+
+                work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ab-forms-")))
+                self._convert_forms(plan, scheduler, work)
+            self._gather(plan, scheduler, todo)
+
+    def _gather(self, plan: BuildPlan, scheduler: Scheduler, todo: list[HouseholdPlan]) -> None:
         tasks = [h.task for h in todo]
         assert all(tasks)  # planning handed every changed household over
         outcomes = scheduler.gather(tasks, self.reporter.advance)  # type: ignore[arg-type]

@@ -10,7 +10,9 @@ is filled with docxtpl (:func:`~archive_builder.render.forms.render_form`, autoe
 converted to PDF with LibreOffice *before* layout, so the section's page count is known and
 the contents page and outline stay true; its pages take the section's place in the PDF
 (:class:`~archive_builder.document.ExternalPages`) and the filled form itself is that section
-of the .docx.  When LibreOffice is missing, the PDF gets an explanatory page for that section
+of the .docx. A build fills and converts every household's forms before rendering, in one
+LibreOffice run per worker (:mod:`archive_builder.render.batchconvert`), and hands each
+packet its converted forms in ``PacketRequest.prepared_forms``; a single packet converts here.  When LibreOffice is missing, the PDF gets an explanatory page for that section
 and the packet a warning naming the package to install; every other section and household is
 built as usual.  Whether a converter is available is part of the content hash of a household
 whose set has forms, so installing LibreOffice later rebuilds exactly those packets.  When
@@ -57,6 +59,9 @@ class PacketRequest:
     qr_text: str = ""
     out_docx: Path | None = None
     fonts: Mapping[str, Any] = field(default_factory=dict)
+    #: section key → the Word form already filled and converted by the build's batch
+    #: (:mod:`archive_builder.render.batchconvert`); empty = fill and convert here
+    prepared_forms: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,9 @@ class FormSections:
     """
 
     def __init__(self, tset: templates.TemplateSet, context: Mapping[str, Any], work: Path,
-                 household_id: str) -> None:
+                 household_id: str, prepared: Mapping[str, Any] | None = None) -> None:
+        #: section key → :class:`~archive_builder.render.batchconvert.PreparedForm`
+        self.prepared = prepared or {}
         self.tset = tset
         self.context = context
         self.work = work
@@ -232,11 +239,31 @@ class FormSections:
         from ..render import forms
 
         template = self.tset.form_path(spec)
-        filled = self.work / f"{len(self.rendered):02d}_{spec.key}.docx"
-        for text in forms.render_form(template, self.context, filled):
+        prepared = self.prepared.get(spec.key)
+        if prepared is not None:  # filled and converted by the build's batch
+            filled = Path(prepared.docx)
+            made = prepared.warnings
+        else:
+            filled = self.work / f"{len(self.rendered):02d}_{spec.key}.docx"
+            made = tuple(forms.render_form(template, self.context, filled))
+        for text in made:
             if text not in self.warnings:
                 self.warnings.append(text)
         self.rendered[spec.key] = filled
+        if prepared is not None:
+            if prepared.error:
+                raise ExternalToolError(
+                    f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）无法转换为 PDF："
+                    f"{prepared.error}", hint=prepared.hint or None)
+            pdf = Path(prepared.pdf)
+            try:
+                pages = _pdf_pages(pdf, template.name)
+            except ExternalToolError as exc:
+                raise ExternalToolError(
+                    f"户 {self.household_id} 的「{spec.title}」（Word 表单 {template.name}）无法转换为 PDF：{exc.message}",
+                    hint=exc.hint,
+                ) from exc
+            return self._converted(spec, template, filled, pdf, pages)
         timeout = float(self.tset.settings.get("form_timeout", forms.DEFAULT_TIMEOUT))
         try:
             converter = forms.converter(timeout)
@@ -262,6 +289,12 @@ class FormSections:
             ) from exc
         finally:
             self.convert_seconds += time.perf_counter() - started
+        return self._converted(spec, template, filled, pdf, pages)
+
+    def _converted(self, spec: templates.SectionSpec, template: Path, filled: Path, pdf: Path,
+                   pages: int) -> dm.Section:
+        from ..render import forms
+
         lost = forms.lost_characters(filled, pdf)
         if lost:
             self.warnings.append(
@@ -332,7 +365,8 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
     fonts = font_set(request.fonts)
     evidence = _evidence_cache(request.cache_dir, int(tset.settings.get("evidence_dpi", 200)))
     context = packet_context(request)
-    forms = FormSections(tset, context, work, request.household_id) if work is not None else None
+    forms = FormSections(tset, context, work, request.household_id, request.prepared_forms) \
+        if work is not None else None
     document = build_document(request, tset, context=context,
                               form_section=forms.section if forms is not None else None)
     warnings = glyph_warnings(request.record, fonts, request.household_id)

@@ -17,10 +17,12 @@ Design notes
   in the footer, formatted after ``PageSetup.page_number_format`` ("— {n} —"); odd pages
   right, even pages left (GB/T 9704 §7.5, duplex).
 * "prose" sections get the GB/T 9704 document grid (22 lines × 28 characters).
+* Warm: python-docx's default template is read and restyled once per process (page setup
+  and fonts); each packet starts from a deep copy of that prepared package.
 * Each section starts with a hidden bookmark ``_ab<NNN>_<key>``; :func:`section_texts` uses
   them to read the text of each section back (tests compare it with the PDF's text).
 * Output is deterministic: core properties are taken from ``Document.date`` and the zip is
-  rewritten with fixed member timestamps, so the same document gives the same bytes
+  written with fixed member timestamps, so the same document gives the same bytes
   (with the same python-docx, Pillow, pypdfium2 and zlib).
 * Word cannot know where pages break, so the contents page shows the PDF's page numbers
   only when ``page_numbers`` is given (section key → printed number).
@@ -34,6 +36,7 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
+import functools
 import io
 import math
 import re
@@ -101,9 +104,14 @@ SEPARATOR_BOOKMARK_PREFIX = "_abs"
 _INVALID_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
+@functools.lru_cache(maxsize=None)
 def w(tag: str) -> str:
-    """Clark name of a WordprocessingML tag: ``w("p")`` → ``{ns}p``."""
+    """Clark name of a WordprocessingML tag: ``w("p")`` → ``{ns}p`` (memoised: a packet
+    creates tens of thousands of elements)."""
     return f"{{{W_NS}}}{tag}"
+
+
+_SubElement = etree.SubElement
 
 
 def _em_width(text: str) -> float:
@@ -116,10 +124,10 @@ def _em_width(text: str) -> float:
 
 def _el(tag: str, parent: Any = None, **attrs: Any) -> Any:
     """Create ``w:<tag>`` with ``w:``-namespaced attributes (``val="x"`` → ``w:val``)."""
-    attrib = {w(k): str(v) for k, v in attrs.items() if v is not None}
+    attrib = {w(k): str(v) for k, v in attrs.items() if v is not None} if attrs else None
     if parent is None:
         return etree.Element(w(tag), attrib, nsmap={"w": W_NS})
-    return etree.SubElement(parent, w(tag), attrib)
+    return _SubElement(parent, w(tag), attrib)
 
 
 PPR_ORDER = ["pStyle", "keepNext", "keepLines", "pageBreakBefore", "framePr", "widowControl", "numPr", "suppressLineNumbers", "pBdr", "shd", "tabs", "suppressAutoHyphens", "kinsoku", "wordWrap", "overflowPunct", "topLinePunct", "autoSpaceDE", "autoSpaceDN", "bidi", "adjustRightInd", "snapToGrid", "spacing", "ind", "contextualSpacing", "mirrorIndents", "suppressOverlap", "jc", "textDirection", "textAlignment", "textboxTightWrap", "outlineLvl", "divId", "cnfStyle", "rPr", "sectPr", "pPrChange"]
@@ -999,19 +1007,67 @@ def _set_core(package_doc: Any, doc: Document) -> None:
     core.last_printed = when.replace(tzinfo=None)
 
 
-def _deterministic_zip(data: bytes, when: dt.datetime) -> bytes:
-    """Rewrite a zip with fixed member timestamps and attributes."""
-    stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as zin, \
-            zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zout:
-        for info in zin.infolist():
-            zi = zipfile.ZipInfo(info.filename, date_time=stamp)
-            zi.compress_type = zipfile.ZIP_DEFLATED
-            zi.create_system = 0
-            zi.external_attr = 0
-            zout.writestr(zi, zin.read(info.filename), compresslevel=6)
-    return out.getvalue()
+#: prepared empty packages (default template parsed, styles and settings set up), one per
+#: page setup and fonts: each packet starts from a deep copy instead of re-reading and
+#: restyling python-docx's default template (the warm writer)
+_BASES: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+
+
+def _base_package(page: PageSetup, fonts: Mapping[str, str]) -> Any:
+    """Return a fresh python-docx Document with the packet's styles, settings, no body text."""
+    import docx as python_docx
+
+    key = (repr(page), tuple(sorted(fonts.items())))
+    base = _BASES.get(key)
+    if base is None:
+        base = python_docx.Document()
+        body = base.element.body
+        for child in list(body):
+            if child.tag != w("sectPr"):
+                body.remove(child)
+        _setup_styles(base, page, fonts, "小标宋" not in fonts["title"])
+        _setup_settings(base)
+        _drop_thumbnail(base)
+        if len(_BASES) >= 8:
+            _BASES.clear()
+        _BASES[key] = base
+    return copy.deepcopy(base)
+
+
+class _DeterministicZip:
+    """python-docx's physical package writer, with fixed member timestamps and attributes:
+    the parts are compressed once, straight into the final zip."""
+
+    def __init__(self, when: dt.datetime) -> None:
+        self.buffer = io.BytesIO()
+        self.zip = zipfile.ZipFile(self.buffer, "w", zipfile.ZIP_DEFLATED)
+        self.stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
+
+    def write(self, pack_uri: Any, blob: bytes) -> None:
+        zi = zipfile.ZipInfo(pack_uri.membername, date_time=self.stamp)
+        zi.compress_type = zipfile.ZIP_DEFLATED
+        zi.create_system = 0
+        zi.external_attr = 0
+        self.zip.writestr(zi, blob, compresslevel=6)
+
+    def close(self) -> None:
+        self.zip.close()
+
+
+def _package_bytes(package_doc: Any, when: dt.datetime) -> bytes:
+    """The .docx file of ``package_doc``: python-docx's parts and order, written once."""
+    from docx.opc.pkgwriter import PackageWriter
+
+    package = package_doc.part.package
+    parts = list(package.parts)
+    for part in parts:
+        part.before_marshal()
+    writer: Any = _DeterministicZip(when)  # python-docx's PhysPkgWriter interface: write, close
+    PackageWriter._write_content_types_stream(writer, parts)  # noqa: SLF001 - python-docx's own steps
+    PackageWriter._write_pkg_rels(writer, package.rels)  # noqa: SLF001
+    PackageWriter._write_parts(writer, parts)  # noqa: SLF001
+    writer.close()
+    return writer.buffer.getvalue()
 
 
 # ---------------------------------------------------------------------- images
@@ -1098,16 +1154,10 @@ def write_docx(
     started = time.perf_counter()
     out = Path(out)
     fonts = resolve_fonts(font_names)
-    package_doc = python_docx.Document()
+    package_doc = _base_package(doc.page, fonts)
     body = package_doc.element.body
-    for child in list(body):
-        if child.tag != w("sectPr"):
-            body.remove(child)
     writer = _Writer(doc=doc, package_doc=package_doc, fonts=fonts, evidence=evidence,
                      page_numbers=page_numbers or {}, body=body)
-    _setup_styles(package_doc, doc.page, fonts, writer.title_bold)
-    _setup_settings(package_doc)
-    _drop_thumbnail(package_doc)
     _set_core(package_doc, doc)
 
     rendered_forms: dict[str, Path] = {}
@@ -1130,10 +1180,7 @@ def write_docx(
         if tmpdir is not None:
             tmpdir.cleanup()
 
-    buf = io.BytesIO()
-    package_doc.save(buf)
-    data = _deterministic_zip(buf.getvalue(), _doc_datetime(doc.date))
-    atomic_write(out, data)
+    atomic_write(out, _package_bytes(package_doc, _doc_datetime(doc.date)))
     return DocxResult(path=out, sections=tuple(s.key for s in doc.sections),
                       warnings=tuple(writer.warnings), form_sections=tuple(form_keys),
                       seconds=time.perf_counter() - started)

@@ -32,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -83,7 +84,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def _environment(missing: set[str]) -> Any:
+#: the variables the form being rendered (in this thread) used but the context lacks
+_MISSING = threading.local()
+#: compiled templates kept per source (docxtpl compiles each part's XML on every render)
+COMPILED_LIMIT = 64
+
+
+@functools.lru_cache(maxsize=1)
+def _environment() -> Any:
+    """The process's Jinja environment for forms (sandboxed, autoescaped), built once: it keeps
+    each part's compiled template, so the next household's form is not compiled again."""
     from jinja2 import ChainableUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -93,12 +103,27 @@ def _environment(missing: set[str]) -> Any:
         __slots__ = ()
 
         def __str__(self) -> str:
-            if self._undefined_name:
+            missing = getattr(_MISSING, "names", None)
+            if self._undefined_name and missing is not None:
                 missing.add(str(self._undefined_name))
             return ""
 
-    env = ImmutableSandboxedEnvironment(autoescape=True, undefined=RecordingUndefined,
-                                        finalize=_clean)
+    class FormEnvironment(ImmutableSandboxedEnvironment):
+        compiled: dict[str, Any]
+
+        def from_string(self, source: Any, globals: Any = None, template_class: Any = None) -> Any:  # noqa: A002
+            if globals is not None or template_class is not None or not isinstance(source, str):
+                return super().from_string(source, globals, template_class)
+            template = self.compiled.get(source)
+            if template is None:
+                template = super().from_string(source)
+                if len(self.compiled) >= COMPILED_LIMIT:
+                    self.compiled.clear()
+                self.compiled[source] = template
+            return template
+
+    env = FormEnvironment(autoescape=True, undefined=RecordingUndefined, finalize=_clean)
+    env.compiled = {}
     # the filters the built-in section templates know, so a form can use the same
     from .. import templates as section_templates
 
@@ -127,9 +152,10 @@ def render_form(template: Path, context: Mapping[str, Any], out: Path) -> list[s
         raise TemplateError(f"Word 表单 {name} 不是 .docx 文件（可能是旧的 .doc 格式或已损坏）",
                             hint="请用 Word 或 WPS 打开后另存为 .docx")
     missing: set[str] = set()
+    _MISSING.names = missing
     try:
         tpl = DocxTemplate(str(template))
-        tpl.render(dict(context), jinja_env=_environment(missing), autoescape=True)
+        tpl.render(dict(context), jinja_env=_environment(), autoescape=True)
     except JinjaError as e:
         lines = getattr(e, "docx_context", None)
         where = "；附近内容：" + " ".join(x.strip() for x in lines if x.strip())[:80] if lines else ""
@@ -138,6 +164,8 @@ def render_form(template: Path, context: Mapping[str, Any], out: Path) -> list[s
     except etree.XMLSyntaxError as e:
         raise TemplateError(f"Word 表单 {name} 填入数据后不是有效的 Word 文档：{e}",
                             hint="标签可能被 Word 拆进了不同的格式片段；请重新输入整个标签") from e
+    finally:
+        _MISSING.names = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tpl.save(str(out))
@@ -145,8 +173,21 @@ def render_form(template: Path, context: Mapping[str, Any], out: Path) -> list[s
     if missing:
         names = "、".join(sorted(missing))
         warnings.append(f"Word 表单 {name} 用到的数据项 {names} 没有数据，已留空；请检查表单中的变量名")
-    warnings.extend(missing_font_warnings(out, label=name))
+    warnings.extend(_template_font_warnings(template, name))
     return warnings
+
+
+def _template_font_warnings(template: Path, label: str) -> list[str]:
+    """:func:`missing_font_warnings` of the form itself: its fonts do not depend on the data,
+    so they are read once per version of the file in a process."""
+    stat = template.stat()
+    return missing_font_warnings(template, label=label,
+                                 fonts=_form_fonts_of(template.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _form_fonts_of(template: Path, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(form_fonts(template))
 
 
 # ====================================================================== fonts
@@ -219,12 +260,13 @@ def installed_font_families() -> frozenset[str] | None:
     return frozenset(families)
 
 
-def missing_font_warnings(docx: Path, *, label: str = "") -> list[str]:
-    """Chinese warnings for fonts the form names that are not installed (needs fc-list)."""
+def missing_font_warnings(docx: Path, *, label: str = "", fonts: Iterable[str] | None = None) -> list[str]:
+    """Chinese warnings for fonts the form names that are not installed (needs fc-list);
+    ``fonts``: the form's fonts when already known (:func:`form_fonts`)."""
     installed = installed_font_families()
     if installed is None:
         return []
-    missing = sorted(n for n in form_fonts(docx) if n.casefold() not in installed)
+    missing = sorted(n for n in (form_fonts(docx) if fonts is None else fonts) if n.casefold() not in installed)
     if not missing:
         return []
     return [
