@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from build_helpers import (
     SAMPLE,
+    SAMPLE,
     all_fonts,
     break_id,
     change_phone,
@@ -53,6 +54,12 @@ def test_sample_build_subprocess(sample):
                         lines[1]), lines
     assert len(lines) == 2, lines
     assert "▶" in proc.stderr  # progress went to stderr
+    # the audit counts are those of `audit` over the same data (the build releases records
+    # as it plans; the line must not count an emptied data set)
+    from archive_builder.checks.audit import run_audit
+
+    assert lines[1].endswith(run_audit(SAMPLE).line()), lines[1]
+    assert "严重 0 条 · 一般 0 条" not in lines[1]
 
 
 @pytest.mark.slow

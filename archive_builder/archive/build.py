@@ -842,16 +842,17 @@ def build(data_dir: Path, out_dir: Path | None = None, options: BuildOptions | N
 
 
 def _audit_line(run: Build) -> str:
-    """The audit counts of the villages built (checks.audit_dataset on the loaded records)."""
-    import dataclasses
+    """The audit counts of the villages built.
 
-    from ..checks import audit_dataset
+    The build releases each household's record once it is planned (flat memory), so the audit
+    reads the records again, from the record cache the build has just written.
+    """
+    from ..checks.audit import run_audit
 
-    if getattr(run, "dataset", None) is None:
+    if getattr(run, "dataset", None) is None:  # nothing was built (no change since the last run)
         return ""
     try:
-        dataset = dataclasses.replace(run.dataset, villages=list(getattr(run, "villages", run.dataset.villages)))
-        return audit_dataset(dataset).line()
+        return run_audit(run.data_dir, villages=run.options.villages).line()
     except ArchiveError as exc:  # a county's broken rule file must not fail the build
         return f"问题台账：未检查（{exc.message}）"
 
