@@ -371,3 +371,59 @@ def test_uploads_do_not_outlive_the_server(tmp_path: Path) -> None:
         client.post("/import", data={"csrf": csrf}, files={"sheet": ("a.csv", "户编号,姓名\n".encode(), "text/csv")})
         assert uploads.is_dir()
     assert not uploads.exists()
+
+
+# --------------------------------------------------------------------------- statistics and ledger pages
+
+
+@pytest.fixture(scope="module")
+def sample_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import shutil
+
+    root = tmp_path_factory.mktemp("web-sample")
+    data = root / "households_sample"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "households_sample", data)
+    app = create_app(data, root / "out")
+    with TestClient(app, follow_redirects=True) as client:
+        yield {"data": data, "client": client}
+
+
+def test_village_statistics_page_shows_the_stats_commands_tables(sample_site: dict[str, Any]) -> None:
+    from archive_builder.reports.stats import village_tables
+
+    stats = village_tables(sample_site["data"], "411621105201")
+    page = sample_site["client"].get("/village/411621105201")
+    assert "/village/411621105201/stats" in page.text and "/village/411621105201/ledger" in page.text
+    shown = sample_site["client"].get("/village/411621105201/stats")
+    assert shown.status_code == 200
+    assert stats.title in shown.text and f"{stats.households} 户，{stats.persons} 人" in shown.text
+    for table in stats.tables:
+        assert table.title in shown.text
+    assert shown.text.count("<table") == len(stats.tables)
+
+
+def test_village_ledger_page_lists_the_audits_problems(sample_site: dict[str, Any]) -> None:
+    from archive_builder.checks.audit import village_ledger
+
+    rows = village_ledger(sample_site["data"], "411621105201")
+    assert rows  # the sample has measures without evidence
+    shown = sample_site["client"].get("/village/411621105201/ledger")
+    assert shown.status_code == 200 and f"共 {len(rows)} 条" in shown.text
+    assert shown.text.count("<tr>") == len(rows) + 1  # the header and one row per problem
+    for row in rows:
+        assert f'<a href="/household/{row.household_id}">' in shown.text and row.category in shown.text
+
+
+def test_household_page_shows_its_ledger_with_basis_and_advice(sample_site: dict[str, Any]) -> None:
+    from archive_builder.checks.audit import household_ledger
+
+    rows = household_ledger(sample_site["data"], "4116211052010001")
+    assert rows
+    shown = sample_site["client"].get("/household/4116211052010001")
+    assert "问题台账（政策检查）" in shown.text
+    assert rows[0].basis in shown.text and rows[0].advice in shown.text
+
+
+@pytest.mark.parametrize("url", ["/village/999999999999/stats", "/village/..%2F..%2Fetc/ledger"])
+def test_statistics_and_ledger_of_an_unknown_village_are_404(sample_site: dict[str, Any], url: str) -> None:
+    assert sample_site["client"].get(url).status_code == 404

@@ -139,6 +139,22 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         return _listing(request, "village.html", rows, info=info, q=q, status=status, only_problems=only_problems,
                         statuses=sorted({s for r in info.rows for s in (r.household_type, r.poverty_status, r.monitor) if s}))
 
+    async def village_stats(request: Request) -> Response:
+        workspace.ensure_loaded()
+        info = workspace.village(request.path_params["code"])
+        if info is None:
+            raise HTTPException(404, "找不到这个村")
+        stats = await _threaded(core.village_stats, workspace, info.code)
+        return page(request, "stats.html", info=info, stats=stats)
+
+    async def village_ledger(request: Request) -> Response:
+        workspace.ensure_loaded()
+        info = workspace.village(request.path_params["code"])
+        if info is None:
+            raise HTTPException(404, "找不到这个村")
+        rows = await _threaded(core.village_ledger, workspace, info.code)
+        return page(request, "ledger.html", info=info, ledger=rows)
+
     async def search(request: Request) -> Response:
         workspace.ensure_loaded()
         q = request.query_params.get("q", "")[:50]
@@ -171,7 +187,8 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             wanted = 0
         if wanted:
             show = next((v for v in versions if v.number == wanted), show)
-        return page(request, "household.html", row=row, sections=core.record_sections(row.loaded),
+        ledger = await _threaded(core.household_ledger, workspace, row.household_id)
+        return page(request, "household.html", row=row, sections=core.record_sections(row.loaded), ledger=ledger,
                     problems=core.problems_json(row.problems), versions=versions, history=entries, show=show,
                     message=request.query_params.get("msg", "")[:200], **editing.household_context(request, row))
 
@@ -364,6 +381,8 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
     routes = [
         Route("/", township),
         Route("/village/{code}", village),
+        Route("/village/{code}/stats", village_stats),
+        Route("/village/{code}/ledger", village_ledger),
         Route("/search", search),
         Route("/household/{hid}", household),
         Route("/household/{hid}/regenerate", regenerate, methods=["POST"]),

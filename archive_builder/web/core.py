@@ -731,3 +731,27 @@ def problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
              "hint": p.hint or "", "field": field_label(p.field)} for p in problems]
 
 
+def village_stats(workspace: Workspace, code: str) -> dict[str, Any]:
+    """The statistics tables of one village (贫情分析, 三色), as the ``stats`` command counts them."""
+    from ..reports.stats import village_tables
+
+    return village_tables(workspace.data_dir, code).to_json()
+
+
+def village_ledger(workspace: Workspace, code: str) -> list[Any]:
+    """The 问题台账 rows of one village: the policy audit, as the ``audit`` command finds them."""
+    from ..checks.audit import village_ledger as ledger
+
+    return ledger(workspace.data_dir, code)
+
+
+def household_ledger(workspace: Workspace, household_id: str) -> list[Any]:
+    """The 问题台账 rows of one household (an empty list when its record cannot be audited)."""
+    from ..checks.audit import household_ledger as ledger
+    from ..errors import ArchiveError
+
+    try:
+        return ledger(workspace.data_dir, household_id)
+    except ArchiveError:
+        return []  # its data problems are shown already; the audit needs a readable record
+
