@@ -306,7 +306,25 @@ def accounts_site(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 
 def _login(client: TestClient, name: str, password: str) -> Any:
-    return client.post("/login", data={"name": name, "password": password})
+    token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text)
+    assert token is not None
+    return client.post("/login", data={"name": name, "password": password, "csrf": token.group(1)})
+
+
+def test_a_login_needs_the_pages_csrf_token_and_pauses_after_wrong_passwords(
+        accounts_site: dict[str, Any]) -> None:
+    from archive_builder.web.editpages import LOGIN_ATTEMPTS
+
+    client = accounts_site["client"]
+    accounts.add(accounts_site["out"], "钱检查", "检查员", (), "qian-2026")  # paused below: its own account
+    # posted from elsewhere (no token): refused, and no account cookie is set
+    forged = client.post("/login", data={"name": "钱检查", "password": "qian-2026"})
+    assert forged.status_code == 403 and "安全令牌" in forged.text
+    assert "set-cookie" not in forged.headers or "ab_account" not in forged.headers["set-cookie"]
+    for _ in range(LOGIN_ATTEMPTS):
+        assert _login(client, "钱检查", "guess").status_code == 403
+    paused = _login(client, "钱检查", "qian-2026")  # even the right password waits now
+    assert paused.status_code == 429 and "分钟后再试" in paused.text
 
 
 def test_accounts_need_a_login_with_the_right_password(accounts_site: dict[str, Any]) -> None:

@@ -28,6 +28,11 @@ from . import accounts, core, edit
 MAX_FIELDS = 20000
 
 
+#: wrong passwords allowed for one account within LOGIN_WINDOW seconds before logins pause
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW = 300
+
+
 @dataclass
 class AppContext:
     """What the edit pages borrow from ``create_app``."""
@@ -44,6 +49,7 @@ class EditPages:
         self.ctx = ctx
         self.workspace = ctx.workspace
         self.sessions: dict[str, str] = {}  # account cookie → account name
+        self.failures: dict[str, list[float]] = {}  # account name → times of recent wrong passwords
 
     # --- accounts -------------------------------------------------------------------------------
     def known_accounts(self) -> dict[str, accounts.Account]:
@@ -91,11 +97,24 @@ class EditPages:
         return self.ctx.page(request, "login_account.html", wrong=False, login_name="")
 
     async def login(self, request: Request) -> Response:
+        import time
+
         form = await request.form(max_files=0, max_fields=10)
+        sent = str(form.get("csrf") or "")
+        if not sent or not hmac.compare_digest(sent, self.ctx.csrf_token(request)):
+            # a login posted from another site would sign this browser into someone else's account
+            raise HTTPException(403, "页面已过期或请求来源不明（缺少安全令牌）。请刷新页面后重试。")
         name, password = str(form.get("name") or "").strip(), str(form.get("password") or "")
+        now = time.monotonic()
+        recent = [t for t in self.failures.get(name, []) if now - t < LOGIN_WINDOW]
+        if len(recent) >= LOGIN_ATTEMPTS:
+            raise HTTPException(429, f"密码连续输错 {LOGIN_ATTEMPTS} 次，请 {LOGIN_WINDOW // 60} 分钟后再试，"
+                                     "或请档案员用 archive-builder users add 重设密码。")
         account = self.known_accounts().get(name)
         if account is None or not accounts.check_password(account, password):
+            self.failures[name[:50]] = [*recent, now]
             return self.ctx.page(request, "login_account.html", status_code=403, wrong=True, login_name=name[:50])
+        self.failures.pop(name, None)
         cookie = secrets.token_urlsafe(24)
         self.sessions[cookie] = account.name
         response = RedirectResponse("/", status_code=303)
