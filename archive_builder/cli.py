@@ -30,7 +30,15 @@ from typing import Any
 import click
 
 from . import __version__, api, cli_messages
-from .errors import ArchiveError, ExitCode, OutputError, ValidationFailed, disk_full, disk_full_error, quiet_library_logs
+from .errors import (
+    ArchiveError,
+    ExitCode,
+    OutputError,
+    ValidationFailed,
+    disk_full,
+    disk_full_error,
+    quiet_library_logs,
+)
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 

@@ -7,7 +7,6 @@ for the content hash and the version store. Amounts are summed with ``Decimal``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.loaders import split_template_path
 from jinja2.exceptions import SecurityError
+from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from . import document as dm

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from build_helpers import (
     SAMPLE,
-    SAMPLE,
     all_fonts,
     break_id,
     change_phone,

@@ -203,9 +203,9 @@ def test_deterministic_bytes(tmp_path, evidence):
 def test_warm_writer_gives_the_cold_bytes(tmp_path, evidence):
     """The prepared package is reused across packets: a packet with a Word form (which adds
     styles and lists to its copy) leaves the next packet exactly as a fresh process writes it."""
-    from archive_builder.render import docx as docx_module
-
     from test_forms import CONTEXT, FORM
+
+    from archive_builder.render import docx as docx_module
 
     doc = _doc(tmp_path)
     docx_module._BASES.clear()

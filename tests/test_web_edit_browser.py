@@ -191,8 +191,8 @@ def test_upload_a_sideways_phone_photo_and_see_it_upright_in_the_packet(
     number = int(re.search(r"版本 (\d+)", notice).group(1))
     assert "上传了佐证材料" in page.locator("ul.journal").inner_text()
     pdf = server["app"].state.workspace.version_pdf(HID, number)
-    from pypdf import PdfReader
     from PIL import ImageStat
+    from pypdf import PdfReader
 
     found = False
     for index, pdf_page in enumerate(PdfReader(pdf).pages):

@@ -110,7 +110,7 @@ def parse(path: Path, raw: bytes) -> EditableRecord:
             doc = json.loads(text)
         else:
             doc = _yaml().load(text)
-    except Exception as exc:  # noqa: BLE001 - ruamel raises many kinds; all mean "cannot edit"
+    except Exception as exc:
         raise RecordUnwritable(f"{path.name} 无法按原样读取，不能在网页中修改：{type(exc).__name__}",
                                hint="请先用 archive-builder validate 找出语法错误并在文本编辑器中改正") from exc
     if not isinstance(doc, dict):

@@ -100,7 +100,7 @@ def convert_batch(sources: Sequence[Path], out_dir: Path, *, timeout: float,
         batch_failed = False
         if len(sources) > 1:
             try:
-                office._run(office.command(sources, out_dir), list(sources))  # noqa: SLF001 - same module family
+                office._run(office.command(sources, out_dir), list(sources))
             except ExternalToolError:
                 batch_failed = True  # the files it finished are kept; the others go alone
             for source in sources:

@@ -1063,9 +1063,9 @@ def _package_bytes(package_doc: Any, when: dt.datetime) -> bytes:
     for part in parts:
         part.before_marshal()
     writer: Any = _DeterministicZip(when)  # python-docx's PhysPkgWriter interface: write, close
-    PackageWriter._write_content_types_stream(writer, parts)  # noqa: SLF001 - python-docx's own steps
-    PackageWriter._write_pkg_rels(writer, package.rels)  # noqa: SLF001
-    PackageWriter._write_parts(writer, parts)  # noqa: SLF001
+    PackageWriter._write_content_types_stream(writer, parts)
+    PackageWriter._write_pkg_rels(writer, package.rels)
+    PackageWriter._write_parts(writer, parts)
     writer.close()
     return writer.buffer.getvalue()
 
@@ -1149,7 +1149,6 @@ def write_docx(
     """
     import time
 
-    import docx as python_docx
 
     started = time.perf_counter()
     out = Path(out)

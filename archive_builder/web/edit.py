@@ -36,12 +36,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..versions import journal
 from ..errors import ArchiveError
 from ..problems import Problem
 from ..records import models as m
 from ..records import yamlwrite
 from ..records.yamlwrite import DELETE, ORIGIN, Amounts
+from ..versions import journal
 from . import core
 
 EDITOR_COOKIE = "ab_editor"
@@ -494,7 +494,7 @@ def checked_evidence(data: bytes, filename: str) -> str:
 
         try:
             pages = len(PdfReader(io.BytesIO(data)).pages)
-        except Exception as exc:  # noqa: BLE001 - a damaged PDF fails in many ways
+        except Exception as exc:
             raise core.UploadError("上传的 PDF 无法打开：文件已损坏或加了密码", hint="请重新扫描或另存后上传") from exc
         if pages < 1:
             raise core.UploadError("上传的 PDF 没有页面", hint="请重新扫描后上传")
@@ -509,7 +509,7 @@ def checked_evidence(data: bytes, filename: str) -> str:
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format or ""
             image.verify()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not an image we can read"
+    except Exception as exc:
         raise core.UploadError("上传的文件不是可识别的图片或 PDF，或已损坏",
                                hint="支持 JPG、PNG、TIF、HEIC（需安装解码组件）照片和 PDF 扫描件") from exc
     if kind not in _FORMATS:

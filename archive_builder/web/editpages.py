@@ -7,8 +7,8 @@ account of a request (``account``) and the refusal of a request the account may 
 
 from __future__ import annotations
 
-import datetime as dt
 import contextlib
+import datetime as dt
 import hmac
 import secrets
 import urllib.parse
