@@ -127,11 +127,15 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
                     up_to_date=workspace.up_to_date, general=core.problems_json(workspace.dataset_problems),
                     total_households=len(workspace.rows), total_people=sum(r.members for r in workspace.rows))
 
-    async def village(request: Request) -> Response:
+    def village_info(request: Request) -> core.VillageInfo:
         workspace.ensure_loaded()
         info = workspace.village(request.path_params["code"])
         if info is None:
             raise HTTPException(404, "找不到这个村")
+        return info
+
+    async def village(request: Request) -> Response:
+        info = village_info(request)
         q = request.query_params.get("q", "")[:50]
         status = request.query_params.get("status", "")[:30]
         only_problems = request.query_params.get("problems") == "1"
@@ -140,18 +144,12 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
                         statuses=sorted({s for r in info.rows for s in (r.household_type, r.poverty_status, r.monitor) if s}))
 
     async def village_stats(request: Request) -> Response:
-        workspace.ensure_loaded()
-        info = workspace.village(request.path_params["code"])
-        if info is None:
-            raise HTTPException(404, "找不到这个村")
+        info = village_info(request)
         stats = await _threaded(core.village_stats, workspace, info.code)
         return page(request, "stats.html", info=info, stats=stats)
 
     async def village_ledger(request: Request) -> Response:
-        workspace.ensure_loaded()
-        info = workspace.village(request.path_params["code"])
-        if info is None:
-            raise HTTPException(404, "找不到这个村")
+        info = village_info(request)
         rows = await _threaded(core.village_ledger, workspace, info.code)
         return page(request, "ledger.html", info=info, ledger=rows)
 
