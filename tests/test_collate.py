@@ -613,26 +613,31 @@ def test_box_files_readable_by_others(built):
 def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
     """A font whose ToUnicode lists no character (set on a page, nothing drawn) still gets a
     complete shared copy: the box is written and its fonts are embedded."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, NameObject
+    import pikepdf
 
     from archive_builder.render import fonts as fonts_mod
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")
     packets = make_packets(tmp_path, count=1, sizes=(3,))
-    reader = PdfReader(packets[0].pdf)
-    font = next(iter(reader.pages[0]["/Resources"]["/Font"].values())).get_object()
-    empty = DecodedStreamObject()
-    empty.set_data(b"begincmap\nendcmap\n" + fontprogram._CMAP_MARKER.encode())
-    font[NameObject("/ToUnicode")] = empty
-    writer = PdfWriter()
-    shared = fonts_mod.SharedFonts(writer, fonts)
+    packet = pikepdf.open(packets[0].pdf)
+    font = next(iter(packet.pages[0].obj.Resources.Font.values()))
+    font.ToUnicode = pikepdf.Stream(packet, b"begincmap\nendcmap\n" + fontprogram._CMAP_MARKER.encode())
+    box = pikepdf.new()
+    shared = fonts_mod.SharedFonts(box, fonts)
     ref = shared.adopt_font(font)
     assert ref is not None
     shared.finish()
-    written = ref.get_object()
-    assert written["/Subtype"] == "/Type0" and "/DescendantFonts" in written
+    assert ref.Subtype == "/Type0" and "/DescendantFonts" in ref
+    box.pages.append(packet.pages[0])
+    box.pages[0].obj.Resources.Font = pikepdf.Dictionary({"/F1": ref})
+    out = io.BytesIO()
+    box.save(out)
+    from pdffonts import font_report
+
+    path = tmp_path / "box.pdf"
+    path.write_bytes(out.getvalue())
+    assert [f["embedded"] for f in font_report(path)] == [True]
 
 
 # --------------------------------------------------------------------------- missing item numbers
@@ -668,85 +673,6 @@ def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts)
     assert f"另缺 {40 - len(listed)} 件" in remarks, remarks
 
 
-def _two_page_pdf(link: bool) -> bytes:
-    """Two pages sharing one image XObject; with ``link``, the second carries a link annotation."""
-    from PIL import Image
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfgen.canvas import Canvas
-
-    img = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 10, 10)).save(img, "PNG")
-    reader = ImageReader(io.BytesIO(img.getvalue()))
-    buf = io.BytesIO()
-    c = Canvas(buf, invariant=1)
-    for n in (1, 2):
-        c.drawString(72, 700, f"page {n}")
-        c.drawImage(reader, 72, 500, 40, 40)
-        if link and n == 2:
-            c.linkURL("https://example.invalid/", (72, 600, 200, 620))
-        c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
-@pytest.mark.parametrize("link", [False, True])
-def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
-    """Plain packet pages are copied by ``_append_pages`` itself (shared objects once);
-    a page with anything else (a link here) goes through pypdf's ``append``."""
-    from pypdf import PdfWriter
-
-    from archive_builder.archive import collate
-
-    data = _two_page_pdf(link)
-    writer = PdfWriter()
-    writer.add_blank_page(595, 842)
-    collate._append_pages(writer, PdfReader(io.BytesIO(data)))
-    out = io.BytesIO()
-    writer.write(out)
-    r = PdfReader(io.BytesIO(out.getvalue()))
-    assert len(r.pages) == 3
-    assert [p.extract_text().strip() for p in r.pages[1:]] == ["page 1", "page 2"]
-    images = [p["/Resources"]["/XObject"] for p in r.pages[1:]]
-    refs = [next(iter(x.values())) for x in images]
-    assert refs[0].idnum == refs[1].idnum  # one image object, as in the packet
-    assert refs[0].get_object().get_data() == next(
-        iter(PdfReader(io.BytesIO(data)).pages[0]["/Resources"]["/XObject"].values())
-    ).get_object().get_data()
-    assert ("/Annots" in r.pages[2]) == link
-    assert all(p["/Parent"].get_object()["/Type"] == "/Pages" for p in r.pages)
-
-
-def test_names_written_once_writes_the_same_bytes():
-    """The memoised name writing used for boxes gives exactly pypdf's bytes, escapes included."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
-
-    from archive_builder.archive import collate
-
-    def written(memo: bool) -> bytes:
-        writer = PdfWriter()
-        page = writer.add_blank_page(100, 100)
-        extra = DictionaryObject()
-        for name in ("/Plain", "/With#20Space", "/中文名", "/A(b)", "/Plain"):
-            extra[NameObject(name)] = NameObject("/Value-" + str(len(name)))
-        extra[NameObject("/T")] = TextStringObject("户主")
-        page[NameObject("/ABExtra")] = extra
-        out = io.BytesIO()
-        if memo:
-            with collate._names_written_once():
-                writer.write(out)
-        else:
-            writer.write(out)
-        return out.getvalue()
-
-    plain = written(False)
-    assert written(True) == plain
-    assert written(False) == plain  # and pypdf's own writing is back afterwards
-    from pypdf.generic import NameObject as N
-
-    assert N.write_to_stream.__qualname__ == "NameObject.write_to_stream"
-
-
 def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     """Fonts the renderer reported (``PacketInfo.fonts``) are not read back from the packet,
     and the box is the same file as when every font is read back."""
@@ -761,22 +687,14 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
         packets.append(PacketInfo(hid, f"王{i}", 2, "脱贫户", i + 1, tmp_path / f"{hid}.pdf", pages,
                                   sections, seps, fonts=tuple(reported)))
     opts = PrintOptions(duplex=True, sheets_per_box=100)
-    real = fontmerge.SharedFonts.adopt_font
-    real_marker = fontmerge.SharedFonts.adopt_marker
-
-    def adopt_marker(self, marker, chars="", tounicode=None):
-        if tounicode is not None:
-            read.append(1)
-        return real_marker(self, marker, chars=chars, tounicode=tounicode)
-
+    real = fontmerge.SharedFonts._adopt
     read: list[int] = []
 
     def collate(out: Path, infos: list) -> tuple[list[bytes], int]:
         read.clear()
         with pytest.MonkeyPatch.context() as mp:
-            # a ToUnicode map read back: by pypdf's route (adopt_font) or packetpdf's
-            mp.setattr(fontmerge.SharedFonts, "adopt_font", lambda self, font: read.append(1) or real(self, font))
-            mp.setattr(fontmerge.SharedFonts, "adopt_marker", adopt_marker)
+            # a font whose ToUnicode map is read back
+            mp.setattr(fontmerge.SharedFonts, "_adopt", lambda self, font: read.append(1) or real(self, font))
             boxes = collate_village(VILLAGE, infos, out, opts, fonts=fonts, date="2025-03-01")
         return [b.file.read_bytes() for b in boxes], len(read)
 
@@ -785,22 +703,3 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     assert given == back
     # only the box's own pages (cover, contents, remarks) had their fonts read back
     assert read_back - read_given == sum(len(p.fonts) for p in packets) > 0
-
-
-def test_append_pages_leaves_parsed_content_streams_to_pypdf():
-    """A page whose contents pypdf already parsed into a ContentStream is copied by pypdf's
-    own clone (the lean copy takes only plain streams' bytes)."""
-    from pypdf import PdfWriter
-    from pypdf.generic import ContentStream
-
-    from archive_builder.archive import collate
-
-    reader = PdfReader(io.BytesIO(_two_page_pdf(False)))
-    page = reader.pages[0]
-    ref = page.raw_get("/Contents")
-    reader.resolved_objects[(ref.generation, ref.idnum)] = ContentStream(ref.get_object(), reader)
-    writer = PdfWriter()
-    collate._append_pages(writer, reader)
-    out = io.BytesIO()
-    writer.write(out)
-    assert [p.extract_text().strip() for p in PdfReader(io.BytesIO(out.getvalue())).pages] == ["page 1", "page 2"]

@@ -45,14 +45,13 @@ follows them are read together; the layout part is pure and tested on its own.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import itertools
 import logging
 import math
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -340,29 +339,21 @@ def _box_file_pattern(village: VillageInfo) -> re.Pattern[str]:
 # --------------------------------------------------------------------------- assembly
 
 
-def _page_labels(writer: Any, labels: list[tuple[int, dict[str, Any]]]) -> None:
+def _page_labels(pdf: Any, labels: list[tuple[int, dict[str, Any]]]) -> None:
     """Write /PageLabels from (first page index, {"P": prefix, "S": style, "St": start})."""
-    from pypdf.generic import (
-        ArrayObject,
-        DictionaryObject,
-        NameObject,
-        NumberObject,
-        TextStringObject,
-    )
+    from pikepdf import Array, Dictionary, Name, String
 
-    nums = ArrayObject()
+    nums: list[Any] = []
     for index, spec in labels:
-        d = DictionaryObject()
+        d = Dictionary()
         if "P" in spec:
-            d[NameObject("/P")] = TextStringObject(spec["P"])
+            d.P = String(spec["P"])
         if "S" in spec:
-            d[NameObject("/S")] = NameObject("/" + spec["S"])
+            d.S = Name("/" + spec["S"])
         if spec.get("St", 1) != 1:
-            d[NameObject("/St")] = NumberObject(spec["St"])
-        nums.append(NumberObject(index))
-        nums.append(d)
-    tree = DictionaryObject({NameObject("/Nums"): nums})
-    writer._root_object[NameObject("/PageLabels")] = writer._add_object(tree)
+            d.St = spec["St"]
+        nums += [index, d]
+    pdf.Root.PageLabels = pdf.make_indirect(Dictionary(Nums=Array(nums)))
 
 
 def _label_runs(layout: _Layout) -> list[tuple[int, dict[str, Any]]]:
@@ -403,156 +394,106 @@ def _label_runs(layout: _Layout) -> list[tuple[int, dict[str, Any]]]:
     return runs
 
 
-#: page entries ``_append_pages`` copies (what the renderer writes); a page with anything
-#: else (links, annotations, structure) goes through pypdf's own ``append``
-_PLAIN_PAGE_KEYS = frozenset(("/Type", "/Contents", "/MediaBox", "/CropBox", "/Resources", "/Rotate", "/Trans",
-                              "/Parent", "/Group"))
+def _open_packet(data: bytes, p: PacketInfo) -> Any:
+    """The packet ``data`` (of ``p``) opened with pikepdf, its page count checked."""
+    import pikepdf
 
-
-def _append_packet(writer: Any, data: bytes, shared: Any, p: PacketInfo) -> tuple[float, float]:
-    """Append the packet ``data`` (of ``p``) to ``writer``; return its first page's size.
-
-    The renderer's own packets are copied as bytes (``packetpdf``); anything else is parsed
-    with pypdf. Both check the page count against ``p.pages``.
-    """
-    size = None
-    if shared is not None:
-        from archive_builder.archive.packetpdf import PageCountMismatch, append_packet
-
-        try:
-            size = append_packet(writer, data, shared, p.fonts, pages=p.pages)
-        except PageCountMismatch:
-            size = None  # the pypdf route reports it, in the clerk's words
-    if size is not None:
-        return size
-    from pypdf import PdfReader
-
-    reader = PdfReader(io.BytesIO(data))
-    if len(reader.pages) != p.pages:
-        raise ValueError(
-            f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {len(reader.pages)} 页"
-        )
-    if shared is not None:
-        shared.adopt(reader, known=p.fonts)
-    _append_pages(writer, reader)
-    return float(reader.pages[0].mediabox.width), float(reader.pages[0].mediabox.height)
-
-
-def _append_pages(writer: Any, reader: Any) -> None:
-    """Append every page of ``reader`` (a packet) to ``writer``.
-
-    Packets are our own files: pages of contents streams, fonts (already pointed at the
-    box's shared fonts by ``SharedFonts.adopt``) and images. For those, the objects are
-    copied here directly; ``PdfWriter.append`` spent a fifth of a box's time in the generic
-    clone (link bookkeeping, loop guards, field filters) that such pages never need. Any
-    other page falls back to ``append``, which handles everything pypdf knows.
-    """
-    start = len(writer.pages)
-    pages = list(reader.pages)
-    if not all(_PLAIN_PAGE_KEYS.issuperset(page.keys()) for page in pages):
-        writer.append(reader, import_outline=False)
-        _release(writer, reader, start)
-        return
-    from pypdf import PageObject
-    from pypdf.generic import NameObject
-
-    memo: dict[int, Any] = {}
-    for page in pages:
-        copy = PageObject(writer)
-        for key, value in page.items():
-            if key != "/Parent":
-                copy[NameObject(key)] = _copy_object(writer, reader, value, memo)
-        writer._add_object(copy)
-        writer.add_page(copy)
-
-
-def _copy_object(writer: Any, reader: Any, obj: Any, memo: dict[int, Any]) -> Any:
-    """``obj`` of ``reader`` as an object of ``writer``; indirect objects copied once each
-    (``memo``: reader object number → writer reference); references already into
-    ``writer`` (shared fonts) kept as they are."""
-    from pypdf.generic import (
-        ArrayObject,
-        DecodedStreamObject,
-        DictionaryObject,
-        EncodedStreamObject,
-        IndirectObject,
-        StreamObject,
-    )
-
-    if isinstance(obj, IndirectObject):
-        if obj.pdf is writer:
-            return obj
-        ref = memo.get(obj.idnum)
-        if ref is None:
-            target = obj.get_object()
-            copy: Any
-            if isinstance(target, StreamObject) and type(target) not in (EncodedStreamObject, DecodedStreamObject):
-                # a parsed content stream or the like: pypdf knows how to copy it
-                ref = memo[obj.idnum] = writer._add_object(target.clone(writer))
-                return ref
-            if isinstance(target, StreamObject):
-                copy = type(target)()
-                copy._data = target._data
-            elif isinstance(target, DictionaryObject):
-                copy = DictionaryObject()
-            elif isinstance(target, ArrayObject):
-                copy = ArrayObject()
-            else:
-                copy = target  # numbers, names, strings: immutable
-            ref = memo[obj.idnum] = writer._add_object(copy)
-            # filled after numbering, so a cycle back to it finds the reference
-            if isinstance(target, DictionaryObject):
-                for key, value in target.items():
-                    copy[key] = _copy_object(writer, reader, value, memo)
-            elif isinstance(target, ArrayObject):
-                copy.extend(_copy_object(writer, reader, v, memo) for v in target)
-        return ref
-    if isinstance(obj, DictionaryObject) and not isinstance(obj, StreamObject):
-        out = DictionaryObject()
-        for key, value in obj.items():
-            out[key] = _copy_object(writer, reader, value, memo)
-        return out
-    if isinstance(obj, ArrayObject):
-        return ArrayObject(_copy_object(writer, reader, v, memo) for v in obj)
-    return obj
-
-
-@contextlib.contextmanager
-def _names_written_once() -> Iterator[None]:
-    """While a box is written, write each distinct PDF name's bytes once, then reuse them.
-
-    pypdf escapes a name character by character every time it writes one (``renumber``):
-    6,000 names a box, 40 % of writing it. The bytes depend only on the name, so they are
-    memoised for the duration of the write (tested: the same file either way).
-    """
-    from pypdf.generic import NameObject
-
-    plain = NameObject.write_to_stream
-    written: dict[str, bytes] = {}
-
-    def write_to_stream(self: Any, stream: Any, encryption_key: Any = None) -> None:
-        data = written.get(self)
-        if data is None:
-            data = written[self] = self.renumber()
-        stream.write(data)
-
-    NameObject.write_to_stream = write_to_stream  # type: ignore[method-assign]
     try:
-        yield
-    finally:
-        NameObject.write_to_stream = plain  # type: ignore[method-assign]
+        pdf = pikepdf.open(io.BytesIO(data))
+    except pikepdf.PdfError as exc:
+        raise ValueError(f"户 {p.household_id} 的档卡文件 {p.pdf} 无法读取（{exc}），请重新生成该户档卡") from exc
+    if len(pdf.pages) != p.pages:
+        count = len(pdf.pages)
+        pdf.close()
+        raise ValueError(f"户 {p.household_id} 的档卡页数不符：记录为 {p.pages} 页，文件 {p.pdf} 实有 {count} 页")
+    return pdf
 
 
-def _release(writer: Any, reader: Any, start: int) -> None:
-    """Drop the writer's references to a finished reader so it (and its file bytes) can be freed.
+class _Box:
+    """A box PDF being assembled with pikepdf: pages are copied from their sources (qpdf's
+    foreign-object copy: each shared object once), fonts of ours pointed at the box's one
+    copy of each face, archive numbers stamped."""
 
-    pypdf keeps every source reader alive through its translation table and through
-    ``original_page`` on each appended page; neither is needed once the pages are in.
-    """
-    writer.reset_translation(reader)
-    for page in writer.flattened_pages[start:]:
-        if "original_page" in page.__dict__:
-            del page.__dict__["original_page"]
+    def __init__(self, fonts: Any) -> None:
+        import pikepdf
+
+        self.pdf = pikepdf.new()
+        self.shared = SharedFonts(self.pdf, fonts)
+        #: sources whose stream data the copied objects read until the box is saved
+        self.sources: list[Any] = []
+
+    def open(self, data: bytes, known: Sequence[tuple[str, str, str]] = (), packet: PacketInfo | None = None) -> Any:
+        import pikepdf
+
+        source = _open_packet(data, packet) if packet is not None else pikepdf.open(io.BytesIO(data))
+        self.sources.append(source)
+        self.shared.adopt(source, known=known)
+        return source
+
+    def append(self, page: Any) -> Any:
+        self.pdf.pages.append(page)
+        copy = self.pdf.pages[-1]
+        self.shared.link(copy)
+        return copy
+
+    def blank(self, width: float, height: float) -> None:
+        """A truly blank page: no content stream, no number."""
+        from pikepdf import Array, Dictionary, Name, Page
+
+        page = Dictionary(Type=Name.Page, MediaBox=Array([0, 0, width, height]), Resources=Dictionary())
+        self.pdf.pages.append(Page(self.pdf.make_indirect(page)))
+
+    def __len__(self) -> int:
+        return len(self.pdf.pages)
+
+    def close(self) -> None:
+        for source in self.sources:
+            source.close()
+        self.pdf.close()
+
+
+def _outline(pdf: Any, layout: _Layout, remarks_index: int) -> None:
+    """封面, 卷内目录, one closed item per household with its sections, 备考表."""
+    from pikepdf import Name, OutlineItem
+
+    with pdf.open_outline() as outline:
+        items = outline.root
+        items.append(OutlineItem("封面", 0))
+        items.append(OutlineItem("卷内目录", layout.parts[1].first))
+        for part in layout.packet_parts():
+            p = part.packet
+            assert p is not None
+            item = OutlineItem(f"{p.item_no:04d} {p.head}（户编号 {p.household_id}）", part.first)
+            item.is_closed = True
+            item.children.extend(OutlineItem(s.title, part.index(s.first)) for s in p.sections
+                                 if 0 <= s.first < p.pages)
+            items.append(item)
+        items.append(OutlineItem("备考表", remarks_index))
+    pdf.Root.PageMode = Name.UseOutlines
+
+
+def _save(pdf: Any, path: Path, info: dict[str, str], file_id: bytes) -> None:
+    """Write the box atomically, the same bytes for the same input: the document information
+    and the first /ID word are ours; qpdf derives the second from the content
+    (``deterministic_id``); object streams and stream handling are fixed."""
+    import pikepdf
+    from pikepdf import Array, Dictionary, String
+
+    pdf.trailer.Info = pdf.make_indirect(Dictionary({k: String(v) for k, v in info.items()}))
+    pdf.trailer.ID = Array([String(file_id), String(file_id)])
+    with atomic_file(path) as fh:  # temp file beside it, fsync, os.replace
+        pdf.save(
+            fh,
+            deterministic_id=True,
+            object_stream_mode=pikepdf.ObjectStreamMode.disable,
+            compress_streams=True,
+            stream_decode_level=pikepdf.StreamDecodeLevel.none,
+            recompress_flate=False,
+            normalize_content=False,
+            linearize=False,
+            qdf=False,
+            fix_metadata_version=False,
+        )
 
 
 def _write_box(
@@ -564,12 +505,8 @@ def _write_box(
     fonts: Any,
     date: str,
     *,
-    compress: bool,
     missing: Sequence[MissingItem] = (),
 ) -> BoxResult:
-    from pypdf import PdfReader, PdfWriter
-    from pypdf.generic import ArrayObject, ByteStringObject
-
     duplex = options.duplex
     layout = _layout(packets, options)
     digest = hashlib.sha256()
@@ -585,112 +522,75 @@ def _write_box(
         rows.append(
             ContentsRow(p.item_no, p.household_id, p.head, p.members, p.household_type, *_number_range(part))
         )
-    matter = PdfReader(io.BytesIO(render_box_pages(village, box_no, rows, layout.numbered, fonts, date, missing)))
     k = contents_pages(len(packets))
-    writer = PdfWriter()
-    shared = SharedFonts(writer, fonts)
-    if shared is not None:
-        shared.adopt(matter)
-    stamper = NumberStamper(writer, fonts, shared)
+    box = _Box(fonts)
+    try:
+        matter = box.open(render_box_pages(village, box_no, rows, layout.numbered, fonts, date, missing))
+        stamper = NumberStamper(box.pdf, fonts, box.shared)
 
-    def blank_after(pages: int) -> None:
-        if duplex and pages % 2:
-            writer.add_blank_page(A4_W, A4_H)
+        def blank_after(pages: int) -> None:
+            if duplex and pages % 2:
+                box.blank(A4_W, A4_H)
 
-    writer.append(matter, pages=[0], import_outline=False)
-    blank_after(1)
-    writer.append(matter, pages=list(range(1, 1 + k)), import_outline=False)
-    blank_after(k)
+        box.append(matter.pages[0])
+        blank_after(1)
+        for i in range(1, 1 + k):
+            box.append(matter.pages[i])
+        blank_after(k)
 
-    households: list[tuple[str, int, int]] = []
-    numbers: list[tuple[str, int, int]] = []
-    for part in layout.packet_parts():
-        p = part.packet
-        assert p is not None
-        data = Path(p.pdf).read_bytes()
-        digest.update(
-            repr(
-                (
-                    p.household_id,
-                    p.head,
-                    p.members,
-                    p.household_type,
-                    p.item_no,
-                    p.pages,
-                    p.sections,
-                    p.separators,
-                )
-            ).encode("utf-8")
-        )
-        digest.update(bytes.fromhex(p.sha256) if p.sha256 else hashlib.sha256(data).digest())
-        start = len(writer.pages)
-        assert start == part.first, (start, part.first)
-        size = _append_packet(writer, data, shared, p)
-        del data
-        width, height = size
-        # blank versos around separator sheets, inserted back to front so indexes stay valid
-        for i in range(p.pages - 1, 0, -1):
-            for _ in range(part.offsets[i] - part.offsets[i - 1] - 1):
-                writer.insert_blank_page(width, height, index=start + i)
-        for i, n in enumerate(part.numbers):
-            if n:
-                index = part.index(i)
-                stamper.stamp(writer.pages[index], n, recto=(index % 2 == 0) or not duplex)
-        while len(writer.pages) < part.first + part.span:
-            writer.add_blank_page(width, height)
-        households.append((p.household_id, part.index(0) + 1, part.index(p.pages - 1) + 1))
-        a, b = _number_range(part)
-        numbers.append((p.household_id, a, b))
+        households: list[tuple[str, int, int]] = []
+        numbers: list[tuple[str, int, int]] = []
+        for part in layout.packet_parts():
+            p = part.packet
+            assert p is not None
+            data = Path(p.pdf).read_bytes()
+            digest.update(
+                repr((p.household_id, p.head, p.members, p.household_type, p.item_no, p.pages, p.sections,
+                      p.separators)).encode("utf-8")
+            )
+            digest.update(bytes.fromhex(p.sha256) if p.sha256 else hashlib.sha256(data).digest())
+            assert len(box) == part.first, (len(box), part.first)
+            source = box.open(data, p.fonts, packet=p)
+            del data
+            llx, lly, urx, ury = (float(v) for v in source.pages[0].obj.MediaBox)
+            width, height = urx - llx, ury - lly
+            for i, page in enumerate(source.pages):
+                while len(box) < part.index(i):  # blank versos around separator sheets
+                    box.blank(width, height)
+                copy = box.append(page)
+                if part.numbers[i]:
+                    stamper.stamp(copy, part.numbers[i], recto=(part.index(i) % 2 == 0) or not duplex)
+            while len(box) < part.first + part.span:
+                box.blank(width, height)
+            households.append((p.household_id, part.index(0) + 1, part.index(p.pages - 1) + 1))
+            a, b = _number_range(part)
+            numbers.append((p.household_id, a, b))
 
-    remarks_index = len(writer.pages)
-    writer.append(matter, pages=[1 + k], import_outline=False)
-    writer.reset_translation(matter)
-    assert len(writer.pages) == layout.pages, (len(writer.pages), layout.pages)
+        remarks_index = len(box)
+        box.append(matter.pages[1 + k])
+        assert len(box) == layout.pages, (len(box), layout.pages)
 
-    # outline
-    writer.add_outline_item(title="封面", page_number=0)
-    writer.add_outline_item(title="卷内目录", page_number=layout.parts[1].first)
-    for part in layout.packet_parts():
-        p = part.packet
-        assert p is not None
-        parent = writer.add_outline_item(
-            title=f"{p.item_no:04d} {p.head}（户编号 {p.household_id}）",
-            page_number=part.first,
-            is_open=False,
-        )
-        for s in p.sections:
-            if 0 <= s.first < p.pages:
-                writer.add_outline_item(title=s.title, page_number=part.index(s.first), parent=parent)
-    writer.add_outline_item(title="备考表", page_number=remarks_index)
-    writer.page_mode = "/UseOutlines"
-    _page_labels(writer, _label_runs(layout))
+        _outline(box.pdf, layout, remarks_index)
+        _page_labels(box.pdf, _label_runs(layout))
+        box.shared.finish()
+        # with the FontSet the union's glyphs come from the font files (no packet program is
+        # decompressed)
+        merge_font_subsets(box.pdf, fonts)
 
-    if shared is not None:
-        shared.finish()
-    # with the FontSet the union's glyphs come from the font files (no packet program is
-    # decompressed)
-    merge_font_subsets(writer, fonts)
-    if compress:
-        writer.compress_identical_objects(remove_duplicates=True, remove_unreferenced=True)
-
-    stamp_date = pdf_date(date)
-    writer.add_metadata(
-        {
+        stamp_date = pdf_date(date)
+        info = {
             "/Title": f"{village.name} 档案 第{box_no}盒",
             "/Author": village.fonds_name,
             "/Subject": f"{village.county}{village.township}{village.name} {village.year}年度 "
             f"件号 {packets[0].item_no:04d}—{packets[-1].item_no:04d}",
             "/Creator": "archive-builder",
-            "/Producer": "archive-builder (pypdf)",
+            "/Producer": "archive-builder (pikepdf)",
             "/CreationDate": stamp_date,
             "/ModDate": stamp_date,
         }
-    )
-    file_id = ByteStringObject(digest.digest()[:16])
-    writer._ID = ArrayObject([file_id, file_id])  # deterministic; pypdf has no public setter
-
-    with atomic_file(path) as fh, _names_written_once():  # temp file beside it, fsync, os.replace
-        writer.write(fh)
+        _save(box.pdf, path, info, digest.digest()[:16])
+    finally:
+        box.close()
     return BoxResult(
         file=path,
         box_no=box_no,
@@ -728,7 +628,6 @@ def collate_box(
     *,
     fonts: FontSet,
     date: str,
-    compress: bool = False,
     missing: Sequence[MissingItem] = (),
 ) -> BoxResult:
     """Write one box (``packets`` = one entry of :func:`plan_boxes`) into ``out_dir``.
@@ -742,7 +641,7 @@ def collate_box(
     out_dir = Path(out_dir)
     path = out_dir / box_file_name(village, box_no, box_count)
     return _write_box(
-        village, box_no, _ordered(packets), path, options, fonts, date, compress=compress, missing=missing
+        village, box_no, _ordered(packets), path, options, fonts, date, missing=missing
     )
 
 
