@@ -394,12 +394,12 @@ def _label_runs(layout: _Layout) -> list[tuple[int, dict[str, Any]]]:
     return runs
 
 
-def _open_packet(data: bytes, p: PacketInfo) -> Any:
-    """The packet ``data`` (of ``p``) opened with pikepdf, its page count checked."""
+def _open_packet(p: PacketInfo) -> Any:
+    """The packet file of ``p`` opened with pikepdf (read as needed), its page count checked."""
     import pikepdf
 
     try:
-        pdf = pikepdf.open(io.BytesIO(data))
+        pdf = pikepdf.open(p.pdf)
     except pikepdf.PdfError as exc:
         raise ValueError(f"户 {p.household_id} 的档卡文件 {p.pdf} 无法读取（{exc}），请重新生成该户档卡") from exc
     if len(pdf.pages) != p.pages:
@@ -421,20 +421,27 @@ class _Box:
         self.shared = SharedFonts(self.pdf, fonts)
         #: sources whose stream data the copied objects read until the box is saved
         self.sources: list[Any] = []
+        #: ids of the sources with inline font dictionaries (see ``SharedFonts.adopt``)
+        self.inline: set[int] = set()
 
-    def open(self, data: bytes, known: Sequence[tuple[str, str, str]] = (), packet: PacketInfo | None = None) -> Any:
+    def open(self, data: bytes | PacketInfo, known: Sequence[tuple[str, str, str]] = ()) -> Any:
+        """A source PDF (bytes, or a packet's file) with its fonts adopted, kept open until the
+        box is saved."""
         import pikepdf
 
-        source = _open_packet(data, packet) if packet is not None else pikepdf.open(io.BytesIO(data))
+        source = _open_packet(data) if isinstance(data, PacketInfo) else pikepdf.open(io.BytesIO(data))
         self.sources.append(source)
-        self.shared.adopt(source, known=known)
+        if self.shared.adopt(source, known=known):
+            self.inline.add(id(source))
         return source
 
-    def append(self, page: Any) -> Any:
-        self.pdf.pages.append(page)
-        copy = self.pdf.pages[-1]
-        self.shared.link(copy)
-        return copy
+    def append(self, source: Any, start: int, stop: int) -> None:
+        """Copy the pages ``start:stop`` of ``source`` (one of ``open``) to the end of the box."""
+        first = len(self.pdf.pages)
+        self.pdf.pages.extend(source.pages[start:stop])
+        if id(source) in self.inline:
+            for i in range(first, len(self.pdf.pages)):
+                self.shared.link(self.pdf.pages[i])
 
     def blank(self, width: float, height: float) -> None:
         """A truly blank page: no content stream, no number."""
@@ -473,27 +480,35 @@ def _outline(pdf: Any, layout: _Layout, remarks_index: int) -> None:
 
 
 def _save(pdf: Any, path: Path, info: dict[str, str], file_id: bytes) -> None:
-    """Write the box atomically, the same bytes for the same input: the document information
-    and the first /ID word are ours; qpdf derives the second from the content
-    (``deterministic_id``); object streams and stream handling are fixed."""
+    """Write the box atomically, the same bytes for the same input.
+
+    The document information is ours (no clock). The first /ID word is our hash of every
+    input; qpdf keeps it and, with ``static_id``, writes a constant second word
+    (``deterministic_id`` would hash the written file again, as long as writing it, for
+    nothing the first word does not already give). Streams are written as they are (the
+    packets' compressed or not, as their renderer chose; compressing them again here tripled
+    the time of a box), without object streams, whatever qpdf's defaults.
+    """
     import pikepdf
     from pikepdf import Array, Dictionary, String
 
     pdf.trailer.Info = pdf.make_indirect(Dictionary({k: String(v) for k, v in info.items()}))
     pdf.trailer.ID = Array([String(file_id), String(file_id)])
+    out = io.BytesIO()  # one write to the file (qpdf writing to a Python file calls back per chunk)
+    pdf.save(
+        out,
+        static_id=True,
+        object_stream_mode=pikepdf.ObjectStreamMode.disable,
+        compress_streams=False,
+        stream_decode_level=pikepdf.StreamDecodeLevel.none,
+        recompress_flate=False,
+        normalize_content=False,
+        linearize=False,
+        qdf=False,
+        fix_metadata_version=False,
+    )
     with atomic_file(path) as fh:  # temp file beside it, fsync, os.replace
-        pdf.save(
-            fh,
-            deterministic_id=True,
-            object_stream_mode=pikepdf.ObjectStreamMode.disable,
-            compress_streams=True,
-            stream_decode_level=pikepdf.StreamDecodeLevel.none,
-            recompress_flate=False,
-            normalize_content=False,
-            linearize=False,
-            qdf=False,
-            fix_metadata_version=False,
-        )
+        fh.write(out.getbuffer())
 
 
 def _write_box(
@@ -532,10 +547,9 @@ def _write_box(
             if duplex and pages % 2:
                 box.blank(A4_W, A4_H)
 
-        box.append(matter.pages[0])
+        box.append(matter, 0, 1)
         blank_after(1)
-        for i in range(1, 1 + k):
-            box.append(matter.pages[i])
+        box.append(matter, 1, 1 + k)
         blank_after(k)
 
         households: list[tuple[str, int, int]] = []
@@ -543,23 +557,26 @@ def _write_box(
         for part in layout.packet_parts():
             p = part.packet
             assert p is not None
-            data = Path(p.pdf).read_bytes()
             digest.update(
                 repr((p.household_id, p.head, p.members, p.household_type, p.item_no, p.pages, p.sections,
                       p.separators)).encode("utf-8")
             )
-            digest.update(bytes.fromhex(p.sha256) if p.sha256 else hashlib.sha256(data).digest())
+            digest.update(bytes.fromhex(p.sha256) if p.sha256 else hashlib.sha256(Path(p.pdf).read_bytes()).digest())
             assert len(box) == part.first, (len(box), part.first)
-            source = box.open(data, p.fonts, packet=p)
-            del data
+            source = box.open(p, p.fonts)
             llx, lly, urx, ury = (float(v) for v in source.pages[0].obj.MediaBox)
             width, height = urx - llx, ury - lly
-            for i, page in enumerate(source.pages):
-                while len(box) < part.index(i):  # blank versos around separator sheets
-                    box.blank(width, height)
-                copy = box.append(page)
-                if part.numbers[i]:
-                    stamper.stamp(copy, part.numbers[i], recto=(part.index(i) % 2 == 0) or not duplex)
+            if part.offsets[-1] == p.pages - 1:
+                box.append(source, 0, p.pages)
+            else:
+                for i in range(p.pages):
+                    while len(box) < part.index(i):  # blank versos around separator sheets
+                        box.blank(width, height)
+                    box.append(source, i, i + 1)
+            for i, number in enumerate(part.numbers):
+                if number:
+                    index = part.index(i)
+                    stamper.stamp(box.pdf.pages[index], number, recto=(index % 2 == 0) or not duplex)
             while len(box) < part.first + part.span:
                 box.blank(width, height)
             households.append((p.household_id, part.index(0) + 1, part.index(p.pages - 1) + 1))
@@ -567,7 +584,7 @@ def _write_box(
             numbers.append((p.household_id, a, b))
 
         remarks_index = len(box)
-        box.append(matter.pages[1 + k])
+        box.append(matter, 1 + k, 2 + k)
         assert len(box) == layout.pages, (len(box), layout.pages)
 
         _outline(box.pdf, layout, remarks_index)

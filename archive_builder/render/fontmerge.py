@@ -16,7 +16,7 @@ import hashlib
 import operator
 import struct
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, islice
 from pathlib import Path
@@ -154,17 +154,37 @@ def _resource_dicts(pdf: pikepdf.Pdf) -> Iterator[Any]:
         yield from visit(page.obj.get(Name.Resources), 0)
 
 
-def _iter_font_dicts(pdf: pikepdf.Pdf) -> Iterator[tuple[tuple[int, int], Any]]:
-    """(object id, font) of every distinct indirect font the pages use, in page order."""
+def _font_entries(pdf: pikepdf.Pdf) -> list[tuple[Any, str]]:
+    """(font dictionary, resource name) of every font resource the pages use (one walk;
+    a font dictionary the pages share is visited once)."""
+    out = []
     seen: set[tuple[int, int]] = set()
     for res in _resource_dicts(pdf):
         fonts = res.get(Name.Font)
         if not isinstance(fonts, Dictionary):
             continue
-        for font in fonts.values():
-            if isinstance(font, Dictionary) and font.is_indirect and font.objgen not in seen:
-                seen.add(font.objgen)
-                yield font.objgen, font
+        if fonts.is_indirect:
+            if fonts.objgen in seen:
+                continue
+            seen.add(fonts.objgen)
+        out.extend((fonts, name) for name in fonts.keys())
+    return out
+
+
+def _distinct_fonts(fonts: Iterable[Any]) -> list[tuple[tuple[int, int], Any]]:
+    """(object id, font) of each distinct indirect font dictionary of ``fonts``, in order."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for font in fonts:
+        if isinstance(font, Dictionary) and font.is_indirect and font.objgen not in seen:
+            seen.add(font.objgen)
+            out.append((font.objgen, font))
+    return out
+
+
+def _iter_font_dicts(pdf: pikepdf.Pdf) -> list[tuple[tuple[int, int], Any]]:
+    """(object id, font) of every distinct indirect font the pages use, in page order."""
+    return _distinct_fonts(fonts[name] for fonts, name in _font_entries(pdf))
 
 
 def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
@@ -184,10 +204,10 @@ def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
     return fd, None
 
 
-def _programs(pdf: pikepdf.Pdf) -> dict[tuple[int, int], int]:
-    """Object id → encoded size of every embedded font program the pages use."""
+def _programs(found: Iterable[tuple[tuple[int, int], Any]]) -> dict[tuple[int, int], int]:
+    """Object id → encoded size of the embedded font program of each font of ``found``."""
     out = {}
-    for _key, font in _iter_font_dicts(pdf):
+    for _key, font in found:
         _fd, ff = _font_file_of(font)
         if isinstance(ff, pikepdf.Stream) and ff.is_indirect:
             out[ff.objgen] = len(ff.read_raw_bytes())
@@ -303,9 +323,6 @@ def _union_program(base: Mapping[str, bytes], notdef: GlyphTree,
     emit(notdef)
     c2g = {cid: emit(trees[cid]) for cid in sorted(trees)}
     return _build_program(base, glyphs, metrics), c2g
-
-
-
 
 
 # =========================================================================== merging
@@ -472,8 +489,10 @@ def merge_font_subsets(pdf: pikepdf.Pdf, fonts: Any = None) -> dict[str, Any]:
     ``font_bytes_before``/``font_bytes_after`` (their encoded stream bytes), ``groups``,
     ``conflicts`` (groups left unmerged because two copies disagreed) and ``retagged``.
     """
-    before = _programs(pdf)
-    groups = _group_copies(list(_iter_font_dicts(pdf)), _marker_sources(fonts))
+    entries = _font_entries(pdf)
+    found = _distinct_fonts(fonts[name] for fonts, name in entries)
+    before = _programs(found)
+    groups = _group_copies(found, _marker_sources(fonts))
     replace: dict[tuple[int, int], Any] = {}
     conflicts = 0
     for (ps, ident), copies in groups.items():
@@ -486,9 +505,13 @@ def merge_font_subsets(pdf: pikepdf.Pdf, fonts: Any = None) -> dict[str, Any]:
         merged = _write_union(pdf, ps, ident, union, copies[0])
         replace.update((copy.key, merged) for copy in copies)
     if replace:
-        _redirect_fonts(pdf, replace)
-    retagged = _retag_unique(pdf)
-    after = _programs(pdf)
+        for font_dict, name in entries:
+            font = font_dict[name]
+            if font.is_indirect and font.objgen in replace:
+                font_dict[name] = replace[font.objgen]
+        found = _distinct_fonts(font_dict[name] for font_dict, name in entries)
+    retagged = _retag_unique(found)
+    after = _programs(found)
     return {
         "fonts_before": len(before),
         "fonts_after": len(after),
@@ -500,23 +523,12 @@ def merge_font_subsets(pdf: pikepdf.Pdf, fonts: Any = None) -> dict[str, Any]:
     }
 
 
-def _redirect_fonts(pdf: pikepdf.Pdf, replace: Mapping[tuple[int, int], Any]) -> None:
-    """Point every font resource entry naming a replaced font at its replacement."""
-    for res in list(_resource_dicts(pdf)):
-        fonts = res.get(Name.Font)
-        if not isinstance(fonts, Dictionary):
-            continue
-        for name in list(fonts.keys()):
-            font = fonts[name]
-            if font.is_indirect and font.objgen in replace:
-                fonts[name] = replace[font.objgen]
-
-
-def _retag_unique(pdf: pikepdf.Pdf) -> int:
-    """Give distinct embedded programs distinct subset tags; returns how many were renamed."""
+def _retag_unique(found: Iterable[tuple[tuple[int, int], Any]]) -> int:
+    """Give the distinct embedded programs of the fonts ``found`` distinct subset tags;
+    returns how many were renamed."""
     by_tag: dict[str, set[tuple[int, int]]] = {}
     entries = []
-    for _key, font in _iter_font_dicts(pdf):
+    for _key, font in found:
         fd, ff = _font_file_of(font)
         if fd is None or not isinstance(ff, pikepdf.Stream) or not ff.is_indirect:
             continue

@@ -1,11 +1,10 @@
 """One copy of each face in a collated box (``SharedFonts``), on pikepdf objects.
 
-Before a PDF's pages are copied into a box, ``SharedFonts.adopt`` replaces each font of ours
-(``/ABFace`` marker of a face of the box's ``FontSet``) in its page resources by a
-placeholder name and reads only the characters it draws (from what the renderer reported, or
-from its ``ToUnicode`` map). qpdf then never copies the packets' font objects (their ``W``
-arrays and programs were most of a packet's objects). ``link`` points the copied pages at
-the box's one font per face, and ``finish`` fills each with the subset of the face holding
+Before a PDF's pages are copied into a box, ``SharedFonts.adopt`` points each font of ours
+(``/ABFace`` marker of a face of the box's ``FontSet``) in its page resources at the box's
+one font per face and reads only the characters it draws (from what the renderer reported,
+or from its ``ToUnicode`` map). qpdf then never copies the packets' font objects (their
+``W`` arrays and programs were most of a packet's objects). ``finish`` fills each with the subset of the face holding
 every character adopted for it (``GlobalCodeTTFont.subset``: same codes, same widths, so no
 content stream changes). Fonts that are not adopted are copied as they are and merged
 afterwards from their programs (``fontmerge.merge_font_subsets``). Which fonts are adopted
@@ -68,12 +67,17 @@ class SharedFonts:
         self._all_loaded = False
 
     # ------------------------------------------------------------------ adopting
-    def adopt(self, source: pikepdf.Pdf, known: Sequence[tuple[str, str, str]] = ()) -> None:
-        """Replace the fonts of ours in the page resources of ``source`` by placeholders
-        (before its pages are copied; ``link`` resolves them in the copies).
+    def adopt(self, source: pikepdf.Pdf, known: Sequence[tuple[str, str, str]] = ()) -> bool:
+        """Point the fonts of ours in the page resources of ``source`` at the box's shared
+        fonts, before its pages are copied into the box.
 
         ``known``: the file's fonts as its renderer reported them (``RenderResult.fonts``:
         resource name, face marker, characters); those are not read back from the file.
+        A font dictionary of its own (indirect, as the renderer writes them) is copied into
+        the box here, its fonts replaced by placeholder names first so that they are not
+        copied; the pages copied later find that copy (qpdf copies each foreign object once)
+        already pointing at the shared fonts. Returns True when a page has its font
+        dictionary inline: then ``link`` must be called on each copied page.
         """
         if self._done:
             raise RuntimeError("SharedFonts.finish() was called already")
@@ -84,6 +88,7 @@ class SharedFonts:
                 self._text.setdefault(marker, set()).update(chars)
         seen: dict[tuple[int, int], str | None] = {}
         visited: set[tuple[int, int]] = set()
+        inline = False
         for page in source.pages:
             fonts = page_font_dicts(page)
             if fonts is None:
@@ -92,24 +97,43 @@ class SharedFonts:
                 if fonts.objgen in visited:
                     continue
                 visited.add(fonts.objgen)
-            for name in list(fonts.keys()):
-                marker = given.get(name)
-                if marker is None:
-                    font = fonts[name]
-                    if not isinstance(font, Dictionary):
-                        continue
-                    key = font.objgen
-                    if key == (0, 0) or key not in seen:
-                        marker = self._adopt(font)
-                        if key != (0, 0):
-                            seen[key] = marker
-                    else:
-                        marker = seen[key]
-                if marker is not None:
-                    fonts[name] = Name(_PLACEHOLDER + marker)
+            markers = self._placeholders(fonts, given, seen)
+            if not markers:
+                continue
+            if fonts.is_indirect:
+                copy = self.pdf.copy_foreign(fonts)
+                for name, marker in markers.items():
+                    copy[name] = self._shared_ref(marker)
+            else:
+                inline = True
+        return inline
+
+    def _placeholders(self, fonts: Any, given: dict[str, str], seen: dict[tuple[int, int], str | None]
+                      ) -> dict[str, str]:
+        """Replace the fonts of ours in the font dictionary ``fonts`` (of a source) by
+        placeholder names; return {resource name: face marker} of those replaced."""
+        markers: dict[str, str] = {}
+        for name in list(fonts.keys()):
+            marker = given.get(name)
+            if marker is None:
+                font = fonts[name]
+                if not isinstance(font, Dictionary):
+                    continue
+                key = font.objgen
+                if key == (0, 0) or key not in seen:
+                    marker = self._adopt(font)
+                    if key != (0, 0):
+                        seen[key] = marker
+                else:
+                    marker = seen[key]
+            if marker is not None:
+                fonts[name] = Name(_PLACEHOLDER + marker)
+                markers[name] = marker
+        return markers
 
     def link(self, page: pikepdf.Page) -> None:
-        """Point a copied page's placeholders at the box's shared fonts."""
+        """Point a copied page's placeholders at the box's shared fonts (pages whose font
+        dictionary is inline, see ``adopt``)."""
         fonts = page_font_dicts(page)
         if fonts is None:
             return
