@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 
-
 def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
     """(FontDescriptor, FontFile stream reference) of a simple or composite pypdf font."""
     d = font

@@ -703,3 +703,92 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     assert given == back
     # only the box's own pages (cover, contents, remarks) had their fonts read back
     assert read_back - read_given == sum(len(p.fonts) for p in packets) > 0
+
+
+# --------------------------------------------------------------------------- packets as qpdf copies them
+
+
+def test_collation_reports_a_wrong_page_count(tmp_path, fonts):
+    from dataclasses import replace
+
+    packets = make_packets(tmp_path, count=2)
+    with pytest.raises(ValueError, match="档卡页数不符"):
+        collate_village(VILLAGE, [replace(packets[0], pages=packets[0].pages + 1), packets[1]],
+                        tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+
+
+def test_an_unreadable_packet_is_named_in_chinese(tmp_path, fonts):
+    packets = make_packets(tmp_path, count=2)
+    packets[1].pdf.write_bytes(b"not a PDF at all")
+    with pytest.raises(ValueError, match=f"户 {packets[1].household_id} 的档卡文件.*无法读取"):
+        collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+    assert not list((tmp_path / "out").glob("*.pdf"))  # no half-written box
+
+
+def test_a_packet_pypdf_rewrote_still_collates(tmp_path, fonts):
+    from pypdf import PdfWriter
+
+    packets = make_packets(tmp_path, count=2)
+    out = io.BytesIO()
+    PdfWriter(clone_from=PdfReader(packets[0].pdf)).write(out)
+    packets[0].pdf.write_bytes(out.getvalue())
+    boxes = collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+    text = "".join(page_texts(PdfReader(boxes[0].file)))
+    assert marker(packets[0].household_id, 1) in text and marker(packets[1].household_id, 1) in text
+
+
+def test_inline_font_dictionaries_share_the_box_fonts(tmp_path, fonts):
+    """Pages whose font dictionary is inline (not the renderer's shape) are pointed at the
+    box's shared fonts page by page: the same text, one copy of each face."""
+    import pikepdf
+    from pdffonts import font_report
+
+    if isinstance(fonts, FakeFonts):
+        pytest.skip("needs the real FontSet")
+    packets = make_packets(tmp_path, count=3)
+    shared = collate_village(VILLAGE, packets, tmp_path / "shared", PrintOptions(), fonts=fonts, date="2025-03-01")
+    with pikepdf.open(packets[1].pdf, allow_overwriting_input=True) as pdf:
+        for page in pdf.pages:
+            page.obj.Resources.Font = pikepdf.Dictionary(dict(page.obj.Resources.Font.items()))
+        pdf.save(packets[1].pdf)
+    inline = collate_village(VILLAGE, packets, tmp_path / "inline", PrintOptions(), fonts=fonts, date="2025-03-01")
+    report = font_report(inline[0].file)
+    faces = [f["name"].split("+")[1] for f in report]
+    assert faces and len(faces) == len(set(faces))
+    assert page_texts(PdfReader(inline[0].file)) == page_texts(PdfReader(shared[0].file))
+
+
+def test_images_are_copied_byte_for_byte_and_once(tmp_path, fonts):
+    """A packet's image shared by two pages is one object in the box, its bytes unchanged."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen.canvas import Canvas
+
+    img = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(img, "PNG")
+    path = tmp_path / "4116210000000009.pdf"
+    c = Canvas(str(path), invariant=1)
+    reader = ImageReader(io.BytesIO(img.getvalue()))
+    for _ in range(2):
+        c.drawImage(reader, 72, 500, 40, 40)
+        c.showPage()
+    c.save()
+    info = PacketInfo("4116210000000009", "王", 1, "脱贫户", 1, path, 2)
+    (box,) = collate_village(VILLAGE, [info], tmp_path / "out", PrintOptions(duplex=False), fonts=fonts,
+                             date="2025-03-01")
+    r = PdfReader(box.file)
+    _hid, first, last = box.households[0]
+    refs = [next(iter(r.pages[i]["/Resources"]["/XObject"].values())) for i in (first - 1, last - 1)]
+    assert refs[0].idnum == refs[1].idnum
+    original = PdfReader(path).pages[0]["/Resources"]["/XObject"]
+    assert refs[0].get_object()._data == next(iter(original.values())).get_object()._data
+
+
+def test_box_fingerprint_follows_the_collation_format(monkeypatch):
+    """Boxes written by an earlier collation (other bytes for the same input) are collated again."""
+    from archive_builder.archive import collate
+
+    args = ({"code": "1"}, 1, 1, PrintOptions(), "2025-03-01", [(fake_info(1, 3), "h")], [])
+    before = collate.box_fingerprint(*args)
+    monkeypatch.setattr(collate, "COLLATE_FORMAT", collate.COLLATE_FORMAT + 1)
+    assert collate.box_fingerprint(*args) != before

@@ -81,11 +81,7 @@ class SharedFonts:
         """
         if self._done:
             raise RuntimeError("SharedFonts.finish() was called already")
-        given: dict[str, str] = {}
-        for name, marker, chars in known:
-            if self._source(marker) is not None:
-                given[name] = marker
-                self._text.setdefault(marker, set()).update(chars)
+        given = self._given(known)
         seen: dict[tuple[int, int], str | None] = {}
         visited: set[tuple[int, int]] = set()
         inline = False
@@ -107,6 +103,16 @@ class SharedFonts:
             else:
                 inline = True
         return inline
+
+    def _given(self, known: Sequence[tuple[str, str, str]]) -> dict[str, str]:
+        """{resource name: face marker} of the reported fonts of faces of the set (their
+        characters noted)."""
+        given: dict[str, str] = {}
+        for name, marker, chars in known:
+            if self._source(marker) is not None:
+                given[name] = marker
+                self._text.setdefault(marker, set()).update(chars)
+        return given
 
     def _placeholders(self, fonts: Any, given: dict[str, str], seen: dict[tuple[int, int], str | None]
                       ) -> dict[str, str]:
