@@ -157,7 +157,7 @@ def _resource_dicts(pdf: pikepdf.Pdf) -> Iterator[Any]:
 def _font_entries(pdf: pikepdf.Pdf) -> list[tuple[Any, str]]:
     """(font dictionary, resource name) of every font resource the pages use (one walk;
     a font dictionary the pages share is visited once)."""
-    out = []
+    out: list[tuple[Any, str]] = []
     seen: set[tuple[int, int]] = set()
     for res in _resource_dicts(pdf):
         fonts = res.get(Name.Font)

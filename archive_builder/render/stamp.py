@@ -150,7 +150,10 @@ class NumberStamper:
         import pikepdf
 
         font_key = None
-        for operands, op in pikepdf.parse_content_stream(page, "Tf Tj"):
+        for instruction in pikepdf.parse_content_stream(page, "Tf Tj"):
+            if not isinstance(instruction, pikepdf.ContentStreamInstruction):
+                continue
+            operands, op = instruction.operands, instruction.operator
             if op == pikepdf.Operator("Tf"):
                 font_key = operands[0]
             elif font_key is not None:
