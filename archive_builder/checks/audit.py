@@ -223,6 +223,51 @@ def _signature(files: Sequence[Path]) -> tuple[tuple[str, int, int], ...]:
     return tuple(out)
 
 
+def _household_rows(auditor: Auditor, rule_set: RuleSet, record: Any, archive: Any, ref_date: dt.date,
+                    today: dt.date, village: tuple[str, str], errors: list[RuleRunError]) -> list[LedgerRow]:
+    """The ledger rows of one household's problems (``village``: its name and code)."""
+    hits = auditor.household(record, errors)
+    if not hits:
+        return []
+    facts = Facts(record, archive, rule_set.params, ref_date)
+    head = record.head.name if record.head else ""
+    helpers = _helpers(facts)
+    seen: set[str] = set()
+    rows = []
+    for hit in hits:
+        rule = hit.rule
+        key = base = "|".join(p for p in (rule.id, str(record.household_id), hit.key) if p)
+        n = 2
+        while key in seen:  # two measures alike in year, item and date
+            key, n = f"{base}#{n}", n + 1
+        seen.add(key)
+        rows.append(LedgerRow(
+            key=key, rule_id=rule.id, village=village[0], village_code=village[1],
+            group=record.group or "", household_id=str(record.household_id), head=head,
+            category=rule.category, description=f"{rule.description}：{hit.message}", basis=rule.basis,
+            severity=rule.severity, advice=rule.advice, helpers=helpers,
+            deadline=(today + dt.timedelta(days=rule.days)).isoformat(),
+        ))
+    return rows
+
+
+def packet_problems(root: Path, config: Any, village: Any, record: Any) -> list[dict[str, str]]:
+    """The problems of one household for its packet's audit page (``[audit] page = true``).
+
+    ``village``: the loaded village (its folder's rules apply). Dated by the documents' date
+    (archive.toml), not today, so a packet built again from the same data is the same.
+    Raises RuleFileError when a rule file is wrong.
+    """
+    ref_date = _ref_date(config)
+    sets = _RuleSets(Path(root), [], config.archive, ref_date)
+    rule_set, auditor = sets.get(Path(village.path))
+    vname = village.config.name or Path(village.path).name
+    rows = _household_rows(auditor, rule_set, record, config.archive, ref_date, ref_date,
+                           (vname, village.config.code), [])  # a rule's run error: the audit reports it
+    fields = ("category", "description", "basis", "severity", "advice", "deadline", "helpers")
+    return [{name: getattr(row, name) for name in fields} for row in rows]
+
+
 def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | None = None,
                   previous: Path | None = None) -> AuditResult:
     """Audit a loaded ``Dataset`` (see ``run_audit``)."""
@@ -248,27 +293,8 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
                 result.skipped.append((household.household_id, why))
                 continue
             records.append(record)
-            hits = auditor.household(record, errors)
-            if not hits:
-                continue
-            facts = Facts(record, config.archive, rule_set.params, ref_date)
-            head = record.head.name if record.head else ""
-            helpers = _helpers(facts)
-            seen: set[str] = set()
-            for hit in hits:
-                rule = hit.rule
-                key = base = "|".join(p for p in (rule.id, str(record.household_id), hit.key) if p)
-                n = 2
-                while key in seen:  # two measures alike in year, item and date
-                    key, n = f"{base}#{n}", n + 1
-                seen.add(key)
-                rows.append(LedgerRow(
-                    key=key, rule_id=rule.id, village=vname, village_code=village.config.code,
-                    group=record.group or "", household_id=str(record.household_id), head=head,
-                    category=rule.category, description=f"{rule.description}：{hit.message}", basis=rule.basis,
-                    severity=rule.severity, advice=rule.advice, helpers=helpers,
-                    deadline=(today + dt.timedelta(days=rule.days)).isoformat(),
-                ))
+            rows.extend(_household_rows(auditor, rule_set, record, config.archive, ref_date, today,
+                                        (vname, village.config.code), errors))
         for hit in auditor.village(village.config, records, errors):
             rule = hit.rule
             rows.append(LedgerRow(
