@@ -20,6 +20,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..checks.phases import PhasedStep, phased_steps
+from ..checks.rules import publicity_days, rule_params
 from ..errors import (
     HouseholdNotFoundError,
     NoticeError,
@@ -30,8 +32,6 @@ from ..errors import (
 )
 from ..records.idnumber import mask_id
 from ..records.loader import typed_household_id
-from ..checks.phases import PhasedStep, phased_steps
-from ..checks.rules import publicity_days, rule_params
 from ..records.models import Household, ProcedureStep
 from .common import (
     as_mapping,
