@@ -25,8 +25,8 @@ from reportlab import rl_config
 
 rl_config.useA85 = 0
 
-from pdffonts import font_report
 import pikepdf
+from pdffonts import font_report
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
