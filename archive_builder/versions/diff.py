@@ -621,10 +621,21 @@ class Comparison:
     #: 1-based PDF page -> the page number printed on it (numbered pages only)
     old_printed: dict[int, int] = field(default_factory=dict)
     new_printed: dict[int, int] = field(default_factory=dict)
+    #: 1-based PDF page -> the archive page number (编页) it carries in its box, where the
+    #: version's packet sits in a box of the output (numbered pages only)
+    old_archive: dict[int, int] = field(default_factory=dict)
+    new_archive: dict[int, int] = field(default_factory=dict)
+
+    def old_page(self, page: int) -> str:
+        """Return "第 3 页（档案第 57 页）": page ``page`` of the old version as printed."""
+        return page_name(page, self.old_printed, self.old_archive)
+
+    def new_page(self, page: int) -> str:
+        return page_name(page, self.new_printed, self.new_archive)
 
     def page_pair(self, old: int | None, new: int | None) -> str:
         """Return "原第 3 页 → 新第 3 页" with the numbers printed on the pages."""
-        return page_pair_text(old, new, self.old_printed, self.new_printed)
+        return page_pair_text(old, new, self.old_printed, self.new_printed, self.old_archive, self.new_archive)
 
     @property
     def identical(self) -> bool:
@@ -683,25 +694,29 @@ def _change_line(c: FieldChange) -> str:
     return f"{c.label}：{old} → {new}"
 
 
-def page_name(page: int, printed: Mapping[int, int] | None = None) -> str:
+def page_name(page: int, printed: Mapping[int, int] | None = None, archive: Mapping[int, int] | None = None) -> str:
     """Return "第 3 页" as printed on the page (PDF page ``page``, 1-based), or where the page
-    carries no number "封面" (the first) or "未编页码的第 5 张" (separator sheets)."""
+    carries no number "封面" (the first) or "未编页码的第 5 张" (separator sheets); with the
+    archive page number the page carries in its box: "第 3 页（档案第 57 页）"."""
+    box_number = (archive or {}).get(page)
+    box = f"（档案第 {box_number} 页）" if box_number else ""
     if printed is None:
-        return f"第 {page} 页"
+        return f"第 {page} 页{box}"
     number = printed.get(page)
     if number is not None:
-        return f"第 {number} 页"
-    return "封面" if page == 1 else f"未编页码的第 {page} 张"
+        return f"第 {number} 页{box}"
+    return ("封面" if page == 1 else f"未编页码的第 {page} 张") + box
 
 
 def page_pair_text(old: int | None, new: int | None, old_printed: Mapping[int, int] | None = None,
-                   new_printed: Mapping[int, int] | None = None) -> str:
+                   new_printed: Mapping[int, int] | None = None, old_archive: Mapping[int, int] | None = None,
+                   new_archive: Mapping[int, int] | None = None) -> str:
     """Return "原第 3 页 → 新第 3 页" (or 新增/删除), with the printed numbers when given."""
     if old is None:
-        return f"新增 新{page_name(new or 0, new_printed)}"
+        return f"新增 新{page_name(new or 0, new_printed, new_archive)}"
     if new is None:
-        return f"删除 原{page_name(old, old_printed)}"
-    return f"原{page_name(old, old_printed)} → 新{page_name(new, new_printed)}"
+        return f"删除 原{page_name(old, old_printed, old_archive)}"
+    return f"原{page_name(old, old_printed, old_archive)} → 新{page_name(new, new_printed, new_archive)}"
 
 
 def _version_name(v: Version) -> str:
@@ -765,14 +780,27 @@ def compare_versions(
         pdf = compare_pdf_files(comparison.old_pdf, comparison.new_pdf)
         comparison.text_changes, comparison.pages = pdf.text_changes, pdf.pages
         comparison.old_printed, comparison.new_printed = pdf.old_printed, pdf.new_printed
-        model = _model_text_changes(old_record, new_record, old_v.template_set, new_v.template_set, pdf)
+        comparison.old_archive = _box_numbers(store, old_v, comparison.notes, "原")
+        comparison.new_archive = _box_numbers(store, new_v, comparison.notes, "新")
+        model = _model_text_changes(old_record, new_record, old_v.template_set, new_v.template_set, pdf,
+                                    comparison)
         if model is not None:
             comparison.text_changes = model
     return comparison
 
 
+def _box_numbers(store: VersionStore, version: Version, notes: list[str], which: str) -> dict[int, int]:
+    """1-based PDF page -> archive page number of the version's packet in its box (where it sits
+    in one); a note names the box."""
+    placement = store.placement(version.household_id, version.number)
+    if placement is None or len(placement.numbers) != version.pages:
+        return {}
+    notes.append(f"{which}版本装在档案盒 {Path(placement.box).name}，页码括号内为档案页号")
+    return {page: number for page, number in enumerate(placement.numbers, start=1) if number}
+
+
 def _model_text_changes(old_record: dict, new_record: dict, old_set: str, new_set: str,
-                        pdf: Any) -> list[SectionTextChange] | None:
+                        pdf: Any, comparison: Comparison) -> list[SectionTextChange] | None:
     """The text changes of two versions on their document models (see docdiff.py), each with
     the page it is on as printed; None when a version cannot be rendered again (its template
     set is gone): the PDF's text lines are compared instead."""
@@ -784,16 +812,16 @@ def _model_text_changes(old_record: dict, new_record: dict, old_set: str, new_se
         new_items = docdiff.document_items(docdiff.record_document(new_record, new_set))
     except ArchiveError:
         return None
-    old_numbers = [pdf.old_printed.get(i + 1) for i in range(len(pdf.old_text))]
-    new_numbers = [pdf.new_printed.get(i + 1) for i in range(len(pdf.new_text))]
+    old_names = [comparison.old_page(i + 1) if i + 1 in pdf.old_printed else None for i in range(len(pdf.old_text))]
+    new_names = [comparison.new_page(i + 1) if i + 1 in pdf.new_printed else None for i in range(len(pdf.new_text))]
     by_section: dict[str, list[str]] = {}
     for change in docdiff.diff_items(old_items, new_items):
         if change.new is not None:
-            page = docdiff.printed_page(pdf.new_text, new_numbers, change.new)
+            page = docdiff.printed_page(pdf.new_text, new_names, change.new)
             page = f"新{page}" if page else ""
         else:
             assert change.old is not None
-            page = docdiff.printed_page(pdf.old_text, old_numbers, change.old)
+            page = docdiff.printed_page(pdf.old_text, old_names, change.old)
             page = f"原{page}" if page else ""
         by_section.setdefault(change.item.section, []).append(change.line(page))
     return [SectionTextChange(section, "changed", None, None, lines) for section, lines in by_section.items()]

@@ -40,7 +40,7 @@ from ..errors import StoreError
 
 STORE_DIR = ".store"
 CATALOG = "catalog.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _CHUNK = 1 << 20
 #: blobs up to this size (the record's JSON, the evidence list) live in the catalog: a build
 #: wrote, fsynced and renamed two such files per household (0.2 CPU-seconds of a
@@ -88,6 +88,16 @@ class Version:
     def when(self) -> str:
         """Return the creation time as printed: "2025-03-01 14:05:09" (the builder's local time)."""
         return self.created_at.replace("T", " ")[:19]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a version's packet sits in a box: the box file (relative to the output folder)
+    and, for each packet page (index 0 = its first page), the archive page number stamped on
+    it in that box (0: not numbered, e.g. a separator sheet)."""
+
+    box: str
+    numbers: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -161,8 +171,35 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    # where a version's packet sits in a box of the output: the box file and the archive page
+    # number (编页) stamped on each of its pages (0 = unnumbered); appended whenever a build
+    # places the version at other numbers, the newest row is where it sits now
+    for statement in (
+        """
+        CREATE TABLE placements (
+            household_id TEXT    NOT NULL,
+            number       INTEGER NOT NULL,
+            box          TEXT    NOT NULL,
+            numbers      TEXT    NOT NULL,
+            placed_at    TEXT    NOT NULL
+        )
+        """,
+        "CREATE INDEX placements_by_version ON placements (household_id, number)",
+        """
+        CREATE TRIGGER placements_no_update BEFORE UPDATE ON placements
+            BEGIN SELECT RAISE(ABORT, 'placements are append-only'); END
+        """,
+        """
+        CREATE TRIGGER placements_no_delete BEFORE DELETE ON placements
+            BEGIN SELECT RAISE(ABORT, 'placements are append-only'); END
+        """,
+    ):
+        conn.execute(statement)
+
+
 #: MIGRATIONS[n] brings a catalog from user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -526,6 +563,60 @@ class VersionStore:
             ),
         )
         return version
+
+    def record_placements(self, placed: Sequence[tuple[str, str, Placement]]) -> int:
+        """Note where the packets of (household id, content hash) sit in their boxes; return the
+        rows added. The version meant is the household's newest one with that content; a
+        placement equal to the version's newest one adds nothing (an unchanged rebuild writes
+        nothing); content the store has no version of is skipped."""
+        conn = self._connect(create=False)
+        if conn is None or not placed:
+            return 0
+        wanted = {household_id for household_id, _, _ in placed}
+        numbers: dict[tuple[str, str], int] = {}
+        current: dict[tuple[str, int], tuple[str, str]] = {}
+        for row in conn.execute("SELECT household_id, number, content_hash FROM versions ORDER BY number"):
+            if row[0] in wanted:
+                numbers[(row[0], row[2])] = row[1]
+        for row in conn.execute("SELECT household_id, number, box, numbers FROM placements ORDER BY rowid"):
+            if row[0] in wanted:
+                current[(row[0], row[1])] = (row[2], row[3])
+        rows = []
+        placed_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        for household_id, content_hash, placement in placed:
+            number = numbers.get((household_id, content_hash))
+            if number is None:
+                continue
+            value = (placement.box, json.dumps(list(placement.numbers)))
+            if current.get((household_id, number)) != value:
+                current[(household_id, number)] = value
+                rows.append((household_id, number, *value, placed_at))
+        if rows:
+            try:
+                with contextlib.closing(conn.cursor()) as cursor:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.executemany(
+                        "INSERT INTO placements (household_id, number, box, numbers, placed_at) "
+                        "VALUES (?, ?, ?, ?, ?)", rows)
+                    cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise StoreError(
+                    f"版本库被占用或无法写入：{exc}",
+                    hint="等待其他正在运行的生成任务结束后重试。",
+                ) from exc
+        return len(rows)
+
+    def placement(self, household_id: str, number: int) -> Placement | None:
+        """Where version ``number`` of the household sits in a box now (None: never boxed)."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return None
+        row = conn.execute(
+            "SELECT box, numbers FROM placements WHERE household_id = ? AND number = ? "
+            "ORDER BY rowid DESC LIMIT 1", (household_id, number)).fetchone()
+        return None if row is None else Placement(row[0], tuple(json.loads(row[1])))
 
     # -- reading ----------------------------------------------------------------------
 
