@@ -6,6 +6,11 @@ Layout::
                                   small blobs (records, evidence lists) in table ``blobs``
     OUT/.store/blobs/ab/cdef...   the packet PDFs: content-addressed files named by their sha256
 
+Disk: a packet's bytes are stored once however many versions (of any household) have them;
+an unchanged household adds nothing. A blob is made from the output folder's packet by a
+reflink where the file system has them (``clone_or_copy``): then the store and the packets
+share their blocks, and an edit of either never reaches the other. Never by a hard link.
+
 Crash safety rests on one ordering: every blob file a version refers to is written to a
 temporary file, fsynced and renamed into place *before* the transaction that inserts the
 version row commits; small blobs are inserted in that same transaction. A process killed at any
@@ -29,6 +34,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -281,6 +287,33 @@ def _fsync_all(function: Callable[[Path], None], paths: Sequence[Path]) -> None:
     with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
         for _ in pool.map(function, paths):  # re-raises the first error
             pass
+
+
+#: Linux's FICLONE ioctl (``fcntl.FICLONE`` from Python 3.12 on)
+_FICLONE = 0x40049409
+
+
+def clone_or_copy(source: Path, target: Path) -> bool:
+    """Copy ``source`` to ``target``; return True when the copy shares the source's blocks.
+
+    Where the file system can (Btrfs, XFS, bcachefs, OCFS2: the FICLONE ioctl, "reflink") the
+    copy takes no new space, and stays a copy: a write to either file makes the file system
+    copy the blocks written, never change the other file. This is why a version store may
+    share its blobs with the output folder's packets this way and never by hard links, which
+    a program editing the packet in place (as root, or after chmod) would write through.
+    Elsewhere (ext4, NTFS, network shares) the bytes are copied by the kernel.
+    """
+    if sys.platform == "linux":
+        import fcntl
+
+        try:
+            with open(source, "rb") as src, open(target, "wb") as dst:
+                fcntl.ioctl(dst.fileno(), getattr(fcntl, "FICLONE", _FICLONE), src.fileno())
+            return True
+        except OSError:
+            pass  # EOPNOTSUPP, EXDEV, EINVAL…: copy instead (the copy overwrites target)
+    shutil.copyfile(source, target)  # sendfile on Linux, fcopyfile on macOS
+    return False
 
 
 def short_blob(sha: str) -> str:
@@ -827,7 +860,7 @@ class _BlobBatch:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            shutil.copyfile(path, tmp)  # sendfile on Linux, fcopyfile on macOS
+            clone_or_copy(path, tmp)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()
