@@ -557,6 +557,8 @@ class _YamlBuilder:
         self.building: set[int] = set()
 
     def value(self, node: yaml.Node, path: str) -> Any:
+        if node.__class__ is yaml.ScalarNode:  # most nodes: no alias bookkeeping needed
+            return self.scalar(node)
         key = id(node)
         if key in self.built:
             return self.built[key]
@@ -564,7 +566,7 @@ class _YamlBuilder:
             raise _Unusual  # a recursive alias
         tag = node.tag
         if isinstance(node, yaml.ScalarNode):
-            value = node.value if tag == _STR else self.loader.construct_object(node, deep=True)
+            value = self.scalar(node)
         elif isinstance(node, yaml.MappingNode) and tag == _MAP:
             self.building.add(key)
             value = self.mapping(node, path)
@@ -576,7 +578,8 @@ class _YamlBuilder:
             for index, item in enumerate(node.value):
                 here = f"{path}[{index}]"
                 if here not in positions:
-                    positions[here] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                    mark = item.start_mark
+                    positions[here] = (mark.line + 1, mark.column + 1)
                 value.append(self.value(item, here))
             self.building.discard(key)
         else:
@@ -584,12 +587,31 @@ class _YamlBuilder:
         self.built[key] = value
         return value
 
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        """A scalar's value: its text, or what the loader's constructor makes of it. Numbers,
+        booleans, null and dates are immutable and recur (是, 0, 2024-01-01): memoised."""
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag not in _IMMUTABLE:
+            return self.loader.construct_object(node, deep=True)
+        key = (tag, node.value)
+        try:
+            return _SCALARS[key]
+        except KeyError:
+            pass
+        value = self.loader.construct_object(node, deep=True)
+        if len(_SCALARS) >= 20_000:
+            _SCALARS.clear()
+        _SCALARS[key] = value
+        return value
+
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[Any, Any]:
         positions = self.parsed.positions
         out: dict[Any, Any] = {}
         first: dict[str, int] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if key_node.__class__ is not yaml.ScalarNode:
                 raise _Unusual
             name = key_node.value
             if key_node.tag == _STR:
@@ -597,8 +619,10 @@ class _YamlBuilder:
             elif key_node.tag == "tag:yaml.org,2002:merge":
                 raise _Unusual
             else:
-                key = self.loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
+                key = self.scalar(key_node)
+            mark = key_node.start_mark
+            line = mark.line + 1
+            here = f"{path}.{name}" if path else name
             if name in first:
                 self.parsed.problems.append(
                     error(
@@ -606,17 +630,27 @@ class _YamlBuilder:
                         "请删除或合并重复的项",
                         file=self.display,
                         line=line,
-                        column=key_node.start_mark.column + 1,
-                        field=f"{path}.{name}" if path else name,
+                        column=mark.column + 1,
+                        field=here,
                     )
                 )
             else:
                 first[name] = line
-            here = f"{path}.{name}" if path else name
             if here not in positions:
-                positions[here] = (line, key_node.start_mark.column + 1)
-            out[key] = self.value(value_node, here)
+                positions[here] = (line, mark.column + 1)
+            if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+                out[key] = value_node.value
+            else:
+                out[key] = self.value(value_node, here)
         return out
+
+
+#: tags of the scalars the safe loader makes immutable values of (what implicit resolving
+#: gives plain scalars); ``_YamlBuilder.scalar`` memoises them by tag and text
+_IMMUTABLE = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")
+)
+_SCALARS: dict[tuple[str, str], Any] = {}
 
 
 def _walk_yaml(
