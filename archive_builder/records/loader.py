@@ -64,9 +64,10 @@ class Positions(Mapping[str, tuple[int, int]]):
     __slots__ = ("_keys", "_packed")
 
     def __init__(self, items: Mapping[str, tuple[int, int]] | None = None) -> None:
-        pairs = sorted((sys.intern(k), v) for k, v in (items or {}).items())
-        self._keys = tuple(k for k, _ in pairs)
-        self._packed = array("Q", ((line << 32) | column for _, (line, column) in pairs))
+        items = items or {}
+        keys = sorted(items)  # the paths are unique: no need to compare positions
+        self._keys = tuple(map(sys.intern, keys))
+        self._packed = array("Q", [(line << 32) | column for line, column in map(items.__getitem__, keys)])
 
     def _index(self, key: str) -> int:
         i = bisect.bisect_left(self._keys, key)
@@ -321,6 +322,7 @@ _BaseLoader: Any = getattr(
 _STR = "tag:yaml.org,2002:str"
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
+_ScalarNode, _SequenceNode = yaml.ScalarNode, yaml.SequenceNode
 
 
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
@@ -334,13 +336,19 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
 
     _tags: ClassVar[dict[str, str]] = {}  # plain scalar text -> tag, shared by every loader
 
+    # Called by libyaml's composer for every node, to track path resolvers, which a safe
+    # loader has none of: builtins that accept the arguments and do nothing are cheaper than
+    # the Python methods (a tenth of composing). Builtins do not bind to the instance.
+    descend_resolver = {}.get  # (parent, index) -> index, ignored
+    ascend_resolver = int  # () -> 0, ignored
+
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # What BaseResolver.resolve returns when there are no path resolvers, without its
         # generic steps: quoted scalars and collections get the default tags; a plain scalar's
         # tag depends only on its text (called once per scalar: ~a third of composing).
         if self.yaml_path_resolvers:
             return super().resolve(kind, value, implicit)
-        if kind is yaml.ScalarNode:
+        if kind is _ScalarNode:
             if not implicit[0]:
                 return _STR
             tag = self._tags.get(value)
@@ -351,7 +359,7 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
                         self._tags.clear()
                     self._tags[value] = tag
             return tag
-        if kind is yaml.SequenceNode:
+        if kind is _SequenceNode:
             return _SEQ
         return _MAP
 
