@@ -78,7 +78,7 @@ def w(tag: str) -> str:
 def _clean(value: Any) -> Any:
     """Jinja ``finalize``: strip characters XML cannot carry from printed strings."""
     if isinstance(value, str):
-        from .docx import clean_text
+        from .wordml import clean_text
 
         return clean_text(value)
     return value
@@ -637,7 +637,7 @@ def insert_form(writer: Any, path: Path) -> tuple[list[Any], list[str]]:
 
 
 def _merge_defaults(style: Any, doc_defaults: Any, kind: str) -> None:
-    from .docx import PPR_ORDER, RPR_ORDER, STYLE_ORDER, _ordered
+    from .wordml import PPR_ORDER, RPR_ORDER, STYLE_ORDER, _ordered
 
     for section, order in (("rPr", RPR_ORDER), ("pPr", PPR_ORDER)):
         if kind != "paragraph" and section == "pPr":
