@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..archive.outdir import atomic_write
+from ..archive.outdir import atomic_file
 from ..document import Document
 from .docxpackage import _BASES, _base_package, _doc_datetime, _package_bytes, _set_core, pdf_page_png, qr_png
 from .docxwriter import _Writer
@@ -111,7 +111,7 @@ def write_docx(
     started = time.perf_counter()
     out = Path(out)
     fonts = resolve_fonts(font_names)
-    package_doc = _base_package(doc.page, fonts)
+    package_doc, packed = _base_package(doc.page, fonts, share=not forms)
     body = package_doc.element.body
     writer = _Writer(doc=doc, package_doc=package_doc, fonts=fonts, evidence=evidence,
                      page_numbers=page_numbers or {}, body=body)
@@ -137,7 +137,11 @@ def write_docx(
         if tmpdir is not None:
             tmpdir.cleanup()
 
-    atomic_write(out, _package_bytes(package_doc, _doc_datetime(doc.date)))
+    data = _package_bytes(package_doc, _doc_datetime(doc.date), packed)
+    # like the packet's PDF: the rename survives a killed process; no fsync (the build
+    # checks its outputs and can remake them)
+    with atomic_file(out, durable=False) as handle:
+        handle.write(data)
     return DocxResult(path=out, sections=tuple(s.key for s in doc.sections),
                       warnings=tuple(writer.warnings), form_sections=tuple(form_keys),
                       seconds=time.perf_counter() - started)

@@ -9,8 +9,10 @@ import copy
 import datetime as dt
 import io
 import math
-import zipfile
+import struct
+import zlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -216,67 +218,127 @@ def _set_core(package_doc: Any, doc: Document) -> None:
     core.last_printed = when.replace(tzinfo=None)
 
 
+@dataclass
+class _Base:
+    """A prepared empty package and, for the parts a packet without Word forms never
+    changes (styles, settings, theme, numbering, fonts …), their zip members, deflated once."""
+
+    doc: Any
+    #: id(part) → its zip member; the parts themselves are kept alive by ``doc``
+    packed: dict[int, _Member]
+
+
 #: prepared empty packages (default template parsed, styles and settings set up), one per
-#: page setup and fonts: each packet starts from a deep copy instead of re-reading and
+#: page setup and fonts: each packet starts from a copy instead of re-reading and
 #: restyling python-docx's default template (the warm writer)
-_BASES: dict[tuple[str, tuple[tuple[str, str], ...]], Any] = {}
+_BASES: dict[tuple[str, tuple[tuple[str, str], ...]], _Base] = {}
 
 
-def _base_package(page: PageSetup, fonts: Mapping[str, str]) -> Any:
-    """Return a fresh python-docx Document with the packet's styles, settings, no body text."""
+def _base_package(page: PageSetup, fonts: Mapping[str, str], *,
+                  share: bool = False) -> tuple[Any, Mapping[int, _Member]]:
+    """Return a fresh python-docx Document with the packet's styles, settings, no body text,
+    and the zip members already made for some of its parts.
+
+    ``share``: the packet changes only its body and core properties (no Word forms, which
+    add styles and lists): the other parts are the prepared package's own, not copies, and
+    their members are reused. Otherwise the whole package is copied (nothing is reused).
+    """
     import docx as python_docx
 
     key = (repr(page), tuple(sorted(fonts.items())))
     base = _BASES.get(key)
     if base is None:
-        base = python_docx.Document()
-        body = base.element.body
+        doc = python_docx.Document()
+        body = doc.element.body
         for child in list(body):
             if child.tag != w("sectPr"):
                 body.remove(child)
-        _setup_styles(base, page, fonts, "小标宋" not in fonts["title"])
-        _setup_settings(base)
-        _drop_thumbnail(base)
+        _setup_styles(doc, page, fonts, "小标宋" not in fonts["title"])
+        _setup_settings(doc)
+        _drop_thumbnail(doc)
+        mutable = {id(doc.part), id(doc.part.package._core_properties_part)}
+        packed = {}
+        for part in doc.part.package.iter_parts():
+            if id(part) not in mutable:
+                part.before_marshal()
+                packed[id(part)] = _Member.of(part.partname.membername, part.blob)
         if len(_BASES) >= 8:
             _BASES.clear()
-        _BASES[key] = base
-    return copy.deepcopy(base)
+        base = _BASES[key] = _Base(doc, packed)
+    if not share:
+        return copy.deepcopy(base.doc), {}
+    package = base.doc.part.package
+    memo = {pid: part for part in package.iter_parts() if (pid := id(part)) in base.packed}
+    return copy.deepcopy(base.doc, memo), base.packed
 
 
-class _DeterministicZip:
-    """python-docx's physical package writer, with fixed member timestamps and attributes:
-    the parts are compressed once, straight into the final zip."""
+@dataclass(frozen=True)
+class _Member:
+    """One file of the zip: name, CRC-32, size, stored bytes and method (8 deflate, 0 store)."""
 
-    def __init__(self, when: dt.datetime) -> None:
-        self.buffer = io.BytesIO()
-        self.zip = zipfile.ZipFile(self.buffer, "w", zipfile.ZIP_DEFLATED)
-        self.stamp = (max(when.year, 1980), when.month, when.day, 0, 0, 0)
+    name: str
+    crc: int
+    size: int
+    data: bytes
+    method: int
 
-    def write(self, pack_uri: Any, blob: bytes) -> None:
-        zi = zipfile.ZipInfo(pack_uri.membername, date_time=self.stamp)
-        zi.compress_type = zipfile.ZIP_DEFLATED
-        zi.create_system = 0
-        zi.external_attr = 0
-        self.zip.writestr(zi, blob, compresslevel=6)
-
-    def close(self) -> None:
-        self.zip.close()
+    @classmethod
+    def of(cls, name: str, blob: bytes) -> _Member:
+        if name.lower().endswith(STORED_SUFFIXES):
+            return cls(name, zlib.crc32(blob), len(blob), blob, 0)
+        deflate = zlib.compressobj(ZIP_LEVEL, zlib.DEFLATED, -15)
+        data = deflate.compress(blob) + deflate.flush()
+        return cls(name, zlib.crc32(blob), len(blob), data, 8)
 
 
-def _package_bytes(package_doc: Any, when: dt.datetime) -> bytes:
-    """The .docx file of ``package_doc``: python-docx's parts and order, written once."""
-    from docx.opc.pkgwriter import PackageWriter
+#: pictures are compressed already: stored as they are
+STORED_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif")
+ZIP_LEVEL = 6
 
+
+def _zip(members: list[_Member], when: dt.datetime) -> bytes:
+    """A zip of ``members`` with fixed timestamps and attributes (deterministic)."""
+    dos_time = 0
+    dos_date = ((max(when.year, 1980) - 1980) << 9) | (when.month << 5) | when.day
+    out = io.BytesIO()
+    central = []
+    for m in members:
+        name = m.name.encode("ascii")
+        offset = out.tell()
+        fixed = (20, 0, m.method, dos_time, dos_date, m.crc, len(m.data), m.size, len(name))
+        out.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, *fixed, 0))
+        out.write(name)
+        out.write(m.data)
+        central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, *fixed, 0, 0, 0, 0, 0, offset)
+                       + name)
+    start = out.tell()
+    for entry in central:
+        out.write(entry)
+    size = out.tell() - start
+    out.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(members), len(members), size, start, 0))
+    return out.getvalue()
+
+
+def _package_bytes(package_doc: Any, when: dt.datetime, packed: Mapping[int, _Member] | None = None) -> bytes:
+    """The .docx file of ``package_doc``: python-docx's parts and order; the members in
+    ``packed`` (by part) as they are."""
+    from docx.opc.packuri import CONTENT_TYPES_URI, PACKAGE_URI
+    from docx.opc.pkgwriter import _ContentTypesItem
+
+    packed = packed or {}
     package = package_doc.part.package
     parts = list(package.parts)
+    members = [_Member.of(CONTENT_TYPES_URI.membername, _ContentTypesItem.from_parts(parts).blob),
+               _Member.of(PACKAGE_URI.rels_uri.membername, package.rels.xml)]
     for part in parts:
-        part.before_marshal()
-    writer: Any = _DeterministicZip(when)  # python-docx's PhysPkgWriter interface: write, close
-    PackageWriter._write_content_types_stream(writer, parts)
-    PackageWriter._write_pkg_rels(writer, package.rels)
-    PackageWriter._write_parts(writer, parts)
-    writer.close()
-    return writer.buffer.getvalue()
+        member = packed.get(id(part))
+        if member is None:
+            part.before_marshal()
+            member = _Member.of(part.partname.membername, part.blob)
+        members.append(member)
+        if len(part.rels):
+            members.append(_Member.of(part.partname.rels_uri.membername, part.rels.xml))
+    return _zip(members, when)
 
 
 # ---------------------------------------------------------------------- images

@@ -44,16 +44,20 @@ from .wordml import (
     PAGE_NUMBER_SIZE,
     PDF_PAGE_DPI,
     PLACEHOLDER_TEXT,
+    PRESERVE,
     R_NS,
     RT_FOOTER,
     SECTPR_ORDER,
     SEPARATOR_BOOKMARK_PREFIX,
     TBLPR_ORDER,
     TWIPS_PER_MM,
+    W_R,
+    W_T,
     XML_NS,
     _el,
     _em_width,
     _ordered,
+    _SubElement,
     clean_text,
     ppr_set,
     w,
@@ -79,6 +83,17 @@ class _Writer:
     page_has_content: bool = False
     pending_break: bool = False
     layout: str = "form"
+    #: run properties, table rows and cells built once per process and font set, copied
+    #: where used (:func:`_prototypes`)
+    _rprs: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    _cells: dict[tuple[Any, ...], Any] = field(default_factory=dict)
+    #: the footer parts' relationship ids (numbered, blank): shared by the Word sections
+    _footers: dict[bool, list[tuple[str, str]]] = field(default_factory=dict)
+    #: the next drawing id (forms' drawings and bookmarks are renumbered from it too)
+    next_object_id: int = 10000
+
+    def __post_init__(self) -> None:
+        self._rprs, self._cells = _prototypes(self.fonts)
 
     # ------------------------------------------------------------------ geometry
 
@@ -96,25 +111,43 @@ class _Writer:
     # ------------------------------------------------------------------ runs & paragraphs
 
     def rpr(self, parent: Any, role: str, size: float | None = None, bold: bool = False) -> Any:
-        rpr = _el("rPr", parent)
-        name = self.fonts[role]
-        _el("rFonts", rpr, ascii=name, hAnsi=name, eastAsia=name, cs=name, hint="eastAsia")
-        if bold:
-            _el("b", rpr)
-            _el("bCs", rpr)
-        if size is not None:
-            half = str(round(size * 2))
-            _el("sz", rpr, val=half)
-            _el("szCs", rpr, val=half)
+        """Append a ``w:rPr`` for ``role`` (a copy of one built once per font set)."""
+        key = (role, size, bold)
+        proto = self._rprs.get(key)
+        if proto is None:
+            proto = _el("rPr")
+            name = self.fonts[role]
+            _el("rFonts", proto, ascii=name, hAnsi=name, eastAsia=name, cs=name, hint="eastAsia")
+            if bold:
+                _el("b", proto)
+                _el("bCs", proto)
+            if size is not None:
+                half = str(round(size * 2))
+                _el("sz", proto, val=half)
+                _el("szCs", proto, val=half)
+            self._rprs[key] = proto
+        rpr = proto.__copy__()  # lxml: a deep copy
+        parent.append(rpr)
         return rpr
 
     def run(self, p: Any, text: str, role: str, size: float | None = None, *,
             bold: bool = False, underline: bool = False) -> Any:
-        r = _el("r", p)
+        r = _SubElement(p, W_R)
         rpr = self.rpr(r, role, size, bold)
         if underline:
             _el("u", rpr, val="single")
-        text = clean_text(text).replace("\r\n", "\n").replace("\r", "\n")
+        self.text(r, text)
+        return r
+
+    @staticmethod
+    def text(r: Any, text: str) -> None:
+        """Append ``text`` to the run ``r``: ``w:t`` pieces, line breaks, tabs."""
+        text = clean_text(text)
+        if "\n" not in text and "\t" not in text and "\r" not in text:
+            if text:
+                _SubElement(r, W_T, PRESERVE).text = text
+            return
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
         for i, line in enumerate(text.split("\n")):
             if i:
                 _el("br", r)
@@ -122,10 +155,7 @@ class _Writer:
                 if j:
                     _el("tab", r)
                 if piece:
-                    t = _el("t", r)
-                    t.text = piece
-                    t.set(f"{{{XML_NS}}}space", "preserve")
-        return r
+                    _SubElement(r, W_T, PRESERVE).text = piece
 
     def para(self, *, style: str | None = None, align: str | None = None,
              first_line_chars: bool = False, size: float | None = None,
@@ -217,7 +247,14 @@ class _Writer:
         return sect
 
     def footer_parts(self, numbered: bool) -> list[tuple[str, str]]:
-        """Create footer parts (default = odd pages, even) and return (type, rId) pairs."""
+        """The footer (with page numbers or blank) as (type, rId) pairs: one part of each
+        kind per packet, referenced by every Word section that shows it."""
+        found = self._footers.get(numbered)
+        if found is None:
+            found = self._footers[numbered] = self.new_footer(numbered)
+        return found
+
+    def new_footer(self, numbered: bool) -> list[tuple[str, str]]:
         from docx.parts.hdrftr import FooterPart
 
         doc_part = self.package_doc.part
@@ -359,7 +396,28 @@ class _Writer:
     def cell(self, tr: Any, text: str, width: int, *, span: int = 1, shade: bool = False,
              align: str = "left", role: str = "table", size: float | None = None,
              borders: Mapping[str, str] | None = None) -> Any:
-        tc = _el("tc", tr)
+        """Append a table cell: a copy of the cell built once per font set for these
+        properties, with ``text`` in its run."""
+        own = None if role == "table" and size is None else (size or self.size("table"))
+        key = (width, span, shade, align, role, own, tuple(borders.items()) if borders else (), bool(text))
+        proto = self._cells.get(key)
+        if proto is None:
+            proto = self._cell_proto(width, span, shade, align, borders)
+            if text:
+                self.rpr(_el("r", proto[-1]), role, own)
+            if len(self._cells) >= MAX_PROTOTYPES:
+                self._cells.clear()
+            self._cells[key] = proto
+        tc = proto.__copy__()
+        tr.append(tc)
+        if text:
+            self.text(tc[-1][-1], text)
+        return tc
+
+    @staticmethod
+    def _cell_proto(width: int, span: int, shade: bool, align: str,
+                    borders: Mapping[str, str] | None) -> Any:
+        tc = _el("tc")
         tcpr = _el("tcPr", tc)
         _el("tcW", tcpr, w=width, type="dxa")
         if span > 1:
@@ -378,19 +436,22 @@ class _Writer:
         _el("pStyle", ppr, val="ABTableText")
         _el("jc", ppr, val={"justify": "both", "center": "center", "right": "right",
                             "left": "left"}.get(align, "left"))
-        if text:
-            own = None if role == "table" and size is None else (size or self.size("table"))
-            self.run(p, text, role, own)
         return tc
 
     def row(self, tbl: Any, *, header: bool = False, height: int | None = None) -> Any:
-        tr = _el("tr", tbl)
-        trpr = _el("trPr", tr)
-        _el("cantSplit", trpr)
-        if height:
-            _el("trHeight", trpr, val=height, hRule="atLeast")
-        if header:
-            _el("tblHeader", trpr)
+        key = ("row", header, height)
+        proto = self._cells.get(key)
+        if proto is None:
+            proto = _el("tr")
+            trpr = _el("trPr", proto)
+            _el("cantSplit", trpr)
+            if height:
+                _el("trHeight", trpr, val=height, hRule="atLeast")
+            if header:
+                _el("tblHeader", trpr)
+            self._cells[key] = proto
+        tr = proto.__copy__()
+        tbl.append(tr)
         return tr
 
     def relative_widths(self, weights: Iterable[float], total: int) -> list[int]:
@@ -550,7 +611,14 @@ class _Writer:
             self.run(p, b.caption, "table", CAPTION_SIZE)
 
     def picture(self, p: Any, stream: Any, cx: int, cy: int) -> None:
-        inline = self.package_doc.part.new_pic_inline(stream, cx, cy)
+        from docx.oxml.shape import CT_Inline
+
+        # python-docx's new_pic_inline without its next_id, a search of the whole body
+        part = self.package_doc.part
+        rid, image = part.get_or_add_image(stream)
+        width, height = image.scaled_dimensions(cx, cy)
+        inline = CT_Inline.new_pic_inline(self.next_object_id, rid, image.filename, width, height)
+        self.next_object_id += 1
         r = _el("r", p)
         drawing = _el("drawing", r)
         drawing.append(inline)
@@ -690,6 +758,22 @@ class _Writer:
         if old is not None:
             self.body.remove(old)
         self.body.append(sect)
+
+
+#: font set → (run properties, rows and cells) prototypes of :class:`_Writer`
+_PROTOTYPES: dict[tuple[tuple[str, str], ...], tuple[dict[tuple[Any, ...], Any], dict[tuple[Any, ...], Any]]] = {}
+#: cells kept per font set (their widths vary with the tables' content)
+MAX_PROTOTYPES = 4096
+
+
+def _prototypes(fonts: Mapping[str, str]) -> tuple[dict[tuple[Any, ...], Any], dict[tuple[Any, ...], Any]]:
+    key = tuple(sorted(fonts.items()))
+    found = _PROTOTYPES.get(key)
+    if found is None:
+        if len(_PROTOTYPES) >= 8:
+            _PROTOTYPES.clear()
+        found = _PROTOTYPES[key] = ({}, {})
+    return found
 
 
 def _leading_int(text: str) -> int | None:

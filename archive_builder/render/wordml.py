@@ -56,8 +56,13 @@ def w(tag: str) -> str:
 
 
 _SubElement = etree.SubElement
+W_R = w("r")
+W_T = w("t")
+#: ``xml:space="preserve"`` of a ``w:t``
+PRESERVE = {f"{{{XML_NS}}}space": "preserve"}
 
 
+@functools.lru_cache(maxsize=8192)
 def _em_width(text: str) -> float:
     """Width of ``text`` in em: CJK and full-width characters 1, others 0.65 (digits and Latin
     letters of the widest fonts Word or LibreOffice may put in place of 宋体, e.g. DejaVu Sans)."""
