@@ -20,6 +20,7 @@ from lxml import etree
 
 from ..document import Document, PageSetup
 from .wordml import (
+    CELL_MARGIN,
     PAGE_NUMBER_SIZE,
     PDF_PAGE_DPI,
     RPR_ORDER,
@@ -159,9 +160,9 @@ def _setup_styles(package_doc: Any, page: PageSetup, fonts: Mapping[str, str], t
         _el(edge, borders, val="single", sz=4, space=0, color="000000")
     mar = _el("tblCellMar", tblpr)
     _el("top", mar, w=28, type="dxa")
-    _el("left", mar, w=85, type="dxa")
+    _el("left", mar, w=CELL_MARGIN, type="dxa")
     _el("bottom", mar, w=28, type="dxa")
-    _el("right", mar, w=85, type="dxa")
+    _el("right", mar, w=CELL_MARGIN, type="dxa")
 
     # Word 2010's stylesWithEffects copy of the styles also names theme fonts
     for part in package_doc.part.package.iter_parts():

@@ -36,6 +36,7 @@ from .docxpackage import pdf_page_png, qr_png
 from .wordml import (
     BOOKMARK_PREFIX,
     CAPTION_SIZE,
+    CELL_MARGIN,
     CONTENTS_SIZE,
     EMPTY_MARK,
     EMU_PER_MM,
@@ -49,6 +50,7 @@ from .wordml import (
     RT_FOOTER,
     SECTPR_ORDER,
     SEPARATOR_BOOKMARK_PREFIX,
+    TABLE_SMALLEST,
     TBLPR_ORDER,
     TWIPS_PER_MM,
     W_R,
@@ -515,17 +517,28 @@ class _Writer:
 
         ncols = len(b.header) or max((len(r) for r in b.rows), default=1)
         size = self.size("table")
+
+        def measure(text: str, bold: bool) -> float:
+            return _em_width(text) * size * 20 * (1.05 if bold else 1.0)
+
         # as in the PDF: widths from the content (no ID number, date or label split over two
         # lines), the template's as preferences; measured by character class, as Word's
-        # fonts are not this process's
+        # fonts are not this process's. Word breaks CJK text anywhere, so a long label that
+        # cannot have its whole width breaks at its natural point instead (cell_text)
+        padding = 2 * CELL_MARGIN + size * 20 * 0.25
         exact, scale = column_widths(
-            float(self.text_width_twips), b.header, b.rows, b.widths,
-            lambda text, bold: _em_width(text) * size * 20 * (1.05 if bold else 1.0), 2 * 85 + size * 20 * 0.25,
-            smallest=0.6, footer=b.footer,
+            float(self.text_width_twips), b.header, b.rows, b.widths, measure, padding,
+            smallest=TABLE_SMALLEST, footer=b.footer, words_of=natural_words,
         )
         widths = [round(w) for w in exact]
         widths[-1] += self.text_width_twips - sum(widths)
         cell_size = size * scale if scale < 1 else None
+
+        def cell_text(text: str, i: int, bold: bool) -> str:
+            if "\n" in text or widths[i] >= measure(text, bold) * scale + padding:
+                return text
+            return "\n".join(natural_pieces(text))
+
         if b.caption:
             p = self.para(style="ABPlain", align="center", keep_next=True)
             self.run(p, b.caption, "heading", self.size("table") * 1.25)
@@ -535,14 +548,14 @@ class _Writer:
             tr = self.row(tbl, header=True)
             for i in range(ncols):
                 text = b.header[i] if i < len(b.header) else ""
-                self.cell(tr, text, widths[i], align="center", role="heading",
+                self.cell(tr, cell_text(text, i, True), widths[i], align="center", role="heading",
                           size=cell_size or size)
         for rows, role in ((b.rows, "table"), (b.footer, "heading")):
             for values in rows:
                 tr = self.row(tbl)
                 for i in range(ncols):
                     text = values[i] if i < len(values) else ""
-                    self.cell(tr, text, widths[i], align=aligns[i], role=role,
+                    self.cell(tr, cell_text(text, i, role != "table"), widths[i], align=aligns[i], role=role,
                               size=cell_size if role == "table" else (cell_size or size))
 
     def contents(self, b: Contents) -> None:
@@ -758,6 +771,32 @@ class _Writer:
         if old is not None:
             self.body.remove(old)
         self.body.append(sect)
+
+
+#: a label of at least this many characters may break after :data:`BREAK_AFTER`
+NATURAL_BREAK_CHARS = 5
+#: the natural break points of a long vocabulary label: 弱劳动力或|半劳动力, 文盲或|半文盲
+BREAK_AFTER = "或"
+_NATURAL = re.compile(f"(?<=[{BREAK_AFTER}])(?=.)")
+
+
+def natural_pieces(word: str) -> list[str]:
+    """``word`` cut at its natural break points (after 或 in a long label), else whole."""
+    if len(word) < NATURAL_BREAK_CHARS or not any(ch in word for ch in BREAK_AFTER) or not _cjk(word):
+        return [word]
+    return _NATURAL.split(word)
+
+
+def _cjk(word: str) -> bool:
+    return all("\u3400" <= ch <= "\u9fff" for ch in word)
+
+
+def natural_words(text: str, *, prose: bool = False) -> list[str]:
+    """:func:`~archive_builder.render.columns.unbreakable_words` with long labels cut at
+    their natural break points: what a Word table's column must hold on one line."""
+    from .columns import unbreakable_words
+
+    return [piece for word in unbreakable_words(text, prose=prose) for piece in natural_pieces(word)]
 
 
 #: font set → (run properties, rows and cells) prototypes of :class:`_Writer`

@@ -30,6 +30,11 @@ DEFAULT_FONT_NAMES: dict[str, str] = {
 }
 #: footer page numbers: 4号 (14 pt) 宋体 after GB/T 9704
 PAGE_NUMBER_SIZE = 14.0
+#: left and right cell margin of the packet's tables: the PDF's (3 pt)
+CELL_MARGIN = 60
+#: the smallest text scale of a table (10.5 pt → 7.9 pt): narrower columns break long
+#: labels at their natural points (:func:`~archive_builder.render.docxwriter.natural_pieces`)
+TABLE_SMALLEST = 0.75
 LABEL_SHADE = "E0E0E0"  # the PDF's 0.88 grey
 #: the same constants as the PDF writer, so both outputs look alike
 CONTENTS_SIZE = 12.0
