@@ -13,7 +13,7 @@ import yaml
 
 from archive_builder.errors import TemplateError
 from archive_builder.render.columns import allocate, column_widths, unbreakable_words
-from archive_builder.render.docxwriter import natural_pieces
+from archive_builder.render.docxtables import natural_pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"
@@ -46,7 +46,7 @@ def test_allocate_keeps_minimums_and_gives_spare_room_to_wrapping_columns() -> N
 
 
 def test_long_labels_break_only_at_their_natural_points_in_word() -> None:
-    from archive_builder.render.docxwriter import natural_words
+    from archive_builder.render.docxtables import natural_words
 
     assert natural_pieces("弱劳动力或半劳动力") == ["弱劳动力或", "半劳动力"]
     assert natural_pieces("文盲或半文盲") == ["文盲或", "半文盲"]

@@ -18,7 +18,10 @@ Design notes
   right, even pages left (GB/T 9704 §7.5, duplex).
 * "prose" sections get the GB/T 9704 document grid (22 lines × 28 characters).
 * Warm: python-docx's default template is read and restyled once per process (page setup
-  and fonts); each packet starts from a deep copy of that prepared package.
+  and fonts); each packet starts from a copy of that prepared package. A packet without
+  Word forms shares its unchanged parts (styles, settings, theme …), whose zip members are
+  deflated once; run properties, table rows and cells are copies of prototypes built once
+  per font set.
 * Each section starts with a hidden bookmark ``_ab<NNN>_<key>``; :func:`section_texts` uses
   them to read the text of each section back (tests compare it with the PDF's text).
 * Output is deterministic: core properties are taken from ``Document.date`` and the zip is
@@ -28,7 +31,8 @@ Design notes
   only when ``page_numbers`` is given (section key → printed number).
 
 Modules: this one is the public API (:func:`write_docx`, :func:`section_texts`);
-:mod:`.docxwriter` writes the body (one method per block kind, mirroring ``render/pdf.py``);
+:mod:`.docxwriter` writes the body (mirroring ``render/pdf.py``; tables in :mod:`.docxtables`,
+pictures in :mod:`.docxpictures`);
 :mod:`.docxpackage` the prepared package, styles, zip and pictures; :mod:`.wordml` the XML
 helpers and constants they share; :mod:`.forms` fills and inserts Word forms.
 """

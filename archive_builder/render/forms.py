@@ -1,6 +1,8 @@
 """Organisation-supplied Word forms (docxtpl) and their conversion to PDF (LibreOffice).
 
-* :func:`render_form` fills a ``.docx`` with docxtpl tags.  Autoescaping is ALWAYS on:
+* :func:`render_form` fills a ``.docx`` with docxtpl tags and drops the styles the filled
+  form does not use (:func:`slim`: LibreOffice reads every style of every form it converts).
+  Autoescaping is ALWAYS on:
   with docxtpl's default a value containing ``<`` silently truncates the document and a bare
   ``&`` disappears.  The Jinja environment is sandboxed (forms come from
   outside) and records variables the form uses but the context lacks; those, and fonts the

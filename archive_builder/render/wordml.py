@@ -1,6 +1,7 @@
 """WordprocessingML building blocks shared by the Word writer's modules (:mod:`.docx`,
-:mod:`.docxwriter`, :mod:`.docxpackage`, :mod:`.forms`): namespaces, units, the packet's
-Word constants, element helpers that keep the schema's child order, text clean-up.
+:mod:`.docxwriter`, :mod:`.docxtables`, :mod:`.docxpictures`, :mod:`.docxpackage`,
+:mod:`.forms`): namespaces, units, the packet's Word constants, element helpers that keep
+the schema's child order, text clean-up.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ PAGE_NUMBER_SIZE = 14.0
 #: left and right cell margin of the packet's tables: the PDF's (3 pt)
 CELL_MARGIN = 60
 #: the smallest text scale of a table (10.5 pt → 7.9 pt): narrower columns break long
-#: labels at their natural points (:func:`~archive_builder.render.docxwriter.natural_pieces`)
+#: labels at their natural points (:func:`~archive_builder.render.docxtables.natural_pieces`)
 TABLE_SMALLEST = 0.75
 LABEL_SHADE = "E0E0E0"  # the PDF's 0.88 grey
 #: the same constants as the PDF writer, so both outputs look alike
