@@ -5,6 +5,7 @@ prototypes built once per font set (see :class:`~archive_builder.render.docxwrit
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -52,9 +53,14 @@ def _cjk(word: str) -> bool:
 def natural_words(text: str, *, prose: bool = False) -> list[str]:
     """:func:`~archive_builder.render.columns.unbreakable_words` with long labels cut at
     their natural break points: what a Word table's column must hold on one line."""
+    return list(_natural_words(text, prose))
+
+
+@functools.lru_cache(maxsize=8192)
+def _natural_words(text: str, prose: bool) -> tuple[str, ...]:  # labels repeat down a column
     from .columns import unbreakable_words
 
-    return [piece for word in unbreakable_words(text, prose=prose) for piece in natural_pieces(word)]
+    return tuple(piece for word in unbreakable_words(text, prose=prose) for piece in natural_pieces(word))
 
 
 
