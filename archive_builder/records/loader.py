@@ -339,8 +339,8 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     # Called by libyaml's composer for every node, to track path resolvers, which a safe
     # loader has none of: builtins that accept the arguments and do nothing are cheaper than
     # the Python methods (a tenth of composing). Builtins do not bind to the instance.
-    descend_resolver = {}.get  # (parent, index) -> index, ignored
-    ascend_resolver = int  # () -> 0, ignored
+    descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
+    ascend_resolver: Any = int  # () -> 0, ignored
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
         # What BaseResolver.resolve returns when there are no path resolvers, without its
