@@ -211,21 +211,19 @@ def _save(pdf: Any, path: Path, info: dict[str, str], file_id: bytes) -> None:
 
     pdf.trailer.Info = pdf.make_indirect(Dictionary({k: String(v) for k, v in info.items()}))
     pdf.trailer.ID = Array([String(file_id), String(file_id)])
-    out = io.BytesIO()  # one write to the file (qpdf writing to a Python file calls back per chunk)
-    pdf.save(
-        out,
-        static_id=True,
-        object_stream_mode=pikepdf.ObjectStreamMode.disable,
-        compress_streams=False,
-        stream_decode_level=pikepdf.StreamDecodeLevel.none,
-        recompress_flate=False,
-        normalize_content=False,
-        linearize=False,
-        qdf=False,
-        fix_metadata_version=False,
-    )
     with atomic_file(path) as fh:  # temp file beside it, fsync, os.replace
-        fh.write(out.getbuffer())
+        pdf.save(
+            fh,
+            static_id=True,
+            object_stream_mode=pikepdf.ObjectStreamMode.disable,
+            compress_streams=False,
+            stream_decode_level=pikepdf.StreamDecodeLevel.none,
+            recompress_flate=False,
+            normalize_content=False,
+            linearize=False,
+            qdf=False,
+            fix_metadata_version=False,
+        )
 
 
 def _write_box(
