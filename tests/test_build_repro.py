@@ -182,8 +182,8 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
         assert dataset.problems == serial.problems
         assert b.validate(dataset, settings).problems() == serial_problems
     serial_cache.save()
-    cached = RecordCache(out / ".cache" / "records.pickle")._old
-    assert cached and cached.keys() == RecordCache(tmp_path / "serial.pickle")._old.keys()
+    cached = RecordCache(out / ".cache" / "records.pickle").keys()
+    assert cached and cached == RecordCache(tmp_path / "serial.pickle").keys()
 
 
 def test_archive_toml_output_dir_and_fonts_are_relative_to_the_data(tmp_path):

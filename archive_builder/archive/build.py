@@ -289,8 +289,9 @@ class Build:
         records = RecordCache(self.out / ".cache" / "records.pickle")
         dataset = load_dataset(self.data_dir, cache=records, parse_many=scheduler.parse_many,
                                archive=(settings.config, list(settings.config_problems)))
-        # pickled as parsed, while planning goes on and releases what it no longer needs
-        later.callback(_join, records.save_in_background())
+        # written as parsed (a few at a time, in this process), before planning releases them
+        records.save()
+        records.close()
         dataset.config = settings.config
         return dataset
 
@@ -801,14 +802,6 @@ def _warm_worker(data: Path, config: ArchiveConfig) -> None:
     Image.preinit()  # the common image plugins (JPEG, PNG …), also loaded by the first photo
     tset = template_set(config.templates.set, data, data)
     pdf.warm_up(font_set(configured_fonts(tset, config, data)))
-
-
-def _join(process: Any) -> None:
-    """Wait for the record cache's saver (seconds for 2,000 households; never hang)."""
-    if process is not None:
-        process.join(timeout=600)
-        if process.is_alive():
-            process.kill()
 
 
 def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:
