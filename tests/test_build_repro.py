@@ -256,3 +256,32 @@ def test_worker_count_comes_from_archive_toml_read_once(tmp_path, setting, expec
         with Scheduler(settings.jobs) as scheduler:
             scheduler.start_early()
             assert scheduler._pool is None
+
+
+def test_a_villages_boxes_go_to_the_workers_while_later_villages_are_planned(tmp_path, monkeypatch):
+    """Collation overlaps rendering: once a village's packets are done, its boxes are handed
+    to the workers before the next village's households are planned and rendered."""
+    from concurrent.futures import Future
+
+    from archive_builder.archive import build as build_module
+    from archive_builder.archive.build import BuildOptions, build
+    from archive_builder.archive.scheduler import Scheduler, Task
+
+    handed: list[str] = []
+
+    def submit(self: Scheduler, function: Any, *args: Any, throttle: bool = False) -> Task:
+        # a pool that finishes every task at once, in order
+        handed.append(function.__name__ if hasattr(function, "__name__") else str(function))
+        future: Future[Any] = Future()
+        future.set_result(function(*args))
+        return Task(function, (), future)
+
+    monkeypatch.setattr(Scheduler, "submit", submit)
+    monkeypatch.setattr(Scheduler, "start_early", lambda self, warm=None: None)
+    data = make_data(tmp_path / "data")
+    summary = build(data, tmp_path / "out", BuildOptions(jobs=2))
+    assert not summary.failed and summary.villages == 2
+    first_box = handed.index(build_module._collate_box.__name__)
+    renders = [i for i, name in enumerate(handed) if name == build_module._safe_render.__name__]
+    assert renders[0] < first_box < renders[-1]
+    assert handed[-1] == build_module._collate_box.__name__
