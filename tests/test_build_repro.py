@@ -131,7 +131,7 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
     from archive_builder.archive.outdir import prepare
     from archive_builder.archive.scheduler import Scheduler
     from archive_builder.records.cache import RecordCache
-    from archive_builder.records.loader import load_dataset
+    from archive_builder.records.loader import ParkedRecord, load_dataset
     from archive_builder.validate import validate_dataset
 
     data = make_data(tmp_path / "data")
@@ -175,6 +175,10 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
         settings = read_settings(data, b.options)
         with ExitStack() as later, Scheduler(settings.jobs) as scheduler:
             dataset = b.load(settings, scheduler, later)
+            parked = sum(isinstance(h.record, ParkedRecord) for _, h in dataset.households())
+            assert parked == sum(h.record is not None for _, h in serial.households())  # until planned
+            for village, household in dataset.households():
+                b._unpark(dataset, village, household)
         # the first run parsed in a pool (started for it) and in this process; the second
         # found all cached
         assert pools == [jobs], pools
@@ -285,3 +289,22 @@ def test_a_villages_boxes_go_to_the_workers_while_later_villages_are_planned(tmp
     renders = [i for i, name in enumerate(handed) if name == build_module._safe_render.__name__]
     assert renders[0] < first_box < renders[-1]
     assert handed[-1] == build_module._collate_box.__name__
+
+
+def test_records_parked_while_loading_still_meet_the_rules_across_households(tmp_path):
+    """The build parks each household's record in the record cache as soon as it is read
+    (flat memory); the rules across households still see every ID number, in the first run
+    (records parsed) and the next (records from the cache)."""
+    from archive_builder.archive.build import BuildOptions, build
+
+    data = make_data(tmp_path / "data")
+    records = list(iter_records(data))
+    (_, first), (path, second) = records[0], records[5]
+    second["members"][-1]["id_number"] = first["members"][0]["id_number"]
+    path.write_text(dump_household_yaml(second), encoding="utf-8")
+    for run in (1, 2):
+        summary = build(data, tmp_path / "out", BuildOptions(jobs=2, force=run == 2))
+        duplicates = [p for p in summary.problems if "重复" in p.message and p.is_error]
+        assert len(duplicates) == 1, (run, [p.message for p in summary.problems])
+        assert duplicates[0].household_id == second["household_id"]
+        assert first["members"][0]["id_number"] in duplicates[0].message

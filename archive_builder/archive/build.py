@@ -243,6 +243,8 @@ class Build:
         self._render_problems: list[Problem] = []
         #: renders waiting for the batch conversion of their Word forms (``_convert_forms``)
         self._form_renders: list[Task] = []
+        #: the record cache, where households are parked between loading and planning
+        self._records: Any = None
 
     def run(self) -> BuildSummary:
         """Run the build; a full disk anywhere is the output folder's error, not an internal one."""
@@ -292,17 +294,27 @@ class Build:
     def load(self, settings: Settings, scheduler: Scheduler, later: ExitStack) -> Dataset:
         """Read every record (parsing only those the record cache does not hold)."""
         from ..records.cache import RecordCache
-        from ..records.loader import load_dataset
+        from ..records.loader import load_dataset, park
 
         self.reporter.stage("读取与校验数据")
-        records = RecordCache(self.out / ".cache" / "records.pickle")
+        # written as parsed, a few at a time; each household's record is parked there until
+        # planning takes it back (``_unpark``): the township's records are never all in memory
+        records = self._records = RecordCache(self.out / ".cache" / "records.pickle", stream=True)
+        later.callback(records.close)
+        def loaded(household: Any) -> None:
+            if records.holds(household.cache_key):
+                park(household)
+
         dataset = load_dataset(self.data_dir, cache=records, parse_many=scheduler.parse_many,
-                               archive=(settings.config, list(settings.config_problems)))
-        # written as parsed (a few at a time, in this process), before planning releases them
+                               archive=(settings.config, list(settings.config_problems)), loaded=loaded)
         records.save()
-        records.close()
         dataset.config = settings.config
         return dataset
+
+    def _unpark(self, dataset: Dataset, village: Village, household: Any) -> None:
+        from ..records.loader import unpark
+
+        unpark(household, self._records, dataset.root, village.config.name)
 
     def validate(self, dataset: Dataset, settings: Settings) -> Validation:
         """Check the rules across households now; each household's own rules are checked as
@@ -335,6 +347,12 @@ class Build:
             hashing.use_memo(None)
         memo.save()
         # the villages not built are validated too: the report covers the whole data directory
+        for village in dataset.villages:
+            if all(village is not chosen for chosen in villages):
+                for household in village.households:
+                    self._unpark(dataset, village, household)
+                    validation.household(village, household)
+                    household.record = household.partial = None
         self.summary.problems = validation.problems()
         if validation.cache is not None:
             validation.cache.save()
@@ -359,6 +377,7 @@ class Build:
         })
         item_no = 0
         for household in sorted(village.households, key=lambda h: str(h.household_id)):
+            self._unpark(plan.dataset, village, household)
             hid = str(household.household_id)
             _errors_by_household(validation.household(village, household), errors)
             _release_validation_data(household)

@@ -8,7 +8,8 @@ files, the program version), so a hit is always what a fresh parse would give.
 The file is an SQLite database of pickled entries, one row a key (its name, ``records.pickle``,
 is kept from when it was one pickle). A run reads only the rows it asks for, never the whole
 file, and ``save`` writes only the entries the run added, in the build's own process, a few at
-a time: no forked copy of the process, nothing proportional to the township in memory. Entries
+a time: no forked copy of the process. With ``stream`` (the build), ``put`` writes them as they
+come, so the parsed township is never held in memory at once. Entries
 not used by a run are dropped when most of the file went unused. Readers that never call
 ``save`` (validation, the web app, the audit) never write.
 """
@@ -41,8 +42,13 @@ def _vocab_fingerprint() -> str:
 class RecordCache:
     """Pickled results by key in an SQLite file; new entries are written by ``save``."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, stream: bool = False) -> None:
+        """``stream``: ``put`` writes its entries at once (64 at a time, in a transaction that
+        ``save`` commits) instead of holding them until ``save`` (the build: flat memory)."""
         self.path = path
+        self.stream = stream
+        #: False once writing failed: the entries put since are not all in the file
+        self.writable = path is not None
         self._salt = f"{_FORMAT}|{__version__}|{_vocab_fingerprint()}"
         #: entries added by this run, not yet written (the objects: pickled when written)
         self._pending: dict[str, Any] = {}
@@ -73,7 +79,8 @@ class RecordCache:
 
     def get(self, key: str) -> Any | None:
         if key in self._pending:
-            return self._pending[key]
+            value = self._pending[key]
+            return pickle.loads(value) if self.stream else value
         if self._db is None:
             return None
         try:
@@ -87,8 +94,16 @@ class RecordCache:
         return value
 
     def put(self, key: str, value: Any) -> None:
-        self._pending[key] = value
+        # streamed entries are pickled now: the caller may change (park) its object next
+        self._pending[key] = pickle.dumps(value, protocol=5) if self.stream else value
         self._used.add(key)
+        if self.stream and len(self._pending) >= _BATCH:
+            self._flush()
+
+    def holds(self, key: str) -> bool:
+        """Whether ``get(key)`` gives the entry back as it was put or read, whatever happens
+        to the object since (streamed entries only)."""
+        return self.stream and self.writable and key in self._used
 
     def keys(self) -> set[str]:
         """Every key in the file (tests and maintenance)."""
@@ -101,40 +116,58 @@ class RecordCache:
         if self.path is None:
             return
         if self._pending or (self._db is not None and self._used):
-            self._write()
+            self._flush()
+            if self.writable and self._db is not None and self._db.in_transaction:
+                self._commit()
         self.path.with_name(self.path.name + ".new").unlink(missing_ok=True)  # of format 2
 
-    def _write(self) -> None:
-        assert self.path is not None
-        if self._db is None:
-            if not self._pending:
-                return
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.path.unlink(missing_ok=True)  # damaged, foreign or of an older format
-            self._db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
-            self._db.executescript(
-                "PRAGMA journal_mode = DELETE;"
-                "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
-                "CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;")
-            self._db.execute("INSERT INTO meta VALUES ('salt', ?)", (self._salt,))
-        db = self._db
-        # a lost cache is only rebuilt: no fsync, one transaction
-        db.execute("PRAGMA synchronous = OFF")
-        db.execute("BEGIN IMMEDIATE")
+    def _flush(self) -> None:
+        """Write the pending entries in this run's transaction (begun here)."""
+        if not self.writable:
+            return
         try:
+            db = self._create() if self._db is None else self._db
+            if db is None:
+                return
+            if not db.in_transaction:
+                # a lost cache is only rebuilt: no fsync
+                db.execute("PRAGMA synchronous = OFF")
+                db.execute("BEGIN IMMEDIATE")
             pending = list(self._pending.items())
             for start in range(0, len(pending), _BATCH):
                 db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?)", [
-                    (k, pickle.dumps(v, protocol=5)) for k, v in pending[start:start + _BATCH]])
+                    (k, v if self.stream else pickle.dumps(v, protocol=5)) for k, v in pending[start:start + _BATCH]])
+        except (OSError, sqlite3.Error, pickle.PicklingError):
+            self.writable = False  # the entries stay in memory; nothing more is written
+            return
+        self._pending.clear()
+
+    def _commit(self) -> None:
+        assert self._db is not None
+        try:
             stored = self.keys()
             unused = stored - self._used
             if len(unused) * 2 > len(stored):
-                db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in unused])
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self._pending.clear()
+                self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in unused])
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self.writable = False
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    def _create(self) -> sqlite3.Connection | None:
+        assert self.path is not None
+        if not self._pending:
+            return None
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)  # damaged, foreign or of an older format
+        self._db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            "PRAGMA journal_mode = DELETE;"
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;")
+        self._db.execute("INSERT INTO meta VALUES ('salt', ?)", (self._salt,))
+        return self._db
 
     def close(self) -> None:
         if self._db is not None:
