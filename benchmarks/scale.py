@@ -1,6 +1,8 @@
 """County-scale build benchmark: prints figures, asserts nothing.
 
     python benchmarks/scale.py [--sizes 230,2000,5000] [--jobs 2] [--runs 3] [--cache-dir DIR] [--keep]
+    python benchmarks/scale.py --sizes 2000 --against main --runs 2
+
 
 For each size, generates (once; kept in ``--cache-dir``) a synthetic township of that many
 households (``tests/synthetic.py``'s templated generator, 2 photos a household, villages of
@@ -11,7 +13,8 @@ process of the run) and the peak RSS of the build process and of its largest chi
 process (workers and any helper process; sampled from /proc, plus the kernel's maximum over
 all processes that ended), and the output folder's bytes per household (boxes, packets,
 version store). The one-changed household's record is put back afterwards, so the cached
-data directory stays as generated.
+data directory stays as generated. ``--against COMMIT`` instead times full builds of this
+checkout and of COMMIT's code (exported with ``git archive``) alternately, in the same minutes.
 """
 
 from __future__ import annotations
@@ -95,13 +98,15 @@ class Sampler(threading.Thread):
             self.done.wait(0.02)
 
 
-def run_build(data: Path, out: Path, jobs: int) -> dict[str, float]:
-    """One ``archive-builder build`` process: wall, CPU, peak RSS of it and its largest child."""
+def run_build(data: Path, out: Path, jobs: int, checkout: Path | None = None) -> dict[str, float]:
+    """One ``archive-builder build`` process (of ``checkout``'s code, else this one's): wall,
+    CPU, peak RSS of it and its largest child."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
+    env = {**os.environ, "PYTHONPATH": str(checkout)} if checkout else None
     proc = subprocess.Popen(
         [sys.executable, "-m", "archive_builder", "-q", "build", str(data), "-o", str(out), "-j", str(jobs)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=checkout or ROOT)
     sampler = Sampler(proc.pid)
     sampler.start()
     stdout, stderr = proc.communicate()
@@ -171,6 +176,41 @@ def show(label: str, rows: list[dict[str, float]]) -> None:
           f"any process {max(r['any_mib'] for r in rows):6.0f} MiB")
 
 
+def export(commit: str, cache: Path) -> Path:
+    """The package of ``commit`` (``git archive``, no worktree), compiled like an installed one."""
+    import compileall
+
+    rev = subprocess.run(["git", "rev-parse", "--short", commit], cwd=ROOT, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    target = cache / f"src-{rev}"
+    if not (target / "archive_builder").is_dir():
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        tar = subprocess.run(["git", "archive", rev, "archive_builder", "templates"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(["tar", "-x", "-C", str(target)], input=tar.stdout, check=True)
+    compileall.compile_dir(str(target / "archive_builder"), quiet=1)
+    return target
+
+
+def against(size: int, args: argparse.Namespace) -> None:
+    """Full builds of this checkout and of ``--against``, alternately, in the same minutes."""
+    import compileall
+
+    compileall.compile_dir(str(ROOT / "archive_builder"), quiet=1)
+    data = generate(args.cache_dir, size, args.per_village, args.seed)
+    other = export(args.against, args.cache_dir)
+    rows: dict[str, list[dict[str, float]]] = {args.against: [], "this": []}
+    for _ in range(args.runs):
+        for name, checkout in ((args.against, other), ("this", None)):
+            out = args.cache_dir / f"out-ab-{size}"
+            shutil.rmtree(out, ignore_errors=True)
+            rows[name].append(run_build(data, out, args.jobs, checkout))
+            shutil.rmtree(out, ignore_errors=True)
+    print(f"{size} households, full build, {args.runs} alternating runs (medians):")
+    for name, found in rows.items():
+        show(name, found)
+
+
 def bench(size: int, args: argparse.Namespace) -> None:
     data = generate(args.cache_dir, size, args.per_village, args.seed)
     out = args.cache_dir / f"out-{size}"
@@ -207,10 +247,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="缓存生成的数据目录 / where generated data directories are kept")
     ap.add_argument("--keep", action="store_true", help="保留输出文件夹 / keep the output folders")
     ap.add_argument("--clean", action="store_true", help="结束后删除缓存的数据 / delete the cached data afterwards")
+    ap.add_argument("--against", metavar="COMMIT",
+                    help="只比较全量构建：与该提交交替运行 / only full builds, alternating with COMMIT's code")
     args = ap.parse_args(argv)
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     for size in (int(s) for s in args.sizes.split(",") if s.strip()):
-        bench(size, args)
+        (against if args.against else bench)(size, args)
     if args.clean:
         shutil.rmtree(args.cache_dir, ignore_errors=True)
     return 0
