@@ -186,7 +186,7 @@ def test_parallel_load_gives_what_the_serial_load_gives(tmp_path, monkeypatch, j
         assert dataset.problems == serial.problems
         assert b.validate(dataset, settings).problems() == serial_problems
     serial_cache.save()
-    cached = RecordCache(out / ".cache" / "records.pickle").keys()
+    cached = {k for k in RecordCache(out / ".cache" / "records.pickle").keys() if not k.startswith("parked|")}
     assert cached and cached == RecordCache(tmp_path / "serial.pickle").keys()
 
 

@@ -100,6 +100,10 @@ class RecordCache:
         if self.stream and len(self._pending) >= _BATCH:
             self._flush()
 
+    def touch(self, key: str) -> None:
+        """Count ``key`` as used by this run (kept when unused entries are dropped)."""
+        self._used.add(key)
+
     def holds(self, key: str) -> bool:
         """Whether ``get(key)`` gives the entry back as it was put or read, whatever happens
         to the object since (streamed entries only)."""

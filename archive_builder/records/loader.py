@@ -941,7 +941,15 @@ class _ParseJob:
         if self.key and cache is not None:
             lh.cache_key = self.key
             cache.put(self.key, lh)
+            if cache.stream:  # the parked copy too, which the next run's loading reads instead
+                parked = copy.copy(lh)
+                park(parked)
+                cache.put(_PARKED + self.key, parked)
         return lh
+
+
+#: key prefix of a parked household's row in a streamed record cache (see ``park``)
+_PARKED = "parked|"
 
 
 def _household_or_job(
@@ -960,8 +968,15 @@ def _household_or_job(
             data = None
         if data is not None:
             key = cache.key(data, display, str(folder), village_name)
+            # a build (streamed cache) reads the parked copy: planning takes the record later
+            hit = cache.get(_PARKED + key) if cache.stream else None
+            if hit is not None:
+                cache.touch(key)
+                return hit
             hit = cache.get(key)
             if hit is not None:
+                if cache.stream:  # cached before parked copies were
+                    _ParseJob(args, key).finish(hit, cache)
                 return hit
             return _ParseJob(args, key)
     return _ParseJob(args, "")
