@@ -5,7 +5,6 @@ Both only save work; what they return must be what recomputing gives.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
 
@@ -15,74 +14,75 @@ from archive_builder.archive import hashing
 from archive_builder.records.cache import RecordCache
 
 
-def test_record_cache_adds_new_entries_beside_the_main_file(tmp_path: Path):
+def test_record_cache_writes_only_what_a_run_added(tmp_path: Path):
     path = tmp_path / "records.pickle"
     cache = RecordCache(path)
     for i in range(8):
         cache.put(f"k{i}", {"value": i})
     cache.save()
-    main = path.read_bytes()
-    assert not (tmp_path / "records.pickle.new").exists()
+    assert RecordCache(path).keys() == {f"k{i}" for i in range(8)}
 
     cache = RecordCache(path)
     assert [cache.get(f"k{i}") for i in range(8)] == [{"value": i} for i in range(8)]
     cache.put("k8", {"value": 8})
     cache.save()
-    assert path.read_bytes() == main  # the 8 old entries are not written again
-    assert (tmp_path / "records.pickle.new").is_file()
-
     cache = RecordCache(path)
     assert [cache.get(f"k{i}") for i in range(9)] == [{"value": i} for i in range(9)]
-    cache.save()  # nothing new: nothing written
-    assert path.read_bytes() == main
+    cache.close()
+
+    reader = RecordCache(path)  # validation and the web app read and never save
+    reader.put("k9", 9)
+    assert reader.get("k9") == 9
+    reader.close()
+    assert RecordCache(path).get("k9") is None
 
 
-def test_record_cache_rewrites_the_main_file_when_due(tmp_path: Path):
+def test_record_cache_drops_entries_most_runs_no_longer_use(tmp_path: Path):
     path = tmp_path / "records.pickle"
     cache = RecordCache(path)
     for i in range(8):
         cache.put(f"k{i}", i)
     cache.save()
     cache = RecordCache(path)
-    for i in range(8, 11):  # more than a quarter new
+    for i in range(8, 11):
         cache.put(f"k{i}", i)
-    for i in range(8):
+    for i in range(4):  # half of them used: all kept
         cache.get(f"k{i}")
     cache.save()
-    assert not (tmp_path / "records.pickle.new").exists()
-    assert sorted(RecordCache(path)._old) == sorted(f"k{i}" for i in range(11))
-    # most entries unused: they are dropped with the rewrite
+    assert RecordCache(path).keys() == {f"k{i}" for i in range(11)}
+    # most entries unused: they are dropped
     cache = RecordCache(path)
     cache.get("k0")
     cache.put("k11", 11)
     cache.save()
-    assert sorted(RecordCache(path)._old) == ["k0", "k11"]
+    assert RecordCache(path).keys() == {"k0", "k11"}
 
 
-def test_record_cache_ignores_a_damaged_or_foreign_second_file(tmp_path: Path):
+def test_record_cache_keeps_entries_as_they_were_when_saved(tmp_path: Path):
+    """The build saves the parsed records, then releases parts of its own objects: the file
+    holds them as they were when saved."""
     path = tmp_path / "records.pickle"
     cache = RecordCache(path)
-    for i in range(8):
-        cache.put(f"k{i}", i)
+    values = [{"value": i, "record": [i]} for i in range(5)]
+    for i, value in enumerate(values):
+        cache.put(f"k{i}", value)
     cache.save()
+    for value in values:  # what the build does to a household once it is planned
+        value["record"] = None
+    assert [RecordCache(path).get(f"k{i}") for i in range(5)] == [{"value": i, "record": [i]} for i in range(5)]
+
+
+@pytest.mark.parametrize("content", [b"garbage", b"\x80\x05N."])
+def test_record_cache_replaces_a_damaged_or_older_file(tmp_path: Path, content: bytes):
+    path = tmp_path / "records.pickle"
+    path.write_bytes(content)  # e.g. the single pickle of an older version
+    (tmp_path / "records.pickle.new").write_bytes(b"old")
     cache = RecordCache(path)
-    for i in range(8):
-        cache.get(f"k{i}")
-    cache.put("k8", 8)
+    assert cache.get("k") is None
+    cache.put("k", 1)
     cache.save()
-    added = tmp_path / "records.pickle.new"
-    stale = added.read_bytes()
-    # a new main file (another run rewrote it) makes the old second file meaningless
-    cache = RecordCache(path)
-    for i in range(8):
-        cache.get(f"k{i}")
-    for i in range(8, 20):
-        cache.put(f"k{i}", i * 10)
-    cache.save()
-    added.write_bytes(stale)
-    assert RecordCache(path).get("k8") == 80  # from the main file, not the stale one
-    added.write_bytes(b"garbage")
-    assert RecordCache(path).get("k3") == 3
+    assert RecordCache(path).get("k") == 1
+    assert not (tmp_path / "records.pickle.new").exists()
 
 
 def test_hash_memo_rereads_a_file_whose_stat_changed(tmp_path: Path):
@@ -149,34 +149,3 @@ def test_valid_records_keep_only_what_the_rules_read_of_their_mapping(tmp_path):
     for _, household in load_dataset(data).households():
         assert household.record is not None
         assert household.raw == {"members": [{"id_number": m.id_number} for m in household.record.members]}
-
-
-def test_record_cache_saved_in_background_keeps_the_entries_as_they_were(tmp_path: Path):
-    """The build saves the parsed records from a forked copy and then changes its own objects:
-    the file holds them as they were when the copy was made."""
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("without fork the cache is saved in place")
-    path = tmp_path / "records.pickle"
-    cache = RecordCache(path)
-    values = [{"value": i, "record": [i]} for i in range(5)]
-    for i, value in enumerate(values):
-        cache.put(f"k{i}", value)
-    saving = cache.save_in_background()
-    for value in values:  # what the build does to a household once it is planned
-        value["record"] = None
-    saving.join()
-    assert saving.exitcode == 0
-    assert [RecordCache(path).get(f"k{i}") for i in range(5)] == [{"value": i, "record": [i]} for i in range(5)]
-
-
-def test_record_cache_background_failure_is_only_a_missing_cache(tmp_path: Path):
-    if multiprocessing.get_start_method() != "fork":
-        pytest.skip("without fork the cache is saved in place")
-    blocked = tmp_path / "file"
-    blocked.write_text("x")
-    cache = RecordCache(blocked / "records.pickle")  # its folder is a file: cannot be written
-    cache.put("k", 1)
-    saving = cache.save_in_background()
-    saving.join()
-    assert saving.exitcode == 1
-    assert not (blocked / "records.pickle").exists()

@@ -785,6 +785,7 @@ def test_full_disk_is_the_output_folder_error(tmp_path: Path, monkeypatch: pytes
         monkeypatch.setattr(outdir, "atomic_write_json", full)
     elif where == "packet":
         monkeypatch.setattr(build_module.outdir, "atomic_write_json", full)
+        monkeypatch.setattr(build_module.outdir, "atomic_write", full)  # the build's state files
         monkeypatch.setattr("archive_builder.archive.packet.atomic_file", full)
     else:
         message = "database or disk is full" if where == "store" else "disk I/O error"

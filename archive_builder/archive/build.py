@@ -175,6 +175,15 @@ class Collation:
     jobs: list[tuple[str, int, str]]  # (village code, box number, fingerprint)
     tasks: list[Task]
     files: dict[str, int]  # village code → number of boxes
+    fonts: Any = None  # () -> the font configuration
+    build_date: str = ""
+    scheduler: Any = None
+    #: villages planned whose packets are not all taken yet, in order
+    rendering: list[VillagePlan] = field(default_factory=list)
+    #: packets rendered in this run and taken before ``render`` (while planning)
+    taken: int = 0
+    #: plan_boxes' warnings by village code
+    problems: dict[str, list[Problem]] = field(default_factory=dict)
 
 
 @dataclass
@@ -235,6 +244,8 @@ class Build:
         self._render_problems: list[Problem] = []
         #: renders waiting for the batch conversion of their Word forms (``_convert_forms``)
         self._form_renders: list[Task] = []
+        #: the record cache, where households are parked between loading and planning
+        self._records: Any = None
 
     def run(self) -> BuildSummary:
         """Run the build; a full disk anywhere is the output folder's error, not an internal one."""
@@ -269,9 +280,9 @@ class Build:
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts
                 validation = self.validate(dataset, settings)
-                plan = self.plan(dataset, villages, validation, settings, scheduler)
-                self.render(plan, scheduler)
-                collation = self.start_collation(plan, settings, fonts, scheduler)
+                collation = self.start_collation(settings, fonts, scheduler)
+                plan = self.plan(dataset, villages, validation, settings, scheduler, collation)
+                self.render(plan, scheduler, collation)
                 self.record_versions(plan, settings)
                 boxes = self.finish_collation(plan, collation, settings, fonts, scheduler)
                 record_box_pages(plan.store, ((h.household_id, h.content_hash, h.result) for _, h in plan.households()),
@@ -286,16 +297,27 @@ class Build:
     def load(self, settings: Settings, scheduler: Scheduler, later: ExitStack) -> Dataset:
         """Read every record (parsing only those the record cache does not hold)."""
         from ..records.cache import RecordCache
-        from ..records.loader import load_dataset
+        from ..records.loader import load_dataset, park
 
         self.reporter.stage("读取与校验数据")
-        records = RecordCache(self.out / ".cache" / "records.pickle")
+        # written as parsed, a few at a time; each household's record is parked there until
+        # planning takes it back (``_unpark``): the township's records are never all in memory
+        records = self._records = RecordCache(self.out / ".cache" / "records.pickle", stream=True)
+        later.callback(records.close)
+        def loaded(household: Any) -> None:
+            if records.holds(household.cache_key):
+                park(household)
+
         dataset = load_dataset(self.data_dir, cache=records, parse_many=scheduler.parse_many,
-                               archive=(settings.config, list(settings.config_problems)))
-        # pickled as parsed, while planning goes on and releases what it no longer needs
-        later.callback(_join, records.save_in_background())
+                               archive=(settings.config, list(settings.config_problems)), loaded=loaded)
+        records.save()
         dataset.config = settings.config
         return dataset
+
+    def _unpark(self, dataset: Dataset, village: Village, household: Any) -> None:
+        from ..records.loader import unpark
+
+        unpark(household, self._records, dataset.root, village.config.name)
 
     def validate(self, dataset: Dataset, settings: Settings) -> Validation:
         """Check the rules across households now; each household's own rules are checked as
@@ -306,8 +328,11 @@ class Build:
         return Validation(dataset, strict=self.options.strict, cache=RecordCache(self.out / ".cache" / "rules.pickle"))
 
     def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
-             scheduler: Scheduler) -> BuildPlan:
-        """Hash every household's inputs; hand those that changed to the scheduler to render."""
+             scheduler: Scheduler, collation: Collation) -> BuildPlan:
+        """Hash every household's inputs; hand those that changed to the scheduler to render.
+
+        A village whose packets are all rendered while later ones are planned has its boxes
+        handed to the workers at once (``_collate_rendered``)."""
         from ..versions.store import VersionStore
 
         self.reporter.stage("比对内容哈希")
@@ -317,11 +342,20 @@ class Build:
         hashing.use_memo(memo)
         try:
             for village in villages:
-                plan.villages.append(self._plan_village(plan, village, validation, errors, settings, scheduler))
+                plan.villages.append(self._plan_village(plan, village, validation, errors, settings, scheduler,
+                                                        collation))
+                collation.rendering.append(plan.villages[-1])
+                self._collate_rendered(plan, collation)
         finally:
             hashing.use_memo(None)
         memo.save()
         # the villages not built are validated too: the report covers the whole data directory
+        for village in dataset.villages:
+            if all(village is not chosen for chosen in villages):
+                for household in village.households:
+                    self._unpark(dataset, village, household)
+                    validation.household(village, household)
+                    household.record = household.partial = None
         self.summary.problems = validation.problems()
         if validation.cache is not None:
             validation.cache.save()
@@ -333,7 +367,7 @@ class Build:
 
     def _plan_village(self, plan: BuildPlan, village: Village, validation: Validation,
                       errors: dict[tuple[str, str], list[Problem]], settings: Settings,
-                      scheduler: Scheduler) -> VillagePlan:
+                      scheduler: Scheduler, collation: Collation) -> VillagePlan:
         vconf, archive = village.config, settings.config.archive
         tset = template_set(settings.template_set, self.data, village.path.resolve())
         formats = settings.formats or tset.formats
@@ -346,6 +380,7 @@ class Build:
         })
         item_no = 0
         for household in sorted(village.households, key=lambda h: str(h.household_id)):
+            self._unpark(plan.dataset, village, household)
             hid = str(household.household_id)
             _errors_by_household(validation.household(village, household), errors)
             _release_validation_data(household)
@@ -383,20 +418,37 @@ class Build:
                 household_id=hid, village_code=vconf.code, item_no=item_no, head=planned.head,
                 members=len(record.get("members", [])), household_type=record.get("household_type", ""),
                 content_hash=planned.content_hash,
-                task=None if unchanged else self._submit_render(scheduler, planned.request, tset),
+                task=None if unchanged else self._submit_render(scheduler, planned.request, tset, plan, collation),
                 record_json=planned.record_json, evidence=dict(planned.evidence),
                 result=previous if unchanged else None, formats=list(formats), sources=planned.sources,
             ))
+            self.summary.unchanged += unchanged
         return vplan
 
-    def _submit_render(self, scheduler: Scheduler, request: PacketRequest, tset: Any) -> Task:
+    def _submit_render(self, scheduler: Scheduler, request: PacketRequest, tset: Any, plan: BuildPlan,
+                       collation: Collation) -> Task:
         """Hand a household's render to the workers; one with Word forms waits for the batch
         conversion of every household's forms (``render``)."""
         if tset.form_sections:
             task = Task(_safe_render, (request,))
             self._form_renders.append(task)
             return task
-        return scheduler.submit(_safe_render, request, throttle=True)
+        task = scheduler.submit(_safe_render, request, throttle=True)
+        self._collate_rendered(plan, collation)
+        return task
+
+    def _collate_rendered(self, plan: BuildPlan, collation: Collation) -> None:
+        """Take the packets of the villages (in order) whose renders have all finished, and
+        hand their boxes to the workers, while later households are still being planned."""
+        while collation.rendering:
+            vplan = collation.rendering[0]
+            tasks = [h.task for h in vplan.households if h.task is not None]
+            if not all(t.future is not None and t.future.done() for t in tasks):
+                return
+            collation.rendering.pop(0)
+            collation.taken += len(tasks)
+            self._take_renders(plan, vplan, [t.future.result() for t in tasks])  # type: ignore[union-attr]
+            self._collate_village(vplan, collation)
 
     def _convert_forms(self, plan: BuildPlan, scheduler: Scheduler, work: Path) -> None:
         """Fill and convert the Word forms of the households waiting for it, in one
@@ -417,34 +469,37 @@ class Build:
             if household.task is not None and id(household.task) in by_task:
                 household.task = by_task[id(household.task)]
 
-    def render(self, plan: BuildPlan, scheduler: Scheduler) -> None:
-        """Wait for the packets planning handed over; note each one's result in the state."""
-        todo = [h for _, h in plan.households() if h.result is None]
-        self.summary.unchanged = sum(1 for _, h in plan.households() if h.result is not None)
-        if not todo:
-            return
-        self.reporter.stage("生成分户档卡")
-        self.reporter.start(len(todo), "档卡")
+    def render(self, plan: BuildPlan, scheduler: Scheduler, collation: Collation) -> None:
+        """Wait for the packets planning handed over, noting each one's result in the state;
+        each village's boxes go to the workers as soon as its packets are done."""
+        todo = sum(1 for _, h in plan.households() if h.task is not None)
         with ExitStack() as stack:
+            if todo:
+                self.reporter.stage("生成分户档卡")
+                self.reporter.start(todo + collation.taken, "档卡")
+                for _ in range(collation.taken):
+                    self.reporter.advance()
             if self._form_renders:
                 import tempfile
 
                 work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ab-forms-")))
                 self._convert_forms(plan, scheduler, work)
-            self._gather(plan, scheduler, todo)
+            for vplan in collation.rendering:
+                tasks = [h.task for h in vplan.households if h.task is not None]
+                self._take_renders(plan, vplan, scheduler.gather(tasks, self.reporter.advance))  # type: ignore[arg-type]
+                self._collate_village(vplan, collation)
+            collation.rendering.clear()
+        _write_state(self.out / STATE_FILE, plan.state)
 
-    def _gather(self, plan: BuildPlan, scheduler: Scheduler, todo: list[HouseholdPlan]) -> None:
-        tasks = [h.task for h in todo]
-        assert all(tasks)  # planning handed every changed household over
-        outcomes = scheduler.gather(tasks, self.reporter.advance)  # type: ignore[arg-type]
-        names = {v.code: v.name for v in plan.villages}
+    def _take_renders(self, plan: BuildPlan, vplan: VillagePlan, outcomes: list[Any]) -> None:
+        """Note the outcomes of a village's renders (in the order of its households)."""
+        todo = [h for h in vplan.households if h.task is not None]
         for household, outcome in zip(todo, outcomes, strict=True):
             household.task = None
             if isinstance(outcome, BaseException):
-                self._render_failed(household, outcome, names.get(household.village_code))
+                self._render_failed(household, outcome, vplan.name)
             else:
                 self._rendered(household, outcome, plan.state)
-        outdir.atomic_write_json(self.out / STATE_FILE, plan.state)
 
     def _render_failed(self, household: HouseholdPlan, outcome: BaseException, village: str | None) -> None:
         hid = household.household_id
@@ -476,57 +531,51 @@ class Build:
             self.reporter.warn(_naming_household(household.household_id, text))
             self.summary.warnings.append(_naming_household(household.household_id, text))
 
-    def start_collation(self, plan: BuildPlan, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
-        """Hand every box whose households changed to the workers; the others are reused."""
-        from .collate import (
-            MissingItem,
-            PacketInfo,
-            PrintOptions,
-            VillageInfo,
-            assign_missing,
-            box_fingerprint,
-            plan_boxes,
-        )
+    def start_collation(self, settings: Settings, fonts: Any, scheduler: Scheduler) -> Collation:
+        """Read the last run's boxes: a box whose households did not change is reused."""
+        from .collate import PrintOptions
 
         printing = settings.config.print
         options = PrintOptions(duplex=printing.duplex, sheets_per_box=printing.sheets_per_box,
                                spine_width_mm=printing.spine_width_mm)
-        collation = Collation(options, outdir.read_json(self.out / BOX_STATE_FILE, {}), [], [], {})
-        for vplan in plan.villages:
-            info = VillageInfo(**vplan.info)
-            packets = [
-                PacketInfo(
-                    household_id=h.household_id, head=h.head, members=h.members, household_type=h.household_type,
-                    item_no=h.item_no, pdf=self.out / h.result["pdf"], pages=h.result["pages"],
-                    sections=tuple(SectionPages(*s) for s in h.result["sections"]),
-                    separators=tuple(h.result["separators"]), fonts=h.fonts, sha256=h.packet_sha256,
-                )
-                for h in vplan.households
-                if h.result is not None
-            ]
-            hashes = {h.household_id: h.content_hash for h in vplan.households}
-            warnings: list[Problem] = []
-            boxes = plan_boxes(packets, options, problems=warnings)
-            self.summary.problems.extend(warnings)
-            # households not produced keep their number: the 备考表 of their box says it is missing
-            notes = assign_missing(boxes, [
-                *(MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None),
-                *(MissingItem(*entry) for entry in vplan.missing),
-            ])
-            collation.files[vplan.code] = len(boxes)
-            for box_no, box in enumerate(boxes, start=1):
-                missing = notes[box_no - 1]
-                fingerprint = box_fingerprint(vplan.info, box_no, len(boxes), options, settings.build_date,
-                                              [(p, hashes[p.household_id]) for p in box], missing)
-                previous = collation.box_state.get(f"{vplan.code}/{box_no}")
-                if (not self.options.force and previous is not None and previous["fingerprint"] == fingerprint
-                        and (self.out / previous["box"]["file"]).is_file()):
-                    continue
-                collation.jobs.append((vplan.code, box_no, fingerprint))
-                collation.tasks.append(scheduler.submit(
-                    _collate_box, fonts(), info, box_no, len(boxes), box, vplan.folder, options,
-                    settings.build_date, missing))
-        return collation
+        return Collation(options, outdir.read_json(self.out / BOX_STATE_FILE, {}), [], [], {},
+                         fonts=fonts, build_date=settings.build_date, scheduler=scheduler)
+
+    def _collate_village(self, vplan: VillagePlan, collation: Collation) -> None:
+        """Plan a village's boxes from its packets; hand those whose households changed to the workers."""
+        from .collate import MissingItem, PacketInfo, VillageInfo, assign_missing, box_fingerprint, plan_boxes
+
+        options, date = collation.options, collation.build_date
+        info = VillageInfo(**vplan.info)
+        packets = [
+            PacketInfo(
+                household_id=h.household_id, head=h.head, members=h.members, household_type=h.household_type,
+                item_no=h.item_no, pdf=self.out / h.result["pdf"], pages=h.result["pages"],
+                sections=tuple(SectionPages(*s) for s in h.result["sections"]),
+                separators=tuple(h.result["separators"]), fonts=h.fonts, sha256=h.packet_sha256,
+            )
+            for h in vplan.households
+            if h.result is not None
+        ]
+        hashes = {h.household_id: h.content_hash for h in vplan.households}
+        boxes = plan_boxes(packets, options, problems=collation.problems.setdefault(vplan.code, []))
+        # households not produced keep their number: the 备考表 of their box says it is missing
+        notes = assign_missing(boxes, [
+            *(MissingItem(h.item_no, h.household_id, h.head) for h in vplan.households if h.result is None),
+            *(MissingItem(*entry) for entry in vplan.missing),
+        ])
+        collation.files[vplan.code] = len(boxes)
+        for box_no, box in enumerate(boxes, start=1):
+            missing = notes[box_no - 1]
+            fingerprint = box_fingerprint(vplan.info, box_no, len(boxes), options, date,
+                                          [(p, hashes[p.household_id]) for p in box], missing)
+            previous = collation.box_state.get(f"{vplan.code}/{box_no}")
+            if (not self.options.force and previous is not None and previous["fingerprint"] == fingerprint
+                    and (self.out / previous["box"]["file"]).is_file()):
+                continue
+            collation.jobs.append((vplan.code, box_no, fingerprint))
+            collation.tasks.append(collation.scheduler.submit(
+                _collate_box, collation.fonts(), info, box_no, len(boxes), box, vplan.folder, options, date, missing))
 
     def record_versions(self, plan: BuildPlan, settings: Settings) -> None:
         """Add a version to the store for every packet whose content changed."""
@@ -555,6 +604,8 @@ class Build:
         """
         from .collate import VillageInfo, remove_stale_boxes
 
+        for vplan in plan.villages:  # plan_boxes' warnings, in the villages' order
+            self.summary.problems.extend(collation.problems.get(vplan.code, ()))
         if collation.tasks:
             self.reporter.stage("整理村档案盒")
             self.reporter.start(len(collation.tasks), "盒")
@@ -584,7 +635,7 @@ class Build:
                 self._write_spine(info, boxes, spine, collation.options, fonts())
                 self.summary.villages_collated += 1
             villages[vplan.code] = (boxes, spine.relative_to(self.out).as_posix() if boxes else "")
-        outdir.atomic_write_json(self.out / BOX_STATE_FILE, box_state)
+        _write_state(self.out / BOX_STATE_FILE, box_state)
         return villages
 
     def write_manifest(self, plan: BuildPlan, boxes: dict[str, tuple[list[dict[str, Any]], str]],
@@ -737,6 +788,14 @@ class Build:
         return villages, failed
 
 
+def _write_state(path: Path, value: Any) -> None:
+    """Write one of the build's own state files: compact JSON (the C encoder; an indented
+    households.json of 5,000 households took a second through the pure-Python one)."""
+    import json
+
+    outdir.atomic_write(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+
+
 def _release_validation_data(household: Any) -> None:
     """Drop what only validation reads: source positions and the raw mapping (85 KB a
     household, 170 MB for a 2,000-household township)."""
@@ -804,14 +863,6 @@ def _warm_worker(data: Path, config: ArchiveConfig) -> None:
     Image.preinit()  # the common image plugins (JPEG, PNG …), also loaded by the first photo
     tset = template_set(config.templates.set, data, data)
     pdf.warm_up(font_set(configured_fonts(tset, config, data)))
-
-
-def _join(process: Any) -> None:
-    """Wait for the record cache's saver (seconds for 2,000 households; never hang)."""
-    if process is not None:
-        process.join(timeout=600)
-        if process.is_alive():
-            process.kill()
 
 
 def _collate_box(font_config: dict[str, Any], *args: Any) -> Any:

@@ -19,6 +19,10 @@ whose set has forms, so installing LibreOffice later rebuilds exactly those pack
 LibreOffice is there but fails on a form (or times out), that household is not produced
 (exit code 3, the Chinese reason in the summary) so the next build retries it instead of
 keeping a placeholder under an unchanged hash.
+
+Why one module of this size: planning a packet (its content hash) and rendering it share the
+request and result records and the per-process resources, and the Word-form route is one
+branch of both.
 """
 
 from __future__ import annotations

@@ -35,6 +35,8 @@ from ..errors import WorkerLostError, quiet_library_logs
 GC_YOUNG = 20_000
 #: households to parse per worker process at least (fewer are parsed in the parent)
 PARSE_PER_WORKER = 32
+#: households a worker parses per task
+_CHUNK = 16
 #: tasks waiting or running per worker process before ``submit(throttle=True)`` waits
 IN_FLIGHT_PER_WORKER = 8
 #: the parent parses this share of the households itself while the workers parse the rest,
@@ -137,22 +139,35 @@ class Scheduler:
             gc.unfreeze()
         self._pool = pool
 
-    def parse_many(self, function: Callable[..., Any], argument_lists: list[tuple[Any, ...]]) -> list[Any]:
-        """Return ``[function(*args) …]``: in chunks on the workers, a share in the parent."""
+    def parse_many(self, function: Callable[..., Any], argument_lists: list[tuple[Any, ...]]) -> Iterator[Any]:
+        """Yield ``function(*args)`` for each, in order: in chunks on the workers, a share in the parent.
+
+        The parent parses every few chunks itself, between those it takes from the workers,
+        and at most ``IN_FLIGHT_PER_WORKER`` chunks a worker are handed over ahead: the results
+        are consumed as they come, never all held at once (flat memory)."""
         count = len(argument_lists)
         if not self.forks or count < PARSE_PER_WORKER:
-            return [function(*args) for args in argument_lists]
+            yield from (function(*args) for args in argument_lists)
+            return
         if self._pool is None:
             self._start()
         assert self._pool is not None
         share = max(0.0, (1.1 / self.jobs - _UNPICKLE) / (1 - _UNPICKLE + 1.1 / self.jobs))
-        own = round(count * share)
-        rest = argument_lists[own:]
-        futures = [self._pool.submit(_run_chunk, function, rest[i:i + 16]) for i in range(0, len(rest), 16)]
-        results = [function(*args) for args in argument_lists[:own]]
-        for future in futures:
-            results.extend(future.result())
-        return results
+        chunks = [argument_lists[i:i + _CHUNK] for i in range(0, count, _CHUNK)]
+        # chunk i is the parent's when it crosses the next multiple of 1/share
+        mine = {i for i in range(len(chunks)) if int((i + 1) * share) > int(i * share)}
+        theirs = [i for i in range(len(chunks)) if i not in mine]
+        futures: dict[int, Future[Any]] = {}
+        ahead = IN_FLIGHT_PER_WORKER * self.jobs
+        handed = 0
+        for i, chunk in enumerate(chunks):
+            while handed < len(theirs) and len(futures) < ahead:
+                futures[theirs[handed]] = self._pool.submit(_run_chunk, function, chunks[theirs[handed]])
+                handed += 1
+            if i in mine:
+                yield from (function(*args) for args in chunk)
+            else:
+                yield from futures.pop(i).result()
 
     def submit(self, function: Callable[..., Any], *args: Any, throttle: bool = False) -> Task:
         """Hand over ``function(*args)``; it starts on a worker at once when a pool runs (or

@@ -3,26 +3,31 @@
 Parsing a record with source positions and running its rules costs ~10 ms a household, which
 dominated a rebuild where nothing changed. Entries are keyed by everything the result depends
 on (file bytes, where the file is, village settings, the run's date, the state of its evidence
-files, the program version), so a hit is always what a fresh parse would give; entries not
-used by a run are dropped when the file is rewritten.
+files, the program version), so a hit is always what a fresh parse would give.
 
-A run that changed a few households does not pickle the 231 others again (0.13 s): new entries
-go to a small second file (``<name>.new``) beside the main one, and the two are merged into the
-main file only once the second grows past a quarter of the first or most of the main file's
-entries are no longer used.
+The file is an SQLite database of pickled entries, one row a key (its name, ``records.pickle``,
+is kept from when it was one pickle). A run reads only the rows it asks for, never the whole
+file, and ``save`` writes only the entries the run added, in the build's own process, a few at
+a time: no forked copy of the process. With ``stream`` (the build), ``put`` writes them as they
+come, so the parsed township is never held in memory at once. Entries
+not used by a run are dropped when most of the file went unused. Readers that never call
+``save`` (validation, the web app, the audit) never write.
 """
 
 from __future__ import annotations
 
 import hashlib
 import pickle
+import sqlite3
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 
-#: 2: text is checked on reading (surrogates, control characters, length: issue 17)
-_FORMAT = 2
+#: 3: an SQLite database of pickled entries (2: text is checked on reading, issue 17)
+_FORMAT = 3
+#: entries pickled and written at once by ``save``
+_BATCH = 64
 
 
 def _vocab_fingerprint() -> str:
@@ -35,41 +40,33 @@ def _vocab_fingerprint() -> str:
 
 
 class RecordCache:
-    """Pickled results by key, read once and written atomically at the end of a run."""
+    """Pickled results by key in an SQLite file; new entries are written by ``save``."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, stream: bool = False) -> None:
+        """``stream``: ``put`` writes its entries at once (64 at a time, in a transaction that
+        ``save`` commits) instead of holding them until ``save`` (the build: flat memory)."""
         self.path = path
-        self._old: dict[str, Any] = {}
-        self._new: dict[str, Any] = {}
-        self._dirty = False
+        self.stream = stream
+        #: False once writing failed: the entries put since are not all in the file
+        self.writable = path is not None
         self._salt = f"{_FORMAT}|{__version__}|{_vocab_fingerprint()}"
-        self._base: dict[str, Any] = {}  # the main file's entries
-        self._base_id = ""
-        if path is not None:
-            stored = self._read(path)
-            if stored is not None:
-                self._base = stored["entries"]
-                self._base_id = str(stored.get("id", ""))
-                added = self._read(self._added_path)
-                if added is not None and added.get("base") == self._base_id:
-                    self._old = {**self._base, **added["entries"]}
-                else:
-                    self._old = dict(self._base)
+        #: entries added by this run, not yet written (the objects: pickled when written)
+        self._pending: dict[str, Any] = {}
+        #: keys this run read or added
+        self._used: set[str] = set()
+        self._db: sqlite3.Connection | None = None
+        if path is not None and path.is_file():
+            self._db = self._open(path)
 
-    @property
-    def _added_path(self) -> Path:
-        assert self.path is not None
-        return self.path.with_name(self.path.name + ".new")
-
-    def _read(self, path: Path) -> dict[str, Any] | None:
+    def _open(self, path: Path) -> sqlite3.Connection | None:
         try:
-            with path.open("rb") as handle:
-                stored = pickle.load(handle)  # our own file in the output folder
-            if stored.get("salt") == self._salt and isinstance(stored["entries"], dict):
-                return stored
-        except (OSError, EOFError, pickle.UnpicklingError, AttributeError, KeyError, TypeError,
-                ValueError, ImportError):
-            pass  # a damaged or foreign cache is simply rebuilt
+            db = sqlite3.connect(path, timeout=5, isolation_level=None, check_same_thread=False)
+            row = db.execute("SELECT value FROM meta WHERE name = 'salt'").fetchone()
+            if row is not None and row[0] == self._salt:
+                return db
+            db.close()
+        except sqlite3.Error:
+            pass  # a damaged or foreign cache (an older pickle) is simply rebuilt
         return None
 
     def key(self, *parts: str | bytes) -> str:
@@ -81,69 +78,108 @@ class RecordCache:
         return digest.hexdigest()
 
     def get(self, key: str) -> Any | None:
-        value = self._new.get(key)
-        if value is None:
-            value = self._old.get(key)
-            if value is not None:
-                self._new[key] = value
+        if key in self._pending:
+            value = self._pending[key]
+            return pickle.loads(value) if self.stream else value
+        if self._db is None:
+            return None
+        try:
+            row = self._db.execute("SELECT value FROM entries WHERE key = ?", (key,)).fetchone()
+            value = pickle.loads(row[0]) if row is not None else None  # our own file in the output folder
+        except (sqlite3.Error, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError,
+                ValueError):
+            return None
+        if value is not None:
+            self._used.add(key)
         return value
 
     def put(self, key: str, value: Any) -> None:
-        self._new[key] = value
-        self._dirty = True
+        # streamed entries are pickled now: the caller may change (park) its object next
+        self._pending[key] = pickle.dumps(value, protocol=5) if self.stream else value
+        self._used.add(key)
+        if self.stream and len(self._pending) >= _BATCH:
+            self._flush()
+
+    def touch(self, key: str) -> None:
+        """Count ``key`` as used by this run (kept when unused entries are dropped)."""
+        self._used.add(key)
+
+    def holds(self, key: str) -> bool:
+        """Whether ``get(key)`` gives the entry back as it was put or read, whatever happens
+        to the object since (streamed entries only)."""
+        return self.stream and self.writable and key in self._used
+
+    def keys(self) -> set[str]:
+        """Every key in the file (tests and maintenance)."""
+        if self._db is None:
+            return set()
+        return {k for (k,) in self._db.execute("SELECT key FROM entries")}
 
     def save(self) -> None:
-        """Write the entries this run added; rewrite the main file when that is due."""
-        if self.path is None or (not self._dirty and self._new.keys() == self._old.keys()):
+        """Write the entries this run added (pickled as they are now); drop unused ones when due."""
+        if self.path is None:
             return
-        added = {k: v for k, v in self._new.items() if k not in self._base}
-        unused = sum(1 for k in self._base if k not in self._new)
-        if self._base and len(added) * 4 <= len(self._base) and unused * 2 <= len(self._base):
-            self._dump(self._added_path, {"salt": self._salt, "base": self._base_id, "entries": added})
+        if self._pending or (self._db is not None and self._used):
+            self._flush()
+            if self.writable and self._db is not None and self._db.in_transaction:
+                self._commit()
+        self.path.with_name(self.path.name + ".new").unlink(missing_ok=True)  # of format 2
+
+    def _flush(self) -> None:
+        """Write the pending entries in this run's transaction (begun here)."""
+        if not self.writable:
             return
-        import secrets
+        try:
+            db = self._create() if self._db is None else self._db
+            if db is None:
+                return
+            if not db.in_transaction:
+                # a lost cache is only rebuilt: no fsync
+                db.execute("PRAGMA synchronous = OFF")
+                db.execute("BEGIN IMMEDIATE")
+            pending = list(self._pending.items())
+            for start in range(0, len(pending), _BATCH):
+                db.executemany("INSERT OR REPLACE INTO entries VALUES (?, ?)", [
+                    (k, v if self.stream else pickle.dumps(v, protocol=5)) for k, v in pending[start:start + _BATCH]])
+        except (OSError, sqlite3.Error, pickle.PicklingError):
+            self.writable = False  # the entries stay in memory; nothing more is written
+            return
+        self._pending.clear()
 
-        base_id = secrets.token_hex(8)
-        # the main file first: the old second file names the old main file's id, so it is ignored
-        self._dump(self.path, {"salt": self._salt, "id": base_id, "entries": self._new})
-        self._added_path.unlink(missing_ok=True)
+    def _commit(self) -> None:
+        assert self._db is not None
+        try:
+            stored = self.keys()
+            unused = stored - self._used
+            if len(unused) * 2 > len(stored):
+                self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in unused])
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self.writable = False
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
 
-    def save_in_background(self) -> Any:
-        """``save()`` in a forked copy of this process; return something to ``join()``.
-
-        The build calls this once the records are parsed: the copy pickles them as they were,
-        while this process goes on (and frees parts of them). Where the build does not fork
-        (Windows, macOS) it saves here and returns None.
-        """
-        import multiprocessing
-
-        if self.path is None or multiprocessing.get_start_method() != "fork":  # as _parse_many
-            self.save()
+    def _create(self) -> sqlite3.Connection | None:
+        assert self.path is not None
+        if not self._pending:
             return None
-        context = multiprocessing.get_context("fork")
-        process = context.Process(target=_save_quietly, args=(self,), name="record-cache")
-        process.start()
-        return process
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.unlink(missing_ok=True)  # damaged, foreign or of an older format
+        self._db = sqlite3.connect(self.path, timeout=5, isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            "PRAGMA journal_mode = DELETE;"
+            "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT);"
+            "CREATE TABLE entries (key TEXT PRIMARY KEY, value BLOB) WITHOUT ROWID;")
+        self._db.execute("INSERT INTO meta VALUES ('salt', ?)", (self._salt,))
+        return self._db
 
-    @staticmethod
-    def _dump(path: Path, value: Any) -> None:
-        # streamed: for 2,000 households the pickle is ~100 MB, which need not exist in memory
-        from ..archive.outdir import atomic_file
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
 
-        with atomic_file(path, durable=False) as handle:  # a lost cache is only rebuilt
-            pickle.dump(value, handle, protocol=5)
-
-
-def _save_quietly(cache: RecordCache) -> None:
-    """The forked saver: writes the cache and ends without touching the parent's stdio.
-
-    A thread of the parent (a progress bar) may have held the stderr lock at the fork, so the
-    copy must not print, not even a traceback; a cache that could not be written is rebuilt.
-    """
-    import os
-
-    try:
-        cache.save()
-    except BaseException:  # noqa: BLE001 - see the docstring
-        os._exit(1)
-    os._exit(0)
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001, S110 - interpreter shutdown
+            pass
