@@ -29,8 +29,8 @@ from .problems import Problem, Severity, count, error, escalate
 from .records import vocab
 from .records.cache import RecordCache
 from .records.idnumber import IdNumberError, parse_id
+from .records.layout import HOUSEHOLD_FILES
 from .records.loader import (
-    HOUSEHOLD_FILES,
     Dataset,
     EvidencePathError,
     LoadedHousehold,

@@ -49,6 +49,7 @@ from ..errors import (
 from ..problems import Problem, Severity, count
 from ..records import vocab
 from ..records.idnumber import IdNumberError, parse_id
+from ..records.layout import household_id_in, record_file, subfolders
 from ..records.loader import load_yaml
 from ..records.models import Causes, Household, IncomeYear, Living, Member, Monitor
 
@@ -56,7 +57,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["ImportReport", "SheetError", "export_sheet", "import_sheet", "read_rows"]
 
-RECORD_NAMES = ("household.yaml", "household.yml", "household.json")
 DEFAULT_INCOME_THRESHOLD = 8050.0
 
 
@@ -903,7 +903,6 @@ def check_record(record: dict[str, Any]) -> list[tuple[str, str]]:
 
 # --- the data directory ------------------------------------------------------------------
 
-_HID_LINE = re.compile(r"^household_id:\s*['\"]?([^'\"\s#]+)", re.MULTILINE)
 def _why(exc: BaseException) -> str:
     """A file that could not be read: the system's reason, or that its content is malformed."""
     return os_reason(exc) if isinstance(exc, OSError) else "文件格式有误"
@@ -924,37 +923,33 @@ def scan_data_dir(data_dir: Path) -> _Existing:
     found = _Existing()
     if not data_dir.is_dir():
         return found
-    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        name = folder.name
-        toml_path = folder / "village.toml"
-        if toml_path.is_file():
-            try:
-                name = str(tomllib.loads(toml_path.read_text("utf-8-sig")).get("name") or name)
-            except (OSError, ValueError):
-                pass
+    for folder in subfolders(data_dir):
+        try:
+            name = _village_name(folder)
+        except (OSError, ValueError):
+            name = folder.name
         found.villages.setdefault(name, folder)
         found.villages.setdefault(folder.name, folder)
-        for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
-            for record_name in RECORD_NAMES:
-                path = sub / record_name
-                if path.is_file():
-                    found.households.setdefault(_household_id_of(path) or sub.name, path)
-                    break
+        for sub in subfolders(folder):
+            path = record_file(sub)
+            if path is not None:
+                found.households.setdefault(_household_id_of(path) or sub.name, path)
     return found
+
+
+def _village_name(folder: Path) -> str:
+    """The village's name from its ``village.toml``, else the folder's name."""
+    toml_path = folder / "village.toml"
+    if toml_path.is_file():
+        return str(tomllib.loads(toml_path.read_text("utf-8-sig")).get("name") or folder.name)
+    return folder.name
 
 
 def _household_id_of(path: Path) -> str | None:
     try:
-        text = path.read_text("utf-8-sig")
+        return household_id_in(path.read_text("utf-8-sig"))
     except (OSError, UnicodeDecodeError):
         return None
-    if path.suffix == ".json":
-        try:
-            return str(json.loads(text).get("household_id") or "") or None
-        except (ValueError, AttributeError):
-            return None
-    match = _HID_LINE.search(text)
-    return match.group(1) if match else None
 
 
 def _load_record(path: Path) -> dict[str, Any]:
@@ -1229,17 +1224,15 @@ def _iter_data(data_dir: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield (village name, record) for every household under ``data_dir``, sorted."""
     if not data_dir.is_dir():
         raise DataDirError(f"数据目录 {data_dir} 不存在", hint="请检查路径")
-    for folder in sorted(p for p in data_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        name = folder.name
-        toml_path = folder / "village.toml"
-        if toml_path.is_file():
-            try:
-                name = str(tomllib.loads(toml_path.read_text("utf-8-sig")).get("name") or name)
-            except (OSError, ValueError) as exc:
-                raise DataDirError(f"无法读取 {toml_path}：{_why(exc)}", hint="请先运行 validate 修好它") from exc
+    for folder in subfolders(data_dir):
+        try:
+            name = _village_name(folder)
+        except (OSError, ValueError) as exc:
+            raise DataDirError(f"无法读取 {folder / 'village.toml'}：{_why(exc)}",
+                               hint="请先运行 validate 修好它") from exc
         records = []
-        for sub in (p for p in folder.iterdir() if p.is_dir()):
-            path = next((sub / n for n in RECORD_NAMES if (sub / n).is_file()), None)
+        for sub in subfolders(folder):
+            path = record_file(sub)
             if path is None:
                 continue
             try:
