@@ -550,11 +550,11 @@ def _store_face(face: FontFace, parsed: Any) -> None:
     try:
         import pickle
 
+        from ..archive.outdir import atomic_file
+
         state = {k: v for k, v in vars(parsed).items() if k not in _FACE_UNCACHED}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
-        os.replace(tmp, path)
+        with atomic_file(path, durable=False) as handle:
+            handle.write(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
     except Exception:  # noqa: BLE001, S110 - the cache is only an optimisation
         pass
 
