@@ -57,7 +57,7 @@ def test_loader_and_spreadsheet_find_the_same_households(make_data_dir: Any) -> 
 
 
 def test_spreadsheet_export_skips_what_the_loader_skips(make_data_dir: Any, tmp_path: Path) -> None:
-    from archive_builder.io.spreadsheet import _iter_data
+    from archive_builder.io.sheetexport import _iter_data
 
     root = make_data_dir([valid_household("4116211052010001")])
     (root / "冯老村" / "templates" / "h").mkdir(parents=True)
