@@ -43,7 +43,8 @@ _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 def _walk(model: BaseModel, path: str = "") -> list[tuple[BaseModel, str, str, Any]]:
     """(model, field name, field path, value) of every field set in a model tree, depth first
-    in field order (a list: a recursive generator was a third of the per-household rules)."""
+    in field order (a list: a recursive generator was a large share of the per-household
+    rules)."""
     out: list[tuple[BaseModel, str, str, Any]] = []
     _walk_into(model, path, out)
     return out

@@ -211,7 +211,7 @@ def dump_record(record: dict[str, Any], suffix: str = ".yaml") -> str:
     """Return the record as the text of household.yaml (or .json), keys in record order."""
     if suffix == ".json":
         return json.dumps(record, ensure_ascii=False, indent=2, default=str) + "\n"
-    # libyaml writes ~5x faster, but escapes characters beyond the BMP (周𠮷祥 would read
+    # libyaml writes much faster, but escapes characters beyond the BMP (周𠮷祥 would read
     # "周\U00020BB7祥" in the file a secretary edits): those records go through PyYAML's emitter
     dumper = yaml.SafeDumper if _FAST_DUMPER is None or _beyond_bmp(record) else _FAST_DUMPER
     return yaml.dump(record, Dumper=dumper, allow_unicode=True, sort_keys=False, default_flow_style=False,

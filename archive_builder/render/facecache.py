@@ -18,7 +18,7 @@ from typing import Any
 from .fontfiles import FontFace, _cache_dir, _file_sha256
 
 #: attributes of a parsed reportlab face that are not stored in the face cache
-#: ``glyphToChar`` (63,000 lists for a CJK face) is a third of the cache's load time and only
+#: ``glyphToChar`` (63,000 lists for a CJK face) is much of the cache's load time and only
 #: ``_code_tables`` reads it, whose result the cache stores as ``_ab_code_tables``.
 _FACE_UNCACHED = ("_ttf_data", "_pdfScale", "glyphToChar")
 
@@ -26,10 +26,10 @@ _FACE_UNCACHED = ("_ttf_data", "_pdfScale", "glyphToChar")
 class _CompactMap:
     """A read-only int → number mapping kept as two arrays (keys sorted).
 
-    A CJK face's ``charToGlyph``/``charWidths`` have 63,000 entries each; as dicts they took
-    most of the 45 ms a face cost to load from the cache in every process (and ~10 MB of
-    memory per process). As arrays they unpickle as two byte copies. Lookups (a binary search,
-    ~0.5 µs) happen once per distinct character: the fonts memoise codes and widths.
+    A CJK face's ``charToGlyph``/``charWidths`` have 63,000 entries each; as dicts they were
+    most of what loading a face from the cache cost in every process (and megabytes of
+    memory per process). As arrays they unpickle as two byte copies. Lookups (a binary
+    search) happen once per distinct character: the fonts memoise codes and widths.
     """
 
     __slots__ = ("_keys", "_values")
@@ -159,8 +159,8 @@ def _map_file(path: str | os.PathLike[str]) -> Any:
 def _cached_face(face: FontFace) -> Any:
     """The reportlab face parsed earlier (pickle in the font cache), or None.
 
-    Parsing a CJK face costs ~0.2 s per face and process; the cache turns that into
-    ~0.05 s, which matters for a rebuild that renders one household.
+    Parsing a CJK face is slow, per face and process; loading the cached parse is several
+    times faster, which matters for a rebuild that renders one household.
     """
     path = _face_cache_file(face)
     if path is None or not path.is_file():
@@ -185,7 +185,7 @@ def _cached_face(face: FontFace) -> Any:
 def _code_tables(parsed: Any) -> tuple[dict[int, int], dict[int, int]]:
     """Return (glyph → its primary code point, secondary code point → rank) of a parsed face.
 
-    Deriving them walks every glyph (~0.04 s for a CJK face), so the face cache stores them.
+    Deriving them walks every glyph of a CJK face, so the face cache stores them.
     """
     prim: dict[int, int] = {}
     sec: list[int] = []

@@ -232,8 +232,9 @@ _WARM_TEXT = "户主姓名身份证号码家庭住址人口劳动力年收入支
 def warm_up(fonts: FontSet) -> None:
     """Render a small document in memory, once per worker process before its first packet.
 
-    A worker's first packet cost ~100 ms instead of ~15: importing zxing-cpp, the fonts'
-    coverage and width tables, the common glyphs' deflate blocks, reportlab's code paths.
+    A worker's first packet would otherwise cost several times a later one: importing
+    zxing-cpp, the fonts' coverage and width tables, the common glyphs' deflate blocks,
+    reportlab's code paths.
     Done while the build process still reads the records, it costs nothing that waits.
     The caches it fills are functions of the fonts alone, so no packet's bytes change.
     """

@@ -26,10 +26,10 @@ _MAX_MEMO = 200_000
 
 
 def _memoised_format(spec: str) -> Callable[[float], str]:
-    """``format(x, spec)``, remembered per value: a packet formats ~1,500 coordinates, 98 % of
-    them values met before (a template's grid repeats), and a dictionary lookup costs a
-    quarter of formatting one. Zero is formatted each time: 0.0 and -0.0 are one key but
-    print differently."""
+    """``format(x, spec)``, remembered per value: nearly all the coordinates of a packet are
+    values met before (a template's grid repeats), and a dictionary lookup costs much less
+    than formatting one. Zero is formatted each time: 0.0 and -0.0 are one key but print
+    differently."""
     memo: dict[float, str] = {}
 
     def formatted(x: float) -> str:
@@ -46,7 +46,7 @@ def _memoised_format(spec: str) -> Callable[[float], str]:
 
 
 #: A coordinate for the content stream (0.01 pt is far below printer resolution). reportlab's
-#: ``fp_str`` is pure Python when its C accelerator is absent and took a third of the render.
+#: ``fp_str`` is pure Python when its C accelerator is absent, and slow.
 _n = _memoised_format(".2f")
 #: A spacing value (Tc / TJ) that is multiplied along a line: more digits.
 _f = _memoised_format(".4f")

@@ -182,8 +182,8 @@ class _Painter:
         c = self.c
         doc = self.doc
         data = asset.image_bytes()
-        # sha256 (truncated to md5's 32 hex digits): 2.4x faster than md5 where the processor
-        # has SHA instructions (~0.1 ms a print-size photo less)
+        # sha256 (truncated to md5's 32 hex digits): faster than md5 where the processor
+        # has SHA instructions
         name = hashlib.sha256(data).hexdigest()[:32]
         reg = doc.getXObjectName(name)
         if doc.idToObject.get(reg) is None:

@@ -142,8 +142,8 @@ def _spliced_flate(program: bytes, spans: Mapping[str, tuple[int, int]], blocks:
     tables from a block made once per process, the glyphs' cached blocks (``_glyph_block``,
     in glyph order), and the tables that depend on the glyphs compressed now (the final block).
 
-    A packet's programs used to be compressed whole, a third of its rendering time. Compressing
-    each glyph alone costs ~35 % more glyf bytes than compressing the table at once; box PDFs
+    Compressing a packet's programs whole was a large share of its rendering. Compressing
+    each glyph alone costs more glyf bytes than compressing the table at once; box PDFs
     carry the shared programs, compressed whole (tested: ``zlib.decompress`` gives the
     program back, whichever glyphs an earlier document put in the caches).
     """
@@ -267,7 +267,7 @@ def _assemble_program(base: Mapping[str, bytes], glyphs: Mapping[int, bytes],
     ``glyf_sum``: the glyf table's checksum when the caller knows it (the sum of the padded
     glyphs' checksums). ``loca`` and ``hmtx`` cover every glyph id up to the largest used,
     so they are mostly zeros: their checksums are computed from the few entries written
-    rather than by summing the tables (that summing was a quarter of a packet's font time).
+    rather than by summing the tables (which was a large share of a packet's font work).
     """
     n = max(max(glyphs, default=0), max(hmetrics, default=0)) + 1
     glyf_parts = []

@@ -247,8 +247,8 @@ class _GlobalCodeTTFont(TTFont):
         tag = _subset_tag(identity, cid2gid)
         return FontSubset(
             program=program,
-            # spliced from the glyphs' cached blocks (see _spliced_flate): a packet's
-            # programs were a third of its rendering time, mostly compressing glyf again;
+            # spliced from the glyphs' cached blocks (see _spliced_flate): compressing a
+            # packet's programs whole, mostly glyf again, was a large share of its rendering;
             # box PDFs carry the shared programs (SharedFonts: compressed whole)
             flate=_spliced_flate(program, spans, blocks, base) if spliced else None,
             basefont=f"{tag}+{ps}",
@@ -312,7 +312,7 @@ class _GlobalCodeTTFont(TTFont):
             c2g = stream(_cid2gid_stream(sub.cid2gid))
             if compress:
                 # two bytes per code up to the largest: mostly zeros, which zlib's level 6
-                # took 0.35 ms a font to find (level 1: 0.07 ms, a few hundred bytes more)
+                # is slow to find; level 1 is several times faster for a few hundred bytes more
                 c2g.filters = [_Precompressed(_deflate_fast(c2g.content))]
             cidfont["CIDToGIDMap"] = doc.Reference(c2g)
         cidref = doc.Reference(pdfdoc.PDFDictionary(cidfont))

@@ -297,8 +297,8 @@ class Workspace:
     def _load_one(self, household_id: str) -> Any:
         """The household re-read from its folder, checked for clashes against the warm index.
 
-        ``load_household`` scans every record of the data directory for clashes (~1.2 s for
-        2,000 households); the server already holds that index. None when the folder moved.
+        ``load_household`` scans every record of the data directory for clashes (slow for a
+        township); the server already holds that index. None when the folder moved.
         """
         from ..problems import error
         from ..records.loader import (
