@@ -164,13 +164,6 @@ def build_now(data_dir: Path, out_dir: Path, villages: tuple[str, ...] = (), rep
     return build(Path(data_dir), Path(out_dir), BuildOptions(villages=villages, jobs=jobs), reporter)
 
 
-def hold_build_lock(out_dir: Path) -> Any:
-    """The output folder's build lock, as the CLI takes it (a context manager)."""
-    from ..archive.outdir import build_lock
-
-    return build_lock(Path(out_dir))
-
-
 def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False) -> Any:
     from ..io.spreadsheet import import_sheet as core_import
 

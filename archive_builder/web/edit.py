@@ -34,7 +34,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import ArchiveError
 from ..problems import Problem
 from ..records import models as m
 from ..records import yamlwrite
@@ -75,10 +74,6 @@ SECTIONS: tuple[tuple[str, Any, bool], ...] = (
 )
 _BASIC_SKIP = {name for name, _, _ in SECTIONS if name} | {"notes"}
 _READ_ONLY = {"household_id"}  # identity: changed by moving folders, not in a form
-
-
-class Forbidden(ArchiveError):
-    kind = "没有权限"
 
 
 # --- field kinds -------------------------------------------------------------------------------
