@@ -36,8 +36,6 @@ from .sfntprogram import (  # noqa: F401
     _w_array,
 )
 
-# =========================================================================== reportlab font
-
 
 class _DocState:
     __slots__ = ("__weakref__", "internalName", "used")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfdoc import PDFImageXObject
@@ -17,9 +17,6 @@ from reportlab.pdfgen.canvas import Canvas
 
 from .pdflayout import _Layout
 from .pdfmodel import _SEGMENT, PAGE_NUMBER_GAP, PAGE_NUMBER_SIZE, RULE, SHADE, _f, _Fonts, _n, _Page
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 
 class _Painter:
