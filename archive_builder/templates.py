@@ -25,7 +25,9 @@ from typing import Any
 
 from . import document as dm
 from .errors import TemplateError, os_reason
-from .templatejinja import cn_date, money, render_section_xml  # noqa: F401 - the reports' filters, imported from here
+
+# the section templates' filters: the reports and the Word forms take them from here
+from .templatejinja import cn_date, join_labels, mask_id, money, paragraphs, render_section_xml, yes_no  # noqa: F401
 from .templatexml import _none_section, parse_section
 
 try:  # Python 3.11+
