@@ -262,6 +262,7 @@ def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -
             hint="可用的部分：" + "、".join(spec.key for spec in sections),
         )
     sections = [replace(spec, form=str(forms[spec.key]) or None) if spec.key in forms else spec for spec in sections]
+    sections = _with_audit_page(name, config.get("audit", {}), sections)
     formats = tuple(config.get("output", {}).get("formats", ["pdf"]))
     settings = _settings(name, config.get("settings", {}))
     return TemplateSet(
@@ -274,6 +275,36 @@ def _build_set(config: Mapping[str, Any], name: str, search: tuple[Path, ...]) -
         formats=formats,
         settings=settings,
     )
+
+
+#: the packet's audit page ([audit] page = true): the household's 问题台账 rows, before 备考表
+AUDIT_SECTION = SectionSpec(key="audit", title="问题台账", template="sections/audit.xml", requires="audit")
+
+
+def _with_audit_page(name: str, raw: Any, sections: list[SectionSpec]) -> list[SectionSpec]:
+    """``sections`` with the audit page added when the set's ``[audit]`` asks (``page = true``).
+
+    Off unless asked: the default set prints no such page. A household without problems gets
+    none, unless ``if_empty = "none"`` (a page saying 无)."""
+    allowed = {"page": "true 时在档卡中加入本户问题台账页", "title": "该页在目录中的标题，默认「问题台账」",
+               "if_empty": "\"omit\"（默认）没有问题时不加该页；\"none\" 加一页写「无」"}
+    hint = "可用设置：" + "；".join(f"{k}：{v}" for k, v in allowed.items())
+    if not isinstance(raw, Mapping) or any(key not in allowed for key in raw):
+        raise TemplateError(f"模板集 {name} 的 [audit] 设置无效", hint=hint)
+    page, title, if_empty = raw.get("page", False), raw.get("title", AUDIT_SECTION.title), raw.get("if_empty", "omit")
+    if not isinstance(page, bool) or not isinstance(title, str) or not title.strip() or if_empty not in ("omit", "none"):
+        raise TemplateError(f"模板集 {name} 的 [audit] 设置无效：page 应为 true 或 false，title 为文字，"
+                            "if_empty 为 \"omit\" 或 \"none\"", hint=hint)
+    if not page or any(spec.key == AUDIT_SECTION.key for spec in sections):
+        return sections  # a set may also list the section itself, wherever it likes
+    spec = replace(AUDIT_SECTION, title=title.strip(), if_empty=if_empty)
+    at = next((i for i, s in enumerate(sections) if s.key == "remarks"), len(sections))
+    return [*sections[:at], spec, *sections[at:]]
+
+
+def wants_audit(tset: TemplateSet) -> bool:
+    """True when the set's packets have the audit page (the build then audits each household)."""
+    return any(spec.requires == AUDIT_SECTION.requires for spec in tset.sections)
 
 
 #: [settings] of a template set: key → (lowest, highest, what it is, in Chinese)

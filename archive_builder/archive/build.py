@@ -852,7 +852,8 @@ def _audit_line(run: Build) -> str:
     if getattr(run, "dataset", None) is None:  # nothing was built (no change since the last run)
         return ""
     try:
-        return run_audit(run.data_dir, villages=run.options.villages).line()
+        return run_audit(run.data_dir, villages=run.options.villages,
+                         record_cache=run.out / ".cache" / "records.pickle").line()  # this build's, also with -o
     except ArchiveError as exc:  # a county's broken rule file must not fail the build
         return f"问题台账：未检查（{exc.message}）"
 

@@ -62,6 +62,9 @@ class PacketRequest:
     #: section key → the Word form already filled and converted by the build's batch
     #: (:mod:`archive_builder.render.batchconvert`); empty = fill and convert here
     prepared_forms: Mapping[str, Any] = field(default_factory=dict)
+    #: the household's audit problems, when the template set prints its audit page
+    #: (:func:`archive_builder.checks.audit.packet_problems`)
+    audit: tuple[Mapping[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -159,7 +162,7 @@ def glyph_warnings(record: Mapping[str, Any], fonts: Any, household_id: str) -> 
 
 def packet_context(request: PacketRequest) -> dict[str, Any]:
     """Return the template context of the household (what section templates and forms see)."""
-    return build_context(
+    context = build_context(
         request.record,
         folder=request.folder,
         archive=request.archive,
@@ -170,6 +173,8 @@ def packet_context(request: PacketRequest) -> dict[str, Any]:
         build_date=request.build_date,
         qr_text=request.qr_text,
     )
+    context["audit"] = [dict(row) for row in request.audit]
+    return context
 
 
 def build_document(
@@ -496,6 +501,12 @@ def plan_packet(
 
         # a packet made without LibreOffice has placeholder pages: rebuild it once one exists
         extra["form_converter"] = find_soffice() is not None
+    audit: tuple[dict[str, str], ...] = ()
+    if templates.wants_audit(tset):  # the set prints the household's audit page
+        from ..checks.audit import packet_problems
+
+        audit = tuple(packet_problems(data_dir, config, village, household.record))
+        extra["audit"] = audit
     record_json = hashing.canonical_json(record)
     content_hash = hashing.household_hash(
         record_json,
@@ -525,6 +536,7 @@ def plan_packet(
         build_date=build_date,
         qr_text=qr_payload(hid, version, content_hash) if version is not None else "",
         fonts=fonts_conf,
+        audit=audit,
     )
     return PlannedPacket(request, content_hash, record_json, evidence, head,
                          tuple(e["source"] for e in items))

@@ -118,6 +118,7 @@ class Facts:
         self.params = params
         self.ref_date = ref_date
         self._types: dict[str, str] | None = None
+        self._phases: dict[int, str] | None = None
 
     # -- income
     def income_of(self, year: Any) -> Any:
@@ -245,6 +246,16 @@ class Facts:
         found = table.get(measure.item or "") or table.get(measure.category or "") or []
         return [found] if isinstance(found, str) else list(found)
 
+    def publicity_min(self, step: Any) -> int:
+        """The fewest days the 公示 (or 公告) ``step`` must last, by the phase it belongs to
+        (识别 / 退出 / 监测; the parameters 公示天数, 监测公示天数, 公告天数 — the notices use them too)."""
+        from .phases import phased_steps
+        from .rules import publicity_days
+
+        if self._phases is None:
+            self._phases = {id(p.step): p.phase for p in phased_steps(self.record)}
+        return publicity_days(self.params, [self._phases.get(id(step), "识别")], getattr(step, "kind", "公示"))
+
     def variables(self) -> dict[str, Any]:
         return {
             "household": self.record,
@@ -269,6 +280,7 @@ class Facts:
             "has_evidence": self.has_evidence,
             "evidence_types": self.types_of,
             "expected_evidence": self.expected_evidence,
+            "min_days": self.publicity_min,
             # factories bound inside loops
             "age_fn": self.age_fn,
             "age_now": self.age_now,

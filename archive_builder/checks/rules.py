@@ -408,6 +408,41 @@ def load_rule_set(files: Iterable[Path], *, root: Path | None = None) -> RuleSet
     return rule_set
 
 
+# --- parameters the notices share ------------------------------------------------------------
+
+#: the rule-set parameters that fix the 公示 / 公告 periods (days): the audit's publicity rule
+#: and the notices (``archive-builder notice``) both read them, so a county changes them once
+PUBLICITY_DAYS = "公示天数"  # identification and exit 公示 (两公示一公告)
+MONITOR_PUBLICITY_DAYS = "监测公示天数"  # 防止返贫监测 公示
+ANNOUNCEMENT_DAYS = "公告天数"  # the county's 公告
+
+
+def rule_params(data_dir: Path | None = None, village_dir: Path | None = None) -> dict[str, Any]:
+    """The rule set's ``参数`` (built-in, then the data directory's and the village's rule files),
+    without checking or compiling the rules; RuleFileError when a file or its 参数 is wrong."""
+    params: dict[str, Any] = {}
+    for path in rule_files(data_dir, village_dir):
+        display = _display(Path(path), data_dir)
+        data = _read_yaml(Path(path), display)
+        if not isinstance(data, _Map):
+            continue  # load_rule_set reports it (the audit); the parameters are the others'
+        extra = data.get("参数") or {}
+        if not isinstance(extra, dict):
+            raise _error(display, data.key_lines.get("参数", data.line), None, "「参数」应为映射（名称: 值）")
+        params.update(extra)
+    return params
+
+
+def publicity_days(params: Mapping[str, Any], phases: Iterable[str], step: str = "公示") -> int:
+    """The fewest days a 公示 (``step`` = 公示) of ``phases`` (识别 / 退出 / 监测) or a 公告 must last."""
+    name = ANNOUNCEMENT_DAYS if step == "公告" else MONITOR_PUBLICITY_DAYS if "监测" in phases else PUBLICITY_DAYS
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RuleFileError(f"规则参数「{name}」应为正整数（天数），现在是：{value!r}",
+                            hint=f"在数据目录 rules/ 的规则文件中写，例如：参数: {{{name}: 7}}")
+    return value
+
+
 # --- compiling --------------------------------------------------------------------------------
 
 
@@ -444,6 +479,8 @@ def check_rule_set(rule_set: RuleSet) -> None:
     for rule in rule_set.rules:
         parse_expression(env, rule)
         compile_message(env, rule)
+    for phase, step in (("识别", "公示"), ("监测", "公示"), ("识别", "公告")):
+        publicity_days(rule_set.params, [phase], step)  # the notices' periods too: a wrong one is named now
     dry_run(rule_set)
 
 

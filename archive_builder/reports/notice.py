@@ -20,6 +20,8 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..checks.phases import PhasedStep, phased_steps
+from ..checks.rules import publicity_days, rule_params
 from ..errors import (
     HouseholdNotFoundError,
     NoticeError,
@@ -82,8 +84,14 @@ class NoticeKind:
         return "公告" if self.step == "公告" else "公示"
 
 
-def read_kinds(path: Path) -> dict[str, NoticeKind]:
-    """Return the notice kinds of a ``notice/notice.toml``; raise TemplateError naming the fault."""
+def read_kinds(path: Path, params: Mapping[str, Any] | None = None) -> dict[str, NoticeKind]:
+    """Return the notice kinds of a ``notice/notice.toml``; raise TemplateError naming the fault.
+
+    A kind's fewest days (``min_days``) are the audit rule set's (``params``, see
+    ``checks.rules.publicity_days``: 公示天数, 监测公示天数, 公告天数) unless the kind sets its
+    own; ``{min_days}`` in its ``rule`` text is replaced by them."""
+    if params is None:
+        params = rule_params()
     data = read_template_toml(path)
     where = str(path)
     kinds = {}
@@ -101,19 +109,23 @@ def read_kinds(path: Path) -> dict[str, NoticeKind]:
         phases = (phases,) if isinstance(phases, str) else tuple(phases)
         if not phases or any(p not in PHASES for p in phases):
             raise TemplateError(f"模板文件 {where} 中「{name}」的 phases 应为 识别、退出、监测 中的一个或几个")
-        min_days = raw.get("min_days", 7)
-        if isinstance(min_days, bool) or not isinstance(min_days, int) or min_days < 1:
-            raise TemplateError(f"模板文件 {where} 中「{name}」的 min_days 应为正整数")
+        step = str(raw.get("step", "公示"))
+        min_days = raw.get("min_days")
+        if min_days is None:
+            min_days = publicity_days(params, phases, step)
+        elif isinstance(min_days, bool) or not isinstance(min_days, int) or min_days < 1:
+            raise TemplateError(f"模板文件 {where} 中「{name}」的 min_days 应为正整数",
+                                hint="不写 min_days 时用规则参数（公示天数、监测公示天数、公告天数）")
         widths = tuple(float(w) for w in raw.get("widths", ()))
         if widths and len(widths) != len(columns):
             raise TemplateError(f"模板文件 {where} 中「{name}」的 widths 个数（{len(widths)}）与 columns（{len(columns)}）不同")
         kinds[str(name)] = NoticeKind(
             name=str(name),
             template=str(raw.get("template", "notice/base.xml")),
-            step=str(raw.get("step", "公示")),
+            step=step,
             phases=phases,
             min_days=min_days,
-            rule=str(raw.get("rule", "")),
+            rule=str(raw.get("rule", "")).replace("{min_days}", str(min_days)),
             columns=columns,
             headers={str(k): str(v) for k, v in as_mapping(raw.get("headers", {}), where).items()},
             widths=widths,
@@ -122,51 +134,6 @@ def read_kinds(path: Path) -> dict[str, NoticeKind]:
 
 
 # --------------------------------------------------------------------------- which phase
-
-
-@dataclass(frozen=True)
-class PhasedStep:
-    """A procedure step with the phase it belongs to and what the phase decides."""
-
-    step: ProcedureStep
-    phase: str  # 识别 | 退出 | 监测
-    matter: str  # 纳入 / 退出 / 纳入监测 / 风险消除
-
-
-_ELIMINATION = re.compile(r"风险.*消除|消除.*风险")
-MONITOR_LEAD_DAYS = 180
-
-
-def phased_steps(record: Household) -> list[PhasedStep]:
-    """Return the record's procedure steps in date order, each with its phase.
-
-    Records keep one list of steps for identification, exit and monitoring; the phase is
-    read from the steps themselves: 预退出/退出确认 start the exit, 风险识别 or an application
-    close to the monitoring's start date (``monitor.identified_on``) starts monitoring, a step
-    about eliminating the risk (风险消除, or a result saying so) starts the risk's elimination.
-    """
-    monitor = record.monitor
-    monitor_start = monitor.identified_on.first_day() if monitor and monitor.identified_on else None
-    steps = sorted((s for s in record.procedure if s.date is not None), key=lambda s: s.date)  # type: ignore[arg-type,return-value]
-    phase, matter = "识别", "识别纳入"
-    out = []
-    for step in steps:
-        assert step.date is not None
-        result = step.result or ""
-        if step.kind == "申请":
-            if monitor is not None and (monitor_start is None
-                                        or step.date >= monitor_start - timedelta(days=MONITOR_LEAD_DAYS)):
-                phase, matter = "监测", "纳入监测"
-            else:
-                phase, matter = "识别", "识别纳入"
-        elif step.kind in ("预退出", "退出确认"):
-            phase, matter = "退出", "脱贫退出"
-        elif step.kind == "风险识别":
-            phase, matter = "监测", "纳入监测"
-        elif step.kind == "风险消除" or (monitor is not None and _ELIMINATION.search(result)):
-            phase, matter = "监测", "风险消除"
-        out.append(PhasedStep(step, phase, matter))
-    return out
 
 
 # --------------------------------------------------------------------------- scrubbing
@@ -307,7 +274,8 @@ def _plan(
         raise NoticeError(f"公示天数应为正整数：{days}", hint="例如 --days 7")
     config = dataset.config
     vconf = loaded.village.config
-    kinds = read_kinds(template_file(dataset, loaded.village, NOTICE_FILE))
+    kinds = read_kinds(template_file(dataset, loaded.village, NOTICE_FILE),
+                       rule_params(Path(dataset.root), Path(loaded.village.path)))
     if kind not in kinds:
         raise NoticeError(f"没有这种公示：{kind}", hint="可选：" + "、".join(kinds))
     spec = kinds[kind]

@@ -1,0 +1,98 @@
+"""How the audit reads the records: the record cache (its own, or a build's) and worker processes."""
+
+from __future__ import annotations
+
+import gc
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+from synthetic import write_dataset
+
+import archive_builder.records.loader as loader
+from archive_builder.checks import audit as audit_module
+from archive_builder.checks.audit import run_audit
+from archive_builder.checks.rules import RuleFileError
+
+SAMPLE = Path(__file__).resolve().parents[1] / "households_sample"
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The households parsed in this process (not read from a record cache)."""
+    found: list[str] = []
+    original = loader._load_household_folder
+
+    def counted(*args: Any) -> Any:
+        found.append(str(args[1]))
+        return original(*args)
+
+    monkeypatch.setattr(loader, "_load_household_folder", counted)
+    return found
+
+
+def _rows(result: Any) -> list[tuple[str, str]]:
+    return [(row.key, row.description) for row in result.rows]
+
+
+def test_first_audit_fills_the_record_cache_and_the_second_parses_nothing(tmp_path: Path, parses: list[str]) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    first = run_audit(data, jobs=1)
+    assert len(parses) == first.households > 0
+    parses.clear()
+    second = run_audit(data, jobs=1)
+    assert parses == [] and _rows(second) == _rows(first)
+
+
+def test_worker_processes_give_the_same_ledger(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 24), ("411621105202", "王楼村", 24)),
+                         photos_per_household=0)
+    serial = run_audit(data, jobs=1, record_cache=tmp_path / "one.pickle")
+    parallel = run_audit(data, jobs=2, record_cache=tmp_path / "two.pickle")  # 48 households: parsed by workers
+    assert serial.households == parallel.households == 48
+    assert _rows(parallel) == _rows(serial) and serial.rows
+
+
+def test_collector_is_on_again_after_an_audit(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    assert gc.isenabled()
+    run_audit(data, jobs=1)
+    assert gc.isenabled()
+    (data / "rules").mkdir()
+    (data / "rules" / "坏.yaml").write_text("规则: [\n", encoding="utf-8")
+    with pytest.raises(RuleFileError):
+        run_audit(data, jobs=1)
+    assert gc.isenabled()
+
+
+@pytest.mark.slow
+def test_builds_audit_line_reads_the_records_the_build_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             parses: list[str]) -> None:
+    from archive_builder import api
+
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    out = tmp_path / "别处"  # not the output folder archive.toml names
+    calls: list[dict[str, Any]] = []
+    original = audit_module.run_audit
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs)
+        parses.clear()
+        result = original(*args, **kwargs)
+        calls[-1]["parsed"] = list(parses)
+        return result
+
+    monkeypatch.setattr(audit_module, "run_audit", spy)
+    summary = api.build(data, out, jobs=1)
+    assert "问题台账：" in summary.line()
+    assert calls and calls[0]["record_cache"] == out / ".cache" / "records.pickle"
+    assert calls[0]["parsed"] == []  # every record came from the build's cache
