@@ -135,7 +135,8 @@ def _face_cache_file(face: FontFace) -> Path | None:
         sha = _file_sha256(Path(face.path))
     except (OSError, ImportError):
         return None
-    key = hashlib.sha256(f"face v5|{sha}|{face.subfont_index}|{Version}".encode()).hexdigest()[:32]
+    # the version names what the pickles hold, including their classes' module (v6: facecache)
+    key = hashlib.sha256(f"face v6|{sha}|{face.subfont_index}|{Version}".encode()).hexdigest()[:32]
     return cdir / f"face-{key}.pickle"
 
 
