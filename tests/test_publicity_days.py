@@ -98,3 +98,18 @@ def _village(data: Path) -> tuple[Any, Any]:
 
     dataset = load_household(data, HID)
     return dataset, dataset.villages[0]
+
+
+def test_notice_and_audit_count_the_days_alike(data: Path) -> None:
+    """Both count the first and the last day: a 7-day 公示 from 5月1日 ends on 5月7日, and a
+    notice timed by a recorded 公示 step of 3.08–3.14 lasts the 7 days the audit counts there."""
+    plan = plan_notice(data, "李庄村", "识别公示", households=[HID], start=dt.date(2024, 5, 1), days=7)
+    assert (plan.start, plan.end, plan.days) == (dt.date(2024, 5, 1), dt.date(2024, 5, 7), 7)
+
+    def week(record: dict[str, Any]) -> None:
+        record["procedure"][3]["date_to"] = dt.date(2018, 3, 14)  # identification: 3.08–3.14
+
+    _plant(data, week)
+    assert _publicity(data) == {}  # the audit counts 7 days: no problem
+    plan = plan_notice(data, "李庄村", "识别公示", households=[HID])
+    assert (plan.start, plan.end, plan.days) == (dt.date(2018, 3, 8), dt.date(2018, 3, 14), 7)

@@ -355,7 +355,8 @@ def test_notice_on_a_small_data_dir(make_data_dir: Any, tmp_path: Path) -> None:
                             "--households", "４１１６２１１０５２０１０００１", "-o", str(tmp_path / "公示.pdf")])
     assert result.exit_code == ExitCode.ok, result.output
     assert "未设置监督电话 supervision_phone" in result.output
-    assert "识别公示：1 户，2016-03-10 至 2016-03-17（7 天）" in result.output
+    # the record's 公示 step ran 3.10–3.17: 8 days, both ends counted
+    assert "识别公示：1 户，2016-03-10 至 2016-03-17（8 天）" in result.output
     text = "\n".join(page.extract_text() for page in PdfReader(tmp_path / "公示.pdf").pages)
     _assert_no_personal_data(text)
     assert "慢性病" not in text and "张建国" in text and "监督电话" in text

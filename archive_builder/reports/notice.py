@@ -211,7 +211,7 @@ class NoticePlan:
 
     @property
     def end(self) -> date:
-        return self.start + timedelta(days=self.days)
+        return last_day(self.start, self.days)
 
     def context(self) -> dict[str, Any]:
         """Return the template context: only the notice's public values."""
@@ -230,6 +230,12 @@ class NoticePlan:
             "widths": ",".join(f"{w:g}" for w in kind.widths),
             "aligns": aligns,
         }
+
+
+def last_day(start: date, days: int) -> date:
+    """The last day of a period of ``days`` days from ``start``, both counted (as the audit's
+    公示 rule counts them: 3月1日至3月7日 is 7 days)."""
+    return start + timedelta(days=days - 1)
 
 
 def _overlaps(step: ProcedureStep, start: date, end: date) -> bool:
@@ -300,14 +306,14 @@ def _plan(
         if latest is not None and latest.step.date is not None:
             start = latest.step.date
             if days is None and latest.step.date_to is not None:
-                days = max(spec.min_days, (latest.step.date_to - latest.step.date).days)
+                days = max(spec.min_days, (latest.step.date_to - latest.step.date).days + 1)
         else:
             from ..archive.packet import document_date
 
             start = date.fromisoformat(document_date(config))
     days = spec.min_days if days is None else days
     check_period(spec, days)
-    end = start + timedelta(days=days)
+    end = last_day(start, days)
 
     chosen: list[tuple[Household, str]] = []
     if listed:
