@@ -99,7 +99,8 @@ class ItemChange:
         return self.new or self.old  # type: ignore[return-value]
 
     def line(self, page: str = "") -> str:
-        where = f"（{page}）" if page else ""
+        # "新第 3 页（档案第 57 页）" reads "（新第 3 页，档案第 57 页）" at the end of the line
+        where = f"（{page.replace('（', '，').replace('）', '')}）" if page else ""
         if self.kind == "added":
             return f"+ {self.item.where()}：{self.item.text}{where}"
         if self.kind == "removed":
@@ -136,9 +137,10 @@ def record_document(record: Mapping[str, Any], template_set: str) -> dm.Document
     return dm.Document(title="", sections=tuple(sections), page=tset.page)
 
 
-def printed_page(page_lines: Sequence[Sequence[str]], numbers: Sequence[int | None],
+def printed_page(page_lines: Sequence[Sequence[str]], names: Sequence[str | None],
                  item: Item, fallback: str = "") -> str:
-    """Return "第 N 页": the printed number of the first page showing the item's text."""
+    """Return the name of the first numbered page showing the item's text, e.g. "第 N 页"
+    (``names``: each page's name as printed, None for a page without a number)."""
     import re
 
     # the pieces of the text (a list's entries may be printed in another order) and the row label
@@ -146,8 +148,8 @@ def printed_page(page_lines: Sequence[Sequence[str]], numbers: Sequence[int | No
     label = "".join(item.label.split(" · ")[0].split())
     if not pieces:
         return fallback
-    for lines, number in zip(page_lines, numbers):
+    for lines, name in zip(page_lines, names):
         joined = "".join("".join(lines).split())
-        if number is not None and all(p in joined for p in pieces) and (not label or label in joined):
-            return f"第 {number} 页"
+        if name is not None and all(p in joined for p in pieces) and (not label or label in joined):
+            return name
     return fallback

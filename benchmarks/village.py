@@ -4,7 +4,9 @@
 
 Generates a synthetic village (2 print-size photos per household), then times whole `archive-builder build` processes — full build, no-change rebuild and a
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
-process of the run, workers included), output size and the bytes of embedded font programs.
+process of the run, workers included), output size, the bytes of embedded font programs and
+the output folder's bytes on disk per household (boxes / packets / version store / the rest;
+``python benchmarks/disk.py OUT`` prints the same for any output folder).
 
 ``--set anchor`` (the default) renders a short packet (cover, members, cause, measures,
 income, photos; simplex) with benchmarks/templates/anchor; ``--set default`` renders the
@@ -126,6 +128,18 @@ def stages(data: Path, out: Path, jobs: int) -> None:
     print(proc.stdout.rstrip() if proc.returncode == 0 else f"stage CPU             failed: {proc.stderr[-500:]}")
 
 
+def disk_report(out: Path) -> str:
+    """The output folder's bytes on disk per household: boxes / packets / store / the rest."""
+    from archive_builder.archive.outdir import disk_usage
+
+    usage = disk_usage(out)
+    each = usage.per_household()
+    shared = "store shares blocks with the packets (reflink)" if usage.store_shared else "no reflink here: store copies"
+    return (f"output folder         {usage.total / 1e6:.1f} MB = {each['total'] / 1e3:.0f} kB/household: "
+            f"boxes {each['boxes'] / 1e3:.0f} / packets {each['packets'] / 1e3:.0f} / store {each['store'] / 1e3:.0f}"
+            f" / other {each['other'] / 1e3:.0f} kB ({shared})")
+
+
 def main() -> None:
     # An installed package has compiled bytecode (pip compiles it); a checkout run with
     # PYTHONDONTWRITEBYTECODE would otherwise compile every module in every build process.
@@ -181,6 +195,7 @@ def main() -> None:
     print(f"peak RSS              {max(rss):.0f} MiB (largest single process)")
     print(f"output (box PDFs)     {size / 1e6:.1f} MB")
     print(f"font programs         {fonts / 1e6:.2f} MB in the box PDFs")
+    print(disk_report(out))
     if args.stages:
         stages(data, args.work / "out-stages", args.jobs)
 

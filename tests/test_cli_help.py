@@ -56,6 +56,20 @@ def test_help_shows_the_data_format_document() -> None:
     assert "help 数据格式" in CliRunner().invoke(main, ["--help"]).output
 
 
+def test_the_data_format_document_is_written_in_chinese() -> None:
+    """A village clerk opens it with ``help 数据格式``: prose in Chinese; keys, code and file
+    names stay as they are written in the data."""
+    import re
+
+    text = CliRunner().invoke(main, ["help", "数据格式"]).output
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)
+    prose = re.sub(r"`[^`]*`", "", prose)
+    for line in prose.splitlines():
+        words = re.findall(r"[A-Za-z]{3,}", line)
+        english = [w for w in words if w not in {"YAML", "TOML", "JPEG", "PNG", "TIFF", "HEIC", "PDF", "MOD"}]
+        assert len(english) <= 1, line
+
+
 @pytest.mark.slow
 def test_the_data_format_document_is_in_an_installed_wheel(tmp_path: Path) -> None:
     """A non-editable install (what ``pip install .`` gives a user) has the document."""

@@ -167,6 +167,7 @@ def test_schema_1_store_is_migrated_and_its_blob_files_still_read(tmp_path: Path
     old.close()
     conn = sqlite3.connect(tmp_path / ".store" / "catalog.sqlite")
     conn.execute("DROP TABLE blobs")  # back to schema 1
+    conn.execute("DROP TABLE placements")
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
@@ -497,3 +498,24 @@ def test_sigkill_record_many_at_random_points(tmp_path: Path) -> None:
     before = len(store.versions("H1"))
     assert store.record_many([_entry(tmp_path, "H1", "final")])[0].number == before + 1
     _assert_consistent(store)
+
+
+def test_placements_follow_each_version_and_are_append_only(tmp_path: Path) -> None:
+    from archive_builder.versions.placement import packet_numbers
+    from archive_builder.versions.store import Placement
+
+    assert packet_numbers(57, 5, [2]) == (57, 58, 0, 59, 60)
+    store = VersionStore(tmp_path)
+    _record(store, tmp_path, "H1", "a")
+    sha = hashlib.sha256
+    first = Placement("村/第01盒.pdf", (10, 11, 12))
+    assert store.record_placements([("H1", sha(b"a").hexdigest(), first)]) == 1
+    assert store.record_placements([("H1", sha(b"a").hexdigest(), first)]) == 0  # unchanged: nothing added
+    assert store.record_placements([("H9", sha(b"a").hexdigest(), first)]) == 0  # no such version
+    _record(store, tmp_path, "H1", "b")
+    moved = Placement("村/第01盒.pdf", (13, 14, 15))
+    store.record_placements([("H1", sha(b"b").hexdigest(), moved)])
+    assert store.placement("H1", 1) == first and store.placement("H1", 2) == moved
+    conn = store._connect(create=False)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        conn.execute("DELETE FROM placements")

@@ -117,6 +117,8 @@ def test_regenerate_records_versions_and_compare_highlights(site: dict[str, Any]
     assert compared.status_code == 200
     assert "13912345678" in compared.text and "联系电话" in compared.text
     assert 'class="changed"' in compared.text and "红框标出" in compared.text
+    # pages named as printed: version 1 sits in the build's box, with its archive page number
+    assert re.search(r"原封面（档案第 \d+ 页） ↔ 新封面", compared.text), compared.text
 
 
 @pytest.mark.parametrize("url", [

@@ -25,6 +25,7 @@ from .. import __version__
 from ..document import SectionPages
 from ..errors import ArchiveError, DataDirError, OutputError, disk_full, disk_full_error
 from ..problems import Problem, Severity, error, warning
+from ..versions.placement import record_box_pages
 from . import hashing, outdir, uptodate
 from .packet import (
     PacketRequest,
@@ -273,6 +274,8 @@ class Build:
                 collation = self.start_collation(plan, settings, fonts, scheduler)
                 self.record_versions(plan, settings)
                 boxes = self.finish_collation(plan, collation, settings, fonts, scheduler)
+                record_box_pages(plan.store, ((h.household_id, h.content_hash, h.result) for _, h in plan.households()),
+                                 boxes)
             self.write_manifest(plan, boxes, settings)
             if not self.summary.failed:
                 self._record_uptodate(digest, plan, villages, settings, fonts)

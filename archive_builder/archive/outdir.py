@@ -15,6 +15,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -236,3 +237,87 @@ else:
 
     def _unlock(handle: Any) -> None:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+#: the folder of each village holding its households' packets (the build's PACKETS_DIR)
+PACKETS_FOLDER = "分户档卡"
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    """Bytes an output folder takes on disk (allocated blocks; a file with several hard links
+    counted once), by kind. Blocks a file system shares between files by reflink are counted
+    in each file: ``stat`` cannot see the sharing (``store_shared`` says whether the store
+    could share blocks with the packets here)."""
+
+    households: int
+    boxes: int  # box PDFs and spine labels
+    packets: int  # the per-household packets (PDF and Word) in each village's 分户档卡
+    store: int  # .store: every version's record and packet
+    other: int  # caches, build state, manifest
+    store_shared: bool = False
+
+    @property
+    def total(self) -> int:
+        return self.boxes + self.packets + self.store + self.other
+
+    def per_household(self) -> dict[str, float]:
+        """Bytes per household of each kind (and "total")."""
+        n = max(1, self.households)
+        return {k: getattr(self, k) / n for k in ("boxes", "packets", "store", "other", "total")}
+
+
+def disk_usage(out_dir: Path) -> DiskUsage:
+    """Measure a build output folder: what its boxes, packets, version store and the rest take,
+    and how many households its manifest lists (for the benchmarks)."""
+    out_dir = Path(out_dir)
+    sizes = {"boxes": 0, "packets": 0, "store": 0, "other": 0}
+    seen: set[tuple[int, int]] = set()
+    for folder, _, files in os.walk(out_dir):
+        parts = Path(folder).relative_to(out_dir).parts
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            size = getattr(st, "st_blocks", 0) * 512 or st.st_size
+            if parts and parts[0] == ".store":
+                kind = "store"
+            elif parts and parts[0].startswith("."):
+                kind = "other"
+            elif PACKETS_FOLDER in parts:
+                kind = "packets"
+            elif name.lower().endswith(".pdf") and parts:
+                kind = "boxes"
+            else:
+                kind = "other"
+            sizes[kind] += size
+    manifest = read_json(out_dir / "manifest.json", {})
+    households = sum(len(v.get("households", ())) for v in manifest.get("villages", ()))
+    return DiskUsage(households=households, **sizes, store_shared=reflink_supported(out_dir))
+
+
+def reflink_supported(folder: Path) -> bool:
+    """Whether the file system of ``folder`` can share blocks between files (reflink)."""
+    from ..versions.store import clone_or_copy
+
+    folder = Path(folder)
+    try:
+        fd, name = tempfile.mkstemp(prefix=".reflink-", dir=folder)
+    except OSError:
+        return False
+    source = Path(name)
+    target = source.with_name(source.name + "-copy")
+    try:
+        os.write(fd, b"x")
+        os.close(fd)
+        return clone_or_copy(source, target)
+    except OSError:
+        return False
+    finally:
+        for path in (source, target):
+            with contextlib.suppress(OSError):
+                path.unlink()

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from PIL import Image, ImageDraw
 
 from ..errors import ArchiveError, ExitCode, os_reason
-from .diff import page_name
 from .pdfdiff import Box, _open, _Pdf, diff_boxes
 
 if TYPE_CHECKING:
@@ -244,10 +243,10 @@ def render_html(
     for pic in _pictures(comparison, dpi, max_pages):
         parts.append(f'<h3>{e(_pair_title(pic, comparison))}</h3><div class="pair">')
         parts.append(
-            _figure(f"原{page_name(pic.old, comparison.old_printed)}" if pic.old else "原：无", pic.old_png)
+            _figure(f"原{comparison.old_page(pic.old)}" if pic.old else "原：无", pic.old_png)
         )
         parts.append(
-            _figure(f"新{page_name(pic.new, comparison.new_printed)}" if pic.new else "新：无", pic.new_png)
+            _figure(f"新{comparison.new_page(pic.new)}" if pic.new else "新：无", pic.new_png)
         )
         parts.append("</div>")
     if len(comparison.pages) > max_pages:
@@ -423,8 +422,8 @@ def render_pdf(
     for pic in _pictures(comparison, dpi, max_pages):
         cells = []
         for caption, png in (
-            (f"原{page_name(pic.old, comparison.old_printed)}" if pic.old else "原：无", pic.old_png),
-            (f"新{page_name(pic.new, comparison.new_printed)}" if pic.new else "新：无", pic.new_png),
+            (f"原{comparison.old_page(pic.old)}" if pic.old else "原：无", pic.old_png),
+            (f"新{comparison.new_page(pic.new)}" if pic.new else "新：无", pic.new_png),
         ):
             if png is None:
                 cells.append([p("（无对应页）", caption_style), p(caption, caption_style)])

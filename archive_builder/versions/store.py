@@ -6,6 +6,11 @@ Layout::
                                   small blobs (records, evidence lists) in table ``blobs``
     OUT/.store/blobs/ab/cdef...   the packet PDFs: content-addressed files named by their sha256
 
+Disk: a packet's bytes are stored once however many versions (of any household) have them;
+an unchanged household adds nothing. A blob is made from the output folder's packet by a
+reflink where the file system has them (``clone_or_copy``): then the store and the packets
+share their blocks, and an edit of either never reaches the other. Never by a hard link.
+
 Crash safety rests on one ordering: every blob file a version refers to is written to a
 temporary file, fsynced and renamed into place *before* the transaction that inserts the
 version row commits; small blobs are inserted in that same transaction. A process killed at any
@@ -29,6 +34,7 @@ import os
 import shutil
 import socket
 import sqlite3
+import sys
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -40,7 +46,7 @@ from ..errors import StoreError
 
 STORE_DIR = ".store"
 CATALOG = "catalog.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _CHUNK = 1 << 20
 #: blobs up to this size (the record's JSON, the evidence list) live in the catalog: a build
 #: wrote, fsynced and renamed two such files per household (0.2 CPU-seconds of a
@@ -88,6 +94,16 @@ class Version:
     def when(self) -> str:
         """Return the creation time as printed: "2025-03-01 14:05:09" (the builder's local time)."""
         return self.created_at.replace("T", " ")[:19]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a version's packet sits in a box: the box file (relative to the output folder)
+    and, for each packet page (index 0 = its first page), the archive page number stamped on
+    it in that box (0: not numbered, e.g. a separator sheet)."""
+
+    box: str
+    numbers: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -161,8 +177,35 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    # where a version's packet sits in a box of the output: the box file and the archive page
+    # number (编页) stamped on each of its pages (0 = unnumbered); appended whenever a build
+    # places the version at other numbers, the newest row is where it sits now
+    for statement in (
+        """
+        CREATE TABLE placements (
+            household_id TEXT    NOT NULL,
+            number       INTEGER NOT NULL,
+            box          TEXT    NOT NULL,
+            numbers      TEXT    NOT NULL,
+            placed_at    TEXT    NOT NULL
+        )
+        """,
+        "CREATE INDEX placements_by_version ON placements (household_id, number)",
+        """
+        CREATE TRIGGER placements_no_update BEFORE UPDATE ON placements
+            BEGIN SELECT RAISE(ABORT, 'placements are append-only'); END
+        """,
+        """
+        CREATE TRIGGER placements_no_delete BEFORE DELETE ON placements
+            BEGIN SELECT RAISE(ABORT, 'placements are append-only'); END
+        """,
+    ):
+        conn.execute(statement)
+
+
 #: MIGRATIONS[n] brings a catalog from user_version n to n + 1.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_0_to_1, _migrate_1_to_2, _migrate_2_to_3]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -244,6 +287,33 @@ def _fsync_all(function: Callable[[Path], None], paths: Sequence[Path]) -> None:
     with ThreadPoolExecutor(max_workers=min(16, len(paths))) as pool:
         for _ in pool.map(function, paths):  # re-raises the first error
             pass
+
+
+#: Linux's FICLONE ioctl (``fcntl.FICLONE`` from Python 3.12 on)
+_FICLONE = 0x40049409
+
+
+def clone_or_copy(source: Path, target: Path) -> bool:
+    """Copy ``source`` to ``target``; return True when the copy shares the source's blocks.
+
+    Where the file system can (Btrfs, XFS, bcachefs, OCFS2: the FICLONE ioctl, "reflink") the
+    copy takes no new space, and stays a copy: a write to either file makes the file system
+    copy the blocks written, never change the other file. This is why a version store may
+    share its blobs with the output folder's packets this way and never by hard links, which
+    a program editing the packet in place (as root, or after chmod) would write through.
+    Elsewhere (ext4, NTFS, network shares) the bytes are copied by the kernel.
+    """
+    if sys.platform == "linux":
+        import fcntl
+
+        try:
+            with open(source, "rb") as src, open(target, "wb") as dst:
+                fcntl.ioctl(dst.fileno(), getattr(fcntl, "FICLONE", _FICLONE), src.fileno())
+            return True
+        except OSError:
+            pass  # EOPNOTSUPP, EXDEV, EINVAL…: copy instead (the copy overwrites target)
+    shutil.copyfile(source, target)  # sendfile on Linux, fcopyfile on macOS
+    return False
 
 
 def short_blob(sha: str) -> str:
@@ -527,6 +597,60 @@ class VersionStore:
         )
         return version
 
+    def record_placements(self, placed: Sequence[tuple[str, str, Placement]]) -> int:
+        """Note where the packets of (household id, content hash) sit in their boxes; return the
+        rows added. The version meant is the household's newest one with that content; a
+        placement equal to the version's newest one adds nothing (an unchanged rebuild writes
+        nothing); content the store has no version of is skipped."""
+        conn = self._connect(create=False)
+        if conn is None or not placed:
+            return 0
+        wanted = {household_id for household_id, _, _ in placed}
+        numbers: dict[tuple[str, str], int] = {}
+        current: dict[tuple[str, int], tuple[str, str]] = {}
+        for row in conn.execute("SELECT household_id, number, content_hash FROM versions ORDER BY number"):
+            if row[0] in wanted:
+                numbers[(row[0], row[2])] = row[1]
+        for row in conn.execute("SELECT household_id, number, box, numbers FROM placements ORDER BY rowid"):
+            if row[0] in wanted:
+                current[(row[0], row[1])] = (row[2], row[3])
+        rows = []
+        placed_at = datetime.now().astimezone().isoformat(timespec="seconds")
+        for household_id, content_hash, placement in placed:
+            number = numbers.get((household_id, content_hash))
+            if number is None:
+                continue
+            value = (placement.box, json.dumps(list(placement.numbers)))
+            if current.get((household_id, number)) != value:
+                current[(household_id, number)] = value
+                rows.append((household_id, number, *value, placed_at))
+        if rows:
+            try:
+                with contextlib.closing(conn.cursor()) as cursor:
+                    cursor.execute("BEGIN IMMEDIATE")
+                    cursor.executemany(
+                        "INSERT INTO placements (household_id, number, box, numbers, placed_at) "
+                        "VALUES (?, ?, ?, ?, ?)", rows)
+                    cursor.execute("COMMIT")
+            except sqlite3.Error as exc:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise StoreError(
+                    f"版本库被占用或无法写入：{exc}",
+                    hint="等待其他正在运行的生成任务结束后重试。",
+                ) from exc
+        return len(rows)
+
+    def placement(self, household_id: str, number: int) -> Placement | None:
+        """Where version ``number`` of the household sits in a box now (None: never boxed)."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return None
+        row = conn.execute(
+            "SELECT box, numbers FROM placements WHERE household_id = ? AND number = ? "
+            "ORDER BY rowid DESC LIMIT 1", (household_id, number)).fetchone()
+        return None if row is None else Placement(row[0], tuple(json.loads(row[1])))
+
     # -- reading ----------------------------------------------------------------------
 
     def versions(self, household_id: str) -> list[Version]:
@@ -736,7 +860,7 @@ class _BlobBatch:
         os.close(fd)
         tmp = Path(tmp_name)
         try:
-            shutil.copyfile(path, tmp)  # sendfile on Linux, fcopyfile on macOS
+            clone_or_copy(path, tmp)
         except BaseException:
             with contextlib.suppress(OSError):
                 tmp.unlink()

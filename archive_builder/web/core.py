@@ -64,6 +64,9 @@ def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict
         for pic in _pictures(comparison, REPORT_DPI, 30):
             pictures.append({
                 "old": pic.old, "new": pic.new, "regions": pic.regions,
+                # the pages as printed: "第 3 页（档案第 57 页）"
+                "old_name": comparison.old_page(pic.old) if pic.old else None,
+                "new_name": comparison.new_page(pic.new) if pic.new else None,
                 "old_png": base64.b64encode(pic.old_png).decode() if pic.old_png else None,
                 "new_png": base64.b64encode(pic.new_png).decode() if pic.new_png else None,
             })
