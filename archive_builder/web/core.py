@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,8 +49,18 @@ def history(workspace: Workspace, household_id: str) -> list[Any]:
         return core_history(store, household_id)
 
 
+#: pdfium is not thread-safe, and the pages call these from a thread pool at the same time
+#: (a page shows several page images): one PDF rendering at a time in this process
+_PDFIUM = threading.Lock()
+
+
 def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict[str, Any]:
     """The comparison of two versions, as ``diff --report`` draws it: fields and page pairs."""
+    with _PDFIUM:
+        return _compare(workspace, household_id, old, new)
+
+
+def _compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict[str, Any]:
     import base64
 
     from ..versions.diff import compare_versions
@@ -82,7 +93,7 @@ def page_png(pdf: Path, page: int, dpi: float = 50) -> bytes:
     """One page of a PDF as PNG bytes (1-based page number)."""
     from ..versions.pdfdiff import _open
 
-    with _open(pdf) as document:
+    with _PDFIUM, _open(pdf) as document:
         if not 1 <= page <= len(document.doc):
             raise ValueError(f"page {page} out of range")
         image = document.render(page - 1, dpi)
