@@ -30,7 +30,6 @@ def collate_village(
     fonts: FontSet,
     date: str,
     problems: list[Problem] | None = None,
-    compress: bool = False,
     missing: Sequence[MissingItem] = (),
 ) -> list[BoxResult]:
     """Write the village's box PDFs into ``out_dir``; return one result per box.
@@ -39,9 +38,6 @@ def collate_village(
     the PDF dates. Warnings (oversized households) go to ``problems`` if given. Box files of
     this village numbered beyond the new box count (left from an earlier, larger build) are
     removed. ``missing``: item numbers without a packet, noted on the 备考表 of their box.
-    ``compress`` runs pypdf's ``compress_identical_objects`` — measured on a
-    231-household village it saved 0.03 % of the bytes for ~0.2 s, so it is off by default
-    (fonts are shared by ``merge_font_subsets`` instead).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,7 +45,7 @@ def collate_village(
     notes = assign_missing(plan, missing)
     results = [
         collate_box(
-            village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date, compress=compress,
+            village, box_no, len(plan), box, out_dir, options, fonts=fonts, date=date,
             missing=notes[box_no - 1],
         )
         for box_no, box in enumerate(plan, start=1)

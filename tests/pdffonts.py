@@ -6,7 +6,23 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from archive_builder.render.fontmerge import _font_file_of
+
+def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
+    """(FontDescriptor, FontFile stream reference) of a simple or composite pypdf font."""
+    d = font
+    if font.get("/Subtype") == "/Type0":
+        dfs = font.get("/DescendantFonts")
+        if not dfs:
+            return None, None
+        d = dfs.get_object()[0].get_object()
+    fd = d.get("/FontDescriptor")
+    if fd is None:
+        return None, None
+    fd = fd.get_object()
+    for k in ("/FontFile2", "/FontFile", "/FontFile3"):
+        if k in fd:
+            return fd, fd.raw_get(k)
+    return fd, None
 
 
 def font_report(pdf_path: str | os.PathLike[str]) -> list[dict[str, Any]]:

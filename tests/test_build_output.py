@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from build_helpers import (
+    REPO,
     check_build,
     check_manifest_schema,
     kill_group,
@@ -92,6 +93,41 @@ def test_killed_first_build_then_rerun(tmp_path):
     assert sum(len(v["households"]) for v in manifest(out)["villages"]) == 12
 
 
+#: run as ``python -c``: a build whose box collation stops for good with a box's temporary file
+#: written and not yet published (a marker file says so), so that the test kills it there and
+#: not by chance (the temporary file of a box lives for milliseconds)
+_STOP_WHILE_COLLATING = """
+import contextlib, sys, time
+from pathlib import Path
+from archive_builder.archive import collate
+from archive_builder.cli import main
+
+real = collate.atomic_file
+marker = Path(sys.argv[1])
+
+@contextlib.contextmanager
+def stopping(path, *args, **kwargs):
+    with real(path, *args, **kwargs) as fh:
+        yield fh
+        fh.flush()
+        part = next(path.parent.glob("." + path.name + ".*.part"))
+        marker.write_text(str(part), encoding="utf-8")
+        time.sleep(600)
+
+collate.atomic_file = stopping
+sys.argv = ["archive-builder", *sys.argv[2:]]
+main()
+"""
+
+
+def _build_stopping_while_collating(data: Path, out: Path, marker: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _STOP_WHILE_COLLATING, str(marker), "build", str(data), "-o", str(out),
+         "-j", "2", "--force"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("moment", ["rendering", "collating"])
 def test_kill_during_rebuild_keeps_previous_outputs(tmp_path, moment):
@@ -101,20 +137,26 @@ def test_kill_during_rebuild_keeps_previous_outputs(tmp_path, moment):
     assert first.exit_code == ExitCode.ok, first.output
     boxes = {b["file"]: b["pages"] for v in manifest(out)["villages"] for b in v["boxes"]}
     box_paths = [out / f for f in boxes]
+    marker = tmp_path / "collating"
 
     def box_part() -> bool:
         # complete at every moment: each published box ends with %%EOF while the rebuild runs
         for path in box_paths:
             assert path.read_bytes().rstrip().endswith(b"%%EOF"), path
-        folder = out / "411621105201_李庄村"
-        return any(folder.glob(".*盒.pdf.*.part")) or any((out / "411621105202_王楼村").glob(".*盒.pdf.*.part"))
+        return marker.exists()
 
     def packet_part() -> bool:
         return any(out.glob("*/分户档卡/.*.part"))
 
-    proc = subprocess_build(data, out, "--force")
+    if moment == "rendering":
+        proc = subprocess_build(data, out, "--force")
+    else:
+        proc = _build_stopping_while_collating(data, out, marker)
     try:
-        caught = _wait_for(packet_part if moment == "rendering" else box_part, proc)
+        caught = _wait_for(packet_part if moment == "rendering" else box_part, proc, timeout=120)
+        if moment == "collating" and caught:
+            part = Path(marker.read_text(encoding="utf-8"))
+            assert part.name.endswith(".part") and part.stat().st_size > 0, part  # written, unpublished
     finally:
         kill_group(proc)
     assert caught and proc.returncode == -signal.SIGKILL, "未能在生成途中终止（测试无效）"

@@ -613,26 +613,31 @@ def test_box_files_readable_by_others(built):
 def test_shared_font_of_a_face_set_but_never_drawn(tmp_path, fonts):
     """A font whose ToUnicode lists no character (set on a page, nothing drawn) still gets a
     complete shared copy: the box is written and its fonts are embedded."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, NameObject
+    import pikepdf
 
     from archive_builder.render import fonts as fonts_mod
 
     if isinstance(fonts, FakeFonts):
         pytest.skip("needs the real FontSet")
     packets = make_packets(tmp_path, count=1, sizes=(3,))
-    reader = PdfReader(packets[0].pdf)
-    font = next(iter(reader.pages[0]["/Resources"]["/Font"].values())).get_object()
-    empty = DecodedStreamObject()
-    empty.set_data(b"begincmap\nendcmap\n" + fontprogram._CMAP_MARKER.encode())
-    font[NameObject("/ToUnicode")] = empty
-    writer = PdfWriter()
-    shared = fonts_mod.SharedFonts(writer, fonts)
+    packet = pikepdf.open(packets[0].pdf)
+    font = next(iter(packet.pages[0].obj.Resources.Font.values()))
+    font.ToUnicode = pikepdf.Stream(packet, b"begincmap\nendcmap\n" + fontprogram._CMAP_MARKER.encode())
+    box = pikepdf.new()
+    shared = fonts_mod.SharedFonts(box, fonts)
     ref = shared.adopt_font(font)
     assert ref is not None
     shared.finish()
-    written = ref.get_object()
-    assert written["/Subtype"] == "/Type0" and "/DescendantFonts" in written
+    assert ref.Subtype == "/Type0" and "/DescendantFonts" in ref
+    box.pages.append(packet.pages[0])
+    box.pages[0].obj.Resources.Font = pikepdf.Dictionary({"/F1": ref})
+    out = io.BytesIO()
+    box.save(out)
+    from pdffonts import font_report
+
+    path = tmp_path / "box.pdf"
+    path.write_bytes(out.getvalue())
+    assert [f["embedded"] for f in font_report(path)] == [True]
 
 
 # --------------------------------------------------------------------------- missing item numbers
@@ -668,85 +673,6 @@ def test_remarks_name_missing_items_and_stay_inside_their_frame(tmp_path, fonts)
     assert f"另缺 {40 - len(listed)} 件" in remarks, remarks
 
 
-def _two_page_pdf(link: bool) -> bytes:
-    """Two pages sharing one image XObject; with ``link``, the second carries a link annotation."""
-    from PIL import Image
-    from reportlab.lib.utils import ImageReader
-    from reportlab.pdfgen.canvas import Canvas
-
-    img = io.BytesIO()
-    Image.new("RGB", (8, 8), (200, 10, 10)).save(img, "PNG")
-    reader = ImageReader(io.BytesIO(img.getvalue()))
-    buf = io.BytesIO()
-    c = Canvas(buf, invariant=1)
-    for n in (1, 2):
-        c.drawString(72, 700, f"page {n}")
-        c.drawImage(reader, 72, 500, 40, 40)
-        if link and n == 2:
-            c.linkURL("https://example.invalid/", (72, 600, 200, 620))
-        c.showPage()
-    c.save()
-    return buf.getvalue()
-
-
-@pytest.mark.parametrize("link", [False, True])
-def test_append_pages_copies_plain_pages_and_falls_back_for_others(link):
-    """Plain packet pages are copied by ``_append_pages`` itself (shared objects once);
-    a page with anything else (a link here) goes through pypdf's ``append``."""
-    from pypdf import PdfWriter
-
-    from archive_builder.archive import collate
-
-    data = _two_page_pdf(link)
-    writer = PdfWriter()
-    writer.add_blank_page(595, 842)
-    collate._append_pages(writer, PdfReader(io.BytesIO(data)))
-    out = io.BytesIO()
-    writer.write(out)
-    r = PdfReader(io.BytesIO(out.getvalue()))
-    assert len(r.pages) == 3
-    assert [p.extract_text().strip() for p in r.pages[1:]] == ["page 1", "page 2"]
-    images = [p["/Resources"]["/XObject"] for p in r.pages[1:]]
-    refs = [next(iter(x.values())) for x in images]
-    assert refs[0].idnum == refs[1].idnum  # one image object, as in the packet
-    assert refs[0].get_object().get_data() == next(
-        iter(PdfReader(io.BytesIO(data)).pages[0]["/Resources"]["/XObject"].values())
-    ).get_object().get_data()
-    assert ("/Annots" in r.pages[2]) == link
-    assert all(p["/Parent"].get_object()["/Type"] == "/Pages" for p in r.pages)
-
-
-def test_names_written_once_writes_the_same_bytes():
-    """The memoised name writing used for boxes gives exactly pypdf's bytes, escapes included."""
-    from pypdf import PdfWriter
-    from pypdf.generic import DictionaryObject, NameObject, TextStringObject
-
-    from archive_builder.archive import collate
-
-    def written(memo: bool) -> bytes:
-        writer = PdfWriter()
-        page = writer.add_blank_page(100, 100)
-        extra = DictionaryObject()
-        for name in ("/Plain", "/With#20Space", "/中文名", "/A(b)", "/Plain"):
-            extra[NameObject(name)] = NameObject("/Value-" + str(len(name)))
-        extra[NameObject("/T")] = TextStringObject("户主")
-        page[NameObject("/ABExtra")] = extra
-        out = io.BytesIO()
-        if memo:
-            with collate._names_written_once():
-                writer.write(out)
-        else:
-            writer.write(out)
-        return out.getvalue()
-
-    plain = written(False)
-    assert written(True) == plain
-    assert written(False) == plain  # and pypdf's own writing is back afterwards
-    from pypdf.generic import NameObject as N
-
-    assert N.write_to_stream.__qualname__ == "NameObject.write_to_stream"
-
-
 def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     """Fonts the renderer reported (``PacketInfo.fonts``) are not read back from the packet,
     and the box is the same file as when every font is read back."""
@@ -761,22 +687,14 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
         packets.append(PacketInfo(hid, f"王{i}", 2, "脱贫户", i + 1, tmp_path / f"{hid}.pdf", pages,
                                   sections, seps, fonts=tuple(reported)))
     opts = PrintOptions(duplex=True, sheets_per_box=100)
-    real = fontmerge.SharedFonts.adopt_font
-    real_marker = fontmerge.SharedFonts.adopt_marker
-
-    def adopt_marker(self, marker, chars="", tounicode=None):
-        if tounicode is not None:
-            read.append(1)
-        return real_marker(self, marker, chars=chars, tounicode=tounicode)
-
+    real = fontmerge.SharedFonts._adopt
     read: list[int] = []
 
     def collate(out: Path, infos: list) -> tuple[list[bytes], int]:
         read.clear()
         with pytest.MonkeyPatch.context() as mp:
-            # a ToUnicode map read back: by pypdf's route (adopt_font) or packetpdf's
-            mp.setattr(fontmerge.SharedFonts, "adopt_font", lambda self, font: read.append(1) or real(self, font))
-            mp.setattr(fontmerge.SharedFonts, "adopt_marker", adopt_marker)
+            # a font whose ToUnicode map is read back
+            mp.setattr(fontmerge.SharedFonts, "_adopt", lambda self, font: read.append(1) or real(self, font))
             boxes = collate_village(VILLAGE, infos, out, opts, fonts=fonts, date="2025-03-01")
         return [b.file.read_bytes() for b in boxes], len(read)
 
@@ -787,20 +705,90 @@ def test_fonts_reported_by_the_renderer_give_the_same_box(tmp_path, fonts):
     assert read_back - read_given == sum(len(p.fonts) for p in packets) > 0
 
 
-def test_append_pages_leaves_parsed_content_streams_to_pypdf():
-    """A page whose contents pypdf already parsed into a ContentStream is copied by pypdf's
-    own clone (the lean copy takes only plain streams' bytes)."""
-    from pypdf import PdfWriter
-    from pypdf.generic import ContentStream
+# --------------------------------------------------------------------------- packets as qpdf copies them
 
+
+def test_collation_reports_a_wrong_page_count(tmp_path, fonts):
+    from dataclasses import replace
+
+    packets = make_packets(tmp_path, count=2)
+    with pytest.raises(ValueError, match="档卡页数不符"):
+        collate_village(VILLAGE, [replace(packets[0], pages=packets[0].pages + 1), packets[1]],
+                        tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+
+
+def test_an_unreadable_packet_is_named_in_chinese(tmp_path, fonts):
+    packets = make_packets(tmp_path, count=2)
+    packets[1].pdf.write_bytes(b"not a PDF at all")
+    with pytest.raises(ValueError, match=f"户 {packets[1].household_id} 的档卡文件.*无法读取"):
+        collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+    assert not list((tmp_path / "out").glob("*.pdf"))  # no half-written box
+
+
+def test_a_packet_pypdf_rewrote_still_collates(tmp_path, fonts):
+    from pypdf import PdfWriter
+
+    packets = make_packets(tmp_path, count=2)
+    out = io.BytesIO()
+    PdfWriter(clone_from=PdfReader(packets[0].pdf)).write(out)
+    packets[0].pdf.write_bytes(out.getvalue())
+    boxes = collate_village(VILLAGE, packets, tmp_path / "out", PrintOptions(), fonts=fonts, date="2025-03-01")
+    text = "".join(page_texts(PdfReader(boxes[0].file)))
+    assert marker(packets[0].household_id, 1) in text and marker(packets[1].household_id, 1) in text
+
+
+def test_inline_font_dictionaries_share_the_box_fonts(tmp_path, fonts):
+    """Pages whose font dictionary is inline (not the renderer's shape) are pointed at the
+    box's shared fonts page by page: the same text, one copy of each face."""
+    import pikepdf
+    from pdffonts import font_report
+
+    if isinstance(fonts, FakeFonts):
+        pytest.skip("needs the real FontSet")
+    packets = make_packets(tmp_path, count=3)
+    shared = collate_village(VILLAGE, packets, tmp_path / "shared", PrintOptions(), fonts=fonts, date="2025-03-01")
+    with pikepdf.open(packets[1].pdf, allow_overwriting_input=True) as pdf:
+        for page in pdf.pages:
+            page.obj.Resources.Font = pikepdf.Dictionary(dict(page.obj.Resources.Font.items()))
+        pdf.save(packets[1].pdf)
+    inline = collate_village(VILLAGE, packets, tmp_path / "inline", PrintOptions(), fonts=fonts, date="2025-03-01")
+    report = font_report(inline[0].file)
+    faces = [f["name"].split("+")[1] for f in report]
+    assert faces and len(faces) == len(set(faces))
+    assert page_texts(PdfReader(inline[0].file)) == page_texts(PdfReader(shared[0].file))
+
+
+def test_images_are_copied_byte_for_byte_and_once(tmp_path, fonts):
+    """A packet's image shared by two pages is one object in the box, its bytes unchanged."""
+    from PIL import Image
+    from reportlab.lib.utils import ImageReader
+    from reportlab.pdfgen.canvas import Canvas
+
+    img = io.BytesIO()
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(img, "PNG")
+    path = tmp_path / "4116210000000009.pdf"
+    c = Canvas(str(path), invariant=1)
+    reader = ImageReader(io.BytesIO(img.getvalue()))
+    for _ in range(2):
+        c.drawImage(reader, 72, 500, 40, 40)
+        c.showPage()
+    c.save()
+    info = PacketInfo("4116210000000009", "王", 1, "脱贫户", 1, path, 2)
+    (box,) = collate_village(VILLAGE, [info], tmp_path / "out", PrintOptions(duplex=False), fonts=fonts,
+                             date="2025-03-01")
+    r = PdfReader(box.file)
+    _hid, first, last = box.households[0]
+    refs = [next(iter(r.pages[i]["/Resources"]["/XObject"].values())) for i in (first - 1, last - 1)]
+    assert refs[0].idnum == refs[1].idnum
+    original = PdfReader(path).pages[0]["/Resources"]["/XObject"]
+    assert refs[0].get_object()._data == next(iter(original.values())).get_object()._data
+
+
+def test_box_fingerprint_follows_the_collation_format(monkeypatch):
+    """Boxes written by an earlier collation (other bytes for the same input) are collated again."""
     from archive_builder.archive import collate
 
-    reader = PdfReader(io.BytesIO(_two_page_pdf(False)))
-    page = reader.pages[0]
-    ref = page.raw_get("/Contents")
-    reader.resolved_objects[(ref.generation, ref.idnum)] = ContentStream(ref.get_object(), reader)
-    writer = PdfWriter()
-    collate._append_pages(writer, reader)
-    out = io.BytesIO()
-    writer.write(out)
-    assert [p.extract_text().strip() for p in PdfReader(io.BytesIO(out.getvalue())).pages] == ["page 1", "page 2"]
+    args = ({"code": "1"}, 1, 1, PrintOptions(), "2025-03-01", [(fake_info(1, 3), "h")], [])
+    before = collate.box_fingerprint(*args)
+    monkeypatch.setattr(collate, "COLLATE_FORMAT", collate.COLLATE_FORMAT + 1)
+    assert collate.box_fingerprint(*args) != before

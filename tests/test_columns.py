@@ -13,6 +13,7 @@ import yaml
 
 from archive_builder.errors import TemplateError
 from archive_builder.render.columns import allocate, column_widths, unbreakable_words
+from archive_builder.render.docxtables import natural_pieces
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "households_sample"
@@ -44,6 +45,15 @@ def test_allocate_keeps_minimums_and_gives_spare_room_to_wrapping_columns() -> N
     assert allocate(100, [50, 10], [50, 10], [1, 9])[0] >= 50
 
 
+def test_long_labels_break_only_at_their_natural_points_in_word() -> None:
+    from archive_builder.render.docxtables import natural_words
+
+    assert natural_pieces("弱劳动力或半劳动力") == ["弱劳动力或", "半劳动力"]
+    assert natural_pieces("文盲或半文盲") == ["文盲或", "半文盲"]
+    assert natural_pieces("或者") == ["或者"] and natural_pieces("之儿媳") == ["之儿媳"]
+    assert natural_words("411621196912060233") == ["411621196912060233"]
+
+
 def test_table_text_shrinks_rather_than_breaking_words() -> None:
     widths, scale = column_widths(100, ("a", "b"), [("x" * 60, "y" * 60)], (), lambda t, h: float(len(t)), 0)
     assert scale == pytest.approx(100 / 120, rel=0.01) and sum(widths) == pytest.approx(100)
@@ -73,6 +83,20 @@ def _lines_of_page_with(pdf: Path, marker: str) -> list[str]:
                           check=True).stdout
     page = next(p for p in text.split("\f") if marker in p)
     return page.splitlines()
+
+
+def _members_table_sizes(docx: Path) -> list[float]:
+    """The text sizes (pt) of the .docx table whose header has 公民身份号码."""
+    import zipfile
+
+    from lxml import etree
+
+    from archive_builder.render.docx import W_NS
+
+    root = etree.fromstring(zipfile.ZipFile(docx).read("word/document.xml"))
+    table = next(t for t in root.iter(f"{{{W_NS}}}tbl")
+                 if "公民身份号码" in "".join(t.itertext()))
+    return [int(sz.get(f"{{{W_NS}}}val")) / 2 for sz in table.iter(f"{{{W_NS}}}sz")]
 
 
 def _whole_on_a_line(lines: list[str], words: set[str]) -> list[str]:
@@ -113,7 +137,13 @@ def test_members_table_breaks_no_label_or_id_in_the_docx(tmp_path: Path, monkeyp
                    timeout=300)
     converted = tmp_path / "lo" / made.result.docx.with_suffix(".pdf").name
     lines = _lines_of_page_with(converted, "家庭成员情况")
-    assert _whole_on_a_line(lines, _members_words(record)) == []
+    # a long label may break at its natural point (弱劳动力或|半劳动力), never elsewhere
+    words = {piece for word in _members_words(record) for piece in natural_pieces(word)}
+    assert _whole_on_a_line(lines, words) == []
+    header = next(line for line in lines if "公民身份号码" in line)
+    assert {"与户主关系", "性别", "在校生状况"} <= set(header.split())
+    # and the table's text is not made smaller than 3/4 of its size (10.5 pt → 7.9 pt)
+    assert _members_table_sizes(made.result.docx) and min(_members_table_sizes(made.result.docx)) >= 0.75 * 10.5
     cover = _lines_of_page_with(converted, "保管期限")
     for label in ("县（市、区）：", "户主姓名：", "保管期限："):
         assert any(label in line for line in cover), label

@@ -34,6 +34,7 @@ from archive_builder.render.docx import (
 )
 
 W = f"{{{W_NS}}}"
+R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 CJK = ("\u3400", "\u9fff")
 
 
@@ -188,6 +189,22 @@ def test_page_number_footer(written):
     with zipfile.ZipFile(out) as z:
         footers = [z.read(n).decode() for n in z.namelist() if n.startswith("word/footer")]
     assert any(" PAGE " in f and "— " in f for f in footers)
+
+
+def test_sections_share_one_footer_of_each_kind(written):
+    """Cover, separator and numbered sections alternate: one numbered and one blank footer
+    part, referenced by every section that shows it; each section still names its footer
+    where the kind changes, and the zip holds the pictures as they are (stored)."""
+    _, out, _ = written
+    with zipfile.ZipFile(out) as z:
+        footers = sorted(n for n in z.namelist() if n.startswith("word/footer"))
+        assert z.testzip() is None
+        pictures = [i for i in z.infolist() if i.filename.startswith("word/media/")]
+    assert len(footers) == 2
+    assert pictures and all(i.compress_type == zipfile.ZIP_STORED for i in pictures)
+    body = _xml(out, "word/document.xml")
+    refs = [r.get(f"{{{R}}}id") for r in body.iter(f"{W}footerReference")]
+    assert len(refs) >= 4 and len(set(refs)) == 2
 
 
 def test_deterministic_bytes(tmp_path, evidence):

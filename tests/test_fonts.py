@@ -16,7 +16,7 @@ pytest.importorskip("reportlab")
 pytest.importorskip("pypdf")
 
 from pdffonts import font_report
-from pypdf import PdfReader, PdfWriter
+from pypdf import PdfReader
 from reportlab import rl_config
 from reportlab.pdfgen.canvas import Canvas
 
@@ -291,13 +291,15 @@ def test_merge_twenty_packets_shares_fonts(fs, tmp_path):
         c.save()
         stock.append(buf.getvalue())
 
-    w = PdfWriter()
-    for p in pdfs + stock:
-        w.append(PdfReader(io.BytesIO(p)))
+    import pikepdf
+
+    w = pikepdf.new()
+    sources = [pikepdf.open(io.BytesIO(p)) for p in pdfs + stock]
+    for source in sources:
+        w.pages.extend(source.pages)
     stats = merge_font_subsets(w)
     out = tmp_path / "merged.pdf"
-    with open(out, "wb") as fh:
-        w.write(fh)
+    w.save(out)
 
     assert stats["conflicts"] == 0
     assert stats["fonts_before"] > stats["fonts_after"]
@@ -347,19 +349,22 @@ def test_pdffonts_reports_embedded(fs, tmp_path):
 
 def _merged(pdfs: list[bytes], fonts=None, strip_marker: tuple[int, ...] = ()) -> tuple[bytes, dict]:
     """Append ``pdfs`` to one writer, merge the fonts, return the written bytes and stats."""
-    from pypdf.generic import NameObject
+    import pikepdf
 
-    w = PdfWriter()
+    w = pikepdf.new()
+    sources = []
     for i, p in enumerate(pdfs):
-        r = PdfReader(io.BytesIO(p))
+        r = pikepdf.open(io.BytesIO(p))
+        sources.append(r)
         if i in strip_marker:  # a packet from before the marker existed
             for page in r.pages:
-                for ref in page["/Resources"]["/Font"].values():
-                    ref.get_object().pop(NameObject(fontprogram._FACE_KEY), None)
-        w.append(r, import_outline=False)
+                for font in page.obj.Resources.Font.values():
+                    if fontprogram._FACE_KEY in font:
+                        del font[fontprogram._FACE_KEY]
+        w.pages.extend(r.pages)
     stats = merge_font_subsets(w, fonts)
     buf = io.BytesIO()
-    w.write(buf)
+    w.save(buf, deterministic_id=True)
     return buf.getvalue(), stats
 
 

@@ -185,3 +185,30 @@ def test_failed_conversion_is_reported(tmp_path):
     with LibreOffice(str(fake)) as lo, pytest.raises(ExternalToolError) as e:
         lo.convert(src, tmp_path / "out")
     assert "未能把 a.docx 转换为 PDF" in e.value.message
+
+
+def test_filled_form_keeps_only_the_styles_it_uses(tmp_path, monkeypatch):
+    """A filled form drops the template's unused styles, latent styles, stylesWithEffects and
+    thumbnail (LibreOffice reads them all for each form it converts); what it uses stays."""
+    import re
+    import zipfile
+
+    out = tmp_path / "filled.docx"
+    render_form(FORM, CONTEXT, out)
+    with zipfile.ZipFile(FORM) as z:
+        before = z.read("word/styles.xml")
+    with zipfile.ZipFile(out) as z:
+        names = set(z.namelist())
+        styles = z.read("word/styles.xml")
+        document = z.read("word/document.xml") + z.read("word/numbering.xml")
+    assert b"latentStyles" in before and b"latentStyles" not in styles
+    assert "word/stylesWithEffects.xml" not in names and "docProps/thumbnail.jpeg" not in names
+    assert len(styles) < len(before) / 4
+    ids = set(re.findall(rb'w:styleId="([^"]+)"', styles))
+    assert set(re.findall(rb'w:(?:pStyle|rStyle|tblStyle) w:val="([^"]+)"', document)) <= ids
+    based = set(re.findall(rb'w:(?:basedOn|link|next) w:val="([^"]+)"', styles))
+    assert based <= ids
+    assert "张<三>" in _text(out)
+    monkeypatch.setattr(forms, "slim", lambda document: None)
+    render_form(FORM, CONTEXT, tmp_path / "whole.docx")
+    assert _text(out) == _text(tmp_path / "whole.docx")

@@ -569,3 +569,34 @@ def test_yaml_left_to_pyyaml_keeps_the_encoding_warning(tmp_path: Path) -> None:
     messages = [p.message for p in parsed.problems]
     assert messages[0] == "x/household.yaml 是 GBK 编码，已按 GBK 读取"
     assert any("键「home2」重复出现" in m for m in messages) and len(messages) == 2
+
+
+def test_loader_tags_scalars_as_pyyaml_does() -> None:
+    import yaml
+
+    from archive_builder.records.loader import load_yaml
+
+    text = (
+        "a: 2024-01-02\nb: '2024-01-02'\nc: yes\nd: \"yes\"\ne: 1.5\nf: '1.5'\ng: ~\nh: null\n"
+        "i: 0x1f\nj: 是\nk: [1, '1', true, 'true']\nl: {m: 2024-02-30, n: .inf}\n"
+        "'2024-01-02': plain\n2024-01-02: dated\n"
+    )
+    twice = [load_yaml(text), load_yaml(text)]  # the second from the loader's memo
+    expected = yaml.safe_load(text.replace("2024-02-30", "'2024-02-30'"))
+    assert twice[0] == twice[1] == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [('"第一行\\v第二行"', "控制字符"), ('"A\\uFFFEB"', "控制字符"), ("|\n  " + "长" * 10_001, "太长")],
+)
+def test_text_checks_of_a_yaml_record_name_field_and_line(tmp_path: Path, value: str, what: str) -> None:
+    from archive_builder.records.loader import read_record_file
+
+    path = tmp_path / "household.yaml"
+    path.write_text(f"household_id: '1'\nhead:\n  name: 张三\nnotes: {value}\n", encoding="utf-8")
+    parsed = read_record_file(path, "村/1/household.yaml")
+    [problem] = parsed.problems
+    assert what in problem.message
+    assert (problem.file, problem.line, problem.field) == ("村/1/household.yaml", 4, "notes")
+    assert "\v" not in parsed.data["notes"] and len(parsed.data["notes"]) <= 10_000

@@ -63,9 +63,10 @@ class Positions(Mapping[str, tuple[int, int]]):
     __slots__ = ("_keys", "_packed")
 
     def __init__(self, items: Mapping[str, tuple[int, int]] | None = None) -> None:
-        pairs = sorted((sys.intern(k), v) for k, v in (items or {}).items())
-        self._keys = tuple(k for k, _ in pairs)
-        self._packed = array("Q", ((line << 32) | column for _, (line, column) in pairs))
+        items = items or {}
+        keys = sorted(items)  # the paths are unique: no need to compare positions
+        self._keys = tuple(map(sys.intern, keys))
+        self._packed = array("Q", [(line << 32) | column for line, column in map(items.__getitem__, keys)])
 
     def _index(self, key: str) -> int:
         i = bisect.bisect_left(self._keys, key)
@@ -317,6 +318,12 @@ _BaseLoader: Any = getattr(
 )  # libyaml is ~20× faster
 
 
+_STR = "tag:yaml.org,2002:str"
+_MAP = "tag:yaml.org,2002:map"
+_SEQ = "tag:yaml.org,2002:seq"
+_ScalarNode, _SequenceNode = yaml.ScalarNode, yaml.SequenceNode
+
+
 class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     """Safe loader that keeps an impossible date (2024-02-30) as text for the validator.
 
@@ -326,19 +333,34 @@ class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
     of parsing a record.
     """
 
-    _tags: ClassVar[dict[tuple[Any, str, Any], str]] = {}  # shared by every loader
+    _tags: ClassVar[dict[str, str]] = {}  # plain scalar text -> tag, shared by every loader
+
+    # Called by libyaml's composer for every node, to track path resolvers, which a safe
+    # loader has none of: builtins that accept the arguments and do nothing are cheaper than
+    # the Python methods (a tenth of composing). Builtins do not bind to the instance.
+    descend_resolver: Any = {}.get  # (parent, index) -> index, ignored
+    ascend_resolver: Any = int  # () -> 0, ignored
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-        if self.yaml_path_resolvers or type(value) is not str or len(value) > 48:
+        # What BaseResolver.resolve returns when there are no path resolvers, without its
+        # generic steps: quoted scalars and collections get the default tags; a plain scalar's
+        # tag depends only on its text (called once per scalar: ~a third of composing).
+        if self.yaml_path_resolvers:
             return super().resolve(kind, value, implicit)
-        key = (kind, value, implicit)
-        tag = self._tags.get(key)
-        if tag is None:
-            tag = super().resolve(kind, value, implicit)
-            if len(self._tags) >= 20_000:
-                self._tags.clear()
-            self._tags[key] = tag
-        return tag
+        if kind is _ScalarNode:
+            if not implicit[0]:
+                return _STR
+            tag = self._tags.get(value)
+            if tag is None:
+                tag = super().resolve(kind, value, implicit)
+                if len(value) <= 48:
+                    if len(self._tags) >= 20_000:
+                        self._tags.clear()
+                    self._tags[value] = tag
+            return tag
+        if kind is _SequenceNode:
+            return _SEQ
+        return _MAP
 
 
 def _timestamp(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
@@ -521,10 +543,6 @@ class _Unusual(Exception):
     """A document ``_YamlBuilder`` leaves to PyYAML's constructor (tags, merge keys, cycles)."""
 
 
-_STR = "tag:yaml.org,2002:str"
-_MAP = "tag:yaml.org,2002:map"
-_SEQ = "tag:yaml.org,2002:seq"
-
 
 class _YamlBuilder:
     """Build a document's data from its node tree, recording each key's position and the
@@ -546,6 +564,8 @@ class _YamlBuilder:
         self.building: set[int] = set()
 
     def value(self, node: yaml.Node, path: str) -> Any:
+        if node.__class__ is yaml.ScalarNode:  # most nodes: no alias bookkeeping needed
+            return self.scalar(node)
         key = id(node)
         if key in self.built:
             return self.built[key]
@@ -553,7 +573,7 @@ class _YamlBuilder:
             raise _Unusual  # a recursive alias
         tag = node.tag
         if isinstance(node, yaml.ScalarNode):
-            value = node.value if tag == _STR else self.loader.construct_object(node, deep=True)
+            value = self.scalar(node)
         elif isinstance(node, yaml.MappingNode) and tag == _MAP:
             self.building.add(key)
             value = self.mapping(node, path)
@@ -565,7 +585,8 @@ class _YamlBuilder:
             for index, item in enumerate(node.value):
                 here = f"{path}[{index}]"
                 if here not in positions:
-                    positions[here] = (item.start_mark.line + 1, item.start_mark.column + 1)
+                    mark = item.start_mark
+                    positions[here] = (mark.line + 1, mark.column + 1)
                 value.append(self.value(item, here))
             self.building.discard(key)
         else:
@@ -573,12 +594,31 @@ class _YamlBuilder:
         self.built[key] = value
         return value
 
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        """A scalar's value: its text, or what the loader's constructor makes of it. Numbers,
+        booleans, null and dates are immutable and recur (是, 0, 2024-01-01): memoised."""
+        tag = node.tag
+        if tag == _STR:
+            return node.value
+        if tag not in _IMMUTABLE:
+            return self.loader.construct_object(node, deep=True)
+        key = (tag, node.value)
+        try:
+            return _SCALARS[key]
+        except KeyError:
+            pass
+        value = self.loader.construct_object(node, deep=True)
+        if len(_SCALARS) >= 20_000:
+            _SCALARS.clear()
+        _SCALARS[key] = value
+        return value
+
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[Any, Any]:
         positions = self.parsed.positions
         out: dict[Any, Any] = {}
         first: dict[str, int] = {}
         for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
+            if key_node.__class__ is not yaml.ScalarNode:
                 raise _Unusual
             name = key_node.value
             if key_node.tag == _STR:
@@ -586,8 +626,10 @@ class _YamlBuilder:
             elif key_node.tag == "tag:yaml.org,2002:merge":
                 raise _Unusual
             else:
-                key = self.loader.construct_object(key_node, deep=True)
-            line = key_node.start_mark.line + 1
+                key = self.scalar(key_node)
+            mark = key_node.start_mark
+            line = mark.line + 1
+            here = f"{path}.{name}" if path else name
             if name in first:
                 self.parsed.problems.append(
                     error(
@@ -595,17 +637,27 @@ class _YamlBuilder:
                         "请删除或合并重复的项",
                         file=self.display,
                         line=line,
-                        column=key_node.start_mark.column + 1,
-                        field=f"{path}.{name}" if path else name,
+                        column=mark.column + 1,
+                        field=here,
                     )
                 )
             else:
                 first[name] = line
-            here = f"{path}.{name}" if path else name
             if here not in positions:
-                positions[here] = (line, key_node.start_mark.column + 1)
-            out[key] = self.value(value_node, here)
+                positions[here] = (line, mark.column + 1)
+            if value_node.__class__ is yaml.ScalarNode and value_node.tag == _STR:
+                out[key] = value_node.value
+            else:
+                out[key] = self.value(value_node, here)
         return out
+
+
+#: tags of the scalars the safe loader makes immutable values of (what implicit resolving
+#: gives plain scalars); ``_YamlBuilder.scalar`` memoises them by tag and text
+_IMMUTABLE = frozenset(
+    f"tag:yaml.org,2002:{name}" for name in ("bool", "int", "float", "null", "timestamp")
+)
+_SCALARS: dict[tuple[str, str], Any] = {}
 
 
 def _walk_yaml(
@@ -742,9 +794,17 @@ def read_record_file(path: Path, display: str) -> _Parsed:
         _parse_json(text, display, parsed)
     else:
         _parse_yaml(text, display, parsed)
-    if parsed.ok:
+    if parsed.ok and not _plain_text(text):
         parsed.data = _checked_text(parsed.data, [], parsed, display)
     return parsed
+
+
+def _plain_text(text: str) -> bool:
+    """True when no value parsed from ``text`` can need ``_checked_text``: the file is no
+    longer than one value may be, and has neither a character it refuses nor a backslash (an
+    escape such as ``\\u000b`` is the only other way to write one). Most records: walking
+    every value for the check was a sixth of parsing a record."""
+    return len(text) <= MAX_TEXT and "\\" not in text and not _BAD_TEXT.search(text)
 
 
 #: longest text a field may hold (a 户说明 of several pages is ~3,000 characters)

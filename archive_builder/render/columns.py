@@ -113,6 +113,7 @@ def column_widths(
     padding: float,
     smallest: float = SMALLEST,
     footer: Sequence[Sequence[str]] = (),
+    words_of: Callable[..., list[str]] = unbreakable_words,
 ) -> tuple[list[float], float]:
     """Return the widths of a table's columns and the scale (≤ 1) of its text size.
 
@@ -121,6 +122,7 @@ def column_widths(
     takes besides its text (both margins and a little slack). Widths are proportional to the
     size, so a smaller size scales every measure. A column with free text in any cell is a
     prose column: only its number runs (and its header's words) must stay whole.
+    ``words_of(text, prose=…)``: a cell's unbreakable words (:func:`unbreakable_words`).
     """
     n = len(header) or max((len(r) for r in rows), default=1)
     measured: dict[tuple[str, bool], float] = {}  # labels repeat down a column
@@ -141,7 +143,7 @@ def column_widths(
     for i, text, is_header in cells:
         if not text:
             continue
-        found = unbreakable_words(text, prose=prose[i] and not is_header)
+        found = words_of(text, prose=prose[i] and not is_header)
         if found == [text]:  # one word: the line is the word
             lines[i] = max(lines[i], w := width(text, is_header))
             words[i] = max(words[i], w)

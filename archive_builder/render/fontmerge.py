@@ -1,12 +1,13 @@
-"""Font sharing after collation: one font per face in a box, unique subset tags, and a
-report of the fonts a PDF embeds.
+"""Merging the fonts of a collated box: one font per face, unique subset tags.
 
-``SharedFonts`` points the packets' fonts at one placeholder per face while pypdf appends
-them; ``merge_font_subsets`` merges what remains (fonts without our ``/ABFace`` marker)
-from their embedded programs. Overview in the docstring of ``archive_builder.render.fonts``.
+``SharedFonts`` (``render/sharedfonts.py``) already gives a box one font per face for the
+fonts it adopts; ``merge_font_subsets`` merges what remains (fonts without our ``/ABFace``
+marker, a face the font set lacks) from their embedded programs, on the box's pikepdf
+objects. Overview in the docstring of ``archive_builder.render.fonts``.
 
-Why one module of this size: merging a box's subset programs into one font per face: program
-splitting, glyph comparison and the rewritten PDF objects share one set of data structures.
+Why one module of this size: merging a box's subset programs into one font per face — program
+splitting, glyph comparison as trees and the rewritten PDF objects — shares one set of data
+structures; each step is a function of its own below.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ from __future__ import annotations
 import hashlib
 import operator
 import struct
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import compress, islice
 from pathlib import Path
 from typing import Any
 
+import pikepdf
+from pikepdf import Array, Dictionary, Name
+
 from .fontfiles import _LOCK, _TTFONTS, _Sfnt
 from .fontprogram import (
-    _BFCHAR_DST_RE,
     _BFCHAR_RE,
     _CMAP_MARKER,
     _FACE_KEY,
@@ -30,38 +35,39 @@ from .fontprogram import (
     _cid2gid_stream,
     _component_offsets,
     _dw,
-    _load_registered,
     _program_identity,
     _source_key,
     _subset_tag,
     _tounicode_cmap,
     _w_array,
 )
+from .sharedfonts import SharedFonts, flate_stream, pdf_number
 
-# =========================================================================== collation
+__all__ = ["SharedFonts", "merge_font_subsets"]
+
+# =========================================================================== reading fonts
 
 
 def _is_our_font(font: Any) -> bool:
     try:
-        if font.get("/Subtype") != "/Type0" or font.get("/Encoding") != "/Identity-H":
+        if font.get(Name.Subtype) != Name.Type0 or font.get(Name.Encoding) != Name("/Identity-H"):
             return False
-        tu = font.get("/ToUnicode")
-        if tu is None:
+        tu = font.get(Name.ToUnicode)
+        if not isinstance(tu, pikepdf.Stream):
             return False
-        data = tu.get_object().get_data()
-        return _CMAP_MARKER.encode() in data[:400]
+        return _CMAP_MARKER.encode() in tu.read_bytes()[:400]
     except Exception:  # noqa: BLE001 - foreign or broken fonts are simply not ours
         return False
 
 
 def _parse_w(w: Any) -> dict[int, float]:
     out: dict[int, float] = {}
-    items = list(w.get_object()) if w is not None else []
+    items = list(w) if isinstance(w, Array) else []
     i = 0
     while i < len(items):
         first = int(items[i])
-        nxt = items[i + 1].get_object() if i + 1 < len(items) else None
-        if isinstance(nxt, list):
+        nxt = items[i + 1] if i + 1 < len(items) else None
+        if isinstance(nxt, Array):
             for k, v in enumerate(nxt):
                 out[first + k] = float(v)
             i += 2
@@ -71,6 +77,12 @@ def _parse_w(w: Any) -> dict[int, float]:
                 out[c] = width
             i += 3
     return out
+
+
+def _tounicode_pairs(font: Any) -> list[tuple[int, bytes]]:
+    """(code, UTF-16BE bytes) of each ``bfchar`` line of a font's ToUnicode map."""
+    data = font.ToUnicode.read_bytes()
+    return [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode())) for m in _BFCHAR_RE.finditer(data)]
 
 
 def _split_program(program: bytes) -> tuple[dict[str, bytes], dict[int, bytes], Mapping[int, tuple[int, int]]]:
@@ -119,36 +131,87 @@ class _HmtxMetrics(Mapping[int, tuple[int, int]]):
         return len(self._listed)
 
 
-def _iter_font_dicts(writer: Any) -> Iterable[tuple[int, Any]]:
-    from pypdf.generic import DictionaryObject
 
-    for idx, obj in enumerate(writer._objects):
-        if isinstance(obj, DictionaryObject) and obj.get("/Type") == "/Font" \
-                and obj.get("/Subtype") != "/CIDFontType2" and obj.get("/Subtype") != "/CIDFontType0":
-            yield idx + 1, obj
+def _resource_dicts(pdf: pikepdf.Pdf) -> Iterator[Any]:
+    """The resource dictionaries of the pages and of the form XObjects they use, each once."""
+    seen: set[tuple[int, int]] = set()
+
+    def visit(res: Any, depth: int) -> Iterator[Any]:
+        if not isinstance(res, Dictionary) or depth > 8:
+            return
+        if res.is_indirect:
+            if res.objgen in seen:
+                return
+            seen.add(res.objgen)
+        yield res
+        xobjects = res.get(Name.XObject)
+        if isinstance(xobjects, Dictionary):
+            for x in xobjects.values():
+                if isinstance(x, pikepdf.Stream) and x.get(Name.Subtype) == Name.Form:
+                    yield from visit(x.get(Name.Resources), depth + 1)
+
+    for page in pdf.pages:
+        yield from visit(page.obj.get(Name.Resources), 0)
+
+
+def _font_entries(pdf: pikepdf.Pdf) -> list[tuple[Any, str]]:
+    """(font dictionary, resource name) of every font resource the pages use (one walk;
+    a font dictionary the pages share is visited once)."""
+    out: list[tuple[Any, str]] = []
+    seen: set[tuple[int, int]] = set()
+    for res in _resource_dicts(pdf):
+        fonts = res.get(Name.Font)
+        if not isinstance(fonts, Dictionary):
+            continue
+        if fonts.is_indirect:
+            if fonts.objgen in seen:
+                continue
+            seen.add(fonts.objgen)
+        out.extend((fonts, name) for name in fonts.keys())
+    return out
+
+
+def _distinct_fonts(fonts: Iterable[Any]) -> list[tuple[tuple[int, int], Any]]:
+    """(object id, font) of each distinct indirect font dictionary of ``fonts``, in order."""
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for font in fonts:
+        if isinstance(font, Dictionary) and font.is_indirect and font.objgen not in seen:
+            seen.add(font.objgen)
+            out.append((font.objgen, font))
+    return out
+
+
+def _iter_font_dicts(pdf: pikepdf.Pdf) -> list[tuple[tuple[int, int], Any]]:
+    """(object id, font) of every distinct indirect font the pages use, in page order."""
+    return _distinct_fonts(fonts[name] for fonts, name in _font_entries(pdf))
 
 
 def _font_file_of(font: Any) -> tuple[Any, Any] | tuple[None, None]:
-    """(FontDescriptor, FontFile stream reference) of a simple or composite font."""
+    """(FontDescriptor, FontFile stream) of a simple or composite font."""
     d = font
-    if font.get("/Subtype") == "/Type0":
-        dfs = font.get("/DescendantFonts")
-        if not dfs:
+    if font.get(Name.Subtype) == Name.Type0:
+        dfs = font.get(Name.DescendantFonts)
+        if not isinstance(dfs, Array) or not len(dfs):
             return None, None
-        d = dfs.get_object()[0].get_object()
-    fd = d.get("/FontDescriptor")
-    if fd is None:
+        d = dfs[0]
+    fd = d.get(Name.FontDescriptor)
+    if not isinstance(fd, Dictionary):
         return None, None
-    fd = fd.get_object()
     for k in ("/FontFile2", "/FontFile", "/FontFile3"):
         if k in fd:
-            return fd, fd.raw_get(k)
+            return fd, fd[k]
     return fd, None
 
 
-def _stream_len(ref: Any) -> int:
-    obj = ref.get_object()
-    return len(obj._data)
+def _programs(found: Iterable[tuple[tuple[int, int], Any]]) -> dict[tuple[int, int], int]:
+    """Object id → encoded size of the embedded font program of each font of ``found``."""
+    out = {}
+    for _key, font in found:
+        _fd, ff = _font_file_of(font)
+        if isinstance(ff, pikepdf.Stream) and ff.is_indirect:
+            out[ff.objgen] = len(ff.read_raw_bytes())
+    return out
 
 
 def _marker_sources(fonts: Any) -> dict[str, Any]:
@@ -262,248 +325,163 @@ def _union_program(base: Mapping[str, bytes], notdef: GlyphTree,
     return _build_program(base, glyphs, metrics), c2g
 
 
+# =========================================================================== merging
 
 
-class SharedFonts:
-    """One copy of each face for a file being collated with pypdf (a box).
+@dataclass
+class _Copy:
+    """One embedded copy of a face, as read for merging."""
 
-    ``adopt(reader)`` is called for every PDF before its pages are appended: each font of
-    ours (``/ABFace`` marker of a face of ``fonts``) in its page resources is pointed at a
-    placeholder object of ``writer`` — one per face — and only its ``ToUnicode`` is read, for
-    the characters it draws. pypdf then never parses or copies the packets' font objects
-    (their ``W`` arrays alone were a quarter of the objects a box parsed). ``finish()`` fills
-    each placeholder with a font holding every character adopted for that face, the subset
-    ``GlobalCodeTTFont.subset`` computes (same codes, same widths, so no content stream changes).
-
-    Fonts that are not adopted (no marker, a face this set does not have) are copied as
-    pypdf copies anything; ``merge_font_subsets`` merges those afterwards, from their
-    programs. Which fonts are adopted depends only on the fonts and ``fonts``, so the
-    output is reproducible.
-    """
-
-    def __init__(self, writer: Any, fonts: Any) -> None:
-        self.writer = writer
-        self.fonts = fonts
-        self._sources: dict[str, Any] | None = None
-        self._chars: dict[str, set[bytes]] = {}
-        self._text: dict[str, set[str]] = {}  # characters reported by the renderer
-        self._refs: dict[str, Any] = {}
-        self._done = False
-        self._all_loaded = False
-
-    # ------------------------------------------------------------------ adopting
-    def adopt(self, reader: Any, known: Sequence[tuple[str, str, str]] = ()) -> None:
-        """Point the page resources of ``reader`` at the shared fonts (before appending).
-
-        ``known``: the file's fonts as its renderer reported them (``RenderResult.fonts``:
-        resource name, face marker, characters); those are not read back from the file.
-        """
-        from pypdf.generic import DictionaryObject, IndirectObject, NameObject
-
-        if self._done and known:
-            raise RuntimeError("SharedFonts.finish() was called already")
-        given: dict[str, Any] = {}
-        for name, marker, chars in known:
-            if self._source(marker) is not None:
-                given[name] = self._shared_ref(marker)
-                self._text.setdefault(marker, set()).update(chars)
-        seen: dict[int, Any] = {}
-        visited: set[int] = set()
-        for page in reader.pages:
-            res = page.get("/Resources")
-            if res is None:
-                continue
-            fonts = res.get_object().get("/Font")
-            if not isinstance(fonts, (DictionaryObject, IndirectObject)):
-                continue
-            fonts = fonts.get_object()
-            if not isinstance(fonts, DictionaryObject) or id(fonts) in visited:  # pages share one
-                continue
-            visited.add(id(fonts))
-            for name in list(fonts.keys()):
-                ref = fonts.raw_get(name)
-                if not isinstance(ref, IndirectObject) or ref.pdf is not reader:
-                    continue
-                if name in given:
-                    fonts[NameObject(name)] = given[name]
-                    continue
-                if ref.idnum not in seen:
-                    seen[ref.idnum] = self.adopt_font(ref.get_object())
-                shared = seen[ref.idnum]
-                if shared is not None:
-                    fonts[NameObject(name)] = shared
-
-    def adopt_font(self, font: Any) -> Any:
-        """Return the writer's shared font for ``font`` (a pypdf font dictionary), or None
-        when it is not one of ours; the characters it draws join the shared font's."""
-        if self._done:
-            raise RuntimeError("SharedFonts.finish() was called already")
-        try:
-            if font.get("/Subtype") != "/Type0" or _FACE_KEY not in font:
-                return None
-            marker = str(font[_FACE_KEY])[1:]
-            if self._source(marker) is None:
-                return None
-            data = font["/ToUnicode"].get_object().get_data()
-        except Exception:  # noqa: BLE001 - anything unexpected is copied and merged as before
-            return None
-        # UTF-16 hex of the characters; decoded once per face in finish()
-        self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(data))
-        return self._shared_ref(marker)
-
-    def knows(self, marker: str) -> bool:
-        """Whether ``marker`` names a face of the set (whose fonts can be shared)."""
-        return self._source(marker) is not None
-
-    def adopt_marker(self, marker: str, chars: str = "", tounicode: bytes | None = None) -> Any:
-        """The shared font of the face ``marker`` (a face :meth:`knows`), for a file whose
-        fonts were read without pypdf (``packetpdf``); ``chars`` (as the renderer reported
-        them) or ``tounicode`` (an inflated ToUnicode map) join the characters it holds."""
-        if self._done:
-            raise RuntimeError("SharedFonts.finish() was called already")
-        if self._source(marker) is None:
-            raise ValueError(f"not a face of this font set: {marker}")
-        if chars:
-            self._text.setdefault(marker, set()).update(chars)
-        if tounicode is not None:
-            self._chars.setdefault(marker, set()).update(_BFCHAR_DST_RE.findall(tounicode))
-        return self._shared_ref(marker)
-
-    def _shared_ref(self, marker: str) -> Any:
-        """The placeholder of the face ``marker`` in the writer (made on first use)."""
-        from pypdf.generic import DictionaryObject
-
-        ref = self._refs.get(marker)
-        if ref is None:
-            ref = self._refs[marker] = self.writer._add_object(DictionaryObject())
-        return ref
-
-    def _source(self, marker: str) -> Any:
-        """The loaded ``GlobalCodeTTFont`` of the face ``marker`` names, or None.
-
-        Faces of the set not loaded yet (fallbacks) are loaded on the first unknown marker,
-        so the answer does not depend on what this process happened to render before.
-        """
-        if self._sources is None:
-            self._sources = _marker_sources(self.fonts)
-        if marker not in self._sources and self.fonts is not None and not self._all_loaded:
-            self._all_loaded = True
-            for face in [*getattr(self.fonts, "faces", {}).values(), *getattr(self.fonts, "fallbacks", [])]:
-                try:
-                    font = _load_registered(face)
-                except Exception:  # noqa: BLE001, S112 - an unloadable face offers nothing
-                    continue
-                key = _source_key(font)
-                if key:
-                    self._sources.setdefault(key, font)
-        return self._sources.get(marker)
-
-    # ------------------------------------------------------------------ writing
-    def finish(self) -> None:
-        """Write the shared fonts into their placeholders (once, after the last adopt).
-
-        Each is the subset of its face holding every character adopted for it
-        (``GlobalCodeTTFont.subset``), its program compressed whole, written as pypdf
-        objects (going through a reportlab document and reading it back was half the cost).
-        """
-        self._done = True
-        if not self._refs:
-            return
-        assert self._sources is not None
-        for marker in sorted(self._refs):
-            chars = {bytes.fromhex(h.decode()).decode("utf-16-be", "surrogatepass")
-                     for h in self._chars.get(marker, ())} | self._text.get(marker, set())
-            source = self._sources[marker]
-            sub = source.subset(chars, spliced=False)
-            self._refs[marker].get_object().update(_pypdf_font(self.writer, source.face, sub))
+    key: tuple[int, int]
+    font: Any
+    cid: Any
+    fd: Any
+    base: Mapping[str, bytes]
+    glyphs: Mapping[int, bytes] | None
+    metrics: Mapping[int, tuple[int, int]] | None
+    source: Any  # the loaded face when the font carries its marker, else None
 
 
-def _pypdf_font(writer: Any, face: Any, sub: Any) -> Any:
-    """The Type0 font dictionary of ``sub`` (a ``FontSubset`` of ``face``) for ``writer``:
-    the objects ``GlobalCodeTTFont.addObjects`` writes, with the program compressed whole."""
-    import zlib
+@dataclass
+class _Union:
+    """The union of a face's copies: widths, ToUnicode and glyph trees by code."""
 
-    from pypdf.generic import (
-        ArrayObject,
-        DictionaryObject,
-        EncodedStreamObject,
-        FloatObject,
-        NameObject,
-        NumberObject,
-        TextStringObject,
-    )
-
-    def number(v: Any) -> Any:
-        return NumberObject(int(v)) if float(v).is_integer() else FloatObject(round(float(v), 3))
-
-    def stream(data: bytes, extra: dict[str, Any] | None = None, level: int = 6) -> Any:
-        s = EncodedStreamObject()
-        s._data = zlib.compress(data, level)  # level 6, as reportlab's PDFZCompress
-        s[NameObject("/Filter")] = NameObject("/FlateDecode")
-        for k, v in (extra or {}).items():
-            s[NameObject(k)] = v
-        return writer._add_object(s)
-
-    basefont = NameObject("/" + sub.basefont)
-    descriptor = DictionaryObject({
-        NameObject("/Type"): NameObject("/FontDescriptor"),
-        NameObject("/FontName"): basefont,
-        NameObject("/Flags"): NumberObject(sub.flags),
-        NameObject("/FontBBox"): ArrayObject(NumberObject(round(v)) for v in face.bbox),
-        NameObject("/ItalicAngle"): number(face.italicAngle),
-        NameObject("/Ascent"): NumberObject(round(face.ascent)),
-        NameObject("/Descent"): NumberObject(round(face.descent)),
-        NameObject("/CapHeight"): NumberObject(round(face.capHeight)),
-        NameObject("/StemV"): number(face.stemV),
-        NameObject("/MissingWidth"): NumberObject(round(face.defaultWidth)),
-        NameObject("/FontFile2"): stream(sub.program, {"/Length1": NumberObject(len(sub.program))}),
-    })
-    widths: list[Any] = []
-    for item in _w_array(sub.widths, sub.dw, nested=list):
-        widths.append(ArrayObject(number(w) for w in item) if isinstance(item, list) else NumberObject(item))
-    cidfont = DictionaryObject({
-        NameObject("/Type"): NameObject("/Font"),
-        NameObject("/Subtype"): NameObject("/CIDFontType2"),
-        NameObject("/BaseFont"): basefont,
-        NameObject("/CIDSystemInfo"): DictionaryObject({
-            NameObject("/Registry"): TextStringObject("Adobe"),
-            NameObject("/Ordering"): TextStringObject("Identity"),
-            NameObject("/Supplement"): NumberObject(0),
-        }),
-        NameObject("/FontDescriptor"): writer._add_object(descriptor),
-        NameObject("/DW"): number(sub.dw),
-        NameObject("/W"): ArrayObject(widths),
-        NameObject("/CIDToGIDMap"): NameObject("/Identity") if sub.identity
-        else stream(_cid2gid_stream(sub.cid2gid), level=1),  # mostly zeros (see addObjects)
-    })
-    font = DictionaryObject({
-        NameObject("/Type"): NameObject("/Font"),
-        NameObject("/Subtype"): NameObject("/Type0"),
-        NameObject("/BaseFont"): basefont,
-        NameObject("/Encoding"): NameObject("/Identity-H"),
-        NameObject("/DescendantFonts"): ArrayObject([writer._add_object(cidfont)]),
-        NameObject("/ToUnicode"): stream(sub.tounicode),
-    })
-    if sub.marker:
-        font[NameObject(_FACE_KEY)] = NameObject("/" + sub.marker)
-    return font
+    widths: dict[int, float] = field(default_factory=dict)
+    tounicode: dict[int, bytes] = field(default_factory=dict)
+    trees: dict[int, GlyphTree] = field(default_factory=dict)
+    notdef: GlyphTree | None = None
 
 
-def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
-    """Share one font per face across all packets collated into ``writer``.
+def _face_name(font: Any) -> str:
+    ps = str(font.get(Name.BaseFont, Name("/")))[1:]
+    return ps.split("+", 1)[1] if "+" in ps[:8] else ps
+
+
+def _read_copy(key: tuple[int, int], font: Any, sources: Mapping[str, Any]) -> _Copy | None:
+    """A font of ours as a copy to merge (None when anything is unexpected)."""
+    marker = font.get(_FACE_KEY)
+    source = sources.get(str(marker)[1:]) if marker is not None else None
+    try:
+        cid = font.DescendantFonts[0]
+        fd = cid.FontDescriptor
+        if source is not None:
+            base = _base_tables_from_face(source.face)
+            glyphs = metrics = None
+        else:
+            base, glyphs, metrics = _split_program(fd.FontFile2.read_bytes())
+    except Exception:  # noqa: BLE001 - leave anything unexpected alone
+        return None
+    return _Copy(key, font, cid, fd, base, glyphs, metrics, source)
+
+
+def _group_copies(found: Sequence[tuple[tuple[int, int], Any]], sources: Mapping[str, Any]
+                  ) -> dict[tuple[str, bytes], list[_Copy]]:
+    """Our fonts by (face name, program identity); a face with one copy (what SharedFonts
+    leaves) has nothing to merge and is not even read."""
+    ours = [(key, font) for key, font in found if _is_our_font(font)]
+    copies = Counter(_face_name(font) for _key, font in ours)
+    groups: dict[tuple[str, bytes], list[_Copy]] = {}
+    for key, font in ours:
+        if copies[_face_name(font)] < 2:
+            continue
+        copy = _read_copy(key, font, sources)
+        if copy is not None:
+            groups.setdefault((_face_name(font), _program_identity(copy.base)), []).append(copy)
+    return groups
+
+
+def _glyph_source(copy: _Copy, codes: Sequence[int]) -> _GlyphSource:
+    """Where a copy's glyphs come from: the face's file, or its program via its CIDToGIDMap."""
+    if copy.source is not None:
+        return _GlyphSource(copy.source)
+    c2g = copy.cid.get(Name.CIDToGIDMap)
+    if c2g is None or c2g == Name.Identity:
+        pairs = {c: c for c in codes}
+    else:
+        raw = c2g.read_bytes()
+        pairs = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0] for c in codes if 2 * c + 2 <= len(raw)}
+    return _GlyphSource(glyphs=copy.glyphs, metrics=copy.metrics, c2g=pairs)
+
+
+def _add_copy(union: _Union, copy: _Copy) -> bool:
+    """Add a copy's codes to ``union``; False when it disagrees with what is there."""
+    pairs = _tounicode_pairs(copy.font)
+    explicit = _parse_w(copy.cid.get(Name.W))
+    dw = float(copy.cid.get(Name.DW, 1000))
+    ok = True
+    for c, u in pairs:
+        if union.tounicode.setdefault(c, u) != u:
+            ok = False
+        union.widths[c] = explicit.get(c, dw)
+    source = _glyph_source(copy, [c for c, _u in pairs])
+    # glyphs compared as trees, not by id: each packet program numbers its own
+    try:
+        zero = source.tree(0)
+        if union.notdef is None:
+            union.notdef = zero
+        elif union.notdef != zero:
+            return False
+        for c, _u in pairs:
+            g = source.gid(c)
+            tree = source.tree(g) if g is not None else None
+            if tree is None or union.trees.setdefault(c, tree) != tree:
+                return False
+    except (KeyError, IndexError, ValueError, struct.error):
+        return False
+    return ok
+
+
+def _union_of(copies: Sequence[_Copy]) -> _Union | None:
+    union = _Union()
+    return union if all(_add_copy(union, copy) for copy in copies) else None
+
+
+def _write_union(pdf: pikepdf.Pdf, ps: str, ident: bytes, union: _Union, first: _Copy) -> Any:
+    """The merged font of a face in ``pdf``: the union program, ``W``, ToUnicode and
+    CIDToGIDMap, the rest of its descriptor and CIDFont taken from the face's first copy."""
+    assert union.notdef is not None
+    program, c2g = _union_program(first.base, union.notdef, union.trees)
+    basefont = Name(f"/{_subset_tag(ident, c2g)}+{ps}")
+    fd = Dictionary({k: v for k, v in first.fd.items() if k not in ("/FontFile2", "/FontName", "/CIDSet")})
+    fd.FontName = basefont
+    fd.FontFile2 = flate_stream(pdf, program, Length1=len(program))
+    dw = _dw(union.widths)
+    widths = [Array([pdf_number(v) for v in item]) if isinstance(item, list) else item
+              for item in _w_array(union.widths, dw, nested=list)]
+    cid = Dictionary({k: v for k, v in first.cid.items()
+                      if k not in ("/W", "/DW", "/FontDescriptor", "/BaseFont", "/CIDToGIDMap")})
+    cid.BaseFont = basefont
+    cid.FontDescriptor = pdf.make_indirect(fd)
+    cid.W = Array(widths)
+    cid.DW = pdf_number(dw)
+    cid.CIDToGIDMap = Name.Identity if all(c == g for c, g in c2g.items()) \
+        else flate_stream(pdf, _cid2gid_stream(c2g))
+    tu_map = {c: u.decode("utf-16-be", "surrogatepass") for c, u in union.tounicode.items()}
+    return pdf.make_indirect(Dictionary({
+        "/Type": Name.Font,
+        "/Subtype": Name.Type0,
+        "/BaseFont": basefont,
+        "/Encoding": Name("/Identity-H"),
+        "/DescendantFonts": Array([pdf.make_indirect(cid)]),
+        "/ToUnicode": flate_stream(pdf, _tounicode_cmap(tu_map).encode("ascii")),
+    }))
+
+
+def merge_font_subsets(pdf: pikepdf.Pdf, fonts: Any = None) -> dict[str, Any]:
+    """Share one font per face across all packets collated into ``pdf`` (a pikepdf ``Pdf``).
 
     Every Type0 font written by ``GlobalCodeTTFont`` is grouped by face (PostScript name
     and the digest of the program's glyph-independent tables); each group is replaced by
     one new font whose program holds the union of the glyphs, with the union ``W``,
-    ``ToUnicode`` and ``CIDToGIDMap``.  References everywhere in the file are redirected
-    and the old copies dropped.  Afterwards every distinct embedded font program gets a
-    unique subset tag.  Content streams are untouched (codes are document-independent).
+    ``ToUnicode`` and ``CIDToGIDMap``. The page resources are pointed at it; the old copies,
+    no longer referenced, are not written. Afterwards every distinct embedded font program
+    gets a unique subset tag. Content streams are untouched (codes are document-independent).
 
     ``fonts`` (the ``FontSet`` the packets were rendered with) is optional: a font carrying
     the private ``/ABFace`` key of a face this process has loaded contributes its codes (from
     ``ToUnicode``) and the union takes their glyphs from the font file — no packet program is
-    decompressed.  Other fonts are read back from their programs, through their
-    ``CIDToGIDMap``.  Glyphs are compared as trees (``_GlyphSource.tree``), never by id, since
+    decompressed. Other fonts are read back from their programs, through their
+    ``CIDToGIDMap``. Glyphs are compared as trees (``_GlyphSource.tree``), never by id, since
     each packet program numbers its glyphs its own way; both routes give the same union
     program (``_union_program``).
 
@@ -511,180 +489,29 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     ``font_bytes_before``/``font_bytes_after`` (their encoded stream bytes), ``groups``,
     ``conflicts`` (groups left unmerged because two copies disagreed) and ``retagged``.
     """
-    from pypdf.generic import (
-        ArrayObject,
-        DecodedStreamObject,
-        DictionaryObject,
-        FloatObject,
-        IndirectObject,
-        NameObject,
-        NumberObject,
-    )
-
-    def programs() -> dict[int, int]:
-        out = {}
-        for _id, font in _iter_font_dicts(writer):
-            _fd, ff = _font_file_of(font)
-            if isinstance(ff, IndirectObject):
-                out[ff.idnum] = _stream_len(ff)
-        return out
-
-    def face_name(font: Any) -> str:
-        ps = str(font.get("/BaseFont", "/"))[1:]
-        return ps.split("+", 1)[1] if "+" in ps[:8] else ps
-
-    before = programs()
-    sources = _marker_sources(fonts)
-    groups: dict[tuple[str, bytes], list[int]] = {}
-    parsed: dict[int, tuple[Any, ...]] = {}
-    ours = [(fid, font) for fid, font in _iter_font_dicts(writer) if _is_our_font(font)]
-    # a face with one copy (what SharedFonts leaves) has nothing to merge: not even read
-    copies: dict[str, int] = {}
-    for _fid, font in ours:
-        copies[face_name(font)] = copies.get(face_name(font), 0) + 1
-    for fid, font in ours:
-        if copies[face_name(font)] < 2:
-            continue
-        marker = font.get(_FACE_KEY)
-        source = sources.get(str(marker)[1:]) if marker is not None else None
-        try:
-            cid = font["/DescendantFonts"].get_object()[0].get_object()
-            fd = cid["/FontDescriptor"].get_object()
-            if source is not None:
-                base = _base_tables_from_face(source.face)
-                glyphs = metrics = None
-            else:
-                prog = fd["/FontFile2"].get_object().get_data()
-                base, glyphs, metrics = _split_program(prog)
-        except Exception:  # noqa: BLE001, S112 - leave anything unexpected alone
-            continue
-        ps = face_name(font)
-        ident = _program_identity(base)
-        groups.setdefault((ps, ident), []).append(fid)
-        parsed[fid] = (font, cid, fd, base, glyphs, metrics, source)
-
-    replace: dict[int, IndirectObject] = {}
-    drop: set[int] = set()
+    entries = _font_entries(pdf)
+    found = _distinct_fonts(fonts[name] for fonts, name in entries)
+    before = _programs(found)
+    groups = _group_copies(found, _marker_sources(fonts))
+    replace: dict[tuple[int, int], Any] = {}
     conflicts = 0
-    for (ps, ident), fids in groups.items():
-        if len(fids) < 2:
+    for (ps, ident), copies in groups.items():
+        if len(copies) < 2:
             continue
-        widths_u: dict[int, float] = {}
-        tu_u: dict[int, bytes] = {}
-        trees_u: dict[int, GlyphTree] = {}
-        notdef: GlyphTree | None = None
-        ok = True
-        base0 = None
-        for fid in fids:
-            font, cid, fd, base, glyphs, metrics, source = parsed[fid]
-            base0 = base0 or base
-            tu_pairs = [(int(m.group(1), 16), bytes.fromhex(m.group(2).decode()))
-                        for m in _BFCHAR_RE.finditer(font["/ToUnicode"].get_object().get_data())]
-            explicit = _parse_w(cid.get("/W"))
-            dw = float(cid.get("/DW", 1000))
-            for c, u in tu_pairs:
-                if tu_u.setdefault(c, u) != u:
-                    ok = False
-                widths_u[c] = explicit.get(c, dw)
-            if source is not None:
-                glyph_source = _GlyphSource(source)
-            else:
-                c2g = cid.get("/CIDToGIDMap")
-                if c2g is None or c2g == "/Identity":
-                    pairs = {c: c for c, _u in tu_pairs}
-                else:
-                    raw = c2g.get_object().get_data()
-                    pairs = {c: struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]
-                             for c, _u in tu_pairs if 2 * c + 2 <= len(raw)}
-                glyph_source = _GlyphSource(glyphs=glyphs, metrics=metrics, c2g=pairs)
-            # glyphs compared as trees, not by id: each packet program numbers its own
-            try:
-                zero = glyph_source.tree(0)
-                if (notdef := notdef or zero) != zero:
-                    ok = False
-                for c, _u in tu_pairs:
-                    g = glyph_source.gid(c)
-                    tree = glyph_source.tree(g) if g is not None else None
-                    if tree is None or trees_u.setdefault(c, tree) != tree:
-                        ok = False
-            except (KeyError, IndexError, ValueError, struct.error):
-                ok = False
-            if not ok:
-                break
-        if not ok:
+        union = _union_of(copies)
+        if union is None:
             conflicts += 1
             continue
-        assert base0 is not None and notdef is not None
-        program, c2g_u = _union_program(base0, notdef, trees_u)
-        tag = _subset_tag(ident, c2g_u)
-        basefont = NameObject(f"/{tag}+{ps}")
-
-        def add_stream(data: bytes, extra: dict[str, Any] | None = None) -> IndirectObject:
-            s = DecodedStreamObject()
-            s.set_data(data)
-            enc = s.flate_encode()
-            for k, v in (extra or {}).items():
-                enc[NameObject(k)] = v
-            return writer._add_object(enc)
-
-        _font0, cid0, fd0 = parsed[fids[0]][:3]
-        ff_ref = add_stream(program, {"/Length1": NumberObject(len(program))})
-        new_fd = DictionaryObject({NameObject(k): v for k, v in fd0.items()
-                                   if k not in ("/FontFile2", "/FontName", "/CIDSet")})
-        new_fd[NameObject("/FontName")] = basefont
-        new_fd[NameObject("/FontFile2")] = ff_ref
-        fd_ref = writer._add_object(new_fd)
-        w_items: list[Any] = []
-        dw_u = _dw(widths_u)
-        for item in _w_array(widths_u, dw_u):
-            if hasattr(item, "sequence"):
-                w_items.append(ArrayObject(
-                    [NumberObject(v) if isinstance(v, int) else FloatObject(v) for v in item.sequence]))
-            else:
-                w_items.append(NumberObject(item))
-        new_cid = DictionaryObject({NameObject(k): v for k, v in cid0.items()
-                                    if k not in ("/W", "/DW", "/FontDescriptor", "/BaseFont", "/CIDToGIDMap")})
-        new_cid[NameObject("/BaseFont")] = basefont
-        new_cid[NameObject("/FontDescriptor")] = fd_ref
-        new_cid[NameObject("/W")] = ArrayObject(w_items)
-        new_cid[NameObject("/DW")] = NumberObject(dw_u) if isinstance(dw_u, int) else FloatObject(dw_u)
-        if all(c == g for c, g in c2g_u.items()):
-            new_cid[NameObject("/CIDToGIDMap")] = NameObject("/Identity")
-        else:
-            new_cid[NameObject("/CIDToGIDMap")] = add_stream(_cid2gid_stream(c2g_u))
-        cid_ref = writer._add_object(new_cid)
-        tu_map = {c: u.decode("utf-16-be", "surrogatepass") for c, u in tu_u.items()}
-        tu_ref = add_stream(_tounicode_cmap(tu_map).encode("ascii"))
-        new_font = DictionaryObject({
-            NameObject("/Type"): NameObject("/Font"),
-            NameObject("/Subtype"): NameObject("/Type0"),
-            NameObject("/BaseFont"): basefont,
-            NameObject("/Encoding"): NameObject("/Identity-H"),
-            NameObject("/DescendantFonts"): ArrayObject([cid_ref]),
-            NameObject("/ToUnicode"): tu_ref,
-        })
-        new_ref = writer._add_object(new_font)
-        for fid in fids:
-            replace[fid] = new_ref
-            font, cid, fd = parsed[fid][:3]
-            drop.add(fid)
-            for d in (font, cid, fd):
-                for k in ("/DescendantFonts", "/ToUnicode", "/FontDescriptor", "/FontFile2",
-                          "/CIDToGIDMap", "/W"):
-                    v = d.raw_get(k) if k in d else None
-                    if isinstance(v, IndirectObject):
-                        drop.add(v.idnum)
-                    elif isinstance(v, ArrayObject):
-                        drop.update(x.idnum for x in v if isinstance(x, IndirectObject))
-
+        merged = _write_union(pdf, ps, ident, union, copies[0])
+        replace.update((copy.key, merged) for copy in copies)
     if replace:
-        _redirect_references(writer, replace)
-        keep = {r.idnum for r in replace.values()}
-        for idnum in drop - keep:
-            writer._objects[idnum - 1] = None
-
-    retagged = _retag_unique(writer)
-    after = programs()
+        for font_dict, name in entries:
+            font = font_dict[name]
+            if font.is_indirect and font.objgen in replace:
+                font_dict[name] = replace[font.objgen]
+        found = _distinct_fonts(font_dict[name] for font_dict, name in entries)
+    retagged = _retag_unique(found)
+    after = _programs(found)
     return {
         "fonts_before": len(before),
         "fonts_after": len(after),
@@ -696,68 +523,43 @@ def merge_font_subsets(writer: Any, fonts: Any = None) -> dict[str, Any]:
     }
 
 
-def _redirect_references(writer: Any, replace: Mapping[int, Any]) -> None:
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
-
-    def walk(obj: Any) -> None:
-        if isinstance(obj, DictionaryObject):
-            items = list(obj.items())
-        elif isinstance(obj, ArrayObject):
-            items = list(enumerate(obj))
-        else:
-            return
-        for k, v in items:
-            if isinstance(v, IndirectObject):
-                if v.idnum in replace and v.pdf is writer:
-                    obj[k] = replace[v.idnum]
-            elif isinstance(v, (DictionaryObject, ArrayObject)):
-                walk(v)
-
-    for obj in writer._objects:
-        if obj is not None:
-            walk(obj)
-
-
-def _retag_unique(writer: Any) -> int:
-    """Give distinct embedded programs distinct subset tags; returns how many were renamed."""
-    from pypdf.generic import IndirectObject, NameObject
-
-    by_tag: dict[str, set[int]] = {}
+def _retag_unique(found: Iterable[tuple[tuple[int, int], Any]]) -> int:
+    """Give the distinct embedded programs of the fonts ``found`` distinct subset tags;
+    returns how many were renamed."""
+    by_tag: dict[str, set[tuple[int, int]]] = {}
     entries = []
-    for _fid, font in _iter_font_dicts(writer):
+    for _key, font in found:
         fd, ff = _font_file_of(font)
-        if fd is None or not isinstance(ff, IndirectObject):
+        if fd is None or not isinstance(ff, pikepdf.Stream) or not ff.is_indirect:
             continue
-        name = str(font.get("/BaseFont", ""))[1:]
+        name = str(font.get(Name.BaseFont, Name("/")))[1:]
         if len(name) > 7 and name[6] == "+" and name[:6].isalpha() and name[:6].isupper():
-            by_tag.setdefault(name[:6], set()).add(ff.idnum)
+            by_tag.setdefault(name[:6], set()).add(ff.objgen)
             entries.append((font, fd, ff, name))
     used = set(by_tag)
     renamed = 0
-    first_owner: dict[str, int] = {}
-    new_names: dict[int, str] = {}
+    first_owner: dict[str, tuple[int, int]] = {}
+    new_names: dict[tuple[int, int], str] = {}
     for font, fd, ff, name in entries:
         tag, rest = name[:6], name[7:]
-        if len(by_tag[tag]) == 1:
+        if len(by_tag[tag]) == 1 or first_owner.setdefault(tag, ff.objgen) == ff.objgen:
             continue
-        owner = first_owner.setdefault(tag, ff.idnum)
-        if owner == ff.idnum:
-            continue
-        new = new_names.get(ff.idnum)
+        new = new_names.get(ff.objgen)
         if new is None:
-            data = getattr(ff.get_object(), "_data", b"")
-            salt = 0
-            while True:
-                new = _subset_tag(hashlib.sha256(data).digest(), {}, salt)
-                if new not in used:
-                    break
-                salt += 1
-            used.add(new)
-            new_names[ff.idnum] = new
+            new = new_names[ff.objgen] = _fresh_tag(ff.read_raw_bytes(), used)
             renamed += 1
-        newname = NameObject(f"/{new}+{rest}")
-        font[NameObject("/BaseFont")] = newname
-        if font.get("/Subtype") == "/Type0":
-            font["/DescendantFonts"].get_object()[0].get_object()[NameObject("/BaseFont")] = newname
-        fd[NameObject("/FontName")] = newname
+        newname = Name(f"/{new}+{rest}")
+        font.BaseFont = newname
+        if font.get(Name.Subtype) == Name.Type0:
+            font.DescendantFonts[0].BaseFont = newname
+        fd.FontName = newname
     return renamed
+
+
+def _fresh_tag(program: bytes, used: set[str]) -> str:
+    """A subset tag derived from a program's bytes that is not in ``used`` (then added)."""
+    salt = 0
+    while (tag := _subset_tag(hashlib.sha256(program).digest(), {}, salt)) in used:
+        salt += 1
+    used.add(tag)
+    return tag

@@ -46,7 +46,7 @@ private to each program; ``merge_font_subsets`` compares glyphs as trees (outlin
 components), never by id.
 
 ``merge_font_subsets(writer, fonts)`` then replaces the per-document copies in a collated
-``pypdf.PdfWriter`` by one font per face whose program holds the union of the glyphs, and
+pikepdf ``Pdf`` by one font per face whose program holds the union of the glyphs, and
 gives every distinct embedded subset a unique tag derived from its content.  Every font we
 write carries a private ``/ABFace`` key naming its font file (content hash) and face; when
 the collating process has that face loaded, the union is built from the font file and the
@@ -57,8 +57,8 @@ Modules
 -------
 ``fontfiles`` finds and probes font files (the light sfnt/``cmap`` reader, the per-file
 coverage cache, the search folders); ``fontprogram`` is the reportlab font class above and
-the subset programs it embeds; ``fontmerge`` shares the fonts of a collated box
-(``SharedFonts``, ``merge_font_subsets``). This module chooses the faces
+the subset programs it embeds; ``sharedfonts`` and ``fontmerge`` share the fonts of a
+collated box (``SharedFonts``, ``merge_font_subsets``). This module chooses the faces
 (``FontSet``) and keeps the public names of all three.
 
 Notes for the PDF writer

@@ -1,6 +1,8 @@
 """Organisation-supplied Word forms (docxtpl) and their conversion to PDF (LibreOffice).
 
-* :func:`render_form` fills a ``.docx`` with docxtpl tags.  Autoescaping is ALWAYS on:
+* :func:`render_form` fills a ``.docx`` with docxtpl tags and drops the styles the filled
+  form does not use (:func:`slim`: LibreOffice reads every style of every form it converts).
+  Autoescaping is ALWAYS on:
   with docxtpl's default a value containing ``<`` silently truncates the document and a bare
   ``&`` disappears.  The Jinja environment is sandboxed (forms come from
   outside) and records variables the form uses but the context lacks; those, and fonts the
@@ -78,7 +80,7 @@ def w(tag: str) -> str:
 def _clean(value: Any) -> Any:
     """Jinja ``finalize``: strip characters XML cannot carry from printed strings."""
     if isinstance(value, str):
-        from .docx import clean_text
+        from .wordml import clean_text
 
         return clean_text(value)
     return value
@@ -168,6 +170,7 @@ def render_form(template: Path, context: Mapping[str, Any], out: Path) -> list[s
         _MISSING.names = None
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    slim(tpl.docx)
     tpl.save(str(out))
     warnings = []
     if missing:
@@ -175,6 +178,52 @@ def render_form(template: Path, context: Mapping[str, Any], out: Path) -> list[s
         warnings.append(f"Word 表单 {name} 用到的数据项 {names} 没有数据，已留空；请检查表单中的变量名")
     warnings.extend(_template_font_warnings(template, name))
     return warnings
+
+
+#: relationships of parts a filled form does not need
+_UNNEEDED = ("/stylesWithEffects", "/metadata/thumbnail")
+
+
+def slim(document: Any) -> None:
+    """Drop what a filled form carries but neither LibreOffice nor the Word packet needs:
+    styles nothing uses (with their ``basedOn``/``link``/``next`` chains and the defaults
+    kept), the latent-style list, Word 2010's ``stylesWithEffects`` copy and the thumbnail.
+
+    Forms made from Word's or python-docx's default template carry ~160 styles (~800 KB of
+    XML) for a handful used; LibreOffice reads them all for every form it converts.
+    """
+    package = document.part.package
+    styles = document.styles.element
+    used: set[str] = set()
+    for part in package.iter_parts():
+        root = getattr(part, "_element", None)
+        if root is None or root is styles:
+            continue
+        for node in root.iter(w("pStyle"), w("rStyle"), w("tblStyle"), w("numStyleLink"), w("styleLink")):
+            if node.get(w("val")):
+                used.add(node.get(w("val")))
+    by_id = {st.get(w("styleId")): st for st in styles.findall(w("style"))}
+    used |= {sid for sid, st in by_id.items() if st.get(w("default")) in ("1", "true", "on")}
+    todo = list(used)
+    while todo:
+        st = by_id.get(todo.pop())
+        if st is None:
+            continue
+        for tag in ("basedOn", "link", "next"):
+            ref = st.find(w(tag))
+            if ref is not None and ref.get(w("val")) not in used:
+                used.add(ref.get(w("val")))
+                todo.append(ref.get(w("val")))
+    for sid, st in by_id.items():
+        if sid not in used:
+            styles.remove(st)
+    latent = styles.find(w("latentStyles"))
+    if latent is not None:
+        styles.remove(latent)
+    for rels in (document.part.rels, package.rels):
+        for rid, rel in list(rels.items()):
+            if rel.reltype.endswith(_UNNEEDED):
+                rels.pop(rid)
 
 
 def _template_font_warnings(template: Path, label: str) -> list[str]:
@@ -637,7 +686,7 @@ def insert_form(writer: Any, path: Path) -> tuple[list[Any], list[str]]:
 
 
 def _merge_defaults(style: Any, doc_defaults: Any, kind: str) -> None:
-    from .docx import PPR_ORDER, RPR_ORDER, STYLE_ORDER, _ordered
+    from .wordml import PPR_ORDER, RPR_ORDER, STYLE_ORDER, _ordered
 
     for section, order in (("rPr", RPR_ORDER), ("pPr", PPR_ORDER)):
         if kind != "paragraph" and section == "pPr":

@@ -206,7 +206,7 @@ class _GlobalCodeTTFont(TTFont):
         """What a font of this face drawing ``chars`` embeds: its program (with the
         program's flate stream spliced from the glyphs' cached blocks when ``spliced``),
         widths, ToUnicode map and names. ``addObjects`` writes it for reportlab;
-        ``fontmerge.SharedFonts`` writes a box's union fonts from it with pypdf."""
+        ``sharedfonts.SharedFonts`` writes a box's union fonts from it with pikepdf."""
         memo = self._chars
         used: dict[int, tuple[int, int, int, float, str]] = {}  # cid -> _char_info
         for ch in chars:
