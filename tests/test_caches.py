@@ -149,3 +149,54 @@ def test_valid_records_keep_only_what_the_rules_read_of_their_mapping(tmp_path):
     for _, household in load_dataset(data).households():
         assert household.record is not None
         assert household.raw == {"members": [{"id_number": m.id_number} for m in household.record.members]}
+
+
+def test_font_file_hashes_go_through_the_hash_memo_and_keep_each_other(tmp_path: Path, monkeypatch):
+    """The font cache remembers file hashes in the same memo as the build, without one font
+    file's entry pushing out another's (each process hashes only the fonts it uses)."""
+    import json
+
+    from archive_builder.render import fontfiles
+
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(fontfiles, "_FILE_SHA", {})
+    a, b = tmp_path / "a.ttf", tmp_path / "b.ttf"
+    a.write_bytes(b"font a")
+    b.write_bytes(b"font b")
+    assert fontfiles._file_sha256(a) == hashing.file_sha256(a)
+    assert fontfiles._file_sha256(b) == hashing.file_sha256(b)
+    memo = json.loads((tmp_path / "cache" / "fonts" / "file-hashes.json").read_text("utf-8"))
+    assert sorted(memo) == [str(a), str(b)]
+    assert hashing.HashMemo(tmp_path / "cache" / "fonts" / "file-hashes.json").sha256(a) == hashing.file_sha256(a)
+
+
+def test_clean_work_files_removes_a_killed_run_s_temp_files_in_the_evidence_cache(tmp_path: Path, monkeypatch):
+    """The evidence cache writes through the project's atomic-write helper, so the temp file a
+    run killed mid-write leaves in OUT/.cache/evidence is one ``clean_work_files`` removes."""
+    import shutil
+
+    from archive_builder.archive import outdir
+    from archive_builder.archive.build import clean_work_files
+    from archive_builder.render import evidence
+
+    left: list[str] = []
+
+    def killed(tmp: str, path: Path) -> None:  # the process dies before the rename
+        shutil.copy(tmp, tmp + ".copy")
+        left.append(tmp)
+        raise KeyboardInterrupt
+
+    out = tmp_path / "out"
+    entry = out / ".cache" / "evidence" / "ab" / "abcd.json"
+    monkeypatch.setattr(outdir, "_replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        evidence._atomic_write(entry, b"{}")
+    monkeypatch.undo()
+    os.replace(left[0] + ".copy", left[0])
+    assert [p.name for p in entry.parent.iterdir()] == [Path(left[0]).name]
+    kept = out / "冯老村" / "封面.pdf"
+    kept.parent.mkdir(parents=True)
+    kept.write_bytes(b"%PDF")
+    clean_work_files(out)
+    assert list(entry.parent.iterdir()) == []
+    assert kept.read_bytes() == b"%PDF"

@@ -20,7 +20,7 @@ from pypdf import PdfReader
 from reportlab import rl_config
 from reportlab.pdfgen.canvas import Canvas
 
-from archive_builder.render import fontmerge, fontprogram
+from archive_builder.render import facecache, fontmerge, fontprogram, sfntprogram, ttfont
 from archive_builder.render import fonts as F
 from archive_builder.render.fonts import (
     ROLES,
@@ -441,8 +441,8 @@ def _check_sfnt_checksums(program: bytes) -> None:
         data = program[off : off + length]
         if tag == b"head":
             data = data[:8] + b"\0\0\0\0" + data[12:]
-        assert fontprogram._checksum(data) == struct.unpack(">I", program[12 + 16 * sorted(f.tables).index(tag) + 4 :][:4])[0], tag
-    assert fontprogram._checksum(program) == 0xB1B0AFBA
+        assert sfntprogram._checksum(data) == struct.unpack(">I", program[12 + 16 * sorted(f.tables).index(tag) + 4 :][:4])[0], tag
+    assert sfntprogram._checksum(program) == 0xB1B0AFBA
 
 
 @needs_debian_fonts
@@ -452,12 +452,12 @@ def test_built_program_checksums_are_valid(fs, glyph_size):
 
     rnd = random.Random(glyph_size)
     face = fs._font(fs.faces["body"]).face
-    base = fontprogram._base_tables_from_face(face)
+    base = sfntprogram._base_tables_from_face(face)
     glyphs = {g: bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, glyph_size)))
               for g in rnd.sample(range(1, 4000), 400)}
     glyphs[7] = b""  # an empty glyph is left out
     metrics = {g: (rnd.randrange(2000), rnd.randrange(-300, 300)) for g in [0, *glyphs]}
-    program = fontprogram._build_program(base, glyphs, metrics)
+    program = sfntprogram._build_program(base, glyphs, metrics)
     loc_fmt = struct.unpack(">h", F._Sfnt(program).table(b"head")[50:52])[0]
     assert loc_fmt == (1 if glyph_size == 900 else 0)
     _check_sfnt_checksums(program)
@@ -474,14 +474,14 @@ def test_embedded_program_is_spliced_from_glyph_blocks_and_inflates_exactly(fs, 
     import zlib
 
     built: list[bytes] = []
-    real = fontprogram._assemble_compact
+    real = ttfont._assemble_compact
 
     def spy(*args, **kwargs):
         result = real(*args, **kwargs)
         built.append(result[0])
         return result
 
-    monkeypatch.setattr(fontprogram, "_assemble_compact", spy)
+    monkeypatch.setattr(ttfont, "_assemble_compact", spy)
     for i in range(3):  # overlapping characters: later documents reuse cached blocks
         built.clear()
         text = f"户主{i}号 A·b（）" + "".join(chr(0x4E00 + (i * 37 + k * 11) % 200) for k in range(40))
@@ -507,10 +507,10 @@ def test_glyph_blocks_do_not_depend_on_what_was_compressed_before():
 
     rnd = random.Random(7)
     glyphs = [bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 700))) for _ in range(60)]
-    blocks = [fontprogram._glyph_block(g, 0, 0, len(g)) for g in glyphs]
+    blocks = [sfntprogram._glyph_block(g, 0, 0, len(g)) for g in glyphs]
     for g, (padded, checksum, block) in zip(glyphs, blocks):
         fresh = zlib.compressobj(1, zlib.DEFLATED, -15)
-        assert padded == g + b"\0" * (-len(g) & 3) and checksum == fontprogram._checksum(padded)
+        assert padded == g + b"\0" * (-len(g) & 3) and checksum == sfntprogram._checksum(padded)
         assert block == fresh.compress(padded) + fresh.flush(zlib.Z_SYNC_FLUSH)
     assert zlib.decompress(b"".join(b for _p, _c, b in reversed(blocks)) + b"\x03\x00", -15) == b"".join(
         p for p, _c, _b in reversed(blocks))
@@ -529,12 +529,12 @@ def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
     (the cache path re-creates what TTFont.__init__ sets)."""
     monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path))
     face = fs.faces["heading"]
-    assert fontprogram._cached_face(face) is None
+    assert facecache._cached_face(face) is None
     parsed = F.GlobalCodeTTFont("AB-cache-test", face)  # parses and stores
-    assert fontprogram._face_cache_file(face).is_file()
+    assert facecache._face_cache_file(face).is_file()
     hits = []
-    real = fontprogram._cached_face
-    monkeypatch.setattr(fontprogram, "_cached_face", lambda f: hits.append(1) or real(f))
+    real = ttfont._cached_face
+    monkeypatch.setattr(ttfont, "_cached_face", lambda f: hits.append(1) or real(f))
     cached = F.GlobalCodeTTFont("AB-cache-test", face)
     assert hits and cached.face is not parsed.face
     va, vb = vars(parsed), vars(cached)
@@ -556,7 +556,7 @@ def test_face_cache_gives_the_parsed_font(fs, tmp_path, monkeypatch):
     assert cached.stringWidth(text, 12) == parsed.stringWidth(text, 12)
     assert [cached.cid_of(ord(c)) for c in text] == [parsed.cid_of(ord(c)) for c in text]
     # a damaged cache file is ignored
-    fontprogram._face_cache_file(face).write_bytes(b"not a pickle")
+    facecache._face_cache_file(face).write_bytes(b"not a pickle")
     assert real(face) is None
 
 
@@ -565,7 +565,7 @@ def test_compact_tables_behave_like_the_dicts_they_replace():
     import pickle
 
     table = {0x20: 3, 0x5802: 12000, 0x20BB7: 40001}
-    compact = fontprogram._CompactMap.of(table, "I")
+    compact = facecache._CompactMap.of(table, "I")
     assert [compact.get(k) for k in table] == list(table.values())
     assert compact.get(0x41) is None and compact.get(0x41, 7) == 7
     assert 0x5802 in compact and 0x41 not in compact and "x" not in compact
@@ -574,9 +574,9 @@ def test_compact_tables_behave_like_the_dicts_they_replace():
         compact[0x41]
     assert dict(compact.items()) == table and list(compact) == sorted(table) and len(compact) == 3
     assert pickle.loads(pickle.dumps(compact)) == compact
-    widths = fontprogram._CompactMap.of({0x20: 500, 0x5802: 1000.5}, "d")
+    widths = facecache._CompactMap.of({0x20: 500, 0x5802: 1000.5}, "d")
     assert widths.get(0x5802) == 1000.5 and widths.get(0x20) == 500
-    metrics = fontprogram._Metrics.of([(1000, 0), (500, -12)])
+    metrics = facecache._Metrics.of([(1000, 0), (500, -12)])
     assert metrics[1] == (500, -12) and len(metrics) == 2
     assert pickle.loads(pickle.dumps(metrics)) == metrics
 
@@ -613,7 +613,7 @@ def test_packet_programs_number_their_glyphs_compactly(fs):
         used = {0, *(face_side.gid(c) for c in codes)}
         todo = list(used)
         while todo:
-            for component in fontprogram._components(face_side.outline(todo.pop())):
+            for component in sfntprogram._components(face_side.outline(todo.pop())):
                 if component not in used:
                     used.add(component)
                     todo.append(component)

@@ -600,7 +600,7 @@ def bomb_xlsx(path: Path, padding: int) -> Path:
 
 
 def test_zip_bomb_sheet_is_refused_before_parsing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from archive_builder.io import spreadsheet
+    from archive_builder.io import sheetread as spreadsheet
     from archive_builder.io.spreadsheet import SheetError, import_sheet
 
     monkeypatch.setattr(spreadsheet, "MAX_XLSX_BYTES", 8 * 1024 * 1024)
@@ -619,7 +619,7 @@ def test_zip_bomb_sheet_is_refused_before_parsing(tmp_path: Path, monkeypatch: p
 def test_sheet_rows_and_columns_are_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from openpyxl import Workbook
 
-    from archive_builder.io import spreadsheet
+    from archive_builder.io import sheetread as spreadsheet
     from archive_builder.io.spreadsheet import SheetError, read_rows
 
     monkeypatch.setattr(spreadsheet, "MAX_ROWS", 50)

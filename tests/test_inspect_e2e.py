@@ -337,9 +337,7 @@ def test_pdf_report(built: Built, tmp_path: Path) -> None:
     from pypdf import PdfReader
 
     report = tmp_path / "比较报告.pdf"
-    started = time.perf_counter()
     result = cli("diff", "-o", built.out, built.a, "--report", report)
-    seconds = time.perf_counter() - started
     assert result.exit_code == ExitCode.problems, result.output
     reader = PdfReader(report)
     fonts = _fonts_embedded(reader)
@@ -348,7 +346,6 @@ def test_pdf_report(built: Built, tmp_path: Path) -> None:
     for label in ("字段变化（2 项）", "家庭成员", "姓名", "收入情况", "变化的页面"):
         assert label in text, label
     assert any(page.images for page in reader.pages), "the changed pages are drawn"
-    print(f"diff --report .pdf on a {len(reader.pages)}-page report: {seconds:.2f} s")
 
 
 # -- verify a paper copy ------------------------------------------------------------------------

@@ -343,7 +343,7 @@ def test_one_line_fast_path_breaks_as_the_breaker(fonts) -> None:
     import random
 
     from archive_builder.render.linebreak import break_lines_widths
-    from archive_builder.render.pdf import _Fonts
+    from archive_builder.render.pdfmodel import _Fonts
 
     f = _Fonts(fonts)
     rng = random.Random(7)
@@ -393,7 +393,7 @@ def test_warm_up_changes_no_byte() -> None:
 
 
 def test_memoised_number_text_is_the_formatted_number() -> None:
-    from archive_builder.render.pdf import _f, _n
+    from archive_builder.render.pdfmodel import _f, _n
 
     for x in (-0.0, 0.0, 0, 1, 1.0, 12.345, -3.14159, 595.2756, 1e-9, -1e-9):
         for _ in range(2):  # formatted, then from the memo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from pathlib import Path
@@ -114,3 +115,25 @@ def test_deterministic(tmp_path, fonts):
     write_spine_labels(boxes(5), a, width_mm=40, fonts=fonts)
     write_spine_labels(boxes(5), b, width_mm=40, fonts=fonts)
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_spine_and_box_pages_share_the_canvas_set_up(fonts, tmp_path: Path):
+    """Both are A4, deterministic, and name only embedded faces (the one a4_canvas set-up)."""
+    from archive_builder.render.boxpages import ContentsRow, render_box_pages
+
+    out = tmp_path / "spine.pdf"
+    write_spine_labels(boxes(3), out, width_mm=30, fonts=fonts)
+    v, _ = boxes(1)[0]
+    rows = [ContentsRow(i + 1, f"H{i}", "张三", 3, "脱贫户", i * 10 + 1, i * 10 + 10) for i in range(3)]
+    box = render_box_pages(v, 1, rows, 30, fonts, "2025-06-01")
+    again = tmp_path / "again.pdf"
+    write_spine_labels(boxes(3), again, width_mm=30, fonts=fonts)
+    assert again.read_bytes() == out.read_bytes()
+    assert render_box_pages(v, 1, rows, 30, fonts, "2025-06-01") == box
+    for reader in (PdfReader(out), PdfReader(io.BytesIO(box))):
+        for page in reader.pages:
+            assert [round(float(x)) for x in page.mediabox[2:]] == [595, 842]
+            for font in (page["/Resources"].get("/Font") or {}).values():
+                font = font.get_object()
+                descendant = font["/DescendantFonts"][0].get_object() if "/DescendantFonts" in font else font
+                assert "/FontFile2" in descendant["/FontDescriptor"], font["/BaseFont"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from archive_builder import document as dm
+from archive_builder import templatejinja as jinja
 from archive_builder import templates as t
 from archive_builder.context import build_context, evidence_items, income_year
 from archive_builder.errors import TemplateError
@@ -189,11 +190,11 @@ def test_fingerprint_changes_with_a_template_file(tmp_path):
 
 
 def test_filters():
-    assert t.money("1234.5") == "1,234.50"
-    assert t.cn_date("2024-05-01") == "2024年5月1日"
-    assert t.cn_date("2019-03") == "2019年3月"
-    assert t.mask_id("41162119850312003X") == "411621********003X"
-    assert t.paragraphs("一\n\n二\n三") == ["一", "二", "三"]
+    assert jinja.money("1234.5") == "1,234.50"
+    assert jinja.cn_date("2024-05-01") == "2024年5月1日"
+    assert jinja.cn_date("2019-03") == "2019年3月"
+    assert jinja.mask_id("41162119850312003X") == "411621********003X"
+    assert jinja.paragraphs("一\n\n二\n三") == ["一", "二", "三"]
 
 
 def test_missing_optional_values_print_as_nothing():

@@ -238,11 +238,11 @@ def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None
 
 
 def test_build_is_refused_while_another_build_holds_the_lock(site: dict[str, Any]) -> None:
-    from archive_builder.web import core
+    from archive_builder.archive.outdir import build_lock  # as the CLI takes it
 
     client = site["client"]
     csrf = _csrf(client)
-    with core.hold_build_lock(site["out"]):
+    with build_lock(site["out"]):
         assert client.get("/build/status").json()["other"] is True
         refused = client.post("/build", data={"csrf": csrf})
         assert refused.status_code == 409

@@ -74,12 +74,15 @@ def open_regular(path: Path) -> Any:
 class HashMemo:
     """sha256 of files remembered by stat (size, mtime, ctime, inode), kept in a JSON file.
 
-    The hashes stay content hashes; the memo only avoids reading 460 unchanged photos again
-    on every rebuild (~50 ms), as git's index does. Any stat change means reading the file.
+    The hashes stay content hashes; the memo only avoids reading unchanged photos (and font
+    files) again on every run, as git's index does. Any stat change means reading the file.
+    ``keep_unused`` keeps the entries a run did not look at (a memo shared by many runs that
+    each hash a few files, like the font cache's); otherwise ``save`` keeps only those used.
     """
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, *, keep_unused: bool = False) -> None:
         self.path = path
+        self.keep_unused = keep_unused
         self.entries: dict[str, list[Any]] = {}
         self.used: dict[str, list[Any]] = {}
         if path is not None:
@@ -107,11 +110,12 @@ class HashMemo:
         return digest
 
     def save(self) -> None:
-        """Write the entries this run used (dropping the rest)."""
-        if self.path is not None and self.used != self.entries:
+        """Write the entries this run used (and, with ``keep_unused``, the others it read)."""
+        kept = {**self.entries, **self.used} if self.keep_unused else self.used
+        if self.path is not None and kept != self.entries:
             from .outdir import atomic_write_json
 
-            atomic_write_json(self.path, self.used)
+            atomic_write_json(self.path, kept)
 
 
 _MEMO: HashMemo | None = None

@@ -89,15 +89,6 @@ def parse_id(value: str) -> IdInfo:
     return IdInfo(number=number, region=number[:6], birth_date=birth, sex=sex)
 
 
-def is_valid_id(value: str) -> bool:
-    """Return True when ``value`` is a well-formed ID with a correct check character."""
-    try:
-        parse_id(value)
-    except IdNumberError:
-        return False
-    return True
-
-
 def mask_id(value: str) -> str:
     """Return the ID as shown in public notices: first 6 and last 4 kept (411621********1234)."""
     number = normalize_id(value)

@@ -41,13 +41,12 @@ from ..config import (
 from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
 from .cache import RecordCache
+from .layout import HOUSEHOLD_FILES, OUTPUT_MARKER  # noqa: F401 - imported from here
+from .layout import HOUSEHOLD_ID_LINE as _HOUSEHOLD_ID
+from .layout import record_files as _record_files
+from .layout import subfolders as _subfolders
 from .messages import problems_from_validation_error
 from .models import Household, join_path, split_path
-
-HOUSEHOLD_FILES = ("household.yaml", "household.yml", "household.json")
-#: a folder holding this file is build output, never data
-OUTPUT_MARKER = ".archive-builder-output"
-SKIPPED_FOLDERS = frozenset({"templates", "rules"})  # a village's own templates and audit rules
 
 Position = tuple[int | None, int | None]
 
@@ -921,10 +920,6 @@ def _relative(root: Path, path: Path) -> str:
         return path.as_posix()
 
 
-def _record_files(folder: Path) -> list[Path]:
-    return [folder / name for name in HOUSEHOLD_FILES if (folder / name).is_file()]
-
-
 def _drop(data: Any, loc: tuple[Any, ...]) -> bool:
     """Delete the value at ``loc`` (a pydantic error location) from ``data``; True if it did."""
     parts = [p for p in loc if not (isinstance(p, str) and p.startswith("["))]
@@ -1143,21 +1138,6 @@ def _open_root(
     return root, config, problems
 
 
-def _is_skipped(folder: Path) -> bool:
-    return (
-        folder.name.startswith(".")
-        or folder.name in SKIPPED_FOLDERS
-        or (folder / OUTPUT_MARKER).exists()
-    )
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not _is_skipped(p))
-    except OSError:
-        return []
-
-
 def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
     villages = []
     for folder in _subfolders(root):
@@ -1306,9 +1286,6 @@ def load_dataset(
 
 # --- one household, fast -------------------------------------------------------------------
 
-_HOUSEHOLD_ID = re.compile(
-    r"""^\s*"?household_id"?\s*:\s*["']?([^"',}\s#]+)""", re.MULTILINE
-)
 _ID_NUMBER = re.compile(r"(?<![0-9])[0-9]{17}[0-9Xx](?![0-9A-Za-z])")
 
 

@@ -6,6 +6,9 @@ clerk counts). The models accept what people actually type (an ID number YAML re
 ``是``/``否`` for booleans, a single label where a list is expected, known label variants) and
 leave the rules of §5 (check digits, money ≥ 0, dates not in the future …) to ``validate.py``,
 so that a wrong value becomes a located problem instead of a crash.
+
+Why one module of this size: the record is one schema; its models, their lenient value types
+and the label table are read together, as record-format.md §4 is.
 """
 
 from __future__ import annotations

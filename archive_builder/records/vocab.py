@@ -80,8 +80,8 @@ def get(name: str) -> Vocabulary:
         .joinpath("vocab", f"{name}.yaml")
         .read_text("utf-8")
     )
-    # libyaml's loader when present: the pure-Python one costs ~60 ms for all vocabularies,
-    # a fifth of a cold `archive-builder packet`.
+    # libyaml's loader when present: the pure-Python one is a noticeable part of a cold
+    # `archive-builder packet`.
     data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
     return Vocabulary(
         name=name,

@@ -131,7 +131,11 @@ def retention_label(retention: str) -> str:
 # --------------------------------------------------------------------------- front/back matter
 
 
-def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:
+def a4_canvas(buf: io.BytesIO, fonts: Any, title: str, *, font_size: float = 12, subject: str | None = None,
+              creator: str | None = None) -> Any:
+    """A reportlab canvas for an A4 page set of our own (box pages, spine strips):
+    deterministic (``invariant``), compressed, and starting in the embedded body face so no
+    unembedded Helvetica is ever referenced. Use inside ``rlformat.settings()``."""
     from reportlab.pdfgen import canvas
 
     c = canvas.Canvas(
@@ -139,10 +143,14 @@ def _canvas(buf: io.BytesIO, fonts: Any, title: str) -> Any:
         pagesize=(A4_W, A4_H),
         invariant=1,
         pageCompression=1,
-        initialFontName=face_name(fonts, "body"),  # never an unembedded Helvetica
-        initialFontSize=12,
+        initialFontName=face_name(fonts, "body"),
+        initialFontSize=font_size,
     )
     c.setTitle(title)
+    if subject is not None:
+        c.setSubject(subject)
+    if creator is not None:
+        c.setCreator(creator)
     return c
 
 
@@ -163,7 +171,7 @@ def render_box_pages(
     """
     with settings():  # reportlab as we write with it (see render/rlformat.py)
         buf = io.BytesIO()
-        c = _canvas(buf, fonts, f"{village.name} 第{box_no}盒")
+        c = a4_canvas(buf, fonts, f"{village.name} 第{box_no}盒")
         _draw_cover(c, fonts, village, box_no, rows[0].item_no, rows[-1].item_no, len(rows))
         c.showPage()
         k = contents_pages(len(rows))

@@ -23,21 +23,19 @@ Cache layout (all writes atomic: temp file in the same dir, then ``os.replace``)
 
 ``key`` = sha256 over the source bytes, the normalisation parameters, ``CACHE_VERSION``
 and the Pillow version (a new Pillow may encode other bytes).  Looking up the key hashes
-the file (≈ 3 ms for a 4 MB photo), so a lookup first tries the stat index: if path, size,
+the whole file, so a lookup first tries the stat index: if path, size,
 mtime_ns and ctime_ns are unchanged the stored key is used without reading the file.  ctime
 cannot be set by ordinary tools, so an edited file of the same size and a restored mtime is
 still noticed.  Parallel workers may compute the same entry at the same time: both write
 identical bytes and the last ``os.replace`` wins, so races are harmless.  Placeholders are
 never cached (a missing or locked file may be fixed before the next run).
 
-Output carries no metadata: EXIF is dropped (the orientation is already applied, and phone
-photos carry GPS positions that must not travel into the archive), and an embedded ICC
-profile is converted to sRGB once instead of kept, because the PDF declares DeviceRGB and
-viewers ignore a profile inside the JPEG stream.
+Output carries no metadata: EXIF is dropped and an embedded ICC profile is converted to
+sRGB (``evidenceimage``), because the PDF declares DeviceRGB and viewers ignore a profile
+inside the JPEG stream.
 
-Why one module of this size: every evidence format's normalisation (JPEG pass-through, re-
-encoding, TIFF, PDF pages, HEIF) goes through one content-addressed cache and one set of
-Chinese placeholder reasons.
+The parts: ``evidenceassets`` (the asset kinds, reasons and warnings), ``evidenceimage``
+(image helpers), ``evidencepdf`` (evidence PDFs); this module is the cache.
 """
 
 from __future__ import annotations
@@ -49,7 +47,6 @@ import logging
 import os
 import stat
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,170 +54,54 @@ import PIL
 from PIL import Image, ImageFile
 
 from ..errors import os_reason
+from .evidenceassets import (  # noqa: F401 - imported from here
+    CACHE_VERSION,
+    HEIF_SUFFIXES,
+    HINT_BOMB,
+    HINT_ENCRYPTED,
+    HINT_HEIF,
+    HINT_MISSING,
+    HINT_NOT_REGULAR,
+    HINT_UNSUPPORTED,
+    MM_PER_INCH,
+    NOTE_UNEMBEDDED_FONTS,
+    PIL_FORMATS,
+    REASON_BOMB,
+    REASON_CORRUPT,
+    REASON_DIRECTORY,
+    REASON_EMPTY,
+    REASON_ENCRYPTED,
+    REASON_HEIF,
+    REASON_MISSING,
+    REASON_NOT_REGULAR,
+    REASON_TRUNCATED,
+    SUPPORTED_SUFFIXES,
+    Asset,
+    ImageAsset,
+    PdfPageAsset,
+    Placeholder,
+    _Unusable,
+    asset_warning,
+    raster_warning,
+    removed_warning,
+)
+from .evidenceimage import (
+    _HEIF_STATE,
+    _TRANSPOSE,
+    _is_grey,
+    _is_heif,
+    _open_pdfium,
+    _orientation,
+    _register_heif,
+    _strip_jpeg_metadata,
+    _to_8bit,
+    _to_srgb,
+)
+from .evidencepdf import _pdf_entries, fonts_embedded, open_evidence_pdf  # noqa: F401 - imported from here
 
 logger = logging.getLogger(__name__)
 
-#: Bump when the normalisation changes what is written, so old cache entries are ignored.
-#: 3: PDF pages with unembedded fonts are rasterised.
-#: 4: PDF pages are placed from a sanitised copy (no actions, scripts, attachments, forms).
-CACHE_VERSION = 4
 
-MM_PER_INCH = 25.4
-DEFAULT_HINT = "请重新扫描或替换该文件。"
-
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".tif", ".tiff", ".gif", ".bmp", ".webp"}
-)
-HEIF_SUFFIXES = frozenset({".heic", ".heif", ".hif"})
-PDF_SUFFIXES = frozenset({".pdf"})
-SUPPORTED_SUFFIXES = IMAGE_SUFFIXES | HEIF_SUFFIXES | PDF_SUFFIXES
-# Only these decoders may look at evidence bytes: a smaller attack surface than "any format".
-PIL_FORMATS = ("JPEG", "MPO", "PNG", "TIFF", "GIF", "BMP", "WEBP")
-
-REASON_MISSING = "文件不存在"
-REASON_DIRECTORY = "该路径是文件夹，不是文件"
-REASON_EMPTY = "文件为空（0 字节）"
-REASON_NOT_REGULAR = "不是普通文件（是管道、设备或套接字）"
-HINT_NOT_REGULAR = "请把实际的文件（照片、扫描件或 PDF）放在这里。"
-REASON_CORRUPT = "文件已损坏或格式无法识别"
-REASON_TRUNCATED = "图片数据不完整（文件被截断，可能是拷贝或上传中断）"
-REASON_BOMB = "图片像素超过安全上限（可能是解压炸弹）"
-REASON_ENCRYPTED = "PDF 已加密，需要密码才能打开"
-REASON_PDF_EMPTY = "PDF 中没有任何页面"
-NOTE_UNEMBEDDED_FONTS = "使用了未嵌入的字体"
-REASON_HEIF = "HEIC/HEIF 图片需要解码组件 pillow-heif，当前未安装"
-
-HINT_HEIF = "请安装解码组件（pip install pillow-heif）后重新生成，或把照片另存为 JPEG。"
-HINT_UNSUPPORTED = "请把该文件转换为 PDF、JPEG 或 PNG 后替换。"
-HINT_ENCRYPTED = "请提供未加密的 PDF（在阅读器中输入密码后另存或打印为 PDF）。"
-HINT_MISSING = "请检查文件名和位置是否与记录一致，或补充该文件。"
-HINT_BOMB = "请用图片软件把该图片缩小（例如长边不超过 10000 像素）后替换。"
-
-
-@dataclass(frozen=True, slots=True)
-class ImageAsset:
-    """One normalised raster, ready to embed (JPEG, or PNG for bilevel scans).
-
-    Its bytes are in the cache file ``path``, or, for a print-size JPEG passed through as it
-    is, in ``data`` (``path`` None): stripping its metadata costs less than a cache file.
-    Read them with :meth:`image_bytes`, never from ``source`` (which still has GPS positions).
-    """
-
-    path: Path | None
-    width_px: int  # after orientation fix and downscale
-    height_px: int
-    source: Path
-    page: int  # 0-based frame index in the source
-    #: why a PDF page was rasterised instead of merged (Chinese, e.g. NOTE_UNEMBEDDED_FONTS);
-    #: empty for ordinary images
-    note: str = ""
-    data: bytes | None = field(default=None, repr=False)
-    #: kinds of active content removed from the source PDF (see ``pdfclean.LABELS``)
-    removed: tuple[str, ...] = ()
-
-    @property
-    def kind(self) -> str:
-        """"jpg" or "png"."""
-        if self.data is not None:
-            return "jpg"
-        assert self.path is not None
-        return "png" if self.path.suffix.lower() == ".png" else "jpg"
-
-    def image_bytes(self) -> bytes:
-        if self.data is not None:
-            return self.data
-        assert self.path is not None
-        return self.path.read_bytes()
-
-
-@dataclass(frozen=True, slots=True)
-class PdfPageAsset:
-    """One page of an evidence PDF; width/height are the displayed size (after /Rotate)."""
-
-    source: Path
-    page: int
-    width_pt: float
-    height_pt: float
-    rotation: int  # 0, 90, 180 or 270, clockwise as in /Rotate
-    #: the sanitised copy in the cache (page content only) that is placed instead of ``source``
-    path: Path | None = field(default=None, compare=False)
-    #: kinds of active content removed from the source (see ``pdfclean.LABELS``)
-    removed: tuple[str, ...] = field(default=(), compare=False)
-
-    @property
-    def placed(self) -> Path:
-        """The file whose page is placed: the sanitised copy when there is one."""
-        return self.path if self.path is not None else self.source
-
-
-@dataclass(frozen=True, slots=True)
-class Placeholder:
-    """The file could not be used; ``reason`` (Chinese) says why, ``hint`` how to fix it."""
-
-    source: Path
-    display_path: str
-    reason: str
-    hint: str = DEFAULT_HINT
-
-
-Asset = ImageAsset | PdfPageAsset | Placeholder
-
-
-def asset_warning(
-    household_id: str, display_path: str, reason: str, *, hint: str | None = None
-) -> str:
-    """Return the Chinese warning line for an evidence file replaced by a placeholder."""
-    fix = hint or DEFAULT_HINT
-    return (
-        f"户 {household_id} 的佐证材料 {display_path} 无法读取（{reason}），"
-        f"已用占位页代替；{fix}"
-    )
-
-
-def raster_warning(display_path: str, asset: ImageAsset, *more: ImageAsset) -> str:
-    """Return the one Chinese warning for the pages of a PDF placed as images for the same
-    reason (``asset.note``): "第 1–3、5 页"."""
-    pages = sorted({a.page + 1 for a in (asset, *more)})
-    runs: list[list[int]] = []
-    for page in pages:
-        if runs and page == runs[-1][-1] + 1:
-            runs[-1].append(page)
-        else:
-            runs.append([page])
-    shown = "、".join(str(r[0]) if len(r) == 1 else f"{r[0]}–{r[-1]}" for r in runs)
-    return f"佐证材料 {display_path} 第 {shown} 页{asset.note}，已转为图像以保证打印一致"
-
-
-def removed_warning(display_path: str, removed: tuple[str, ...]) -> str:
-    """Return the Chinese warning for an evidence PDF whose active content was removed."""
-    from .pdfclean import describe
-
-    return (
-        f"佐证材料 {display_path} 含有{describe(removed)}，已去除，只保留页面上打印的内容"
-    )
-
-
-def open_evidence_pdf(source: Path) -> Any:
-    """Return a ``pypdf.PdfReader`` for an evidence PDF, decrypted if the password is empty.
-
-    Owner-password-only PDFs (bank statements) are common; the writer must decrypt them
-    the same way before merging pages.
-    """
-    from pypdf import PdfReader
-
-    reader = PdfReader(source, strict=False)
-    if reader.is_encrypted:
-        reader.decrypt("")
-    return reader
-
-
-class _Unusable(Exception):
-    """Internal: the source cannot be used; carries the Chinese reason and hint."""
-
-    def __init__(self, reason: str, hint: str = DEFAULT_HINT) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.hint = hint
 
 
 class EvidenceCache:
@@ -287,7 +168,7 @@ class EvidenceCache:
         if passed is not None:
             return [passed]
         hasher = hashlib.sha256(self._params + b"\0")
-        hasher.update(data)  # not concatenated: that copied a 4 MB photo once more (~1 ms)
+        hasher.update(data)  # not concatenated: that would copy a whole photo once more
         key = hasher.hexdigest()
         cached = self._load_manifest(key, source)
         if cached is None:
@@ -440,8 +321,8 @@ class EvidenceCache:
     def _passed_through(self, data: bytes, source: Path) -> ImageAsset | None:
         """The asset of a print-size JPEG that needs no pixel change (see ``_pass_through``).
 
-        Nothing is cached for it: reading it and removing its metadata (~0.3 ms) costs less
-        than the three cache files would (a village build creates 1,400 fewer files).
+        Nothing is cached for it: reading it and removing its metadata costs less than the
+        three cache files would (and a village build creates far fewer files).
         """
         if data[:2] != b"\xff\xd8":
             return None
@@ -464,10 +345,10 @@ class EvidenceCache:
 
         A print-size photo that is already upright, 8-bit RGB or grey, without a colour profile
         and within the print resolution would only lose quality by being decoded and encoded
-        again (and costs ~30 ms). It is not decoded at all: its segments are checked instead
+        again (and take time). It is not decoded at all: its segments are checked instead
         (baseline or progressive Huffman coding, which every PDF reader decodes, and an end-of-
-        image marker after the scan data, which a cut-off copy lacks). Decoding it at 1/8 scale
-        only to look for damage cost 2 ms a photo, a tenth of a village build's rendering.
+        image marker after the scan data, which a cut-off copy lacks). Decoding it even at 1/8
+        scale only to look for damage was a large share of a village build's rendering.
         """
         if img.format != "JPEG" or img.mode not in ("RGB", "L") or img.info.get("icc_profile"):
             return None
@@ -605,64 +486,6 @@ class EvidenceCache:
         return blob, w, h
 
 
-# --------------------------------------------------------------------- helpers
-
-_TRANSPOSE = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
-_HEIF_STATE: dict[str, bool] = {}
-_SRGB_TRANSFORMS: dict[tuple[bytes, str], Any] = {}
-
-
-#: JPEG segments kept when metadata is removed: JFIF (APP0), Adobe colour transform (APP14)
-_JPEG_KEEP_APP = (0xE0, 0xEE)
-
-
-#: start-of-frame markers (C4 DHT, C8 JPG and CC DAC are not frames)
-_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-#: frames passed through: baseline, extended sequential and progressive Huffman, 8-bit
-_JPEG_SOF_PASSED = frozenset({0xC0, 0xC1, 0xC2})
-
-
-def _strip_jpeg_metadata(data: bytes) -> bytes | None:
-    """Return the JPEG without EXIF/XMP/IPTC/comment segments (lossless), or None if unparsable.
-
-    Phone photos carry GPS positions in EXIF; they must not end up in the archive.
-    """
-    if data[:2] != b"\xff\xd8":
-        return None
-    out = [data[:2]]
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        end = pos + 2 + length
-        if length < 2 or end > len(data):
-            return None
-        if marker == 0xDA:  # start of scan: the rest is image data, copied as is
-            out.append(data[pos:])
-            return b"".join(out)
-        if marker in _JPEG_SOF and (marker not in _JPEG_SOF_PASSED or data[pos + 4] != 8):
-            return None  # lossless, arithmetic-coded or 12-bit: decoded and encoded again
-        is_app = 0xE0 <= marker <= 0xEF
-        if marker != 0xFE and (not is_app or marker in _JPEG_KEEP_APP):
-            out.append(data[pos:end])
-        pos = end
-    return None
-
-
 def _stat(source: Path) -> os.stat_result:
     try:
         st = source.stat()
@@ -706,320 +529,3 @@ def _atomic_write(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def _is_heif(data: bytes) -> bool:
-    return data[4:8] == b"ftyp" and data[8:12] in (
-        b"heic",
-        b"heix",
-        b"hevc",
-        b"hevx",
-        b"heim",
-        b"heis",
-        b"mif1",
-        b"msf1",
-        b"avif",
-    )
-
-
-def _register_heif() -> bool:
-    """Register pillow-heif's opener once if it is installed; return whether it is."""
-    if "ok" not in _HEIF_STATE:
-        try:
-            import pillow_heif  # type: ignore[import-not-found,unused-ignore]
-
-            pillow_heif.register_heif_opener()
-            _HEIF_STATE["ok"] = True
-        except Exception:  # noqa: BLE001 - missing or broken optional decoder
-            _HEIF_STATE["ok"] = False
-    return _HEIF_STATE["ok"]
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        value = img.getexif().get(0x0112, 1)
-    except Exception:  # noqa: BLE001 - broken EXIF must not lose the picture
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _to_8bit(img: Image.Image) -> Image.Image:
-    """Return ``img`` as 8-bit L, RGB or CMYK, transparency flattened onto white."""
-    mode = img.mode
-    if mode in ("L", "RGB", "CMYK"):
-        return img
-    if mode == "1":
-        return img.convert("L")
-    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-        return _wide_to_l(img)
-    if mode == "P":
-        if (
-            "transparency" in img.info
-            or img.palette is not None
-            and img.palette.mode == "RGBA"
-        ):
-            return _flatten(img.convert("RGBA"))
-        return img.convert("RGB")
-    if mode in ("LA", "La"):
-        return _flatten(img).convert("L")
-    if mode in ("RGBA", "RGBa", "PA"):
-        return _flatten(img)
-    return img.convert("RGB")
-
-
-def _flatten(img: Image.Image) -> Image.Image:
-    rgba = img if img.mode == "RGBA" else img.convert("RGBA")
-    background = Image.new("RGB", rgba.size, (255, 255, 255))
-    background.paste(rgba, mask=rgba.getchannel("A"))
-    return background
-
-
-def _wide_to_l(img: Image.Image) -> Image.Image:
-    """Map 16/32-bit integer or float greyscale to 8-bit L."""
-    wide = img if img.mode in ("I", "F") else img.convert("I")
-    extrema = wide.getextrema()
-    low, high = float(extrema[0]), float(extrema[1])  # type: ignore[arg-type]
-    if img.mode == "F":
-        span = (high - low) or 1.0
-        return wide.point(lambda v: (v - low) * 255.0 / span).convert("L")
-    if high <= 255 and low >= 0:
-        return wide.convert("L")
-    # Full 16-bit range, as scanners write it: keep the top byte.
-    return wide.point(lambda v: v / 256).convert("L")
-
-
-def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
-    """Convert to sRGB with the embedded profile; without one, return ``img`` unchanged.
-
-    PDF viewers ignore ICC profiles inside an embedded JPEG (reportlab declares DeviceRGB),
-    so keeping the profile would not help: converting once here is what makes Display P3
-    phone photos and CMYK scans print with the right colours.  Runs after the downscale, on
-    ≈ 1 Mpx, and the transform per profile is cached.
-    """
-    if not icc or img.mode not in ("RGB", "CMYK", "L"):
-        return img
-    try:
-        from PIL import ImageCms
-    except (
-        ImportError
-    ):  # Pillow built without littlecms: fall back to the plain conversion
-        return img
-    try:
-        out_mode = "L" if img.mode == "L" else "RGB"
-        cache_key = (hashlib.sha256(icc).digest(), img.mode)
-        transform = _SRGB_TRANSFORMS.get(cache_key)
-        if transform is None:
-            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            if img.mode == "L":
-                # Grey profiles: converting to an sRGB-like grey needs a grey output
-                # profile littlecms does not ship; the plain values are close enough.
-                return img
-            description = ImageCms.getProfileDescription(profile) or ""
-            if "sRGB" in description and img.mode == "RGB":
-                _SRGB_TRANSFORMS[cache_key] = False
-                return img
-            transform = ImageCms.buildTransform(
-                profile,
-                ImageCms.createProfile("sRGB"),
-                img.mode,
-                out_mode,
-                renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            )
-            _SRGB_TRANSFORMS[cache_key] = transform
-        if transform is False:
-            return img
-        converted = ImageCms.applyTransform(img, transform)
-        return converted if converted is not None else img
-    except Exception:  # a broken profile must not lose the picture
-        logger.debug("ICC conversion failed; using plain conversion", exc_info=True)
-        return img
-
-
-def _open_pdfium(data: bytes) -> Any:
-    import pypdfium2 as pdfium
-
-    try:
-        return pdfium.PdfDocument(data)
-    except Exception as e:  # pypdf read it, pdfium does not: any error means unusable
-        logger.debug("pdfium could not open an evidence PDF", exc_info=True)
-        raise _Unusable(REASON_CORRUPT) from e
-
-
-def _is_grey(image: Image.Image) -> bool:
-    from PIL import ImageChops
-
-    r, g, b = image.split()
-    return ImageChops.difference(r, g).getbbox() is None and ImageChops.difference(g, b).getbbox() is None
-
-
-#: more filters on one stream than any real file uses (a chain of 1,000 is an attack)
-MAX_FILTERS = 8
-
-
-def _trial_merge(page: Any) -> None:
-    """Do to ``page`` what the PDF writer will do (crop box, rotation, decoding its content
-    and merging it into a page), so that a page that cannot be placed fails here, as this
-    file's placeholder, and not later in the household's packet. pypdf bounds the decoded
-    size of every stream (a flate bomb raises instead of filling the memory)."""
-    from pypdf import PdfWriter, Transformation
-    from pypdf.generic import ArrayObject
-
-    box = page.cropbox
-    for value in (box.left, box.bottom, box.width, box.height):
-        float(value)
-    int(page.get("/Rotate", 0) or 0)
-    contents = page.get("/Contents")
-    streams = contents.get_object() if contents is not None else None
-    for stream in streams if isinstance(streams, ArrayObject) else [streams]:
-        stream = stream.get_object() if stream is not None else None
-        filters = stream.get("/Filter") if stream is not None and hasattr(stream, "get") else None
-        filters = filters.get_object() if filters is not None else None
-        if isinstance(filters, ArrayObject) and len(filters) > MAX_FILTERS:
-            raise ValueError(f"{len(filters)} filters on one content stream")
-    target = PdfWriter().add_blank_page(100, 100)
-    target.merge_transformed_page(page, Transformation().scale(0.5, 0.5), over=True, expand=False)
-
-
-_FONT_FILES = ("/FontFile", "/FontFile2", "/FontFile3")
-
-
-def fonts_embedded(page: Any) -> bool:
-    """True if every font a ``pypdf`` page draws with carries its embedded program.
-
-    Looks at the page's resources and, recursively, at those of Form XObjects, tiling
-    patterns, soft-mask groups, Type 3 glyph procedures and annotation appearances (pypdf
-    merges annotations too).  A font without a descriptor (one of the standard 14) or whose
-    descriptor has no ``/FontFile``, ``/FontFile2`` or ``/FontFile3`` is not embedded.  A
-    structure that cannot be read counts as not embedded: rasterising is the safe side.
-    """
-    from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject
-
-    seen: set[int] = set()
-
-    def once(ref: Any) -> bool:
-        """True the first time an indirect object is met (cycles, shared resources)."""
-        if isinstance(ref, IndirectObject):
-            if ref.idnum in seen:
-                return False
-            seen.add(ref.idnum)
-        return True
-
-    def font_ok(ref: Any) -> bool:
-        if not once(ref):
-            return True
-        font = ref.get_object()
-        if not isinstance(font, DictionaryObject):
-            return False
-        subtype = font.get("/Subtype")
-        if subtype == "/Type3":  # glyphs are content streams; their resources may hold fonts
-            return resources_ok(font.get("/Resources"))
-        if subtype == "/Type0":
-            descendants = font.get("/DescendantFonts")
-            descendants = descendants.get_object() if descendants is not None else None
-            if not isinstance(descendants, ArrayObject) or not descendants:
-                return False
-            font = descendants[0].get_object()
-        descriptor = font.get("/FontDescriptor")
-        if descriptor is None:
-            return False
-        descriptor = descriptor.get_object()
-        return isinstance(descriptor, DictionaryObject) and any(k in descriptor for k in _FONT_FILES)
-
-    def stream_ok(ref: Any) -> bool:
-        if ref is None or not once(ref):
-            return True
-        obj = ref.get_object()
-        if not isinstance(obj, DictionaryObject):
-            return True
-        return resources_ok(obj.get("/Resources"))
-
-    def resources_ok(ref: Any) -> bool:
-        if ref is None or not once(ref):
-            return True
-        res = ref.get_object()
-        if not isinstance(res, DictionaryObject):
-            return True
-        fonts = res.get("/Font")
-        if fonts is not None and not all(font_ok(f) for f in fonts.get_object().values()):
-            return False
-        for group in ("/XObject", "/Pattern"):
-            objs = res.get(group)
-            if objs is not None and not all(stream_ok(x) for x in objs.get_object().values()):
-                return False
-        states = res.get("/ExtGState")
-        for state in (states.get_object().values() if states is not None else ()):
-            state = state.get_object()
-            mask = state.get("/SMask") if isinstance(state, DictionaryObject) else None
-            mask = mask.get_object() if mask is not None else None
-            if isinstance(mask, DictionaryObject) and not stream_ok(mask.get("/G")):
-                return False
-        return True
-
-    def annotations_ok() -> bool:
-        annots = page.get("/Annots")
-        for annot in (annots.get_object() if annots is not None else ()):
-            annot = annot.get_object()
-            ap = annot.get("/AP") if isinstance(annot, DictionaryObject) else None
-            ap = ap.get_object() if ap is not None else None
-            if not isinstance(ap, DictionaryObject):
-                continue
-            for appearance in ap.values():
-                appearance = appearance.get_object()
-                # either a stream or a dictionary of states → streams
-                if hasattr(appearance, "get_data") or not isinstance(appearance, DictionaryObject):
-                    streams = [appearance]
-                else:
-                    streams = list(appearance.values())
-                if not all(stream_ok(a) for a in streams):
-                    return False
-        return True
-
-    try:
-        return resources_ok(page.get("/Resources")) and annotations_ok()
-    except Exception:  # a broken structure: rasterise rather than trust it
-        logger.debug("font check of an evidence PDF page failed", exc_info=True)
-        return False
-
-
-def _pdf_entries(data: bytes) -> list[dict[str, Any]]:
-    from pypdf import PdfReader
-    from pypdf.errors import DependencyError
-
-    try:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        if reader.is_encrypted:
-            try:
-                decrypted = reader.decrypt("")
-            except DependencyError as e:
-                raise _Unusable(
-                    "PDF 已加密，且缺少解密组件",
-                    "请安装 cryptography（pip install cryptography）。",
-                ) from e
-            if not decrypted:
-                raise _Unusable(REASON_ENCRYPTED, HINT_ENCRYPTED)
-        entries = []
-        for index, page in enumerate(reader.pages):
-            box = page.mediabox
-            width, height = abs(float(box.width)), abs(float(box.height))
-            if width <= 0 or height <= 0:
-                raise _Unusable(REASON_CORRUPT)
-            rotation = page.rotation % 360 if page.rotation % 90 == 0 else 0
-            _trial_merge(page)
-            if rotation in (90, 270):
-                width, height = height, width
-            entries.append(
-                {
-                    "kind": "pdf",
-                    "page": index,
-                    "width": width,
-                    "height": height,
-                    "rotation": rotation,
-                    "embedded": fonts_embedded(page),
-                }
-            )
-    except _Unusable:
-        raise
-    except Exception as e:  # pypdf raises many types on broken files
-        logger.debug("evidence PDF failed", exc_info=True)
-        raise _Unusable(REASON_CORRUPT) from e
-    if not entries:
-        raise _Unusable(REASON_PDF_EMPTY)
-    return entries

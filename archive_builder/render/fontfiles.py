@@ -1,16 +1,16 @@
 """Font files: finding and probing the CJK TrueType faces for each role.
 
 A light ``cmap``/sfnt reader answers "is this a TrueType-outline face, and which characters
-does it have?" without reportlab parsing the file (0.1-0.25 s for a large CJK font), with
-the answer cached per font file. ``fonts.FontSet`` chooses faces from what is found here;
+does it have?" without reportlab parsing the file (which is slow for a large CJK font), with the
+answer cached per font file. ``fonts.FontSet`` chooses faces from what is found here;
 the overview of the font machinery is the docstring of ``archive_builder.render.fonts``.
 """
 
 from __future__ import annotations
 
 import bisect
+import errno
 import hashlib
-import json
 import os
 import re
 import struct
@@ -22,16 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from archive_builder.errors import os_reason
-
-try:  # the foundation engineer's hierarchy; fall back so this module stays importable alone
-    from archive_builder.errors import FontError as _FontErrorBase
-except ImportError:  # pragma: no cover - only when errors.py is absent
-    try:
-        from archive_builder.errors import ArchiveError as _FontErrorBase  # type: ignore[assignment]
-    except ImportError:
-        _FontErrorBase = Exception  # type: ignore[assignment,misc]
-
+from archive_builder.errors import ArchiveError, FontError, os_reason
 
 ROLES = ("title", "body", "heading", "kai", "table")
 
@@ -51,16 +42,8 @@ INSTALL_HINT = (
 )
 
 
-class FontNotFoundError(_FontErrorBase):  # type: ignore[misc,valid-type]
+class FontNotFoundError(FontError):
     """No usable CJK TrueType font (or a configured font file is unusable)."""
-
-    def __init__(self, message: str, *, hint: str | None = None) -> None:
-        if _FontErrorBase is Exception:  # pragma: no cover
-            Exception.__init__(self, message)
-            self.hint = hint
-        else:
-            super().__init__(message, hint=hint)
-        self.message = message
 
 
 # =========================================================================== light sfnt reader
@@ -305,38 +288,23 @@ def _cache_dir() -> Path | None:
 
 
 def _file_sha256(path: Path) -> str:
-    """sha256 of the file, cached per process and on disk keyed by (path, size, mtime, inode)."""
+    """sha256 of the file, remembered per process and in the font cache's hash memo."""
+    from ..archive.hashing import HashMemo
+
     st = path.stat()
     key = (str(path), st.st_size, st.st_mtime_ns)
     with _LOCK:
         if key in _FILE_SHA:
             return _FILE_SHA[key]
-    disk_key = f"{path}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}"
     cdir = _cache_dir()
-    cfile = cdir / "sha256.json" if cdir else None
-    cached: dict[str, str] = {}
-    if cfile is not None:
-        try:
-            cached = json.loads(cfile.read_text("utf-8"))
-        except (OSError, ValueError):
-            cached = {}
-    sha = cached.get(disk_key)
-    if not sha:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        sha = h.hexdigest()
-        if cfile is not None:
-            try:
-                cfile.parent.mkdir(parents=True, exist_ok=True)
-                cached = {k: v for k, v in cached.items() if not k.startswith(f"{path}|")}
-                cached[disk_key] = sha
-                tmp = cfile.with_suffix(f".{os.getpid()}.tmp")
-                tmp.write_text(json.dumps(cached), "utf-8")
-                os.replace(tmp, cfile)
-            except OSError:
-                pass  # the cache is only an optimisation
+    memo = HashMemo(cdir / "file-hashes.json" if cdir else None, keep_unused=True)
+    sha = memo.sha256(path)
+    if sha is None:
+        raise OSError(errno.EIO, "cannot read the font file", str(path))
+    try:
+        memo.save()
+    except (OSError, ArchiveError):
+        pass  # the memo is only an optimisation
     with _LOCK:
         _FILE_SHA[key] = sha
     return sha

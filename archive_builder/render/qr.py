@@ -41,7 +41,7 @@ _DARK = re.compile(rb"\x01+")
 def qr_runs(text: str) -> tuple[int, list[tuple[int, int, int]]]:
     """The symbol's size in modules and ``(row, first column, length)`` of every horizontal
     run of dark modules, read straight from the encoder's rows with a regular expression
-    (what the PDF draws; converting every module to a boolean first was a third of it)."""
+    (what the PDF draws; converting every module to a boolean first was much of its cost)."""
     rows = _rows(text)
     runs = [(r, m.start(), m.end() - m.start()) for r, row in enumerate(rows) for m in _DARK.finditer(row)]
     return len(rows), runs

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from archive_builder.archive.outdir import atomic_write
 from archive_builder.render.boxpages import (
     MM,
+    a4_canvas,
     draw_text,
     fit_size,
     retention_label,
@@ -224,8 +225,6 @@ def write_spine_labels(
     ``width_mm`` is the box spine thickness (20/30/40/50 mm). The file is written to a
     temporary file next to ``out`` and moved into place.
     """
-    from reportlab.pdfgen import canvas
-
     if not 10 <= width_mm <= PAGE_W_MM - 2 * MIN_MARGIN_MM:
         raise ValueError(f"盒脊宽度 {width_mm} mm 不可用，应为 {'/'.join(map(str, SPINE_WIDTHS))} mm")
     if not 50 <= height_mm <= PAGE_H_MM - 2 * (MARK_GAP_MM + MARK_LEN_MM + 2):
@@ -236,17 +235,8 @@ def write_spine_labels(
     page_w, page_h = PAGE_W_MM * MM, PAGE_H_MM * MM
     with settings():  # reportlab as we write with it (see render/rlformat.py)
         buf = io.BytesIO()
-        c = canvas.Canvas(
-            buf,
-            pagesize=(page_w, page_h),
-            invariant=1,
-            pageCompression=1,
-            initialFontName=fonts.faces["body"].rl_name,  # never an unembedded Helvetica
-            initialFontSize=10,
-        )
-        c.setTitle("档案盒脊竖条")
-        c.setSubject(f"盒脊宽 {width_mm} mm，共 {len(boxes)} 条")
-        c.setCreator("archive-builder")
+        c = a4_canvas(buf, fonts, "档案盒脊竖条", font_size=10, subject=f"盒脊宽 {width_mm} mm，共 {len(boxes)} 条",
+                      creator="archive-builder")
         pages = 0
         for start in range(0, len(boxes), per_page):
             chunk = boxes[start : start + per_page]

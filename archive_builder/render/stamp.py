@@ -61,9 +61,9 @@ def _shared_face(fonts: Any) -> str | None:
 def _digits_pdf(fonts: Any) -> tuple[bytes, dict[str, float]]:
     """A one-page PDF drawing "0123456789" in the number font, and each digit's width.
 
-    With the font set's own table face (a few milliseconds: the face is loaded already) the
-    digits share the box's copy of that face. Otherwise a Latin TTF is used; parsing it
-    costs ~0.09 s in every collating process, so that PDF is kept in the user's font cache,
+    With the font set's own table face (quick: the face is loaded already) the digits share
+    the box's copy of that face. Otherwise a Latin TTF is used; parsing it in every
+    collating process would be slow, so that PDF is kept in the user's font cache,
     keyed by the font file's stat and the reportlab version (it depends on nothing else).
     """
     import hashlib

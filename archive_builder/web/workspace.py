@@ -1,0 +1,349 @@
+"""The warm index of one data directory for the web app.
+
+``Workspace`` keeps the parsed records of one data directory warm, indexed once for search,
+so a page of a 2,000-household township is a slice of a list, not a walk of the disk; it
+reloads what changed on disk (by file stamps) before answering.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..errors import OutputError, StoreError, ValidationFailed
+from ..problems import Problem
+from .builds import BuildBusy, BuildJob
+
+# --- the warm index -----------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One household as listed and searched."""
+
+    household_id: str
+    village_code: str
+    village_name: str
+    head: str
+    names: tuple[str, ...]
+    members: int
+    household_type: str
+    poverty_status: str
+    monitor: str
+    errors: int
+    warnings: int
+    problems: list[Problem]
+    loaded: Any  # records.loader.LoadedHousehold
+    haystack: str = ""
+    id_numbers: frozenset[str] = frozenset()
+
+    @property
+    def status(self) -> str:
+        return self.monitor or self.poverty_status or ""
+
+
+@dataclass
+class VillageInfo:
+    code: str
+    name: str
+    rows: list[Row] = field(default_factory=list)
+
+    @property
+    def households(self) -> int:
+        return len(self.rows)
+
+    @property
+    def people(self) -> int:
+        return sum(r.members for r in self.rows)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.errors for r in self.rows)
+
+    @property
+    def warnings(self) -> int:
+        return sum(r.warnings for r in self.rows)
+
+    def counts(self, attribute: str, empty: str = "（未填）") -> list[tuple[str, int]]:
+        counter = Counter(getattr(r, attribute) or empty for r in self.rows)
+        return sorted(counter.items(), key=lambda kv: -kv[1])
+
+
+def _row(village: Any, household: Any, problems: list[Problem]) -> Row:
+    record = household.record or household.partial
+    hid = str(household.household_id)
+    names: tuple[str, ...] = ()
+    head = htype = status = monitor = ""
+    if record is not None:
+        names = tuple(str(m.name) for m in record.members)
+        head = next((str(m.name) for m in record.members if m.relation == "户主"), names[0] if names else "")
+        htype = str(record.household_type or "")
+        status = str(record.poverty_status or "")
+        monitor = str(record.monitor.category) if record.monitor is not None else ""
+    errors = sum(1 for p in problems if p.is_error)
+    row = Row(hid, str(village.config.code), str(village.config.name), head, names, len(names), htype,
+              status, monitor, errors, len(problems) - errors, problems, household)
+    row.haystack = " ".join((hid, *names)).lower()
+    if record is not None:
+        row.id_numbers = frozenset(str(m.id_number) for m in record.members)
+    return row
+
+
+class Workspace:
+    """One data directory and its output folder, loaded once and kept in memory."""
+
+    def __init__(self, data_dir: Path, out_dir: Path | None = None) -> None:
+        from ..archive.outdir import configured_output
+
+        self.data_dir = Path(data_dir).resolve()
+        if not (self.data_dir / "archive.toml").is_file():
+            from ..errors import DataDirError
+
+            raise DataDirError(f"{data_dir} 不是数据目录（其中没有 archive.toml）",
+                               hint="请指定含 archive.toml 和各村文件夹的数据目录")
+        self.out_dir = Path(out_dir).resolve() if out_dir else configured_output(self.data_dir)
+        self.lock = threading.RLock()
+        self.rows: list[Row] = []
+        self.by_id: dict[str, Row] = {}
+        self.villages: list[VillageInfo] = []
+        self.dataset_problems: list[Problem] = []
+        self.config: Any = None
+        self.township = ""
+        self.loaded_at = 0.0
+        self.up_to_date: bool | None = None
+        self.job = BuildJob(self)
+
+    # loading ------------------------------------------------------------------------------
+    def load(self) -> None:
+        """(Re)read and validate the data directory; index every household."""
+        from ..records.cache import RecordCache
+        from ..records.loader import load_dataset
+        from ..validate import validate_dataset
+
+        cache_dir = self.out_dir / ".cache"
+        records = RecordCache(cache_dir / "records.pickle") if (cache_dir / "records.pickle").is_file() else None
+        rules = RecordCache(cache_dir / "rules.pickle") if (cache_dir / "rules.pickle").is_file() else None
+        dataset = load_dataset(self.data_dir, cache=records)
+        problems = validate_dataset(dataset, cache=rules)
+        by_household: dict[str, list[Problem]] = {}
+        general: list[Problem] = []
+        for p in problems:
+            (by_household.setdefault(p.household_id, []) if p.household_id else general).append(p)
+        rows: list[Row] = []
+        villages: list[VillageInfo] = []
+        for village in dataset.villages:
+            info = VillageInfo(str(village.config.code), str(village.config.name))
+            for household in village.households:
+                row = _row(village, household, by_household.get(str(household.household_id), []))
+                info.rows.append(row)
+                rows.append(row)
+            villages.append(info)
+        with self.lock:
+            self.config = dataset.config
+            archive = dataset.config.archive
+            self.township = f"{archive.county or ''}{archive.township or ''}"
+            self.rows, self.villages, self.dataset_problems = rows, villages, general
+            self.by_id = {r.household_id: r for r in rows}
+            self.loaded_at = time.time()
+        self.refresh_up_to_date()
+
+    def ensure_loaded(self) -> None:
+        if not self.loaded_at:
+            with self.lock:
+                if not self.loaded_at:
+                    self.load()
+
+    def refresh_up_to_date(self) -> None:
+        from ..archive import uptodate
+        from ..archive.build import BuildOptions
+
+        try:
+            self.up_to_date = uptodate.check(self.data_dir, self.out_dir, BuildOptions()) is not None
+        except Exception:  # noqa: BLE001 - an unreadable state file means "not known to be current"
+            self.up_to_date = False
+
+    # queries ------------------------------------------------------------------------------
+    def village(self, code: str) -> VillageInfo | None:
+        return next((v for v in self.villages if v.code == code), None)
+
+    def row(self, household_id: str) -> Row | None:
+        return self.by_id.get(household_id)
+
+    def search(self, rows: list[Row], query: str = "", status: str = "", problems: bool = False) -> list[Row]:
+        query = query.strip().lower()
+        found = rows
+        if query:
+            found = [r for r in found if query in r.haystack]
+        if status:
+            found = [r for r in found if status in (r.household_type, r.poverty_status, r.monitor)]
+        if problems:
+            found = [r for r in found if r.errors or r.warnings]
+        return found
+
+    def manifest(self) -> dict[str, Any]:
+        from ..archive.outdir import read_json
+
+        value = read_json(self.out_dir / "manifest.json", {})
+        return value if isinstance(value, dict) else {}
+
+    def store(self) -> Any:
+        from ..versions.store import VersionStore
+
+        return VersionStore(self.out_dir)
+
+    def versions(self, household_id: str) -> list[Any]:
+        store = self.store()
+        if not store.exists():
+            return []
+        with store:
+            return store.versions(household_id)
+
+    def latest_numbers(self, household_ids: list[str]) -> dict[str, int]:
+        store = self.store()
+        if not store.exists():
+            return {}
+        with store:
+            found = {}
+            for hid in household_ids:
+                latest = store.latest(hid)
+                if latest is not None:
+                    found[hid] = latest.number
+            return found
+
+    # files by id ----------------------------------------------------------------------------
+    def version_pdf(self, household_id: str, number: int) -> Path:
+        """The stored PDF of one version (StoreError when there is none)."""
+        store = self.store()
+        if not store.exists():
+            raise StoreError("还没有任何版本记录", hint="请先生成档案或重新生成该户档卡")
+        with store:
+            version = store.get(household_id, number)
+            store.blob(version.pdf_sha)  # a damaged blob fails here, in Chinese
+            return Path(store.blob_path(version.pdf_sha))
+
+    def output_file(self, relative: str) -> Path | None:
+        """A file the manifest names, only when it lies inside the output folder."""
+        path = (self.out_dir / relative).resolve()
+        if not path.is_relative_to(self.out_dir) or not path.is_file():
+            return None
+        return path
+
+    # actions -------------------------------------------------------------------------------
+    def regenerate(self, household_id: str) -> tuple[Any, bool]:
+        """Render one household's packet from its current data and record the version.
+
+        Takes the output folder's build lock (a CLI build running is reported, not raced).
+        Returns (version, new) where ``new`` is False when the content was already recorded.
+        """
+        from .. import __version__
+        from ..archive.outdir import build_lock, prepare
+        from ..archive.packet import (
+            default_cache_dir,
+            document_date,
+            plan_packet,
+            render_packet,
+        )
+        from ..records.loader import load_household
+        from ..validate import validate_dataset
+
+        out = prepare(self.out_dir, self.data_dir)
+        try:
+            lock = build_lock(out)
+            lock.__enter__()
+        except OutputError as exc:
+            raise BuildBusy("另一个生成任务（命令行或本页面）正在使用输出目录，请等它结束后再重新生成",
+                            hint="生成结束后刷新本页再试") from exc
+        try:
+            dataset = self._load_one(household_id) or load_household(self.data_dir, household_id)
+            problems = validate_dataset(dataset)
+            (village, household), = list(dataset.households())
+            self._update_row(village, household, problems)
+            errors = [p for p in problems if p.is_error]
+            if errors:
+                raise ValidationFailed(f"户 {household_id} 的数据有 {len(errors)} 处错误，未生成档卡", problems,
+                                       hint="请按本页列出的问题修改数据后再重新生成")
+            item_no: int | str = ""
+            for v in self.manifest().get("villages", []):
+                for h in v.get("households", []):
+                    if h.get("household_id") == household_id:
+                        item_no = h.get("item_no") or ""
+            store = self.store()
+            with store, tempfile.TemporaryDirectory(prefix=".web-", dir=out) as work:
+                planned = plan_packet(
+                    dataset, village, household, out_pdf=Path(work) / f"{household_id}.pdf",
+                    cache_dir=default_cache_dir(), item_no=item_no, build_date=document_date(dataset.config),
+                    version_of=store.next_number,
+                )
+                result = render_packet(planned.request)
+                version = store.record(
+                    household_id=household_id, village_code=str(village.config.code),
+                    content_hash=planned.content_hash, record_json=planned.record_json,
+                    packet_pdf=result.pdf, evidence_hashes=dict(planned.evidence),
+                    template_set=dataset.config.templates.set, program_version=__version__,
+                    pages=result.pages, built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                )
+                if version is None:
+                    return store.latest(household_id), False
+                return version, True
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _load_one(self, household_id: str) -> Any:
+        """The household re-read from its folder, checked for clashes against the warm index.
+
+        ``load_household`` scans every record of the data directory for clashes (slow for a
+        township); the server already holds that index. None when the folder moved.
+        """
+        from ..problems import error
+        from ..records.loader import (
+            Dataset,
+            _open_root,
+            _village_only,
+            load_household_folder,
+        )
+
+        row = self.by_id.get(household_id)
+        if row is None or not row.loaded.folder.is_dir():
+            return None
+        root, config, problems = _open_root(self.data_dir)
+        village = _village_only(root, row.loaded.folder.parent, problems)
+        household = load_household_folder(root, row.loaded.folder, village.config.name)
+        if household is None or str(household.household_id) != household_id:
+            return None
+        village.households.append(household)
+        where = {"file": household.display, "village": village.config.name, "household_id": household_id}
+        record = household.record or household.partial
+        numbers = {str(m.id_number) for m in record.members} if record is not None else set()
+        for other in self.rows:
+            if other is row:
+                continue
+            if other.household_id == household_id:
+                problems.append(error(f"户编号 {household_id} 重复：{other.loaded.display} 中也使用了这个户编号",
+                                      "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
+                                      field="household_id", **where))
+            for number in numbers.intersection(other.id_numbers):
+                problems.append(error(f"公民身份号码 {number} 重复：户 {other.household_id}（{other.loaded.display}）中也有此人",
+                                      "同一人只能登记在一户中，请核对后改正", field="members", **where))
+        return Dataset(root, config, [village], problems)
+
+    def _update_row(self, village: Any, household: Any, problems: list[Problem]) -> None:
+        row = _row(village, household, [p for p in problems if p.household_id])
+        with self.lock:
+            old = self.by_id.get(row.household_id)
+            if old is not None:
+                old.__dict__.update({k: v for k, v in row.__dict__.items()})
+
+    def word_copy(self, household_id: str, folder: Path) -> Path:
+        """Render the household's packet with its Word copy into ``folder``; return the .docx."""
+        from ..archive.packet import make_packet
+
+        outcome = make_packet(self.data_dir, household_id, folder / f"{household_id}.pdf", formats=("pdf", "docx"))
+        if outcome.result.docx is None:
+            raise OutputError("没有生成 Word 文档", hint="请检查模板集是否支持 Word 输出")
+        return Path(outcome.result.docx)
