@@ -372,16 +372,19 @@ def pdf_page_png(source: Path, page: int, dpi: int = PDF_PAGE_DPI) -> tuple[byte
     """Render one PDF page (after its /Rotate) to PNG with pdfium; return (png, w, h)."""
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(str(source))
-    try:
-        pg = pdf[page]
+    from .pdfiumlock import PDFIUM
+
+    with PDFIUM:  # pdfium is not thread-safe (the web app's Word copies)
+        pdf = pdfium.PdfDocument(str(source))
         try:
-            bitmap = pg.render(scale=dpi / 72, may_draw_forms=True)
-            img = bitmap.to_pil()
+            pg = pdf[page]
+            try:
+                bitmap = pg.render(scale=dpi / 72, may_draw_forms=True)
+                img = bitmap.to_pil()
+            finally:
+                pg.close()
         finally:
-            pg.close()
-    finally:
-        pdf.close()
+            pdf.close()
     if img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
     buf = io.BytesIO()

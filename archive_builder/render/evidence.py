@@ -98,6 +98,7 @@ from .evidenceimage import (
     _to_srgb,
 )
 from .evidencepdf import _pdf_entries, fonts_embedded, open_evidence_pdf  # noqa: F401 - imported from here
+from .pdfiumlock import PDFIUM
 
 logger = logging.getLogger(__name__)
 
@@ -435,30 +436,31 @@ class EvidenceCache:
         for entry in entries:
             entry.update(file=clean, bytes=len(data), removed=list(removed))
         document = None
-        try:
-            for entry in entries:
-                if entry.pop("embedded"):
-                    continue
-                if document is None:
-                    document = _open_pdfium(data)
-                page = entry["page"]
-                blob, width, height = self._raster_page(document, page)
-                name = f"{key}-{page}.jpg"
-                _atomic_write(self._entry_dir(key) / name, blob)
-                entry.clear()
-                entry.update(
-                    kind="image",
-                    file=name,
-                    page=page,
-                    width=width,
-                    height=height,
-                    bytes=len(blob),
-                    note=NOTE_UNEMBEDDED_FONTS,
-                    removed=list(removed),
-                )
-        finally:
-            if document is not None:
-                document.close()
+        with PDFIUM:  # from opening to closing: pdfium is not thread-safe (the web app)
+            try:
+                for entry in entries:
+                    if entry.pop("embedded"):
+                        continue
+                    if document is None:
+                        document = _open_pdfium(data)
+                    page = entry["page"]
+                    blob, width, height = self._raster_page(document, page)
+                    name = f"{key}-{page}.jpg"
+                    _atomic_write(self._entry_dir(key) / name, blob)
+                    entry.clear()
+                    entry.update(
+                        kind="image",
+                        file=name,
+                        page=page,
+                        width=width,
+                        height=height,
+                        bytes=len(blob),
+                        note=NOTE_UNEMBEDDED_FONTS,
+                        removed=list(removed),
+                    )
+            finally:
+                if document is not None:
+                    document.close()
         return entries
 
     def _raster_page(self, document: Any, index: int) -> tuple[bytes, int, int]:

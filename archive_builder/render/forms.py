@@ -338,17 +338,20 @@ def lost_characters(docx: Path, pdf: Path) -> list[str]:
     with zipfile.ZipFile(docx) as z:
         root = etree.fromstring(z.read("word/document.xml"))
     wanted = {ch for t in root.iter(w("t")) for ch in (t.text or "") if not ch.isspace()}
-    document = pdfium.PdfDocument(str(pdf))
-    try:
-        found: set[str] = set()
-        for i in range(len(document)):
-            page = document[i]
-            textpage = page.get_textpage()
-            found.update(textpage.get_text_range())
-            textpage.close()
-            page.close()
-    finally:
-        document.close()
+    from .pdfiumlock import PDFIUM
+
+    with PDFIUM:  # pdfium is not thread-safe (the web app's Word copies)
+        document = pdfium.PdfDocument(str(pdf))
+        try:
+            found: set[str] = set()
+            for i in range(len(document)):
+                page = document[i]
+                textpage = page.get_textpage()
+                found.update(textpage.get_text_range())
+                textpage.close()
+                page.close()
+        finally:
+            document.close()
     return sorted(wanted - found)
 
 

@@ -22,6 +22,7 @@ import pypdfium2 as pdfium
 from PIL import Image, ImageChops
 
 from ..errors import ArchiveError, ExitCode, os_reason
+from ..render.pdfiumlock import PDFIUM
 
 Box = tuple[int, int, int, int]
 
@@ -180,11 +181,12 @@ def _printed_number(lines: list[str]) -> int | None:
 
 @contextmanager
 def _open(path: Path) -> Iterator[_Pdf]:
-    pdf = _Pdf(Path(path))
-    try:
-        yield pdf
-    finally:
-        pdf.close()
+    with PDFIUM:  # from opening to closing: pdfium is not thread-safe
+        pdf = _Pdf(Path(path))
+        try:
+            yield pdf
+        finally:
+            pdf.close()
 
 
 def _match_sections(a: _Pdf, b: _Pdf) -> list[tuple[_Section | None, _Section | None]]:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import io
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
 
 from ..errors import ArchiveError, StoreError
 from ..problems import Problem, Severity
+from ..render.pdfiumlock import PDFIUM
 from .builds import BuildBusy  # noqa: F401 - the pages take these from here
 from .recordview import (
     field_label,
@@ -49,14 +49,9 @@ def history(workspace: Workspace, household_id: str) -> list[Any]:
         return core_history(store, household_id)
 
 
-#: pdfium is not thread-safe, and the pages call these from a thread pool at the same time
-#: (a page shows several page images): one PDF rendering at a time in this process
-_PDFIUM = threading.Lock()
-
-
 def compare(workspace: Workspace, household_id: str, old: int, new: int) -> dict[str, Any]:
     """The comparison of two versions, as ``diff --report`` draws it: fields and page pairs."""
-    with _PDFIUM:
+    with PDFIUM:  # one use of pdfium at a time in this process (the pages run on a thread pool)
         return _compare(workspace, household_id, old, new)
 
 
@@ -93,7 +88,7 @@ def page_png(pdf: Path, page: int, dpi: float = 50) -> bytes:
     """One page of a PDF as PNG bytes (1-based page number)."""
     from ..versions.pdfdiff import _open
 
-    with _PDFIUM, _open(pdf) as document:
+    with _open(pdf) as document:
         if not 1 <= page <= len(document.doc):
             raise ValueError(f"page {page} out of range")
         image = document.render(page - 1, dpi)
