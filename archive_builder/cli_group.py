@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from .errors import ArchiveError, ExitCode, OutputError, disk_full, disk_full_error
+from .textmatch import edit_distance
 
 
 @dataclass(frozen=True)
@@ -34,11 +35,9 @@ class Options:
 def _closest_options(typed: str, known: list[str]) -> list[str]:
     """The options a mistyped one most likely meant: the fewest edits away, and few at that
     (click's own guess compares with the dashes, so ``--forse`` also "resembled" ``--jobs``)."""
-    from .records.loader import _edit_distance
-
     word = typed.lstrip("-")
     limit = max(1, len(word) // 3) + 1
-    scored = [(_edit_distance(word, k.lstrip("-"), limit), k) for k in known if k.startswith("--")]
+    scored = [(edit_distance(word, k.lstrip("-"), limit), k) for k in known if k.startswith("--")]
     best = min((d for d, _ in scored), default=limit)
     return [k for d, k in scored if d == best < limit]
 

@@ -200,3 +200,17 @@ def test_clean_work_files_removes_a_killed_run_s_temp_files_in_the_evidence_cach
     clean_work_files(out)
     assert list(entry.parent.iterdir()) == []
     assert kept.read_bytes() == b"%PDF"
+
+
+def test_clean_work_files_removes_the_store_s_uncommitted_blobs(tmp_path: Path):
+    """A run killed between staging a version's blob and committing it leaves ``tmp-*`` in the
+    store's blob folder; the next run removes it, and keeps the committed blobs."""
+    from archive_builder.archive.build import clean_work_files
+
+    blobs = tmp_path / "out" / ".store" / "blobs"
+    (blobs / "ab").mkdir(parents=True)
+    committed = blobs / "ab" / ("ab" + "0" * 62)
+    committed.write_bytes(b"%PDF committed")
+    (blobs / "tmp-x1y2z3").write_bytes(b"%PDF half")
+    clean_work_files(tmp_path / "out")
+    assert sorted(p.name for p in blobs.rglob("*") if p.is_file()) == [committed.name]

@@ -26,6 +26,7 @@ from ..document import SectionPages
 from ..errors import ArchiveError, DataDirError, OutputError, disk_full, disk_full_error
 from ..problems import Problem, Severity, error, warning
 from ..versions.placement import record_box_pages
+from ..versions.store import STORE_DIR
 from . import hashing, outdir, uptodate
 from .packet import (
     PacketRequest,
@@ -916,6 +917,9 @@ configured_output = outdir.configured_output
 
 
 def clean_work_files(out_dir: Path) -> None:
-    """Remove leftovers of killed runs (``*.part`` temp files of atomic writes)."""
+    """Remove leftovers of killed runs: ``*.part`` temp files of atomic writes, and the version
+    store's staged blobs (``tmp-*`` in its blob folder: written, never committed)."""
     for path in out_dir.rglob(".*.part"):
+        path.unlink(missing_ok=True)
+    for path in (out_dir / STORE_DIR / "blobs").glob("tmp-*"):
         path.unlink(missing_ok=True)

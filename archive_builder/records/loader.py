@@ -40,6 +40,7 @@ from ..config import (
 )
 from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
+from ..textmatch import edit_distance
 from .cache import RecordCache
 from .layout import HOUSEHOLD_FILES, OUTPUT_MARKER  # noqa: F401 - imported from here
 from .layout import HOUSEHOLD_ID_LINE as _HOUSEHOLD_ID
@@ -1330,21 +1331,6 @@ def item_number(village_folder: Path, household_id: str) -> int | str:
     return ids.index(household_id) + 1 if household_id in ids else ""
 
 
-def _edit_distance(a: str, b: str, stop: int) -> int:
-    """Levenshtein distance of ``a`` and ``b``, giving up (returning ``stop``) beyond ``stop``."""
-    if abs(len(a) - len(b)) >= stop:
-        return stop
-    previous = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        current = [i]
-        for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
-        if min(current) >= stop:
-            return stop
-        previous = current
-    return min(previous[-1], stop)
-
-
 def find_similar_ids(
     ids: Dataset | list[str], household_id: str, limit: int = 5
 ) -> list[str]:
@@ -1355,7 +1341,7 @@ def find_similar_ids(
     typed (the last digits only) come next.
     """
     known = ids.household_ids() if isinstance(ids, Dataset) else list(ids)
-    scored = sorted((_edit_distance(household_id, k, 4), k) for k in known)
+    scored = sorted((edit_distance(household_id, k, 4), k) for k in known)
     close = [k for distance, k in scored if distance <= 3]
     tail = [k for k in sorted(known) if household_id and k.endswith(household_id) and k not in close]
     return (close + tail)[:limit]
