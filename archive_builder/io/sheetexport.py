@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,11 @@ from ..records.layout import record_file, subfolders
 from ..records.models import IncomeYear
 from .sheetcolumns import COLUMNS, SECTION6, Column
 from .sheetrecords import _load_record, _village_name, _why
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 # --- export ------------------------------------------------------------------------------------
 

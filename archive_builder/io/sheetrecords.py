@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import copy
 import json
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,11 @@ from ..records.layout import household_id_in, record_file, subfolders
 from ..records.loader import load_yaml
 from ..records.models import Causes, Household, Living, Member, Monitor
 from .sheetcolumns import BY_KEY
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
 DEFAULT_INCOME_THRESHOLD = 8050.0
 
