@@ -96,3 +96,40 @@ def test_builds_audit_line_reads_the_records_the_build_cached(tmp_path: Path, mo
     assert "问题台账：" in summary.line()
     assert calls and calls[0]["record_cache"] == out / ".cache" / "records.pickle"
     assert calls[0]["parsed"] == []  # every record came from the build's cache
+
+
+@pytest.mark.slow
+def test_streamed_audit_holds_one_village_s_records_and_gives_the_same_ledger(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The build's audit line (``stream``): records are parked in the build's record cache as
+    they are read and brought back village by village, so while a village is checked no other
+    village's household holds its record; the ledger is the one a plain audit gives."""
+    from archive_builder import api
+
+    data = write_dataset(tmp_path / "data", (("411621105201", "李庄村", 6), ("411621105202", "王楼村", 6)),
+                         photos_per_household=0)
+    out = tmp_path / "out"
+    api.build(data, out, jobs=1)
+    cache = out / ".cache" / "records.pickle"
+    seen: list[int] = []
+    datasets: list[Any] = []
+    real_load, real_rows = loader.load_dataset, audit_module._household_rows
+
+    def load(*args: Any, **kwargs: Any) -> Any:
+        datasets.append(real_load(*args, **kwargs))
+        return datasets[-1]
+
+    def rows(auditor: Any, rule_set: Any, record: Any, *args: Any) -> Any:
+        village = args[-2][0]
+        seen.append(sum(1 for v in datasets[-1].villages if v.config.name != village
+                        for h in v.households if isinstance(h.record, loader.Household)))
+        return real_rows(auditor, rule_set, record, *args)
+
+    monkeypatch.setattr(loader, "load_dataset", load)
+    monkeypatch.setattr(audit_module, "_household_rows", rows)
+    streamed = run_audit(data, jobs=1, record_cache=cache, stream=True)
+    assert seen and set(seen) == {0}
+    seen.clear()
+    plain = run_audit(data, jobs=1, record_cache=cache)
+    assert seen and max(seen) > 0  # the plain audit holds every record
+    assert _rows(streamed) == _rows(plain) and streamed.households == 12

@@ -908,7 +908,8 @@ def _audit_line(run: Build) -> str:
         return ""
     try:
         return run_audit(run.data_dir, villages=run.options.villages,
-                         record_cache=run.out / ".cache" / "records.pickle").line()  # this build's, also with -o
+                         record_cache=run.out / ".cache" / "records.pickle",  # this build's, also with -o
+                         stream=True).line()  # one village's records in memory at a time
     except ArchiveError as exc:  # a county's broken rule file must not fail the build
         return f"问题台账：未检查（{exc.message}）"
 

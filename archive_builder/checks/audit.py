@@ -8,6 +8,7 @@ and 备注 is kept, and each problem is marked 新增, 仍未整改 or 已整改
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import gc
 import hashlib
@@ -269,8 +270,13 @@ def packet_problems(root: Path, config: Any, village: Any, record: Any) -> list[
 
 
 def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | None = None,
-                  previous: Path | None = None) -> AuditResult:
-    """Audit a loaded ``Dataset`` (see ``run_audit``)."""
+                  previous: Path | None = None, parked: Any = None) -> AuditResult:
+    """Audit a loaded ``Dataset`` (see ``run_audit``).
+
+    ``parked``: the record cache the records were parked in while loading; each village's are
+    brought back for its rules and parked again after them (one village in memory at a time)."""
+    from ..records.loader import park, unpark
+
     today = today or dt.date.today()
     config = dataset.config
     ref_date = _ref_date(config)
@@ -287,6 +293,8 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
         records = []
         for household in village.households:
             result.households += 1
+            if parked is not None:
+                unpark(household, parked, Path(dataset.root), village.config.name)
             record = household.record
             if record is None:
                 why = next((p.message for p in household.problems if p.is_error), "数据有误")
@@ -303,6 +311,9 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
                 description=f"{rule.description}：{hit.message}", basis=rule.basis, severity=rule.severity,
                 advice=rule.advice, helpers="", deadline=(today + dt.timedelta(days=rule.days)).isoformat(),
             ))
+        if parked is not None:
+            for household in village.households:
+                park(household)
     if first_set is None:  # no village: still check the rule files
         first_set, _ = sets.get(None)
     result.rule_files = first_set.files
@@ -330,7 +341,7 @@ def _select(villages: list[Any], wanted: list[str]) -> list[Any]:
 
 def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, previous: Path | None = None,
               today: dt.date | None = None, villages: Iterable[str] = (), jobs: int | None = None,
-              record_cache: Path | None = None) -> AuditResult:
+              record_cache: Path | None = None, stream: bool = False) -> AuditResult:
     """Audit every household of ``data_dir`` against the rules; return the ledger.
 
     ``rules``: extra rule file(s), applied after ``DATA/rules/*.yaml``. ``previous``: last round's
@@ -339,16 +350,29 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
     ``jobs``: processes that parse the records the record cache does not hold (default: one per
     CPU; 1 in a threaded server). ``record_cache``: the record cache file to use (a build's,
     ``OUT/.cache/records.pickle``); by default the configured output folder's, else a per-user one.
+    ``stream`` (the build's audit line, after the build filled the cache): each record is parked
+    in the cache as it is read and brought back for its village only, so the township's records
+    are never all in memory at once.
     Raises RuleFileError (a rule file is wrong), DataDirError, LedgerError.
     """
     from ..archive.scheduler import Scheduler
     from ..records.cache import RecordCache
-    from ..records.loader import load_dataset
+    from ..records.loader import load_dataset, park
 
-    with _collector_paused():
-        cache = RecordCache(record_cache) if record_cache is not None else _record_cache(Path(data_dir))
+    with _collector_paused(), contextlib.ExitStack() as later:
+        if record_cache is not None:
+            cache: RecordCache | None = RecordCache(record_cache, stream=stream)
+        else:
+            cache = _record_cache(Path(data_dir))
+        if cache is not None and stream:
+            later.callback(cache.close)
+
+        def loaded(household: Any) -> None:
+            if stream and cache is not None and cache.holds(household.cache_key):
+                park(household)
+
         with Scheduler(jobs or os.cpu_count() or 1) as scheduler:  # a first run parses on every CPU
-            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many)
+            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many, loaded=loaded)
         if cache is not None:
             try:
                 cache.save()  # the next audit (or build) reads the records from it
@@ -358,7 +382,8 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
         if wanted:
             dataset.villages = _select(dataset.villages, wanted)
         extra = [rules] if isinstance(rules, (str, Path)) else list(rules or ())
-        return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous)
+        return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous,
+                             parked=cache if stream else None)
 
 
 @contextmanager
