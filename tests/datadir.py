@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +237,17 @@ def mutate(record: dict[str, Any], **changes: Any) -> dict[str, Any]:
 
 
 DELETE = object()
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "households_sample"
+
+
+def sample_household(root: Path, village: str, household: str) -> Path:
+    """A copy of the sample township reduced to one household: archive.toml, the village's
+    village.toml and the household's folder, under ``root``."""
+    root.mkdir()
+    shutil.copy(SAMPLE / "archive.toml", root / "archive.toml")
+    (root / village).mkdir()
+    shutil.copy(SAMPLE / village / "village.toml", root / village / "village.toml")
+    shutil.copytree(SAMPLE / village / household, root / village / household)
+    return root

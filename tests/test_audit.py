@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 from click.testing import CliRunner
-from datadir import make_id
+from datadir import make_id, sample_household
 
 from archive_builder.checks import (
     COLUMNS,
@@ -45,13 +44,7 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     """A copy of the sample township reduced to one household (李长河, 9 members)."""
-    root = tmp_path / "data"
-    root.mkdir()
-    shutil.copy(SAMPLE / "archive.toml", root / "archive.toml")
-    (root / VILLAGE).mkdir()
-    shutil.copy(SAMPLE / VILLAGE / "village.toml", root / VILLAGE / "village.toml")
-    shutil.copytree(SAMPLE / VILLAGE / HOUSEHOLD, root / VILLAGE / HOUSEHOLD)
-    return root
+    return sample_household(tmp_path / "data", VILLAGE, HOUSEHOLD)
 
 
 def record_path(data: Path) -> Path:

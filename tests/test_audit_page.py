@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from datadir import sample_household
 
 from archive_builder.archive.packet import build_document, document_date, make_packet, plan_packet
 from archive_builder.errors import TemplateError
@@ -28,13 +29,7 @@ def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     """The sample township reduced to one household (its dividends have no 分红凭证: one problem)."""
-    root = tmp_path / "data"
-    root.mkdir()
-    shutil.copy(SAMPLE / "archive.toml", root / "archive.toml")
-    (root / VILLAGE).mkdir()
-    shutil.copy(SAMPLE / VILLAGE / "village.toml", root / VILLAGE / "village.toml")
-    shutil.copytree(SAMPLE / VILLAGE / HOUSEHOLD, root / VILLAGE / HOUSEHOLD)
-    return root
+    return sample_household(tmp_path / "data", VILLAGE, HOUSEHOLD)
 
 
 def _asking_set(data: Path, audit: str = "page = true") -> str:

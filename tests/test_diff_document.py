@@ -97,18 +97,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
     mp = pytest.MonkeyPatch()
     mp.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp / "cache"))
     try:
-        data = tmp / "data"
-        data.mkdir()
-        shutil.copy(SAMPLE / "archive.toml", data)
-        shutil.copytree(SAMPLE / VILLAGE, data / VILLAGE)
-        out = tmp / "out"
-        build(data, out, BuildOptions(jobs=1))
-        path = next((data / VILLAGE).glob(f"{HOUSEHOLD}*")) / "household.yaml"
-        record = yaml.safe_load(path.read_text(encoding="utf-8"))
-        assert any(m["relation"] == "之儿媳" for m in record["members"])
-        year = next(y for y in record["income"] if "务工" in (y.get("wage") or {}))
-        year["wage"]["务工"] -= 2000
-        path.write_text(yaml.safe_dump(record, allow_unicode=True, sort_keys=False), encoding="utf-8")
+        data, out = _change_income(tmp)
         made = make_packet(data, HOUSEHOLD, tmp / "cards", store_dir=out)
         comparison = compare_versions(VersionStore(out), HOUSEHOLD)
         return comparison, made.result.pdf
