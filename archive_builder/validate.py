@@ -144,6 +144,8 @@ class Validation:
     def household(self, village: Village, household: LoadedHousehold) -> list[Problem]:
         """The problems of one household: reading its record, and its own rules."""
         found = self._households.get(id(household))
+        if found is None and household.known is not None:  # a build's stub: as the last run found
+            found = self._households[id(household)] = list(household.known.problems)
         if found is None:
             found = [*household.problems, *self._rules(village, household)]
             if self.strict:
@@ -211,6 +213,23 @@ def _village_codes(dataset: Dataset) -> list[Problem]:
             )
         seen.setdefault(code, village)
     return problems
+
+
+def repeated(dataset: Dataset) -> bool:
+    """Whether a 户编号 or an ID number is used twice (reads only what a parked record keeps)."""
+    households: set[str] = set()
+    people: set[str] = set()
+    for _, household in dataset.households():
+        if household.household_id in households:
+            return True
+        households.add(household.household_id)
+        record = household.record or household.partial
+        for member in record.members if record else ():
+            if len(member.id_number) == 18:
+                if member.id_number in people:
+                    return True
+                people.add(member.id_number)
+    return False
 
 
 def _where(dataset: Dataset, village: Village, household: LoadedHousehold) -> str:

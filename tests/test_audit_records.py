@@ -74,28 +74,32 @@ def test_collector_is_on_again_after_an_audit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_builds_audit_line_reads_the_records_the_build_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                             parses: list[str]) -> None:
+def test_builds_audit_line_counts_the_records_the_build_parked(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              parses: list[str]) -> None:
+    """The build's 问题台账 line is counted from the records the build parked in its own record
+    cache (also with an output folder archive.toml does not name): nothing is parsed again, and
+    the counts are those of a plain audit."""
     from archive_builder import api
+    from archive_builder.archive.build import Build
 
     data = tmp_path / "data"
     shutil.copytree(SAMPLE, data)
     out = tmp_path / "别处"  # not the output folder archive.toml names
-    calls: list[dict[str, Any]] = []
-    original = audit_module.run_audit
+    during: list[list[str]] = []
+    original = Build.audit
 
-    def spy(*args: Any, **kwargs: Any) -> Any:
-        calls.append(kwargs)
+    def spy(self: Build, *args: Any) -> Any:
         parses.clear()
-        result = original(*args, **kwargs)
-        calls[-1]["parsed"] = list(parses)
+        result = original(self, *args)
+        during.append(list(parses))
         return result
 
-    monkeypatch.setattr(audit_module, "run_audit", spy)
+    monkeypatch.setattr(Build, "audit", spy)
+    monkeypatch.setattr(audit_module, "run_audit", lambda *a, **k: pytest.fail("the data directory read again"))
     summary = api.build(data, out, jobs=1)
-    assert "问题台账：" in summary.line()
-    assert calls and calls[0]["record_cache"] == out / ".cache" / "records.pickle"
-    assert calls[0]["parsed"] == []  # every record came from the build's cache
+    monkeypatch.undo()
+    assert during == [[]]  # every record came back from the build's cache
+    assert summary.audit == run_audit(data, jobs=1).line()
 
 
 @pytest.mark.slow

@@ -122,8 +122,23 @@ def atomic_write(path: Path, data: bytes) -> None:
         handle.write(data)
 
 
-def atomic_write_json(path: Path, value: Any) -> None:
-    atomic_write(path, json.dumps(value, ensure_ascii=False, indent=2, sort_keys=False).encode() + b"\n")
+def atomic_write_json(path: Path, value: Any, *, depth: int | None = None) -> None:
+    """Write ``value`` as indented JSON; with ``depth``, what is nested deeper than that is
+    written on one line (a manifest: a line a household, by the C encoder: the indented one
+    is pure Python, 0.25 s for 5,000 households)."""
+    text = json.dumps(value, ensure_ascii=False, indent=2) if depth is None else _json_lines(value, depth)
+    atomic_write(path, text.encode() + b"\n")
+
+
+def _json_lines(value: Any, depth: int, indent: str = "") -> str:
+    if depth <= 0 or not isinstance(value, (dict, list)) or not value:
+        return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    inner = indent + "  "
+    if isinstance(value, dict):
+        items = [f"{inner}{json.dumps(str(k), ensure_ascii=False)}: {_json_lines(v, depth - 1, inner)}"
+                 for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + f"\n{indent}}}"
+    return "[\n" + ",\n".join(inner + _json_lines(v, depth - 1, inner) for v in value) + f"\n{indent}]"
 
 
 def read_json(path: Path, default: Any) -> Any:

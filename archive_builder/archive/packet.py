@@ -109,7 +109,7 @@ def font_set(
     return fonts
 
 
-@lru_cache(maxsize=8)
+@lru_cache(maxsize=256)  # one a village: a county has a few hundred
 def _template_set(name: str, data_dir: Path, village_dir: Path) -> templates.TemplateSet:
     return templates.resolve_set(name, data_dir=data_dir, village_dir=village_dir)
 

@@ -83,14 +83,25 @@ def _env() -> dict[str, str]:
     return {k: v for k, v in sorted(os.environ.items()) if k.startswith("ARCHIVE_BUILDER_")}
 
 
-def data_digest(data_dir: Path) -> str:
-    """Return the digest of the stamps of everything in the data directory.
+#: (path relative to the data directory, stamp) of everything in it, sorted (``walk_data``)
+Walked = list[tuple[str, list[int]]]
+
+
+def walk_data(data_dir: Path) -> Walked:
+    """Return the stamp of everything in the data directory: what a run compares (here and in
+    :mod:`~archive_builder.archive.known`), taken once, before anything is read."""
+    return list(_walk(data_dir))
+
+
+def data_digest(data_dir: Path, walked: Walked | None = None) -> str:
+    """Return the digest of the stamps of everything in the data directory (``walked``: as
+    ``walk_data`` returned them, else walked now).
 
     A run takes it before reading anything, so a file edited while the run reads the data
     leaves a signature that no longer matches, and the next run works normally.
     """
     h = hashlib.sha256(str(data_dir).encode("utf-8", "surrogatepass"))
-    for rel, stamp in _walk(data_dir):
+    for rel, stamp in _walk(data_dir) if walked is None else walked:
         h.update(f"\0{rel}\0{stamp}".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
@@ -124,8 +135,9 @@ def _options_key(options: Any) -> dict[str, Any]:
     }
 
 
-def check(data_dir: Path, out_dir: Path, options: Any) -> dict[str, Any] | None:
-    """Return the last run's recorded summary when nothing changed since it, else None."""
+def check(data_dir: Path, out_dir: Path, options: Any, walked: Walked | None = None) -> dict[str, Any] | None:
+    """Return the last run's recorded summary when nothing changed since it, else None
+    (``walked``: the data directory's ``walk_data``, else walked here)."""
     if options.force:
         return None
     try:
@@ -134,7 +146,7 @@ def check(data_dir: Path, out_dir: Path, options: Any) -> dict[str, Any] | None:
             return None
         if not (out_dir / _STORE_CATALOG).is_file():  # a removed store is filled again by a normal run
             return None
-        inputs = inputs_digest(data_digest(data_dir), _options_key(options), state["trees"], state["files"])
+        inputs = inputs_digest(data_digest(data_dir, walked), _options_key(options), state["trees"], state["files"])
         if inputs != state["inputs"] or outputs_digest(out_dir) != state["outputs"]:
             return None
         return dict(state["summary"])

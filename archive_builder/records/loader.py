@@ -128,6 +128,8 @@ class LoadedHousehold:
     #: when ``record`` is None because of wrong values: the record with those values left out,
     #: so the validator can still check the rest. Never render from it.
     partial: Household | None = None
+    #: a stub's remembered results (``archive.known.KnownHousehold``); None when read
+    known: Any = None
 
     def position(self, path: str) -> Position:
         """Return (line, column) of ``path`` or of its nearest parent present in the file."""
@@ -1172,8 +1174,10 @@ def _load_village(
     cache: RecordCache | None = None,
     jobs: list[tuple[Village, int, _ParseJob]] | None = None,
     loaded: Callable[[LoadedHousehold], None] | None = None,
+    known: Callable[[Path], LoadedHousehold | None] | None = None,
 ) -> Village:
-    """Read one village; with ``jobs``, households to parse are left as None and listed there."""
+    """Read one village; with ``jobs``, households to parse are left as None and listed there.
+    ``known``: a household folder's stub when its remembered results hold (see ``load_dataset``)."""
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
@@ -1198,7 +1202,10 @@ def _load_village(
                 )
             )
             continue
-        if jobs is None:
+        stub = known(sub) if known is not None else None
+        if stub is not None:
+            household = stub
+        elif jobs is None:
             household = load_household_folder(root, sub, config.name, cache)
         else:
             found = _household_or_job(root, sub, config.name, cache)
@@ -1260,6 +1267,7 @@ def load_dataset(
     data_dir: Path, *, cache: RecordCache | None = None, parse_many: ParseMany | None = None,
     archive: tuple[ArchiveConfig, list[Problem]] | None = None,
     loaded: Callable[[LoadedHousehold], None] | None = None,
+    known: Callable[[Path], LoadedHousehold | None] | None = None,
 ) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
@@ -1267,12 +1275,14 @@ def load_dataset(
     With ``parse_many``, the households to parse are handed to it all at once (to parse them in
     worker processes); the result is the same as without. ``archive``: archive.toml as the
     caller already read it (``load_archive_config``), with its problems. ``loaded`` is called
-    with each household as soon as it is read (the build parks it: :func:`park`).
+    with each household as soon as it is read (the build parks it: :func:`park`). ``known``
+    returns, for a household folder, the build's stub of it (a parked household carrying what
+    the last run found, :mod:`archive_builder.archive.known`), or None to read it.
     """
     root, config, problems = _open_root(data_dir, archive)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
     villages = [
-        _load_village(root, folder, problems, cache, jobs, loaded)
+        _load_village(root, folder, problems, cache, jobs, loaded, known)
         for folder in _village_folders(root, problems)
     ]
     if jobs:

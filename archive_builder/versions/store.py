@@ -694,6 +694,14 @@ class VersionStore:
             hint="请从已有版本中选择。",
         )
 
+    def latest_hashes(self) -> dict[str, str]:
+        """Return each household's newest content hash (one query, for the whole store)."""
+        conn = self._connect(create=False)
+        if conn is None:
+            return {}
+        return {row[0]: row[2] for row in conn.execute(
+            "SELECT household_id, MAX(number), content_hash FROM versions GROUP BY household_id")}
+
     def latest(self, household_id: str) -> Version | None:
         """Return the household's newest version, or None."""
         found = self._rows(

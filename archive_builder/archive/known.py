@@ -1,0 +1,211 @@
+"""What the last run learned of each household, reused while nothing it was made from changed.
+
+A rebuild after one household was edited used to read every household's record back from the
+record cache, check its rules again, hash its inputs and audit it: work proportional to the
+township (10 s at 5,000 households) for one packet and one box. Like ``uptodate`` for the whole
+run, this module decides per household from ``stat`` alone.
+
+At the end of a run, each household whose record is in the record cache is remembered
+(:class:`KnownHousehold`): the stamps (size, times, inode) of every file in its folder as they
+were before the run read them, what validation found, what planning computed (its content
+hash, cover data, the files it read) and how many problems of each 严重程度 the audit found.
+
+The next run walks the data directory once. When everything outside the household folders
+(``archive.toml``, ``village.toml``, rules, templates, the folders themselves), the files outside
+the data directory the last run read (templates, fonts, evidence), the options, the program
+version and the day are as they were, each household whose files all have the same stamps is
+loaded as a *stub*: a parked household (:func:`~archive_builder.records.loader.park`) that
+carries its :class:`KnownHousehold`. Validation, planning and the audit take their results from
+it; anything that needs the record itself brings it back from the record cache
+(``unpark``), so a stub is never wrong, only cheaper. A household whose folder changed is read
+and checked as before. Anything else (a new household folder, a touched ``village.toml``) makes
+every household be read as before.
+
+What is remembered is a function of what was read: a run killed half-way leaves the previous
+file, still true of the households whose stamps match. The file is a cache (``.cache``):
+removing it only costs time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from . import uptodate
+
+KNOWN_FILE = ".cache/households.pickle"
+_FORMAT = 1
+
+
+@dataclass
+class KnownHousehold:
+    """One household as the last run left it (see the module's docstring)."""
+
+    #: the household's folder, relative to the data directory ("村文件夹/户文件夹")
+    folder: str
+    #: (path, stamp) of the folder and of everything below it, as walked before the run read them
+    stamps: tuple[tuple[str, tuple[int, ...]], ...]
+    household_id: str
+    #: the record file's name in the folder, and as messages show it
+    file_name: str
+    display: str
+    #: its entry in the record cache (``unpark`` brings the record back from there)
+    cache_key: str
+    #: "record", "partial" or "" (nothing usable): which of the loaded household's was set
+    kind: str
+    #: (ID number, name) of each member: what the rules across households read
+    people: tuple[tuple[str, str], ...]
+    #: the problems of reading the record, and ``Validation.household``'s (reading + own rules)
+    load_problems: list[Any] = field(default_factory=list)
+    problems: list[Any] = field(default_factory=list)
+    #: what planning computed (``KnownPlan``), None when the household was not planned
+    plan: KnownPlan | None = None
+    #: the audit's open problems by 严重程度 (None when not audited)
+    audit: dict[str, int] | None = None
+
+
+@dataclass(frozen=True)
+class KnownPlan:
+    """What planning computed of an unchanged household (``build.HouseholdPlan``'s fields)."""
+
+    item_no: int
+    head: str
+    members: int
+    household_type: str
+    content_hash: str
+    formats: tuple[str, ...]
+    sources: tuple[str, ...]
+
+
+@dataclass
+class Known:
+    """The households remembered, and what their stubs may be trusted under."""
+
+    #: digest of everything else the households' results depend on (``inputs_key``)
+    key: str = ""
+    #: the folders and files outside the data directory that the key covers
+    trees: tuple[str, ...] = ()
+    files: tuple[str, ...] = ()
+    households: dict[str, KnownHousehold] = field(default_factory=dict)
+
+
+def _split(walked: uptodate.Walked, folders: Iterable[str]) -> tuple[dict[str, list[tuple[str, tuple[int, ...]]]],
+                                                                     list[tuple[str, list[int]]]]:
+    """Split the walk into each household folder's entries and the rest."""
+    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {f: [] for f in folders}
+    rest = []
+    for rel, stamp in walked:
+        parts = rel.split("/", 2)
+        group = groups.get("/".join(parts[:2])) if len(parts) >= 2 else None
+        if group is None:
+            rest.append((rel, stamp))
+        else:
+            group.append((rel, tuple(stamp)))
+    return groups, rest
+
+
+def _options_key(options: Any) -> dict[str, Any]:
+    """The build options a household's results depend on (not which villages are built)."""
+    return {"formats": list(options.formats) if options.formats else None, "strict": options.strict,
+            "build_date": options.build_date, "template_set": options.template_set, "known": _FORMAT}
+
+
+def inputs_key(data: Path, rest: list[tuple[str, list[int]]], options: Any, trees: Iterable[str],
+               files: Iterable[str]) -> str:
+    """The digest of what every household's remembered results depend on besides its folder."""
+    h = hashlib.sha256(str(data).encode("utf-8", "surrogatepass"))
+    for rel, stamp in rest:
+        h.update(f"\0{rel}\0{stamp}".encode("utf-8", "surrogatepass"))
+    return uptodate.inputs_digest(h.hexdigest(), _options_key(options), trees, files)
+
+
+def read(out_dir: Path) -> Known | None:
+    """The last run's file, or None (missing, damaged, of another program version)."""
+    try:
+        with open(out_dir / KNOWN_FILE, "rb") as handle:
+            found = pickle.load(handle)  # our own file in the output folder, like the record cache
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        return None
+    if not isinstance(found, tuple) or len(found) != 3 or found[:2] != (_FORMAT, __version__):
+        return None
+    return found[2] if isinstance(found[2], Known) else None
+
+
+def unchanged(data: Path, out_dir: Path, walked: uptodate.Walked, options: Any) -> dict[str, KnownHousehold]:
+    """The remembered households whose folders are as they were, by folder (relative to ``data``).
+
+    Empty when anything outside the household folders changed, or with ``--force``.
+    """
+    if options.force:
+        return {}
+    known = read(out_dir)
+    if known is None or not known.households:
+        return {}
+    groups, rest = _split(walked, known.households)
+    if inputs_key(data, rest, options, known.trees, known.files) != known.key:
+        return {}
+    return {folder: entry for folder, entry in known.households.items() if tuple(groups[folder]) == entry.stamps}
+
+
+def write(out_dir: Path, data: Path, walked: uptodate.Walked, options: Any, *, trees: Iterable[str],
+          files: Iterable[str], households: Mapping[str, KnownHousehold]) -> None:
+    """Remember ``households`` (by folder, without their stamps yet) for the next run.
+
+    ``walked``: the data directory as this run walked it before reading anything.
+    """
+    from .outdir import atomic_write
+
+    groups, rest = _split(walked, households)
+    kept = {}
+    for folder, entry in households.items():
+        entry.stamps = tuple(groups[folder])
+        if entry.stamps:
+            kept[folder] = entry
+    trees, files = tuple(sorted(set(trees))), tuple(sorted(set(files)))
+    known = Known(inputs_key(data, rest, options, trees, files), trees, files, kept)
+    atomic_write(out_dir / KNOWN_FILE, pickle.dumps((_FORMAT, __version__, known), protocol=5))
+
+
+def forget(out_dir: Path) -> None:
+    try:
+        os.unlink(out_dir / KNOWN_FILE)
+    except OSError:
+        pass
+
+
+def stub(entry: KnownHousehold, folder: Path) -> Any:
+    """The loaded household of a remembered one: parked (its record stays in the record cache)
+    and carrying ``entry``."""
+    from ..records.loader import LoadedHousehold, ParkedPerson, ParkedRecord
+
+    parked = ParkedRecord(tuple(ParkedPerson(number, name) for number, name in entry.people))
+    return LoadedHousehold(
+        folder, folder / entry.file_name, entry.household_id, parked if entry.kind == "record" else None, None,
+        {}, list(entry.load_problems), entry.display, entry.cache_key,
+        parked if entry.kind == "partial" else None, known=entry,
+    )
+
+
+def remember(folder: Path, household: Any, *, problems: list[Any], plan: KnownPlan | None,
+             audit: dict[str, int] | None) -> KnownHousehold | None:
+    """What to remember of a household the build has parked (None when it is not parked)."""
+    from ..records.loader import ParkedRecord
+
+    value = household.record if household.record is not None else household.partial
+    if household.file is None or (value is not None and not isinstance(value, ParkedRecord)):
+        return None
+    previous = household.known
+    return KnownHousehold(
+        folder=f"{folder.parent.name}/{folder.name}", stamps=(), household_id=str(household.household_id),
+        file_name=household.file.name, display=household.display, cache_key=household.cache_key,
+        kind="record" if household.record is not None else "partial" if household.partial is not None else "",
+        people=tuple((p.id_number, p.name) for p in value.members) if value is not None else (),
+        load_problems=list(previous.load_problems if previous is not None else household.problems),
+        problems=list(problems), plan=plan, audit=audit,
+    )
