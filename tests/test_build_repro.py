@@ -288,7 +288,9 @@ def test_a_villages_boxes_go_to_the_workers_while_later_villages_are_planned(tmp
     first_box = handed.index(build_module._collate_box.__name__)
     renders = [i for i, name in enumerate(handed) if name == build_module._safe_render.__name__]
     assert renders[0] < first_box < renders[-1]
-    assert handed[-1] == build_module._collate_box.__name__
+    # then the last village's boxes, then the two villages' spines (also on the workers)
+    assert set(handed[renders[-1] + 1:-2]) == {build_module._collate_box.__name__}
+    assert handed[-2:] == [build_module._write_spine.__name__] * 2
 
 
 def test_records_parked_while_loading_still_meet_the_rules_across_households(tmp_path):
