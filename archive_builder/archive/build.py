@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -492,12 +493,13 @@ class Build:
                 or any(p.is_error for p in entry.problems) or (vplan.name, hid) in errors
                 or plan.stored.get(hid) != remembered.content_hash):
             return None
-        # the path the last run planned (and checked to stay inside the output folder)
-        pdf = vplan.folder / PACKETS_DIR / f"{outdir.safe_file_name(hid)}.pdf"
+        # the path the last run planned (and checked to stay inside the output folder); as a
+        # string: Path objects cost 0.1 s a county
+        pdf = os.path.join(vplan.folder, PACKETS_DIR, f"{outdir.safe_file_name(hid)}.pdf")
         previous = plan.state.get(hid)
         if (previous is None or previous.get("content_hash") != remembered.content_hash
                 or previous.get("formats") != list(formats) or previous.get("file") != _file_stamp(pdf)
-                or ("docx" in formats and not pdf.with_suffix(".docx").is_file())):
+                or ("docx" in formats and not os.path.isfile(pdf[:-4] + ".docx"))):
             return None
         return HouseholdPlan(
             household_id=hid, village_code=vplan.code, item_no=item_no, head=remembered.head,
@@ -848,6 +850,10 @@ class Build:
                 continue
             previous = household.known
             h = planned.get((village.config.code, str(household.household_id)))
+            if (previous is not None and id(household) not in audited
+                    and (h.known if h is not None else village.config.code not in built)):
+                entries[previous.folder] = previous  # nothing of it was read again
+                continue
             remembered: known.KnownPlan | None
             if h is not None and h.result is not None:
                 remembered = known.KnownPlan(h.item_no, h.head, h.members, h.household_type, h.content_hash,
@@ -1031,10 +1037,10 @@ def _head_name(household: Any) -> str:
     return ""
 
 
-def _file_stamp(path: Path) -> list[int] | None:
+def _file_stamp(path: Path | str) -> list[int] | None:
     """Return ``[size, mtime_ns]`` of a file, or None when it does not exist."""
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return None
     return [stat.st_size, stat.st_mtime_ns]

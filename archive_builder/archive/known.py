@@ -94,9 +94,22 @@ class Known:
     households: dict[str, KnownHousehold] = field(default_factory=dict)
 
 
+#: the last ``_split``: (the walk, the folders, its result) — a run splits its walk twice
+_last_split: list[Any] = [None, None, None]
+
+
 def _split(walked: uptodate.Walked, folders: Iterable[str]) -> tuple[dict[str, list[tuple[str, tuple[int, ...]]]],
                                                                      list[tuple[str, list[int]]]]:
     """Split the walk into each household folder's entries and the rest."""
+    folders = set(folders)
+    if _last_split[0] is walked and _last_split[1] == folders:
+        return _last_split[2]  # type: ignore[no-any-return]
+    _last_split[:] = [walked, folders, _split_walk(walked, folders)]
+    return _last_split[2]  # type: ignore[no-any-return]
+
+
+def _split_walk(walked: uptodate.Walked, folders: set[str]) -> tuple[dict[str, list[tuple[str, tuple[int, ...]]]],
+                                                                    list[tuple[str, list[int]]]]:
     groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {f: [] for f in folders}
     rest = []
     for rel, stamp in walked:
@@ -180,6 +193,7 @@ def write(out_dir: Path, data: Path, walked: uptodate.Walked, options: Any, *, t
     rows = [(e.folder, e.stamps, e.household_id, e.file_name, e.display, e.cache_key, e.kind, e.people,
              e.load_problems, e.problems, _plan_row(e.plan), e.audit)
             for e in kept.values()]
+    _last_split[:] = [None, None, None]  # (a long-running web app keeps no walk)
     atomic_write(out_dir / KNOWN_FILE, pickle.dumps(
         (_FORMAT, __version__, inputs_key(data, rest, options, trees, files), trees, files, rows), protocol=5))
 

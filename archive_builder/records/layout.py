@@ -8,6 +8,7 @@ same record files and the same 户编号.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -36,9 +37,11 @@ def is_skipped(folder: Path) -> bool:
 def subfolders(folder: Path) -> list[Path]:
     """The folders in ``folder`` that may hold villages or households, sorted; [] if unreadable."""
     try:
-        return sorted(p for p in folder.iterdir() if p.is_dir() and not is_skipped(p))
+        with os.scandir(folder) as entries:  # the entry's type comes with it: no stat a folder
+            found = [folder / entry.name for entry in entries if entry.is_dir()]
     except OSError:
         return []
+    return sorted(p for p in found if not is_skipped(p))
 
 
 def record_files(folder: Path) -> list[Path]:
