@@ -734,8 +734,8 @@ class Build:
         # one batch a village: its blobs are made durable together, then its rows
         self.summary.versions_recorded += sum(v is not None for v in plan.store.record_many(entries))
         vplan.recorded = True
-        for h in vplan.households:  # ~9 KB a household: a county's would not fit in memory
-            h.record_json, h.evidence = b"", {}
+        for h in vplan.households:  # ~10 KB a household (boxes are planned): a county's would not fit
+            h.record_json, h.evidence, h.fonts, h.packet_sha256 = b"", {}, (), ""
 
     def finish_collation(self, plan: BuildPlan, collation: Collation, settings: Settings, fonts: Any,
                          scheduler: Scheduler) -> dict[str, tuple[list[dict[str, Any]], str]]:
@@ -994,6 +994,10 @@ def _inside(out: Path, path: Path) -> Path:
     return path
 
 
+#: the section layouts of packets seen by this process (``_compact_result``)
+_SECTIONS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
 def _compact_state(state: dict[str, Any]) -> dict[str, Any]:
     """households.json's entries with their section lists as tuples of shared strings: 5.6 KB
     an entry as read, 1.5 KB so (20,000 households: 80 MB less)."""
@@ -1006,8 +1010,12 @@ def _compact_result(result: dict[str, Any]) -> None:
     import sys
 
     intern = sys.intern
-    result["sections"] = tuple((intern(key), intern(title), first, last, intern(number))
-                               for key, title, first, last, number in result.get("sections", ()))
+    sections = tuple((intern(key), intern(title), first, last, intern(number))
+                     for key, title, first, last, number in result.get("sections", ()))
+    if len(_SECTIONS) > 100_000:
+        _SECTIONS.clear()
+    # packets of as many pages share their layout: one tuple for all of them
+    result["sections"] = _SECTIONS.setdefault(sections, sections)
     result["separators"] = tuple(result.get("separators", ()))
     result["formats"] = [intern(f) for f in result.get("formats", ())]
 

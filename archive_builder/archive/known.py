@@ -49,7 +49,7 @@ class KnownHousehold:
     #: the household's folder, relative to the data directory ("村文件夹/户文件夹")
     folder: str
     #: (path, stamp) of the folder and of everything below it, as walked before the run read them
-    stamps: tuple[tuple[str, tuple[int, ...]], ...]
+    stamps: tuple[tuple[str, int], ...]
     household_id: str
     #: the record file's name in the folder, and as messages show it
     file_name: str
@@ -98,8 +98,8 @@ class Known:
 _last_split: list[Any] = [None, None, None]
 
 
-def _split(walked: uptodate.Walked, folders: Iterable[str]) -> tuple[dict[str, list[tuple[str, tuple[int, ...]]]],
-                                                                     list[tuple[str, list[int]]]]:
+def _split(walked: uptodate.Walked, folders: Iterable[str]) -> tuple[dict[str, list[tuple[str, int]]],
+                                                                     list[tuple[str, int]]]:
     """Split the walk into each household folder's entries and the rest."""
     folders = set(folders)
     if _last_split[0] is walked and _last_split[1] == folders:
@@ -108,9 +108,9 @@ def _split(walked: uptodate.Walked, folders: Iterable[str]) -> tuple[dict[str, l
     return _last_split[2]  # type: ignore[no-any-return]
 
 
-def _split_walk(walked: uptodate.Walked, folders: set[str]) -> tuple[dict[str, list[tuple[str, tuple[int, ...]]]],
-                                                                    list[tuple[str, list[int]]]]:
-    groups: dict[str, list[tuple[str, tuple[int, ...]]]] = {f: [] for f in folders}
+def _split_walk(walked: uptodate.Walked, folders: set[str]) -> tuple[dict[str, list[tuple[str, int]]],
+                                                                    list[tuple[str, int]]]:
+    groups: dict[str, list[tuple[str, int]]] = {f: [] for f in folders}
     rest = []
     for rel, stamp in walked:
         first = rel.find("/")
@@ -119,7 +119,7 @@ def _split_walk(walked: uptodate.Walked, folders: set[str]) -> tuple[dict[str, l
         if group is None:
             rest.append((rel, stamp))
         else:
-            group.append((rel, tuple(stamp)))
+            group.append((rel, stamp))
     return groups, rest
 
 
@@ -129,7 +129,7 @@ def _options_key(options: Any) -> dict[str, Any]:
             "build_date": options.build_date, "template_set": options.template_set, "known": _FORMAT}
 
 
-def inputs_key(data: Path, rest: list[tuple[str, list[int]]], options: Any, trees: Iterable[str],
+def inputs_key(data: Path, rest: list[tuple[str, int]], options: Any, trees: Iterable[str],
                files: Iterable[str]) -> str:
     """The digest of what every household's remembered results depend on besides its folder."""
     h = hashlib.sha256(str(data).encode("utf-8", "surrogatepass"))
