@@ -230,3 +230,35 @@ def test_a_damaged_or_foreign_file_is_not_used(tmp_path: Path) -> None:
 
     (out / known.KNOWN_FILE).write_bytes(pickle.dumps((1, "0.0.0-other", "", (), (), [])))
     assert known.read(out) is None
+
+
+@pytest.mark.slow
+def test_a_run_with_stubs_keeps_the_cached_parses_rules_and_hashes_of_the_others(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a run that read only the changed household, a change elsewhere (village.toml
+    touched: every household is read again) still finds every other household's parse, rule
+    results and photo hashes in the caches."""
+    from archive_builder import validate
+    from archive_builder.archive import hashing
+    from archive_builder.records import loader
+
+    data = shutil.copytree(base, tmp_path / "data")
+    out = tmp_path / "out"
+    run(data, out)
+    change_income(data)
+    assert run(data, out).rendered == 1  # with stubs
+    touch_village_toml(data)
+    calls = {"parse": 0, "rules": 0, "hash": 0}
+
+    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(*args: Any, **kwargs: Any) -> Any:
+            calls[name] += 1
+            return real(*args, **kwargs)
+        return spy
+
+    monkeypatch.setattr(loader, "parse_household", counting("parse", loader.parse_household))
+    monkeypatch.setattr(validate._HouseholdRules, "run", counting("rules", validate._HouseholdRules.run))
+    monkeypatch.setattr(hashing, "file_sha256", counting("hash", hashing.file_sha256))
+    summary = run(data, out)
+    assert (summary.rendered, summary.unchanged) == (0, 7)
+    assert calls == {"parse": 0, "rules": 0, "hash": 0}

@@ -317,7 +317,7 @@ class Build:
         whose folder is as the last run found it is a stub of what that run remembered
         (:mod:`~archive_builder.archive.known`): nothing of it is read."""
         from ..records.cache import RecordCache
-        from ..records.loader import load_dataset, park
+        from ..records.loader import keep_cached, load_dataset, park
         from ..validate import repeated
 
         self.reporter.stage("读取与校验数据")
@@ -334,7 +334,7 @@ class Build:
             entry = remembered.get(f"{folder.parent.name}/{folder.name}")
             if entry is None:
                 return None
-            records.touch(entry.cache_key)  # unpark reads it if anything needs the record
+            keep_cached(records, entry.cache_key)  # unpark reads it if anything needs the record
             return known.stub(entry, folder)
 
         def read(use_known: bool) -> Dataset:
@@ -373,7 +373,9 @@ class Build:
         from ..records.cache import RecordCache
         from ..validate import Validation
 
-        return Validation(dataset, strict=self.options.strict, cache=RecordCache(self.out / ".cache" / "rules.pickle"))
+        stubs = any(h.known is not None for _, h in dataset.households())
+        return Validation(dataset, strict=self.options.strict,
+                          cache=RecordCache(self.out / ".cache" / "rules.pickle", prune=not stubs))
 
     def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
              scheduler: Scheduler, collation: Collation) -> BuildPlan:
@@ -385,10 +387,12 @@ class Build:
 
         self.reporter.stage("比对内容哈希")
         plan = BuildPlan(dataset, [], _compact_state(outdir.read_json(self.out / STATE_FILE, {})), VersionStore(self.out))
-        if any(h.known is not None for _, h in dataset.households()):
+        stubs = any(h.known is not None for _, h in dataset.households())
+        if stubs:
             plan.stored = plan.store.latest_hashes()
         errors = _errors_by_household(validation.dataset_problems())
-        memo = hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
+        # the stubs' evidence is not hashed again: their entries are kept for a later full run
+        memo = hashing.HashMemo(self.out / ".cache" / "file-hashes.json", keep_unused=stubs)
         hashing.use_memo(memo)
         try:
             for village in villages:

@@ -115,7 +115,7 @@ class HashMemo:
         if self.path is not None and kept != self.entries:
             from .outdir import atomic_write_json
 
-            atomic_write_json(self.path, kept)
+            atomic_write_json(self.path, kept, depth=1)  # a line a file
 
 
 _MEMO: HashMemo | None = None

@@ -42,11 +42,14 @@ def _vocab_fingerprint() -> str:
 class RecordCache:
     """Pickled results by key in an SQLite file; new entries are written by ``save``."""
 
-    def __init__(self, path: Path | None, *, stream: bool = False) -> None:
+    def __init__(self, path: Path | None, *, stream: bool = False, prune: bool = True) -> None:
         """``stream``: ``put`` writes its entries at once (64 at a time, in a transaction that
-        ``save`` commits) instead of holding them until ``save`` (the build: flat memory)."""
+        ``save`` commits) instead of holding them until ``save`` (the build: flat memory).
+        ``prune=False``: keep the entries this run did not use (a build whose unchanged
+        households were not checked again)."""
         self.path = path
         self.stream = stream
+        self.prune = prune
         #: False once writing failed: the entries put since are not all in the file
         self.writable = path is not None
         self._salt = f"{_FORMAT}|{__version__}|{_vocab_fingerprint()}"
@@ -151,7 +154,7 @@ class RecordCache:
         try:
             stored = self.keys()
             unused = stored - self._used
-            if len(unused) * 2 > len(stored):
+            if self.prune and len(unused) * 2 > len(stored):
                 self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in unused])
             self._db.execute("COMMIT")
         except sqlite3.Error:

@@ -1028,6 +1028,13 @@ class _ParseJob:
 _PARKED = "parked|"
 
 
+def keep_cached(cache: RecordCache, key: str) -> None:
+    """Count a household's rows (its record and its parked copy) as used by this run: a build
+    that did not read them (a stub, ``archive.known``) still keeps them for the next run."""
+    cache.touch(key)
+    cache.touch(_PARKED + key)
+
+
 def _household_or_job(
     root: Path, folder: Path, village_name: str, cache: RecordCache | None
 ) -> LoadedHousehold | _ParseJob | None:
