@@ -42,7 +42,7 @@ KNOWN_FILE = ".cache/households.pickle"
 _FORMAT = 1
 
 
-@dataclass
+@dataclass(slots=True)  # one a household of the county
 class KnownHousehold:
     """One household as the last run left it (see the module's docstring)."""
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from .. import __version__
 
-#: 3: an SQLite database of pickled entries (2: text is checked on reading, issue 17)
-_FORMAT = 3
+#: 4: parked households keep ParkedPositions, slotted ParkedRecord (3: an SQLite database of
+#: pickled entries; 2: text is checked on reading, issue 17)
+_FORMAT = 4
 #: entries pickled and written at once by ``save``
 _BATCH = 64
 
@@ -55,8 +56,9 @@ class RecordCache:
         self._salt = f"{_FORMAT}|{__version__}|{_vocab_fingerprint()}"
         #: entries added by this run, not yet written (the objects: pickled when written)
         self._pending: dict[str, Any] = {}
-        #: keys this run read or added
-        self._used: set[str] = set()
+        #: the hashes of the keys this run read or added (a township's 64-character keys
+        #: took 0.8 KB a household; a hash is unique enough to decide what to keep)
+        self._used: set[int] = set()
         self._db: sqlite3.Connection | None = None
         if path is not None and path.is_file():
             self._db = self._open(path)
@@ -93,24 +95,24 @@ class RecordCache:
                 ValueError):
             return None
         if value is not None:
-            self._used.add(key)
+            self._used.add(hash(key))
         return value
 
     def put(self, key: str, value: Any) -> None:
         # streamed entries are pickled now: the caller may change (park) its object next
         self._pending[key] = pickle.dumps(value, protocol=5) if self.stream else value
-        self._used.add(key)
+        self._used.add(hash(key))
         if self.stream and len(self._pending) >= _BATCH:
             self._flush()
 
     def touch(self, key: str) -> None:
         """Count ``key`` as used by this run (kept when unused entries are dropped)."""
-        self._used.add(key)
+        self._used.add(hash(key))
 
     def holds(self, key: str) -> bool:
         """Whether ``get(key)`` gives the entry back as it was put or read, whatever happens
         to the object since (streamed entries only)."""
-        return self.stream and self.writable and key in self._used
+        return self.stream and self.writable and hash(key) in self._used
 
     def keys(self) -> set[str]:
         """Every key in the file (tests and maintenance)."""
@@ -153,7 +155,7 @@ class RecordCache:
         assert self._db is not None
         try:
             stored = self.keys()
-            unused = stored - self._used
+            unused = {k for k in stored if hash(k) not in self._used}
             if self.prune and len(unused) * 2 > len(stored):
                 self._db.executemany("DELETE FROM entries WHERE key = ?", [(k,) for k in unused])
             self._db.execute("COMMIT")

@@ -100,6 +100,15 @@ class Positions(Mapping[str, tuple[int, int]]):
         return (_positions, (self._keys, self._packed))
 
 
+class ParkedPositions(Positions):
+    """The few positions a parked household keeps (see ``park``)."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> Any:
+        return (ParkedPositions, (dict(self.items()),))
+
+
 def _positions(keys: tuple[str, ...], packed: Any) -> Positions:
     # unpickling: the paths interned again, so records from the cache share them too
     positions = Positions.__new__(Positions)
@@ -149,13 +158,13 @@ class LoadedHousehold:
             return None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParkedPerson:
     id_number: str
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParkedRecord:
     """A record put back in the record cache while other households load (flat memory): what
     the rules across households read of it (each member's ID number and name), ~60 KB less."""
@@ -183,7 +192,7 @@ def park(household: LoadedHousehold) -> None:
             parked = True
         if isinstance(getattr(household, name), ParkedRecord):
             parked = True
-    if parked and not isinstance(household.positions, dict):
+    if parked and type(household.positions) is Positions:
         value = household.record if household.record is not None else household.partial
         paths = ["household_id", *(f"members[{i}].id_number" for i in range(len(value.members)))]  # type: ignore[union-attr]
         kept: dict[str, tuple[int, int]] = {}
@@ -191,7 +200,7 @@ def park(household: LoadedHousehold) -> None:
             line, column = household.position(path)
             if line is not None and column is not None:
                 kept[path] = (line, column)
-        household.positions = kept
+        household.positions = ParkedPositions(kept)
         household.raw = None
 
 
@@ -204,7 +213,7 @@ def unpark(household: LoadedHousehold, cache: RecordCache | None, root: Path, vi
         found = load_household_folder(root, household.folder, village_name)
     assert found is not None
     household.record, household.partial = found.record, found.partial
-    if isinstance(household.positions, dict):  # parked: what validation reads comes back too
+    if type(household.positions) is not Positions:  # parked: what validation reads comes back too
         household.positions, household.raw = found.positions, found.raw
 
 
