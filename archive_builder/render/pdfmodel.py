@@ -115,6 +115,9 @@ class _Fonts:
         self.used: dict[str, set[str]] = {}
         self.runs = fonts.runs
         self._measurers: dict[str, Callable[[str], float]] = {}
+        #: role -> text -> width at 1 pt (shared): a table cell's text is measured for its
+        #: column, for its line break and for its alignment, and labels repeat in every packet
+        self._sums: dict[str, dict[str, float]] = cache.setdefault("sums", {})
 
     def table(self, role: str) -> dict[str, float]:
         t = self.widths.get(role)
@@ -150,15 +153,24 @@ class _Fonts:
         ]
 
     def width(self, text: str, role: str, size: float) -> float:
+        try:
+            return self._sums[role][text] * size
+        except KeyError:
+            pass
         t = self.table(role)
         try:
-            return sum(map(t.__getitem__, text)) * size
+            total = sum(map(t.__getitem__, text))
         except KeyError:
             m = self.measurer(role)
             for ch in text:
                 if ch not in t:
                     t[ch] = m(ch)
-            return sum(map(t.__getitem__, text)) * size
+            total = sum(map(t.__getitem__, text))
+        sums = self._sums.get(role)
+        if sums is None or len(sums) >= _MAX_MEMO:
+            sums = self._sums[role] = {}
+        sums[text] = total
+        return total * size
 
     def break_lines(self, text: str, role: str, size: float, max_width: float,
                     first_indent: float = 0.0) -> list[str]:
