@@ -436,3 +436,21 @@ def test_remembered_widths_are_the_measured_ones(fonts) -> None:
     later.width(f"户主{missing}", "body", 10.5)  # remembered: not measured again
     later.used["body"] = set(f"户主{missing}")
     assert any("U+F0001" in w for w in later.warnings())
+
+
+def test_remembered_line_coding_writes_the_same_bytes(fonts) -> None:
+    """The painter remembers each line's font runs and codes for the process (``code_runs``):
+    a document written with them remembered is the document written with none remembered,
+    rare characters (a fallback face, characters no font has) included."""
+    from archive_builder.render.pdfmodel import _shared_cache
+
+    doc = full_document()
+    extra = Document(title="另一户", sections=(Section("s", "家庭成员", (
+        Paragraph(f"张{RARE}三 户主 \U000f0001 冯老村"), Table(("姓名", "关系"), (("张三", "户主"), (f"李{RARE}", "之子"))),
+    )),))
+    coded = _shared_cache(fonts).setdefault("coded", {})
+    coded.clear()
+    cold = [render(d, fonts)[0] for d in (doc, extra)]
+    assert coded  # lines were remembered
+    warm = [render(d, fonts)[0] for d in (extra, doc)][::-1]
+    assert warm == cold

@@ -118,6 +118,9 @@ class _Fonts:
         #: role -> text -> width at 1 pt (shared): a table cell's text is measured for its
         #: column, for its line break and for its alignment, and labels repeat in every packet
         self._sums: dict[str, dict[str, float]] = cache.setdefault("sums", {})
+        #: (text, role) -> the text's font runs with their codes as ``Tj`` operators (shared;
+        #: see ``pdfpaint._Painter.emit_text``)
+        self.coded: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = cache.setdefault("coded", {})
 
     def table(self, role: str) -> dict[str, float]:
         t = self.widths.get(role)
