@@ -23,6 +23,9 @@ MM = 72.0 / 25.4
 
 #: entries a number memo holds before it is emptied
 _MAX_MEMO = 200_000
+#: texts whose width a role remembers before it starts again (labels recur in every packet;
+#: names and addresses do not, and must not make a township's workers grow)
+_MAX_WIDTHS = 20_000
 
 
 def _memoised_format(spec: str) -> Callable[[float], str]:
@@ -170,7 +173,7 @@ class _Fonts:
                     t[ch] = m(ch)
             total = sum(map(t.__getitem__, text))
         sums = self._sums.get(role)
-        if sums is None or len(sums) >= _MAX_MEMO:
+        if sums is None or len(sums) >= _MAX_WIDTHS:
             sums = self._sums[role] = {}
         sums[text] = total
         return total * size
