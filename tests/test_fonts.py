@@ -663,6 +663,9 @@ def test_a_face_keeps_its_last_subsets(fs):
         font.subset({chr(0x4E00 + i)}, spliced=True)
     assert len(font._subsets) == ttfont._SUBSETS
     assert font.subset(set("家庭成员帮扶措施"), spliced=True) is not made  # dropped, made again
+    many = {chr(0x4E00 + i) for i in range(ttfont._SUBSET_CHARS + 1)}  # a packet's body text
+    assert font.subset(many, spliced=True) == font.subset(many, spliced=True)
+    assert frozenset(many) not in {chars for chars, _spliced in font._subsets}  # not kept
 
     def draw(text: str) -> bytes:
         buf = io.BytesIO()

@@ -45,6 +45,9 @@ from .sfntprogram import (
 #: characters of its own (names, addresses) and is never met again; a heading face's few
 #: character sets recur
 _SUBSETS = 8
+#: a subset of more characters is not kept: the body face's (names, addresses: ~250
+#: characters a packet) and a box's union never recur, and would only hold memory
+_SUBSET_CHARS = 160
 
 
 class _GlobalCodeTTFont(TTFont):
@@ -217,15 +220,17 @@ class _GlobalCodeTTFont(TTFont):
         widths, ToUnicode map and names. ``addObjects`` writes it for reportlab;
         ``sharedfonts.SharedFonts`` writes a box's union fonts from it with pikepdf.
 
-        A function of the face and the characters only, so the last ``_SUBSETS`` are kept:
-        the faces of headings and labels draw the same few characters in most packets of a
-        village (the subset of the heading face was made again for each of them). The caller
-        must not change the subset's dictionaries."""
+        A function of the face and the characters only, so the last ``_SUBSETS`` of at most
+        ``_SUBSET_CHARS`` characters are kept: the faces of headings and labels draw the same
+        few characters in most packets of a village (the subset of the heading face was made
+        again for each of them). The caller must not change the subset's dictionaries."""
         return self._subset_entry(chars, spliced)[0]  # type: ignore[no-any-return]
 
     def _subset_entry(self, chars: Any, spliced: bool) -> list[Any]:
         """``[subset, None or addObjects' (W array, compressed CIDToGIDMap)]``, kept."""
         key = (frozenset(chars), spliced)
+        if len(key[0]) > _SUBSET_CHARS:
+            return [self._subset(key[0], spliced=spliced), None]
         cache = self._subsets
         entry = cache.pop(key, None)
         if entry is None:
