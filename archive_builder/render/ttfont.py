@@ -235,8 +235,8 @@ class _GlobalCodeTTFont(TTFont):
         entry = cache.pop(key, None)
         if entry is None:
             entry = [self._subset(key[0], spliced=spliced), None]
-            if len(cache) >= _SUBSETS:
-                del cache[next(iter(cache))]  # the least recently used
+            if len(cache) >= _SUBSETS:  # the least recently used goes (the web app's threads
+                cache.pop(next(iter(cache), None), None)  # may have taken it already)
         cache[key] = entry
         return entry
 
