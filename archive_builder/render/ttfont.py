@@ -235,8 +235,9 @@ class _GlobalCodeTTFont(TTFont):
         entry = cache.pop(key, None)
         if entry is None:
             entry = [self._subset(key[0], spliced=spliced), None]
-            if len(cache) >= _SUBSETS:  # the least recently used goes (the web app's threads
-                cache.pop(next(iter(cache), None), None)  # may have taken it already)
+            oldest = next(iter(cache), None) if len(cache) >= _SUBSETS else None
+            if oldest is not None:  # the least recently used goes (another of the web app's
+                cache.pop(oldest, None)  # threads may have taken it already)
         cache[key] = entry
         return entry
 
