@@ -716,3 +716,22 @@ def test_data_after_the_end_of_a_passed_through_jpeg_is_dropped(cache: EvidenceC
     placed = only_image(cache.assets(tmp_path / "mpo.jpg", display_path="mpo.jpg")).image_bytes()
     assert placed.endswith(b"\xff\xd9") and b"GPSDATA" not in placed
     assert _scan_data(placed) == _scan_data(original)
+
+
+@pytest.mark.parametrize("data", [
+    b"\xff\xda\x00\x02abc\xff\x00\xd9\xff\xd9",  # an FF 00 before a lone D9
+    b"\xff\xda\x00\x02\xd9\xd9\xff\xff\xd9tail\xff\xd9",  # fill byte, then a second image
+    b"\xff\xda\x00\x02\xff\xd0\xd9abc",  # restart marker, D9 without FF: cut off
+    b"\xff\xda\xd9",
+    b"\xff\xda",
+])
+def test_end_of_image_is_the_first_ff_d9_after_the_scan(data: bytes) -> None:
+    """The one-byte search finds what ``bytes.find(b"\\xff\\xd9")`` finds (a passed-through
+    JPEG is cut there: what follows is a phone's second picture, or nothing)."""
+    for start in range(len(data)):
+        if data[start:start + 2] == b"\xff\xda":
+            assert evidence._end_of_image(data, start) == data.find(b"\xff\xd9", start)
+    rng = random.Random(7)
+    for _ in range(200):
+        blob = b"\xff\xda" + bytes(rng.choice(b"\xff\xd9\x00\xd0a") for _ in range(rng.randrange(0, 40)))
+        assert evidence._end_of_image(blob, 0) == blob.find(b"\xff\xd9", 0)

@@ -643,3 +643,37 @@ def test_merged_union_renumbers_composite_glyphs(fs):
         c = source.cid_of(ord(ch))
         assert union.tree(struct.unpack(">H", raw[2 * c : 2 * c + 2])[0]) == face_side.tree(face_side.gid(c)), ch
     assert [p.extract_text().strip() for p in reader.pages] == ["王ÉÇ", "李ij", "张É一"]
+
+
+@needs_debian_fonts
+def test_a_face_keeps_its_last_subsets(fs):
+    """``GlobalCodeTTFont.subset`` keeps the subsets of the last few character sets: the
+    faces of headings draw the same characters in most packets. A kept subset is the one
+    made from scratch, and two documents drawing the same characters write the same font."""
+    from reportlab.pdfbase import pdfmetrics
+
+    font = pdfmetrics.getFont(fs.faces["heading"].rl_name)
+    font._subsets.clear()
+    made = font.subset(set("家庭成员帮扶措施"), spliced=True)
+    assert font.subset(frozenset("施措扶帮员成庭家"), spliced=True) is made
+    fresh = font._subset(frozenset("家庭成员帮扶措施"), spliced=True)
+    assert fresh == made
+    assert font.subset(set("家庭成员帮扶措施"), spliced=False) is not made
+    for i in range(ttfont._SUBSETS + 2):
+        font.subset({chr(0x4E00 + i)}, spliced=True)
+    assert len(font._subsets) == ttfont._SUBSETS
+    assert font.subset(set("家庭成员帮扶措施"), spliced=True) is not made  # dropped, made again
+    many = {chr(0x4E00 + i) for i in range(ttfont._SUBSET_CHARS + 1)}  # a packet's body text
+    assert font.subset(many, spliced=True) == font.subset(many, spliced=True)
+    assert frozenset(many) not in {chars for chars, _spliced in font._subsets}  # not kept
+
+    def draw(text: str) -> bytes:
+        buf = io.BytesIO()
+        c = Canvas(buf, invariant=1)
+        c.setFont(font.fontName, 12)
+        c.drawString(72, 720, text)
+        c.showPage()
+        c.save()
+        return buf.getvalue()
+
+    assert draw("帮扶措施 2024") == draw("帮扶措施 2024")

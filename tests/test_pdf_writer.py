@@ -411,3 +411,46 @@ def test_a_heading_never_ends_a_page_without_its_table(fonts) -> None:
             text = page.extract_text()
             if "2024 年度" in text:
                 assert "产业帮扶" in text, (filler, text)
+
+
+def test_remembered_widths_are_the_measured_ones(fonts) -> None:
+    """``_Fonts.width`` remembers a text's width at 1 pt per role (shared by the renders of a
+    FontSet): asked again, at any size, it gives what measuring character by character gives,
+    and a character no font has is still reported by a later render that draws it."""
+    import random
+
+    from archive_builder.render.pdfmodel import _Fonts
+
+    f = _Fonts(fonts)
+    rng = random.Random(3)
+    alphabet = "张三冯老村，。、：ab Z09.-" + RARE.replace(" ", "")
+    for _ in range(2000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        role = rng.choice(("body", "table", "heading"))
+        size = rng.choice((9.0, 10.5, 12.0))
+        for _ in range(2):  # measured, then remembered
+            assert f.width(text, role, size) == sum(f.table(role)[ch] for ch in text) * size
+    missing = "\U000f0001"  # a private-use character: no font has it
+    f.width(f"户主{missing}", "body", 10.5)
+    later = _Fonts(fonts)
+    later.width(f"户主{missing}", "body", 10.5)  # remembered: not measured again
+    later.used["body"] = set(f"户主{missing}")
+    assert any("U+F0001" in w for w in later.warnings())
+
+
+def test_remembered_line_coding_writes_the_same_bytes(fonts) -> None:
+    """The painter remembers each line's font runs and codes for the process (``code_runs``):
+    a document written with them remembered is the document written with none remembered,
+    rare characters (a fallback face, characters no font has) included."""
+    from archive_builder.render.pdfmodel import _shared_cache
+
+    doc = full_document()
+    extra = Document(title="另一户", sections=(Section("s", "家庭成员", (
+        Paragraph(f"张{RARE}三 户主 \U000f0001 冯老村"), Table(("姓名", "关系"), (("张三", "户主"), (f"李{RARE}", "之子"))),
+    )),))
+    coded = _shared_cache(fonts).setdefault("coded", {})
+    coded.clear()
+    cold = [render(d, fonts)[0] for d in (doc, extra)]
+    assert coded  # lines were remembered
+    warm = [render(d, fonts)[0] for d in (extra, doc)][::-1]
+    assert warm == cold

@@ -23,6 +23,9 @@ MM = 72.0 / 25.4
 
 #: entries a number memo holds before it is emptied
 _MAX_MEMO = 200_000
+#: texts whose width a role remembers before it starts again (labels recur in every packet;
+#: names and addresses do not, and must not make a township's workers grow)
+_MAX_WIDTHS = 20_000
 
 
 def _memoised_format(spec: str) -> Callable[[float], str]:
@@ -115,6 +118,12 @@ class _Fonts:
         self.used: dict[str, set[str]] = {}
         self.runs = fonts.runs
         self._measurers: dict[str, Callable[[str], float]] = {}
+        #: role -> text -> width at 1 pt (shared): a table cell's text is measured for its
+        #: column, for its line break and for its alignment, and labels repeat in every packet
+        self._sums: dict[str, dict[str, float]] = cache.setdefault("sums", {})
+        #: (text, role) -> the text's font runs with their codes as ``Tj`` operators (shared;
+        #: see ``pdfpaint._Painter.emit_text``)
+        self.coded: dict[tuple[str, str], tuple[tuple[str, str, str], ...]] = cache.setdefault("coded", {})
 
     def table(self, role: str) -> dict[str, float]:
         t = self.widths.get(role)
@@ -150,15 +159,24 @@ class _Fonts:
         ]
 
     def width(self, text: str, role: str, size: float) -> float:
+        try:
+            return self._sums[role][text] * size
+        except KeyError:
+            pass
         t = self.table(role)
         try:
-            return sum(map(t.__getitem__, text)) * size
+            total = sum(map(t.__getitem__, text))
         except KeyError:
             m = self.measurer(role)
             for ch in text:
                 if ch not in t:
                     t[ch] = m(ch)
-            return sum(map(t.__getitem__, text)) * size
+            total = sum(map(t.__getitem__, text))
+        sums = self._sums.get(role)
+        if sums is None or len(sums) >= _MAX_WIDTHS:
+            sums = self._sums[role] = {}
+        sums[text] = total
+        return total * size
 
     def break_lines(self, text: str, role: str, size: float, max_width: float,
                     first_indent: float = 0.0) -> list[str]:

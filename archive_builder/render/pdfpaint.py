@@ -19,6 +19,11 @@ from .pdflayout import _Layout
 from .pdfmodel import _SEGMENT, PAGE_NUMBER_GAP, PAGE_NUMBER_SIZE, RULE, SHADE, _f, _Fonts, _n, _Page
 
 
+#: lines whose coding a process remembers before it starts again (see ``code_runs``): labels
+#: recur in every packet; names and addresses do not, and must not make a township's workers grow
+_MAX_CODED = 20_000
+
+
 class _Painter:
     """Pass 2: draw items → canvas operators."""
 
@@ -62,6 +67,11 @@ class _Painter:
         used.update(s)
         sz = _f(size)
         doc = self.doc
+        if gaps is None:
+            coded = self.f.coded.get((s, role)) or self.code_runs(s, role)
+            if coded is not None:
+                self.emit_coded(ops, state, sz, coded)
+                return
         pos = 0
         for name, run in self.f.runs(s, role):
             font = self.rl_fonts.get(name)
@@ -111,6 +121,48 @@ class _Painter:
                 parts.append(f"<{chunk[start * bpc:].hex()}>")
                 ops.append(f"[{' '.join(parts)}] TJ")
                 pos += n
+
+    def emit_coded(self, ops: list[str], state: list, sz: str, coded: tuple[tuple[str, str, str], ...]) -> None:
+        """Append the operators of a line coded before (``code_runs``): the same as the
+        general path of ``emit_text`` gives, the document's glyph sets updated alike."""
+        for name, run, tj in coded:
+            coder = self.encoders.get(name)
+            if coder is None:  # this font's first line in the document
+                font = self.rl_fonts[name] = pdfmetrics.getFont(name)
+                coder = self.encoders[name] = (font._state(self.doc).used, font._enc)
+            coder[0].update(run)
+            iname = self.sub_names.get((name, 0))
+            if iname is None:
+                iname = self.sub_names[(name, 0)] = self.rl_fonts[name].getSubsetInternalName(0, self.doc)
+            tf = f"{iname} {sz} Tf"
+            if tf != state[0]:
+                ops.append(tf)
+                state[0] = tf
+            ops.append(tj)
+
+    def code_runs(self, s: str, role: str) -> tuple[tuple[str, str, str], ...] | None:
+        """How ``s`` is drawn in ``role``: its font runs with their ``Tj`` operators, remembered
+        for the process. Only when every run is in a font whose codes depend on the font file
+        alone (``GlobalCodeTTFont``): the operators are then the same in every document.
+        None (nothing remembered) otherwise, or for an empty text."""
+        coded = []
+        for name, run in self.f.runs(s, role):
+            font = self.rl_fonts.get(name) or pdfmetrics.getFont(name)
+            enc = getattr(font, "_enc", None)
+            if enc is None:
+                return None
+            try:
+                codes = b"".join(map(enc.__getitem__, run))
+            except KeyError:  # a character not coded yet: the font codes it (as splitString)
+                (_subset, codes), = font.splitString(run, self.doc)
+            coded.append((name, run, f"<{codes.hex()}> Tj"))
+        if not coded:
+            return None
+        memo = self.f.coded
+        if len(memo) >= _MAX_CODED:
+            memo.clear()
+        found = memo[(s, role)] = tuple(coded)
+        return found
 
     def page_number_text(self, si: int) -> str:
         return self.numbers.get(si, "")

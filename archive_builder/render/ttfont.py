@@ -41,6 +41,15 @@ from .sfntprogram import (
 )
 
 
+#: font subsets a face keeps (see ``_GlobalCodeTTFont.subset``): a packet's body face draws
+#: characters of its own (names, addresses) and is never met again; a heading face's few
+#: character sets recur
+_SUBSETS = 8
+#: a subset of more characters is not kept: the body face's (names, addresses: ~250
+#: characters a packet) and a box's union never recur, and would only hold memory
+_SUBSET_CHARS = 160
+
+
 class _GlobalCodeTTFont(TTFont):
     """reportlab TTFont written as a Type0/CIDFontType2 font with CID = glyph id.
 
@@ -79,6 +88,9 @@ class _GlobalCodeTTFont(TTFont):
         self._chars: dict[str, tuple[int, int, int, float, str]] = {}
         self._secondary: dict[int, int] | None = None
         self._primary: dict[int, int] | None = None
+        #: (characters, spliced) -> [FontSubset, what ``addObjects`` made of it] of the last
+        #: few documents (see ``subset``)
+        self._subsets: dict[tuple[frozenset[str], bool], list[Any]] = {}
 
     # ------------------------------------------------------------ codes
     def _build_primary(self) -> None:
@@ -206,7 +218,30 @@ class _GlobalCodeTTFont(TTFont):
         """What a font of this face drawing ``chars`` embeds: its program (with the
         program's flate stream spliced from the glyphs' cached blocks when ``spliced``),
         widths, ToUnicode map and names. ``addObjects`` writes it for reportlab;
-        ``sharedfonts.SharedFonts`` writes a box's union fonts from it with pikepdf."""
+        ``sharedfonts.SharedFonts`` writes a box's union fonts from it with pikepdf.
+
+        A function of the face and the characters only, so the last ``_SUBSETS`` of at most
+        ``_SUBSET_CHARS`` characters are kept: the faces of headings and labels draw the same
+        few characters in most packets of a village (the subset of the heading face was made
+        again for each of them). The caller must not change the subset's dictionaries."""
+        return self._subset_entry(chars, spliced)[0]  # type: ignore[no-any-return]
+
+    def _subset_entry(self, chars: Any, spliced: bool) -> list[Any]:
+        """``[subset, None or addObjects' (W array, compressed CIDToGIDMap)]``, kept."""
+        key = (frozenset(chars), spliced)
+        if len(key[0]) > _SUBSET_CHARS:
+            return [self._subset(key[0], spliced=spliced), None]
+        cache = self._subsets
+        entry = cache.pop(key, None)
+        if entry is None:
+            entry = [self._subset(key[0], spliced=spliced), None]
+            oldest = next(iter(cache), None) if len(cache) >= _SUBSETS else None
+            if oldest is not None:  # the least recently used goes (another of the web app's
+                cache.pop(oldest, None)  # threads may have taken it already)
+        cache[key] = entry
+        return entry
+
+    def _subset(self, chars: frozenset[str], *, spliced: bool) -> FontSubset:
         memo = self._chars
         used: dict[int, tuple[int, int, int, float, str]] = {}  # cid -> _char_info
         for ch in chars:
@@ -265,7 +300,16 @@ class _GlobalCodeTTFont(TTFont):
         st = self._state(doc)
         internal = st.internalName or self.getSubsetInternalName(0, doc)[1:]
         compress = bool(doc.compression)
-        sub = self.subset(st.used, spliced=compress)
+        entry = self._subset_entry(st.used, compress)
+        sub = entry[0]
+        if entry[1] is None:
+            # the parts of the objects below that take time, made once per subset kept
+            c2g_data = None if sub.identity else _cid2gid_stream(sub.cid2gid)
+            # two bytes per code up to the largest: mostly zeros, which zlib's level 6
+            # is slow to find; level 1 is several times faster for a few hundred bytes more
+            entry[1] = (_w_bytes(sub.widths, sub.dw), c2g_data,
+                        _deflate_fast(c2g_data) if c2g_data is not None and compress else None)
+        w_bytes, c2g_data, c2g_flate = entry[1]
         face = self.face
 
         def stream(content: bytes, extra: dict[str, Any] | None = None) -> Any:
@@ -304,16 +348,14 @@ class _GlobalCodeTTFont(TTFont):
             }),
             "FontDescriptor": desc,
             "DW": sub.dw,
-            "W": _w_bytes(sub.widths, sub.dw),  # preformatted: hundreds of numbers
+            "W": w_bytes,  # preformatted: hundreds of numbers
         }
-        if sub.identity:
+        if c2g_data is None:
             cidfont["CIDToGIDMap"] = pdfdoc.PDFName("Identity")
         else:
-            c2g = stream(_cid2gid_stream(sub.cid2gid))
-            if compress:
-                # two bytes per code up to the largest: mostly zeros, which zlib's level 6
-                # is slow to find; level 1 is several times faster for a few hundred bytes more
-                c2g.filters = [_Precompressed(_deflate_fast(c2g.content))]
+            c2g = stream(c2g_data)
+            if c2g_flate is not None:
+                c2g.filters = [_Precompressed(c2g_flate)]
             cidfont["CIDToGIDMap"] = doc.Reference(c2g)
         cidref = doc.Reference(pdfdoc.PDFDictionary(cidfont))
         tu = doc.Reference(stream(sub.tounicode))
