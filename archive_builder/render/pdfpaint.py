@@ -18,7 +18,6 @@ from reportlab.pdfgen.canvas import Canvas
 from .pdflayout import _Layout
 from .pdfmodel import _SEGMENT, PAGE_NUMBER_GAP, PAGE_NUMBER_SIZE, RULE, SHADE, _f, _Fonts, _n, _Page
 
-
 #: lines whose coding a process remembers before it starts again (see ``code_runs``): labels
 #: recur in every packet; names and addresses do not, and must not make a township's workers grow
 _MAX_CODED = 20_000

@@ -40,7 +40,6 @@ from .sfntprogram import (
     _w_bytes,
 )
 
-
 #: font subsets a face keeps (see ``_GlobalCodeTTFont.subset``): a packet's body face draws
 #: characters of its own (names, addresses) and is never met again; a heading face's few
 #: character sets recur
