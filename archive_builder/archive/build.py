@@ -645,9 +645,9 @@ class Build:
         ]
         key = _village_key(vplan, options, date, missing_items)
         previous = collation.box_state.get(f"{vplan.code}/*")
+        kept = [collation.box_state.get(f"{vplan.code}/{n}") for n in range(1, previous["boxes"] + 1)] if previous else []
         if (not self.options.force and previous is not None and previous["key"] == key
-                and all((self.out / collation.box_state[f"{vplan.code}/{n}"]["box"]["file"]).is_file()
-                        for n in range(1, previous["boxes"] + 1))):
+                and all(box is not None and (self.out / box["box"]["file"]).is_file() for box in kept)):
             collation.files[vplan.code] = previous["boxes"]
             collation.problems[vplan.code] = [Problem.from_json(p) for p in previous["problems"]]
             collation.kept.add(vplan.code)
@@ -1025,8 +1025,8 @@ def _compact_result(result: dict[str, Any]) -> None:
     import sys
 
     intern = sys.intern
-    sections = tuple((intern(key), intern(title), first, last, intern(number))
-                     for key, title, first, last, number in result.get("sections", ()))
+    sections = tuple(tuple(intern(v) if isinstance(v, str) else v for v in section)
+                     for section in result.get("sections", ()))
     if len(_SECTIONS) > 100_000:
         _SECTIONS.clear()
     # packets of as many pages share their layout: one tuple for all of them
