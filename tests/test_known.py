@@ -228,7 +228,7 @@ def test_a_damaged_or_foreign_file_is_not_used(tmp_path: Path) -> None:
     assert known.read(out) is None
     import pickle
 
-    (out / known.KNOWN_FILE).write_bytes(pickle.dumps((1, "0.0.0-other", "", (), (), [])))
+    (out / known.KNOWN_FILE).write_bytes(pickle.dumps((1, "0.0.0-other", "", (), ())) + pickle.dumps(None))
     assert known.read(out) is None
 
 

@@ -375,7 +375,7 @@ class Build:
 
         stubs = any(h.known is not None for _, h in dataset.households())
         return Validation(dataset, strict=self.options.strict,
-                          cache=RecordCache(self.out / ".cache" / "rules.pickle", prune=not stubs))
+                          cache=RecordCache(self.out / ".cache" / "rules.pickle", prune=not stubs, stream=True))
 
     def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
              scheduler: Scheduler, collation: Collation) -> BuildPlan:
@@ -849,30 +849,32 @@ class Build:
         """Remember what this run found of each household, for the next run's stubs (``known``)."""
         planned = {(h.village_code, h.household_id): h for _, h in plan.households()}
         built = {v.code for v in plan.villages}
-        entries = {}
-        for village, household in dataset.households():
+
+        def remembered(village: Village, household: Any) -> known.KnownHousehold | None:
             if not self._records.holds(household.cache_key):
-                continue
+                return None
             previous = household.known
             h = planned.get((village.config.code, str(household.household_id)))
             if (previous is not None and id(household) not in audited
                     and (h.known if h is not None else village.config.code not in built)):
-                entries[previous.folder] = previous  # nothing of it was read again
-                continue
-            remembered: known.KnownPlan | None
+                return previous  # nothing of it was read again
+            result: known.KnownPlan | None
             if h is not None and h.result is not None:
-                remembered = known.KnownPlan(h.item_no, h.head, h.members, h.household_type, h.content_hash,
-                                             tuple(h.formats), tuple(h.sources))
+                result = known.KnownPlan(h.item_no, h.head, h.members, h.household_type, h.content_hash,
+                                         tuple(h.formats), tuple(h.sources))
             else:  # not planned: a village not built keeps what an earlier run planned
-                remembered = previous.plan if previous is not None and village.config.code not in built else None
-            entry = known.remember(household.folder, household, problems=validation.household(village, household),
-                                   plan=remembered, audit=audited.get(id(household),
-                                                                      previous.audit if previous is not None else None))
-            if entry is not None:
-                entries[entry.folder] = entry
-        sources = [s for e in entries.values() if e.plan is not None for s in e.plan.sources]
+                result = previous.plan if previous is not None and village.config.code not in built else None
+            return known.remember(household.folder, household, problems=validation.household(village, household),
+                                  plan=result, audit=audited.get(id(household),
+                                                                 previous.audit if previous is not None else None))
+
+        sources = [s for _, h in plan.households() for s in h.sources]
+        sources += [s for _, h in dataset.households() if h.known is not None and h.known.plan is not None
+                    for s in h.known.plan.sources]
         trees, files = self._external_inputs(dataset.villages, sources, settings, fonts)
-        known.write(self.out, self.data, walked, self.options, trees=trees, files=files, households=entries)
+        known.write(self.out, self.data, walked, self.options, trees=trees, files=files,
+                    folders=[f"{h.folder.parent.name}/{h.folder.name}" for _, h in dataset.households()],
+                    households=(e for v, h in dataset.households() if (e := remembered(v, h)) is not None))
 
     def _external_inputs(self, villages: Sequence[Village], sources: Iterable[str], settings: Settings,
                          fonts: Any) -> tuple[list[str], list[str]]:

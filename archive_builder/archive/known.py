@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,17 +142,20 @@ def read(out_dir: Path) -> Known | None:
     """The last run's file, or None (missing, damaged, of another program version)."""
     try:
         with open(out_dir / KNOWN_FILE, "rb") as handle:
-            found = pickle.load(handle)  # our own file in the output folder, like the record cache
-        if not isinstance(found, tuple) or len(found) != 6 or found[:2] != (_FORMAT, __version__):
-            return None
-        key, trees, files, rows = found[2:]
-        households = {}
-        for row in rows:
-            (folder, stamps, household_id, file_name, display, cache_key, kind, people, load_problems, problems,
-             plan, audit) = row
-            entry = KnownHousehold(folder, stamps, household_id, file_name, display, cache_key, kind, people,
-                                   load_problems, problems, KnownPlan(*plan) if plan else None, audit)
-            households[entry.folder] = entry
+            # our own file in the output folder, like the record cache: a header, then the
+            # households in chunks (``write``), then None
+            found = pickle.load(handle)
+            if not isinstance(found, tuple) or len(found) != 5 or found[:2] != (_FORMAT, __version__):
+                return None
+            key, trees, files = found[2:]
+            households = {}
+            while (rows := pickle.load(handle)) is not None:
+                for row in rows:
+                    (folder, stamps, household_id, file_name, display, cache_key, kind, people, load_problems,
+                     problems, plan, audit) = row
+                    households[folder] = KnownHousehold(
+                        folder, stamps, household_id, file_name, display, cache_key, kind, people, load_problems,
+                        problems, KnownPlan(*plan) if plan else None, audit)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return None
     return Known(key, trees, files, households)
@@ -175,27 +178,31 @@ def unchanged(data: Path, out_dir: Path, walked: uptodate.Walked, options: Any) 
 
 
 def write(out_dir: Path, data: Path, walked: uptodate.Walked, options: Any, *, trees: Iterable[str],
-          files: Iterable[str], households: Mapping[str, KnownHousehold]) -> None:
-    """Remember ``households`` (by folder, without their stamps yet) for the next run.
+          files: Iterable[str], folders: Iterable[str], households: Iterable[KnownHousehold]) -> None:
+    """Remember ``households`` (without their stamps yet) for the next run.
 
-    ``walked``: the data directory as this run walked it before reading anything.
+    ``walked``: the data directory as this run walked it before reading anything; ``folders``:
+    every household folder of the data directory (relative to it). The households are written
+    as they come, a chunk at a time: a county's are never all held twice.
     """
-    from .outdir import atomic_write
+    from itertools import islice
 
-    groups, rest = _split(walked, households)
-    kept = {}
-    for folder, entry in households.items():
-        entry.stamps = tuple(groups[folder])
-        if entry.stamps:
-            kept[folder] = entry
+    from .outdir import atomic_file
+
+    groups, rest = _split(walked, folders)
     trees, files = tuple(sorted(set(trees))), tuple(sorted(set(files)))
-    # plain tuples: pickled by C code (dataclasses cost 0.15 s for 5,000 households)
-    rows = [(e.folder, e.stamps, e.household_id, e.file_name, e.display, e.cache_key, e.kind, e.people,
-             e.load_problems, e.problems, _plan_row(e.plan), e.audit)
-            for e in kept.values()]
+    key = inputs_key(data, rest, options, trees, files)
+    pending = iter(households)
+    with atomic_file(out_dir / KNOWN_FILE, durable=False) as handle:  # a cache: a lost file costs time
+        pickle.dump((_FORMAT, __version__, key, trees, files), handle, protocol=5)
+        while chunk := list(islice(pending, 1000)):
+            # plain tuples: pickled by C code (dataclasses cost 0.15 s for 5,000 households)
+            rows = [(e.folder, stamps, e.household_id, e.file_name, e.display, e.cache_key, e.kind, e.people,
+                     e.load_problems, e.problems, _plan_row(e.plan), e.audit)
+                    for e in chunk if (stamps := tuple(groups.get(e.folder, ())))]
+            pickle.dump(rows, handle, protocol=5)
+        pickle.dump(None, handle, protocol=5)
     _last_split[:] = [None, None, None]  # (a long-running web app keeps no walk)
-    atomic_write(out_dir / KNOWN_FILE, pickle.dumps(
-        (_FORMAT, __version__, inputs_key(data, rest, options, trees, files), trees, files, rows), protocol=5))
 
 
 def _plan_row(plan: KnownPlan | None) -> tuple[Any, ...] | None:
