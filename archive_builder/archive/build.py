@@ -980,11 +980,9 @@ class Build:
 
 
 def _write_state(path: Path, value: Any) -> None:
-    """Write one of the build's own state files: compact JSON (the C encoder; an indented
-    households.json of 5,000 households took a second through the pure-Python one)."""
-    import json
-
-    outdir.atomic_write(path, json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+    """Write one of the build's own state files: a line an entry, streamed (see
+    ``outdir.atomic_write_json``)."""
+    outdir.atomic_write_json(path, value, depth=1)
 
 
 def _release_validation_data(household: Any) -> None:

@@ -115,7 +115,7 @@ class HashMemo:
         if self.path is not None and kept != self.entries:
             from .outdir import atomic_write_json
 
-            atomic_write_json(self.path, kept, depth=1)  # a line a file
+            atomic_write_json(self.path, kept, depth=1, durable=False)  # a line a file; a cache
 
 
 _MEMO: HashMemo | None = None
