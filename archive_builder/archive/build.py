@@ -391,8 +391,9 @@ class Build:
         if stubs:
             plan.stored = plan.store.latest_hashes()
         errors = _errors_by_household(validation.dataset_problems())
-        # the stubs' evidence is not hashed again: their entries are kept for a later full run
-        memo = hashing.HashMemo(self.out / ".cache" / "file-hashes.json", keep_unused=stubs)
+        # with stubs, only the households that changed are hashed: their few files are read
+        # without the memo (a county's takes 16 MB), which stays as it is for a later full run
+        memo = None if stubs else hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
         hashing.use_memo(memo)
         try:
             for village in villages:
@@ -402,7 +403,8 @@ class Build:
                 self._collate_rendered(plan, collation)
         finally:
             hashing.use_memo(None)
-        memo.save()
+        if memo is not None:
+            memo.save()
         # the villages not built are validated too: the report covers the whole data directory
         for village in dataset.villages:
             if all(village is not chosen for chosen in villages):
