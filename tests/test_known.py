@@ -262,3 +262,36 @@ def test_a_run_with_stubs_keeps_the_cached_parses_rules_and_hashes_of_the_others
     summary = run(data, out)
     assert (summary.rendered, summary.unchanged) == (0, 7)
     assert calls == {"parse": 0, "rules": 0, "hash": 0}
+
+
+@pytest.mark.slow
+def test_builds_of_one_village_with_remembered_households_give_the_outputs_of_builds_without(
+        base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--village``: the villages not built keep what an earlier run remembered of them, and a
+    later build of everything gives the same bytes as without the shortcut."""
+    data = {kind: tmp_path / kind / "data" for kind in ("with", "without")}
+    out = {kind: tmp_path / kind / "out" for kind in data}
+    for kind in data:
+        shutil.copytree(base, data[kind])
+        shutil.copytree(base.parent / "templates-anchor", tmp_path / kind / "templates-anchor")
+        write_archive_toml(data[kind], templates={"set": str(tmp_path / kind / "templates-anchor")},
+                           print={"duplex": False})
+    real, real_plan = known.unchanged, build_module.plan_packet
+    planned = {kind: 0 for kind in data}
+    steps: list[tuple[Callable[[Path], None] | None, tuple[str, ...]]] = [
+        (None, ()), (change_income, ("411621105201",)), (head_renamed, ("王楼村",)), (change_income, ()),
+        (None, ("411621105202",)), (touch_village_toml, ("411621105201",)), (None, ()),
+    ]
+    for step, villages in steps:
+        results = {}
+        for kind in data:
+            if step is not None:
+                step(data[kind])
+            monkeypatch.setattr(known, "unchanged", real if kind == "with" else lambda *a: {})
+            monkeypatch.setattr(build_module, "plan_packet",
+                                lambda *a, _kind=kind, **k: planned.__setitem__(_kind, planned[_kind] + 1) or real_plan(*a, **k))
+            results[kind] = (_summary(run(data[kind], out[kind], villages=villages)), _outputs(out[kind]))
+        name = f"{step.__name__ if step else 'no change'} {villages}"
+        assert results["with"][0] == results["without"][0], name
+        assert results["with"][1] == results["without"][1], name
+    assert planned["with"] < planned["without"]
