@@ -1,11 +1,13 @@
 """The village build: :meth:`Build.run` is the whole pipeline, read top to bottom.
 
-load → validate → plan (content hashes) → render packets → collate boxes → record versions →
-manifest. Each stage is a method that takes the values the stages before it returned; the
-worker processes are :mod:`archive_builder.archive.scheduler`'s. Two stages overlap because the
+load → validate → plan (content hashes) → render packets → collate boxes and record versions →
+audit → manifest. Each stage is a method that takes the values the stages before it returned;
+the worker processes are :mod:`archive_builder.archive.scheduler`'s. Stages overlap because the
 scheduler lets them: planning hands each changed household to the workers as soon as it is
-planned (so packets render while the rest are checked), and versions are recorded while the
-workers collate boxes. A run with nothing to do ends after ``uptodate.check``.
+planned (so packets render while the rest are checked); a village whose packets are done has
+its boxes handed to the workers and its versions recorded at once, and the audit runs while
+the workers collate. A run with nothing to do ends after ``uptodate.check``; households unchanged
+since the last run are not read again (``known``).
 
 Why one module of this size: the pipeline, its stage methods and the plan records they hand
 each other; a stage is read beside the ones it feeds.
@@ -155,8 +157,6 @@ class VillagePlan:
     info: dict[str, Any] = field(default_factory=dict)
     #: (件号, 户编号, 户主) of the households whose records have errors (no packet)
     missing: list[tuple[int, str, str]] = field(default_factory=list)
-    #: its new versions are in the store (``_record_village``)
-    recorded: bool = False
 
 
 @dataclass
@@ -259,6 +259,8 @@ class Build:
         self._records: Any = None
         #: a record was let go without being parked (the audit then reads the data again)
         self._dropped = False
+        #: households were loaded as stubs of what the last run found (``known``)
+        self._stubs = False
         self.settings: Settings | None = None
         #: when the versions this run records were built
         self._built_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -299,8 +301,7 @@ class Build:
                 validation = self.validate(dataset, settings)
                 collation = self.start_collation(settings, fonts, scheduler)
                 plan = self.plan(dataset, villages, validation, settings, scheduler, collation)
-                self.render(plan, scheduler, collation)
-                self.record_versions(plan, settings)
+                self.render(plan, scheduler, collation)  # a village done: its boxes to the workers, record_versions
                 audit = self.audit(dataset, villages)  # while the workers collate
                 boxes = self.finish_collation(plan, collation, settings, fonts, scheduler)
                 self._remember(walked, dataset, plan, validation, audit, settings, fonts)
@@ -343,10 +344,12 @@ class Build:
                                 known=stub if use_known and remembered else None)
 
         dataset = read(True)
+        self._stubs = bool(remembered)
         if remembered and repeated(dataset):
             # a repeated 户编号 or ID number is reported where the other household's file says
             # (line and column): read every household
             dataset = read(False)
+            self._stubs = False
         records.save()
         dataset.config = settings.config
         return dataset
@@ -373,9 +376,8 @@ class Build:
         from ..records.cache import RecordCache
         from ..validate import Validation
 
-        stubs = any(h.known is not None for _, h in dataset.households())
         return Validation(dataset, strict=self.options.strict,
-                          cache=RecordCache(self.out / ".cache" / "rules.pickle", prune=not stubs, stream=True))
+                          cache=RecordCache(self.out / ".cache" / "rules.pickle", prune=not self._stubs, stream=True))
 
     def plan(self, dataset: Dataset, villages: list[Village], validation: Validation, settings: Settings,
              scheduler: Scheduler, collation: Collation) -> BuildPlan:
@@ -387,13 +389,12 @@ class Build:
 
         self.reporter.stage("比对内容哈希")
         plan = BuildPlan(dataset, [], _read_state(self.out / STATE_FILE), VersionStore(self.out))
-        stubs = any(h.known is not None for _, h in dataset.households())
-        if stubs:
+        if self._stubs:
             plan.stored = plan.store.latest_hashes()
         errors = _errors_by_household(validation.dataset_problems())
         # with stubs, only the households that changed are hashed: their few files are read
         # without the memo (a county's takes 16 MB), which stays as it is for a later full run
-        memo = None if stubs else hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
+        memo = None if self._stubs else hashing.HashMemo(self.out / ".cache" / "file-hashes.json")
         hashing.use_memo(memo)
         try:
             for village in villages:
@@ -538,7 +539,7 @@ class Build:
             collation.taken += len(tasks)
             self._take_renders(plan, vplan, [t.future.result() for t in tasks])  # type: ignore[union-attr]
             self._collate_village(vplan, collation)
-            self._record_village(plan, vplan)
+            self.record_versions(plan, vplan)
 
     def _convert_forms(self, plan: BuildPlan, scheduler: Scheduler, work: Path) -> None:
         """Fill and convert the Word forms of the households waiting for it, in one
@@ -561,7 +562,8 @@ class Build:
 
     def render(self, plan: BuildPlan, scheduler: Scheduler, collation: Collation) -> None:
         """Wait for the packets planning handed over, noting each one's result in the state;
-        each village's boxes go to the workers as soon as its packets are done."""
+        each village's boxes go to the workers and its versions to the store as soon as its
+        packets are done."""
         todo = sum(1 for _, h in plan.households() if h.task is not None)
         with ExitStack() as stack:
             if todo:
@@ -578,7 +580,7 @@ class Build:
                 tasks = [h.task for h in vplan.households if h.task is not None]
                 self._take_renders(plan, vplan, scheduler.gather(tasks, self.reporter.advance))  # type: ignore[arg-type]
                 self._collate_village(vplan, collation)
-                self._record_village(plan, vplan)
+                self.record_versions(plan, vplan)
             collation.rendering.clear()
         _write_state(self.out / STATE_FILE, plan.state)
 
@@ -714,19 +716,11 @@ class Build:
             self.summary.audit = f"问题台账：未检查（{exc.message}）"
         return counted
 
-    def record_versions(self, plan: BuildPlan, settings: Settings) -> None:
-        """Add a version to the store for every packet whose content changed (each village's
-        are recorded as soon as its packets are rendered: here, those left)."""
-        self.reporter.stage("登记版本")
-        for vplan in plan.villages:
-            self._record_village(plan, vplan)
-
-    def _record_village(self, plan: BuildPlan, vplan: VillagePlan) -> None:
-        """Record the new versions of a village's packets; let go of the records' JSON."""
+    def record_versions(self, plan: BuildPlan, vplan: VillagePlan) -> None:
+        """Add a version to the store for each packet of the village whose content changed, as
+        soon as its packets are rendered; let go of the records' JSON."""
         from ..versions.store import Entry
 
-        if vplan.recorded:
-            return
         assert self.settings is not None
         entries = [
             Entry(
@@ -740,7 +734,6 @@ class Build:
         ]
         # one batch a village: its blobs are made durable together, then its rows
         self.summary.versions_recorded += sum(v is not None for v in plan.store.record_many(entries))
-        vplan.recorded = True
         for h in vplan.households:  # ~10 KB a household (boxes are planned): a county's would not fit
             h.record_json, h.evidence, h.fonts, h.packet_sha256 = b"", {}, (), ""
 
