@@ -132,6 +132,43 @@ def _outputs(out: Path) -> dict[str, bytes]:
     return found
 
 
+def counting(monkeypatch: pytest.MonkeyPatch, calls: dict[str, int], name: str, owner: Any, attr: str) -> None:
+    """Count the calls of ``owner.attr`` in ``calls[name]``."""
+    real = getattr(owner, attr)
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls[name] += 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, attr, spy)
+
+
+def twins(base: Path, tmp_path: Path) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Two copies of the data directory ("with" and "without" the remembered households) and
+    their output folders."""
+    data = {kind: tmp_path / kind / "data" for kind in ("with", "without")}
+    for kind in data:
+        shutil.copytree(base, data[kind])
+        shutil.copytree(base.parent / "templates-anchor", tmp_path / kind / "templates-anchor")
+        write_archive_toml(data[kind], templates={"set": str(tmp_path / kind / "templates-anchor")},
+                           print={"duplex": False})
+    return data, {kind: tmp_path / kind / "out" for kind in data}
+
+
+def build_both(monkeypatch: pytest.MonkeyPatch, data: dict[str, Path], out: dict[str, Path],
+               planned: dict[str, int], **options: Any) -> dict[str, tuple[Any, dict[str, bytes]]]:
+    """Build each copy, one with the remembered households and one without; count the
+    households each planned."""
+    results = {}
+    for kind in data:
+        with monkeypatch.context() as patch:
+            if kind == "without":
+                patch.setattr(known, "unchanged", lambda *a: {})
+            counting(patch, planned, kind, build_module, "plan_packet")
+            results[kind] = (_summary(run(data[kind], out[kind], **options)), _outputs(out[kind]))
+    return results
+
+
 def _summary(summary: Any) -> tuple[Any, ...]:
     return (summary.rendered, summary.unchanged, sorted(summary.failed), summary.audit,
             [p.to_json() for p in summary.problems], summary.villages_collated, summary.versions_recorded)
@@ -140,26 +177,15 @@ def _summary(summary: Any) -> tuple[Any, ...]:
 @pytest.mark.slow
 def test_rebuilds_with_remembered_households_give_the_outputs_of_rebuilds_without(
         base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = {kind: tmp_path / kind / "data" for kind in ("with", "without")}
-    out = {kind: tmp_path / kind / "out" for kind in data}
-    for kind in data:
-        shutil.copytree(base, data[kind])
-        shutil.copytree(base.parent / "templates-anchor", tmp_path / kind / "templates-anchor")
-        write_archive_toml(data[kind], templates={"set": str(tmp_path / kind / "templates-anchor")},
-                           print={"duplex": False})
-    real, real_plan = known.unchanged, build_module.plan_packet
+    data, out = twins(base, tmp_path)
     planned = {kind: 0 for kind in data}
     for step in [None, *STEPS]:
-        results = {}
         for kind in data:
             if step is delete_unchanged_packet:
                 step(data[kind], out[kind])
             elif step is not None:
                 step(data[kind])
-            monkeypatch.setattr(known, "unchanged", real if kind == "with" else lambda *a: {})
-            monkeypatch.setattr(build_module, "plan_packet",
-                                lambda *a, _kind=kind, **k: planned.__setitem__(_kind, planned[_kind] + 1) or real_plan(*a, **k))
-            results[kind] = (_summary(run(data[kind], out[kind])), _outputs(out[kind]))
+        results = build_both(monkeypatch, data, out, planned)
         name = step.__name__ if step else "first build"
         assert results["with"][0] == results["without"][0], name
         assert results["with"][1].keys() == results["without"][1].keys(), name
@@ -177,19 +203,13 @@ def test_one_household_changed_is_the_only_one_read_checked_planned_and_audited(
     change_income(data)
     calls: dict[str, int] = {"plan": 0, "rules": 0, "audit": 0, "parse": 0}
 
-    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
-        def spy(*args: Any, **kwargs: Any) -> Any:
-            calls[name] += 1
-            return real(*args, **kwargs)
-        return spy
-
     from archive_builder import validate
     from archive_builder.records import loader
 
-    monkeypatch.setattr(build_module, "plan_packet", counting("plan", build_module.plan_packet))
-    monkeypatch.setattr(validate._HouseholdRules, "run", counting("rules", validate._HouseholdRules.run))
-    monkeypatch.setattr(audit_module, "_household_rows", counting("audit", audit_module._household_rows))
-    monkeypatch.setattr(loader, "parse_household", counting("parse", loader.parse_household))
+    counting(monkeypatch, calls, "plan", build_module, "plan_packet")
+    counting(monkeypatch, calls, "rules", validate._HouseholdRules, "run")
+    counting(monkeypatch, calls, "audit", audit_module, "_household_rows")
+    counting(monkeypatch, calls, "parse", loader, "parse_household")
     summary = run(data, out)
     assert (summary.rendered, summary.unchanged) == (1, 6)
     assert calls == {"plan": 1, "rules": 1, "audit": 1, "parse": 1}
@@ -249,16 +269,9 @@ def test_a_run_with_stubs_keeps_the_cached_parses_rules_and_hashes_of_the_others
     assert run(data, out).rendered == 1  # with stubs
     touch_village_toml(data)
     calls = {"parse": 0, "rules": 0, "hash": 0}
-
-    def counting(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
-        def spy(*args: Any, **kwargs: Any) -> Any:
-            calls[name] += 1
-            return real(*args, **kwargs)
-        return spy
-
-    monkeypatch.setattr(loader, "parse_household", counting("parse", loader.parse_household))
-    monkeypatch.setattr(validate._HouseholdRules, "run", counting("rules", validate._HouseholdRules.run))
-    monkeypatch.setattr(hashing, "file_sha256", counting("hash", hashing.file_sha256))
+    counting(monkeypatch, calls, "parse", loader, "parse_household")
+    counting(monkeypatch, calls, "rules", validate._HouseholdRules, "run")
+    counting(monkeypatch, calls, "hash", hashing, "file_sha256")
     summary = run(data, out)
     assert (summary.rendered, summary.unchanged) == (0, 7)
     assert calls == {"parse": 0, "rules": 0, "hash": 0}
@@ -269,28 +282,17 @@ def test_builds_of_one_village_with_remembered_households_give_the_outputs_of_bu
         base: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``--village``: the villages not built keep what an earlier run remembered of them, and a
     later build of everything gives the same bytes as without the shortcut."""
-    data = {kind: tmp_path / kind / "data" for kind in ("with", "without")}
-    out = {kind: tmp_path / kind / "out" for kind in data}
-    for kind in data:
-        shutil.copytree(base, data[kind])
-        shutil.copytree(base.parent / "templates-anchor", tmp_path / kind / "templates-anchor")
-        write_archive_toml(data[kind], templates={"set": str(tmp_path / kind / "templates-anchor")},
-                           print={"duplex": False})
-    real, real_plan = known.unchanged, build_module.plan_packet
+    data, out = twins(base, tmp_path)
     planned = {kind: 0 for kind in data}
     steps: list[tuple[Callable[[Path], None] | None, tuple[str, ...]]] = [
         (None, ()), (change_income, ("411621105201",)), (head_renamed, ("王楼村",)), (change_income, ()),
         (None, ("411621105202",)), (touch_village_toml, ("411621105201",)), (None, ()),
     ]
     for step, villages in steps:
-        results = {}
         for kind in data:
             if step is not None:
                 step(data[kind])
-            monkeypatch.setattr(known, "unchanged", real if kind == "with" else lambda *a: {})
-            monkeypatch.setattr(build_module, "plan_packet",
-                                lambda *a, _kind=kind, **k: planned.__setitem__(_kind, planned[_kind] + 1) or real_plan(*a, **k))
-            results[kind] = (_summary(run(data[kind], out[kind], villages=villages)), _outputs(out[kind]))
+        results = build_both(monkeypatch, data, out, planned, villages=villages)
         name = f"{step.__name__ if step else 'no change'} {villages}"
         assert results["with"][0] == results["without"][0], name
         assert results["with"][1] == results["without"][1], name
