@@ -1,6 +1,6 @@
 """Village build benchmark: prints figures, asserts nothing.
 
-    python benchmarks/village.py [--households 231] [--jobs 2] [--runs 3] [--set anchor|default] [--stages]
+    python benchmarks/village.py [--households 231] [--jobs 2] [--runs 3] [--set anchor|default] [--stages] [--anchor]
 
 Generates a synthetic village (2 print-size photos per household), then times whole `archive-builder build` processes — full build, no-change rebuild and a
 rebuild after one household changed — and reports pages per second, peak RSS (the largest
@@ -12,7 +12,10 @@ the output folder's bytes on disk per household (boxes / packets / version store
 income, photos; simplex) with benchmarks/templates/anchor; ``--set default`` renders the
 full default packet (contents, separator sheets, every section, duplex). ``--stages`` adds
 one more full build whose worker tasks report their CPU time: rendering, collating, parsing,
-and the build process itself.
+and the build process itself, and the least wall time the workers' own CPU allows on JOBS
+cores. ``--anchor`` runs the plain reportlab route of the performance anchors
+(``benchmarks/reportlab_anchor.py``) alternately with the full builds, in the same minutes,
+and prints the build's share of its time.
 """
 
 from __future__ import annotations
@@ -50,6 +53,14 @@ def run_build(data: Path, out: Path, jobs: int, *extra: str) -> tuple[float, flo
         raise SystemExit(f"build failed with exit code {proc.returncode}")
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return wall, max(peak, before) / 1024
+
+
+def run_anchor(data: Path, pdf: Path, jobs: int) -> float:
+    """Wall seconds of one whole process of the plain reportlab route (the performance anchors')."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, str(Path(__file__).resolve().parent / "reportlab_anchor.py"), str(data), str(pdf),
+                    "--jobs", str(jobs)], check=True, capture_output=True)
+    return time.perf_counter() - started
 
 
 def font_bytes(pdf: Path) -> int:
@@ -112,6 +123,8 @@ for name, label in labels.items():
     each = total[name] / count[name] * 1000 if count[name] else 0
     print(f"  {label:19s} {total[name]:5.2f} core-s ({count[name]} tasks, {each:.1f} ms each)")
 print(f"  {'build process':19s} {me.ru_utime + me.ru_stime:5.2f} core-s (user {me.ru_utime:.2f}, system {me.ru_stime:.2f})")
+floor = sum(total.values()) / jobs
+print(f"  workers alone      {floor:5.2f} s at least on {jobs} cores (their tasks' CPU / jobs; nothing else counted)")
 """
 
 
@@ -153,6 +166,8 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/archive-builder-bench"))
     parser.add_argument("--set", choices=("anchor", "default"), default="anchor")
     parser.add_argument("--stages", action="store_true", help="also print the CPU of each stage of one full build")
+    parser.add_argument("--anchor", action="store_true",
+                        help="also time the plain reportlab route (benchmarks/reportlab_anchor.py), alternately")
     args = parser.parse_args()
 
     data = args.work / f"data-{args.households}"
@@ -186,12 +201,22 @@ def main() -> None:
         touch_one(data)
         one.append(run_build(data, out, args.jobs)[0])
 
+    # last: the anchor's processes would count in the peak RSS of every run after them
+    paired = []
+    for _ in range(args.runs if args.anchor else 0):
+        shutil.rmtree(out, ignore_errors=True)
+        paired.append((run_build(data, out, args.jobs)[0], run_anchor(data, args.work / "anchor.pdf", args.jobs)))
+
     full = statistics.median(fulls)
     print(f"households            {args.households}  (template set {args.set}, jobs {args.jobs}, median of {args.runs})")
     print(f"box PDFs              {len(boxes)}  ({pages} pages)")
     print(f"full build            {full:.2f} s   ({pages / full:.0f} pages/s, {full / args.households * 1000:.1f} ms/household)")
     print(f"no-change rebuild     {statistics.median(nochange):.2f} s")
     print(f"one household changed {statistics.median(one):.2f} s")
+    if paired:
+        build, anchor = (statistics.median(p[i] for p in paired) for i in (0, 1))
+        print(f"reportlab route       {anchor:.2f} s, alternating with full builds of {build:.2f} s: "
+              f"the build takes {build / anchor:.2f}× its time")
     print(f"peak RSS              {max(rss):.0f} MiB (largest single process)")
     print(f"output (box PDFs)     {size / 1e6:.1f} MB")
     print(f"font programs         {fonts / 1e6:.2f} MB in the box PDFs")
