@@ -163,6 +163,13 @@ def _bytecode_cache() -> jinja2.BytecodeCache | None:
     return jinja2.FileSystemBytecodeCache(str(folder))
 
 
+#: the filters the section templates know (the Word forms take the same)
+FILTERS: dict[str, Callable[..., Any]] = {
+    "money": money, "cn_date": cn_date, "mask_id": mask_id, "yes_no": yes_no, "join_labels": join_labels,
+    "paragraphs": paragraphs,
+}
+
+
 @lru_cache(maxsize=16)
 def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedEnvironment:
     env = _BoundedSandbox(
@@ -176,9 +183,7 @@ def _environment(search: tuple[Path, ...], builtin: Path) -> ImmutableSandboxedE
         # A missing optional value prints as nothing, never as "None".
         finalize=lambda value: "" if value is None else value,
     )
-    env.filters.update(
-        money=money, cn_date=cn_date, mask_id=mask_id, yes_no=yes_no, join_labels=join_labels, paragraphs=paragraphs
-    )
+    env.filters.update(FILTERS)
     # what can make a gigabyte in one call is bounded (loops are charged by ``range``)
     env.globals["range"] = _bounded_range
     env.globals.pop("lipsum", None)

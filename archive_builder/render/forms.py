@@ -127,12 +127,9 @@ def _environment() -> Any:
     env = FormEnvironment(autoescape=True, undefined=RecordingUndefined, finalize=_clean)
     env.compiled = {}
     # the filters the built-in section templates know, so a form can use the same
-    from .. import templates as section_templates
+    from ..templatejinja import FILTERS
 
-    env.filters.update(
-        {name: getattr(section_templates, name)
-         for name in ("money", "cn_date", "mask_id", "yes_no", "join_labels", "paragraphs")
-         if hasattr(section_templates, name)})
+    env.filters.update(FILTERS)
     return env
 
 
