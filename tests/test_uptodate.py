@@ -182,3 +182,38 @@ def test_a_file_edited_while_the_run_reads_the_data_is_seen_by_the_next_run(buil
     monkeypatch.setattr(Build, "load", real_load)
     summary, stages = build(data, out)
     assert LOAD_STAGE in stages and summary.rendered == 1
+
+
+def test_a_template_edited_while_the_run_renders_is_seen_by_the_next_run(built, monkeypatch):
+    """A template outside the data directory, edited after the run read it: the run leaves
+    neither a signature nor remembered households that would take its packets as current."""
+    from archive_builder.archive import known
+    from archive_builder.archive.build import CHANGED_DURING_RUN
+
+    data, out = built
+    _touch_record(data, out)  # something to do
+    real_audit = Build.audit
+
+    def audit_then_edit(self: Build, *args: Any) -> Any:
+        counts = real_audit(self, *args)
+        _template_touched(data, out)  # the packets are rendered by now
+        return counts
+
+    monkeypatch.setattr(Build, "audit", audit_then_edit)
+    summary, _ = build(data, out)
+    assert CHANGED_DURING_RUN in summary.warnings
+    assert not (out / uptodate.STATE_FILE).exists() and not (out / known.KNOWN_FILE).exists()
+    monkeypatch.setattr(Build, "audit", real_audit)
+    summary, stages = build(data, out)
+    assert LOAD_STAGE in stages and summary.rendered == 3 and not summary.warnings
+    _, stages = build(data, out)
+    assert stages == []  # and then nothing to do again
+
+
+def test_a_run_that_reads_nothing_changed_meanwhile_records_its_signature(built):
+    """The watch over the last run's external folders does not fire by itself."""
+    data, out = built
+    _touch_record(data, out)
+    summary, stages = build(data, out)
+    assert LOAD_STAGE in stages and not summary.warnings
+    assert (out / uptodate.STATE_FILE).is_file()

@@ -54,6 +54,8 @@ SCHEMA_VERSION = 1
 STATE_FILE = ".state/households.json"
 BOX_STATE_FILE = ".state/boxes.json"
 PACKETS_DIR = "分户档卡"
+CHANGED_DURING_RUN = ("生成期间，数据目录以外的模板、字体或佐证材料文件有改动：本次的档卡可能有一部分按改动前的文件生成。"
+                      "请再运行一次生成，受影响的户会重新生成")
 
 
 class Reporter(Protocol):
@@ -286,6 +288,8 @@ class Build:
             recorded = uptodate.check(self.data, self.out, self.options, walked)
             if recorded is not None:  # nothing changed since the last run: report what it did
                 return self._replay(recorded, time.monotonic() - started)
+            # stamped before anything outside the data directory is read (the workers start below)
+            watch = uptodate.watch_external(self.out, *known.external(self.out))
             uptodate.forget(self.out)
             digest = uptodate.data_digest(self.data, walked)
             clean_work_files(self.out)
@@ -304,9 +308,14 @@ class Build:
                 self.render(plan, scheduler, collation)  # a village done: its boxes to the workers, record_versions
                 audit = self.audit(dataset, villages)  # while the workers collate
                 boxes = self.finish_collation(plan, collation, settings, fonts, scheduler)
-                self._remember(walked, dataset, plan, validation, audit, settings, fonts)
+                changed_meanwhile = watch.changed()
+                if changed_meanwhile:  # the next run must not take this run's outputs as current
+                    known.forget(self.out)
+                    self._warn(CHANGED_DURING_RUN)
+                else:
+                    self._remember(walked, dataset, plan, validation, audit, settings, fonts)
             self.write_manifest(plan, boxes, settings)
-            if not self.summary.failed:
+            if not self.summary.failed and not changed_meanwhile:
                 self._record_uptodate(digest, plan, villages, settings, fonts)
         self.summary.seconds = time.monotonic() - started
         return self.summary
@@ -892,8 +901,11 @@ class Build:
     def _say_lowered_jobs(self, settings: Settings) -> None:
         lowered = bounded_jobs(self.options.jobs, settings.config.build.workers)[1]
         if lowered:
-            self.summary.warnings.append(lowered)
-            self.reporter.warn(lowered)
+            self._warn(lowered)
+
+    def _warn(self, text: str) -> None:
+        self.summary.warnings.append(text)
+        self.reporter.warn(text)
 
     def _check_inputs(self) -> None:
         """Fail on an unusable data directory or an unknown ``--village`` before the output

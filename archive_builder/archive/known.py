@@ -161,6 +161,27 @@ def read(out_dir: Path) -> Known | None:
     return Known(key, trees, files, households)
 
 
+def external(out_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The folders and files outside the data directory that the last run's file depends on
+    (read from its header only)."""
+    try:
+        with open(out_dir / KNOWN_FILE, "rb") as handle:
+            found = pickle.load(handle)
+        if isinstance(found, tuple) and len(found) == 5 and found[:2] == (_FORMAT, __version__):
+            return tuple(found[3]), tuple(found[4])
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        pass
+    return (), ()
+
+
+def forget(out_dir: Path) -> None:
+    """Remove the file: what this run found must not be remembered."""
+    try:
+        (out_dir / KNOWN_FILE).unlink()
+    except FileNotFoundError:
+        pass
+
+
 def unchanged(data: Path, out_dir: Path, walked: uptodate.Walked, options: Any) -> dict[str, KnownHousehold]:
     """The remembered households whose folders are as they were, by folder (relative to ``data``).
 

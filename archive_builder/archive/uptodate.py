@@ -115,12 +115,53 @@ def inputs_digest(data: str, options: Mapping[str, Any], trees: Iterable[str], f
         "version": __version__, "options": options, "env": _env(), "today": _dt.date.today().isoformat(),
         "data": data,
     }, sort_keys=True, ensure_ascii=False, default=str).encode())
+    _update_external(h, trees, files)
+    return h.hexdigest()
+
+
+def _update_external(h: Any, trees: Iterable[str], files: Iterable[str]) -> None:
     for tree in sorted(set(trees)):
         for rel, stamp in _walk(Path(tree)):
             h.update(f"T{tree}/{rel}\0{stamp}\n".encode("utf-8", "surrogatepass"))
     for path in sorted(set(files)):
         h.update(f"F{path}\0{_path_stamp(path)}\n".encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
+
+
+class ExternalWatch:
+    """The folders and files outside the data directory that the last run read (templates,
+    fonts, evidence kept elsewhere), stamped when this run starts, before it reads any.
+
+    Their stamps go into this run's signatures (``record``, ``known.write``) when the run ends:
+    a template edited after the run had read it would be stamped as the version the outputs
+    were made from, and the next run would take them as current. ``changed()`` tells whether
+    any of them changed during the run; the run then leaves no signature behind. (A folder or
+    file this run reads for the first time is stamped when it ends, as before.)
+    """
+
+    def __init__(self, trees: Iterable[str], files: Iterable[str]) -> None:
+        self.trees, self.files = sorted(set(trees)), sorted(set(files))
+        self._before = self._digest()
+
+    def _digest(self) -> str:
+        h = hashlib.sha256()
+        _update_external(h, self.trees, self.files)
+        return h.hexdigest()
+
+    def changed(self) -> bool:
+        return bool(self.trees or self.files) and self._digest() != self._before
+
+
+def watch_external(out_dir: Path, trees: Iterable[str] = (), files: Iterable[str] = ()) -> ExternalWatch:
+    """Stamp the folders and files outside the data directory that the last run's signature
+    lists, with ``trees`` and ``files`` (those of ``known``'s file)."""
+    trees, files = list(trees), list(files)
+    try:
+        state = json.loads((out_dir / STATE_FILE).read_bytes())
+        trees += [str(t) for t in state.get("trees", ())]
+        files += [str(f) for f in state.get("files", ())]
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return ExternalWatch(trees, files)
 
 
 def outputs_digest(out_dir: Path) -> str:
