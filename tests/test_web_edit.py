@@ -414,3 +414,83 @@ def test_saving_an_unchanged_form_leaves_every_sample_record_byte_for_byte(site:
         saved = client.post(f"/household/{row.household_id}/edit", data=as_data(fields))
         assert "没有修改" in saved.text, row.household_id
         assert row.loaded.file.read_bytes() == before, row.household_id
+
+
+# --- what a browser really sends ------------------------------------------------------------------
+
+LI_FOLDER = "411621105201_李庄村/4116211052010001_李长河"
+
+
+def _as_browser(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The fields as a browser posts them: a textarea's line breaks as CR LF (HTML spec)."""
+    return [(k, v.replace("\n", "\r\n")) for k, v in fields]
+
+
+def _first_amount(fields: list[tuple[str, str]], value: str) -> list[tuple[str, str]]:
+    index = next(i for i, (k, _) in enumerate(fields) if re.fullmatch(r"income\[\d+\]\.transfer\.v", k))
+    out = list(fields)
+    out[index] = (fields[index][0], value)
+    return out
+
+
+def test_crlf_line_breaks_from_the_browser_leave_untouched_text_byte_for_byte(site: dict[str, Any]) -> None:
+    client = site["client"]
+    path: Path = site["data"] / LI_FOLDER / "household.yaml"
+    original = path.read_text(encoding="utf-8")
+    assert "notes: |-" in original and "\n\n" in original.split("notes: |-", 1)[1]
+    fields = set_field(_first_amount(_open_form(client, OTHER_VILLAGE_HID), "5905"), "editor", "张三")
+    saved = client.post(f"/household/{OTHER_VILLAGE_HID}/edit", data=as_data(_as_browser(fields)))
+    assert "已保存" in saved.text, saved.text[:2000]
+    after = path.read_bytes()
+    assert b"\r" not in after
+    assert _diff(original, after.decode("utf-8")) == [
+        "-  transfer: {养老金: 5904, 残疾人补贴: 1440, 耕地地力保护补贴: 562.56}",
+        "+  transfer: {养老金: 5905, 残疾人补贴: 1440, 耕地地力保护补贴: 562.56}"]
+    entries = journal.entries(site["out"], OTHER_VILLAGE_HID)
+    assert len(entries) == 1 and not any("户说明" in line for line in entries[0].changes), entries[0].changes
+    versions = len(client.app.state.workspace.versions(OTHER_VILLAGE_HID))
+
+    # the same form sent again, nothing changed: nothing written, no version, no journal line
+    again = set_field(_open_form(client, OTHER_VILLAGE_HID), "editor", "张三")
+    unchanged = client.post(f"/household/{OTHER_VILLAGE_HID}/edit", data=as_data(_as_browser(again)))
+    assert "没有修改，未保存" in unchanged.text
+    assert path.read_bytes() == after
+    assert len(journal.entries(site["out"], OTHER_VILLAGE_HID)) == 1
+    assert len(client.app.state.workspace.versions(OTHER_VILLAGE_HID)) == versions
+
+
+def test_a_file_with_crlf_line_endings_keeps_them(site: dict[str, Any]) -> None:
+    client = site["client"]
+    path: Path = site["data"] / LI_FOLDER / "household.yaml"
+    original = path.read_bytes().replace(b"\n", b"\r\n")
+    path.write_bytes(original)
+    client.post("/reload", data={"csrf": dict(_open_form(client))["csrf"]})
+    fields = set_field(_first_amount(_open_form(client, OTHER_VILLAGE_HID), "5905"), "editor", "张三")
+    saved = client.post(f"/household/{OTHER_VILLAGE_HID}/edit", data=as_data(_as_browser(fields)))
+    assert "已保存" in saved.text, saved.text[:2000]
+    after = path.read_bytes()
+    assert after.count(b"\r\n") == after.count(b"\n") == original.count(b"\r\n")
+    assert after == original.replace("养老金: 5904, 残疾人补贴: 1440, 耕地地力".encode(),
+                                      "养老金: 5905, 残疾人补贴: 1440, 耕地地力".encode(), 1)
+
+
+def test_the_yaml_writer_never_writes_a_carriage_return(tmp_path: Path) -> None:
+    from archive_builder.records import yamlwrite
+
+    path = tmp_path / "household.yaml"
+    path.write_bytes("household_id: '1'\nnotes: |-\n  一\n\n  二\naddress: 甲\n".encode())
+    record = yamlwrite.open_record(path)
+    yamlwrite.merge(record.doc, {"notes": "一\r\n\r\n二\r三", "address": "乙"})
+    data = yamlwrite.render(record)
+    assert data.decode() == "household_id: '1'\nnotes: |-\n  一\n\n  二\n  三\naddress: 乙\n"
+
+
+def test_the_editor_name_is_kept_after_a_refused_save(site: dict[str, Any]) -> None:
+    client = site["client"]
+    fields = _open_form(client)
+    number = dict(fields)["members[0].id_number"]
+    wrong = number[:-1] + ("0" if number[-1] != "0" else "1")
+    fields = set_field(set_field(fields, "members[0].id_number", wrong), "editor", "张三")
+    refused = client.post(f"/household/{HID}/edit", data=as_data(fields))
+    assert refused.status_code == 400
+    assert dict(form_fields(refused.text, "edit-form"))["editor"] == "张三"

@@ -102,9 +102,20 @@ def _guess_indent(text: str) -> tuple[int, int]:
     return 2, 0
 
 
+def newline_of(text: str) -> str:
+    """The file's own line ending: CR LF when most of its lines end so, else LF."""
+    crlf = text.count("\r\n")
+    return "\r\n" if crlf and crlf * 2 > text.count("\n") else "\n"
+
+
+def plain_newlines(text: str) -> str:
+    """``text`` with CR LF and lone CR as LF (browsers send a textarea's line breaks as CR LF)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
 def parse(path: Path, raw: bytes) -> EditableRecord:
     text, bom = decode(raw)
-    newline = "\r\n" if "\r\n" in text else "\n"
+    newline = newline_of(text)
     try:
         if path.suffix.lower() == ".json":
             doc = json.loads(text)
@@ -181,7 +192,21 @@ def _to_yaml(value: Any, flow_lists: bool = True) -> Any:
         if flow_lists and all(not isinstance(v, dict | list) for v in value):
             seq.fa.set_flow_style()
         return seq
+    if isinstance(value, str):
+        return _text(value)
     return value
+
+
+def _text(value: str) -> str:
+    """A string as written to the file: never with a CR (the file's line endings are ``render``'s)."""
+    if "\r" not in value:
+        return value
+    if type(value) is str:
+        return plain_newlines(value)
+    try:
+        return type(value)(plain_newlines(value))  # a ruamel string keeps its style
+    except TypeError:
+        return plain_newlines(value)
 
 
 def _to_json(value: Any) -> Any:
@@ -193,6 +218,8 @@ def _to_json(value: Any) -> Any:
         return {k: _to_json(v) for k, v in value.items() if k != ORIGIN and v is not DELETE}
     if isinstance(value, list):
         return [_to_json(v) for v in value]
+    if isinstance(value, str):
+        return plain_newlines(value)
     return value
 
 
@@ -304,7 +331,8 @@ def render(record: EditableRecord) -> bytes:
         y.indent(mapping=2, sequence=indent, offset=offset)
         buffer = io.StringIO()
         y.dump(record.doc, buffer)
-        text = buffer.getvalue()
+        # ruamel keeps the CR of a CR LF file inside comments: one line ending for all first
+        text = plain_newlines(buffer.getvalue())
     if record.newline != "\n":
         text = text.replace("\n", record.newline)
     data = text.encode("utf-8")

@@ -26,6 +26,7 @@ import functools
 import re
 import tempfile
 import typing
+import unicodedata
 import urllib.parse
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -244,13 +245,16 @@ def overlay(base: Any, wanted: dict[str, Any]) -> dict[str, Any]:
 
 
 _INT = re.compile(r"[+-]?\d+")
-_MONTH = re.compile(r"\d{4}-\d{2}")
 
 
 def _typed(kind: str, text: str) -> Any:
-    text = text.strip()
+    """One submitted value as the record holds it (text that cannot be converted stays text,
+    for validation to report beside the field)."""
+    text = yamlwrite.plain_newlines(text).strip()
     if text == "":
         return DELETE
+    if kind in ("int", "money", "date", "month"):
+        text = unicodedata.normalize("NFKC", text).strip()  # full-width digits pasted from documents
     if kind == "int":
         return int(text) if _INT.fullmatch(text) else text
     if kind == "money":
@@ -260,15 +264,31 @@ def _typed(kind: str, text: str) -> Any:
             return text
         return value if value.is_finite() else text
     if kind in ("date", "month"):
-        if kind == "month" and _MONTH.fullmatch(text):
-            return text
-        try:
-            return dt.date.fromisoformat(text)
-        except ValueError:
-            return text
+        return _date_value(kind, text)
     if kind == "flag":
         return {"1": True, "0": False}.get(text, text)
     return text
+
+
+def _date_value(kind: str, text: str) -> Any:
+    """A typed date in the record's spelling (2018-03-05, or 2018-03 where a month will do),
+    read the way the spreadsheet import reads it (2018年3月5日, 2018/3/5, 20180305 …)."""
+    from ..io.sheetread import CellProblem, parse_date
+
+    try:
+        value, _spelling = parse_date(text, "")
+    except CellProblem:
+        return text  # not a date: validation says so beside the field
+    if isinstance(value, str) and kind == "date":
+        return text  # a month where a day is needed: reported beside the field
+    return value
+
+
+def id_number_text(text: str) -> str:
+    """An ID number as typed or pasted, in the record's spelling: full-width digits and X made
+    half-width, blanks removed, a final x upper-cased."""
+    text = unicodedata.normalize("NFKC", yamlwrite.plain_newlines(text))
+    return re.sub(r"\s+", "", text).upper()
 
 
 _SPLIT = re.compile(r"[、,，;；\s]+")
@@ -278,19 +298,22 @@ def _value(form: Any, model: type[BaseModel], name: str, path: str) -> Any:
     kind = kind_of(model, name)
     if kind == "labels":
         values = [str(v) for v in form.getlist(path)]
-        values += [v for v in _SPLIT.split(str(form.get(path + "+") or "")) if v]
+        values += [v for v in _SPLIT.split(str(form.get(path + "+") or "")) if v]  # splits CR LF too
         return values if values else DELETE
     if kind == "amounts":
         keys, amounts = form.getlist(path + ".k"), form.getlist(path + ".v")
         pairs = Amounts()
         for k, v in zip(keys, amounts, strict=False):
-            k, v = str(k).strip(), str(v).strip()
+            k, v = yamlwrite.plain_newlines(str(k)).strip(), str(v).strip()
             if k or v:
                 pairs[k or "合计"] = _typed("money", v) if v else v
         return pairs if pairs else DELETE
     if kind == "evidence":
         return None  # not in the form: kept as written
-    return _typed(kind, str(form.get(path) or ""))
+    text = str(form.get(path) or "")
+    if name == "id_number":
+        text = id_number_text(text)
+    return _typed(kind, text)
 
 
 def _mapping(form: Any, model: type[BaseModel], prefix: str) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from ..errors import ValidationFailed
 from . import accounts, core, edit
 
 MAX_FIELDS = 20000
+NOTHING_CHANGED = "没有修改，未保存"
 
 
 #: wrong passwords allowed for one account within LOGIN_WINDOW seconds before logins pause
@@ -172,11 +173,14 @@ class EditPages:
         return account.name or urllib.parse.unquote(request.cookies.get(edit.EDITOR_COOKIE, ""))[:30]
 
     def edit_page(self, request: Request, row: core.Row, base: edit.yamlwrite.EditableRecord, view: dict[str, Any],
-                  problems: list[Any], status: int = 200, message: str = "") -> Response:
+                  problems: list[Any], status: int = 200, message: str = "", editor: str = "",
+                  typed: bool = False) -> Response:
+        """The form; ``typed``: it shows values typed in a refused save (not the file's), so
+        leaving the page loses them."""
         return self.ctx.page(request, "edit.html", status_code=status, row=row, sections=edit.form_sections(view),
                              base_sha=base.sha, base_text=edit.pack_base(base), problems=problems,
-                             editor=self.editor_name(request), account=request.state.account, message=message,
-                             file_name=base.path.name)
+                             editor=editor or self.editor_name(request), account=request.state.account,
+                             message=message, file_name=base.path.name, typed=typed)
 
     # --- the form -------------------------------------------------------------------------------
     async def edit_form(self, request: Request) -> Response:
@@ -217,11 +221,12 @@ class EditPages:
             view = edit.overlay(plain, wanted)
             return self.remember(self.edit_page(
                 request, row, edit.yamlwrite.open_record(path), view, edit.problems_for_form(found.problems), status=400,
-                message=f"有 {len(found.errors)} 处错误，没有保存。请按标红的提示改正后再保存（已填写的内容都还在）。"),
+                message=f"有 {len(found.errors)} 处错误，没有保存。请按标红的提示改正后再保存（已填写的内容都还在）。",
+                editor=editor, typed=True),
                 request, editor)
-        if found.data == disk.raw:
-            return self._back(request, row, "没有修改，文件未变", editor)
-        lines, summary = edit.change_lines(before, found.loaded)
+        lines, summary = edit.change_lines(before, found.loaded) if found.data != disk.raw else ([], "")
+        if not lines:  # nothing the record says changed: no write, no version, no journal line
+            return self._back(request, row, NOTHING_CHANGED, editor)
         try:
             edit.yamlwrite.replace(path, found.data, disk.sha)
         except edit.yamlwrite.EditConflict:
