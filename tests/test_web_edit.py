@@ -278,6 +278,52 @@ def test_an_upload_that_is_not_a_picture_is_refused(site: dict[str, Any]) -> Non
     assert sorted(p.name for p in (site["data"] / FOLDER).iterdir()) == before
 
 
+def _noisy_jpeg() -> bytes:
+    from PIL import Image
+
+    img = Image.effect_noise((600, 400), 60).convert("RGB")
+    buffer = io.BytesIO()
+    img.save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def _png_header_only_big(width: int, height: int) -> bytes:
+    """A valid 1-bit PNG of ``width`` × ``height`` white pixels (small: the rows compress to nothing)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    row = b"\x00" + b"\xff" * ((width + 7) // 8)
+    packer = zlib.compressobj(9)
+    rows = b"".join(packer.compress(row * 1000) for _ in range(height // 1000)) + packer.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
+
+
+def test_a_cut_off_photo_is_refused_before_anything_is_written(site: dict[str, Any]) -> None:
+    before = sorted(p.name for p in (site["data"] / FOLDER).iterdir())
+    record = site["yaml"].read_bytes()
+    photo = _noisy_jpeg()
+    refused = _upload(site["client"], HID, photo[: len(photo) // 3], "IMG_0001.jpg")
+    assert refused.status_code == 400, refused.text[:2000]
+    assert "数据不完整" in refused.text and "已上传" not in refused.text
+    assert sorted(p.name for p in (site["data"] / FOLDER).iterdir()) == before
+    assert site["yaml"].read_bytes() == record
+    assert journal.entries(site["out"], HID) == []
+
+
+def test_a_picture_beyond_the_pixel_limit_is_refused_as_too_large(site: dict[str, Any]) -> None:
+    before = sorted(p.name for p in (site["data"] / FOLDER).iterdir())
+    for width in (40000, 10000):  # far beyond the limit (refused from the header), and just beyond it
+        refused = _upload(site["client"], HID, _png_header_only_big(width, width), "扫描件.png")
+        assert refused.status_code == 400, refused.text[:2000]
+        assert "太大" in refused.text and "万像素" in refused.text and "缩小" in refused.text, width
+        assert "不是可识别的图片" not in refused.text
+    assert sorted(p.name for p in (site["data"] / FOLDER).iterdir()) == before
+
+
 def test_a_heic_photo_without_a_decoder_is_refused_in_chinese(site: dict[str, Any]) -> None:
     pytest.importorskip("PIL")
     try:

@@ -37,22 +37,88 @@ def checked_evidence(data: bytes, filename: str) -> str:
         if pages < 1:
             raise core.UploadError("上传的 PDF 没有页面", hint="请重新扫描后上传")
         return ".pdf"
-    from PIL import Image
-
     from ..render.evidence import HINT_HEIF, REASON_HEIF, _is_heif, _register_heif
 
     if (_is_heif(data) or suffix in (".heic", ".heif")) and not _register_heif():
         raise core.UploadError(REASON_HEIF, hint=HINT_HEIF)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            kind = image.format or ""
-            image.verify()
-    except Exception as exc:
-        raise core.UploadError("上传的文件不是可识别的图片或 PDF，或已损坏",
-                               hint="支持 JPG、PNG、TIF、HEIC（需安装解码组件）照片和 PDF 扫描件") from exc
+    kind = _decoded_image(data, suffix)
     if kind not in _FORMATS:
         raise core.UploadError(f"不支持这种图片格式：{kind or suffix}", hint="请另存为 JPG 或 PNG 后上传")
     return _FORMATS[kind]
+
+
+_NOT_A_PICTURE = "上传的文件不是可识别的图片或 PDF，或已损坏"
+_FORMATS_HINT = "支持 JPG、PNG、TIF、HEIC（需安装解码组件）照片和 PDF 扫描件"
+
+
+def _too_large(pixels: int | None, limit: int) -> core.UploadError:
+    size = f"（约 {pixels // 10_000} 万像素）" if pixels else ""
+    return core.UploadError(
+        f"上传的图片太大{size}：超过 {limit // 10_000} 万像素的安全上限，未接收",
+        hint="请用手机或电脑的图片软件把图片缩小（例如长边不超过 10000 像素），或另存为 JPG 后重新上传")
+
+
+def _open_image(data: bytes) -> Any:
+    """The picture opened by one of the accepted formats' decoders (no other decoder sees it).
+
+    A JPEG is opened even beyond Pillow's header check: like the packet, it is judged by the
+    size it decodes to at 1/8 scale (a 150-megapixel phone panorama prints fine).
+    """
+    from PIL import Image, JpegImagePlugin
+
+    Image.init()
+    formats = [name for name in _FORMATS if name in Image.OPEN]
+    try:
+        return Image.open(io.BytesIO(data), formats=formats)
+    except Image.DecompressionBombError:
+        if not data.startswith(b"\xff\xd8"):
+            raise
+        return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+
+
+def _decoded_image(data: bytes, suffix: str) -> str:
+    """The Pillow format of an uploaded picture, every frame decoded in full first (so a cut-off
+    or damaged file is refused now, not printed later as a placeholder); UploadError otherwise.
+
+    Within the packet's limits: a JPEG is decoded at 1/8 scale (every byte of it still read),
+    any other picture only when its pixels are within Pillow's safety limit.
+    """
+    import warnings
+
+    from PIL import Image
+
+    limit = Image.MAX_IMAGE_PIXELS or 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # judged below instead
+            with _open_image(data) as image:
+                kind = image.format or ""
+                if kind not in _FORMATS:
+                    return kind
+                for index in range(getattr(image, "n_frames", 1) if kind == "TIFF" else 1):
+                    if index:
+                        image.seek(index)
+                    if kind in ("JPEG", "MPO"):
+                        image.draft("RGB", (1, 1))  # DCT scaled to 1/8: the whole stream is still decoded
+                    pixels = image.size[0] * image.size[1]
+                    if limit and pixels > limit:
+                        raise _too_large(pixels, limit)
+                    image.load()
+    except core.UploadError:
+        raise
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _too_large(int(found.group(1)) if found else None, limit) from exc
+    except MemoryError as exc:
+        raise _too_large(None, limit) from exc
+    except OSError as exc:
+        if "truncated" in str(exc) or "broken data stream" in str(exc):
+            raise core.UploadError("上传的图片数据不完整（文件被截断，可能是拷贝或传输中断），未接收",
+                                   hint="请用原始照片重新上传；在手机或电脑上先打开看看是否完整") from exc
+        raise core.UploadError(_NOT_A_PICTURE, hint=_FORMATS_HINT) from exc
+    except Exception as exc:  # noqa: BLE001 - decoders raise anything on a damaged file
+        raise core.UploadError(_NOT_A_PICTURE, hint=_FORMATS_HINT) from exc
+    return kind
 
 
 def safe_evidence_name(folder: Path, kind: str, title: str, suffix: str) -> str:
