@@ -175,6 +175,22 @@ def test_a_save_after_the_file_changed_on_disk_is_refused_and_nothing_is_lost(si
     assert journal.entries(site["out"], HID) == []
 
 
+def test_a_conflict_lists_only_the_changes_made_in_this_form(site: dict[str, Any]) -> None:
+    client = site["client"]
+    fields = set_field(set_field(_open_form(client), "members[0].name", "闫春花"), "editor", "张三")
+    path: Path = site["yaml"]
+    text = path.read_text(encoding="utf-8")
+    phone = re.search(r"^phone: '?(\d+)'?$", text, re.M)
+    assert phone
+    path.write_text(text.replace(phone.group(1), "13900000000", 1), encoding="utf-8")  # someone else's change
+    refused = client.post(f"/household/{HID}/edit", data=as_data(fields))
+    assert refused.status_code == 409
+    changes = re.search(r'<ul class="changes">(.*?)</ul>', refused.text, re.S)
+    assert changes, refused.text[:3000]
+    assert "姓名：闫春梅 → 闫春花" in changes.group(1)
+    assert "联系电话" not in changes.group(1) and "13900000000" not in changes.group(1), changes.group(1)
+
+
 def test_rows_are_added_and_removed_and_the_rest_kept(site: dict[str, Any]) -> None:
     client = site["client"]
     path: Path = site["yaml"]

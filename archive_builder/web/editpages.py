@@ -244,10 +244,12 @@ class EditPages:
 
         mine_text, lines = "", list[str]()
         if base is not None:
+            # what this clerk changed in the form (from the version it was opened on): not the
+            # other person's changes, which copying "your version" would undo
+            opened, _ = await _threaded(edit._check, self.workspace, row, base.raw)
             mine = await _threaded(edit.candidate, self.workspace, row, base, wanted)
             mine_text = edit.yamlwrite.decode(mine.data)[0]
-            theirs, _ = await _threaded(edit._check, self.workspace, row, disk.raw)
-            lines, _summary = edit.change_lines(theirs, mine.loaded)
+            lines, _summary = edit.change_lines(opened, mine.loaded)
         return self.ctx.page(request, "conflict.html", status_code=409, row=row, disk_text=disk.text,
                              mine_text=mine_text, lines=lines, file_name=disk.path.name)
 
