@@ -556,3 +556,50 @@ def test_the_editor_name_is_kept_after_a_refused_save(site: dict[str, Any]) -> N
     refused = client.post(f"/household/{HID}/edit", data=as_data(fields))
     assert refused.status_code == 400
     assert dict(form_fields(refused.text, "edit-form"))["editor"] == "张三"
+
+
+def test_dates_typed_in_chinese_are_saved_in_the_records_spelling(site: dict[str, Any]) -> None:
+    client = site["client"]
+    fields = set_field(_open_form(client), "identified_on", "2018年3月")
+    fields = set_field(fields, "application.date", "２０１９年９月２６日")
+    fields = set_field(set_field(fields, "procedure[1].date", "2019/9/29"), "editor", "张三")
+    saved = client.post(f"/household/{HID}/edit", data=as_data(fields))
+    assert "已保存" in saved.text, saved.text[:2000]
+    text = site["yaml"].read_text(encoding="utf-8")
+    assert "identified_on: 2018-03\n" in text
+    assert "application:\n  date: 2019-09-26\n" in text and "  date: 2019-09-29\n" in text
+    # what is no date at all (or a month where a day is needed) is shown beside the field
+    fields = set_field(set_field(_open_form(client), "visits[0].date", "去年三月"), "application.date", "2019年9月")
+    checked = client.post(f"/household/{HID}/check", data=as_data(fields)).json()
+    paths = {p["path"] for p in checked["problems"] if p["error"]}
+    assert {"visits[0].date", "application.date"} <= paths, checked
+
+
+def test_a_pasted_full_width_id_number_and_a_lowercase_x_are_converted(site: dict[str, Any]) -> None:
+    client = site["client"]
+    fields = _open_form(client, OTHER_VILLAGE_HID)
+    numbers = {k: v for k, v in fields if re.fullmatch(r"members\[\d+\]\.id_number", k)}
+    with_x = next(k for k, v in numbers.items() if v.endswith("X"))
+    plain = next(k for k, v in numbers.items() if not v.endswith("X"))
+    full_width = " " + "".join(chr(ord(c) + 0xFEE0) for c in numbers[plain][:6]) + " " + numbers[plain][6:]
+    fields = set_field(set_field(fields, plain, full_width), with_x, numbers[with_x][:-1] + "x")
+    fields = set_field(fields, "editor", "张三")
+    checked = client.post(f"/household/{OTHER_VILLAGE_HID}/check", data=as_data(fields)).json()
+    assert not [p for p in checked["problems"] if p["path"] in (plain, with_x)], checked
+    path: Path = site["data"] / LI_FOLDER / "household.yaml"
+    before = path.read_bytes()
+    saved = client.post(f"/household/{OTHER_VILLAGE_HID}/edit", data=as_data(fields))
+    assert "没有修改，未保存" in saved.text  # the same numbers as the file's
+    assert path.read_bytes() == before
+
+
+def test_a_whole_number_field_error_gives_an_example_that_fits(site: dict[str, Any]) -> None:
+    client = site["client"]
+    fields = _open_form(client)
+    counted = next(k for k, _ in fields if re.fullmatch(r"income\[\d+\]\.members_counted", k))
+    year = next(k for k, _ in fields if re.fullmatch(r"income\[\d+\]\.year", k))
+    fields = set_field(set_field(fields, counted, "八"), year, "二〇二四")
+    checked = client.post(f"/household/{HID}/check", data=as_data(fields)).json()
+    hints = {p["path"]: p["hint"] for p in checked["problems"] if p["error"]}
+    assert "整数" in hints[counted] and "2024" not in hints[counted], hints
+    assert "2024" in hints[year], hints
