@@ -556,6 +556,8 @@ def test_the_editor_name_is_kept_after_a_refused_save(site: dict[str, Any]) -> N
     refused = client.post(f"/household/{HID}/edit", data=as_data(fields))
     assert refused.status_code == 400
     assert dict(form_fields(refused.text, "edit-form"))["editor"] == "张三"
+    assert 'data-typed="1"' in refused.text  # leaving this page asks: it holds typed values
+    assert 'data-typed' not in client.get(f"/household/{HID}/edit").text
 
 
 def test_dates_typed_in_chinese_are_saved_in_the_records_spelling(site: dict[str, Any]) -> None:

@@ -161,6 +161,56 @@ def test_a_wrong_check_digit_shows_the_chinese_error_beside_the_field(
     assert page.locator('fieldset.row-item.new[data-list="plan"]').count() == 0
 
 
+def test_a_save_from_the_browser_keeps_untouched_text_and_leaving_asks_only_when_changed(
+        page: Any, server: dict[str, Any], tmp_path: Path) -> None:
+    """A real browser sends a textarea's line breaks as CR LF: the untouched 户说明 stays as it is."""
+    path = server["data"] / "411621105201_李庄村" / "4116211052010001_李长河" / "household.yaml"
+    original = path.read_text(encoding="utf-8")
+    asked: list[str] = []
+
+    def answer(dialog: Any) -> None:
+        asked.append(f"{dialog.type}:{dialog.message}")
+        dialog.dismiss() if dialog.type == "confirm" else dialog.accept()
+
+    page.on("dialog", answer)
+    edit_url = f"{server['url']}/household/{OTHER}/edit"
+    page.goto(edit_url)
+    _checked(page)
+    page.click("a.button:text('取消')")  # nothing changed: no question
+    page.wait_for_url(f"{server['url']}/household/{OTHER}")
+    assert asked == []
+    page.goto(edit_url)
+    _checked(page)
+    amount = page.locator('[name$=".transfer.v"]').first
+    amount.fill("5905")
+    page.click("p.crumbs a >> nth=1")  # a changed form: asked, and staying (dismissed) keeps it
+    assert len(asked) == 1 and "离开后未保存的修改将丢失" in asked[0], asked
+    assert page.url == edit_url and amount.input_value() == "5905"
+    if page.locator("#editor").input_value() == "":
+        page.fill("#editor", "张三")
+    page.click("#save")
+    page.wait_for_selector(".notice")
+    assert "已保存" in page.locator(".notice").inner_text()
+    assert len(asked) == 1  # saving is not leaving
+    after = path.read_bytes()
+    assert b"\r" not in after
+    assert after.decode("utf-8") == original.replace("{养老金: 5904, 残疾人补贴: 1440, 耕地地力保护补贴: 562.56}",
+                                                     "{养老金: 5905, 残疾人补贴: 1440, 耕地地力保护补贴: 562.56}", 1)
+    # the same form saved again without a change: nothing written, and closing the tab asks only once changed
+    page.goto(edit_url)
+    _checked(page)
+    page.click("#save")
+    page.wait_for_selector(".notice")
+    assert "没有修改，未保存" in page.locator(".notice").inner_text()
+    assert path.read_bytes() == after
+    page.goto(edit_url)
+    _checked(page)
+    page.locator('[name="notes"]').fill("改过的说明")
+    page.close(run_before_unload=True)
+    page.wait_for_event("close") if not page.is_closed() else None
+    assert len(asked) == 2 and asked[1].startswith("beforeunload"), asked
+
+
 def _jpeg_with_orientation(orientation: int) -> bytes:
     from PIL import Image
 

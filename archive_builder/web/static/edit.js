@@ -119,7 +119,32 @@
   function schedule() { clearTimeout(timer); timer = setTimeout(check, 400); }
   form.addEventListener("input", schedule);
   form.addEventListener("change", schedule);
+
+  // Leaving with unsaved changes asks first: the page's own links with the page's words, closing
+  // the tab or typing another address with the browser's. "Changed" means the form would send
+  // something else than when the page was drawn (a change typed and undone is none); a page
+  // drawn again after a refused save holds typed values from the start (data-typed).
+  var LEAVE = "离开后未保存的修改将丢失。确定离开本页吗？";
+  function values() {
+    var parts = [];
+    new FormData(form).forEach(function (v, k) { if (k !== "editor" && typeof v === "string") { parts.push(k + "=" + v); } });
+    return parts.join("\n");
+  }
+  var drawn = values(), typed = form.getAttribute("data-typed") === "1", leaving = false;
+  function unsaved() { return !leaving && (typed || values() !== drawn); }
+  window.addEventListener("beforeunload", function (event) {
+    if (unsaved()) { event.preventDefault(); event.returnValue = LEAVE; return LEAVE; }
+  });
+  document.addEventListener("click", function (event) {
+    var a = event.target.closest ? event.target.closest("a[href]") : null;
+    if (!a || event.defaultPrevented || event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) { return; }
+    if (a.target === "_blank" || a.hasAttribute("download") || a.getAttribute("href").charAt(0) === "#") { return; }
+    if (!unsaved()) { return; }
+    if (window.confirm(LEAVE)) { leaving = true; } else { event.preventDefault(); }
+  });
+
   form.addEventListener("submit", function () {
+    leaving = true;
     var b = document.getElementById("save"); b.disabled = true; b.textContent = "正在保存…";
   });
   check();
