@@ -449,7 +449,18 @@ def load_yaml(text: str) -> Any:
     keeping an impossible date as text like the record loader."""
     return yaml.load(text, Loader=_Loader)  # _Loader is a safe loader
 
+#: (text PyYAML's problem or context contains, what it means, how to fix), first match wins
 _YAML_MESSAGES = (
+    (
+        "found a tab character",
+        "含有制表符（Tab）",
+        "YAML 只能用空格缩进，请把 Tab 换成空格",
+    ),
+    (
+        "found character '\\t'",
+        "含有制表符（Tab）",
+        "YAML 只能用空格缩进，请把 Tab 换成空格",
+    ),
     (
         "mapping values are not allowed",
         "此处不能出现「: 」",
@@ -460,22 +471,52 @@ _YAML_MESSAGES = (
         "缺少英文冒号「:」",
         "请检查这一行或上一行是否写成了「键 值」或用了中文冒号",
     ),
-    (
-        "found character '\\t'",
-        "含有制表符（Tab）",
-        "YAML 只能用空格缩进，请把 Tab 换成空格",
-    ),
     ("found unexpected end of stream", "文件意外结束", "请检查引号或括号是否成对"),
     (
         "found undefined alias",
         "使用了未定义的别名（*）",
-        "请删除该别名或先定义对应的锚点（&）",
+        "请删除该别名或先定义对应的锚点（&）；值以 * 开头时请给整个值加引号",
+    ),
+    (
+        "did not find expected ',' or ']'",
+        "方括号「[」没有闭合，或列表的各项之间缺少英文逗号",
+        "请补上「]」，或在各项之间加英文逗号「,」；值以 [ 开头时请给整个值加引号",
+    ),
+    (
+        "did not find expected ',' or '}'",
+        "花括号「{」没有闭合，或各项之间缺少英文逗号",
+        "请补上「}」，或在各项之间加英文逗号「,」；值以 { 开头时请给整个值加引号",
+    ),
+    (
+        "found character that cannot start any token",
+        "含有不能作为值开头的字符（如 @、`、%）",
+        "以这些字符开头的值请给整个值加引号，如 '@某某'",
+    ),
+    (
+        "block sequence entries are not allowed",
+        "此处不能出现列表项「- 」",
+        "列表项要另起一行，并比所属的键多缩进；若「- 」是值的一部分，请给整个值加引号",
+    ),
+    (
+        "did not find expected node content",
+        "此处缺少值，或有多余的括号",
+        "请检查这一行的括号和引号是否成对",
+    ),
+    (
+        "did not find expected <document start>",
+        "文件结束标记后还有内容",
+        "请删除「...」或「---」以及之后多余的内容",
+    ),
+    (
+        "did not find expected alphabetic or numeric character",
+        "锚点或别名（& 或 *）后缺少名字",
+        "值以 & 或 * 开头时请给整个值加引号",
     ),
     ("expected <block end>", "缩进不一致", "同一层的键要对齐；请检查这一行的缩进"),
     (
         "did not find expected key",
         "缩进不一致或缺少键",
-        "同一层的键要对齐；请检查这一行的缩进",
+        "同一层的键要对齐；请检查这一行的缩进，以及引号后是否还有多余的文字",
     ),
     (
         "did not find expected '-' indicator",
@@ -491,12 +532,28 @@ _YAML_MESSAGES = (
     (
         "could not determine a constructor",
         "使用了不支持的标签（!）",
-        "请删除以「!」开头的标签",
+        "请删除以「!」开头的标签；值以 ! 开头时请给整个值加引号",
+    ),
+    (
+        "found undefined tag handle",
+        "使用了不支持的标签（!）",
+        "请删除以「!」开头的标签；值以 ! 开头时请给整个值加引号",
     ),
     (
         "found unknown escape character",
         "字符串中有无效的转义符「\\」",
         "请改用单引号，或把 \\ 写成 \\\\",
+    ),
+    (
+        "did not find expected hexdecimal number",
+        "字符串中有无效的转义符「\\x」或「\\u」",
+        "请改用单引号，或把 \\ 写成 \\\\",
+    ),
+    ("found unhashable key", "键不能是列表或映射", "请检查这一行的键名"),
+    (
+        "while scanning a block scalar",
+        "多行文字（| 或 >）的写法不对",
+        "「|」或「>」后面应直接换行，下面各行比键多缩进",
     ),
 )
 
@@ -529,6 +586,14 @@ def _translate(
     return "格式不对", "请检查这一行及上一行的缩进、冒号和引号"
 
 
+def _line_column(text: str, position: Any) -> tuple[int | None, int | None]:
+    """1-based line and column of character ``position`` of ``text`` (None when unknown)."""
+    if not isinstance(position, int) or position < 0:
+        return None, None
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
 @dataclass
 class _Parsed:
     data: Any = None
@@ -547,7 +612,7 @@ def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
     except UnicodeDecodeError:
         parsed.problems.append(
             error(
-                f"{display} 不是 UTF-8 编码，无法读取",
+                "文件不是 UTF-8 编码，无法读取",
                 "请用记事本或 WPS 另存为 UTF-8 编码",
                 file=display,
             )
@@ -555,7 +620,7 @@ def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
         return None
     parsed.problems.append(
         warning(
-            f"{display} 是 GBK 编码，已按 GBK 读取",
+            "文件是 GBK 编码，已按 GBK 读取",
             "建议用记事本或 WPS 另存为 UTF-8 编码，以免在其他电脑上出现乱码",
             file=display,
         )
@@ -591,18 +656,39 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
             what, hint = _translate("found character '\\t'", _YAML_MESSAGES)
         parsed.problems.append(
             error(
-                f"{display} YAML 格式错误：{what}（{exc.problem or exc.context}）",
+                f"YAML 格式错误：{what}",  # the path is the problem's location: not repeated
                 hint,
                 file=display,
                 line=mark.line + 1 if mark else None,
                 column=mark.column + 1 if mark else None,
             )
         )
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (pure-Python reader)
+        line, column = _line_column(text, exc.position)
         parsed.problems.append(
             error(
-                f"{display} YAML 格式错误：{exc}",
-                "请检查文件内容是否完整",
+                f"YAML 格式错误：含有不允许的字符 U+{exc.character:04X}" if isinstance(exc.character, int)
+                else "YAML 格式错误：含有不允许的字符",
+                "请删除该字符（常见于从 Word 或网页复制粘贴），或重新输入这一行",
+                file=display,
+                line=line,
+                column=column,
+            )
+        )
+    except RecursionError:
+        parsed.problems.append(
+            error(
+                "YAML 格式错误：嵌套层数太多",
+                "请检查文件内容是否完整，或是否误粘贴了其他内容",
+                file=display,
+            )
+        )
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        what, hint = _translate(str(exc), _YAML_MESSAGES)
+        parsed.problems.append(
+            error(
+                f"YAML 格式错误：{what}",
+                hint if what != "格式不对" else "请检查文件内容是否完整",
                 file=display,
             )
         )
@@ -789,7 +875,7 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
         what, hint = _translate(exc.msg, _JSON_MESSAGES)
         parsed.problems.append(
             error(
-                f"{display} JSON 格式错误：{what}（{exc.msg}）",
+                f"JSON 格式错误：{what}",
                 hint,
                 file=display,
                 line=exc.lineno,
@@ -800,7 +886,7 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
     except (ValueError, RecursionError) as exc:
         parsed.problems.append(
             error(
-                f"{display} JSON 格式错误：{exc}",
+                "JSON 格式错误：嵌套层数太多或内容无法识别",
                 "请检查文件内容是否完整",
                 file=display,
             )
@@ -852,7 +938,7 @@ def read_record_file(path: Path, display: str) -> _Parsed:
     except OSError as exc:
         parsed.problems.append(
             error(
-                f"无法读取 {display}：{os_reason(exc)}",
+                f"无法读取该文件：{os_reason(exc)}",
                 "请检查文件权限",
                 file=display,
             )
@@ -1109,7 +1195,7 @@ def _load_household_folder(
     if not isinstance(parsed.data, dict):
         lh.problems.append(
             error(
-                f"{display} 的内容应为「键: 值」形式的一户数据"
+                "文件的内容应为「键: 值」形式的一户数据"
                 + ("，但文件是空的" if parsed.data is None else ""),
                 "请参照数据格式说明填写，第一行一般是 household_id: 户编号",
                 file=display,
