@@ -482,10 +482,18 @@ def test_load_household_reports_clashes_with_other_files(make_data_dir: Any) -> 
     dataset = load_household(data, "4116211052010002")
     (problem,) = dataset.problems
     assert problem.field == "members[1].id_number"
+    # the words of validate and build: the other household's village, file, member and name
     assert problem.message == (
-        f"公民身份号码 {first['members'][1]['id_number']}（李秀英）重复：户 4116211052010001"
-        "（冯老村/4116211052010001/household.yaml）中也有此人"
+        f"公民身份号码 {first['members'][1]['id_number']}（李秀英）重复：冯老村 户 4116211052010001"
+        "（冯老村/4116211052010001/household.yaml）第 2 位成员李秀英也使用了这个号码"
     )
+    assert problem.line is not None
+    second["members"][1]["name"] = "李秀华"
+    write_household(data / "冯老村" / "4116211052010002", second)
+    (problem,) = load_household(data, "4116211052010002").problems
+    assert problem.message.endswith("第 2 位成员李秀英也使用了这个号码，但姓名不同，可能有一处号码抄错了")
+    (problem,) = load_household(data, "4116211052010001").problems  # the first is refused as well
+    assert problem.message.endswith("第 2 位成员李秀华也使用了这个号码，但姓名不同，可能有一处号码抄错了")
 
 
 def test_find_similar_ids() -> None:

@@ -143,13 +143,22 @@ def test_ids_unique_within_and_across_villages(check: Any) -> None:
     second["members"][1] = dict(first["members"][1])
     second["_village"] = "王楼村"
     number = first["members"][1]["id_number"]
+    # both households get the error (either may hold someone else's number), each naming the other
     assert check(first, second, villages=villages) == [
         (
             "error",
             "members[1].id_number",
             (
+                f"公民身份号码 {number}（李秀英）重复：王楼村 户 4116211052020001（王楼村/4116211052020001/household.yaml）"
+                "第 2 位成员李秀英也使用了这个号码"
+            ),
+        ),
+        (
+            "error",
+            "members[1].id_number",
+            (
                 f"公民身份号码 {number}（李秀英）重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）"
-                "第 2 位成员也使用了这个号码"
+                "第 2 位成员李秀英也使用了这个号码"
             ),
         ),
     ]
@@ -161,14 +170,21 @@ def test_ids_unique_within_and_across_villages(check: Any) -> None:
         (
             "error",
             "members[2].id_number",
-            f"公民身份号码 {number}（张堃）重复：本户第 2 位成员也使用了这个号码",
+            f"公民身份号码 {number}（张堃）重复：本户第 2 位成员李秀英也使用了这个号码，但姓名不同，可能有一处号码抄错了",
         ),
     ]
 
 
 def test_household_ids_unique(check: Any) -> None:
+    """Both households with the 户编号 get the error (in different villages a build would
+    otherwise make the first)."""
     second = {**valid_household(serial=1), "_folder": "另一户"}
     assert check(valid_household(), second) == [
+        (
+            "error",
+            "household_id",
+            "户编号 4116211052010001 重复：冯老村 户 4116211052010001（冯老村/另一户/household.yaml）也使用了这个户编号",
+        ),
         (
             "error",
             "household_id",

@@ -46,7 +46,7 @@ from .layout import HOUSEHOLD_FILES, OUTPUT_MARKER  # noqa: F401 - imported from
 from .layout import HOUSEHOLD_ID_LINE as _HOUSEHOLD_ID
 from .layout import record_files as _record_files
 from .layout import subfolders as _subfolders
-from .messages import problems_from_validation_error
+from .messages import problems_from_validation_error, repeated_id_number
 from .models import Household, join_path, split_path
 
 Position = tuple[int | None, int | None]
@@ -1578,15 +1578,27 @@ def _clashes(
             )
     record = household.record or household.partial
     for i, member in enumerate(record.members if record else []):
-        for entry in others:
-            if member.id_number in entry.id_numbers:
-                problems.append(
-                    error(
-                        f"公民身份号码 {member.id_number}（{member.name}）重复：户 {entry.household_id}"
-                        f"（{_relative(root, entry.file)}）中也有此人",
-                        "同一人只能属于一户；请核对身份证号码，或从其中一户删除此人",
-                        field=f"members[{i}].id_number",
-                        **where,
-                    )
-                )
+        holders = [entry for entry in others if member.id_number in entry.id_numbers]
+        if not holders:
+            continue
+        message, hint = repeated_id_number(
+            member.id_number, member.name, [_holder(root, entry, member.id_number) for entry in holders]
+        )
+        line, column = household.position(f"members[{i}].id_number")
+        problems.append(
+            error(message, hint, field=f"members[{i}].id_number", line=line, column=column, **where)
+        )
     return problems
+
+
+def _holder(root: Path, entry: IndexEntry, number: str) -> tuple[str, int, str]:
+    """(place, member position, name) of the member of ``entry``'s household with ID ``number``,
+    as ``validate`` names a repeated ID number's other holder (read only on a clash)."""
+    village = _village_only(root, entry.village_folder, [])
+    other = load_household_folder(root, entry.folder, village.config.name)
+    record = (other.record or other.partial) if other is not None else None
+    place = f"{village.config.name} 户 {entry.household_id}（{_relative(root, entry.file)}）"
+    for index, member in enumerate(record.members if record else []):
+        if member.id_number == number:
+            return place, index, member.name
+    return place, -1, ""

@@ -108,3 +108,23 @@ def problems_from_validation_error(
 ) -> list[Problem]:
     """Return one problem per error of ``exc``, located by ``locate(field_path)``."""
     return [problem_from_error(item, locate, **where) for item in exc.errors()]
+
+
+def repeated_id_number(number: str, name: str, others: list[tuple[str, int, str]]) -> tuple[str, str]:
+    """(message, hint) of an ID number that ``name`` shares with ``others``: each one's place
+    (``李庄村 户 … （文件）``, or "" for the same household), member position (from 0; -1 when not known) and name.
+
+    Every holder gets such an error (each naming the others), so neither household is built
+    with a number that may be someone else's; differing names mean one number is miscopied.
+    """
+    places = "、".join(
+        f"{place or '本户'}第 {index + 1} 位成员{other}" if index >= 0 else f"{place}中"  # found by text only
+        for place, index, other in others
+    )
+    message = f"公民身份号码 {number}（{name}）重复：{places}也使用了这个号码"
+    if any(index >= 0 and other != name for _, index, other in others):
+        message += "，但姓名不同，可能有一处号码抄错了"
+        hint = "请核对各人的身份证原件，改正抄错的号码"
+    else:
+        hint = "同一人只能登记在一户中；请核对身份证原件，从其中一户删除此人（或改正号码）"
+    return message, hint
