@@ -1060,7 +1060,7 @@ def _build_record(lh: LoadedHousehold, village_name: str) -> None:
         lh.record = Household.model_validate(lh.raw)
         return
     except ValidationError as exc:
-        lh.problems.extend(problems_from_validation_error(exc, lh.position, **where))
+        lh.problems.extend(problems_from_validation_error(exc, lh.position, lh.raw, **where))
         errors = exc.errors()
     # Leave the wrong values out and try again, so the validator can still check the rest.
     salvage = copy.deepcopy(lh.raw)
