@@ -17,6 +17,7 @@ from archive_builder.records.loader import (
     OUTPUT_MARKER,
     EvidencePathError,
     find_similar_ids,
+    item_number,
     load_dataset,
     load_household,
     resolve_evidence,
@@ -175,25 +176,47 @@ def test_skipped_folders(make_data_dir: Any, name: str) -> None:
     assert [v.config.name for v in dataset.villages] == ["冯老村"]
 
 
-def test_folder_without_record_in_a_village_is_a_warning_naming_the_file(make_data_dir: Any) -> None:
-    """Windows hides extensions: "household.yaml" saved by Notepad is household.yaml.txt."""
+def test_a_household_folder_without_its_record_is_an_error_naming_the_file(make_data_dir: Any) -> None:
+    """Windows hides extensions: "household.yaml" saved by Notepad is household.yaml.txt. The
+    household is there, unreadable (an error; the build keeps its 件号); a folder that does
+    not look like a household's is only a warning."""
     data = make_data_dir()
     misnamed = data / "冯老村" / "4116211052010002_张三"
     misnamed.mkdir()
     (misnamed / "household.yaml.txt").write_text("household_id: '4116211052010002'\n", "utf-8")
     (misnamed / "门前.jpg").write_bytes(b"x")
+    (data / "冯老村" / "4116211052010003").mkdir()  # named like a household: its record is missing
     (data / "冯老村" / "空文件夹").mkdir()
     dataset = load_dataset(data)
-    only(dataset)  # the one valid household still loads
-    by_file = {p.file: p for p in dataset.problems}
-    assert set(by_file) == {"冯老村/4116211052010002_张三", "冯老村/空文件夹"}
-    problem = by_file["冯老村/4116211052010002_张三"]
-    assert problem.severity.value == "warning" and problem.village == "冯老村"
+    good, hidden, empty = dataset.villages[0].households
+    assert good.record is not None
+    assert (hidden.household_id, hidden.record, hidden.file) == ("4116211052010002", None, None)
+    (problem,) = hidden.problems
+    assert problem.is_error and problem.village == "冯老村" and problem.household_id == "4116211052010002"
+    assert problem.file == "冯老村/4116211052010002_张三/household.yaml.txt"
     assert problem.message == (
-        "文件夹「4116211052010002_张三」中没有记录文件 household.yaml，这一户未读取（文件夹中有：household.yaml.txt）"
+        "户文件夹「4116211052010002_张三」中没有记录文件 household.yaml，只有 household.yaml.txt，这一户无法读取"
     )
-    assert "文件扩展名" in problem.hint
-    assert by_file["冯老村/空文件夹"].message.endswith("这一户未读取")
+    assert problem.hint.startswith("请把 household.yaml.txt 改名为 household.yaml（") and "文件扩展名" in problem.hint
+    assert empty.household_id == "4116211052010003" and empty.problems[0].is_error
+    assert empty.problems[0].message == "户文件夹「4116211052010003」中没有记录文件 household.yaml，这一户无法读取"
+    (warned,) = dataset.problems
+    assert warned.file == "冯老村/空文件夹" and not warned.is_error
+    assert warned.message.endswith("这一户未读取")
+    assert item_number(data / "冯老村", "4116211052010003") == 3  # packet numbers it as build does
+
+
+def test_load_household_of_a_folder_with_a_misnamed_record(make_data_dir: Any) -> None:
+    """packet of that household says which file to rename (not 找不到该户)."""
+    data = make_data_dir()
+    folder = data / "冯老村" / "4116211052010002"
+    write_household(folder, valid_household("4116211052010002", serial=1))
+    (folder / "household.yaml").rename(folder / "household.yaml.txt")
+    dataset = load_household(data, "4116211052010002")
+    (household,) = dataset.villages[0].households
+    (problem,) = household.problems
+    assert problem.is_error and problem.hint.startswith("请把 household.yaml.txt 改名为 household.yaml")
+    assert problem.village == "冯老村"
 
 
 def test_two_record_files_in_one_folder(make_data_dir: Any) -> None:

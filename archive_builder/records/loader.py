@@ -1339,6 +1339,8 @@ def _load_village(
             village.households.append(household)
             if loaded is not None:
                 loaded(household)
+        elif (orphan := unreadable_household(root, sub, config.name)) is not None:
+            village.households.append(orphan)  # not built, but keeps its 件号
         else:
             problems.append(_no_record(root, sub, config.name))
     return village
@@ -1360,6 +1362,62 @@ def _links_out(root: Path, folder: Path) -> bool:
         return not folder.resolve().is_relative_to(root.resolve())
     except (OSError, RuntimeError):
         return True
+
+
+#: a folder named like a household: its 户编号 (16 or 18 digits), maybe followed by a name
+_HOUSEHOLD_FOLDER = re.compile(r"^([0-9]{18}|[0-9]{16})(?![0-9])")
+
+
+def _record_like(folder: Path) -> list[str]:
+    """Names of the files in ``folder`` that look like a misnamed record file
+    (``household.yaml.txt``, ``Household.YAML``, ``4116….yaml``), sorted."""
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [n for n in names if n.lower().startswith("household") or n.lower().endswith((".yaml", ".yml", ".json"))]
+
+
+def unreadable_household(root: Path, folder: Path, village_name: str) -> LoadedHousehold | None:
+    """The household of a village's folder that looks like a household's (named by a 户编号,
+    or holding a misnamed record file such as ``household.yaml.txt``) but has no record file:
+    not built, with an error naming the file to rename. None for any other folder.
+
+    Like a record with errors, it keeps its place among the village's households (its 件号):
+    a misnamed file must not renumber every later household, nor drop one silently.
+    """
+    named = _HOUSEHOLD_FOLDER.match(folder.name)
+    files = _record_like(folder)
+    if named is None and not files:
+        return None
+    household_id = named.group(1) if named else None
+    if household_id is None:
+        for name in files:
+            try:
+                found = _HOUSEHOLD_ID.search((folder / name).read_text("utf-8-sig", errors="replace")[:4096])
+            except OSError:
+                continue
+            if found:
+                household_id = found.group(1)
+                break
+    household_id = household_id or folder.name
+    display = _relative(root, folder)
+    explorer = "Windows 可能隐藏了扩展名：请在资源管理器的「查看」中勾选「文件扩展名」后改名"
+    if files:
+        file = files[0]
+        wanted = "household.json" if ".json" in file.lower() else "household.yml" if ".yml" in file.lower() else "household.yaml"
+        listed = "、".join(files[:5])
+        message = (f"户文件夹「{folder.name}」中没有记录文件 household.yaml，只有 {listed}，这一户无法读取"
+                   if len(files) == 1 else
+                   f"户文件夹「{folder.name}」中没有记录文件 household.yaml（文件夹中有：{listed}），这一户无法读取")
+        hint = f"请把 {file} 改名为 {wanted}" + (f"（{explorer}）" if file.lower().endswith(".txt") else "")
+        display = _relative(root, folder / file)
+    else:
+        message = f"户文件夹「{folder.name}」中没有记录文件 household.yaml，这一户无法读取"
+        hint = ("请把这一户的记录文件放进该文件夹并命名为 household.yaml（" + explorer
+                + "）；若该户已不存在，请把文件夹移出村文件夹")
+    problem = error(message, hint, file=display, village=village_name, household_id=household_id)
+    return LoadedHousehold(folder, None, household_id, None, None, Positions(), [problem], display)
 
 
 def _no_record(root: Path, folder: Path, village_name: str) -> Problem:
@@ -1457,8 +1515,20 @@ def _village_index(village: Path) -> list[IndexEntry]:
 def item_number(village_folder: Path, household_id: str) -> int | str:
     """Return the household's 件号 as ``build`` numbers it: its place among the village's
     households ordered by 户编号 (those with errors count too); "" when it is not listed."""
-    ids = sorted(e.household_id for e in _village_index(Path(village_folder)))
+    village = Path(village_folder)
+    ids = sorted([*(e.household_id for e in _village_index(village)), *(h.household_id for h in _unreadable(village))])
     return ids.index(household_id) + 1 if household_id in ids else ""
+
+
+def _unreadable(village: Path, village_name: str = "") -> list[LoadedHousehold]:
+    """The village's household folders without a record file (``unreadable_household``)."""
+    found = []
+    for folder in _subfolders(village):
+        if not _record_files(folder):
+            household = unreadable_household(village.parent, folder, village_name)
+            if household is not None:
+                found.append(household)
+    return found
 
 
 def find_similar_ids(
@@ -1507,6 +1577,14 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
         problems.extend(village_problems)
         problems.extend(_clashes(root, household, village.config.name, index))
         return Dataset(root, config, [village], problems)
+    for village_folder in _village_folders(root, []):  # a household folder whose record is misnamed
+        for household in _unreadable(village_folder):
+            if household_id in (household.household_id, household.folder.name):
+                village_problems = []
+                village = _village_only(root, village_folder, village_problems)
+                household.problems = [_with(p, village=village.config.name) for p in household.problems]
+                village.households.append(household)
+                return Dataset(root, config, [village], [*problems, *village_problems])
     similar = find_similar_ids([e.household_id for e in index], household_id)
     named = _named(index, household_id)
     if named:
