@@ -206,6 +206,17 @@ def test_a_household_folder_without_its_record_is_an_error_naming_the_file(make_
     assert item_number(data / "冯老村", "4116211052010003") == 3  # packet numbers it as build does
 
 
+def test_a_household_folder_unzipped_one_level_too_deep(make_data_dir: Any) -> None:
+    data = make_data_dir()
+    outer = data / "冯老村" / "4116211052010002"
+    write_household(outer / "4116211052010002", valid_household("4116211052010002", serial=1))
+    dataset = load_dataset(data)
+    _, nested = dataset.villages[0].households
+    (problem,) = nested.problems
+    assert problem.is_error and "它在下一层的「4116211052010002」文件夹中" in problem.message
+    assert problem.hint.startswith("请把「4116211052010002」中的全部文件移到「4116211052010002」中")
+
+
 def test_load_household_of_a_folder_with_a_misnamed_record(make_data_dir: Any) -> None:
     """packet of that household says which file to rename (not 找不到该户)."""
     data = make_data_dir()

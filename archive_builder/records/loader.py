@@ -1388,7 +1388,8 @@ def unreadable_household(root: Path, folder: Path, village_name: str) -> LoadedH
     """
     named = _HOUSEHOLD_FOLDER.match(folder.name)
     files = _record_like(folder)
-    if named is None and not files:
+    nested = next((sub for sub in _subfolders(folder) if _record_files(sub)), None)
+    if named is None and not files and nested is None:
         return None
     household_id = named.group(1) if named else None
     if household_id is None:
@@ -1403,7 +1404,11 @@ def unreadable_household(root: Path, folder: Path, village_name: str) -> LoadedH
     household_id = household_id or folder.name
     display = _relative(root, folder)
     explorer = "Windows 可能隐藏了扩展名：请在资源管理器的「查看」中勾选「文件扩展名」后改名"
-    if files:
+    if nested is not None and not files:  # unzipped into a folder of the same name
+        message = (f"户文件夹「{folder.name}」中没有记录文件 household.yaml，它在下一层的「{nested.name}」文件夹中，"
+                   "这一户无法读取")
+        hint = f"请把「{nested.name}」中的全部文件移到「{folder.name}」中，再删除空的「{nested.name}」（常见于解压时多了一层文件夹）"
+    elif files:
         file = files[0]
         wanted = "household.json" if ".json" in file.lower() else "household.yml" if ".yml" in file.lower() else "household.yaml"
         listed = "、".join(files[:5])
@@ -1411,6 +1416,8 @@ def unreadable_household(root: Path, folder: Path, village_name: str) -> LoadedH
                    if len(files) == 1 else
                    f"户文件夹「{folder.name}」中没有记录文件 household.yaml（文件夹中有：{listed}），这一户无法读取")
         hint = f"请把 {file} 改名为 {wanted}" + (f"（{explorer}）" if file.lower().endswith(".txt") else "")
+        if named is None:
+            hint += "；若该文件夹不是一户，请把它移出村文件夹"
         display = _relative(root, folder / file)
     else:
         message = f"户文件夹「{folder.name}」中没有记录文件 household.yaml，这一户无法读取"
