@@ -26,8 +26,8 @@ from .problems import Problem, Severity
 from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
 from .records.layout import HOUSEHOLD_FILES
-from .records.messages import unknown_key_text
 from .records.loader import Dataset, EvidencePathError, LoadedHousehold, Village, resolve_evidence
+from .records.messages import unknown_key_text
 from .records.models import Household, Member, PartialDate, field_label, vocab_of
 
 #: the first year of 建档立卡; an exit year before it cannot be right

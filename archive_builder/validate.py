@@ -254,11 +254,11 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
         hid = household.household_id
         holders = households[hid]
         if len(holders) > 1:
-            others = [_where(dataset, v, h) for v, h in holders if h is not household]
+            places = [_where(dataset, v, h) for v, h in holders if h is not household]
             line, column = household.position("household_id")
             problems.append(
                 error(
-                    f"户编号 {hid} 重复：{'、'.join(others)}也使用了这个户编号",
+                    f"户编号 {hid} 重复：{'、'.join(places)}也使用了这个户编号",
                     "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
                     file=household.display,
                     line=line,
@@ -274,7 +274,7 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
             holders_of = people.get(number, ()) if len(number) == 18 else ()
             if len(holders_of) < 2:
                 continue
-            others = [
+            others: list[tuple[str, int, str]] = [
                 ("" if h is household else _where(dataset, v, h), i, name)
                 for v, h, i, name in holders_of
                 if h is not household or i < index

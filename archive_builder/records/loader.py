@@ -883,7 +883,7 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
             )
         )
         return
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError):
         parsed.problems.append(
             error(
                 "JSON 格式错误：嵌套层数太多或内容无法识别",
