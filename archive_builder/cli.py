@@ -410,12 +410,15 @@ def users_remove(name: str, data: Path | None, out: Path | None) -> ExitCode:
 
 @main.command("audit")
 @click.argument("data", type=DATA_DIR)
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="写出问题台账 .xlsx（每村一个工作表，另有汇总表）")
-@click.option("--rules", "rules", type=click.Path(path_type=Path), multiple=True,
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), metavar="台账文件",
+              help="写出问题台账 .xlsx 文件（每村一个工作表，另有汇总表），如 台账.xlsx")
+@click.option("--rules", "rules", type=click.Path(path_type=Path), multiple=True, metavar="规则文件",
               help="另加的规则文件（.yaml），在数据目录 rules/ 中的规则之后应用，可重复")
-@click.option("--previous", type=click.Path(path_type=Path), help="上一轮的台账 .xlsx：保留整改状态和备注，标出新增、仍未整改、已整改")
+@click.option("--previous", type=click.Path(path_type=Path), metavar="上一轮台账",
+              help="上一轮的台账 .xlsx：保留整改状态和备注，标出新增、仍未整改、已整改")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出到标准输出，供脚本使用")
-@click.option("--pdf", "pdf", type=click.Path(path_type=Path), help="另存可打印的问题台账 PDF")
+@click.option("--pdf", "pdf", type=click.Path(path_type=Path), metavar="PDF文件",
+              help="另存可打印的问题台账 .pdf 文件，如 台账.pdf")
 @click.option("--village", "villages", multiple=True, help="只检查这个村（村代码或村名，可重复）")
 @click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="按这一天计算整改时限（测试用）")
 @click.pass_obj
@@ -424,8 +427,14 @@ def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ..
     """按政策规则检查数据目录（两不愁三保障、收入、程序、帮扶措施、佐证材料、监测），生成问题台账。
 
     规则：内置全国通用规则，加上数据目录 rules/*.yaml 中县里增加、修改或停用的规则。
-    退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录或规则文件无法使用。
+
+    退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录、规则文件或上一轮台账无法使用；4 台账文件无法写出。
     """
+    # before the audit, which takes a while: a wrong place for the ledger is said at once
+    if out is not None:
+        api.check_ledger_path(out, data)
+    if pdf is not None:
+        api.check_ledger_path(pdf, data, as_pdf=True)
     result = api.audit(data, rules=rules, previous=previous, today=today.date() if today else None,
                        villages=villages)
     for text in result.rule_errors:

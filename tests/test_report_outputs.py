@@ -1,0 +1,95 @@
+"""Where the inspectors' commands write (audit, stats, notice, export): only the file named,
+of the kind it must be, and never inside the data directory; their dates and lists as typed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from archive_builder import api
+from archive_builder.cli import main
+from archive_builder.errors import ExitCode, OutputError
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARCHIVE_BUILDER_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def run(*args: Any) -> Any:
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+# --- audit -o: a .xlsx file ---------------------------------------------------------------------
+
+
+def test_audit_output_is_an_xlsx_file(make_data_dir: Any, tmp_path: Path) -> None:
+    data = make_data_dir()
+    help_text = run("audit", "--help").output
+    assert "-o, --output 台账文件" in help_text and "输出目录" not in help_text
+    assert "上一轮台账无法使用" in help_text
+    for name in ("台账.pdf", "台账"):
+        result = run("audit", data, "-o", tmp_path / name)
+        assert result.exit_code == ExitCode.output_unusable, result.output
+        assert f"问题台账只能保存为 .xlsx：{name}" in result.output
+        assert "--pdf 台账.pdf" in result.output
+        assert not (tmp_path / name).exists()
+    (tmp_path / "somefolder").mkdir()
+    result = run("audit", data, "-o", tmp_path / "somefolder")
+    assert result.exit_code == ExitCode.output_unusable, result.output
+    assert "是一个文件夹" in result.output and "请给出文件名" in result.output
+    assert "WPS" not in result.output
+    result = run("audit", data, "--pdf", tmp_path / "台账.xlsx")
+    assert result.exit_code == ExitCode.output_unusable, result.output
+    assert "只能保存为 .pdf：台账.xlsx" in result.output
+    result = run("audit", data, "-o", tmp_path / "台账.XLSX")
+    assert result.exit_code in (ExitCode.ok, ExitCode.problems), result.output
+    assert (tmp_path / "台账.XLSX").read_bytes()[:2] == b"PK"
+
+
+def test_readme_and_audit_help_give_the_same_exit_codes() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    help_text = " ".join(run("audit", "--help").output.split())
+    codes = help_text.split("退出码：", 1)[1].split("。", 1)[0].split(" 参数：")[0]
+    assert codes.replace(" ", "") in readme.replace(" ", "")
+
+
+# --- nothing is written inside the data directory -----------------------------------------------
+
+
+@pytest.mark.parametrize("command", [
+    ("stats", "{data}", "-o", "{data}/统计.xlsx"),
+    ("audit", "{data}", "-o", "{data}/台账.xlsx"),
+    ("audit", "{data}", "--pdf", "{data}/冯老村/台账.pdf"),
+    ("notice", "{data}", "--village", "冯老村", "--kind", "识别公示", "-o", "{data}/冯老村/公示.pdf"),
+    ("export", "{data}", "-o", "{data}/导出.xlsx"),
+], ids=lambda c: " ".join(c[:1] + c[2:3]))
+def test_outputs_inside_the_data_directory_are_refused(command: tuple[str, ...], make_data_dir: Any) -> None:
+    data = make_data_dir()
+    before = _listing(data)
+    result = run(*(part.format(data=data) for part in command))
+    assert result.exit_code == ExitCode.output_unusable, result.output
+    assert "位于数据目录" in result.output and "之内" in result.output
+    assert "Traceback" not in result.output
+    assert _listing(data) == before
+
+
+def test_the_core_refuses_too(make_data_dir: Any) -> None:
+    """The web app calls api.*: the refusal is there, not only in the command line."""
+    data = make_data_dir()
+    with pytest.raises(OutputError, match="位于数据目录"):
+        api.stats(data, data / "统计.pdf")
+    with pytest.raises(OutputError, match="位于数据目录"):
+        api.notice(data, "冯老村", "识别公示", data / "公示.docx")
+    result = api.audit(data)
+    with pytest.raises(OutputError, match="位于数据目录"):
+        api.write_ledger(result, data / "台账.xlsx")
+    with pytest.raises(OutputError, match="只能保存为 .xlsx"):
+        api.write_ledger(result, data.parent / "台账.pdf")
