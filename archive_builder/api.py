@@ -125,6 +125,24 @@ def validate(data_dir: Path | str, *, strict: bool = False, today: date | None =
     return check_data_dir(Path(data_dir), strict=strict, today=today)
 
 
+#: the date spellings records accept, as a user is told them
+DAY_FORMS = "2025-06-02、2025/6/2、2025.6.2 或 2025年6月2日"
+
+
+def parse_day(text: str) -> date:
+    """Return the date ``text`` spells as records may (2025-06-02, 2025/6/2, 2025.6.2,
+    2025年6月2日); raise ArgumentError, in Chinese, naming the accepted forms."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .records.models import Day
+
+    try:
+        return TypeAdapter(Day).validate_python(str(text))
+    except ValidationError as exc:
+        why = "不是有效日期" if any(e["type"] == "date_value" for e in exc.errors()) else "不是日期"
+        raise ArgumentError(f"「{text}」{why}", hint=f"日期可写为 {DAY_FORMS}") from None
+
+
 # --- packets and builds ---------------------------------------------------------------------
 
 

@@ -93,3 +93,41 @@ def test_the_core_refuses_too(make_data_dir: Any) -> None:
         api.write_ledger(result, data / "台账.xlsx")
     with pytest.raises(OutputError, match="只能保存为 .xlsx"):
         api.write_ledger(result, data.parent / "台账.pdf")
+
+
+# --- messages in Chinese only; dates as records spell them ---------------------------------------
+
+
+@pytest.mark.parametrize("name, content, reason", [
+    ("坏.xlsx", b"not a workbook", "文件已损坏，或不是 Excel 工作簿"),
+    ("台账.pdf", b"%PDF-1.7\n", "这是 .pdf 文件，不是 Excel 工作簿"),
+])
+def test_a_previous_ledger_that_is_no_workbook_is_said_in_chinese(name: str, content: bytes, reason: str,
+                                                                   make_data_dir: Any, tmp_path: Path) -> None:
+    data = make_data_dir()
+    (tmp_path / name).write_bytes(content)
+    result = run("audit", data, "--previous", tmp_path / name)
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert f"不是有效的 .xlsx 文件（{reason}）" in result.output
+    assert "BadZipFile" not in result.output and "Exception" not in result.output
+
+
+@pytest.mark.parametrize("spelled", ["2016-03-10", "2016.3.10", "2016/3/10", "2016年3月10日"])
+def test_notice_from_takes_the_dates_records_take(spelled: str, make_data_dir: Any, tmp_path: Path) -> None:
+    data = make_data_dir()
+    result = run("notice", data, "--village", "冯老村", "--kind", "识别公示", "--from", spelled,
+                 "-o", tmp_path / "公示.docx")
+    assert result.exit_code == ExitCode.ok, result.output
+    assert "2016-03-10 至 2016-03-16（7 天）" in result.output
+
+
+@pytest.mark.parametrize("command", [("notice", "--village", "冯老村", "--kind", "识别公示", "--from"),
+                                     ("audit", "--today"), ("validate", "--today")])
+def test_a_date_option_names_the_accepted_forms(command: tuple[str, ...], make_data_dir: Any,
+                                                tmp_path: Path) -> None:
+    data = make_data_dir()
+    out = () if command[0] == "validate" else ("-o", tmp_path / "x.pdf")
+    result = run(command[0], data, *command[1:], "2016.13.10", *out)
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "「2016.13.10」不是有效日期" in result.output and "2025年6月2日" in result.output
+    assert "%Y" not in result.output
