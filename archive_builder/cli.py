@@ -492,13 +492,20 @@ def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -
     return ExitCode.ok
 
 
+def _id_list(values: tuple[str, ...]) -> list[str]:
+    """The 户编号 of a repeatable option, each value holding one or more (comma, 、 or space between)."""
+    import re
+
+    return [h for item in values for h in re.split(r"[,，、;；\s]+", item) if h]
+
+
 @main.command("notice")
 @click.argument("data", type=DATA_DIR)
 @click.option("--village", required=True, help="村代码或村名")
 @click.option("--kind", required=True, type=click.Choice(["识别公示", "退出公示", "监测公示", "公告"]),
               metavar="识别公示|退出公示|监测公示|公告", help="公示种类")
 @click.option("--households", multiple=True, metavar="户编号",
-              help="只公示这些户（可重复）；默认为公示期内有该种程序记录的户")
+              help="只公示这些户：多个户编号用逗号隔开，或重复本选项；默认为公示期内有该种程序记录的户")
 @click.option("--from", "start", type=DAY, metavar="日期",
               help="公示开始日期，如 2025-06-02、2025.6.2 或 2025年6月2日（默认：本村最近一次该种公示的日期）")
 @click.option("--days", type=int, metavar="天数", help="公示天数（默认：规定的最少天数；监测公示不少于 5 天，识别、退出不少于 7 天）")
@@ -508,7 +515,7 @@ def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -
 def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: tuple[str, ...], start: date | None,
                days: int | None, out: Path) -> ExitCode:
     """生成公示、公告（公文格式）：名单不含身份证号码、电话、银行账号和健康状况。"""
-    result = api.notice(data, village, kind, out, households=[h for item in households for h in item.split(",")],
+    result = api.notice(data, village, kind, out, households=_id_list(households),
                         start=start, days=days)
     for text in result.warnings:
         if not opts.quiet:

@@ -131,3 +131,58 @@ def test_a_date_option_names_the_accepted_forms(command: tuple[str, ...], make_d
     assert result.exit_code == ExitCode.input_unusable, result.output
     assert "「2016.13.10」不是有效日期" in result.output and "2025年6月2日" in result.output
     assert "%Y" not in result.output
+
+
+# --- notice --households: only households the kind may show -------------------------------------
+
+
+def _households(make_data_dir: Any) -> Path:
+    from datadir import make_id, valid_household
+
+    poor = valid_household("4116211052010001", serial=1)  # 脱贫户 with an identification 公示, not monitored
+    monitored = valid_household("4116211052010002", serial=2)
+    monitored.update(household_type="防止返贫致贫对象", poverty_attribute=None, poverty_status=None, exit_year=None,
+                     procedure=[], monitor={"category": "边缘易致贫户", "risks": ["因病"], "identified_on": "2025-03",
+                                            "eliminated": False})
+    plain = valid_household("4116211052010003", serial=3)
+    plain.update(household_type="一般农户", poverty_attribute=None, poverty_status=None, exit_year=None, procedure=[])
+    plain["members"][0]["id_number"] = make_id("19700101", "031")
+    return make_data_dir([poor, monitored, plain])
+
+
+def test_notice_refuses_listed_households_its_kind_cannot_show(make_data_dir: Any, tmp_path: Path) -> None:
+    data = _households(make_data_dir)
+    out = tmp_path / "公示.docx"
+    result = run("notice", data, "--village", "冯老村", "--kind", "监测公示", "--from", "2025-06-02",
+                 "--households", "4116211052010001", "--households", "4116211052010002", "-o", out)
+    assert result.exit_code == ExitCode.problems, result.output
+    assert "以下 1 户不能列入监测公示" in result.output
+    assert "户 4116211052010001（张建国）：户类型为脱贫户，没有监测信息（monitor）" in result.output
+    assert "4116211052010002" not in result.output  # monitored: may be listed
+    assert not out.exists()
+    result = run("notice", data, "--village", "冯老村", "--kind", "识别公示", "--from", "2025-06-02",
+                 "--households", "4116211052010003,4116211052010002", "-o", out)
+    assert result.exit_code == ExitCode.problems, result.output
+    assert "以下 2 户不能列入识别公示" in result.output
+    assert "户类型为一般农户" in result.output and "户类型为防止返贫致贫对象" in result.output
+    assert "贫困户或脱贫户" in result.output
+    for kind in ("退出公示", "公告"):
+        result = run("notice", data, "--village", "冯老村", "--kind", kind, "--from", "2025-06-02",
+                     "--households", "4116211052010003", "-o", out)
+        assert result.exit_code == ExitCode.problems, result.output
+        assert not out.exists()
+
+
+def test_notice_lists_several_households_after_one_flag(make_data_dir: Any, tmp_path: Path) -> None:
+    data = _households(make_data_dir)
+    for listed in (["4116211052010001,4116211052010002"], ["4116211052010001 4116211052010002"],
+                   ["4116211052010001", "--households", "4116211052010002"]):
+        result = run("notice", data, "--village", "冯老村", "--kind", "监测公示", "--from", "2025-06-02",
+                     "--households", "4116211052010002", "-o", tmp_path / "监测.docx")
+        assert result.exit_code == ExitCode.ok, result.output
+        result = run("notice", data, "--village", "冯老村", "--kind", "识别公示", "--from", "2025-06-02",
+                     "--households", *listed, "-o", tmp_path / "识别.docx")
+        assert result.exit_code == ExitCode.problems, result.output  # 002 is refused, so both were read
+        assert "以下 1 户不能列入识别公示" in result.output and "4116211052010002" in result.output
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    assert "--households 户编号 …" not in readme and "`--households 户编号,户编号`" in readme
