@@ -23,6 +23,9 @@ function                                                  returns
 ``write_ledger(result, path, *, as_pdf, data_dir)``       the written .xlsx (or PDF) ledger's path
 ``stats(data_dir, out, *, villages)``                     ``StatsResult`` (the tables, the file written)
 ``notice(data_dir, village, kind, out, ...)``             ``NoticeResult`` (公示/公告 file, households)
+``check_output_file(data_dir, out, *, what, suffixes, ...)`` raises OutputError for a folder, a wrong
+                                                          suffix or a file inside the data directory
+``parse_day(text)``                                       a ``date`` spelled as records may spell it
 ========================================================  ==========================================
 
 ``out`` is always the build's output folder (the one holding ``manifest.json`` and ``.store``).
