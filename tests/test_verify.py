@@ -152,3 +152,21 @@ def test_a_hash_one_digit_off_shows_where_it_differs(tmp_path: Path, record: dic
     result = verify(store, f"AB1|{record['household_id']}|v1|{wrong}")
     assert result.status == "unknown"
     assert f"第 1 版哈希为 {printed}，与纸质件的 {wrong} 不同" in result.reason
+
+
+def test_the_headline_names_the_version_the_hash_identifies(tmp_path: Path, record: dict) -> None:
+    """A number that disagrees with the hash: the verdict is about the version the hash is,
+    and the disagreement is said whatever the verdict."""
+    store = VersionStore(tmp_path)
+    v1 = _build(store, tmp_path, record)
+    changed = copy.deepcopy(record)
+    changed["members"][0]["name"] = "张喆"
+    v2 = _build(store, tmp_path, changed)
+    old_hash_new_number = verify(store, qr_payload(record["household_id"], v2.number, v1.content_hash))
+    assert old_hash_new_number.status == "outdated" and old_hash_new_number.shown == 1
+    text = old_hash_new_number.format_text()
+    assert text.startswith(f"户 {record['household_id']} 版本 1（") and "已过期，最新为版本 2" in text
+    no_such_number = verify(store, qr_payload(record["household_id"], 9, v2.content_hash))
+    assert no_such_number.status == "current" and no_such_number.shown == 2
+    text = no_such_number.format_text()
+    assert "版本 2（" in text and "版本号 9 与哈希不符，按哈希认定为版本 2" in text

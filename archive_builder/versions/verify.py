@@ -92,6 +92,12 @@ class VerifyResult:
     out_dir: Path | None = None
 
     @property
+    def shown(self) -> int:
+        """The version the paper copy is: the one its hash identifies (the number printed
+        beside it may be mistyped or altered), else the printed number."""
+        return self.copy.number if self.copy is not None else self.version
+
+    @property
     def summary(self) -> str:
         from .diff import summarize
 
@@ -104,12 +110,13 @@ class VerifyResult:
 
     def format_text(self) -> str:
         """Return the Chinese text the CLI prints."""
-        head = f"户 {self.household_id} 版本 {self.version}（{self.hash_prefix}）"
+        head = f"户 {self.household_id} 版本 {self.shown}（{self.hash_prefix}）"
         if self.status == "current":
             assert self.copy is not None
             return (
                 f"{head}：是最新版本。\n"
                 f"  生成时间 {self.copy.when}，共 {self.copy.pages} 页。"
+                + (f"\n  {self.reason}" if self.reason else "")
             )
         if self.status == "unknown":
             return f"{head}：无法核对，版本库中没有登记这一版。\n  {self.reason}"
@@ -188,8 +195,8 @@ def _never_recorded(number: int, hash_prefix: str, same_number: Version | None, 
     latest = versions[-1]
     if same_number is not None:
         # as many digits as the paper shows: a shorter prefix can hide the one that differs
-        shown = max(len(hash_prefix), len(same_number.short_hash))
-        said = (f"此输出目录登记的第 {number} 版哈希为 {same_number.content_hash[:shown]}，"
+        digits = max(len(hash_prefix), len(same_number.short_hash))
+        said = (f"此输出目录登记的第 {number} 版哈希为 {same_number.content_hash[:digits]}，"
                 f"与纸质件的 {hash_prefix} 不同")
     else:
         listed = "、".join(str(v.number) for v in versions)
