@@ -495,7 +495,7 @@ def test_load_household_by_a_members_name_lists_the_households(make_data_dir: An
     with pytest.raises(HouseholdNotFoundError) as caught:
         load_household(data, "张堃")
     assert caught.value.hint == (
-        "请用户编号生成。家庭成员中有「张堃」的农户：4116211052010001（冯老村/4116211052010001）、"
+        "「张堃」不是户编号，请改用户编号生成。家庭成员中有此人的农户：4116211052010001（冯老村/4116211052010001）、"
         "4116211052010002（冯老村/4116211052010002）"
     )
     with pytest.raises(HouseholdNotFoundError) as caught:

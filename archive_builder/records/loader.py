@@ -1595,7 +1595,7 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
     similar = find_similar_ids([e.household_id for e in index], household_id)
     named = _named(index, household_id)
     if named:
-        hint = "请用户编号生成。家庭成员中有「{}」的农户：{}".format(
+        hint = "「{}」不是户编号，请改用户编号生成。家庭成员中有此人的农户：{}".format(
             household_id, "、".join(f"{e.household_id}（{_relative(root, e.folder)}）" for e in named[:5])
         )
     elif similar:
