@@ -22,7 +22,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-from .errors import os_reason
+from .errors import ConfigError, os_reason
 from .problems import Problem, error, warning
 
 
@@ -314,6 +314,24 @@ def load_archive_config(
             )
         )
     return config, problems
+
+
+def require_usable(problems: list[Problem], display: str = "archive.toml") -> None:
+    """Raise ConfigError when ``problems`` (of one settings file) hold an error.
+
+    A command whose output prints the settings (县、乡、年度, the income standard) must not
+    run on the defaults that stand in for a wrong value: every cover would be blank or wrong.
+    The message lists each error with its place and fix; warnings (an unknown key) are left
+    to the caller to report.
+    """
+    errors = [p for p in problems if p.is_error]
+    if not errors:
+        return
+    lines = "\n".join("  " + p.format().replace("\n", "\n  ") for p in errors)
+    raise ConfigError(
+        f"{display} 有 {len(errors)} 处错误，数据目录无法使用：\n{lines}",
+        hint=f"请按上面的提示改正 {display} 后重新运行（archive-builder validate 可检查整个数据目录）",
+    )
 
 
 _VILLAGE_CODE = re.compile(r"\d{12}")

@@ -111,10 +111,11 @@ class Settings:
 
 def read_settings(data_dir: Path, options: BuildOptions) -> Settings:
     """Return the build's settings: archive.toml's, overridden by the options given."""
-    from ..config import load_archive_config
+    from ..config import load_archive_config, require_usable
     from ..records import loader  # noqa: F401 - the record models, imported once before workers fork
 
     config, problems = load_archive_config(data_dir / "archive.toml")
+    require_usable(problems)  # (checked before writing by ``_check_inputs``; this run reads it again)
     config = config.with_overrides(templates__set=options.template_set)
     formats = options.formats
     if formats is None:  # archive.toml [output] word_copy = true asks for Word copies

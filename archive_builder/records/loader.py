@@ -37,6 +37,7 @@ from ..config import (
     VillageConfig,
     load_archive_config,
     load_village_config,
+    require_usable,
 )
 from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
@@ -1149,8 +1150,10 @@ def _with(problem: Problem, **where: Any) -> Problem:
 
 
 def _open_root(
-    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None
+    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None, *, settings_required: bool = False
 ) -> tuple[Path, ArchiveConfig, list[Problem]]:
+    """The data directory, its archive.toml and what is wrong with it; ``settings_required``:
+    raise ConfigError when archive.toml has an error (for commands that print its values)."""
     root = Path(data_dir)
     if not root.exists():
         raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
@@ -1172,6 +1175,8 @@ def _open_root(
             hint="请指定包含 archive.toml 的文件夹（如 households_sample），或参照数据格式说明新建 archive.toml",
         )
     config, problems = archive or load_archive_config(toml, "archive.toml")
+    if settings_required:
+        require_usable(problems)
     return root, config, problems
 
 
@@ -1302,6 +1307,7 @@ def load_dataset(
     archive: tuple[ArchiveConfig, list[Problem]] | None = None,
     loaded: Callable[[LoadedHousehold], None] | None = None,
     known: Callable[[Path], LoadedHousehold | None] | None = None,
+    settings_required: bool = False,
 ) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
@@ -1312,8 +1318,10 @@ def load_dataset(
     with each household as soon as it is read (the build parks it: :func:`park`). ``known``
     returns, for a household folder, the build's stub of it (a parked household carrying what
     the last run found, :mod:`archive_builder.archive.known`), or None to read it.
+    ``settings_required``: raise ConfigError when archive.toml has an error (a command whose
+    documents print its values); else its errors are among the dataset's problems.
     """
-    root, config, problems = _open_root(data_dir, archive)
+    root, config, problems = _open_root(data_dir, archive, settings_required=settings_required)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
     villages = [
         _load_village(root, folder, problems, cache, jobs, loaded, known)
@@ -1397,15 +1405,16 @@ def typed_household_id(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def load_household(data_dir: Path, household_id: str) -> Dataset:
+def load_household(data_dir: Path, household_id: str, *, settings_required: bool = False) -> Dataset:
     """Return a dataset holding only the household ``household_id`` (for ``packet``).
 
     The folder named like the 户编号 is tried first; otherwise a cheap text scan finds it.
     Uniqueness of the 户编号 and of its members' ID numbers across the whole data directory is
     checked against the same scan; clashes are added to ``Dataset.problems``.
-    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there.
+    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there, and
+    with ``settings_required`` ConfigError when archive.toml has an error.
     """
-    root, config, problems = _open_root(data_dir)
+    root, config, problems = _open_root(data_dir, settings_required=settings_required)
     index = scan_index(root)
     candidates = [e for e in index if e.folder.name == household_id]
     candidates += [
@@ -1457,9 +1466,10 @@ def open_villages(data_dir: Path) -> list[Village]:
     """Return the data directory's villages without their households (archive.toml checked).
 
     Cheap (no household is read): a build checks its inputs with it before it writes anything.
-    Raises DataDirError when the folder is not a data directory.
+    Raises DataDirError when the folder is not a data directory, ConfigError when archive.toml
+    has an error.
     """
-    root, _config, problems = _open_root(data_dir)
+    root, _config, problems = _open_root(data_dir, settings_required=True)
     return [_village_only(root, folder, problems) for folder in _village_folders(root, problems)]
 
 

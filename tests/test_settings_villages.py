@@ -1,0 +1,93 @@
+"""A broken archive.toml or village.toml stops what it would make wrong; empty villages and an
+output path that is a file are reported clearly."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from build_helpers import make_data, manifest, run_build
+from click.testing import CliRunner
+
+from archive_builder import api
+from archive_builder.cli import main
+from archive_builder.errors import ConfigError, ExitCode
+
+
+def _set(toml: Path, pattern: str, replacement: str) -> None:
+    text = toml.read_text(encoding="utf-8")
+    changed = re.sub(pattern, replacement, text, count=1, flags=re.MULTILINE)
+    assert changed != text
+    toml.write_text(changed, encoding="utf-8")
+
+
+def _files(out: Path) -> dict[str, int]:
+    return {str(p.relative_to(out)): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+
+
+# --------------------------------------------------------------------------- archive.toml
+
+
+@pytest.fixture
+def one_village(tmp_path: Path) -> Path:
+    return make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 2),))
+
+
+def test_build_stops_before_writing_on_an_archive_toml_syntax_error(one_village, tmp_path):
+    _set(one_village / "archive.toml", r"^year = 2025$", "year = 2025年")
+    out = tmp_path / "out"
+    result = run_build(one_village, "-o", out)
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "数据目录无法使用" in result.output
+    assert re.search(r"archive\.toml:\d+:\d+", result.output), result.output
+    assert "提示" in result.output and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_build_leaves_an_earlier_build_alone_on_a_wrong_archive_toml_value(one_village, tmp_path):
+    out = tmp_path / "out"
+    assert run_build(one_village, "-o", out).exit_code == ExitCode.ok
+    before = _files(out)
+    _set(one_village / "archive.toml", r"^income_threshold = .*$", 'income_threshold = "8050元"')
+    result = run_build(one_village, "-o", out, "--force")
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "[archive.income_threshold]" in result.output and "应为数字" in result.output
+    assert _files(out) == before
+
+
+def test_web_build_raises_the_same_error(one_village, tmp_path):
+    _set(one_village / "archive.toml", r"^year = 2025$", 'year = "二〇二五"')
+    with pytest.raises(ConfigError) as caught:
+        api.build(one_village, tmp_path / "out")
+    assert "archive.year" in caught.value.message
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_key_in_archive_toml_only_warns(one_village, tmp_path):
+    _set(one_village / "archive.toml", r"^\[archive\]$", "[archive]\ncolour = 1")
+    result = run_build(one_village, "-o", tmp_path / "out")
+    assert result.exit_code == ExitCode.ok, result.output
+    assert "未知设置项「colour」" in result.output
+
+
+@pytest.mark.parametrize("command", [
+    ["packet", "{data}", "4116211052010001", "-o", "{tmp}/p.pdf"],
+    ["stats", "{data}", "-o", "{tmp}/s.xlsx"],
+    ["notice", "{data}", "--village", "李庄村", "--kind", "公告", "-o", "{tmp}/n.pdf"],
+    ["audit", "{data}", "-o", "{tmp}/a.xlsx"],
+])
+def test_commands_printing_archive_toml_values_stop_on_its_errors(one_village, tmp_path, command):
+    _set(one_village / "archive.toml", r"^year = 2025$", "year = 2025年")
+    argv = [a.format(data=one_village, tmp=tmp_path) for a in command]
+    result = CliRunner().invoke(main, argv)
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "archive.toml" in result.output and "数据目录无法使用" in result.output
+    assert [p.name for p in tmp_path.iterdir()] == ["data"]
+
+
+def test_validate_still_reports_an_archive_toml_error(one_village):
+    _set(one_village / "archive.toml", r"^year = 2025$", "year = 2025年")
+    result = CliRunner().invoke(main, ["validate", str(one_village)])
+    assert result.exit_code == ExitCode.problems, result.output
+    assert "archive.toml:" in result.output and "户数 2" in result.output
