@@ -91,3 +91,77 @@ def test_validate_still_reports_an_archive_toml_error(one_village):
     result = CliRunner().invoke(main, ["validate", str(one_village)])
     assert result.exit_code == ExitCode.problems, result.output
     assert "archive.toml:" in result.output and "户数 2" in result.output
+
+
+# --------------------------------------------------------------------------- village.toml
+
+
+@pytest.fixture
+def two_villages(tmp_path: Path) -> Path:
+    return make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 2), ("411621105202", "王楼村", 2)))
+
+
+def _village_files(out: Path, name: str) -> dict[str, int]:
+    (folder,) = [p for p in out.iterdir() if p.name.endswith(name)]
+    return _files(folder)
+
+
+@pytest.mark.parametrize("breakage", ["missing", "syntax", "code"])
+def test_a_village_with_a_broken_village_toml_is_not_built(two_villages, tmp_path, breakage):
+    out = tmp_path / "out"
+    assert run_build(two_villages, "-o", out).exit_code == ExitCode.ok
+    before = _village_files(out, "李庄村")
+    toml = next(two_villages.glob("*/village.toml"))
+    assert "李庄村" in toml.parent.name
+    if breakage == "missing":
+        toml.rename(toml.with_name("village.toml.txt"))
+    elif breakage == "syntax":
+        _set(toml, r"^name = .*$", "name = 李庄村")
+    else:
+        _set(toml, r"^code = .*$", 'code = "41162110520"')
+    result = run_build(two_villages, "-o", out, "--force")
+    assert result.exit_code == ExitCode.partial, result.output
+    assert "内部错误" not in result.output
+    expected = {"missing": "缺少 village.toml", "syntax": "village.toml:", "code": "不是 12 位"}[breakage]
+    assert expected in result.output
+    assert "未生成 2 户" in result.output
+    m = manifest(out)
+    assert [v["name"] for v in m["villages"]] == ["王楼村"]
+    assert sorted(f["household_id"] for f in m["failed"]) == ["4116211052010001", "4116211052010002"]
+    assert all("village.toml" in f["reason"] for f in m["failed"])
+    # nothing misnamed, and the village's earlier outputs are left as they were
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        "411621105201_李庄村", "411621105202_王楼村", "manifest.json"]
+    assert _village_files(out, "李庄村") == before
+
+
+def test_a_broken_village_toml_not_chosen_does_not_fail_the_build(two_villages, tmp_path):
+    toml = next(p for p in two_villages.glob("*/village.toml") if "李庄村" in p.parent.name)
+    _set(toml, r"^name = .*$", "name = 李庄村")
+    result = run_build(two_villages, "-o", tmp_path / "out", "--village", "王楼村")
+    assert result.exit_code == ExitCode.ok, result.output
+
+
+# --------------------------------------------------------------------------- empty villages
+
+
+def test_an_empty_folder_in_the_data_directory_is_named(one_village):
+    (one_village / "411621105204_新村").mkdir()
+    (one_village / "fonts").mkdir()  # the data directory's own folders are not villages
+    (one_village / "fonts" / "simfang.ttf").write_bytes(b"")
+    result = CliRunner().invoke(main, ["validate", str(one_village)])
+    assert "文件夹「411621105204_新村」中既没有 village.toml，也没有农户文件夹" in result.output
+    assert "fonts" not in result.output
+    assert "村数 1" in result.output
+
+
+def test_a_village_without_households_is_named(one_village, tmp_path):
+    folder = one_village / "411621105204_新村"
+    folder.mkdir()
+    (folder / "village.toml").write_text('code = "411621105204"\nname = "新村"\n', encoding="utf-8")
+    result = CliRunner().invoke(main, ["validate", str(one_village)])
+    assert "村文件夹「411621105204_新村」中没有任何农户文件夹" in result.output
+    assert "村数 2" in result.output and "警告 1" in result.output
+    built = run_build(one_village, "-o", tmp_path / "out")
+    assert built.exit_code == ExitCode.ok, built.output
+    assert "没有任何农户文件夹" in built.output

@@ -281,6 +281,8 @@ class Build:
         """load → validate → plan → render → collate → record versions → manifest."""
         import time
 
+        from ..records.loader import unbuildable
+
         started = time.monotonic()
         self._check_inputs()
         self.out = self.summary.out_dir = outdir.prepare(self.out, self.data_dir)
@@ -300,6 +302,9 @@ class Build:
                 scheduler.start_early(functools.partial(_warm_worker, self.data, settings.config))
                 dataset = self.load(settings, scheduler, later, walked)
                 villages = _select(dataset.villages, self.options.villages)
+                # a village with a broken or missing village.toml: its households are not built
+                villages, unbuilt = unbuildable(dataset, villages, everything=not self.options.villages)
+                self.summary.failed.extend(unbuilt)
                 self.dataset, self.villages = dataset, villages  # for the audit line (``build``)
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts

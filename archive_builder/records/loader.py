@@ -227,6 +227,8 @@ class Village:
     households: list[LoadedHousehold] = field(default_factory=list)
     #: ``village.toml`` relative to the data directory
     display: str = ""
+    #: the errors of its ``village.toml``: its code or name cannot be trusted, so it is not built
+    errors: tuple[Problem, ...] = ()
 
 
 @dataclass
@@ -238,6 +240,8 @@ class Dataset:
     villages: list[Village]
     #: problems not tied to one household (archive.toml, village.toml, folder layout)
     problems: list[Problem]
+    #: village folders with households but no ``village.toml`` (not read; an error in ``problems``)
+    unread: list[Path] = field(default_factory=list)
 
     def households(self) -> Iterator[tuple[Village, LoadedHousehold]]:
         """Yield every (village, household) in folder order."""
@@ -1180,7 +1184,9 @@ def _open_root(
     return root, config, problems
 
 
-def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
+def _village_folders(root: Path, problems: list[Problem], unread: list[Path] | None = None) -> list[Path]:
+    """The village folders (with ``village.toml``); ``unread`` gets those with households but
+    without it (an error each)."""
     villages = []
     for folder in _subfolders(root):
         if (folder / "village.toml").is_file():
@@ -1195,6 +1201,16 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
                     file=_relative(root, folder),
                 )
             )
+            if unread is not None:
+                unread.append(folder)
+        elif _looks_like_village(folder):
+            problems.append(
+                warning(
+                    f"文件夹「{folder.name}」中既没有 village.toml，也没有农户文件夹，未当作村读取",
+                    '若这是一个村，请在其中新建 village.toml（写明 code 和 name）并放入各户的文件夹；否则请把它移出数据目录',
+                    file=_relative(root, folder),
+                )
+            )
     if not villages:
         problems.append(
             warning(
@@ -1204,6 +1220,19 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
             )
         )
     return villages
+
+
+_VILLAGE_LIKE = re.compile(r"^\d{12}|(村|社区|居委会)$")
+
+
+def _looks_like_village(folder: Path) -> bool:
+    """A folder named like a village (12-digit code first, or 村/社区 last), not one of the
+    data directory's own folders (fonts, documents)."""
+    return bool(_VILLAGE_LIKE.search(folder.name))
+
+
+def _village_errors(config_problems: list[Problem]) -> tuple[Problem, ...]:
+    return tuple(p for p in config_problems if p.is_error)
 
 
 def _load_village(
@@ -1220,7 +1249,7 @@ def _load_village(
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    village = Village(folder, config, [], display)
+    village = Village(folder, config, [], display, _village_errors(more))
     if _record_files(folder):
         problems.append(
             warning(
@@ -1260,6 +1289,15 @@ def _load_village(
                 loaded(household)
         else:
             problems.append(_no_record(root, sub, config.name))
+    if not village.households and not _subfolders(folder) and not _record_files(folder):
+        problems.append(
+            warning(
+                f"村文件夹「{folder.name}」中没有任何农户文件夹，该村没有档案可生成",
+                "请把该村各户的文件夹（每户一个，内有 household.yaml）放进这个文件夹；若该村不需要建档，请把它移出数据目录",
+                file=_relative(root, folder),
+                village=config.name,
+            )
+        )
     return village
 
 
@@ -1323,9 +1361,10 @@ def load_dataset(
     """
     root, config, problems = _open_root(data_dir, archive, settings_required=settings_required)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
+    unread: list[Path] = []
     villages = [
         _load_village(root, folder, problems, cache, jobs, loaded, known)
-        for folder in _village_folders(root, problems)
+        for folder in _village_folders(root, problems, unread)
     ]
     if jobs:
         assert parse_many is not None
@@ -1334,7 +1373,7 @@ def load_dataset(
             village.households[index] = job.finish(lh, cache)
             if loaded is not None:
                 loaded(village.households[index])
-    return Dataset(root, config, villages, problems)
+    return Dataset(root, config, villages, problems, unread)
 
 
 # --- one household, fast -------------------------------------------------------------------
@@ -1477,7 +1516,28 @@ def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    return Village(folder, config, [], display)
+    return Village(folder, config, [], display, _village_errors(more))
+
+
+def unbuildable(dataset: Dataset, chosen: list[Village], *, everything: bool) -> tuple[list[Village], list[tuple[str, str]]]:
+    """Split the chosen villages into those that can be built and the households that cannot.
+
+    A village whose ``village.toml`` has an error (a wrong code, a syntax error) is not built:
+    its folder, boxes and covers would carry a wrong or empty code. Nor is a folder with
+    households but no ``village.toml`` (``Dataset.unread``, only when ``everything`` was
+    chosen). Returns (the buildable villages, (户编号, reason) of each household not built).
+    """
+    buildable, failed = [], []
+    for village in chosen:
+        if not village.errors:
+            buildable.append(village)
+            continue
+        reason = f"村文件夹「{village.path.name}」的 village.toml 有错误，该村未生成（请先改正 village.toml）"
+        failed += [(str(h.household_id), reason) for h in sorted(village.households, key=lambda h: str(h.household_id))]
+    for folder in dataset.unread if everything else ():
+        reason = f"村文件夹「{folder.name}」中缺少 village.toml，该村未生成（请先新建 village.toml）"
+        failed += [(hid, reason) for hid in sorted({e.household_id for e in _village_index(folder)})]
+    return buildable, failed
 
 
 def _clashes(
