@@ -165,3 +165,17 @@ def test_a_village_without_households_is_named(one_village, tmp_path):
     built = run_build(one_village, "-o", tmp_path / "out")
     assert built.exit_code == ExitCode.ok, built.output
     assert "没有任何农户文件夹" in built.output
+
+
+# --------------------------------------------------------------------------- output path
+
+
+@pytest.mark.parametrize("below", [False, True])
+def test_an_output_path_that_is_a_file_is_called_so(one_village, tmp_path, below):
+    afile = tmp_path / "afile"
+    afile.write_bytes(b"keep")
+    result = run_build(one_village, "-o", afile / "sub" if below else afile)
+    assert result.exit_code == ExitCode.output_unusable, result.output
+    assert "是一个文件，不是文件夹" in result.output and "文件已存在" not in result.output
+    assert "另选一个文件夹" in result.output
+    assert afile.read_bytes() == b"keep"
