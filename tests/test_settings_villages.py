@@ -179,3 +179,19 @@ def test_an_output_path_that_is_a_file_is_called_so(one_village, tmp_path, below
     assert "是一个文件，不是文件夹" in result.output and "文件已存在" not in result.output
     assert "另选一个文件夹" in result.output
     assert afile.read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("year = 2025年\n", "值后面多了内容"),
+    ("name = 李庄村\n", "文字要用英文双引号括起来"),
+    ('name = "李庄村\n', "引号没有配对"),
+    ("a = 1\na = 2\n", "同一项写了两次"),
+])
+def test_toml_syntax_errors_are_explained_in_chinese(tmp_path, text, expected):
+    from archive_builder.config import read_toml
+
+    path = tmp_path / "village.toml"
+    path.write_text(text, encoding="utf-8")
+    (problem,) = read_toml(path, "village.toml")[2]
+    assert expected in problem.message and problem.line is not None
+    assert not re.search(r"Expected|Invalid|Illegal|Cannot|Unterminated|Unclosed|statement", problem.message)
