@@ -140,6 +140,21 @@ def evidence_items(record: Mapping[str, Any], folder: Path) -> list[dict[str, st
     return list(found.values())
 
 
+def causes_phrase(causes: Any) -> str:
+    """The causes as a sentence says them: 「因病、缺技术」 (因 once, before the main cause when
+    its label does not start with it: 「因缺劳动力」), or "" when there are none."""
+    if not isinstance(causes, Mapping):
+        return ""
+    others = causes.get("others") or []
+    labels = [str(c) for c in (causes.get("main"), *(others if isinstance(others, list) else [others]))
+              if c not in (None, "")]
+    if not labels:
+        return ""
+    if not labels[0].startswith("因"):
+        labels[0] = f"因{labels[0]}"
+    return "、".join(labels)
+
+
 def build_context(
     record: Mapping[str, Any],
     *,
@@ -200,6 +215,7 @@ def build_context(
         "application_wanted": bool(hh.get("application")) or household_type in ("贫困户", "防止返贫致贫对象"),
         "application_title": "纳入防止返贫监测申请书" if monitor else "申请书",
         "application_kind": application_kind,
+        "causes_phrase": causes_phrase(hh.get("causes")),
         "evidence_items": evidence,
         "item_no": item_no,
         "content_hash": content_hash,

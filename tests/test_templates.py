@@ -267,3 +267,16 @@ def test_bad_settings_are_one_clear_error(tmp_path, settings, said):
         t.resolve_set("县标准", data_dir=data)
     assert "县标准" in info.value.message and said in info.value.message, info.value.message
     assert "evidence_dpi" in info.value.hint or "form_timeout" in info.value.hint
+
+
+@pytest.mark.parametrize(("main", "expected"), [
+    ("因病", "家庭人口2人。因病、缺技术，家庭生活困难"),  # the label already says 因: not 因因病
+    ("缺劳动力", "家庭人口2人。因缺劳动力、缺技术，家庭生活困难"),
+    (None, "家庭人口2人。家庭生活困难"),
+])
+def test_application_letter_names_the_causes_once(main, expected):
+    causes = {"main": main, "others": ["缺技术"]} if main else None
+    sections = render(record(causes=causes, household_type="贫困户"))
+    application = next(s for s in sections if s.key == "application")
+    text = texts(application)
+    assert expected in text and "因因" not in text

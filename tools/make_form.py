@@ -14,6 +14,7 @@ the section templates (archive_builder/context.py ``build_context``) and the sam
     hh.group             村民小组
     hh.address           家庭住址 (optional; else township + village + group)
     hh.causes.main       主要致贫原因;  hh.causes.others  其他致贫原因 (list)
+    causes_phrase        致贫原因的句中说法（「因病、缺技术」）
     hh.application.text  申请理由 (paragraphs separated by blank lines; optional)
     hh.application.date  申请日期 (optional)
     head.name, head.id_number, head.phone   户主
@@ -132,7 +133,7 @@ def build(out: Path) -> None:
     para(doc, "{%p endfor %}")
     para(doc, "{%p else %}")
     para(doc, "本人{{ head.name }}，系{{ archive.township }}{{ village.name }}{{ hh.group }}村民，"
-              "家庭人口{{ members|length }}人，因{{ hh.causes.main }}导致家庭生活困难，"
+              "家庭人口{{ members|length }}人，{{ causes_phrase or '因其他原因' }}导致家庭生活困难，"
               "现自愿申请纳入{{ application_kind }}。", indent=True)
     para(doc, "{%p endif %}")
     para(doc, "申请人承诺", font=HEI, size=14)

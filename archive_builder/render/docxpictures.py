@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..document import Evidence, ExternalPages, QRCode
 from .docxpackage import pdf_page_png, qr_png
+from .evidenceassets import missing_reported
 from .wordml import (
     CAPTION_SIZE,
     EMU_PER_MM,
@@ -130,7 +131,8 @@ def placeholder(writer: _Writer, display_path: str, reason: str, hint: str) -> N
             _el(edge, bdr, val="single", sz=8, space=4, color="000000")
         ppr_set(ppr, "spacing", before=360 if i == 0 else 120, after=360 if i == len(lines) - 1 else 0)
         writer.run(p, text, role, sz)
-    writer.warnings.append(
-        f"佐证材料 {display_path} 无法读取（{reason}），已用占位页代替；"
-        f"{hint or '请补充或替换该文件。'}")
+    if not missing_reported(reason):
+        writer.warnings.append(
+            f"佐证材料 {display_path} 无法读取（{reason}），已用占位页代替；"
+            f"{hint or '请补充或替换该文件。'}")
 

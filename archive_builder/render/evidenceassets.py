@@ -44,6 +44,13 @@ HINT_MISSING = "请检查文件名和位置是否与记录一致，或补充该�
 HINT_BOMB = "请用图片软件把该图片缩小（例如长边不超过 10000 像素）后替换。"
 
 
+def missing_reported(reason: str) -> bool:
+    """Whether a placeholder's reason is one validation has already reported for the record:
+    a missing evidence file is (with its line and the nearest file name), so the render does
+    not warn of it a second time."""
+    return reason == REASON_MISSING
+
+
 @dataclass(frozen=True, slots=True)
 class ImageAsset:
     """One normalised raster, ready to embed (JPEG, or PNG for bilevel scans).

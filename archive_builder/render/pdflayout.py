@@ -33,6 +33,7 @@ from ..document import (
     Title,
 )
 from .columns import column_widths
+from .evidenceassets import missing_reported
 from .pdfmodel import (
     BASELINE,
     CAPTION_SIZE,
@@ -638,7 +639,8 @@ class _Layout:
             if t:
                 self.flow_lines(t, "body", small, "center", x=bx + 6 * MM, w=bw - 12 * MM,
                                 leading=small * 1.6)
-        self.warnings.append(
-            f"佐证材料 {asset.display_path} 无法读取（{asset.reason}），已用占位页代替；"
-            f"{getattr(asset, 'hint', '') or '请补充或替换该文件。'}"
-        )
+        if not missing_reported(asset.reason):
+            self.warnings.append(
+                f"佐证材料 {asset.display_path} 无法读取（{asset.reason}），已用占位页代替；"
+                f"{getattr(asset, 'hint', '') or '请补充或替换该文件。'}"
+            )
