@@ -113,6 +113,7 @@ def test_a_village_with_a_broken_village_toml_is_not_built(two_villages, tmp_pat
     before = _village_files(out, "李庄村")
     toml = next(two_villages.glob("*/village.toml"))
     assert "李庄村" in toml.parent.name
+    good = toml.read_text(encoding="utf-8")
     if breakage == "missing":
         toml.rename(toml.with_name("village.toml.txt"))
     elif breakage == "syntax":
@@ -133,6 +134,14 @@ def test_a_village_with_a_broken_village_toml_is_not_built(two_villages, tmp_pat
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
         "411621105201_李庄村", "411621105202_王楼村", "manifest.json"]
     assert _village_files(out, "李庄村") == before
+    # fixed: the village is whole again, nothing of it rendered anew
+    if breakage == "missing":
+        toml.with_name("village.toml.txt").rename(toml)
+    else:
+        toml.write_text(good, encoding="utf-8")
+    fixed = run_build(two_villages, "-o", out)
+    assert fixed.exit_code == ExitCode.ok, fixed.output
+    assert fixed.stdout.strip().splitlines()[-1].startswith("渲染 0 户 · 未变化 4 户"), fixed.output
 
 
 def test_a_broken_village_toml_not_chosen_does_not_fail_the_build(two_villages, tmp_path):
