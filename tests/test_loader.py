@@ -145,6 +145,7 @@ def test_bad_village_code_and_missing_name(make_data_dir: Any) -> None:
     assert messages == [
         "三里村/village.toml 未设置村名 name，暂用文件夹名「三里村」",
         "三里村/village.toml 村代码「4116」不是 12 位统计用区划代码",
+        "村文件夹「三里村」中没有任何农户文件夹，该村没有档案可生成",
     ]
 
 

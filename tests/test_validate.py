@@ -533,6 +533,7 @@ def test_village_codes_unique(check: Any) -> None:
         {**DEFAULT_VILLAGE, "folder": "王楼村", "name": "王楼村"},
     ]
     assert check(villages=villages) == [
+        ("warning", None, "村文件夹「王楼村」中没有任何农户文件夹，该村没有档案可生成"),
         (
             "error",
             "code",

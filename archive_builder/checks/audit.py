@@ -431,7 +431,8 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
                 park(household)
 
         with Scheduler(jobs or os.cpu_count() or 1) as scheduler:  # a first run parses on every CPU
-            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many, loaded=loaded)
+            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many, loaded=loaded,
+                                   settings_required=True)  # the income standard and year come from it
         if cache is not None:
             try:
                 cache.save()  # the next audit (or build) reads the records from it

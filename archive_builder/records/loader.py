@@ -37,6 +37,7 @@ from ..config import (
     VillageConfig,
     load_archive_config,
     load_village_config,
+    require_usable,
 )
 from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
@@ -226,6 +227,8 @@ class Village:
     households: list[LoadedHousehold] = field(default_factory=list)
     #: ``village.toml`` relative to the data directory
     display: str = ""
+    #: the errors of its ``village.toml``: its code or name cannot be trusted, so it is not built
+    errors: tuple[Problem, ...] = ()
 
 
 @dataclass
@@ -237,6 +240,8 @@ class Dataset:
     villages: list[Village]
     #: problems not tied to one household (archive.toml, village.toml, folder layout)
     problems: list[Problem]
+    #: village folders with households but no ``village.toml`` (not read; an error in ``problems``)
+    unread: list[Path] = field(default_factory=list)
 
     def households(self) -> Iterator[tuple[Village, LoadedHousehold]]:
         """Yield every (village, household) in folder order."""
@@ -1235,8 +1240,10 @@ def _with(problem: Problem, **where: Any) -> Problem:
 
 
 def _open_root(
-    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None
+    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None, *, settings_required: bool = False
 ) -> tuple[Path, ArchiveConfig, list[Problem]]:
+    """The data directory, its archive.toml and what is wrong with it; ``settings_required``:
+    raise ConfigError when archive.toml has an error (for commands that print its values)."""
     root = Path(data_dir)
     if not root.exists():
         raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
@@ -1258,10 +1265,14 @@ def _open_root(
             hint="请指定包含 archive.toml 的文件夹（如 households_sample），或参照数据格式说明新建 archive.toml",
         )
     config, problems = archive or load_archive_config(toml, "archive.toml")
+    if settings_required:
+        require_usable(problems)
     return root, config, problems
 
 
-def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
+def _village_folders(root: Path, problems: list[Problem], unread: list[Path] | None = None) -> list[Path]:
+    """The village folders (with ``village.toml``); ``unread`` gets those with households but
+    without it (an error each)."""
     villages = []
     for folder in _subfolders(root):
         if (folder / "village.toml").is_file():
@@ -1276,6 +1287,16 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
                     file=_relative(root, folder),
                 )
             )
+            if unread is not None:
+                unread.append(folder)
+        elif _looks_like_village(folder):
+            problems.append(
+                warning(
+                    f"文件夹「{folder.name}」中既没有 village.toml，也没有农户文件夹，未当作村读取",
+                    '若这是一个村，请在其中新建 village.toml（写明 code 和 name）并放入各户的文件夹；否则请把它移出数据目录',
+                    file=_relative(root, folder),
+                )
+            )
     if not villages:
         problems.append(
             warning(
@@ -1285,6 +1306,19 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
             )
         )
     return villages
+
+
+_VILLAGE_LIKE = re.compile(r"^\d{12}|(村|社区|居委会)$")
+
+
+def _looks_like_village(folder: Path) -> bool:
+    """A folder named like a village (12-digit code first, or 村/社区 last), not one of the
+    data directory's own folders (fonts, documents)."""
+    return bool(_VILLAGE_LIKE.search(folder.name))
+
+
+def _village_errors(config_problems: list[Problem]) -> tuple[Problem, ...]:
+    return tuple(p for p in config_problems if p.is_error)
 
 
 def _load_village(
@@ -1301,7 +1335,7 @@ def _load_village(
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    village = Village(folder, config, [], display)
+    village = Village(folder, config, [], display, _village_errors(more))
     if _record_files(folder):
         problems.append(
             warning(
@@ -1343,6 +1377,15 @@ def _load_village(
             village.households.append(orphan)  # not built, but keeps its 件号
         else:
             problems.append(_no_record(root, sub, config.name))
+    if not village.households and not _subfolders(folder) and not _record_files(folder):
+        problems.append(
+            warning(
+                f"村文件夹「{folder.name}」中没有任何农户文件夹，该村没有档案可生成",
+                "请把该村各户的文件夹（每户一个，内有 household.yaml）放进这个文件夹；若该村不需要建档，请把它移出数据目录",
+                file=_relative(root, folder),
+                village=config.name,
+            )
+        )
     return village
 
 
@@ -1453,6 +1496,7 @@ def load_dataset(
     archive: tuple[ArchiveConfig, list[Problem]] | None = None,
     loaded: Callable[[LoadedHousehold], None] | None = None,
     known: Callable[[Path], LoadedHousehold | None] | None = None,
+    settings_required: bool = False,
 ) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
@@ -1463,12 +1507,15 @@ def load_dataset(
     with each household as soon as it is read (the build parks it: :func:`park`). ``known``
     returns, for a household folder, the build's stub of it (a parked household carrying what
     the last run found, :mod:`archive_builder.archive.known`), or None to read it.
+    ``settings_required``: raise ConfigError when archive.toml has an error (a command whose
+    documents print its values); else its errors are among the dataset's problems.
     """
-    root, config, problems = _open_root(data_dir, archive)
+    root, config, problems = _open_root(data_dir, archive, settings_required=settings_required)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
+    unread: list[Path] = []
     villages = [
         _load_village(root, folder, problems, cache, jobs, loaded, known)
-        for folder in _village_folders(root, problems)
+        for folder in _village_folders(root, problems, unread)
     ]
     if jobs:
         assert parse_many is not None
@@ -1477,7 +1524,7 @@ def load_dataset(
             village.households[index] = job.finish(lh, cache)
             if loaded is not None:
                 loaded(village.households[index])
-    return Dataset(root, config, villages, problems)
+    return Dataset(root, config, villages, problems, unread)
 
 
 # --- one household, fast -------------------------------------------------------------------
@@ -1560,15 +1607,16 @@ def typed_household_id(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def load_household(data_dir: Path, household_id: str) -> Dataset:
+def load_household(data_dir: Path, household_id: str, *, settings_required: bool = False) -> Dataset:
     """Return a dataset holding only the household ``household_id`` (for ``packet``).
 
     The folder named like the 户编号 is tried first; otherwise a cheap text scan finds it.
     Uniqueness of the 户编号 and of its members' ID numbers across the whole data directory is
     checked against the same scan; clashes are added to ``Dataset.problems``.
-    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there.
+    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there, and
+    with ``settings_required`` ConfigError when archive.toml has an error.
     """
-    root, config, problems = _open_root(data_dir)
+    root, config, problems = _open_root(data_dir, settings_required=settings_required)
     index = scan_index(root)
     candidates = [e for e in index if e.folder.name == household_id]
     candidates += [
@@ -1628,9 +1676,10 @@ def open_villages(data_dir: Path) -> list[Village]:
     """Return the data directory's villages without their households (archive.toml checked).
 
     Cheap (no household is read): a build checks its inputs with it before it writes anything.
-    Raises DataDirError when the folder is not a data directory.
+    Raises DataDirError when the folder is not a data directory, ConfigError when archive.toml
+    has an error.
     """
-    root, _config, problems = _open_root(data_dir)
+    root, _config, problems = _open_root(data_dir, settings_required=True)
     return [_village_only(root, folder, problems) for folder in _village_folders(root, problems)]
 
 
@@ -1638,7 +1687,28 @@ def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    return Village(folder, config, [], display)
+    return Village(folder, config, [], display, _village_errors(more))
+
+
+def unbuildable(dataset: Dataset, chosen: list[Village], *, everything: bool) -> tuple[list[Village], list[tuple[str, str]]]:
+    """Split the chosen villages into those that can be built and the households that cannot.
+
+    A village whose ``village.toml`` has an error (a wrong code, a syntax error) is not built:
+    its folder, boxes and covers would carry a wrong or empty code. Nor is a folder with
+    households but no ``village.toml`` (``Dataset.unread``, only when ``everything`` was
+    chosen). Returns (the buildable villages, (户编号, reason) of each household not built).
+    """
+    buildable, failed = [], []
+    for village in chosen:
+        if not village.errors:
+            buildable.append(village)
+            continue
+        reason = f"村文件夹「{village.path.name}」的 village.toml 有错误，该村未生成（请先改正 village.toml）"
+        failed += [(str(h.household_id), reason) for h in sorted(village.households, key=lambda h: str(h.household_id))]
+    for folder in dataset.unread if everything else ():
+        reason = f"村文件夹「{folder.name}」中缺少 village.toml，该村未生成（请先新建 village.toml）"
+        failed += [(hid, reason) for hid in sorted({e.household_id for e in _village_index(folder)})]
+    return buildable, failed
 
 
 def _clashes(
