@@ -598,3 +598,20 @@ def test_evidence_name_too_long_for_the_file_system_is_a_problem(tmp_path: Path)
     problems = validate_dataset(load_dataset(tmp_path), today=date(2025, 6, 1))
     assert any("路径过长" in p.message and p.field == "measures[0].evidence[0]" for p in problems)
     assert real_path(tmp_path, "x" * 500).endswith("x" * 500)
+
+
+def test_a_whole_number_field_is_given_an_example_that_fits_it():
+    """计算人数 is not a year: its example is a head count (the command line and the web alike)."""
+    from pydantic import ValidationError
+
+    from archive_builder.records.messages import problems_from_validation_error
+    from archive_builder.records.models import Household
+
+    raw = {"household_id": "4116211052010001", "household_type": "脱贫户",
+           "members": [{"name": "张三", "id_number": "11010519491231002X", "relation": "户主"}],
+           "income": [{"year": "二〇二四", "members_counted": "八"}]}
+    with pytest.raises(ValidationError) as info:
+        Household.model_validate(raw)
+    hints = {p.field: p.hint for p in problems_from_validation_error(info.value, lambda path: (None, None))}
+    assert "如 3" in hints["income[0].members_counted"]
+    assert "如 2024" in hints["income[0].year"]

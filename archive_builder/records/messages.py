@@ -10,6 +10,9 @@ from pydantic import ValidationError
 from ..problems import Problem, error, warning
 from .models import Household, close_field, field_label, join_path, model_at, split_path, unknown_keys
 
+#: examples of whole numbers, by field (years say 2024)
+_INT_EXAMPLES = {"members_counted": "3", "work_months": "6"}
+
 #: pydantic error type → (what it should be, how to fix)
 _EXPECTED: dict[str, tuple[str, str]] = {
     "string_type": ("应为文字", "请填写文字；如果是一个列表或映射，请改为一段文字"),
@@ -101,6 +104,9 @@ def problem_from_error(item: Any, locate: Locate, raw: Any = None, **where: Any)
             **where,
         )
     expected, hint = _EXPECTED.get(kind, ("格式不对", "请按数据格式说明改正"))
+    if kind in ("int_type", "int_parsing"):  # an example that fits the field: a year only for years
+        leaf = str(split_path(path)[-1]) if path else ""
+        hint = f"请填写整数，如 {'2024' if leaf.endswith('year') else _INT_EXAMPLES.get(leaf, '3')}"
     if kind == "literal_error":
         expected = f"应为{choices(item.get('ctx', {}).get('expected', ''))}之一"
     if kind == "too_short" and path == "members":

@@ -459,25 +459,11 @@ def _dumpable(value: Any) -> Any:
     return str(value)
 
 
-#: an example that fits each whole-number field (the record messages give a year, 如 2024)
-_INT_EXAMPLES = {"year": "2024", "exit_year": "2020", "members_counted": "3", "work_months": "6"}
-_YEAR_EXAMPLE = "如 2024"
-
-
-def _fitting_hint(path: str, hint: str) -> str:
-    if _YEAR_EXAMPLE not in hint:
-        return hint
-    leaf = re.sub(r"\[\d+\]", "", path).rsplit(".", 1)[-1]
-    return hint.replace(_YEAR_EXAMPLE, f"如 {_INT_EXAMPLES.get(leaf, '3')}")
-
-
 def problems_for_form(problems: list[Problem]) -> list[dict[str, Any]]:
     out = []
     for p in problems:
         item = core.problems_json([p])[0]
         item["path"] = p.field or ""
-        if p.field and kind_of_path(p.field) == "int":
-            item["hint"] = _fitting_hint(p.field, item["hint"])
         out.append(item)
     return out
 

@@ -116,7 +116,7 @@ def _decoded_image(data: bytes, suffix: str) -> str:
             raise core.UploadError("上传的图片数据不完整（文件被截断，可能是拷贝或传输中断），未接收",
                                    hint="请用原始照片重新上传；在手机或电脑上先打开看看是否完整") from exc
         raise core.UploadError(_NOT_A_PICTURE, hint=_FORMATS_HINT) from exc
-    except Exception as exc:  # noqa: BLE001 - decoders raise anything on a damaged file
+    except Exception as exc:  # decoders raise anything on a damaged file
         raise core.UploadError(_NOT_A_PICTURE, hint=_FORMATS_HINT) from exc
     return kind
 
