@@ -122,9 +122,11 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         workspace.ensure_loaded()
         manifest = workspace.manifest()
         built = {v.get("code"): v for v in manifest.get("villages", [])}
+        boxes = await _threaded(workspace.box_status)
+        states = {s.state for s in boxes.values()}
         return page(request, "township.html", villages=workspace.villages, built=built,
                     built_at=(manifest.get("built_at") or "").replace("T", " ")[:19],
-                    up_to_date=workspace.up_to_date, general=core.problems_json(workspace.dataset_problems),
+                    boxes=boxes, states=states, all_current=states == {"current"}, general=core.problems_json(workspace.dataset_problems),
                     total_households=len(workspace.rows), total_people=sum(r.members for r in workspace.rows))
 
     def village_info(request: Request) -> core.VillageInfo:

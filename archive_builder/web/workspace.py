@@ -95,6 +95,64 @@ def _row(village: Any, household: Any, problems: list[Problem]) -> Row:
     return row
 
 
+@dataclass(frozen=True)
+class BoxStatus:
+    """Whether one village's boxes hold its latest data (``Workspace.box_status``).
+
+    ``state``: "current", "stale" (``changed`` households differ from their packet in the
+    boxes), "unknown" (the build's records cannot tell) or "none" (no boxes yet).
+    """
+
+    state: str
+    changed: int = 0
+    #: the boxes (numbers from 1) holding a household whose packet is out of date
+    boxes: frozenset[int] = frozenset()
+
+    @property
+    def text(self) -> str:
+        if self.state == "current":
+            return "已是最新数据"
+        if self.state == "stale":
+            return f"需要重新整理（{self.changed} 户有改动）" if self.changed else "需要重新整理"
+        if self.state == "unknown":
+            return "可能需要重新整理（设置、模板或日期有变化，生成一次即可核对）"
+        return "尚未生成"
+
+
+def _village_box_status(info: VillageInfo, built: dict[str, Any] | None, remembered: dict[str, Any],
+                        packets: dict[str, Any], boxes: dict[str, Any], out_dir: Path) -> BoxStatus:
+    if not built or not built.get("boxes"):
+        return BoxStatus("none")
+    if not remembered:
+        return BoxStatus("unknown")
+    in_boxes: dict[str, int] = {}
+    for name, entry in boxes.items():
+        if name.startswith(f"{info.code}/") and isinstance(entry, dict) and isinstance(entry.get("box"), dict):
+            number = entry["box"].get("box_no")
+            in_boxes.update((str(h[0]), number) for h in entry["box"].get("households", []) if h)
+    changed = 0
+    stale: set[int] = set()
+    for row in info.rows:
+        folder = f"{row.loaded.folder.parent.name}/{row.loaded.folder.name}"
+        entry = remembered.get(folder)
+        packet = packets.get(row.household_id)
+        if (entry is None or entry.plan is None or not isinstance(packet, dict)
+                or packet.get("content_hash") != entry.plan.content_hash or row.household_id not in in_boxes):
+            changed += 1
+            number = in_boxes.get(row.household_id)
+            if isinstance(number, int):
+                stale.add(number)
+            else:  # a new household goes into the last box (or a new one)
+                stale.add(len(built["boxes"]))
+    if len(in_boxes) != len(info.rows):  # a household removed (or one the boxes could not take)
+        changed = max(changed, 1)
+    for number, box in enumerate(built["boxes"], 1):
+        relative = box.get("file") if isinstance(box, dict) else None
+        if not isinstance(relative, str) or not (out_dir / relative).is_file():
+            stale.add(number)
+    return BoxStatus("stale", changed, frozenset(stale)) if changed or stale else BoxStatus("current")
+
+
 class Workspace:
     """One data directory and its output folder, loaded once and kept in memory."""
 
@@ -117,6 +175,7 @@ class Workspace:
         self.township = ""
         self.loaded_at = 0.0
         self.up_to_date: bool | None = None
+        self._box_status: tuple[Any, dict[str, BoxStatus]] | None = None
         self.job = BuildJob(self)
 
     # loading ------------------------------------------------------------------------------
@@ -159,14 +218,62 @@ class Workspace:
                 if not self.loaded_at:
                     self.load()
 
-    def refresh_up_to_date(self) -> None:
-        from ..archive import uptodate
-        from ..archive.build import BuildOptions
+    def box_status(self) -> dict[str, BoxStatus]:
+        """Whether each village's boxes (what gets printed) hold its latest data, by village code.
 
+        Decided by the build's own records, not guessed: the run's signature
+        (``archive/uptodate.py``) when nothing at all changed; else, household by household,
+        what the last run remembered (``archive/known.py``: the stamps of each household
+        folder and the content hash planned from them) against the packet each box was
+        collated from (``.state/households.json``) and the households the boxes hold
+        (``.state/boxes.json``). A village none of this can vouch for (settings, templates,
+        program version or the day changed since) is "unknown": the next build finds out.
+        The answer is kept until a file of the data directory or of the build's state changes.
+        """
+        from ..archive import known, uptodate
+        from ..archive.build import BOX_STATE_FILE, STATE_FILE, BuildOptions
+        from ..archive.outdir import read_json
+
+        walked = uptodate.walk_data(self.data_dir)
+        stamps = []
+        for name in (uptodate.STATE_FILE, known.KNOWN_FILE, STATE_FILE, BOX_STATE_FILE, "manifest.json"):
+            try:
+                st = (self.out_dir / name).stat()
+                stamps.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                stamps.append(None)
+        key = (hash(tuple(walked)), tuple(stamps), self.loaded_at)
+        cached = self._box_status
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        manifest = self.manifest()
+        built = {str(v.get("code")): v for v in manifest.get("villages", []) if isinstance(v, dict)}
+        options = BuildOptions()
+        found: dict[str, BoxStatus] = {}
         try:
-            self.up_to_date = uptodate.check(self.data_dir, self.out_dir, BuildOptions()) is not None
+            everything_current = uptodate.check(self.data_dir, self.out_dir, options, walked) is not None
         except Exception:  # noqa: BLE001 - an unreadable state file means "not known to be current"
-            self.up_to_date = False
+            everything_current = False
+        if everything_current:
+            for info in self.villages:
+                found[info.code] = BoxStatus("current") if info.code in built else BoxStatus("none")
+        else:
+            remembered = known.unchanged(self.data_dir, self.out_dir, walked, options)
+            packets = read_json(self.out_dir / STATE_FILE, {})
+            boxes = read_json(self.out_dir / BOX_STATE_FILE, {})
+            packets = packets if isinstance(packets, dict) else {}
+            boxes = boxes if isinstance(boxes, dict) else {}
+            for info in self.villages:
+                found[info.code] = _village_box_status(info, built.get(info.code), remembered, packets, boxes,
+                                                       self.out_dir)
+        self._box_status = (key, found)
+        self.up_to_date = all(s.state == "current" for s in found.values()) if found else False
+        return found
+
+    def refresh_up_to_date(self) -> None:
+        """Forget the boxes' status (it is worked out again when a page asks)."""
+        self._box_status = None
+        self.up_to_date = None
 
     # queries ------------------------------------------------------------------------------
     def village(self, code: str) -> VillageInfo | None:
