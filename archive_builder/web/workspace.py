@@ -89,9 +89,10 @@ def _row(village: Any, household: Any, problems: list[Problem]) -> Row:
     errors = sum(1 for p in problems if p.is_error)
     row = Row(hid, str(village.config.code), str(village.config.name), head, names, len(names), htype,
               status, monitor, errors, len(problems) - errors, problems, household)
-    row.haystack = " ".join((hid, *names)).lower()
     if record is not None:
-        row.id_numbers = frozenset(str(m.id_number) for m in record.members)
+        row.id_numbers = frozenset(str(m.id_number) for m in record.members if m.id_number)
+    # a member's 公民身份号码 finds the household too (the lists show no ID numbers)
+    row.haystack = " ".join((hid, *names, *sorted(row.id_numbers))).lower()
     return row
 
 
@@ -176,6 +177,9 @@ class Workspace:
         self.loaded_at = 0.0
         self.up_to_date: bool | None = None
         self._box_status: tuple[Any, dict[str, BoxStatus]] | None = None
+        self._remembered: tuple[Any, dict[str, Any]] | None = None
+        self._ledger_counts: dict[str, tuple[Any, dict[str, int]]] = {}
+        self._counting = False
         self.job = BuildJob(self)
 
     # loading ------------------------------------------------------------------------------
@@ -254,11 +258,11 @@ class Workspace:
             everything_current = uptodate.check(self.data_dir, self.out_dir, options, walked) is not None
         except Exception:  # noqa: BLE001 - an unreadable state file means "not known to be current"
             everything_current = False
+        remembered = known.unchanged(self.data_dir, self.out_dir, walked, options)
         if everything_current:
             for info in self.villages:
                 found[info.code] = BoxStatus("current") if info.code in built else BoxStatus("none")
         else:
-            remembered = known.unchanged(self.data_dir, self.out_dir, walked, options)
             packets = read_json(self.out_dir / STATE_FILE, {})
             boxes = read_json(self.out_dir / BOX_STATE_FILE, {})
             packets = packets if isinstance(packets, dict) else {}
@@ -267,8 +271,79 @@ class Workspace:
                 found[info.code] = _village_box_status(info, built.get(info.code), remembered, packets, boxes,
                                                        self.out_dir)
         self._box_status = (key, found)
+        self._remembered = (key[0], remembered)
         self.up_to_date = all(s.state == "current" for s in found.values()) if found else False
         return found
+
+    # the 问题台账's counts ---------------------------------------------------------------------
+    def ledger_counts(self) -> dict[str, dict[str, int] | None]:
+        """Each village's 问题台账 counts by 严重程度 (None: being counted now, in the background).
+
+        The same audit as the ledger page (``checks.audit``): taken from what the last build
+        remembered of each unchanged household (``known``: its audit's counts), else from the
+        village's ledger as last computed for the same data, else computed once in a
+        background thread, one village after another, so the overview never waits for it.
+        """
+        import datetime as dt
+
+        self.box_status()
+        data_key, remembered = self._remembered or (None, {})
+        today = dt.date.today()
+        found: dict[str, dict[str, int] | None] = {}
+        missing: list[str] = []
+        for info in self.villages:
+            cached = self._ledger_counts.get(info.code)
+            if cached is not None and cached[0] == (data_key, today):
+                found[info.code] = cached[1]
+                continue
+            entries = [remembered.get(f"{r.loaded.folder.parent.name}/{r.loaded.folder.name}") for r in info.rows]
+            if all(e is not None and e.audit is not None for e in entries):
+                counts: Counter[str] = Counter()
+                for entry in entries:
+                    counts.update(entry.audit)  # type: ignore[union-attr]
+                found[info.code] = dict(counts)
+            else:
+                found[info.code] = None
+                missing.append(info.code)
+        if missing:
+            self._count_ledgers(missing, (data_key, today))
+        return found
+
+    def remember_ledger(self, code: str, rows: list[Any]) -> None:
+        """Keep the counts of a village's ledger just computed (by the ledger page) for the overview."""
+        import datetime as dt
+
+        from ..archive import uptodate
+
+        key = (hash(tuple(uptodate.walk_data(self.data_dir))), dt.date.today())
+        self._ledger_counts[code] = (key, dict(Counter(str(r.severity) for r in rows)))
+
+    def _count_ledgers(self, codes: list[str], key: Any) -> None:
+        with self.lock:
+            if self._counting:
+                return
+            self._counting = True
+
+        def run() -> None:
+            from ..checks.audit import village_ledger
+
+            try:
+                for code in codes:
+                    try:
+                        rows = village_ledger(self.data_dir, code)
+                    except Exception:  # noqa: BLE001 - the overview then links to the ledger page itself
+                        continue
+                    self._ledger_counts[code] = (key, dict(Counter(str(r.severity) for r in rows)))
+            finally:
+                self._counting = False
+
+        threading.Thread(target=run, daemon=True, name="ledger-counts").start()
+
+    def wait_for_ledger_counts(self, timeout: float = 120) -> None:
+        """Wait until the background counting has finished (for tests and the benchmark)."""
+        deadline = time.monotonic() + timeout
+        while self._counting and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def refresh_up_to_date(self) -> None:
         """Forget the boxes' status (it is worked out again when a page asks)."""
