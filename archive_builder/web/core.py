@@ -11,6 +11,7 @@ started from a page. The pages take all of it from here.
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import tempfile
@@ -233,14 +234,39 @@ FORCE_CHECKBOX = "覆盖已有户的数据（表格中没有的字段保留）"
 _BROWSER_WORDING: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
     # a key name is for people who edit household.yaml; the page shows the Chinese label only
     (r"[（(]键名 [A-Za-z0-9_.\[\]]+[）)]", ""),
-    (r"\b[a-z][a-z0-9_]*（([^（）]*[\u4e00-\u9fff][^（）]*)）", r"\1"),
     (r"请检查 -o 指定的输出目录", "请确认本服务打开的是生成这份档卡时的输出目录（如不确定，请联系管理员）"),
     (r"或用 -o 指定生成这份档卡时的输出目录", "或请管理员用生成这份档卡时的输出目录启动本服务"),
     (r"或用 -o 指定(?:正确的|其他)?输出目录", "或请联系管理员"),
     (r"确认要用表格内容更新时加 --force", f"确认要用表格内容更新时，请勾选「{FORCE_CHECKBOX}」后重新上传"),
     (r"已用 --force 更新的户", f"勾选「{FORCE_CHECKBOX}」后更新的户"),
     (r"请先运行 archive-builder build", "请先在乡镇总览点「开始生成」"),
+    (r"（规则见模板 stats/stats\.toml）", "（划分规则由管理员设置）"),
 ))
+
+
+#: a record's key followed by its Chinese label: "costs（生产经营性支出）"
+_KEY_AND_LABEL = re.compile(r" ?\b([a-z][a-z0-9_]*)（([^（）]*[\u4e00-\u9fff][^（）]*)）")
+
+
+@functools.lru_cache(maxsize=1)
+def _record_keys() -> frozenset[str]:
+    """Every key of a household record (of the record and its nested parts)."""
+    from ..records.models import Household
+    from .recordview import _inner_model
+
+    keys: set[str] = set()
+    stack, seen = [Household], set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            keys.add(name)
+            inner = _inner_model(info.annotation)
+            if inner is not None:
+                stack.append(inner)
+    return frozenset(keys)
 
 
 def browser_text(text: Any) -> str:
@@ -249,6 +275,9 @@ def browser_text(text: Any) -> str:
     value = "" if text is None else str(text)
     for pattern, replacement in _BROWSER_WORDING:
         value = pattern.sub(replacement, value)
+    if "（" in value:
+        keys = _record_keys()
+        value = _KEY_AND_LABEL.sub(lambda m: m.group(2) if m.group(1) in keys else m.group(0), value)
     return value
 
 
