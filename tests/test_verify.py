@@ -140,3 +140,21 @@ def test_a_cover_without_a_version_claim_is_explained() -> None:
     with pytest.raises(PayloadError) as info:
         parse_payload("4116210007|0123456789abcdef")
     assert "没有登记版本" in info.value.message and "--store" in (info.value.hint or "")
+
+
+def test_the_headline_names_the_version_the_hash_identifies(tmp_path: Path, record: dict) -> None:
+    """A number that disagrees with the hash: the verdict is about the version the hash is,
+    and the disagreement is said whatever the verdict."""
+    store = VersionStore(tmp_path)
+    v1 = _build(store, tmp_path, record)
+    changed = copy.deepcopy(record)
+    changed["members"][0]["name"] = "张喆"
+    v2 = _build(store, tmp_path, changed)
+    old_hash_new_number = verify(store, qr_payload(record["household_id"], v2.number, v1.content_hash))
+    assert old_hash_new_number.status == "outdated" and old_hash_new_number.shown == 1
+    text = old_hash_new_number.format_text()
+    assert text.startswith(f"户 {record['household_id']} 版本 1（") and "已过期，最新为版本 2" in text
+    no_such_number = verify(store, qr_payload(record["household_id"], 9, v2.content_hash))
+    assert no_such_number.status == "current" and no_such_number.shown == 2
+    text = no_such_number.format_text()
+    assert "版本 2（" in text and "版本号 9 与哈希不符，按哈希认定为版本 2" in text

@@ -92,6 +92,12 @@ class VerifyResult:
     out_dir: Path | None = None
 
     @property
+    def shown(self) -> int:
+        """The version the paper copy is: the one its hash identifies (the number printed
+        beside it may be mistyped or altered), else the printed number."""
+        return self.copy.number if self.copy is not None else self.version
+
+    @property
     def summary(self) -> str:
         from .diff import summarize
 
@@ -104,12 +110,13 @@ class VerifyResult:
 
     def format_text(self) -> str:
         """Return the Chinese text the CLI prints."""
-        head = f"户 {self.household_id} 版本 {self.version}（{self.hash_prefix}）"
+        head = f"户 {self.household_id} 版本 {self.shown}（{self.hash_prefix}）"
         if self.status == "current":
             assert self.copy is not None
             return (
                 f"{head}：是最新版本。\n"
                 f"  生成时间 {self.copy.when}，共 {self.copy.pages} 页。"
+                + (f"\n  {self.reason}" if self.reason else "")
             )
         if self.status == "unknown":
             return f"{head}：无法核对，版本库中没有登记这一版。\n  {self.reason}"
