@@ -115,9 +115,10 @@ def test_core_hints_for_the_command_line_are_put_in_browser_words() -> None:
     assert core.browser_text("金额不能为负数；支出请填在 costs（生产经营性支出）中") == "金额不能为负数；支出请填在生产经营性支出中"
     for text in ("该户在此输出目录的版本库中没有任何版本；请检查 -o 指定的输出目录。",
                  "最新为版本 3；请打印最新版本，或用 -o 指定生成这份档卡时的输出目录。",
-                 "确认要用表格内容更新时加 --force（表格没有的字段会保留）"):
+                 "确认要用表格内容更新时加 --force（表格没有的字段会保留）",
+                 "请用 archive-builder packet 数据目录 户编号 --store 档案输出目录 重新生成并打印，或打印 build 生成的档卡。"):
         plain = core.browser_text(text)
-        assert "-o" not in plain and "--force" not in plain, plain
+        assert "-o" not in plain and "--" not in plain and "archive-builder" not in plain, plain
     assert core.FORCE_CHECKBOX in core.browser_text("确认要用表格内容更新时加 --force")
     assert core.browser_text("没有版本 abc（现有版本 1–2）") == "没有版本 abc（现有版本 1–2）"  # not a record key
 

@@ -124,7 +124,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         manifest = workspace.manifest()
         built = {v.get("code"): v for v in manifest.get("villages", [])}
         boxes = await _threaded(workspace.box_status)
-        ledger = await _threaded(workspace.ledger_counts)
+        ledger = await _threaded(workspace.ledger_counts, fresh=False)
         states = {s.state for s in boxes.values()}
         return page(request, "township.html", villages=workspace.villages, built=built,
                     built_at=(manifest.get("built_at") or "").replace("T", " ")[:19],

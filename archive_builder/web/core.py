@@ -240,6 +240,8 @@ _BROWSER_WORDING: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a)
     (r"确认要用表格内容更新时加 --force", f"确认要用表格内容更新时，请勾选「{FORCE_CHECKBOX}」后重新上传"),
     (r"已用 --force 更新的户", f"勾选「{FORCE_CHECKBOX}」后更新的户"),
     (r"请先运行 archive-builder build", "请先在乡镇总览点「开始生成」"),
+    (r"请用 archive-builder packet \S+ \S+ --store \S+ 重新生成并打印，\s*或打印 build 生成的档卡。",
+     "请在该户的页面点「重新生成」后打印，或打印乡镇总览「开始生成」生成的档卡。"),
     (r"（规则见模板 stats/stats\.toml）", "（划分规则由管理员设置）"),
 ))
 

@@ -215,6 +215,7 @@ class Workspace:
             self.by_id = {r.household_id: r for r in rows}
             self.loaded_at = time.time()
         self.refresh_up_to_date()
+        self.box_status()  # worked out with the records, not on the overview's first request
 
     def ensure_loaded(self) -> None:
         if not self.loaded_at:
@@ -271,12 +272,12 @@ class Workspace:
                 found[info.code] = _village_box_status(info, built.get(info.code), remembered, packets, boxes,
                                                        self.out_dir)
         self._box_status = (key, found)
-        self._remembered = (key[0], remembered)
+        self._remembered = (self._village_keys(walked), remembered)
         self.up_to_date = all(s.state == "current" for s in found.values()) if found else False
         return found
 
     # the 问题台账's counts ---------------------------------------------------------------------
-    def ledger_counts(self) -> dict[str, dict[str, int] | None]:
+    def ledger_counts(self, *, fresh: bool = True) -> dict[str, dict[str, int] | None]:
         """Each village's 问题台账 counts by 严重程度 (None: being counted now, in the background).
 
         The same audit as the ledger page (``checks.audit``): taken from what the last build
@@ -286,14 +287,16 @@ class Workspace:
         """
         import datetime as dt
 
-        self.box_status()
-        data_key, remembered = self._remembered or (None, {})
+        if fresh or self._remembered is None:  # (else box_status has just looked at the data directory)
+            self.box_status()
+        keys, remembered = self._remembered or ({}, {})
         today = dt.date.today()
         found: dict[str, dict[str, int] | None] = {}
-        missing: list[str] = []
+        missing: list[tuple[str, Any]] = []
         for info in self.villages:
+            key = (keys.get(info.code), today)
             cached = self._ledger_counts.get(info.code)
-            if cached is not None and cached[0] == (data_key, today):
+            if cached is not None and cached[0] == key:
                 found[info.code] = cached[1]
                 continue
             entries = [remembered.get(f"{r.loaded.folder.parent.name}/{r.loaded.folder.name}") for r in info.rows]
@@ -304,10 +307,22 @@ class Workspace:
                 found[info.code] = dict(counts)
             else:
                 found[info.code] = None
-                missing.append(info.code)
+                missing.append((info.code, key))
         if missing:
-            self._count_ledgers(missing, (data_key, today))
+            self._count_ledgers(missing)
         return found
+
+    def _village_keys(self, walked: list[tuple[str, int]]) -> dict[str, int]:
+        """A digest of the stamps of each village's folder and of what all villages share
+        (archive.toml, rules): a village's ledger is counted again only when one of them changed."""
+        folders = {r.loaded.folder.parent.name: info.code for info in self.villages for r in info.rows[:1]}
+        shared: list[tuple[str, int]] = []
+        by_folder: dict[str, list[tuple[str, int]]] = {}
+        for rel, stamp in walked:
+            top = rel.split("/", 1)[0]
+            (by_folder.setdefault(top, []) if top in folders else shared).append((rel, stamp))
+        common = hash(tuple(shared))
+        return {code: hash((common, tuple(by_folder.get(folder, ())))) for folder, code in folders.items()}
 
     def remember_ledger(self, code: str, rows: list[Any]) -> None:
         """Keep the counts of a village's ledger just computed (by the ledger page) for the overview."""
@@ -315,10 +330,11 @@ class Workspace:
 
         from ..archive import uptodate
 
-        key = (hash(tuple(uptodate.walk_data(self.data_dir))), dt.date.today())
+        key = (self._village_keys(uptodate.walk_data(self.data_dir)).get(code), dt.date.today())
         self._ledger_counts[code] = (key, dict(Counter(str(r.severity) for r in rows)))
 
-    def _count_ledgers(self, codes: list[str], key: Any) -> None:
+    def _count_ledgers(self, villages: list[tuple[str, Any]]) -> None:
+        """Count the ledgers of ``villages`` ((code, key) pairs) in one background thread."""
         with self.lock:
             if self._counting:
                 return
@@ -328,7 +344,7 @@ class Workspace:
             from ..checks.audit import village_ledger
 
             try:
-                for code in codes:
+                for code, key in villages:
                     try:
                         rows = village_ledger(self.data_dir, code)
                     except Exception:  # noqa: BLE001 - the overview then links to the ledger page itself
