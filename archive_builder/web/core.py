@@ -103,13 +103,18 @@ def _version_names(workspace: Workspace, store: Any, household_id: str) -> dict[
             return None
         return found if found.tzinfo is not None else found.astimezone()
 
-    entries = [(moment(e.at), e.user) for e in journal.entries(workspace.out_dir, household_id)]
+    edits: list[tuple[datetime, str]] = []
+    for entry in journal.entries(workspace.out_dir, household_id):
+        at = moment(entry.at)
+        if at is not None:
+            edits.append((at, entry.user))
+    edits.sort(key=lambda e: e[0])
     names: dict[int, str] = {}
     previous: datetime | None = None
     for version in store.versions(household_id):
         made = moment(version.created_at)
         editors: list[str] = []
-        for at, user in sorted((e for e in entries if e[0] is not None), key=lambda e: e[0]):  # type: ignore[arg-type,return-value]
+        for at, user in edits:
             if made is not None and at <= made and (previous is None or at > previous) and user not in editors:
                 editors.append(user)
         who = f"，修改人 {'、'.join(editors)}" if editors else ""

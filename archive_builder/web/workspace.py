@@ -240,7 +240,7 @@ class Workspace:
         from ..archive.outdir import read_json
 
         walked = uptodate.walk_data(self.data_dir)
-        stamps = []
+        stamps: list[tuple[int, int, int] | None] = []
         for name in (uptodate.STATE_FILE, known.KNOWN_FILE, STATE_FILE, BOX_STATE_FILE, "manifest.json"):
             try:
                 st = (self.out_dir / name).stat()
