@@ -23,6 +23,9 @@ function                                                  returns
 ``write_ledger(result, path, *, as_pdf, data_dir)``       the written .xlsx (or PDF) ledger's path
 ``stats(data_dir, out, *, villages)``                     ``StatsResult`` (the tables, the file written)
 ``notice(data_dir, village, kind, out, ...)``             ``NoticeResult`` (公示/公告 file, households)
+``check_output_file(data_dir, out, *, what, suffixes, ...)`` raises OutputError for a folder, a wrong
+                                                          suffix or a file inside the data directory
+``parse_day(text)``                                       a ``date`` spelled as records may spell it
 ========================================================  ==========================================
 
 ``out`` is always the build's output folder (the one holding ``manifest.json`` and ``.store``).
@@ -41,7 +44,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from .errors import ArgumentError, StoreError
+from .errors import ArgumentError, OutputError, StoreError
 
 if TYPE_CHECKING:
     from .archive.build import BuildSummary
@@ -123,6 +126,24 @@ def validate(data_dir: Path | str, *, strict: bool = False, today: date | None =
     from .validate import check_data_dir
 
     return check_data_dir(Path(data_dir), strict=strict, today=today)
+
+
+#: the date spellings records accept, as a user is told them
+DAY_FORMS = "2025-06-02、2025/6/2、2025.6.2 或 2025年6月2日"
+
+
+def parse_day(text: str) -> date:
+    """Return the date ``text`` spells as records may (2025-06-02, 2025/6/2, 2025.6.2,
+    2025年6月2日); raise ArgumentError, in Chinese, naming the accepted forms."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from .records.models import Day
+
+    try:
+        return TypeAdapter(Day).validate_python(str(text))
+    except ValidationError as exc:
+        why = "不是有效日期" if any(e["type"] == "date_value" for e in exc.errors()) else "不是日期"
+        raise ArgumentError(f"「{text}」{why}", hint=f"日期可写为 {DAY_FORMS}") from None
 
 
 # --- packets and builds ---------------------------------------------------------------------
@@ -317,10 +338,56 @@ def export_sheet(data_dir: Path | str, out: Path | str) -> ExportResult:
     """Write every household of ``data_dir`` to the .xlsx file ``out``, one row per person."""
     from .io.spreadsheet import export_sheet as run_export
 
+    refuse_inside_data(data_dir, out, example="导出.xlsx")
     return ExportResult(Path(out), run_export(Path(data_dir), Path(out)))
 
 
 # --- reports ---------------------------------------------------------------------------------
+
+
+def refuse_inside_data(data_dir: Path | str, out: Path | str, *, option: str = "-o", example: str = "") -> None:
+    """Raise OutputError when ``out`` lies inside ``data_dir``: only ``import`` writes there."""
+    data, target = Path(data_dir).resolve(), Path(out).resolve()
+    if data == target or data in target.parents:
+        instead = f"，例如 {option} {example}" if example else ""
+        raise OutputError(
+            f"输出位置 {out} 位于数据目录 {data_dir} 之内",
+            hint=f"程序不在数据目录中写文件：请用 {option} 指定数据目录之外的位置{instead}",
+        )
+
+
+def check_output_file(data_dir: Path | str | None, out: Path | str, *, what: str, suffixes: Sequence[str],
+                      stem: str, option: str = "-o", hint: str = "") -> Path:
+    """Raise OutputError unless ``out`` names a file of one of ``suffixes`` outside ``data_dir``.
+
+    ``what`` names the document (统计表), ``stem`` a file name for the examples (统计);
+    ``hint`` replaces the example given for a wrong suffix."""
+    out = Path(out)
+    if out.is_dir():
+        raise OutputError(f"{out} 是一个文件夹：{what}要保存为一个文件，请给出文件名",
+                          hint=f"例如 {option} {out / (stem + suffixes[0])}")
+    if out.suffix.lower() not in suffixes:
+        raise OutputError(f"{what}只能保存为 {' 或 '.join(suffixes)}：{out.name}",
+                          hint=hint or "例如 " + " 或 ".join(f"{option} {stem}{s}" for s in suffixes))
+    if data_dir is not None:
+        refuse_inside_data(data_dir, out, option=option, example=stem + suffixes[0])
+    return out
+
+
+#: (what, suffixes, stem) of each report file: the messages name the document and an example
+_STATS_OUT = ("统计表", (".xlsx", ".pdf"), "统计")
+_NOTICE_OUT = ("公示", (".pdf", ".docx"), "公示")
+_LEDGER_OUT = ("问题台账", (".xlsx",), "台账")
+_LEDGER_PDF_OUT = ("可打印的问题台账", (".pdf",), "台账")
+
+
+def check_ledger_path(path: Path | str, data_dir: Path | str | None = None, *, as_pdf: bool = False) -> Path:
+    """Raise OutputError unless the ledger can be written to ``path``: an .xlsx (with ``as_pdf``
+    a .pdf) file, not a folder, outside ``data_dir``. Call it before a long audit."""
+    what, suffixes, stem = _LEDGER_PDF_OUT if as_pdf else _LEDGER_OUT
+    option = "--pdf" if as_pdf else "-o"
+    hint = "" if as_pdf else "例如 -o 台账.xlsx；可打印的 PDF 请用 --pdf 台账.pdf"
+    return check_output_file(data_dir, path, what=what, suffixes=suffixes, stem=stem, option=option, hint=hint)
 
 
 @dataclass(frozen=True)
@@ -338,6 +405,8 @@ def stats(data_dir: Path | str, out: Path | str, *, villages: tuple[str, ...] = 
     from .reports.stats import compute_stats
     from .reports.stats_write import write_stats
 
+    what, suffixes, stem = _STATS_OUT
+    check_output_file(data_dir, out, what=what, suffixes=suffixes, stem=stem)
     tables = compute_stats(Path(data_dir), villages)
     return StatsResult(tables, write_stats(tables, Path(out)))
 
@@ -349,6 +418,8 @@ def notice(data_dir: Path | str, village: str, kind: str, out: Path | str, *, ho
     Raises NoticeError (e.g. PeriodTooShortError) when it cannot be made as asked."""
     from .reports.notice import make_notice
 
+    what, suffixes, stem = _NOTICE_OUT
+    check_output_file(data_dir, out, what=what, suffixes=suffixes, stem=stem)
     return make_notice(Path(data_dir), village, kind, Path(out), households=households, start=start, days=days)
 
 
@@ -368,10 +439,12 @@ def audit(data_dir: Path | str, *, rules: Sequence[Path | str] = (), previous: P
 def write_ledger(result: AuditResult, path: Path | str, *, as_pdf: bool = False,
                  data_dir: Path | str | None = None) -> Path:
     """Write the 问题台账 to ``path``: the .xlsx workbook, or with ``as_pdf`` the printable PDF
-    (``data_dir``: in the fonts its archive.toml names). Return the path written."""
+    (``data_dir``: in the fonts its archive.toml names). Return the path written.
+    Raises OutputError for a path that is a folder, has the wrong suffix or lies inside the
+    data directory audited."""
     from .checks import write_pdf, write_xlsx
 
-    path = Path(path)
+    path = check_ledger_path(path, data_dir if data_dir is not None else result.data_dir, as_pdf=as_pdf)
     if as_pdf:
         return write_pdf(result, path, data_dir=Path(data_dir) if data_dir is not None else None)
     return write_xlsx(result, path)

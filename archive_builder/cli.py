@@ -29,13 +29,30 @@ import click
 
 from . import __version__, api, cli_messages
 from .cli_group import ArchiveGroup, Options, _tolerant_streams
-from .errors import ExitCode, ValidationFailed, quiet_library_logs
+from .errors import ArchiveError, ExitCode, ValidationFailed, quiet_library_logs
 
 cli_messages.install()  # click's own messages (usage errors, prompts) in Chinese
 
 
 #: the data directory argument of every command (existence is checked by the core, in Chinese)
 DATA_DIR = click.Path(path_type=Path, file_okay=True, dir_okay=True)
+
+
+class Day(click.ParamType):
+    """A date option, spelled as records may spell dates (2025-06-02, 2025.6.2, 2025年6月2日)."""
+
+    name = "日期"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return api.parse_day(str(value))
+        except ArchiveError as exc:
+            self.fail(f"{exc.message}；{exc.hint}", param, ctx)
+
+
+DAY = Day()
 
 
 @click.group(cls=ArchiveGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -78,20 +95,19 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 )
 @click.option(
     "--today",
-    type=click.DateTime(["%Y-%m-%d"]),
+    type=DAY,
     hidden=True,
     help="按这一天检查「日期不晚于今天」（测试用）",
 )
 @click.pass_obj
 def validate(
-    opts: Options, data: Path, strict: bool, as_json: bool, today: Any
+    opts: Options, data: Path, strict: bool, as_json: bool, today: date | None
 ) -> ExitCode:
     """检查数据目录：格式、身份证号码、必填项、佐证材料等。
 
     退出码：0 没有问题；1 有错误（--strict 时警告也算）；2 数据目录无法使用。
     """
-    day: date | None = today.date() if today else None
-    report = api.validate(data, strict=strict, today=day)
+    report = api.validate(data, strict=strict, today=today)
     if as_json:
         click.echo(json.dumps(report.to_json(), ensure_ascii=False, indent=2))
     else:
@@ -410,23 +426,32 @@ def users_remove(name: str, data: Path | None, out: Path | None) -> ExitCode:
 
 @main.command("audit")
 @click.argument("data", type=DATA_DIR)
-@click.option("-o", "--output", "out", type=click.Path(path_type=Path), help="写出问题台账 .xlsx（每村一个工作表，另有汇总表）")
-@click.option("--rules", "rules", type=click.Path(path_type=Path), multiple=True,
+@click.option("-o", "--output", "out", type=click.Path(path_type=Path), metavar="台账文件",
+              help="写出问题台账 .xlsx 文件（每村一个工作表，另有汇总表），如 台账.xlsx")
+@click.option("--rules", "rules", type=click.Path(path_type=Path), multiple=True, metavar="规则文件",
               help="另加的规则文件（.yaml），在数据目录 rules/ 中的规则之后应用，可重复")
-@click.option("--previous", type=click.Path(path_type=Path), help="上一轮的台账 .xlsx：保留整改状态和备注，标出新增、仍未整改、已整改")
+@click.option("--previous", type=click.Path(path_type=Path), metavar="上一轮台账",
+              help="上一轮的台账 .xlsx：保留整改状态和备注，标出新增、仍未整改、已整改")
 @click.option("--json", "as_json", is_flag=True, help="以 JSON 输出到标准输出，供脚本使用")
-@click.option("--pdf", "pdf", type=click.Path(path_type=Path), help="另存可打印的问题台账 PDF")
+@click.option("--pdf", "pdf", type=click.Path(path_type=Path), metavar="PDF文件",
+              help="另存可打印的问题台账 .pdf 文件，如 台账.pdf")
 @click.option("--village", "villages", multiple=True, help="只检查这个村（村代码或村名，可重复）")
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), hidden=True, help="按这一天计算整改时限（测试用）")
+@click.option("--today", type=DAY, hidden=True, help="按这一天计算整改时限（测试用）")
 @click.pass_obj
 def audit_cmd(opts: Options, data: Path, out: Path | None, rules: tuple[Path, ...], previous: Path | None,
-              as_json: bool, pdf: Path | None, villages: tuple[str, ...], today: Any) -> ExitCode:
+              as_json: bool, pdf: Path | None, villages: tuple[str, ...], today: date | None) -> ExitCode:
     """按政策规则检查数据目录（两不愁三保障、收入、程序、帮扶措施、佐证材料、监测），生成问题台账。
 
     规则：内置全国通用规则，加上数据目录 rules/*.yaml 中县里增加、修改或停用的规则。
-    退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录或规则文件无法使用。
+
+    退出码：0 没有「严重」问题；1 有「严重」问题；2 数据目录、规则文件或上一轮台账无法使用；4 台账文件无法写出。
     """
-    result = api.audit(data, rules=rules, previous=previous, today=today.date() if today else None,
+    # before the audit, which takes a while: a wrong place for the ledger is said at once
+    if out is not None:
+        api.check_ledger_path(out, data)
+    if pdf is not None:
+        api.check_ledger_path(pdf, data, as_pdf=True)
+    result = api.audit(data, rules=rules, previous=previous, today=today,
                        villages=villages)
     for text in result.rule_errors:
         click.echo(f"规则出错：{text}", err=True)
@@ -467,24 +492,31 @@ def stats_cmd(opts: Options, data: Path, villages: tuple[str, ...], out: Path) -
     return ExitCode.ok
 
 
+def _id_list(values: tuple[str, ...]) -> list[str]:
+    """The 户编号 of a repeatable option, each value holding one or more (comma, 、 or space between)."""
+    import re
+
+    return [h for item in values for h in re.split(r"[,，、;；\s]+", item) if h]
+
+
 @main.command("notice")
 @click.argument("data", type=DATA_DIR)
 @click.option("--village", required=True, help="村代码或村名")
 @click.option("--kind", required=True, type=click.Choice(["识别公示", "退出公示", "监测公示", "公告"]),
               metavar="识别公示|退出公示|监测公示|公告", help="公示种类")
 @click.option("--households", multiple=True, metavar="户编号",
-              help="只公示这些户（可重复）；默认为公示期内有该种程序记录的户")
-@click.option("--from", "start", type=click.DateTime(["%Y-%m-%d"]), metavar="日期",
-              help="公示开始日期，如 2025-06-02（默认：本村最近一次该种公示的日期）")
+              help="只公示这些户：多个户编号用逗号隔开，或重复本选项；默认为公示期内有该种程序记录的户")
+@click.option("--from", "start", type=DAY, metavar="日期",
+              help="公示开始日期，如 2025-06-02、2025.6.2 或 2025年6月2日（默认：本村最近一次该种公示的日期）")
 @click.option("--days", type=int, metavar="天数", help="公示天数（默认：规定的最少天数；监测公示不少于 5 天，识别、退出不少于 7 天）")
 @click.option("-o", "--output", "out", type=click.Path(path_type=Path), required=True, metavar="文件",
               help="输出文件：.pdf 或 .docx（可编辑的 Word 文档）")
 @click.pass_obj
-def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: tuple[str, ...], start: Any,
+def notice_cmd(opts: Options, data: Path, village: str, kind: str, households: tuple[str, ...], start: date | None,
                days: int | None, out: Path) -> ExitCode:
     """生成公示、公告（公文格式）：名单不含身份证号码、电话、银行账号和健康状况。"""
-    result = api.notice(data, village, kind, out, households=[h for item in households for h in item.split(",")],
-                        start=start.date() if start else None, days=days)
+    result = api.notice(data, village, kind, out, households=_id_list(households),
+                        start=start, days=days)
     for text in result.warnings:
         if not opts.quiet:
             click.echo(f"警告：{text}", err=True)

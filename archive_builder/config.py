@@ -22,7 +22,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef,import-not-found,unused-ignore]
 
-from .errors import os_reason
+from .errors import ConfigError, os_reason
 from .problems import Problem, error, warning
 
 
@@ -124,6 +124,42 @@ class VillageConfig(Section):
 
 
 _POSITION = re.compile(r"\(at line (\d+), column (\d+)\)")
+#: tomllib's messages (English) → what the clerk reads; the first match wins
+_TOML_MESSAGES = (
+    ("Expected newline or end of document after a statement",
+     "值后面多了内容（一行只能写一项）：文字值要用英文双引号括起来，数字不带单位，如 year = 2025"),
+    ("Invalid value", "值的写法不对：文字要用英文双引号括起来，数字不带单位，true/false 用英文小写"),
+    ("Invalid statement", "这一行不是「名称 = 值」的写法"),
+    ("Expected '=' after a key", "名称后缺少等号「=」"),
+    ("Invalid initial character for a key part", "名称中有不允许的字符（名称只用英文字母、数字、下划线）"),
+    ("Expected ']' at the end of a table declaration", "表名（[名称]）缺少右方括号「]」"),
+    ("Expected ']]' at the end of an array declaration", "缺少「]]」"),
+    ("Unterminated string", "引号没有配对：文字值的两端都要有英文双引号"),
+    ("Unclosed array", "列表缺少右方括号「]」"),
+    ("Unclosed inline table", "缺少右花括号「}」"),
+    ("Invalid date or datetime", "日期不对（应为 2025-12-31 这样的写法）"),
+    ("Cannot declare", "同一个表（[名称]）写了两次"),
+    ("Cannot overwrite a value", "同一项写了两次"),
+    ("Cannot redefine namespace", "同一个表（[名称]）写了两次"),
+    ("Cannot mutate immutable namespace", "同一项写了两次"),
+    ("Duplicate inline table key", "同一项写了两次"),
+    ("Illegal character '\\n'", "引号没有配对：文字值的两端都要有英文双引号，且在同一行"),
+    ("Illegal character", "有不允许的字符（如中文引号、全角符号或不可见字符）"),
+    ("Found invalid character", "有不允许的字符（如中文引号、全角符号或不可见字符）"),
+    ("Unescaped '\\' in a string", "文字中的反斜杠「\\」要写成两个「\\\\」，或改用正斜杠「/」"),
+    ("Escaped character is not a Unicode scalar value", "文字中的转义字符不对"),
+    ("Invalid hex value", "文字中的转义字符不对"),
+    ("Expected", "缺少应有的符号"),
+)
+
+
+def _toml_message(message: str) -> str:
+    """tomllib's message in Chinese (its own text when it is not a known one)."""
+    for english, chinese in _TOML_MESSAGES:
+        if message.startswith(english):
+            return chinese
+    return message
+
 M = TypeVar("M", bound=BaseModel)
 
 
@@ -168,6 +204,7 @@ def read_toml(
         if match:
             line, column = int(match.group(1)), int(match.group(2))
             message = message[: match.start()].strip()
+        message = _toml_message(message)
         return (
             None,
             text,
@@ -314,6 +351,24 @@ def load_archive_config(
             )
         )
     return config, problems
+
+
+def require_usable(problems: list[Problem], display: str = "archive.toml") -> None:
+    """Raise ConfigError when ``problems`` (of one settings file) hold an error.
+
+    A command whose output prints the settings (县、乡、年度, the income standard) must not
+    run on the defaults that stand in for a wrong value: every cover would be blank or wrong.
+    The message lists each error with its place and fix; warnings (an unknown key) are left
+    to the caller to report.
+    """
+    errors = [p for p in problems if p.is_error]
+    if not errors:
+        return
+    lines = "\n".join("  " + p.format().replace("\n", "\n  ") for p in errors)
+    raise ConfigError(
+        f"{display} 有 {len(errors)} 处错误，数据目录无法使用：\n{lines}",
+        hint=f"请按上面的提示改正 {display} 后重新运行（archive-builder validate 可检查整个数据目录）",
+    )
 
 
 _VILLAGE_CODE = re.compile(r"\d{12}")

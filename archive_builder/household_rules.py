@@ -27,6 +27,7 @@ from .records import vocab
 from .records.idnumber import IdNumberError, parse_id
 from .records.layout import HOUSEHOLD_FILES
 from .records.loader import Dataset, EvidencePathError, LoadedHousehold, Village, resolve_evidence
+from .records.messages import unknown_key_text
 from .records.models import Household, Member, PartialDate, field_label, vocab_of
 
 #: the first year of 建档立卡; an exit year before it cannot be right
@@ -78,22 +79,23 @@ def _walk_into(model: BaseModel, path: str, out: list[tuple[BaseModel, str, str,
 
 def _extras(
     model: BaseModel, path: str = "", walked: Iterable[tuple[BaseModel, str, str, Any]] | None = None
-) -> Iterator[tuple[str, str]]:
-    """Yield (field path, key) of every unknown key; ``walked``: ``_walk(model, path)`` if known."""
+) -> Iterator[tuple[str, str, type[BaseModel]]]:
+    """Yield (field path, key, model class) of every unknown key; ``walked``: ``_walk(model,
+    path)`` if known."""
     for key in model.model_extra or {}:
-        yield (f"{path}.{key}" if path else str(key)), str(key)
+        yield (f"{path}.{key}" if path else str(key)), str(key), type(model)
     leaf = _LEAF_TYPES
     for _, _, here, value in _walk(model, path) if walked is None else walked:
         if type(value) in leaf:
             continue
         if isinstance(value, BaseModel):
             for key in value.model_extra or {}:
-                yield f"{here}.{key}", str(key)
+                yield f"{here}.{key}", str(key), type(value)
         elif isinstance(value, list):
             for index, item in enumerate(value):
                 if isinstance(item, BaseModel):
                     for key in item.model_extra or {}:
-                        yield f"{here}[{index}].{key}", str(key)
+                        yield f"{here}[{index}].{key}", str(key), type(item)
 
 
 class _HouseholdRules:
@@ -158,12 +160,10 @@ class _HouseholdRules:
         return _walk(self.record)
 
     def unknown_keys(self) -> None:
-        for path, key in _extras(self.record, walked=self.fields):
-            self.warn(
-                path,
-                f"未知字段「{key}」，已忽略",
-                "请检查键名拼写；可用的字段见数据格式说明（archive-builder help 数据格式）",
-            )
+        if self.household.record is None:  # a rejected record's were reported as it was read
+            return
+        for path, key, model_cls in _extras(self.record, walked=self.fields):
+            self.warn(path, *unknown_key_text(model_cls, key))
 
     def labels(self) -> None:
         for model, name, path, value in self.fields:

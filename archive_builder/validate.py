@@ -21,6 +21,7 @@ from .household_rules import _HouseholdRules
 from .problems import Problem, count, error, escalate
 from .records.cache import RecordCache
 from .records.loader import Dataset, LoadedHousehold, Village, load_dataset, real_path
+from .records.messages import repeated_id_number
 from .records.models import Household
 
 
@@ -237,18 +238,27 @@ def _where(dataset: Dataset, village: Village, household: LoadedHousehold) -> st
 
 
 def _duplicates(dataset: Dataset) -> list[Problem]:
-    """Return one error per repeated 户编号 or ID number, naming both households."""
+    """Return the errors of repeated 户编号 and ID numbers: each household holding one gets an
+    error naming the others (a build must make none of them: any may hold the wrong number).
+    Within one household, the later member's entry names the earlier one."""
     problems = []
-    first_household: dict[str, tuple[Village, LoadedHousehold]] = {}
-    first_person: dict[str, tuple[Village, LoadedHousehold, int]] = {}
+    households: dict[str, list[tuple[Village, LoadedHousehold]]] = {}
+    people: dict[str, list[tuple[Village, LoadedHousehold, int, str]]] = {}
+    for village, household in dataset.households():
+        households.setdefault(household.household_id, []).append((village, household))
+        record = household.record or household.partial
+        for index, member in enumerate(record.members if record else []):
+            if len(member.id_number) == 18:
+                people.setdefault(member.id_number, []).append((village, household, index, member.name))
     for village, household in dataset.households():
         hid = household.household_id
-        if hid in first_household:
-            other_village, other = first_household[hid]
+        holders = households[hid]
+        if len(holders) > 1:
+            places = [_where(dataset, v, h) for v, h in holders if h is not household]
             line, column = household.position("household_id")
             problems.append(
                 error(
-                    f"户编号 {hid} 重复：{_where(dataset, other_village, other)}也使用了这个户编号",
+                    f"户编号 {hid} 重复：{'、'.join(places)}也使用了这个户编号",
                     "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
                     file=household.display,
                     line=line,
@@ -258,35 +268,34 @@ def _duplicates(dataset: Dataset) -> list[Problem]:
                     field="household_id",
                 )
             )
-        else:
-            first_household[hid] = (village, household)
         record = household.record or household.partial
         for index, member in enumerate(record.members if record else []):
             number = member.id_number
-            if len(number) != 18:
+            holders_of = people.get(number, ()) if len(number) == 18 else ()
+            if len(holders_of) < 2:
                 continue
+            others: list[tuple[str, int, str]] = [
+                ("" if h is household else _where(dataset, v, h), i, name)
+                for v, h, i, name in holders_of
+                if h is not household or i < index
+            ]
+            if not others:  # the first of its household, and no other household has it
+                continue
+            message, hint = repeated_id_number(number, member.name, others)
             path = f"members[{index}].id_number"
-            if number in first_person:
-                other_village, other, other_index = first_person[number]
-                if other is household:
-                    clash = f"本户第 {other_index + 1} 位成员也使用了这个号码"
-                else:
-                    clash = f"{_where(dataset, other_village, other)}第 {other_index + 1} 位成员也使用了这个号码"
-                line, column = household.position(path)
-                problems.append(
-                    error(
-                        f"公民身份号码 {number}（{member.name}）重复：{clash}",
-                        "同一人只能登记在一户中；请核对身份证原件，改正号码或从其中一户删除此人",
-                        file=household.display,
-                        line=line,
-                        column=column,
-                        village=village.config.name,
-                        household_id=hid,
-                        field=path,
-                    )
+            line, column = household.position(path)
+            problems.append(
+                error(
+                    message,
+                    hint,
+                    file=household.display,
+                    line=line,
+                    column=column,
+                    village=village.config.name,
+                    household_id=hid,
+                    field=path,
                 )
-            else:
-                first_person[number] = (village, household, index)
+            )
     return problems
 
 

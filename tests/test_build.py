@@ -307,6 +307,29 @@ def test_fixing_a_record_with_errors_renders_only_it(tmp_path):
     assert [h["item_no"] for h in village["households"]] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_misnamed_record_file_keeps_the_households_number_and_fails_the_build(tmp_path):
+    """Windows hid the extension: household.yaml is household.yaml.txt. The household is not
+    built (exit 3) but keeps its 件号, so renaming the file back renders it alone."""
+    data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 4),))
+    path, record = list(iter_records(data))[1]
+    hidden = path.with_name("household.yaml.txt")
+    path.rename(hidden)
+    out = tmp_path / "out"
+    result = run_build(data, "-o", out)
+    assert result.exit_code == ExitCode.partial, result.output
+    assert f"未生成：户 {record['household_id']}：数据有误" in result.stderr
+    assert "请把 household.yaml.txt 改名为 household.yaml" in result.stderr
+    (village,) = manifest(out)["villages"]
+    assert [h["item_no"] for h in village["households"]] == [1, 3, 4]
+    assert [f["household_id"] for f in manifest(out)["failed"]] == [record["household_id"]]
+    remarks = page_texts(PdfReader(out / village["boxes"][0]["file"]))[-1]
+    assert re.search(rf"缺第\s*0002\s*件.*{record['household_id']}", remarks, re.DOTALL), remarks
+    hidden.rename(path)
+    fixed = run_build(data, "-o", out)
+    assert fixed.exit_code == ExitCode.ok, fixed.output
+    assert summary_line(fixed).startswith("渲染 1 户 · 未变化 3 户"), fixed.stdout
+
+
 def test_village_with_no_household_built_does_not_stop_the_others(tmp_path):
     """Every household of 王楼村 has a bad ID number: it gets no box, the others do (exit 3)."""
     data = make_data(tmp_path / "data", villages=(("411621105201", "李庄村", 2), ("411621105202", "王楼村", 2)))

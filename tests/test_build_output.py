@@ -213,7 +213,7 @@ def test_output_under_a_file_fails_before_work(tmp_path, small, monkeypatch):
     monkeypatch.setattr(loader, "load_dataset", no_reading)
     result = run_build(data, "-o", blocker / "out")
     assert result.exit_code == ExitCode.output_unusable, result.output
-    assert "无法写入输出目录" in result.stderr
+    assert "是一个文件，不是文件夹" in result.stderr
     assert blocker.read_text() == "x"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]
 

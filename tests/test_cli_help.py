@@ -92,3 +92,21 @@ def test_the_data_format_document_is_in_an_installed_wheel(tmp_path: Path) -> No
     text = subprocess.run([python, "-m", "archive_builder", "help", "数据格式"], capture_output=True, env=env,
                           text=True, encoding="utf-8", cwd=tmp_path, timeout=120, check=False).stdout
     assert text == (ROOT / "docs" / "record-format.md").read_text(encoding="utf-8") + "\n"
+
+
+@pytest.mark.parametrize("command", _commands(main), ids=lambda c: " ".join(c) or "archive-builder")
+def test_every_argument_is_described(command: tuple[str, ...]) -> None:
+    """The 参数 section says what to give for each argument, not only its placeholder."""
+    group: click.Command = main
+    for name in command:
+        assert isinstance(group, click.Group)
+        group = group.commands[name]
+    ctx = click.Context(group, info_name=" ".join(command) or "archive-builder")
+    formatter = ctx.make_formatter()
+    group.format_options(ctx, formatter)
+    text = formatter.getvalue()
+    if "参数：" not in text:
+        return
+    section = text.split("参数：", 1)[1].split("选项：", 1)[0]
+    for line in section.strip("\n").splitlines():
+        assert len(line.split()) >= 2, f"{' '.join(command)}: {line!r} has no description"

@@ -111,9 +111,21 @@ def head_renamed(data: Path) -> None:
     write(path, record)
 
 
+def hide_a_record(data: Path) -> None:
+    """Windows hid the extension: the record is household.yaml.txt (unreadable, keeps its 件号)."""
+    path = records(data)[3][0]
+    path.rename(path.with_name("household.yaml.txt"))
+
+
+def unhide_the_record(data: Path) -> None:
+    (hidden,) = data.glob("*/*/household.yaml.txt")
+    hidden.rename(hidden.with_name("household.yaml"))
+
+
 STEPS: list[Callable[..., None]] = [
     change_income, delete_unchanged_packet, repeat_an_id_number, change_income, undo_the_repeat,
     add_household, change_income, remove_household, touch_village_toml, replace_photo, head_renamed,
+    hide_a_record, change_income, unhide_the_record,
 ]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from archive_builder.records.loader import (
     OUTPUT_MARKER,
     EvidencePathError,
     find_similar_ids,
+    item_number,
     load_dataset,
     load_household,
     resolve_evidence,
@@ -143,6 +145,7 @@ def test_bad_village_code_and_missing_name(make_data_dir: Any) -> None:
     assert messages == [
         "三里村/village.toml 未设置村名 name，暂用文件夹名「三里村」",
         "三里村/village.toml 村代码「4116」不是 12 位统计用区划代码",
+        "村文件夹「三里村」中没有任何农户文件夹，该村没有档案可生成",
     ]
 
 
@@ -174,25 +177,58 @@ def test_skipped_folders(make_data_dir: Any, name: str) -> None:
     assert [v.config.name for v in dataset.villages] == ["冯老村"]
 
 
-def test_folder_without_record_in_a_village_is_a_warning_naming_the_file(make_data_dir: Any) -> None:
-    """Windows hides extensions: "household.yaml" saved by Notepad is household.yaml.txt."""
+def test_a_household_folder_without_its_record_is_an_error_naming_the_file(make_data_dir: Any) -> None:
+    """Windows hides extensions: "household.yaml" saved by Notepad is household.yaml.txt. The
+    household is there, unreadable (an error; the build keeps its 件号); a folder that does
+    not look like a household's is only a warning."""
     data = make_data_dir()
     misnamed = data / "冯老村" / "4116211052010002_张三"
     misnamed.mkdir()
     (misnamed / "household.yaml.txt").write_text("household_id: '4116211052010002'\n", "utf-8")
     (misnamed / "门前.jpg").write_bytes(b"x")
+    (data / "冯老村" / "4116211052010003").mkdir()  # named like a household: its record is missing
     (data / "冯老村" / "空文件夹").mkdir()
     dataset = load_dataset(data)
-    only(dataset)  # the one valid household still loads
-    by_file = {p.file: p for p in dataset.problems}
-    assert set(by_file) == {"冯老村/4116211052010002_张三", "冯老村/空文件夹"}
-    problem = by_file["冯老村/4116211052010002_张三"]
-    assert problem.severity.value == "warning" and problem.village == "冯老村"
+    good, hidden, empty = dataset.villages[0].households
+    assert good.record is not None
+    assert (hidden.household_id, hidden.record, hidden.file) == ("4116211052010002", None, None)
+    (problem,) = hidden.problems
+    assert problem.is_error and problem.village == "冯老村" and problem.household_id == "4116211052010002"
+    assert problem.file == "冯老村/4116211052010002_张三/household.yaml.txt"
     assert problem.message == (
-        "文件夹「4116211052010002_张三」中没有记录文件 household.yaml，这一户未读取（文件夹中有：household.yaml.txt）"
+        "户文件夹「4116211052010002_张三」中没有记录文件 household.yaml，只有 household.yaml.txt，这一户无法读取"
     )
-    assert "文件扩展名" in problem.hint
-    assert by_file["冯老村/空文件夹"].message.endswith("这一户未读取")
+    assert problem.hint.startswith("请把 household.yaml.txt 改名为 household.yaml（") and "文件扩展名" in problem.hint
+    assert empty.household_id == "4116211052010003" and empty.problems[0].is_error
+    assert empty.problems[0].message == "户文件夹「4116211052010003」中没有记录文件 household.yaml，这一户无法读取"
+    (warned,) = dataset.problems
+    assert warned.file == "冯老村/空文件夹" and not warned.is_error
+    assert warned.message.endswith("这一户未读取")
+    assert item_number(data / "冯老村", "4116211052010003") == 3  # packet numbers it as build does
+
+
+def test_a_household_folder_unzipped_one_level_too_deep(make_data_dir: Any) -> None:
+    data = make_data_dir()
+    outer = data / "冯老村" / "4116211052010002"
+    write_household(outer / "4116211052010002", valid_household("4116211052010002", serial=1))
+    dataset = load_dataset(data)
+    _, nested = dataset.villages[0].households
+    (problem,) = nested.problems
+    assert problem.is_error and "它在下一层的「4116211052010002」文件夹中" in problem.message
+    assert problem.hint.startswith("请把「4116211052010002」中的全部文件移到「4116211052010002」中")
+
+
+def test_load_household_of_a_folder_with_a_misnamed_record(make_data_dir: Any) -> None:
+    """packet of that household says which file to rename (not 找不到该户)."""
+    data = make_data_dir()
+    folder = data / "冯老村" / "4116211052010002"
+    write_household(folder, valid_household("4116211052010002", serial=1))
+    (folder / "household.yaml").rename(folder / "household.yaml.txt")
+    dataset = load_household(data, "4116211052010002")
+    (household,) = dataset.villages[0].households
+    (problem,) = household.problems
+    assert problem.is_error and problem.hint.startswith("请把 household.yaml.txt 改名为 household.yaml")
+    assert problem.village == "冯老村"
 
 
 def test_two_record_files_in_one_folder(make_data_dir: Any) -> None:
@@ -228,7 +264,7 @@ def test_yaml_syntax_error_is_a_problem_and_others_still_load(
         4,
         4,
     )
-    assert problem.message.startswith("冯老村/broken/household.yaml YAML 格式错误：")
+    assert problem.message.startswith("YAML 格式错误：")
 
 
 def test_tab_indentation_message(make_data_dir: Any) -> None:
@@ -239,6 +275,26 @@ def test_tab_indentation_message(make_data_dir: Any) -> None:
     assert "含有制表符（Tab）" in problem.message
     assert problem.hint == "YAML 只能用空格缩进，请把 Tab 换成空格"
     assert problem.line == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("household_id: '1'\ngroup: 1\n\taddress: x\n", "含有制表符（Tab）"),
+        ("household_id: '1'\ngroup: @一组\n", "含有不能作为值开头的字符（如 @、`、%）"),
+        ("household_id: '1'\ngroup: [一组\n", "方括号「[」没有闭合，或列表的各项之间缺少英文逗号"),
+        ("household_id: '1'\ngroup: - 一组\n", "此处不能出现列表项「- 」"),
+        ("household_id: '1'\ngroup: \x07\n", "含有不允许的字符 U+0007"),
+    ],
+)
+def test_yaml_errors_are_chinese_and_name_the_file_once(make_data_dir: Any, text: str, what: str) -> None:
+    """The location says which file: the message does not repeat it, nor PyYAML's English."""
+    data = make_data_dir([{"_folder": "y", "_text": text}])
+    (problem,) = only(load_dataset(data)).problems
+    assert problem.message == f"YAML 格式错误：{what}"
+    assert problem.line is not None and problem.file == "冯老村/y/household.yaml"
+    assert problem.format().count("household.yaml") == 1
+    assert not re.search("[a-z]{4,}", problem.message + (problem.hint or "")), problem.message
 
 
 def test_json_record_with_positions(make_data_dir: Any) -> None:
@@ -264,7 +320,7 @@ def test_json_syntax_error_has_line_and_column(make_data_dir: Any) -> None:
     assert (problem.line, problem.column) == (3, 15)
     assert (
         problem.message
-        == "冯老村/j/household.json JSON 格式错误：缺少值或有多余的逗号（Expecting value）"
+        == "JSON 格式错误：缺少值或有多余的逗号"
     )
 
 
@@ -275,7 +331,7 @@ def test_gbk_file_is_read_with_a_warning(make_data_dir: Any) -> None:
     assert household.raw == {"household_id": "1", "household_type": "脱贫户"}
     assert (
         household.problems[0].message
-        == "冯老村/g/household.yaml 是 GBK 编码，已按 GBK 读取"
+        == "文件是 GBK 编码，已按 GBK 读取"
     )
     assert not household.problems[0].is_error
 
@@ -287,11 +343,11 @@ def test_empty_or_non_mapping_file(make_data_dir: Any) -> None:
     empty, listed = load_dataset(data).villages[0].households
     assert (
         empty.problems[0].message
-        == "冯老村/e/household.yaml 的内容应为「键: 值」形式的一户数据，但文件是空的"
+        == "文件的内容应为「键: 值」形式的一户数据，但文件是空的"
     )
     assert (
         listed.problems[0].message
-        == "冯老村/l/household.yaml 的内容应为「键: 值」形式的一户数据"
+        == "文件的内容应为「键: 值」形式的一户数据"
     )
 
 
@@ -440,7 +496,7 @@ def test_load_household_by_a_members_name_lists_the_households(make_data_dir: An
     with pytest.raises(HouseholdNotFoundError) as caught:
         load_household(data, "张堃")
     assert caught.value.hint == (
-        "请用户编号生成。家庭成员中有「张堃」的农户：4116211052010001（冯老村/4116211052010001）、"
+        "「张堃」不是户编号，请改用户编号生成。家庭成员中有此人的农户：4116211052010001（冯老村/4116211052010001）、"
         "4116211052010002（冯老村/4116211052010002）"
     )
     with pytest.raises(HouseholdNotFoundError) as caught:
@@ -461,10 +517,18 @@ def test_load_household_reports_clashes_with_other_files(make_data_dir: Any) -> 
     dataset = load_household(data, "4116211052010002")
     (problem,) = dataset.problems
     assert problem.field == "members[1].id_number"
+    # the words of validate and build: the other household's village, file, member and name
     assert problem.message == (
-        f"公民身份号码 {first['members'][1]['id_number']}（李秀英）重复：户 4116211052010001"
-        "（冯老村/4116211052010001/household.yaml）中也有此人"
+        f"公民身份号码 {first['members'][1]['id_number']}（李秀英）重复：冯老村 户 4116211052010001"
+        "（冯老村/4116211052010001/household.yaml）第 2 位成员李秀英也使用了这个号码"
     )
+    assert problem.line is not None
+    second["members"][1]["name"] = "李秀华"
+    write_household(data / "冯老村" / "4116211052010002", second)
+    (problem,) = load_household(data, "4116211052010002").problems
+    assert problem.message.endswith("第 2 位成员李秀英也使用了这个号码，但姓名不同，可能有一处号码抄错了")
+    (problem,) = load_household(data, "4116211052010001").problems  # the first is refused as well
+    assert problem.message.endswith("第 2 位成员李秀华也使用了这个号码，但姓名不同，可能有一处号码抄错了")
 
 
 def test_find_similar_ids() -> None:
@@ -567,7 +631,7 @@ def test_yaml_left_to_pyyaml_keeps_the_encoding_warning(tmp_path: Path) -> None:
     parsed = loader.read_record_file(path, "x/household.yaml")
     assert parsed.ok and parsed.data["home"] == {"村": "李庄", "组": "一组"}
     messages = [p.message for p in parsed.problems]
-    assert messages[0] == "x/household.yaml 是 GBK 编码，已按 GBK 读取"
+    assert messages[0] == "文件是 GBK 编码，已按 GBK 读取"
     assert any("键「home2」重复出现" in m for m in messages) and len(messages) == 2
 
 

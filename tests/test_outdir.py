@@ -45,7 +45,7 @@ def test_unwritable_output_fails_before_work(tmp_path):
 def test_output_that_is_a_file_fails(tmp_path):
     target = tmp_path / "out"
     target.write_text("x")
-    with pytest.raises(OutputError, match="无法写入输出目录"):
+    with pytest.raises(OutputError, match="是一个文件，不是文件夹"):
         outdir.prepare(target, tmp_path / "data")
 
 

@@ -143,13 +143,22 @@ def test_ids_unique_within_and_across_villages(check: Any) -> None:
     second["members"][1] = dict(first["members"][1])
     second["_village"] = "王楼村"
     number = first["members"][1]["id_number"]
+    # both households get the error (either may hold someone else's number), each naming the other
     assert check(first, second, villages=villages) == [
         (
             "error",
             "members[1].id_number",
             (
+                f"公民身份号码 {number}（李秀英）重复：王楼村 户 4116211052020001（王楼村/4116211052020001/household.yaml）"
+                "第 2 位成员李秀英也使用了这个号码"
+            ),
+        ),
+        (
+            "error",
+            "members[1].id_number",
+            (
                 f"公民身份号码 {number}（李秀英）重复：冯老村 户 4116211052010001（冯老村/4116211052010001/household.yaml）"
-                "第 2 位成员也使用了这个号码"
+                "第 2 位成员李秀英也使用了这个号码"
             ),
         ),
     ]
@@ -161,14 +170,21 @@ def test_ids_unique_within_and_across_villages(check: Any) -> None:
         (
             "error",
             "members[2].id_number",
-            f"公民身份号码 {number}（张堃）重复：本户第 2 位成员也使用了这个号码",
+            f"公民身份号码 {number}（张堃）重复：本户第 2 位成员李秀英也使用了这个号码，但姓名不同，可能有一处号码抄错了",
         ),
     ]
 
 
 def test_household_ids_unique(check: Any) -> None:
+    """Both households with the 户编号 get the error (in different villages a build would
+    otherwise make the first)."""
     second = {**valid_household(serial=1), "_folder": "另一户"}
     assert check(valid_household(), second) == [
+        (
+            "error",
+            "household_id",
+            "户编号 4116211052010001 重复：冯老村 户 4116211052010001（冯老村/另一户/household.yaml）也使用了这个户编号",
+        ),
         (
             "error",
             "household_id",
@@ -258,6 +274,49 @@ def test_unknown_key_is_a_warning(check: Any) -> None:
     assert one(check, members__0__nickname="老张") == [
         ("warning", "members[0].nickname", "未知字段「nickname」，已忽略"),
     ]
+
+
+def test_a_misspelt_key_suggests_the_field(check: Any) -> None:
+    assert one(check, members__0__ethnicty="回族") == [
+        ("warning", "members[0].ethnicty", "未知字段「ethnicty」，已忽略。是否为 ethnicity（民族）？"),
+    ]
+
+
+def _misspell(record: dict[str, Any]) -> dict[str, Any]:
+    """The reviewer's record: two required keys and an optional one misspelt."""
+    out = {("househld_type" if k == "household_type" else "phnoe" if k == "phone" else k): v
+           for k, v in record.items()}
+    out["members"] = [dict(m) for m in record["members"]]
+    out["members"][0] = {("relatoin" if k == "relation" else k): v for k, v in record["members"][0].items()}
+    return out
+
+
+def test_misspelt_keys_are_reported_on_their_lines_when_the_record_is_rejected(make_data_dir: Any) -> None:
+    """A required key misspelt: the error says so on the misspelt key's line; the other
+    unknown keys are still warned about (the rules, which report them, do not run)."""
+    record = {**valid_household(), "phone": "13912345678"}
+    data = make_data_dir([_misspell(record)])
+    problems = validate_dataset(load_dataset(data), today=TODAY)
+    text = (data / problems[0].file).read_text("utf-8").splitlines()
+    found = [(p.severity.value, p.field, p.message, text[p.line - 1].strip().split(":")[0]) for p in problems]
+    assert found == [
+        ("error", "household_type", "缺少必填项「户类型」：键名「househld_type」是否为 household_type 的误写？",
+         "househld_type"),
+        ("error", "members[0].relation", "缺少必填项「与户主关系」：键名「relatoin」是否为 relation 的误写？",
+         "- relatoin" if text[problems[1].line - 1].lstrip().startswith("-") else "relatoin"),
+        ("warning", "phnoe", "未知字段「phnoe」，已忽略。是否为 phone（联系电话）？", "phnoe"),
+    ]
+    assert problems[0].hint == "请把键名「househld_type」改为 household_type"
+
+
+def test_unknown_keys_are_the_same_whether_the_record_is_rejected_or_not(check: Any) -> None:
+    """Read from the mapping (record rejected) or from the model (record valid): same warnings."""
+    changes = dict(nickname="x", members__1__nickname="y", members__0__ethnicty="汉族",
+                   causes__other_cause="z", members__2__sexx="男")
+    valid = one(check, **changes)
+    rejected = one(check, exit_year="不知道", **changes)
+    assert len(valid) == 5
+    assert sorted(valid) == sorted(p for p in rejected if p[0] == "warning")
 
 
 def test_group_must_be_a_village_group(check: Any) -> None:
@@ -474,6 +533,7 @@ def test_village_codes_unique(check: Any) -> None:
         {**DEFAULT_VILLAGE, "folder": "王楼村", "name": "王楼村"},
     ]
     assert check(villages=villages) == [
+        ("warning", None, "村文件夹「王楼村」中没有任何农户文件夹，该村没有档案可生成"),
         (
             "error",
             "code",

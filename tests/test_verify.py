@@ -142,6 +142,18 @@ def test_a_cover_without_a_version_claim_is_explained() -> None:
     assert "没有登记版本" in info.value.message and "--store" in (info.value.hint or "")
 
 
+def test_a_hash_one_digit_off_shows_where_it_differs(tmp_path: Path, record: dict) -> None:
+    """The stored and the printed hash are shown as long as the printed one, so they look different."""
+    store = VersionStore(tmp_path)
+    v1 = _build(store, tmp_path, record)
+    printed = v1.content_hash[:16]
+    last = "0" if printed[-1] != "0" else "1"
+    wrong = printed[:-1] + last
+    result = verify(store, f"AB1|{record['household_id']}|v1|{wrong}")
+    assert result.status == "unknown"
+    assert f"第 1 版哈希为 {printed}，与纸质件的 {wrong} 不同" in result.reason
+
+
 def test_the_headline_names_the_version_the_hash_identifies(tmp_path: Path, record: dict) -> None:
     """A number that disagrees with the hash: the verdict is about the version the hash is,
     and the disagreement is said whatever the verdict."""

@@ -111,10 +111,11 @@ class Settings:
 
 def read_settings(data_dir: Path, options: BuildOptions) -> Settings:
     """Return the build's settings: archive.toml's, overridden by the options given."""
-    from ..config import load_archive_config
+    from ..config import load_archive_config, require_usable
     from ..records import loader  # noqa: F401 - the record models, imported once before workers fork
 
     config, problems = load_archive_config(data_dir / "archive.toml")
+    require_usable(problems)  # (checked before writing by ``_check_inputs``; this run reads it again)
     config = config.with_overrides(templates__set=options.template_set)
     formats = options.formats
     if formats is None:  # archive.toml [output] word_copy = true asks for Word copies
@@ -280,6 +281,8 @@ class Build:
         """load → validate → plan → render → collate → record versions → manifest."""
         import time
 
+        from ..records.loader import unbuildable
+
         started = time.monotonic()
         self._check_inputs()
         self.out = self.summary.out_dir = outdir.prepare(self.out, self.data_dir)
@@ -299,6 +302,9 @@ class Build:
                 scheduler.start_early(functools.partial(_warm_worker, self.data, settings.config))
                 dataset = self.load(settings, scheduler, later, walked)
                 villages = _select(dataset.villages, self.options.villages)
+                # a village with a broken or missing village.toml: its households are not built
+                villages, unbuilt = unbuildable(dataset, villages, everything=not self.options.villages)
+                self.summary.failed.extend(unbuilt)
                 self.dataset, self.villages = dataset, villages  # for the audit line (``build``)
                 fonts = functools.partial(_font_config, self.data, settings, villages)
                 scheduler.on_start = lambda: font_set(fonts())  # workers inherit registered fonts

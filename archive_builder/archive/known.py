@@ -39,7 +39,7 @@ from .. import __version__
 from . import uptodate
 
 KNOWN_FILE = ".cache/households.pickle"
-_FORMAT = 1
+_FORMAT = 2  # 2: the problems remembered are worded as validation words them now
 
 
 @dataclass(slots=True)  # one a household of the county

@@ -197,6 +197,7 @@ def prepare(out_dir: Path, data_dir: Path) -> Path:
             f"输出目录 {out_dir} 包含了数据目录 {data_dir}",
             hint="请另选一个单独的输出目录",
         )
+    _not_a_file(out, out_dir, data_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / f".write-test-{os.getpid()}"
@@ -211,6 +212,19 @@ def prepare(out_dir: Path, data_dir: Path) -> Path:
     if not marker.exists():
         atomic_write(marker, "archive-builder 输出目录（请勿把数据放在此处）\n".encode())
     return out
+
+
+def _not_a_file(out: Path, given: Path, data_dir: Path) -> None:
+    """Raise OutputError when ``out``, or a folder it would be made in, is a file."""
+    for path in (out, *out.parents):
+        if path.exists():
+            if path.is_dir():
+                return
+            where = f"输出目录 {given}" if path == out else f"输出目录 {given} 的上级 {path}"
+            raise OutputError(
+                f"{where} 是一个文件，不是文件夹",
+                hint=f"输出目录须是文件夹（不存在时会自动新建）：请用 -o 另选一个文件夹，例如 -o {default_output(data_dir)}",
+            )
 
 
 @contextlib.contextmanager

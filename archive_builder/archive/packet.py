@@ -676,7 +676,7 @@ def make_packet(
     from . import outdir
 
     household_id = typed_household_id(household_id)
-    dataset = load_household(data_dir, household_id)
+    dataset = load_household(data_dir, household_id, settings_required=True)  # its values are printed
     dataset.config = dataset.config.with_overrides(templates__set=template_set_name)
     problems = validate_dataset(dataset, strict=strict, today=today)
     errors = [p for p in problems if p.is_error]

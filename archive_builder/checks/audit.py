@@ -90,6 +90,8 @@ class AuditResult:
     rules: int = 0
     #: 类别 in the order of the rule set (the summary's columns)
     category_order: list[str] = field(default_factory=list)
+    #: the data directory audited (a ledger is never written inside it)
+    data_dir: Path | None = None
 
     @property
     def open_rows(self) -> list[LedgerRow]:
@@ -286,7 +288,7 @@ def audit_dataset(dataset: Any, *, rules: Sequence[Path] = (), today: dt.date | 
     sets = _RuleSets(Path(dataset.root), [Path(p) for p in rules], config.archive, ref_date)
     rows: list[LedgerRow] = []
     errors: list[RuleRunError] = []
-    result = AuditResult(rows, today, config.archive.county, config.archive.township)
+    result = AuditResult(rows, today, config.archive.county, config.archive.township, data_dir=Path(dataset.root))
     first_set: RuleSet | None = None
     for village in dataset.villages:
         rule_set, auditor = sets.get(village.path)
@@ -429,7 +431,8 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
                 park(household)
 
         with Scheduler(jobs or os.cpu_count() or 1) as scheduler:  # a first run parses on every CPU
-            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many, loaded=loaded)
+            dataset = load_dataset(Path(data_dir), cache=cache, parse_many=scheduler.parse_many, loaded=loaded,
+                                   settings_required=True)  # the income standard and year come from it
         if cache is not None:
             try:
                 cache.save()  # the next audit (or build) reads the records from it

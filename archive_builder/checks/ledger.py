@@ -37,8 +37,8 @@ def read_ledger(path: Path) -> list[dict[str, str]]:
         raise LedgerError(f"找不到上一轮台账 {path}", hint="请检查 --previous 给出的路径") from None
     except OSError as exc:
         raise LedgerError(f"无法读取上一轮台账 {path}：{os_reason(exc)}") from exc
-    except Exception as exc:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
-        raise LedgerError(f"上一轮台账 {path} 不是有效的 .xlsx 文件（{type(exc).__name__}）",
+    except Exception:  # noqa: BLE001 - openpyxl raises many kinds for a damaged file
+        raise LedgerError(f"上一轮台账 {path} 不是有效的 .xlsx 文件（{_not_xlsx_reason(path)}）",
                           hint="请给出本程序生成的台账（.xlsx），用 WPS 或 Excel 编辑后另存为 .xlsx") from None
     rows: list[dict[str, str]] = []
     try:
@@ -62,6 +62,16 @@ def read_ledger(path: Path) -> list[dict[str, str]]:
         raise LedgerError(f"上一轮台账 {path} 中没有「问题编码」列",
                           hint="请给出本程序生成的台账；编辑时不要删除「问题编码」列")
     return rows
+
+
+def _not_xlsx_reason(path: Path) -> str:
+    """Why openpyxl could not open ``path``, in the user's words (its exceptions are English names)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in ("", ".xlsx", ".xlsm"):
+        return "文件已损坏，或不是 Excel 工作簿"
+    if suffix in (".xls", ".et", ".csv"):
+        return f"这是 {suffix} 表格，不是 .xlsx 格式"
+    return f"这是 {suffix} 文件，不是 Excel 工作簿"
 
 
 def _cell_text(value: Any) -> str:

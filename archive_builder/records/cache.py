@@ -26,7 +26,7 @@ from .. import __version__
 
 #: 4: parked households keep ParkedPositions, slotted ParkedRecord (3: an SQLite database of
 #: pickled entries; 2: text is checked on reading, issue 17)
-_FORMAT = 4
+_FORMAT = 5  # 5: validation messages reworded (repeated IDs, unknown keys, YAML errors)
 #: entries pickled and written at once by ``save``
 _BATCH = 64
 

@@ -37,6 +37,7 @@ from ..config import (
     VillageConfig,
     load_archive_config,
     load_village_config,
+    require_usable,
 )
 from ..errors import DataDirError, HouseholdNotFoundError, os_reason
 from ..problems import Problem, error, warning
@@ -46,7 +47,7 @@ from .layout import HOUSEHOLD_FILES, OUTPUT_MARKER  # noqa: F401 - imported from
 from .layout import HOUSEHOLD_ID_LINE as _HOUSEHOLD_ID
 from .layout import record_files as _record_files
 from .layout import subfolders as _subfolders
-from .messages import problems_from_validation_error
+from .messages import problems_from_validation_error, repeated_id_number
 from .models import Household, join_path, split_path
 
 Position = tuple[int | None, int | None]
@@ -226,6 +227,8 @@ class Village:
     households: list[LoadedHousehold] = field(default_factory=list)
     #: ``village.toml`` relative to the data directory
     display: str = ""
+    #: the errors of its ``village.toml``: its code or name cannot be trusted, so it is not built
+    errors: tuple[Problem, ...] = ()
 
 
 @dataclass
@@ -237,6 +240,8 @@ class Dataset:
     villages: list[Village]
     #: problems not tied to one household (archive.toml, village.toml, folder layout)
     problems: list[Problem]
+    #: village folders with households but no ``village.toml`` (not read; an error in ``problems``)
+    unread: list[Path] = field(default_factory=list)
 
     def households(self) -> Iterator[tuple[Village, LoadedHousehold]]:
         """Yield every (village, household) in folder order."""
@@ -449,7 +454,18 @@ def load_yaml(text: str) -> Any:
     keeping an impossible date as text like the record loader."""
     return yaml.load(text, Loader=_Loader)  # _Loader is a safe loader
 
+#: (text PyYAML's problem or context contains, what it means, how to fix), first match wins
 _YAML_MESSAGES = (
+    (
+        "found a tab character",
+        "含有制表符（Tab）",
+        "YAML 只能用空格缩进，请把 Tab 换成空格",
+    ),
+    (
+        "found character '\\t'",
+        "含有制表符（Tab）",
+        "YAML 只能用空格缩进，请把 Tab 换成空格",
+    ),
     (
         "mapping values are not allowed",
         "此处不能出现「: 」",
@@ -460,22 +476,52 @@ _YAML_MESSAGES = (
         "缺少英文冒号「:」",
         "请检查这一行或上一行是否写成了「键 值」或用了中文冒号",
     ),
-    (
-        "found character '\\t'",
-        "含有制表符（Tab）",
-        "YAML 只能用空格缩进，请把 Tab 换成空格",
-    ),
     ("found unexpected end of stream", "文件意外结束", "请检查引号或括号是否成对"),
     (
         "found undefined alias",
         "使用了未定义的别名（*）",
-        "请删除该别名或先定义对应的锚点（&）",
+        "请删除该别名或先定义对应的锚点（&）；值以 * 开头时请给整个值加引号",
+    ),
+    (
+        "did not find expected ',' or ']'",
+        "方括号「[」没有闭合，或列表的各项之间缺少英文逗号",
+        "请补上「]」，或在各项之间加英文逗号「,」；值以 [ 开头时请给整个值加引号",
+    ),
+    (
+        "did not find expected ',' or '}'",
+        "花括号「{」没有闭合，或各项之间缺少英文逗号",
+        "请补上「}」，或在各项之间加英文逗号「,」；值以 { 开头时请给整个值加引号",
+    ),
+    (
+        "found character that cannot start any token",
+        "含有不能作为值开头的字符（如 @、`、%）",
+        "以这些字符开头的值请给整个值加引号，如 '@某某'",
+    ),
+    (
+        "block sequence entries are not allowed",
+        "此处不能出现列表项「- 」",
+        "列表项要另起一行，并比所属的键多缩进；若「- 」是值的一部分，请给整个值加引号",
+    ),
+    (
+        "did not find expected node content",
+        "此处缺少值，或有多余的括号",
+        "请检查这一行的括号和引号是否成对",
+    ),
+    (
+        "did not find expected <document start>",
+        "文件结束标记后还有内容",
+        "请删除「...」或「---」以及之后多余的内容",
+    ),
+    (
+        "did not find expected alphabetic or numeric character",
+        "锚点或别名（& 或 *）后缺少名字",
+        "值以 & 或 * 开头时请给整个值加引号",
     ),
     ("expected <block end>", "缩进不一致", "同一层的键要对齐；请检查这一行的缩进"),
     (
         "did not find expected key",
         "缩进不一致或缺少键",
-        "同一层的键要对齐；请检查这一行的缩进",
+        "同一层的键要对齐；请检查这一行的缩进，以及引号后是否还有多余的文字",
     ),
     (
         "did not find expected '-' indicator",
@@ -491,12 +537,28 @@ _YAML_MESSAGES = (
     (
         "could not determine a constructor",
         "使用了不支持的标签（!）",
-        "请删除以「!」开头的标签",
+        "请删除以「!」开头的标签；值以 ! 开头时请给整个值加引号",
+    ),
+    (
+        "found undefined tag handle",
+        "使用了不支持的标签（!）",
+        "请删除以「!」开头的标签；值以 ! 开头时请给整个值加引号",
     ),
     (
         "found unknown escape character",
         "字符串中有无效的转义符「\\」",
         "请改用单引号，或把 \\ 写成 \\\\",
+    ),
+    (
+        "did not find expected hexdecimal number",
+        "字符串中有无效的转义符「\\x」或「\\u」",
+        "请改用单引号，或把 \\ 写成 \\\\",
+    ),
+    ("found unhashable key", "键不能是列表或映射", "请检查这一行的键名"),
+    (
+        "while scanning a block scalar",
+        "多行文字（| 或 >）的写法不对",
+        "「|」或「>」后面应直接换行，下面各行比键多缩进",
     ),
 )
 
@@ -529,6 +591,14 @@ def _translate(
     return "格式不对", "请检查这一行及上一行的缩进、冒号和引号"
 
 
+def _line_column(text: str, position: Any) -> tuple[int | None, int | None]:
+    """1-based line and column of character ``position`` of ``text`` (None when unknown)."""
+    if not isinstance(position, int) or position < 0:
+        return None, None
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
 @dataclass
 class _Parsed:
     data: Any = None
@@ -547,7 +617,7 @@ def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
     except UnicodeDecodeError:
         parsed.problems.append(
             error(
-                f"{display} 不是 UTF-8 编码，无法读取",
+                "文件不是 UTF-8 编码，无法读取",
                 "请用记事本或 WPS 另存为 UTF-8 编码",
                 file=display,
             )
@@ -555,7 +625,7 @@ def _decode(raw: bytes, display: str, parsed: _Parsed) -> str | None:
         return None
     parsed.problems.append(
         warning(
-            f"{display} 是 GBK 编码，已按 GBK 读取",
+            "文件是 GBK 编码，已按 GBK 读取",
             "建议用记事本或 WPS 另存为 UTF-8 编码，以免在其他电脑上出现乱码",
             file=display,
         )
@@ -591,18 +661,39 @@ def _parse_yaml(text: str, display: str, parsed: _Parsed) -> None:
             what, hint = _translate("found character '\\t'", _YAML_MESSAGES)
         parsed.problems.append(
             error(
-                f"{display} YAML 格式错误：{what}（{exc.problem or exc.context}）",
+                f"YAML 格式错误：{what}",  # the path is the problem's location: not repeated
                 hint,
                 file=display,
                 line=mark.line + 1 if mark else None,
                 column=mark.column + 1 if mark else None,
             )
         )
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow (pure-Python reader)
+        line, column = _line_column(text, exc.position)
         parsed.problems.append(
             error(
-                f"{display} YAML 格式错误：{exc}",
-                "请检查文件内容是否完整",
+                f"YAML 格式错误：含有不允许的字符 U+{exc.character:04X}" if isinstance(exc.character, int)
+                else "YAML 格式错误：含有不允许的字符",
+                "请删除该字符（常见于从 Word 或网页复制粘贴），或重新输入这一行",
+                file=display,
+                line=line,
+                column=column,
+            )
+        )
+    except RecursionError:
+        parsed.problems.append(
+            error(
+                "YAML 格式错误：嵌套层数太多",
+                "请检查文件内容是否完整，或是否误粘贴了其他内容",
+                file=display,
+            )
+        )
+    except (yaml.YAMLError, ValueError, TypeError) as exc:
+        what, hint = _translate(str(exc), _YAML_MESSAGES)
+        parsed.problems.append(
+            error(
+                f"YAML 格式错误：{what}",
+                hint if what != "格式不对" else "请检查文件内容是否完整",
                 file=display,
             )
         )
@@ -789,7 +880,7 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
         what, hint = _translate(exc.msg, _JSON_MESSAGES)
         parsed.problems.append(
             error(
-                f"{display} JSON 格式错误：{what}（{exc.msg}）",
+                f"JSON 格式错误：{what}",
                 hint,
                 file=display,
                 line=exc.lineno,
@@ -797,10 +888,10 @@ def _parse_json(text: str, display: str, parsed: _Parsed) -> None:
             )
         )
         return
-    except (ValueError, RecursionError) as exc:
+    except (ValueError, RecursionError):
         parsed.problems.append(
             error(
-                f"{display} JSON 格式错误：{exc}",
+                "JSON 格式错误：嵌套层数太多或内容无法识别",
                 "请检查文件内容是否完整",
                 file=display,
             )
@@ -852,7 +943,7 @@ def read_record_file(path: Path, display: str) -> _Parsed:
     except OSError as exc:
         parsed.problems.append(
             error(
-                f"无法读取 {display}：{os_reason(exc)}",
+                f"无法读取该文件：{os_reason(exc)}",
                 "请检查文件权限",
                 file=display,
             )
@@ -974,7 +1065,7 @@ def _build_record(lh: LoadedHousehold, village_name: str) -> None:
         lh.record = Household.model_validate(lh.raw)
         return
     except ValidationError as exc:
-        lh.problems.extend(problems_from_validation_error(exc, lh.position, **where))
+        lh.problems.extend(problems_from_validation_error(exc, lh.position, lh.raw, **where))
         errors = exc.errors()
     # Leave the wrong values out and try again, so the validator can still check the rest.
     salvage = copy.deepcopy(lh.raw)
@@ -1109,7 +1200,7 @@ def _load_household_folder(
     if not isinstance(parsed.data, dict):
         lh.problems.append(
             error(
-                f"{display} 的内容应为「键: 值」形式的一户数据"
+                "文件的内容应为「键: 值」形式的一户数据"
                 + ("，但文件是空的" if parsed.data is None else ""),
                 "请参照数据格式说明填写，第一行一般是 household_id: 户编号",
                 file=display,
@@ -1149,8 +1240,10 @@ def _with(problem: Problem, **where: Any) -> Problem:
 
 
 def _open_root(
-    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None
+    data_dir: Path, archive: tuple[ArchiveConfig, list[Problem]] | None = None, *, settings_required: bool = False
 ) -> tuple[Path, ArchiveConfig, list[Problem]]:
+    """The data directory, its archive.toml and what is wrong with it; ``settings_required``:
+    raise ConfigError when archive.toml has an error (for commands that print its values)."""
     root = Path(data_dir)
     if not root.exists():
         raise DataDirError(f"数据目录不存在：{root}", hint="请检查路径是否写对")
@@ -1172,10 +1265,14 @@ def _open_root(
             hint="请指定包含 archive.toml 的文件夹（如 households_sample），或参照数据格式说明新建 archive.toml",
         )
     config, problems = archive or load_archive_config(toml, "archive.toml")
+    if settings_required:
+        require_usable(problems)
     return root, config, problems
 
 
-def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
+def _village_folders(root: Path, problems: list[Problem], unread: list[Path] | None = None) -> list[Path]:
+    """The village folders (with ``village.toml``); ``unread`` gets those with households but
+    without it (an error each)."""
     villages = []
     for folder in _subfolders(root):
         if (folder / "village.toml").is_file():
@@ -1190,6 +1287,16 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
                     file=_relative(root, folder),
                 )
             )
+            if unread is not None:
+                unread.append(folder)
+        elif _looks_like_village(folder):
+            problems.append(
+                warning(
+                    f"文件夹「{folder.name}」中既没有 village.toml，也没有农户文件夹，未当作村读取",
+                    '若这是一个村，请在其中新建 village.toml（写明 code 和 name）并放入各户的文件夹；否则请把它移出数据目录',
+                    file=_relative(root, folder),
+                )
+            )
     if not villages:
         problems.append(
             warning(
@@ -1199,6 +1306,19 @@ def _village_folders(root: Path, problems: list[Problem]) -> list[Path]:
             )
         )
     return villages
+
+
+_VILLAGE_LIKE = re.compile(r"^\d{12}|(村|社区|居委会)$")
+
+
+def _looks_like_village(folder: Path) -> bool:
+    """A folder named like a village (12-digit code first, or 村/社区 last), not one of the
+    data directory's own folders (fonts, documents)."""
+    return bool(_VILLAGE_LIKE.search(folder.name))
+
+
+def _village_errors(config_problems: list[Problem]) -> tuple[Problem, ...]:
+    return tuple(p for p in config_problems if p.is_error)
 
 
 def _load_village(
@@ -1215,7 +1335,7 @@ def _load_village(
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    village = Village(folder, config, [], display)
+    village = Village(folder, config, [], display, _village_errors(more))
     if _record_files(folder):
         problems.append(
             warning(
@@ -1253,8 +1373,19 @@ def _load_village(
             village.households.append(household)
             if loaded is not None:
                 loaded(household)
+        elif (orphan := unreadable_household(root, sub, config.name)) is not None:
+            village.households.append(orphan)  # not built, but keeps its 件号
         else:
             problems.append(_no_record(root, sub, config.name))
+    if not village.households and not _subfolders(folder) and not _record_files(folder):
+        problems.append(
+            warning(
+                f"村文件夹「{folder.name}」中没有任何农户文件夹，该村没有档案可生成",
+                "请把该村各户的文件夹（每户一个，内有 household.yaml）放进这个文件夹；若该村不需要建档，请把它移出数据目录",
+                file=_relative(root, folder),
+                village=config.name,
+            )
+        )
     return village
 
 
@@ -1274,6 +1405,69 @@ def _links_out(root: Path, folder: Path) -> bool:
         return not folder.resolve().is_relative_to(root.resolve())
     except (OSError, RuntimeError):
         return True
+
+
+#: a folder named like a household: its 户编号 (16 or 18 digits), maybe followed by a name
+_HOUSEHOLD_FOLDER = re.compile(r"^([0-9]{18}|[0-9]{16})(?![0-9])")
+
+
+def _record_like(folder: Path) -> list[str]:
+    """Names of the files in ``folder`` that look like a misnamed record file
+    (``household.yaml.txt``, ``Household.YAML``, ``4116….yaml``), sorted."""
+    try:
+        names = sorted(p.name for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    except OSError:
+        return []
+    return [n for n in names if n.lower().startswith("household") or n.lower().endswith((".yaml", ".yml", ".json"))]
+
+
+def unreadable_household(root: Path, folder: Path, village_name: str) -> LoadedHousehold | None:
+    """The household of a village's folder that looks like a household's (named by a 户编号,
+    or holding a misnamed record file such as ``household.yaml.txt``) but has no record file:
+    not built, with an error naming the file to rename. None for any other folder.
+
+    Like a record with errors, it keeps its place among the village's households (its 件号):
+    a misnamed file must not renumber every later household, nor drop one silently.
+    """
+    named = _HOUSEHOLD_FOLDER.match(folder.name)
+    files = _record_like(folder)
+    nested = next((sub for sub in _subfolders(folder) if _record_files(sub)), None)
+    if named is None and not files and nested is None:
+        return None
+    household_id = named.group(1) if named else None
+    if household_id is None:
+        for name in files:
+            try:
+                found = _HOUSEHOLD_ID.search((folder / name).read_text("utf-8-sig", errors="replace")[:4096])
+            except OSError:
+                continue
+            if found:
+                household_id = found.group(1)
+                break
+    household_id = household_id or folder.name
+    display = _relative(root, folder)
+    explorer = "Windows 可能隐藏了扩展名：请在资源管理器的「查看」中勾选「文件扩展名」后改名"
+    if nested is not None and not files:  # unzipped into a folder of the same name
+        message = (f"户文件夹「{folder.name}」中没有记录文件 household.yaml，它在下一层的「{nested.name}」文件夹中，"
+                   "这一户无法读取")
+        hint = f"请把「{nested.name}」中的全部文件移到「{folder.name}」中，再删除空的「{nested.name}」（常见于解压时多了一层文件夹）"
+    elif files:
+        file = files[0]
+        wanted = "household.json" if ".json" in file.lower() else "household.yml" if ".yml" in file.lower() else "household.yaml"
+        listed = "、".join(files[:5])
+        message = (f"户文件夹「{folder.name}」中没有记录文件 household.yaml，只有 {listed}，这一户无法读取"
+                   if len(files) == 1 else
+                   f"户文件夹「{folder.name}」中没有记录文件 household.yaml（文件夹中有：{listed}），这一户无法读取")
+        hint = f"请把 {file} 改名为 {wanted}" + (f"（{explorer}）" if file.lower().endswith(".txt") else "")
+        if named is None:
+            hint += "；若该文件夹不是一户，请把它移出村文件夹"
+        display = _relative(root, folder / file)
+    else:
+        message = f"户文件夹「{folder.name}」中没有记录文件 household.yaml，这一户无法读取"
+        hint = ("请把这一户的记录文件放进该文件夹并命名为 household.yaml（" + explorer
+                + "）；若该户已不存在，请把文件夹移出村文件夹")
+    problem = error(message, hint, file=display, village=village_name, household_id=household_id)
+    return LoadedHousehold(folder, None, household_id, None, None, Positions(), [problem], display)
 
 
 def _no_record(root: Path, folder: Path, village_name: str) -> Problem:
@@ -1302,6 +1496,7 @@ def load_dataset(
     archive: tuple[ArchiveConfig, list[Problem]] | None = None,
     loaded: Callable[[LoadedHousehold], None] | None = None,
     known: Callable[[Path], LoadedHousehold | None] | None = None,
+    settings_required: bool = False,
 ) -> Dataset:
     """Return every village and household of ``data_dir``; raise DataDirError if it is unusable.
 
@@ -1312,12 +1507,15 @@ def load_dataset(
     with each household as soon as it is read (the build parks it: :func:`park`). ``known``
     returns, for a household folder, the build's stub of it (a parked household carrying what
     the last run found, :mod:`archive_builder.archive.known`), or None to read it.
+    ``settings_required``: raise ConfigError when archive.toml has an error (a command whose
+    documents print its values); else its errors are among the dataset's problems.
     """
-    root, config, problems = _open_root(data_dir, archive)
+    root, config, problems = _open_root(data_dir, archive, settings_required=settings_required)
     jobs: list[tuple[Village, int, _ParseJob]] | None = [] if parse_many is not None else None
+    unread: list[Path] = []
     villages = [
         _load_village(root, folder, problems, cache, jobs, loaded, known)
-        for folder in _village_folders(root, problems)
+        for folder in _village_folders(root, problems, unread)
     ]
     if jobs:
         assert parse_many is not None
@@ -1326,7 +1524,7 @@ def load_dataset(
             village.households[index] = job.finish(lh, cache)
             if loaded is not None:
                 loaded(village.households[index])
-    return Dataset(root, config, villages, problems)
+    return Dataset(root, config, villages, problems, unread)
 
 
 # --- one household, fast -------------------------------------------------------------------
@@ -1371,8 +1569,20 @@ def _village_index(village: Path) -> list[IndexEntry]:
 def item_number(village_folder: Path, household_id: str) -> int | str:
     """Return the household's 件号 as ``build`` numbers it: its place among the village's
     households ordered by 户编号 (those with errors count too); "" when it is not listed."""
-    ids = sorted(e.household_id for e in _village_index(Path(village_folder)))
+    village = Path(village_folder)
+    ids = sorted([*(e.household_id for e in _village_index(village)), *(h.household_id for h in _unreadable(village))])
     return ids.index(household_id) + 1 if household_id in ids else ""
+
+
+def _unreadable(village: Path, village_name: str = "") -> list[LoadedHousehold]:
+    """The village's household folders without a record file (``unreadable_household``)."""
+    found = []
+    for folder in _subfolders(village):
+        if not _record_files(folder):
+            household = unreadable_household(village.parent, folder, village_name)
+            if household is not None:
+                found.append(household)
+    return found
 
 
 def find_similar_ids(
@@ -1397,15 +1607,16 @@ def typed_household_id(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text))
 
 
-def load_household(data_dir: Path, household_id: str) -> Dataset:
+def load_household(data_dir: Path, household_id: str, *, settings_required: bool = False) -> Dataset:
     """Return a dataset holding only the household ``household_id`` (for ``packet``).
 
     The folder named like the 户编号 is tried first; otherwise a cheap text scan finds it.
     Uniqueness of the 户编号 and of its members' ID numbers across the whole data directory is
     checked against the same scan; clashes are added to ``Dataset.problems``.
-    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there.
+    Raises HouseholdNotFoundError (with near matches as the hint) when it is not there, and
+    with ``settings_required`` ConfigError when archive.toml has an error.
     """
-    root, config, problems = _open_root(data_dir)
+    root, config, problems = _open_root(data_dir, settings_required=settings_required)
     index = scan_index(root)
     candidates = [e for e in index if e.folder.name == household_id]
     candidates += [
@@ -1421,10 +1632,18 @@ def load_household(data_dir: Path, household_id: str) -> Dataset:
         problems.extend(village_problems)
         problems.extend(_clashes(root, household, village.config.name, index))
         return Dataset(root, config, [village], problems)
+    for village_folder in _village_folders(root, []):  # a household folder whose record is misnamed
+        for household in _unreadable(village_folder):
+            if household_id in (household.household_id, household.folder.name):
+                village_problems = []
+                village = _village_only(root, village_folder, village_problems)
+                household.problems = [_with(p, village=village.config.name) for p in household.problems]
+                village.households.append(household)
+                return Dataset(root, config, [village], [*problems, *village_problems])
     similar = find_similar_ids([e.household_id for e in index], household_id)
     named = _named(index, household_id)
     if named:
-        hint = "请用户编号生成。家庭成员中有「{}」的农户：{}".format(
+        hint = "「{}」不是户编号，请改用户编号生成。家庭成员中有此人的农户：{}".format(
             household_id, "、".join(f"{e.household_id}（{_relative(root, e.folder)}）" for e in named[:5])
         )
     elif similar:
@@ -1457,9 +1676,10 @@ def open_villages(data_dir: Path) -> list[Village]:
     """Return the data directory's villages without their households (archive.toml checked).
 
     Cheap (no household is read): a build checks its inputs with it before it writes anything.
-    Raises DataDirError when the folder is not a data directory.
+    Raises DataDirError when the folder is not a data directory, ConfigError when archive.toml
+    has an error.
     """
-    root, _config, problems = _open_root(data_dir)
+    root, _config, problems = _open_root(data_dir, settings_required=True)
     return [_village_only(root, folder, problems) for folder in _village_folders(root, problems)]
 
 
@@ -1467,7 +1687,28 @@ def _village_only(root: Path, folder: Path, problems: list[Problem]) -> Village:
     display = _relative(root, folder / "village.toml")
     config, more = load_village_config(folder / "village.toml", display, folder.name)
     problems.extend(_with(p, village=config.name) for p in more)
-    return Village(folder, config, [], display)
+    return Village(folder, config, [], display, _village_errors(more))
+
+
+def unbuildable(dataset: Dataset, chosen: list[Village], *, everything: bool) -> tuple[list[Village], list[tuple[str, str]]]:
+    """Split the chosen villages into those that can be built and the households that cannot.
+
+    A village whose ``village.toml`` has an error (a wrong code, a syntax error) is not built:
+    its folder, boxes and covers would carry a wrong or empty code. Nor is a folder with
+    households but no ``village.toml`` (``Dataset.unread``, only when ``everything`` was
+    chosen). Returns (the buildable villages, (户编号, reason) of each household not built).
+    """
+    buildable, failed = [], []
+    for village in chosen:
+        if not village.errors:
+            buildable.append(village)
+            continue
+        reason = f"村文件夹「{village.path.name}」的 village.toml 有错误，该村未生成（请先改正 village.toml）"
+        failed += [(str(h.household_id), reason) for h in sorted(village.households, key=lambda h: str(h.household_id))]
+    for folder in dataset.unread if everything else ():
+        reason = f"村文件夹「{folder.name}」中缺少 village.toml，该村未生成（请先新建 village.toml）"
+        failed += [(hid, reason) for hid in sorted({e.household_id for e in _village_index(folder)})]
+    return buildable, failed
 
 
 def _clashes(
@@ -1492,15 +1733,27 @@ def _clashes(
             )
     record = household.record or household.partial
     for i, member in enumerate(record.members if record else []):
-        for entry in others:
-            if member.id_number in entry.id_numbers:
-                problems.append(
-                    error(
-                        f"公民身份号码 {member.id_number}（{member.name}）重复：户 {entry.household_id}"
-                        f"（{_relative(root, entry.file)}）中也有此人",
-                        "同一人只能属于一户；请核对身份证号码，或从其中一户删除此人",
-                        field=f"members[{i}].id_number",
-                        **where,
-                    )
-                )
+        holders = [entry for entry in others if member.id_number in entry.id_numbers]
+        if not holders:
+            continue
+        message, hint = repeated_id_number(
+            member.id_number, member.name, [_holder(root, entry, member.id_number) for entry in holders]
+        )
+        line, column = household.position(f"members[{i}].id_number")
+        problems.append(
+            error(message, hint, field=f"members[{i}].id_number", line=line, column=column, **where)
+        )
     return problems
+
+
+def _holder(root: Path, entry: IndexEntry, number: str) -> tuple[str, int, str]:
+    """(place, member position, name) of the member of ``entry``'s household with ID ``number``,
+    as ``validate`` names a repeated ID number's other holder (read only on a clash)."""
+    village = _village_only(root, entry.village_folder, [])
+    other = load_household_folder(root, entry.folder, village.config.name)
+    record = (other.record or other.partial) if other is not None else None
+    place = f"{village.config.name} 户 {entry.household_id}（{_relative(root, entry.file)}）"
+    for index, member in enumerate(record.members if record else []):
+        if member.id_number == number:
+            return place, index, member.name
+    return place, -1, ""

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ..problems import Problem, error
-from .models import Household, field_label, join_path
+from ..problems import Problem, error, warning
+from .models import Household, close_field, field_label, join_path, model_at, split_path, unknown_keys
 
 #: pydantic error type → (what it should be, how to fix)
 _EXPECTED: dict[str, tuple[str, str]] = {
@@ -72,16 +72,29 @@ def loc_to_path(loc: tuple[Any, ...]) -> str:
     return join_path(parts)
 
 
-def problem_from_error(item: Any, locate: Locate, **where: Any) -> Problem:
-    """Return one problem for one entry of ``ValidationError.errors()``."""
+def problem_from_error(item: Any, locate: Locate, raw: Any = None, **where: Any) -> Problem:
+    """Return one problem for one entry of ``ValidationError.errors()``; ``raw``: the mapping
+    validated (a missing key misspelt in it is named)."""
     path = loc_to_path(item["loc"])
     label = field_label(Household, path) if path else "记录"
     kind = item["type"]
     line, column = locate(path)
     if kind == "missing":
+        name = path.rsplit(".", 1)[-1]
+        typo = _misspelt(raw, path)
+        if typo is not None:  # the key is there, misspelt: say so where it is
+            line, column = locate(typo[0])
+            return error(
+                f"缺少必填项「{label}」：键名「{typo[1]}」是否为 {name} 的误写？",
+                f"请把键名「{typo[1]}」改为 {name}",
+                line=line,
+                column=column,
+                field=path,
+                **where,
+            )
         return error(
             f"缺少必填项「{label}」",
-            f"请补充「{label}」（键名 {path.rsplit('.', 1)[-1]}）",
+            f"请补充「{label}」（键名 {name}）",
             line=line,
             column=column,
             field=path,
@@ -104,7 +117,75 @@ def problem_from_error(item: Any, locate: Locate, **where: Any) -> Problem:
 
 
 def problems_from_validation_error(
-    exc: ValidationError, locate: Locate, **where: Any
+    exc: ValidationError, locate: Locate, raw: Any = None, **where: Any
 ) -> list[Problem]:
-    """Return one problem per error of ``exc``, located by ``locate(field_path)``."""
-    return [problem_from_error(item, locate, **where) for item in exc.errors()]
+    """Return one problem per error of ``exc``, located by ``locate(field_path)``; with ``raw``
+    (the mapping validated), its unknown keys too (a rejected record has no ``model_extra``
+    for the rules to report them from), but those a missing key's error names."""
+    problems = [problem_from_error(item, locate, raw, **where) for item in exc.errors()]
+    if raw is not None:
+        named = {
+            typo[0] for item in exc.errors() if item["type"] == "missing"
+            and (typo := _misspelt(raw, loc_to_path(item["loc"]))) is not None
+        }
+        for path, key, model_cls in unknown_keys(raw):
+            if path not in named:
+                message, hint = unknown_key_text(model_cls, key)
+                line, column = locate(path)
+                problems.append(warning(message, hint, line=line, column=column, field=path, **where))
+    return problems
+
+
+def unknown_key_text(model_cls: Any, key: str) -> tuple[str, str]:
+    """(message, hint) of an unknown key of a ``model_cls`` mapping: a near field is suggested."""
+    near = close_field(model_cls, key)
+    if near is not None:
+        label = model_cls.model_fields[near].title or near
+        return (
+            f"未知字段「{key}」，已忽略。是否为 {near}（{label}）？",
+            f"若是，请把键名改为 {near}；可用的字段见数据格式说明（archive-builder help 数据格式）",
+        )
+    return (
+        f"未知字段「{key}」，已忽略",
+        "请检查键名拼写；可用的字段见数据格式说明（archive-builder help 数据格式）",
+    )
+
+
+def _misspelt(raw: Any, path: str) -> tuple[str, str] | None:
+    """(field path, key) of the key of ``raw`` next to missing ``path`` that is its misspelling."""
+    if not isinstance(raw, dict) or not path:
+        return None
+    parts = split_path(path)
+    parent: Any = raw
+    for part in parts[:-1]:
+        try:
+            parent = parent[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    model_cls = model_at(join_path(parts[:-1]))
+    if not isinstance(parent, dict) or model_cls is None:
+        return None
+    for key in parent:
+        if isinstance(key, str) and close_field(model_cls, key) == parts[-1]:
+            return join_path([*parts[:-1], key]), key
+    return None
+
+
+def repeated_id_number(number: str, name: str, others: list[tuple[str, int, str]]) -> tuple[str, str]:
+    """(message, hint) of an ID number that ``name`` shares with ``others``: each one's place
+    (``李庄村 户 … （文件）``, or "" for the same household), member position (from 0; -1 when not known) and name.
+
+    Every holder gets such an error (each naming the others), so neither household is built
+    with a number that may be someone else's; differing names mean one number is miscopied.
+    """
+    places = "、".join(
+        f"{place or '本户'}第 {index + 1} 位成员{other}" if index >= 0 else f"{place}中"  # found by text only
+        for place, index, other in others
+    )
+    message = f"公民身份号码 {number}（{name}）重复：{places}也使用了这个号码"
+    if any(index >= 0 and other != name for _, index, other in others):
+        message += "，但姓名不同，可能有一处号码抄错了"
+        hint = "请核对各人的身份证原件，改正抄错的号码"
+    else:
+        hint = "同一人只能登记在一户中；请核对身份证原件，从其中一户删除此人（或改正号码）"
+    return message, hint

@@ -586,6 +586,61 @@ FIELD_LABELS: dict[str, str] = {}
 _collect_labels(Household, "", FIELD_LABELS)
 
 
+def model_at(path: str) -> type[BaseModel] | None:
+    """The model class of the mapping at field path ``path`` ("" is the household, list
+    positions may be there or not), or None when no model is there."""
+    return _model_at(_POSITION.sub("", path))
+
+
+@functools.lru_cache(maxsize=256)
+def _model_at(path: str) -> type[BaseModel] | None:
+    current: Any = Household
+    for part in split_path(path):
+        info = current.model_fields.get(part) if isinstance(part, str) else None
+        if info is None:
+            return None
+        current, _ = _child(info.annotation)
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+    return current  # type: ignore[no-any-return]
+
+
+def unknown_keys(data: Any, path: str = "", model_cls: type[BaseModel] | None = Household) -> list[tuple[str, str, type[BaseModel]]]:
+    """(field path, key, model class of its mapping) of every key of the raw mapping ``data``
+    that its model does not know, depth first in file order: what ``model_extra`` keeps of a
+    validated record, found without validating (a rejected record has none)."""
+    out: list[tuple[str, str, type[BaseModel]]] = []
+    if model_cls is None or not isinstance(data, dict):
+        return out
+    fields = model_cls.model_fields
+    for key, value in data.items():
+        here = f"{path}.{key}" if path else str(key)
+        info = fields.get(key) if isinstance(key, str) else None
+        if info is None:
+            out.append((here, str(key), model_cls))
+            continue
+        inner, _ = _child(info.annotation)
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            continue
+        if isinstance(value, dict):
+            out.extend(unknown_keys(value, here, inner))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                out.extend(unknown_keys(item, f"{here}[{index}]", inner))
+    return out
+
+
+def close_field(model_cls: type[BaseModel], key: str) -> str | None:
+    """The field of ``model_cls`` that ``key`` looks like a misspelling of (``ethnicty`` →
+    ``ethnicity``), or None."""
+    import difflib
+
+    if not isinstance(key, str) or key in model_cls.model_fields:
+        return None
+    found = difflib.get_close_matches(key.strip().lower(), list(model_cls.model_fields), n=1, cutoff=0.75)
+    return found[0] if found else None
+
+
 @functools.cache
 def vocab_of(model_cls: type[BaseModel], name: str) -> str | None:
     """Return the vocabulary name of field ``name`` of ``model_cls`` (None for free text)."""

@@ -51,7 +51,7 @@ def _unreadable(village: Village, household: LoadedHousehold) -> Problem:
 
 def load_villages(data_dir: Path, villages: Iterable[str] = ()) -> tuple[Dataset, list[LoadedVillage]]:
     """Return the data directory and its chosen villages with their readable records."""
-    dataset = load_dataset(Path(data_dir))
+    dataset = load_dataset(Path(data_dir), settings_required=True)  # archive.toml's values are printed
     chosen = select_villages(dataset.villages, villages)
     loaded = []
     for village in chosen:

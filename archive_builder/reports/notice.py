@@ -23,6 +23,7 @@ from typing import Any
 from ..checks.phases import PhasedStep, phased_steps
 from ..checks.rules import publicity_days, rule_params
 from ..errors import (
+    ExitCode,
     HouseholdNotFoundError,
     NoticeError,
     OutputError,
@@ -317,6 +318,7 @@ def _plan(
 
     chosen: list[tuple[Household, str]] = []
     if listed:
+        _refuse_ineligible(spec, [(by_id[h], matching[h]) for h in listed if h in by_id])
         skipped = {p.household_id for p in loaded.skipped}
         for hid in listed:
             record = by_id.get(hid)
@@ -355,6 +357,62 @@ def _plan(
         county=config.archive.county, committee=f"{vconf.name}村民委员会", phone=vconf.supervision_phone or "",
         start=start, days=days, household_ids=tuple(r.household_id for r, _ in chosen),
         columns=tuple(spec.headers.get(c, FIELDS[c]) for c in spec.columns), rows=rows, warnings=tuple(warnings),
+    )
+
+
+class IneligibleHouseholdsError(NoticeError):
+    """Households listed for a notice (``--households``) that its kind cannot show: a 监测公示
+    of a household that is not monitored would publish that it is."""
+
+    exit_code = ExitCode.problems
+
+
+#: the household types that are on the 识别 and 退出 notices (建档立卡 households)
+POOR_TYPES = ("贫困户", "脱贫户")
+
+
+def ineligible_reason(spec: NoticeKind, record: Household, steps: Sequence[PhasedStep]) -> str:
+    """Why ``record`` cannot be listed on a notice of ``spec`` ("" when it can).
+
+    The default list is the households with the kind's procedure step (``steps``); a household
+    named explicitly may lack that step yet (the notice being posted is that step), but its
+    data must fit one of the kind's phases: monitored (``monitor``) for 监测, a 贫困户 or 脱贫户
+    for 识别 and 退出."""
+    if steps:
+        return ""
+    if "监测" in spec.phases and record.monitor is not None:
+        return ""
+    if {"识别", "退出"} & set(spec.phases) and record.household_type in POOR_TYPES:
+        return ""
+    facts = [f"户类型为{record.household_type or '（未填）'}"]
+    if "监测" in spec.phases:
+        facts.append("没有监测信息（monitor）")
+    wanted = "、".join(spec.phases)
+    facts.append(f"也没有{wanted}阶段的「{spec.step}」程序记录")
+    return "，".join(facts)
+
+
+def _who_may_be_listed(spec: NoticeKind) -> str:
+    kinds = []
+    if "监测" in spec.phases:
+        kinds.append("监测对象（household.yaml 中有 monitor 监测信息的户）")
+    if {"识别", "退出"} & set(spec.phases):
+        kinds.append("户类型为贫困户或脱贫户的户")
+    return f"{spec.name}只能列出{'和'.join(kinds)}，或有{'、'.join(spec.phases)}阶段「{spec.step}」程序记录的户"
+
+
+def _refuse_ineligible(spec: NoticeKind, listed: Sequence[tuple[Household, Sequence[PhasedStep]]]) -> None:
+    """Raise IneligibleHouseholdsError naming every listed household the kind cannot show."""
+    wrong = [(record, why) for record, steps in listed if (why := ineligible_reason(spec, record, steps))]
+    if not wrong:
+        return
+    lines = []
+    for record, why in wrong:
+        head = f"（{record.head.name}）" if record.head and record.head.name else ""
+        lines.append(f"  户 {record.household_id}{head}：{why}")
+    raise IneligibleHouseholdsError(
+        f"以下 {len(wrong)} 户不能列入{spec.name}，否则公示内容与事实不符：\n" + "\n".join(lines),
+        hint=f"{_who_may_be_listed(spec)}。请从 --households 中去掉这些户，或先改正其数据",
     )
 
 

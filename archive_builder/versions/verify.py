@@ -194,8 +194,10 @@ def _never_recorded(number: int, hash_prefix: str, same_number: Version | None, 
     """Why a paper copy whose hash no stored version has is not found: it was never recorded here."""
     latest = versions[-1]
     if same_number is not None:
-        said = (f"此输出目录登记的第 {number} 版哈希为 {same_number.short_hash}，"
-                f"与纸质件的 {hash_prefix[:12]} 不同")
+        # as many digits as the paper shows: a shorter prefix can hide the one that differs
+        digits = max(len(hash_prefix), len(same_number.short_hash))
+        said = (f"此输出目录登记的第 {number} 版哈希为 {same_number.content_hash[:digits]}，"
+                f"与纸质件的 {hash_prefix} 不同")
     else:
         listed = "、".join(str(v.number) for v in versions)
         said = f"此输出目录只登记了第 {listed} 版，没有第 {number} 版"
