@@ -424,14 +424,16 @@ def notice(data_dir: Path | str, village: str, kind: str, out: Path | str, *, ho
 
 
 def audit(data_dir: Path | str, *, rules: Sequence[Path | str] = (), previous: Path | str | None = None,
-          today: date | None = None, villages: Sequence[str] = ()) -> AuditResult:
+          today: date | None = None, villages: Sequence[str] = (), jobs: int | None = None) -> AuditResult:
     """Check every (or the chosen) village's households against the policy rules (built-in,
     then ``DATA/rules/*.yaml``, then ``rules``); return the 问题台账. ``previous``: last round's
-    ledger (.xlsx) whose 整改状态 and 备注 carry over. Raises RuleFileError, DataDirError."""
+    ledger (.xlsx) whose 整改状态 and 备注 carry over. ``jobs``: processes reading records
+    (1 from a threaded server). Raises RuleFileError, DataDirError."""
     from .checks import run_audit
 
     return run_audit(Path(data_dir), rules=[Path(r) for r in rules],
-                     previous=Path(previous) if previous is not None else None, today=today, villages=villages)
+                     previous=Path(previous) if previous is not None else None, today=today, villages=villages,
+                     jobs=jobs)
 
 
 def write_ledger(result: AuditResult, path: Path | str, *, as_pdf: bool = False,

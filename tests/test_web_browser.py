@@ -202,3 +202,32 @@ def test_build_a_village_and_see_progress_reach_the_end(page: Any, tmp_path: Pat
     page.wait_for_load_state("load")
     page.reload()
     page.wait_for_selector("text=第1盒")
+
+
+@pytest.mark.parametrize("width", [1280, 1024])
+def test_ledger_and_search_fields_fit_the_window(browser: Any, server: dict[str, Any], tmp_path: Path,
+                                                 width: int) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN")
+    try:
+        tab = context.new_page()
+        tab.set_default_timeout(60_000)
+        tab.goto(server["url"] + "/village/411621105201/ledger")
+        tab.wait_for_selector("table.ledger")
+        overflow = tab.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+        assert overflow <= 0, f"问题台账比窗口宽 {overflow} px"
+        # each household number stays on its line, inside its column
+        assert tab.evaluate("""[...document.querySelectorAll('table.ledger td.hh a')].every(
+            a => a.getBoundingClientRect().right <= a.closest('td').getBoundingClientRect().right + 1)""")
+        _shot(tab, tmp_path, f"ledger-{width}")
+        tab.goto(server["url"] + "/village/411621105201")
+        for selector in ("form.filters input[name=q]", "header input[name=q]"):
+            room, needed = tab.evaluate("""(selector) => {
+                const input = document.querySelector(selector), style = getComputedStyle(input);
+                const ctx = document.createElement('canvas').getContext('2d');
+                ctx.font = style.font;
+                const room = input.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+                return [room, ctx.measureText(input.placeholder).width];
+            }""", selector)
+            assert needed <= room, f"{selector} 的提示文字被截断（需要 {needed:.0f} px，只有 {room:.0f} px）"
+    finally:
+        context.close()

@@ -59,6 +59,7 @@ class _Env:
         self.env = Environment(loader=PackageLoader("archive_builder.web", "templates"),
                                autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.filters["urlq"] = lambda s: urllib.parse.quote(str(s), safe="")
+        self.env.filters["ui"] = core.browser_text  # the core's command-line wording, for the pages
 
     def render(self, name: str, **context: Any) -> str:
         return self.env.get_template(name).render(**context)
@@ -90,7 +91,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         return sign("csrf:" + request.state.session)
 
     def page(request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
-        context.update(request=request, csrf=csrf_token(request), township=workspace.township,
+        context.update(request=request, csrf=csrf_token(request), township=workspace.township, force_label=core.FORCE_CHECKBOX,
                        job=workspace.job.state, me=getattr(request.state, "account", None))
         return HTMLResponse(templates.render(name, **context), status_code=status_code)
 
@@ -122,9 +123,12 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         workspace.ensure_loaded()
         manifest = workspace.manifest()
         built = {v.get("code"): v for v in manifest.get("villages", [])}
+        boxes = await _threaded(workspace.box_status)
+        ledger = await _threaded(workspace.ledger_counts, fresh=False)
+        states = {s.state for s in boxes.values()}
         return page(request, "township.html", villages=workspace.villages, built=built,
                     built_at=(manifest.get("built_at") or "").replace("T", " ")[:19],
-                    up_to_date=workspace.up_to_date, general=core.problems_json(workspace.dataset_problems),
+                    boxes=boxes, states=states, all_current=states == {"current"}, ledger=ledger, general=core.problems_json(workspace.dataset_problems),
                     total_households=len(workspace.rows), total_people=sum(r.members for r in workspace.rows))
 
     def village_info(request: Request) -> core.VillageInfo:
@@ -151,7 +155,31 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
     async def village_ledger(request: Request) -> Response:
         info = village_info(request)
         rows = await _threaded(core.village_ledger, workspace, info.code)
+        await _threaded(workspace.remember_ledger, info.code, rows)
         return page(request, "ledger.html", info=info, ledger=rows)
+
+    async def village_download(request: Request) -> Response:
+        """The ledger or the statistics of one village as a file: written by the core to a
+        temporary folder of the server's own, read back and sent; the name is the server's."""
+        info = village_info(request)
+        kind, suffix = request.path_params["kind"], request.path_params["suffix"]
+        if suffix not in ("xlsx", "pdf") or kind not in ("ledger", "stats"):
+            raise HTTPException(404, "找不到这个文件")
+        title = "问题台账" if kind == "ledger" else "贫情分析统计"
+        folder = Path(tempfile.mkdtemp(dir=uploads))
+        try:
+            path = folder / f"{kind}.{suffix}"
+            if kind == "ledger":
+                await _threaded(core.ledger_file, workspace, info.code, path, as_pdf=suffix == "pdf")
+            else:
+                await _threaded(core.stats_file, workspace, info.code, path)
+            data = path.read_bytes()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        media = "application/pdf" if suffix == "pdf" else \
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        name = urllib.parse.quote(f"{info.name}{title}.{suffix}")
+        return Response(data, media_type=media, headers={"Content-Disposition": f"attachment; filename*=UTF-8''{name}"})
 
     async def search(request: Request) -> Response:
         workspace.ensure_loaded()
@@ -179,12 +207,13 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         versions = workspace.versions(row.household_id)
         entries = core.history(workspace, row.household_id)
         show = versions[-1] if versions else None
-        try:
-            wanted = int(request.query_params.get("v", "0"))
-        except ValueError:
-            wanted = 0
-        if wanted:
-            show = next((v for v in versions if v.number == wanted), show)
+        asked = request.query_params.get("v")
+        if asked is not None:  # a version asked for by number: that one, or a page saying it does not exist
+            wanted = int(asked) if asked.strip().isdigit() else 0
+            show = next((v for v in versions if v.number == wanted), None)
+            if show is None:
+                have = f"现有版本 1–{versions[-1].number}" if versions else "该户还没有生成过档卡"
+                raise HTTPException(404, f"户 {row.household_id} 没有版本 {asked[:20]}（{have}）")
         ledger = await _threaded(core.household_ledger, workspace, row.household_id)
         return page(request, "household.html", row=row, sections=core.record_sections(row.loaded), ledger=ledger,
                     problems=core.problems_json(row.problems), versions=versions, history=entries, show=show,
@@ -301,8 +330,9 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             result = await _threaded(core.verify_photo, workspace, data, suffix)
         elif text:
             result = await _threaded(core.verify_text, workspace, text)
-        else:
-            raise core.UploadError("请粘贴二维码文字，或选择一张封面照片", hint="二维码文字以 AB1| 开头")
+        else:  # nothing was uploaded: say what to do on this page, not that an upload failed
+            return page(request, "verify.html", status_code=400, result=None, text="", changes=[],
+                        missing="请先粘贴封面二维码扫出的文字，或选择一张封面照片，再点「核对」。")
         return page(request, "verify.html", result=result, text=text, changes=core.change_rows(result.changes))
 
     # --- sheets ---------------------------------------------------------------------------------
@@ -324,9 +354,9 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         path = folder / f"表格{suffix}"
         path.write_bytes(data)
         try:
-            await _threaded(core.check_sheet, path)
+            await _threaded(core.check_sheet, path, Path(sheet.filename).name)
             report = await _threaded(core.import_sheet, workspace, path, dry_run=True,
-                                     force=form.get("force") == "1")
+                                     force=form.get("force") == "1", shown_name=Path(sheet.filename).name)
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -341,7 +371,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             raise HTTPException(404, "找不到这次上传（可能已导入或服务已重启），请重新上传表格")
         try:
             report = await _threaded(core.import_sheet, workspace, upload["path"], dry_run=False,
-                                     force=upload["force"])
+                                     force=upload["force"], shown_name=upload["name"])
         finally:
             shutil.rmtree(upload["path"].parent, ignore_errors=True)
         await _threaded(workspace.load)
@@ -381,6 +411,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
         Route("/village/{code}", village),
         Route("/village/{code}/stats", village_stats),
         Route("/village/{code}/ledger", village_ledger),
+        Route("/village/{code}/{kind:str}.{suffix:str}", village_download),
         Route("/search", search),
         Route("/household/{hid}", household),
         Route("/household/{hid}/regenerate", regenerate, methods=["POST"]),

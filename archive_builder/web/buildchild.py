@@ -37,6 +37,12 @@ class _PipeReporter:
         self._send("warn", text)
 
 
+def _problem_text(problem: Any) -> str:
+    where = f"户 {problem.household_id}：" if getattr(problem, "household_id", None) else ""
+    hint = f"（{problem.hint}）" if getattr(problem, "hint", None) else ""
+    return f"{where}{problem.message}{hint}"
+
+
 def main(argv: list[str]) -> int:
     from .core import build_now
 
@@ -44,7 +50,10 @@ def main(argv: list[str]) -> int:
     reporter = _PipeReporter(sys.stdout)
     try:
         summary = build_now(Path(data_dir), Path(out_dir), tuple(villages), reporter, jobs=None)
-        reporter._send("done", {"line": summary.line(), "failed": [list(f) for f in summary.failed[:50]]})
+        warnings = [str(w) for w in summary.warnings]
+        warnings += [_problem_text(p) for p in summary.problems if not p.is_error]
+        reporter._send("done", {"line": summary.line(), "failed": [list(f) for f in summary.failed[:50]],
+                                "warnings": warnings[:500], "more_warnings": max(0, len(warnings) - 500)})
     except ArchiveError as exc:
         reporter._send("error", {"kind": exc.kind, "message": exc.message, "hint": exc.hint or ""})
     except Exception as exc:  # noqa: BLE001 - reported on the page, never a traceback

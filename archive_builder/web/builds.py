@@ -53,6 +53,9 @@ class BuildState:
     finished: bool = False
     summary: str = ""
     failed: list[tuple[str, str]] = field(default_factory=list)
+    #: the warnings the summary line counts (the first 500), and how many more there were
+    warnings: list[str] = field(default_factory=list)
+    more_warnings: int = 0
     error: dict[str, str] | None = None
     started_at: float = 0.0
 
@@ -115,6 +118,8 @@ class BuildJob:
             state.done += 1
         elif kind == "done":
             state.summary, state.failed = value["line"], [tuple(f) for f in value["failed"]]
+            state.warnings = [str(w) for w in value.get("warnings", [])]
+            state.more_warnings = int(value.get("more_warnings", 0))
             state.finished = True
         elif kind == "error":
             state.error, state.finished = value, True
@@ -125,6 +130,7 @@ class BuildJob:
             "running": s.running, "stage": s.stage, "total": s.total, "done": s.done, "label": s.label,
             "finished": s.finished and not s.running, "summary": s.summary, "error": s.error,
             "failed": [f"户 {hid}：{reason}" for hid, reason in s.failed],
+            "warnings": s.warnings, "more_warnings": s.more_warnings,
             "villages": list(s.villages),
             "other": (not s.running) and lock_held(self.workspace.out_dir),
         }

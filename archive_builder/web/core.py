@@ -11,7 +11,9 @@ started from a page. The pages take all of it from here.
 
 from __future__ import annotations
 
+import functools
 import io
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,12 +78,49 @@ def _compare(workspace: Workspace, household_id: str, old: int, new: int) -> dic
                 "old_png": base64.b64encode(pic.old_png).decode() if pic.old_png else None,
                 "new_png": base64.b64encode(pic.new_png).decode() if pic.new_png else None,
             })
+        names = _version_names(workspace, store, household_id)
         return {
-            "title": comparison.title, "old_name": comparison.old_name, "new_name": comparison.new_name,
+            "title": comparison.title, "old_name": names.get(old, comparison.old_name),
+            "new_name": names.get(new, comparison.new_name),
             "identical": comparison.identical, "summary": comparison.summary(), "notes": comparison.notes,
             "fields": _field_rows(comparison), "texts": comparison.text_changes,
             "pages": comparison.pages, "pictures": pictures,
         }
+
+
+def _version_names(workspace: Workspace, store: Any, household_id: str) -> dict[int, str]:
+    """Each version as the pages name it: its time, hash, pages and 修改人 — whoever the edit
+    journal says changed the data between the previous version and this one (not the account
+    the server runs under, which the store records)."""
+    from datetime import datetime
+
+    from ..versions import journal
+
+    def moment(text: str) -> datetime | None:
+        try:
+            found = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        return found if found.tzinfo is not None else found.astimezone()
+
+    edits: list[tuple[datetime, str]] = []
+    for entry in journal.entries(workspace.out_dir, household_id):
+        at = moment(entry.at)
+        if at is not None:
+            edits.append((at, entry.user))
+    edits.sort(key=lambda e: e[0])
+    names: dict[int, str] = {}
+    previous: datetime | None = None
+    for version in store.versions(household_id):
+        made = moment(version.created_at)
+        editors: list[str] = []
+        for at, user in edits:
+            if made is not None and at <= made and (previous is None or at > previous) and user not in editors:
+                editors.append(user)
+        who = f"，修改人 {'、'.join(editors)}" if editors else ""
+        names[version.number] = f"版本 {version.number}（{version.when}，{version.short_hash}，{version.pages} 页{who}）"
+        previous = made
+    return names
 
 
 def page_png(pdf: Path, page: int, dpi: float = 50) -> bytes:
@@ -145,16 +184,23 @@ def verify_photo(workspace: Workspace, data: bytes, suffix: str) -> Any:
 SHEET_SUFFIXES = (".xlsx", ".xls", ".csv")
 
 
-def check_sheet(path: Path) -> None:
-    """Raise UploadError unless ``path`` is a sheet that opens."""
+def _renamed(text: str, path: Path, shown_name: str | None) -> str:
+    """``text`` naming the uploaded file as its user named it, not as the server saved it."""
+    return text.replace(path.name, shown_name) if shown_name else text
+
+
+def check_sheet(path: Path, shown_name: str | None = None) -> None:
+    """Raise UploadError unless ``path`` is a sheet that opens (``shown_name``: the user's file name)."""
     from ..io.spreadsheet import read_rows
 
     try:
         read_rows(path)
     except ArchiveError as exc:
-        raise UploadError(exc.message, hint=exc.hint or "请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格") from exc
+        raise UploadError(_renamed(exc.message, path, shown_name),
+                          hint=_renamed(exc.hint or "请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格", path, shown_name)) from exc
     except Exception as exc:
-        raise UploadError("上传的表格无法打开：文件已损坏或不是表格",
+        name = f"「{shown_name}」" if shown_name else "上传的表格"
+        raise UploadError(f"{name}无法打开：文件已损坏或不是表格",
                           hint="请上传从国家系统导出的 .xlsx、.xls 或 .csv 表格") from exc
 
 
@@ -173,15 +219,78 @@ def build_now(data_dir: Path, out_dir: Path, villages: tuple[str, ...] = (), rep
     return build(Path(data_dir), Path(out_dir), BuildOptions(villages=villages, jobs=jobs), reporter)
 
 
-def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False) -> Any:
+def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False,
+                 shown_name: str | None = None) -> Any:
     from ..io.spreadsheet import import_sheet as core_import
 
-    return core_import(path, workspace.data_dir, force=force, dry_run=dry_run)
+    try:
+        return core_import(path, workspace.data_dir, force=force, dry_run=dry_run)
+    except ArchiveError as exc:
+        if shown_name and (path.name in exc.message or path.name in (exc.hint or "")):
+            exc.message = _renamed(exc.message, path, shown_name)
+            exc.hint = _renamed(exc.hint or "", path, shown_name) or None
+        raise
+
+
+#: the import page's checkbox that does what the command line's --force does
+FORCE_CHECKBOX = "覆盖已有户的数据（表格中没有的字段保留）"
+
+#: the core's wording for the command line, as people using the pages read it instead
+_BROWSER_WORDING: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+    # a key name is for people who edit household.yaml; the page shows the Chinese label only
+    (r"[（(]键名 [A-Za-z0-9_.\[\]]+[）)]", ""),
+    (r"请检查 -o 指定的输出目录", "请确认本服务打开的是生成这份档卡时的输出目录（如不确定，请联系管理员）"),
+    (r"或用 -o 指定生成这份档卡时的输出目录", "或请管理员用生成这份档卡时的输出目录启动本服务"),
+    (r"或用 -o 指定(?:正确的|其他)?输出目录", "或请联系管理员"),
+    (r"确认要用表格内容更新时加 --force", f"确认要用表格内容更新时，请勾选「{FORCE_CHECKBOX}」后重新上传"),
+    (r"已用 --force 更新的户", f"勾选「{FORCE_CHECKBOX}」后更新的户"),
+    (r"请先运行 archive-builder build", "请先在乡镇总览点「开始生成」"),
+    (r"请用 archive-builder packet \S+ \S+ --store \S+ 重新生成并打印，\s*或打印 build 生成的档卡。",
+     "请在该户的页面点「重新生成」后打印，或打印乡镇总览「开始生成」生成的档卡。"),
+    (r"（规则见模板 stats/stats\.toml）", "（划分规则由管理员设置）"),
+))
+
+
+#: a record's key followed by its Chinese label: "costs（生产经营性支出）"
+_KEY_AND_LABEL = re.compile(r" ?\b([a-z][a-z0-9_]*)（([^（）]*[\u4e00-\u9fff][^（）]*)）")
+
+
+@functools.lru_cache(maxsize=1)
+def _record_keys() -> frozenset[str]:
+    """Every key of a household record (of the record and its nested parts)."""
+    from ..records.models import Household
+    from .recordview import _inner_model
+
+    keys: set[str] = set()
+    stack, seen = [Household], set()
+    while stack:
+        model = stack.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, info in model.model_fields.items():
+            keys.add(name)
+            inner = _inner_model(info.annotation)
+            if inner is not None:
+                stack.append(inner)
+    return frozenset(keys)
+
+
+def browser_text(text: Any) -> str:
+    """``text`` (a message or hint of the core) with its command-line instructions and key
+    names put as the pages say them: their own buttons and checkboxes, Chinese labels."""
+    value = "" if text is None else str(text)
+    for pattern, replacement in _BROWSER_WORDING:
+        value = pattern.sub(replacement, value)
+    if "（" in value:
+        keys = _record_keys()
+        value = _KEY_AND_LABEL.sub(lambda m: m.group(2) if m.group(1) in keys else m.group(0), value)
+    return value
 
 
 def problems_json(problems: list[Problem]) -> list[dict[str, Any]]:
-    return [{"severity": p.severity.label, "error": p.severity is Severity.error, "message": p.message,
-             "hint": p.hint or "", "field": field_label(p.field)} for p in problems]
+    return [{"severity": p.severity.label, "error": p.severity is Severity.error, "message": browser_text(p.message),
+             "hint": browser_text(p.hint or ""), "field": field_label(p.field)} for p in problems]
 
 
 def village_stats(workspace: Workspace, code: str) -> dict[str, Any]:
@@ -189,6 +298,21 @@ def village_stats(workspace: Workspace, code: str) -> dict[str, Any]:
     from ..reports.stats import village_tables
 
     return village_tables(workspace.data_dir, code).to_json()
+
+
+def ledger_file(workspace: Workspace, code: str, path: Path, *, as_pdf: bool = False) -> Path:
+    """Write one village's 问题台账 to ``path`` as ``archive-builder audit -o`` does (.xlsx or .pdf)."""
+    from .. import api
+
+    result = api.audit(workspace.data_dir, villages=[code], jobs=1)
+    return api.write_ledger(result, path, as_pdf=as_pdf, data_dir=workspace.data_dir)
+
+
+def stats_file(workspace: Workspace, code: str, path: Path) -> Path:
+    """Write one village's statistics to ``path`` (.xlsx or .pdf) as ``archive-builder stats`` does."""
+    from .. import api
+
+    return Path(api.stats(workspace.data_dir, path, villages=(code,)).output.path)
 
 
 def village_ledger(workspace: Workspace, code: str) -> list[Any]:

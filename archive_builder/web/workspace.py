@@ -89,10 +89,69 @@ def _row(village: Any, household: Any, problems: list[Problem]) -> Row:
     errors = sum(1 for p in problems if p.is_error)
     row = Row(hid, str(village.config.code), str(village.config.name), head, names, len(names), htype,
               status, monitor, errors, len(problems) - errors, problems, household)
-    row.haystack = " ".join((hid, *names)).lower()
     if record is not None:
-        row.id_numbers = frozenset(str(m.id_number) for m in record.members)
+        row.id_numbers = frozenset(str(m.id_number) for m in record.members if m.id_number)
+    # a member's 公民身份号码 finds the household too (the lists show no ID numbers)
+    row.haystack = " ".join((hid, *names, *sorted(row.id_numbers))).lower()
     return row
+
+
+@dataclass(frozen=True)
+class BoxStatus:
+    """Whether one village's boxes hold its latest data (``Workspace.box_status``).
+
+    ``state``: "current", "stale" (``changed`` households differ from their packet in the
+    boxes), "unknown" (the build's records cannot tell) or "none" (no boxes yet).
+    """
+
+    state: str
+    changed: int = 0
+    #: the boxes (numbers from 1) holding a household whose packet is out of date
+    boxes: frozenset[int] = frozenset()
+
+    @property
+    def text(self) -> str:
+        if self.state == "current":
+            return "已是最新数据"
+        if self.state == "stale":
+            return f"需要重新整理（{self.changed} 户有改动）" if self.changed else "需要重新整理"
+        if self.state == "unknown":
+            return "可能需要重新整理（设置、模板或日期有变化，生成一次即可核对）"
+        return "尚未生成"
+
+
+def _village_box_status(info: VillageInfo, built: dict[str, Any] | None, remembered: dict[str, Any],
+                        packets: dict[str, Any], boxes: dict[str, Any], out_dir: Path) -> BoxStatus:
+    if not built or not built.get("boxes"):
+        return BoxStatus("none")
+    if not remembered:
+        return BoxStatus("unknown")
+    in_boxes: dict[str, int] = {}
+    for name, entry in boxes.items():
+        if name.startswith(f"{info.code}/") and isinstance(entry, dict) and isinstance(entry.get("box"), dict):
+            number = entry["box"].get("box_no")
+            in_boxes.update((str(h[0]), number) for h in entry["box"].get("households", []) if h)
+    changed = 0
+    stale: set[int] = set()
+    for row in info.rows:
+        folder = f"{row.loaded.folder.parent.name}/{row.loaded.folder.name}"
+        entry = remembered.get(folder)
+        packet = packets.get(row.household_id)
+        if (entry is None or entry.plan is None or not isinstance(packet, dict)
+                or packet.get("content_hash") != entry.plan.content_hash or row.household_id not in in_boxes):
+            changed += 1
+            number = in_boxes.get(row.household_id)
+            if isinstance(number, int):
+                stale.add(number)
+            else:  # a new household goes into the last box (or a new one)
+                stale.add(len(built["boxes"]))
+    if len(in_boxes) != len(info.rows):  # a household removed (or one the boxes could not take)
+        changed = max(changed, 1)
+    for number, box in enumerate(built["boxes"], 1):
+        relative = box.get("file") if isinstance(box, dict) else None
+        if not isinstance(relative, str) or not (out_dir / relative).is_file():
+            stale.add(number)
+    return BoxStatus("stale", changed, frozenset(stale)) if changed or stale else BoxStatus("current")
 
 
 class Workspace:
@@ -117,6 +176,10 @@ class Workspace:
         self.township = ""
         self.loaded_at = 0.0
         self.up_to_date: bool | None = None
+        self._box_status: tuple[Any, dict[str, BoxStatus]] | None = None
+        self._remembered: tuple[Any, dict[str, Any]] | None = None
+        self._ledger_counts: dict[str, tuple[Any, dict[str, int]]] = {}
+        self._counting = False
         self.job = BuildJob(self)
 
     # loading ------------------------------------------------------------------------------
@@ -152,6 +215,7 @@ class Workspace:
             self.by_id = {r.household_id: r for r in rows}
             self.loaded_at = time.time()
         self.refresh_up_to_date()
+        self.box_status()  # worked out with the records, not on the overview's first request
 
     def ensure_loaded(self) -> None:
         if not self.loaded_at:
@@ -159,14 +223,148 @@ class Workspace:
                 if not self.loaded_at:
                     self.load()
 
-    def refresh_up_to_date(self) -> None:
-        from ..archive import uptodate
-        from ..archive.build import BuildOptions
+    def box_status(self) -> dict[str, BoxStatus]:
+        """Whether each village's boxes (what gets printed) hold its latest data, by village code.
 
+        Decided by the build's own records, not guessed: the run's signature
+        (``archive/uptodate.py``) when nothing at all changed; else, household by household,
+        what the last run remembered (``archive/known.py``: the stamps of each household
+        folder and the content hash planned from them) against the packet each box was
+        collated from (``.state/households.json``) and the households the boxes hold
+        (``.state/boxes.json``). A village none of this can vouch for (settings, templates,
+        program version or the day changed since) is "unknown": the next build finds out.
+        The answer is kept until a file of the data directory or of the build's state changes.
+        """
+        from ..archive import known, uptodate
+        from ..archive.build import BOX_STATE_FILE, STATE_FILE, BuildOptions
+        from ..archive.outdir import read_json
+
+        walked = uptodate.walk_data(self.data_dir)
+        stamps: list[tuple[int, int, int] | None] = []
+        for name in (uptodate.STATE_FILE, known.KNOWN_FILE, STATE_FILE, BOX_STATE_FILE, "manifest.json"):
+            try:
+                st = (self.out_dir / name).stat()
+                stamps.append((st.st_size, st.st_mtime_ns, st.st_ino))
+            except OSError:
+                stamps.append(None)
+        key = (hash(tuple(walked)), tuple(stamps), self.loaded_at)
+        cached = self._box_status
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        manifest = self.manifest()
+        built = {str(v.get("code")): v for v in manifest.get("villages", []) if isinstance(v, dict)}
+        options = BuildOptions()
+        found: dict[str, BoxStatus] = {}
         try:
-            self.up_to_date = uptodate.check(self.data_dir, self.out_dir, BuildOptions()) is not None
+            everything_current = uptodate.check(self.data_dir, self.out_dir, options, walked) is not None
         except Exception:  # noqa: BLE001 - an unreadable state file means "not known to be current"
-            self.up_to_date = False
+            everything_current = False
+        remembered = known.unchanged(self.data_dir, self.out_dir, walked, options)
+        if everything_current:
+            for info in self.villages:
+                found[info.code] = BoxStatus("current") if info.code in built else BoxStatus("none")
+        else:
+            packets = read_json(self.out_dir / STATE_FILE, {})
+            boxes = read_json(self.out_dir / BOX_STATE_FILE, {})
+            packets = packets if isinstance(packets, dict) else {}
+            boxes = boxes if isinstance(boxes, dict) else {}
+            for info in self.villages:
+                found[info.code] = _village_box_status(info, built.get(info.code), remembered, packets, boxes,
+                                                       self.out_dir)
+        self._box_status = (key, found)
+        self._remembered = (self._village_keys(walked), remembered)
+        self.up_to_date = all(s.state == "current" for s in found.values()) if found else False
+        return found
+
+    # the 问题台账's counts ---------------------------------------------------------------------
+    def ledger_counts(self, *, fresh: bool = True) -> dict[str, dict[str, int] | None]:
+        """Each village's 问题台账 counts by 严重程度 (None: being counted now, in the background).
+
+        The same audit as the ledger page (``checks.audit``): taken from what the last build
+        remembered of each unchanged household (``known``: its audit's counts), else from the
+        village's ledger as last computed for the same data, else computed once in a
+        background thread, one village after another, so the overview never waits for it.
+        """
+        import datetime as dt
+
+        if fresh or self._remembered is None:  # (else box_status has just looked at the data directory)
+            self.box_status()
+        keys, remembered = self._remembered or ({}, {})
+        today = dt.date.today()
+        found: dict[str, dict[str, int] | None] = {}
+        missing: list[tuple[str, Any]] = []
+        for info in self.villages:
+            key = (keys.get(info.code), today)
+            cached = self._ledger_counts.get(info.code)
+            if cached is not None and cached[0] == key:
+                found[info.code] = cached[1]
+                continue
+            entries = [remembered.get(f"{r.loaded.folder.parent.name}/{r.loaded.folder.name}") for r in info.rows]
+            if all(e is not None and e.audit is not None for e in entries):
+                counts: Counter[str] = Counter()
+                for entry in entries:
+                    counts.update(entry.audit)  # type: ignore[union-attr]
+                found[info.code] = dict(counts)
+            else:
+                found[info.code] = None
+                missing.append((info.code, key))
+        if missing:
+            self._count_ledgers(missing)
+        return found
+
+    def _village_keys(self, walked: list[tuple[str, int]]) -> dict[str, int]:
+        """A digest of the stamps of each village's folder and of what all villages share
+        (archive.toml, rules): a village's ledger is counted again only when one of them changed."""
+        folders = {r.loaded.folder.parent.name: info.code for info in self.villages for r in info.rows[:1]}
+        shared: list[tuple[str, int]] = []
+        by_folder: dict[str, list[tuple[str, int]]] = {}
+        for rel, stamp in walked:
+            top = rel.split("/", 1)[0]
+            (by_folder.setdefault(top, []) if top in folders else shared).append((rel, stamp))
+        common = hash(tuple(shared))
+        return {code: hash((common, tuple(by_folder.get(folder, ())))) for folder, code in folders.items()}
+
+    def remember_ledger(self, code: str, rows: list[Any]) -> None:
+        """Keep the counts of a village's ledger just computed (by the ledger page) for the overview."""
+        import datetime as dt
+
+        from ..archive import uptodate
+
+        key = (self._village_keys(uptodate.walk_data(self.data_dir)).get(code), dt.date.today())
+        self._ledger_counts[code] = (key, dict(Counter(str(r.severity) for r in rows)))
+
+    def _count_ledgers(self, villages: list[tuple[str, Any]]) -> None:
+        """Count the ledgers of ``villages`` ((code, key) pairs) in one background thread."""
+        with self.lock:
+            if self._counting:
+                return
+            self._counting = True
+
+        def run() -> None:
+            from ..checks.audit import village_ledger
+
+            try:
+                for code, key in villages:
+                    try:
+                        rows = village_ledger(self.data_dir, code)
+                    except Exception:  # noqa: BLE001 - the overview then links to the ledger page itself
+                        continue
+                    self._ledger_counts[code] = (key, dict(Counter(str(r.severity) for r in rows)))
+            finally:
+                self._counting = False
+
+        threading.Thread(target=run, daemon=True, name="ledger-counts").start()
+
+    def wait_for_ledger_counts(self, timeout: float = 120) -> None:
+        """Wait until the background counting has finished (for tests and the benchmark)."""
+        deadline = time.monotonic() + timeout
+        while self._counting and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def refresh_up_to_date(self) -> None:
+        """Forget the boxes' status (it is worked out again when a page asks)."""
+        self._box_status = None
+        self.up_to_date = None
 
     # queries ------------------------------------------------------------------------------
     def village(self, code: str) -> VillageInfo | None:

@@ -48,6 +48,24 @@
       } else {
         result.className = "result ok";
         result.textContent = s.summary + (s.failed.length ? "；未生成：" + s.failed.join("；") : "");
+        if (s.warnings && s.warnings.length) {
+          var details = document.createElement("details");
+          details.className = "build-warnings";
+          var summary = document.createElement("summary");
+          summary.textContent = "查看 " + (s.warnings.length + (s.more_warnings || 0)) + " 条警告";
+          details.appendChild(summary);
+          var list = document.createElement("ul");
+          s.warnings.forEach(function (w) {
+            var li = document.createElement("li"); li.textContent = w; list.appendChild(li);
+          });
+          if (s.more_warnings) {
+            var more = document.createElement("li");
+            more.textContent = "……另有 " + s.more_warnings + " 条未列出";
+            list.appendChild(more);
+          }
+          details.appendChild(list);
+          result.appendChild(details);
+        }
       }
     } else { result.textContent = ""; }
     return !!s.running;
