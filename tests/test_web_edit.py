@@ -155,6 +155,8 @@ def test_duplicate_id_names_the_other_household(site: dict[str, Any]) -> None:
     checked = client.post(f"/household/{HID}/check", data=as_data(fields)).json()
     clash = [p for p in checked["problems"] if p["path"] == "members[0].id_number" and "重复" in p["message"]]
     assert clash and OTHER_VILLAGE_HID in clash[0]["message"]
+    # worded as validation words it: the number's holder here, and no claim that it is the same person
+    assert "也使用了这个号码" in clash[0]["message"] and "也有此人" not in clash[0]["message"]
 
 
 def test_a_save_after_the_file_changed_on_disk_is_refused_and_nothing_is_lost(site: dict[str, Any]) -> None:

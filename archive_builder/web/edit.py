@@ -378,7 +378,6 @@ class Candidate:
 def _check(workspace: core.Workspace, row: core.Row, data: bytes,
            suffix: str = "") -> tuple[Any, list[Problem]]:
     """Load ``data`` as ``row``'s record file (in its real folder) and validate it with clashes."""
-    from ..problems import error
     from ..records.loader import Dataset, _open_root, _village_only, parse_household
     from ..validate import validate_dataset
 
@@ -391,23 +390,8 @@ def _check(workspace: core.Workspace, row: core.Row, data: bytes,
         path.write_bytes(data)
         household = parse_household(root, folder, village.config.name, [path], row.loaded.display)
     village.households.append(household)
-    problems: list[Problem] = []
     where = {"file": household.display, "village": village.config.name, "household_id": household.household_id}
-    record = household.record or household.partial
-    numbers = {str(x.id_number) for x in record.members} if record is not None else set()
-    for other in workspace.rows:
-        if other is row:
-            continue
-        if other.household_id == household.household_id:
-            problems.append(error(f"户编号 {household.household_id} 重复：{other.loaded.display} 中也使用了这个户编号",
-                                  "户编号在整个数据目录中必须唯一", field="household_id", **where))
-        for number in sorted(numbers.intersection(other.id_numbers)):
-            index = next((i for i, x in enumerate(record.members) if str(x.id_number) == number), None) \
-                if record is not None else None
-            problems.append(error(
-                f"公民身份号码 {number} 重复：户 {other.household_id}（{other.head}，{other.loaded.display}）中也有此人",
-                "同一人只能登记在一户中，请核对后改正",
-                field=f"members[{index}].id_number" if index is not None else "members", **where))
+    problems: list[Problem] = workspace.clashes(row, str(household.household_id), household.record or household.partial, where)
     problems = validate_dataset(Dataset(root, config, [village], problems)) + problems
     return household, [p for p in problems if p.household_id or p.field]
 

@@ -498,7 +498,6 @@ class Workspace:
         ``load_household`` scans every record of the data directory for clashes (slow for a
         township); the server already holds that index. None when the folder moved.
         """
-        from ..problems import error
         from ..records.loader import (
             Dataset,
             _open_root,
@@ -516,8 +515,17 @@ class Workspace:
             return None
         village.households.append(household)
         where = {"file": household.display, "village": village.config.name, "household_id": household_id}
-        record = household.record or household.partial
-        numbers = {str(m.id_number) for m in record.members} if record is not None else set()
+        problems += self.clashes(row, household_id, household.record or household.partial, where)
+        return Dataset(root, config, [village], problems)
+
+    def clashes(self, row: Row, household_id: str, record: Any, where: dict[str, Any]) -> list[Problem]:
+        """The errors of ``record`` (``row``'s, as loaded or as a form would save it) against
+        the other households: a repeated 户编号 or ID number, worded as validation words them."""
+        from ..problems import error
+        from ..records.messages import repeated_id_number
+
+        members = list(record.members) if record is not None else []
+        problems = []
         for other in self.rows:
             if other is row:
                 continue
@@ -525,10 +533,13 @@ class Workspace:
                 problems.append(error(f"户编号 {household_id} 重复：{other.loaded.display} 中也使用了这个户编号",
                                       "户编号在整个数据目录中必须唯一，请核对后改正其中一户",
                                       field="household_id", **where))
-            for number in numbers.intersection(other.id_numbers):
-                problems.append(error(f"公民身份号码 {number} 重复：户 {other.household_id}（{other.loaded.display}）中也有此人",
-                                      "同一人只能登记在一户中，请核对后改正", field="members", **where))
-        return Dataset(root, config, [village], problems)
+            for index, member in enumerate(members):
+                number = str(member.id_number)
+                if number in other.id_numbers:
+                    place = f"户 {other.household_id}（{other.head}，{other.loaded.display}）"
+                    message, hint = repeated_id_number(number, str(member.name), [(place, -1, "")])
+                    problems.append(error(message, hint, field=f"members[{index}].id_number", **where))
+        return problems
 
     def _update_row(self, village: Any, household: Any, problems: list[Problem]) -> None:
         row = _row(village, household, [p for p in problems if p.household_id])
