@@ -151,6 +151,26 @@ def test_a_broken_village_toml_not_chosen_does_not_fail_the_build(two_villages, 
     assert result.exit_code == ExitCode.ok, result.output
 
 
+@pytest.mark.parametrize("chosen", [None, "411621105201", "李庄村"])
+def test_a_broken_village_named_or_the_only_one_says_why_it_is_not_built(one_village, tmp_path, chosen):
+    """The village is found by its folder's code or name though its village.toml cannot be read,
+    and a build with no village left to build reports its households, not an internal error."""
+    toml = next(one_village.glob("*/village.toml"))
+    _set(toml, r"^name = .*$", "name = 李庄村")
+    result = run_build(one_village, "-o", tmp_path / "out", *(("--village", chosen) if chosen else ()))
+    assert result.exit_code == ExitCode.partial, result.output
+    assert "找不到村" not in result.output and "内部错误" not in result.output
+    assert "village.toml 有错误，该村未生成" in result.output and "未生成 2 户" in result.output
+
+
+def test_an_unknown_village_lists_a_broken_one_by_its_folder(two_villages, tmp_path):
+    toml = next(p for p in two_villages.glob("*/village.toml") if "李庄村" in p.parent.name)
+    _set(toml, r"^name = .*$", "name = 李庄村")
+    result = run_build(two_villages, "-o", tmp_path / "out", "--village", "张湾村")
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "411621105201_李庄村（village.toml 有错误）、王楼村（411621105202）" in result.output
+
+
 # --------------------------------------------------------------------------- empty villages
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import __version__
 from ..document import SectionPages
-from ..errors import ArchiveError, DataDirError, OutputError, disk_full, disk_full_error
+from ..errors import ArchiveError, OutputError, disk_full, disk_full_error
 from ..problems import Problem, Severity, error, warning
 from ..versions.placement import record_box_pages
 from ..versions.store import STORE_DIR
@@ -233,15 +233,9 @@ class BuildSummary:
 
 
 def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
-    wanted = [w.strip() for w in wanted if w.strip()]
-    if not wanted:
-        return list(villages)
-    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
-    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
-    if unknown:
-        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
-        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
-    return chosen
+    from ..records.loader import select_villages
+
+    return select_villages(villages, wanted)
 
 
 class Build:
@@ -1093,8 +1087,9 @@ def _errors_by_household(problems: Iterable[Problem],
 
 
 def _font_config(data: Path, settings: Settings, villages: Sequence[Village]) -> dict[str, Any]:
-    """The fonts the build's documents use (the template set's, then archive.toml's)."""
-    tset = template_set(settings.template_set, data, villages[0].path.resolve())
+    """The fonts the build's documents use (the template set's, then archive.toml's); with no
+    village to build (each one's village.toml has an error), the data directory's set's."""
+    tset = template_set(settings.template_set, data, villages[0].path.resolve() if villages else data)
     return configured_fonts(tset, settings.config, data)
 
 

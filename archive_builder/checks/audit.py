@@ -388,14 +388,9 @@ def audit_counts(dataset: Any, *, parked: Any = None, known: Callable[[Any], dic
 
 
 def _select(villages: list[Any], wanted: list[str]) -> list[Any]:
-    from ..errors import DataDirError
+    from ..records.loader import select_villages
 
-    chosen = [v for v in villages if v.config.code in wanted or v.config.name in wanted]
-    unknown = [w for w in wanted if not any(w in (v.config.code, v.config.name) for v in villages)]
-    if unknown:
-        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
-        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
-    return chosen
+    return select_villages(villages, wanted)
 
 
 def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, previous: Path | None = None,

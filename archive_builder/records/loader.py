@@ -24,7 +24,7 @@ import re
 import sys
 import unicodedata
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -1670,6 +1670,36 @@ def _named(index: list[IndexEntry], name: str) -> list[IndexEntry]:
         if name in entry.folder.name or line.search(text):
             found.append(entry)
     return found
+
+
+def select_villages(villages: Sequence[Village], wanted: Iterable[str]) -> list[Village]:
+    """Return the villages named by code or name (all when none is named); raise DataDirError.
+
+    A village whose ``village.toml`` cannot be trusted (an error, no code) is also found by its
+    folder's name or a part of it (``411621105201_李庄村``): the build then says why it is not
+    built instead of 找不到村.
+    """
+    from ..errors import DataDirError
+
+    names = [w.strip() for w in wanted if w and w.strip()]
+    if not names:
+        return list(villages)
+
+    def named(village: Village, name: str) -> bool:
+        if name in (village.config.code, village.config.name):
+            return True
+        folder = village.path.name
+        return (bool(village.errors) or not village.config.code) and name in (folder, *folder.split("_", 1))
+
+    unknown = [w for w in names if not any(named(v, w) for v in villages)]
+    if unknown:
+        def shown(village: Village) -> str:
+            if village.errors:
+                return f"{village.path.name}（village.toml 有错误）"
+            return f"{village.config.name}（{village.config.code or '未设村代码'}）"
+
+        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{'、'.join(shown(v) for v in villages)}")
+    return [v for v in villages if any(named(v, w) for w in names)]
 
 
 def open_villages(data_dir: Path) -> list[Village]:

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DataDirError, TemplateError
+from ..errors import TemplateError
 from ..problems import Problem, warning
-from ..records.loader import Dataset, LoadedHousehold, Village, load_dataset
+from ..records.loader import Dataset, LoadedHousehold, Village, load_dataset, select_villages
 from ..records.models import Household
 
 try:
@@ -25,18 +25,6 @@ class LoadedVillage:
     village: Village
     records: tuple[Household, ...]
     skipped: tuple[Problem, ...]
-
-
-def select_villages(villages: Sequence[Village], wanted: Iterable[str]) -> list[Village]:
-    """Return the villages named by code or name (all when none is named); raise DataDirError."""
-    names = [w.strip() for w in wanted if w and w.strip()]
-    if not names:
-        return list(villages)
-    unknown = [w for w in names if not any(w in (v.config.code, v.config.name) for v in villages)]
-    if unknown:
-        known = "、".join(f"{v.config.name}（{v.config.code}）" for v in villages)
-        raise DataDirError(f"找不到村：{'、'.join(unknown)}", hint=f"可选的村：{known}")
-    return [v for v in villages if v.config.code in names or v.config.name in names]
 
 
 def _unreadable(village: Village, household: LoadedHousehold) -> Problem:
