@@ -482,3 +482,12 @@ def test_changed_rule_file_is_read_again(data: Path) -> None:
     assert not any(k.startswith("measure-evidence|") for k in keys(data))
     rules.write_text("停用: [visits-per-year]\n", encoding="utf-8")
     assert any(k.startswith("measure-evidence|") for k in keys(data))
+
+
+@pytest.mark.parametrize("exc", [ZeroDivisionError("division by zero"), KeyError("x"), IndexError("list index"),
+                                 ValueError("could not convert"), OverflowError("big"), RuntimeError("odd")])
+def test_a_rule_that_cannot_be_computed_is_explained_without_python_names(exc):
+    from archive_builder.checks.engine import _explain
+
+    text = _explain(exc)
+    assert type(exc).__name__ not in text and "Error" not in text

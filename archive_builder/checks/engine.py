@@ -478,7 +478,13 @@ def _explain(exc: BaseException) -> str:
         return f"值的类型不能这样运算（{exc}），请先判断该值是否存在，例如 x is not none and x < 5"
     if isinstance(exc, jinja2.exceptions.SecurityError):
         return f"规则中不允许的操作：{exc}"
-    return f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, ZeroDivisionError):
+        return "除数为 0，请先判断除数不为 0，例如 n > 0 and x / n < 5"
+    if isinstance(exc, LookupError):
+        return f"取不到这一项（{exc}），请先判断它是否存在"
+    if isinstance(exc, ValueError | ArithmeticError):
+        return f"值无法这样计算或转换（{exc}）"
+    return f"计算出错（{exc}）"
 
 
 # --- checking a rule set on a complete sample record ------------------------------------------
