@@ -317,3 +317,27 @@ def test_records_parked_while_loading_still_meet_the_rules_across_households(tmp
         assert all(first["members"][0]["id_number"] in p.message for p in duplicates)
         # neither household is built: either may hold the other's number
         assert {hid for hid, _ in summary.failed} == {first["household_id"], second["household_id"]}
+
+
+def test_a_copied_household_folder_moves_no_other_households_number(tmp_path):
+    """Windows' copy and paste makes 「… - 副本」 beside the folder, with the same 户编号 inside:
+    both are errors (neither built), they share the one 件号, no other household's 件号,
+    cover or version changes, and each 未生成 line names the other folder."""
+    data = make_data(tmp_path / "data")
+    out = tmp_path / "out"
+    assert run_build(data, "-o", out).exit_code == ExitCode.ok
+    before = {h["household_id"]: h["item_no"] for v in manifest(out)["villages"] for h in v["households"]}
+    pdfs = _pdf_bytes(out)
+    folder = sorted(p.parent for p in data.rglob("household.yaml"))[2]
+    shutil.copytree(folder, folder.with_name(f"{folder.name} - 副本"))
+    result = run_build(data, "-o", out)
+    assert result.exit_code == ExitCode.partial, result.output
+    assert summary_line(result).startswith(f"渲染 0 户 · 未变化 {len(before) - 1} 户 · 未生成 2 户")
+    failed = [line for line in result.output.splitlines() if line.startswith("未生成")]
+    assert len(failed) == 2 and failed[0] != failed[1] and any("副本" in line for line in failed)
+    after = {h["household_id"]: h["item_no"] for v in manifest(out)["villages"] for h in v["households"]}
+    assert after == {hid: n for hid, n in before.items() if hid != folder.name}
+    now = _pdf_bytes(out)  # (the household not built has no packet now: none to print by mistake)
+    changed = [name for name, data in pdfs.items() if "分户档卡" in name and folder.name not in name
+               and now.get(name) != data]
+    assert changed == [], changed

@@ -445,12 +445,14 @@ class Build:
             "year": archive.year, "fonds_no": archive.fonds_no, "retention": archive.retention,
             "fonds_name": archive.fonds_name or f"{archive.township}人民政府",
         })
-        item_no = 0
+        item_no, last_id = 0, None
         for household in sorted(village.households, key=lambda h: str(h.household_id)):
             # numbered by 户编号 among all the village's households, produced or not: a record
             # with errors keeps its 件号 (noted on its box's 备考表), so fixing it changes no
-            # other household's cover
-            item_no += 1
+            # other household's cover; folders with the same 户编号 (a copied folder: an
+            # error) share one, so the copy moves no other household either
+            if str(household.household_id) != last_id:
+                item_no, last_id = item_no + 1, str(household.household_id)
             reused = self._plan_known(plan, vplan, household, item_no, formats, errors)
             if reused is not None:
                 vplan.households.append(reused)
@@ -462,10 +464,13 @@ class Build:
             _release_validation_data(household)
             found = errors.get((vconf.name, hid), [])
             if household.record is None or found:
-                reason = found[0].message if found else "记录无法读取"
+                # its own file's first error (folders sharing a 户编号 each name the other)
+                own = [p for p in found if p.file == household.display] or found
+                reason = own[0].message if own else "记录无法读取"
                 self.summary.failed.append((hid, f"数据有误：{reason}"))
                 vplan.failed.extend(found)
-                vplan.missing.append((item_no, hid, _head_name(household)))
+                if not any(entry[0] == item_no for entry in vplan.missing[-1:]):  # a 件号 missing once
+                    vplan.missing.append((item_no, hid, _head_name(household)))
                 self._release(household)
                 continue
             pdf = _inside(self.out, vfolder / PACKETS_DIR / f"{outdir.safe_file_name(hid)}.pdf")

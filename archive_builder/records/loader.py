@@ -1568,9 +1568,10 @@ def _village_index(village: Path) -> list[IndexEntry]:
 
 def item_number(village_folder: Path, household_id: str) -> int | str:
     """Return the household's 件号 as ``build`` numbers it: its place among the village's
-    households ordered by 户编号 (those with errors count too); "" when it is not listed."""
+    distinct 户编号 in order (those with errors count too; a folder copied with its 户编号 does
+    not move the others); "" when it is not listed."""
     village = Path(village_folder)
-    ids = sorted([*(e.household_id for e in _village_index(village)), *(h.household_id for h in _unreadable(village))])
+    ids = sorted({*(e.household_id for e in _village_index(village)), *(h.household_id for h in _unreadable(village))})
     return ids.index(household_id) + 1 if household_id in ids else ""
 
 
