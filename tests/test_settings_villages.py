@@ -127,7 +127,8 @@ def test_a_village_with_a_broken_village_toml_is_not_built(two_villages, tmp_pat
     assert expected in result.output
     assert "未生成 2 户" in result.output
     m = manifest(out)
-    assert [v["name"] for v in m["villages"]] == ["王楼村"]
+    # the manifest describes the folder: the village's earlier boxes are still there
+    assert [v["name"] for v in m["villages"]] == ["李庄村", "王楼村"]
     assert sorted(f["household_id"] for f in m["failed"]) == ["4116211052010001", "4116211052010002"]
     assert all("village.toml" in f["reason"] for f in m["failed"])
     # nothing misnamed, and the village's earlier outputs are left as they were

@@ -839,8 +839,19 @@ class Build:
             for text in h.result.get("warnings", ())
         ]
         kept_villages, kept_failed = self._unselected_entries(plan)
-        order = {v.config.code: i for i, v in enumerate(plan.dataset.villages)}
-        villages = sorted([*villages, *kept_villages], key=lambda v: order.get(v["code"], len(order)))
+        # in the data directory's order (a village kept for a broken village.toml: by its folder)
+        folders = sorted([*(v.path.name for v in plan.dataset.villages), *(f.name for f in plan.dataset.unread)])
+        order = {v.config.code: folders.index(v.path.name) for v in plan.dataset.villages
+                 if v.config.code and not v.errors}
+
+        def place(entry: dict[str, Any]) -> int:
+            code = str(entry.get("code") or "")
+            found = order.get(code)
+            if found is None:
+                found = next((i for i, name in enumerate(folders) if code and name.startswith(code)), len(folders))
+            return found
+
+        villages = sorted([*villages, *kept_villages], key=place)
         failed += kept_failed
         manifest = {
             "schema_version": SCHEMA_VERSION,
@@ -970,23 +981,32 @@ class Build:
     def _unselected_entries(self, plan: BuildPlan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """Return the last manifest's villages (and failed households) that this run did not build.
 
-        With ``--village`` the output folder still holds the other villages' boxes; the manifest
-        describes the whole folder, so their entries are kept while their box files exist.
+        The manifest describes the whole output folder: with ``--village`` the folder still holds
+        the other villages' boxes, and a village not built because its ``village.toml`` is
+        broken or missing keeps its earlier boxes; their entries are kept while their box files
+        exist. (The failed households of a broken village are this run's.)
         """
-        if not self.options.villages:
-            return [], []
-        previous = outdir.read_json(self.out / "manifest.json", {})
         built = {v.code for v in plan.villages}
         others = {
             v.config.code: {str(h.household_id) for h in v.households}
             for v in plan.dataset.villages
-            if v.config.code not in built
+            if self.options.villages and v.config.code not in built and not v.errors
         }
-        villages = [
-            v for v in previous.get("villages", [])
-            if v.get("code") in others and all((self.out / b["file"]).is_file() for b in v.get("boxes", []))
-        ]
-        ids = {hid for v in villages for hid in others[v["code"]]}
+        broken = [v.path.name for v in plan.dataset.villages if v.errors]
+        broken += [folder.name for folder in plan.dataset.unread]
+        if not others and not broken:
+            return [], []
+        previous = outdir.read_json(self.out / "manifest.json", {})
+
+        def kept(entry: dict[str, Any]) -> bool:
+            code = str(entry.get("code") or "")
+            if code in built:
+                return False
+            return (code in others or any(code and name.startswith(code) for name in broken)) and all(
+                (self.out / b["file"]).is_file() for b in entry.get("boxes", []))
+
+        villages = [v for v in previous.get("villages", []) if kept(v)]
+        ids = {hid for v in villages if v["code"] in others for hid in others[v["code"]]}
         failed = [f for f in previous.get("failed", []) if f.get("household_id") in ids]
         return villages, failed
 
