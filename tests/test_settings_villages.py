@@ -172,6 +172,22 @@ def test_an_unknown_village_lists_a_broken_one_by_its_folder(two_villages, tmp_p
     assert "411621105201_李庄村（village.toml 有错误）、王楼村（411621105202）" in result.output
 
 
+@pytest.mark.parametrize("command", ["stats", "audit", "notice"])
+def test_reports_stop_on_a_broken_village_toml_they_would_name_wrongly(two_villages, tmp_path, command):
+    toml = next(p for p in two_villages.glob("*/village.toml") if "李庄村" in p.parent.name)
+    _set(toml, r"^name = .*$", "name = 李庄村")
+    out = tmp_path / {"stats": "统计.xlsx", "audit": "台账.xlsx", "notice": "公示.pdf"}[command]
+    args = {"stats": ["stats", two_villages, "-o", out], "audit": ["audit", two_villages, "-o", out],
+            "notice": ["notice", two_villages, "--village", "411621105201", "--kind", "监测公示", "-o", out]}[command]
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exit_code == ExitCode.input_unusable, result.output
+    assert "village.toml:" in result.output and not out.exists()
+    if command != "notice":  # a broken village not chosen does not stop the others
+        other = CliRunner().invoke(main, [*map(str, args), "--village", "王楼村"])
+        assert other.exit_code in (ExitCode.ok, ExitCode.problems), other.output
+        assert out.exists()
+
+
 # --------------------------------------------------------------------------- empty villages
 
 

@@ -436,6 +436,9 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
         wanted = [v.strip() for v in villages if v.strip()]
         if wanted:
             dataset.villages = _select(dataset.villages, wanted)
+        from ..records.loader import require_usable_villages
+
+        require_usable_villages(dataset, dataset.villages, everything=not wanted)
         extra = [rules] if isinstance(rules, (str, Path)) else list(rules or ())
         return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous,
                              parked=cache if stream else None)

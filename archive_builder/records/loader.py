@@ -1673,6 +1673,20 @@ def _named(index: list[IndexEntry], name: str) -> list[IndexEntry]:
     return found
 
 
+def require_usable_villages(dataset: Dataset, chosen: Sequence[Village], *, everything: bool) -> None:
+    """Raise ConfigError when a chosen village's ``village.toml`` has an error, or (``everything``
+    chosen) a folder with households has none: a ledger, a statistics table or a notice would
+    name the village wrongly or leave its households out without a word. (``build`` builds the
+    other villages and lists these households as not built instead.)"""
+    from ..errors import ConfigError
+
+    lines = ["  " + p.format().replace("\n", "\n  ") for v in chosen for p in v.errors]
+    lines += [f"  村文件夹「{folder.name}」中有农户数据，但缺少 village.toml" for folder in (dataset.unread if everything else ())]
+    if lines:
+        raise ConfigError("村的设置文件 village.toml 有错误或缺失，无法按村统计、检查或公示：\n" + "\n".join(lines),
+                          hint="请按上面的提示改正或补上 village.toml 后重新运行（archive-builder validate 可检查整个数据目录）")
+
+
 def select_villages(villages: Sequence[Village], wanted: Iterable[str]) -> list[Village]:
     """Return the villages named by code or name (all when none is named); raise DataDirError.
 

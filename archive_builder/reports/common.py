@@ -9,7 +9,7 @@ from typing import Any
 
 from ..errors import TemplateError
 from ..problems import Problem, warning
-from ..records.loader import Dataset, LoadedHousehold, Village, load_dataset, select_villages
+from ..records.loader import Dataset, LoadedHousehold, Village, load_dataset, require_usable_villages, select_villages
 from ..records.models import Household
 
 try:
@@ -41,6 +41,7 @@ def load_villages(data_dir: Path, villages: Iterable[str] = ()) -> tuple[Dataset
     """Return the data directory and its chosen villages with their readable records."""
     dataset = load_dataset(Path(data_dir), settings_required=True)  # archive.toml's values are printed
     chosen = select_villages(dataset.villages, villages)
+    require_usable_villages(dataset, chosen, everything=not any(v.strip() for v in villages))
     loaded = []
     for village in chosen:
         records: list[Household] = []
