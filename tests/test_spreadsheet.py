@@ -523,3 +523,35 @@ def test_dump_record_keeps_rare_characters_readable() -> None:
     plain = {"household_id": "4116211052010002", "notes": "第一行\n第二行：有冒号", "members": [{"name": "张堃"}]}
     for record in (rare, plain):
         assert load_yaml(dump_record(record)) == record
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "households_sample"
+
+
+def test_force_update_changes_only_the_changed_line(tmp_path: Path) -> None:
+    """An update keeps the file's comment, flow lists/maps and CR LF: only the new phone differs."""
+    import shutil
+
+    data = tmp_path / "D"
+    shutil.copytree(SAMPLE, data)
+    hid = "4116211052010014"
+    path = next(data.glob(f"*/{hid}/household.yaml"))
+    path.write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    before = path.read_bytes()
+    assert before.startswith(b"# ") and b"health: [" in before and b"wage: {" in before
+    sheet = export_sheet(data, tmp_path / "a.xlsx") and tmp_path / "a.xlsx"
+    book = load_workbook(sheet)
+    headers = [c.value for c in book.active[1]]
+    for row in book.active.iter_rows(min_row=2):
+        if row[headers.index("户编号")].value == hid:
+            row[headers.index("户联系电话")].value = "13800000000"
+    book.save(sheet)
+
+    report = import_sheet(sheet, data, force=True, today=TODAY)
+    assert report.updated == [hid] and not report.skipped and report.errors == 0
+    old_lines, new_lines = before.split(b"\r\n"), path.read_bytes().split(b"\r\n")
+    assert len(old_lines) == len(new_lines)
+    changed = [(a, b) for a, b in zip(old_lines, new_lines, strict=True) if a != b]
+    assert changed == [(b"phone: '17602538674'", b"phone: '13800000000'")]
+    assert report.changes[hid].before["phone"] == "17602538674"
+    assert report.changes[hid].after["phone"] == "13800000000"

@@ -211,6 +211,53 @@ def _load_record(path: Path) -> dict[str, Any]:
     return data
 
 
+def update_wanted(old: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """What ``yamlwrite.merge`` must change in ``old``'s file to make it say ``record``.
+
+    Only the keys whose value differs; members continue the file's member of the same ID
+    number (``ORIGIN``), so their comments and untouched values stay as written.
+    """
+    from ..records.yamlwrite import DELETE, ORIGIN
+
+    wanted = {key: value for key, value in record.items() if key != "members" and old.get(key) != value}
+    old_members = old.get("members") if isinstance(old.get("members"), list) else []
+    positions: dict[str, int] = {}
+    for index, member in enumerate(old_members):
+        if isinstance(member, dict) and member.get("id_number"):
+            positions.setdefault(str(member["id_number"]), index)
+    members = []
+    for member in record.get("members") or []:
+        item = dict(member)
+        index = positions.get(str(member.get("id_number")))
+        if index is not None:
+            item[ORIGIN] = index
+            item.update({key: DELETE for key in old_members[index] if key not in member})
+        members.append(item)
+    wanted["members"] = members
+    return wanted
+
+
+def update_file(path: Path, raw: bytes, old: dict[str, Any], record: dict[str, Any]) -> bytes | None:
+    """The bytes of ``path`` (holding ``raw``, which loads as ``old``) changed to say ``record``.
+
+    Round-trip YAML (``records.yamlwrite``, as the web edit form): comments, flow style,
+    quoting, BOM and line endings of what did not change stay as they were. None when the
+    file cannot be merged that way (the caller then writes the whole record).
+    """
+    from ..records import yamlwrite
+
+    if path.suffix.lower() == ".json":
+        return None
+    try:
+        document = yamlwrite.parse(path, raw)
+        yamlwrite.merge(document.doc, update_wanted(old, record))
+        data = yamlwrite.render(document)
+        merged = load_yaml(yamlwrite.decode(data)[0])
+    except Exception:  # noqa: BLE001 - anything odd: the caller rewrites the whole record
+        return None
+    return data if merged == load_yaml(dump_record(record)) else None
+
+
 def dump_record(record: dict[str, Any], suffix: str = ".yaml") -> str:
     """Return the record as the text of household.yaml (or .json), keys in record order."""
     if suffix == ".json":

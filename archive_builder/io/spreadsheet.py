@@ -22,6 +22,7 @@ this module groups rows into households and plans and writes an import.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections import Counter
@@ -65,6 +66,7 @@ from .sheetrecords import (
     dump_record,
     merge_record,
     scan_data_dir,
+    update_file,
     village_toml,
 )
 
@@ -75,6 +77,21 @@ __all__ = ["ImportReport", "SheetError", "export_sheet", "import_sheet", "read_r
 
 
 # --- the report ----------------------------------------------------------------------------
+
+
+@dataclass
+class HouseholdChange:
+    """An existing household's record as the import found it and as it leaves it (for the journal)."""
+
+    path: Path
+    before: dict[str, Any]
+    after: dict[str, Any]
+    before_sha: str
+    after_sha: str
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 @dataclass
@@ -101,6 +118,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     #: (header, change) → rows where the value was normalised
     normalised: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    #: household_id → the change of an updated household (only those in ``updated``)
+    changes: dict[str, HouseholdChange] = field(default_factory=dict)
 
     @property
     def errors(self) -> int:
@@ -363,8 +382,11 @@ def _show(value: Any) -> str:
 
 
 def import_sheet(file: Path, data_dir: Path, *, force: bool = False, dry_run: bool = False,
-                 today: dt.date | None = None) -> ImportReport:
+                 today: dt.date | None = None, shown_name: str | None = None) -> ImportReport:
     """Import a national-system spreadsheet into ``data_dir``; return what was (or would be) done.
+
+    ``shown_name`` is the file's name as the user knows it (an upload saved under another
+    name): reports and problems name that file.
 
     Raises SheetError (exit 2) when the file cannot be read or lacks a required column,
     ExternalToolError (exit 5) for .xls without python-calamine and OutputError (exit 4) when
@@ -372,10 +394,13 @@ def import_sheet(file: Path, data_dir: Path, *, force: bool = False, dry_run: bo
     """
     file, data_dir = Path(file), Path(data_dir)
     today = today or dt.date.today()
-    report = ImportReport(source=file, data_dir=data_dir, dry_run=dry_run, force=force)
+    report = ImportReport(source=file.with_name(shown_name) if shown_name else file, data_dir=data_dir,
+                          dry_run=dry_run, force=force)
     importer = _Importer(report)
     skipped_sheets: list[str] = []
     for sheet in read_rows(file):
+        if shown_name and sheet.name == file.name:  # a .csv's one sheet is named after its file
+            sheet.name = shown_name
         found = importer.find_header(sheet)
         if found is None:
             if any(not _blank(c) for r in sheet.rows for c in r):
@@ -406,7 +431,7 @@ class _Plan:
                  data_dir: Path, today: dt.date, force: bool) -> None:
         self.report, self.importer, self.existing = report, importer, existing
         self.data_dir, self.today, self.force = data_dir, today, force
-        self.files: dict[Path, str] = {}
+        self.files: dict[Path, str | bytes] = {}
         self.village_ids: dict[str, list[str]] = {}
         self.village_groups: dict[str, list[str]] = {}
 
@@ -462,7 +487,7 @@ class _Plan:
             self.importer.problem(Severity.warning, first, "village",
                                   f"户编号 {hid} 已在文件夹「{target.parent.parent.name}」中，表格中的行政村是「{village_name}」；按原位置处理",
                                   "如该户确已迁到别的村，请手工移动它的文件夹", household_id=hid)
-        text = dump_record(record, target.suffix)
+        text: str | bytes = dump_record(record, target.suffix)
         if old is not None:
             same = load_yaml(text) == old if target.suffix != ".json" else json.loads(text) == old
             if same:
@@ -476,6 +501,14 @@ class _Plan:
                     household_id=hid, village=village_name)
                 report.skipped.append(hid)
                 return
+            # only the changed values: the file's comments, styles and line endings stay
+            try:
+                raw = target.read_bytes()
+            except OSError:
+                raw = b""
+            text = update_file(target, raw, old, record) or text
+            after = text if isinstance(text, bytes) else text.encode("utf-8")
+            report.changes[hid] = HouseholdChange(target, old, record, _sha256(raw), _sha256(after))
             report.updated.append(hid)
         else:
             report.created.append(hid)
@@ -554,7 +587,7 @@ class _Plan:
     def write(self) -> None:
         try:
             for path, text in self.files.items():
-                atomic_write(path, text.encode("utf-8"))
+                atomic_write(path, text if isinstance(text, bytes) else text.encode("utf-8"))
         except OSError as exc:
             raise OutputError(f"无法写入数据目录 {self.data_dir}：{os_reason(exc)}",
                               hint="请检查该文件夹是否存在、是否有写入权限、磁盘是否已满") from exc
