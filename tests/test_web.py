@@ -230,9 +230,20 @@ def test_import_dry_run_then_apply(site: dict[str, Any], tmp_path: Path) -> None
     assert _tree(site["data"]) == before  # the dry run wrote nothing
     upload = re.search(r'name="upload" value="([0-9a-f]+)"', dry.text)
     assert upload
-    applied = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1)})
+    assert 'name="editor"' in dry.text  # who imports is asked before 确认导入
+    nameless = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1)})
+    assert nameless.status_code == 400 and "请填写您的姓名" in nameless.text
+    assert _tree(site["data"]) == before
+    applied = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1), "editor": "王会计"})
     assert "已导入" in applied.text
     assert "13700001111" in (site["data"] / "冯老村" / SECOND / "household.yaml").read_text(encoding="utf-8")
+    from archive_builder.versions import journal
+
+    entries = journal.entries(site["out"], SECOND)
+    assert [(e.user, e.action) for e in entries] == [("王会计", "导入表格「人员.xlsx」时修改了")]
+    assert any("13700001111" in line for line in entries[0].changes), entries[0].changes
+    household = client.get(f"/household/{SECOND}")
+    assert "王会计 导入表格「人员.xlsx」时修改了" in household.text and "13700001111" in household.text
     again = client.post("/import/apply", data={"csrf": csrf, "upload": upload.group(1)})
     assert again.status_code == 404  # applied once only
 

@@ -184,6 +184,7 @@ def test_import_a_sheet(page: Any, server: dict[str, Any], tmp_path: Path) -> No
     page.wait_for_selector("#import-report")
     assert "试运行结果" in page.locator("#import-report").inner_text()
     _shot(page, tmp_path, "import-dry-run")
+    page.fill("#editor", "王会计")  # who imports, for the households' 修改记录
     page.click("#apply")
     page.wait_for_selector("text=已导入")
     _shot(page, tmp_path, "import-applied")

@@ -175,6 +175,24 @@ def test_unusable_sheet_is_named_as_the_user_named_it(built: dict[str, Any]) -> 
     assert "假表格.xlsx" in page.text and "表格.xlsx：" not in page.text.replace("假表格.xlsx", "")
 
 
+def test_csv_problems_name_the_uploaded_file(built: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    import openpyxl
+
+    client = built["client"]
+    exported = openpyxl.load_workbook(io.BytesIO(client.get("/export.xlsx").content))
+    rows = [list(row) for row in exported.active.iter_rows(values_only=True)]
+    rows[1][rows[0].index("户编号")] = None  # a person without 户编号: a problem naming the row
+    text = io.StringIO()
+    csv.writer(text).writerows([["" if v is None else v for v in row] for row in rows])
+    page = client.post("/import", data={"csrf": _csrf(client, "/import")},
+                       files={"sheet": ("abc.csv", text.getvalue().encode("utf-8"), "text/csv")})
+    assert page.status_code == 200, page.text
+    assert "工作表「abc.csv」第 2 行" in page.text and "表格.csv" not in page.text
+
+
 def test_xls_is_read_out_of_the_box(built: dict[str, Any]) -> None:
     import importlib.metadata
 

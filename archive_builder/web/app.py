@@ -362,20 +362,24 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
             raise
         pending[upload_id] = {"path": path, "name": Path(sheet.filename).name, "force": form.get("force") == "1"}
         return page(request, "import.html", report=report, upload_id=upload_id, applied=False,
-                    sheet_name=Path(sheet.filename).name)
+                    sheet_name=Path(sheet.filename).name, editor=editing.editor_name(request),
+                    account=request.state.account)
 
     async def import_apply(request: Request) -> Response:
         form = await check_csrf(request)
-        upload = pending.pop(str(form.get("upload") or ""), None)
-        if upload is None:
+        key = str(form.get("upload") or "")
+        if key not in pending:
             raise HTTPException(404, "找不到这次上传（可能已导入或服务已重启），请重新上传表格")
+        editor = editing.editor(request, form)  # who imported: for the households' 修改记录
+        upload = pending.pop(key)
         try:
             report = await _threaded(core.import_sheet, workspace, upload["path"], dry_run=False,
-                                     force=upload["force"], shown_name=upload["name"])
+                                     force=upload["force"], shown_name=upload["name"], editor=editor)
         finally:
             shutil.rmtree(upload["path"].parent, ignore_errors=True)
         await _threaded(workspace.load)
-        return page(request, "import.html", report=report, upload_id="", applied=True, sheet_name=upload["name"])
+        response = page(request, "import.html", report=report, upload_id="", applied=True, sheet_name=upload["name"])
+        return editing.remember(response, request, editor)
 
     async def export(request: Request) -> Response:
         folder = Path(tempfile.mkdtemp(dir=uploads))

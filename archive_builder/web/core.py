@@ -220,16 +220,54 @@ def build_now(data_dir: Path, out_dir: Path, villages: tuple[str, ...] = (), rep
 
 
 def import_sheet(workspace: Workspace, path: Path, *, dry_run: bool, force: bool = False,
-                 shown_name: str | None = None) -> Any:
+                 shown_name: str | None = None, editor: str = "") -> Any:
+    """Import (or dry-run) a sheet; an applied import journals each updated household as ``editor``."""
     from ..io.spreadsheet import import_sheet as core_import
 
     try:
-        return core_import(path, workspace.data_dir, force=force, dry_run=dry_run)
+        report = core_import(path, workspace.data_dir, force=force, dry_run=dry_run, shown_name=shown_name)
     except ArchiveError as exc:
         if shown_name and (path.name in exc.message or path.name in (exc.hint or "")):
             exc.message = _renamed(exc.message, path, shown_name)
             exc.hint = _renamed(exc.hint or "", path, shown_name) or None
         raise
+    if not dry_run:
+        journal_import(workspace, report, editor)
+    return report
+
+
+def _canonical(record: dict[str, Any]) -> dict[str, Any]:
+    """A record as ``diff_records`` compares them (the model's JSON form; plain JSON if it does not validate)."""
+    import json
+
+    from ..records.models import Household
+
+    try:
+        return Household.model_validate(record).model_dump(mode="json", warnings=False)
+    except Exception:  # noqa: BLE001 - a record with problems is still diffed, field by field
+        return dict(json.loads(json.dumps(record, ensure_ascii=False, default=str)))
+
+
+def journal_import(workspace: Workspace, report: Any, editor: str) -> None:
+    """One journal entry per household the import updated, with its labelled field changes."""
+    from ..versions import journal
+    from ..versions.diff import _change_line, diff_records, summarize
+
+    for household_id in report.updated:
+        change = report.changes.get(household_id)
+        if change is None:
+            continue
+        changes = diff_records(_canonical(change.before), _canonical(change.after))
+        row = workspace.row(household_id)
+        try:
+            journal.record(workspace.out_dir, user=editor, household_id=household_id,
+                           village_code=row.village_code if row is not None else "",
+                           action=f"导入表格「{report.source.name}」时修改了",
+                           changes=[_change_line(c) for c in changes], summary=summarize(changes),
+                           before_sha=change.before_sha, after_sha=change.after_sha)
+        except StoreError as exc:  # the data is imported: say the journal is missing, do not fail
+            report.notes.append(f"修改记录未能写入（{exc.message}），表格已导入。")
+            return
 
 
 #: the import page's checkbox that does what the command line's --force does
