@@ -159,7 +159,10 @@ class ArchiveGroup(_ChineseHelp, click.Group):
         except ArchiveError as exc:
             if not isinstance(exc, OutputError) and disk_full(exc):
                 exc = disk_full_error(_full_folder(exc))
-            _print_error(ctx, exc)
+            try:
+                _print_error(ctx, exc)
+            except BrokenPipeError:  # nobody reads the message: the exit code still says what failed
+                _silence_closed_pipe()
             ctx.exit(int(exc.exit_code))
         except BrokenPipeError:
             # whoever read the output stopped reading (``| head -1``): nothing is wrong, and

@@ -177,6 +177,12 @@ class StoreError(ArchiveError):
     kind = "版本库错误"
 
 
+class VersionNotFoundError(StoreError):
+    """A version number the household does not have (the store itself is fine)."""
+
+    kind = "找不到版本"
+
+
 class ArgumentError(ArchiveError):
     """A core function was called with arguments that cannot work together."""
 

@@ -53,3 +53,18 @@ def test_export_into_a_closed_pipe(tmp_path: Path, make_data_dir: Callable[..., 
     assert "内部错误" not in stderr and stderr == ""
     assert result.returncode == ExitCode.broken_pipe
     assert (tmp_path / "t.xlsx").is_file()  # the work was done; only the message was not read
+
+
+def test_an_error_into_a_closed_pipe_keeps_its_exit_code(tmp_path: Path) -> None:
+    """``build … 2>&1 | true`` on a data directory that cannot be used: the message cannot be
+    written, the exit code still says why (2), not 1."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "archive_builder", "build", str(tmp_path / "nowhere"), "-o", str(tmp_path / "out")],
+            stdout=write, stderr=write, cwd=tmp_path, timeout=120, check=False,
+        )
+    finally:
+        os.close(write)
+    assert proc.returncode == ExitCode.input_unusable

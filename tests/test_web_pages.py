@@ -148,6 +148,9 @@ def test_unknown_version_is_a_chinese_404(built: dict[str, Any]) -> None:
     for asked in ("99", "abc", "0"):
         page = client.get(f"/household/{FIRST}", params={"v": asked})
         assert page.status_code == 404 and f"没有版本 {asked}" in page.text
+    compare = client.get(f"/household/{FIRST}/compare", params={"a": "1", "b": "99"})
+    # a version the household does not have is not a damaged store
+    assert compare.status_code == 404 and "找不到版本" in compare.text and "版本库错误" not in compare.text
 
 
 def test_search_finds_a_household_by_a_members_id_number(built: dict[str, Any]) -> None:

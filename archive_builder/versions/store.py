@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from ..errors import StoreError
+from ..errors import StoreError, VersionNotFoundError
 
 STORE_DIR = ".store"
 CATALOG = "catalog.sqlite"
@@ -689,7 +689,7 @@ class VersionStore:
                 else "检查户编号和输出目录（-o）是否正确；该户需至少生成过一次。",
             )
         listed = "、".join(str(n) for n in existing)
-        raise StoreError(
+        raise VersionNotFoundError(
             f"户 {household_id} 没有版本 {number}；已有版本：{listed}。",
             hint="请从已有版本中选择。",
         )

@@ -36,7 +36,7 @@ from starlette.responses import (
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, VersionNotFoundError
 from . import core
 from .editpages import AppContext, EditPages
 
@@ -447,7 +447,7 @@ def create_app(data_dir: Path, out_dir: Path | None = None, *, token: str | None
 
     async def archive_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ArchiveError)
-        status = 409 if isinstance(exc, core.BuildBusy) else 400
+        status = 409 if isinstance(exc, core.BuildBusy) else 404 if isinstance(exc, VersionNotFoundError) else 400
         problems = core.problems_json(list(getattr(exc, "problems", []) or []))
         response = error_page(request, status, exc.message, exc.hint or "", kind=exc.kind)
         if problems:

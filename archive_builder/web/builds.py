@@ -132,5 +132,7 @@ class BuildJob:
             "failed": [f"户 {hid}：{reason}" for hid, reason in s.failed],
             "warnings": s.warnings, "more_warnings": s.more_warnings,
             "villages": list(s.villages),
+            # shown with the result, which stays until the next build: "生成完成（23:40）"
+            "started": time.strftime("%H:%M", time.localtime(s.started_at)) if s.started_at else "",
             "other": (not s.running) and lock_held(self.workspace.out_dir),
         }

@@ -144,7 +144,7 @@ class EditPages:
             return str(account.name)
         name = str(form.get("editor") or "").strip()[:30]
         if not name:
-            raise core.UploadError("请填写您的姓名（记入修改记录）", hint="在页面上方“修改人”一栏填写")
+            raise core.UploadError("请填写您的姓名（记入修改记录）", hint="在“上传佐证材料”框中的“修改人”一栏填写姓名，再重新选择文件上传")
         return name
 
     @staticmethod

@@ -41,7 +41,7 @@
     fill.className = s.running ? "fill" : "fill done";
     button.disabled = !!s.running;
     if (!s.running && s.finished) {
-      stage.textContent = s.error ? "生成未完成" : "生成完成";
+      stage.textContent = (s.error ? "生成未完成" : "生成完成") + (s.started ? "（" + s.started + " 开始的生成）" : "");
       if (s.error) {
         result.className = "result err";
         result.textContent = s.error.kind + "：" + s.error.message + (s.error.hint ? "（提示：" + s.error.hint + "）" : "");
