@@ -220,7 +220,8 @@ def update_wanted(old: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]
     from ..records.yamlwrite import DELETE, ORIGIN
 
     wanted = {key: value for key, value in record.items() if key != "members" and old.get(key) != value}
-    old_members = old.get("members") if isinstance(old.get("members"), list) else []
+    found = old.get("members")
+    old_members: list[Any] = found if isinstance(found, list) else []
     positions: dict[str, int] = {}
     for index, member in enumerate(old_members):
         if isinstance(member, dict) and member.get("id_number"):
@@ -228,10 +229,10 @@ def update_wanted(old: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]
     members = []
     for member in record.get("members") or []:
         item = dict(member)
-        index = positions.get(str(member.get("id_number")))
-        if index is not None:
-            item[ORIGIN] = index
-            item.update({key: DELETE for key in old_members[index] if key not in member})
+        origin = positions.get(str(member.get("id_number")))
+        if origin is not None:
+            item[ORIGIN] = origin
+            item.update({key: DELETE for key in old_members[origin] if key not in member})
         members.append(item)
     wanted["members"] = members
     return wanted

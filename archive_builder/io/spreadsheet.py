@@ -487,9 +487,10 @@ class _Plan:
             self.importer.problem(Severity.warning, first, "village",
                                   f"户编号 {hid} 已在文件夹「{target.parent.parent.name}」中，表格中的行政村是「{village_name}」；按原位置处理",
                                   "如该户确已迁到别的村，请手工移动它的文件夹", household_id=hid)
-        text: str | bytes = dump_record(record, target.suffix)
+        dumped = dump_record(record, target.suffix)
+        text: str | bytes = dumped
         if old is not None:
-            same = load_yaml(text) == old if target.suffix != ".json" else json.loads(text) == old
+            same = load_yaml(dumped) == old if target.suffix != ".json" else json.loads(dumped) == old
             if same:
                 report.unchanged.append(hid)
                 return
@@ -506,7 +507,7 @@ class _Plan:
                 raw = target.read_bytes()
             except OSError:
                 raw = b""
-            text = update_file(target, raw, old, record) or text
+            text = update_file(target, raw, old, record) or dumped
             after = text if isinstance(text, bytes) else text.encode("utf-8")
             report.changes[hid] = HouseholdChange(target, old, record, _sha256(raw), _sha256(after))
             report.updated.append(hid)
