@@ -507,7 +507,8 @@ class _Plan:
                 raw = target.read_bytes()
             except OSError:
                 raw = b""
-            text = update_file(target, raw, old, record) or dumped
+            if not self.report.dry_run:  # a dry run only reports (the round trip costs ~50 ms a file)
+                text = update_file(target, raw, old, record) or dumped
             after = text if isinstance(text, bytes) else text.encode("utf-8")
             report.changes[hid] = HouseholdChange(target, old, record, _sha256(raw), _sha256(after))
             report.updated.append(hid)
