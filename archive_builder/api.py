@@ -228,6 +228,9 @@ def _open_store(out: Path | str) -> VersionStore:
     from .versions.store import VersionStore
 
     store = VersionStore(Path(out))
+    if Path(out).exists() and not Path(out).is_dir():
+        raise StoreError(f"{out} 是一个文件，不是输出目录",
+                         hint="-o 应指向 build 生成的输出目录（文件夹），例如 数据目录旁的「<数据目录名>-档案输出」")
     if not store.exists():
         raise StoreError(f"输出目录 {out} 中没有版本记录",
                          hint="请先运行 archive-builder build，或用 -o 指定正确的输出目录")

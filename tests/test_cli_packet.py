@@ -209,3 +209,19 @@ def test_damaged_evidence_pdf_prints_only_our_chinese_warning(tmp_path: Path, ca
     assert result.returncode == 0, result.stderr
     assert "佐证材料 扫描件.pdf 无法读取" in result.stderr
     assert "EOF" not in result.stderr and "pypdf" not in result.stderr, result.stderr
+
+
+def test_an_output_that_is_a_file_is_called_a_file(tmp_path: Path) -> None:
+    """``-o 档卡`` naming an existing file (no .pdf): taken for a folder, it cannot be made; the
+    message says it is a file and how to name a file; ``history -o FILE`` likewise."""
+    from click.testing import CliRunner
+
+    from archive_builder.cli import main
+
+    blocker = tmp_path / "档卡"
+    blocker.write_bytes(b"")
+    packet = CliRunner().invoke(main, ["packet", str(SAMPLE), "4116211052010001", "-o", str(blocker)])
+    assert packet.exit_code == 4 and "是一个文件，不是文件夹" in packet.output and ".pdf" in packet.output
+    assert "文件已存在" not in packet.output
+    history = CliRunner().invoke(main, ["history", "-o", str(blocker), "4116211052010001"])
+    assert history.exit_code == 2 and "是一个文件，不是输出目录" in history.output

@@ -385,6 +385,13 @@ def _render_packet(request: PacketRequest, tset: templates.TemplateSet, work: Pa
     try:
         request.out_pdf.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        blocking = next((p for p in (request.out_pdf.parent, *request.out_pdf.parent.parents)
+                         if p.exists() and not p.is_dir()), None)
+        if blocking is not None:  # -o 档卡 where 档卡 is a file: it was taken for a folder
+            raise OutputError(
+                f"输出位置 {blocking} 是一个文件，不是文件夹",
+                hint="要写成一个文件，请用以 .pdf 结尾的文件名（如 -o 档卡.pdf）；要写进文件夹，请另选一个文件夹",
+            ) from exc
         raise OutputError(
             f"无法创建输出文件夹 {request.out_pdf.parent}：{os_reason(exc)}",
             hint="请检查输出位置是否可写、是否与已有文件同名",
