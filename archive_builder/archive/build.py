@@ -232,12 +232,6 @@ class BuildSummary:
         return " · ".join(parts)
 
 
-def _select(villages: Sequence[Any], wanted: Iterable[str]) -> list[Any]:
-    from ..records.loader import select_villages
-
-    return select_villages(villages, wanted)
-
-
 class Build:
     """One run of ``archive-builder build``: where it reads, where it writes, what it reports."""
 
@@ -275,7 +269,7 @@ class Build:
         """load → validate → plan → render → collate → record versions → manifest."""
         import time
 
-        from ..records.loader import unbuildable
+        from ..records.loader import select_villages, unbuildable
 
         started = time.monotonic()
         self._check_inputs()
@@ -295,7 +289,7 @@ class Build:
             with ExitStack() as later, Scheduler(settings.jobs) as scheduler:
                 scheduler.start_early(functools.partial(_warm_worker, self.data, settings.config))
                 dataset = self.load(settings, scheduler, later, walked)
-                villages = _select(dataset.villages, self.options.villages)
+                villages = select_villages(dataset.villages, self.options.villages)
                 # a village with a broken or missing village.toml: its households are not built
                 villages, unbuilt = unbuildable(dataset, villages, everything=not self.options.villages)
                 self.summary.failed.extend(unbuilt)
@@ -926,9 +920,9 @@ class Build:
     def _check_inputs(self) -> None:
         """Fail on an unusable data directory or an unknown ``--village`` before the output
         folder is created: a build that cannot start leaves nothing behind."""
-        from ..records.loader import open_villages
+        from ..records.loader import open_villages, select_villages
 
-        _select(open_villages(self.data_dir), self.options.villages)
+        select_villages(open_villages(self.data_dir), self.options.villages)
 
     def _replay(self, recorded: dict[str, Any], seconds: float) -> BuildSummary:
         """Report what the last run reported: nothing changed since it (see uptodate.py)."""

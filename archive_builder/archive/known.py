@@ -144,10 +144,10 @@ def read(out_dir: Path) -> Known | None:
         with open(out_dir / KNOWN_FILE, "rb") as handle:
             # our own file in the output folder, like the record cache: a header, then the
             # households in chunks (``write``), then None
-            found = pickle.load(handle)
-            if not isinstance(found, tuple) or len(found) != 5 or found[:2] != (_FORMAT, __version__):
+            header = _header(handle)
+            if header is None:
                 return None
-            key, trees, files = found[2:]
+            key, trees, files = header
             households = {}
             while (rows := pickle.load(handle)) is not None:
                 for row in rows:
@@ -166,12 +166,18 @@ def external(out_dir: Path) -> tuple[tuple[str, ...], tuple[str, ...]]:
     (read from its header only)."""
     try:
         with open(out_dir / KNOWN_FILE, "rb") as handle:
-            found = pickle.load(handle)
-        if isinstance(found, tuple) and len(found) == 5 and found[:2] == (_FORMAT, __version__):
-            return tuple(found[3]), tuple(found[4])
+            header = _header(handle)
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
-        pass
-    return (), ()
+        header = None
+    return (tuple(header[1]), tuple(header[2])) if header is not None else ((), ())
+
+
+def _header(handle: Any) -> tuple[str, Any, Any] | None:
+    """(key, trees, files) of the file's header, or None when another format or program version wrote it."""
+    found = pickle.load(handle)
+    if not isinstance(found, tuple) or len(found) != 5 or found[:2] != (_FORMAT, __version__):
+        return None
+    return found[2], found[3], found[4]
 
 
 def forget(out_dir: Path) -> None:

@@ -387,12 +387,6 @@ def audit_counts(dataset: Any, *, parked: Any = None, known: Callable[[Any], dic
     return {severity: total.get(severity, 0) for severity in SEVERITIES}
 
 
-def _select(villages: list[Any], wanted: list[str]) -> list[Any]:
-    from ..records.loader import select_villages
-
-    return select_villages(villages, wanted)
-
-
 def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, previous: Path | None = None,
               today: dt.date | None = None, villages: Iterable[str] = (), jobs: int | None = None,
               record_cache: Path | None = None, stream: bool = False) -> AuditResult:
@@ -411,7 +405,7 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
     """
     from ..archive.scheduler import Scheduler
     from ..records.cache import RecordCache
-    from ..records.loader import load_dataset, park
+    from ..records.loader import load_dataset, park, require_usable_villages, select_villages
 
     with _collector_paused(), contextlib.ExitStack() as later:
         if record_cache is not None:
@@ -435,9 +429,7 @@ def run_audit(data_dir: Path, *, rules: Path | Sequence[Path] | None = None, pre
                 pass  # a cache that cannot be written only costs time next run
         wanted = [v.strip() for v in villages if v.strip()]
         if wanted:
-            dataset.villages = _select(dataset.villages, wanted)
-        from ..records.loader import require_usable_villages
-
+            dataset.villages = select_villages(dataset.villages, wanted)
         require_usable_villages(dataset, dataset.villages, everything=not wanted)
         extra = [rules] if isinstance(rules, (str, Path)) else list(rules or ())
         return audit_dataset(dataset, rules=[Path(p) for p in extra], today=today, previous=previous,

@@ -452,18 +452,6 @@ def problems_for_form(problems: list[Problem]) -> list[dict[str, Any]]:
     return out
 
 
-def kind_of_path(path: str) -> str:
-    """The input kind of a field path (``income[2].members_counted`` → ``int``; "" when unknown)."""
-    model: Any = m.Household
-    parts = re.sub(r"\[\d+\]", "", path).split(".")
-    for part in parts[:-1]:
-        found = next((item for key, item, _ in SECTIONS if key == part), None)
-        if found is None:
-            return ""
-        model = found
-    return kind_of(model, parts[-1]) if parts[-1] in model.model_fields else ""
-
-
 # --- the labelled change --------------------------------------------------------------------------
 
 
